@@ -1,0 +1,88 @@
+#define _POSIX_C_SOURCE 200809L
+#include "cli_util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int cli_parse_count(const char *s, int64_t *out) {
+    if (!s || !isdigit((unsigned char)s[0])) return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno) return -1;
+    uint64_t mul = 1;
+    if (*end) {
+        switch (*end) {
+        case 'k': mul = 1000; break;
+        case 'K': mul = 1024; break;
+        case 'm': mul = 1000000; break;
+        case 'M': mul = 1048576; break;
+        case 'g': mul = 1000000000; break;
+        case 'G': mul = 1073741824; break;
+        default: return -1;
+        }
+        if (end[1]) return -1;
+    }
+    if (v > (uint64_t)INT64_MAX / mul) return -1;
+    *out = (int64_t)(v * mul);
+    return 0;
+}
+
+int cli_parse_count_list(const char *s, int64_t *out, int max) {
+    char buf[512];
+    if (!s || strlen(s) >= sizeof buf) return -1;
+    strcpy(buf, s);
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (n == max || cli_parse_count(tok, &out[n]) != 0) return -1;
+        n++;
+    }
+    return n;
+}
+
+const char *cli_bytes(double b, char *buf, size_t size) {
+    const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    int u = 0;
+    while (b >= 1024.0 && u < 5) {
+        b /= 1024.0;
+        u++;
+    }
+    if (u == 0) snprintf(buf, size, "%.0f B", b);
+    else snprintf(buf, size, "%.2f %s", b, units[u]);
+    return buf;
+}
+
+const char *cli_commas(uint64_t v, char *buf, size_t size) {
+    char digits[32];
+    int n = snprintf(digits, sizeof digits, "%llu", (unsigned long long)v), o = 0;
+    for (int i = 0; i < n && (size_t)o + 2 < size; i++) {
+        if (i > 0 && (n - i) % 3 == 0) buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+void cli_rng_fill(cli_rng *r, float *x, size_t n, float scale) {
+    uint64_t s = r->s ? r->s : 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13; /* xorshift64 */
+        s ^= s >> 7;
+        s ^= s << 17;
+        x[i] = scale * ((float)(s >> 40) * (2.0f / 16777216.0f) - 1.0f);
+    }
+    r->s = s;
+}
+
+int cli_stderr_is_tty(void) { return isatty(STDERR_FILENO); }

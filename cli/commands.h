@@ -1,0 +1,7 @@
+/* The kvattn CLI commands. Each returns the process exit code. */
+#ifndef KVATTN_COMMANDS_H
+#define KVATTN_COMMANDS_H
+
+int cmd_demo(int argc, char **argv);
+
+#endif

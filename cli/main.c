@@ -1,0 +1,47 @@
+/* kvattn: the command-line front end of libkvattn. */
+#include "commands.h"
+
+#include "kvattn.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"demo", cmd_demo, "KV bytes and decode speed of MHA, GQA-8, MQA and MLA on built-in layer shapes"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "kvattn %s — KV-cached attention: MHA, GQA, MQA and MLA\n\n"
+               "usage: kvattn COMMAND [options]     (kvattn COMMAND --help for its options)\n\ncommands:\n",
+            KVATTN_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "  %-8s %s\n", "version", "print the version");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "-h") || !strcmp(name, "--help") || !strcmp(name, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(name, "version") || !strcmp(name, "--version")) {
+        printf("kvattn %s\n", KVATTN_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(name, commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "kvattn: unknown command '%s'\n\n", name);
+    usage(stderr);
+    return 2;
+}

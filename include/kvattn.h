@@ -1,0 +1,263 @@
+/*
+ * kvattn.h — the one public header of libkvattn.
+ *
+ * KV-cached attention in the four designs that matter for inference memory:
+ * Multi-Head (MHA), Grouped-Query (GQA), Multi-Query (MQA) — one algorithm,
+ * chosen by n_kv_heads — and DeepSeek's Multi-Head Latent Attention (MLA) with
+ * decoupled RoPE, run either naive (per-head K/V expanded from the latent) or
+ * absorbed (W_UK folded into the query, W_UV applied after attention).
+ *
+ * Conventions
+ *  - Every matrix is row-major [out_features][in_features]: y = W x.
+ *  - Hidden states are row-major [T][d_model] for T tokens.
+ *  - Functions that can fail return kvattn_status; on failure a message that
+ *    names the offending field and value is available from kvattn_last_error()
+ *    (per thread, valid until the next failing call on that thread).
+ *  - The library never keeps pointers to caller memory beyond a call, except
+ *    where a function says so. Weights are owned by the caller.
+ */
+#ifndef KVATTN_H
+#define KVATTN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KVATTN_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------------- */
+/* Errors                                                                     */
+/* ------------------------------------------------------------------------- */
+
+typedef enum {
+    KVATTN_OK = 0,
+    KVATTN_ERR_INVALID_ARG, /* a NULL pointer, a negative count, a bad index */
+    KVATTN_ERR_CONFIG,      /* a layer configuration that cannot be run      */
+    KVATTN_ERR_NOMEM,       /* an allocation failed or a size overflowed     */
+    KVATTN_ERR_CACHE_FULL,  /* appending would exceed the cache capacity     */
+    KVATTN_ERR_UNSUPPORTED, /* valid request that this build cannot do       */
+    KVATTN_ERR_IO,          /* a file could not be read or written           */
+    KVATTN_ERR_FORMAT       /* a file's content is malformed                 */
+} kvattn_status;
+
+/* The message of the last failure on the calling thread ("" if none). */
+const char *kvattn_last_error(void);
+
+/* A short name of a status code, e.g. "cache full". */
+const char *kvattn_status_name(kvattn_status s);
+
+/* ------------------------------------------------------------------------- */
+/* Element types                                                              */
+/* ------------------------------------------------------------------------- */
+
+typedef enum {
+    KVATTN_TYPE_F32 = 0,
+    KVATTN_TYPE_F16,
+    KVATTN_TYPE_BF16,
+    KVATTN_TYPE_Q8_0, /* blocks of 32: one f16 scale + 32 int8 = 34 bytes     */
+    KVATTN_TYPE_Q4_0, /* blocks of 32: one f16 scale + 16 bytes = 18 bytes    */
+    KVATTN_TYPE_FP8,  /* float8 e4m3, one byte, no scale (planner sizing)     */
+    KVATTN_TYPE_COUNT
+} kvattn_type;
+
+/* "f32", "f16", "bf16", "q8_0", "q4_0", "fp8". */
+const char *kvattn_type_name(kvattn_type t);
+
+/* Parses a type name; returns KVATTN_ERR_INVALID_ARG for an unknown name. */
+kvattn_status kvattn_type_from_name(const char *name, kvattn_type *out);
+
+/* Bytes needed to store one row of n elements of type t. Block-quantized
+ * types round n up to whole blocks (q8_0: ceil(n/32)·34). Returns 0 on
+ * overflow or n < 0. */
+size_t kvattn_row_bytes(kvattn_type t, int64_t n);
+
+/* Whether a KV cache can hold elements of this type (f32, f16, bf16, q8_0). */
+int kvattn_type_is_cache_type(kvattn_type t);
+
+/* ------------------------------------------------------------------------- */
+/* Layer configuration                                                        */
+/* ------------------------------------------------------------------------- */
+
+typedef enum {
+    KVATTN_ATTN_GQA = 0, /* MHA (n_kv_heads = n_heads), GQA, MQA (n_kv_heads = 1) */
+    KVATTN_ATTN_MLA      /* DeepSeek multi-head latent attention                  */
+} kvattn_attn_kind;
+
+typedef enum {
+    KVATTN_ROPE_ADJACENT = 0, /* rotate (2i, 2i+1): llama2.c, GGUF llama, DeepSeek */
+    KVATTN_ROPE_HALF          /* rotate (i, i+n/2): Hugging Face Llama, GPT-NeoX   */
+} kvattn_rope_pairing;
+
+typedef struct {
+    float theta;                 /* base, e.g. 10000                                  */
+    int n_rot;                   /* dims of each head that rotate (first n_rot);
+                                    GQA: 0 means head_dim; MLA: must be 0 or
+                                    qk_rope_head_dim (the whole decoupled part)     */
+    kvattn_rope_pairing pairing;
+    /* YaRN context extension (DeepSeek-V2/V3). Off when yarn_factor <= 1.
+     * When on, frequencies are blended as in DeepSeek-V3's reference
+     * precompute_freqs_cis and the softmax scale is multiplied by mscale²,
+     * mscale = 0.1 · yarn_mscale · ln(yarn_factor) + 1. */
+    float yarn_factor;
+    int yarn_orig_ctx;           /* original_max_position_embeddings             */
+    float yarn_beta_fast;        /* 0 → 32                                        */
+    float yarn_beta_slow;        /* 0 → 1                                         */
+    float yarn_mscale;           /* "mscale_all_dim" in HF configs; 0 → 1         */
+} kvattn_rope_config;
+
+typedef struct {
+    kvattn_attn_kind kind;
+    int d_model;
+    int n_heads;
+    /* GQA family */
+    int n_kv_heads;
+    int head_dim;
+    /* MLA (DeepSeek config names) */
+    int q_lora_rank;      /* 0 = no query compression                */
+    int kv_lora_rank;     /* d_c                                     */
+    int qk_nope_head_dim; /* d_nope                                  */
+    int qk_rope_head_dim; /* d_R, even                               */
+    int v_head_dim;       /* d_v                                     */
+    float rms_eps;        /* q_norm / kv_norm epsilon; 0 → 1e-6      */
+    /* Softmax scale; 0 → 1/sqrt(head_dim) (GQA) or 1/sqrt(d_nope + d_R),
+     * times mscale² under YaRN (MLA). A nonzero value is used as given. */
+    float softmax_scale;
+    kvattn_rope_config rope;
+} kvattn_layer_config;
+
+/* Checks a configuration; KVATTN_ERR_CONFIG with the field and value if it
+ * cannot be run (non-positive dims, n_heads not divisible by n_kv_heads, odd
+ * rotary dims, ...). */
+kvattn_status kvattn_config_validate(const kvattn_layer_config *cfg);
+
+/* The softmax scale the layer uses (see softmax_scale above). */
+float kvattn_config_softmax_scale(const kvattn_layer_config *cfg);
+
+/* "mha", "mqa", "gqa:G" or "mla:DC+DR" into buf; returns buf. */
+const char *kvattn_config_design_name(const kvattn_layer_config *cfg, char *buf, size_t size);
+
+/* Elements cached per token per layer: 2·n_kv·head_dim (GQA family) or
+ * d_c + d_R (MLA, latent cache). */
+int64_t kvattn_kv_elems_per_token_layer(const kvattn_layer_config *cfg);
+
+/* Bytes of KV cache per token over n_layers layers in element type t, as a
+ * kvattn cache lays them out: one row per KV head for K and for V (GQA
+ * family), one c_KV ‖ k_R row (MLA). Equal to elems · bytes_per_elem for
+ * unquantized types; block types round each row up to whole blocks.
+ * Returns 0 for an invalid config or on overflow. The planner and the cache
+ * both use this function. */
+size_t kvattn_kv_bytes_per_token(const kvattn_layer_config *cfg, int n_layers, kvattn_type t);
+
+/* ------------------------------------------------------------------------- */
+/* Layer weights (f32, caller-owned, row-major [out][in])                     */
+/* ------------------------------------------------------------------------- */
+
+typedef struct {
+    /* GQA family */
+    const float *wq;      /* [n_heads·head_dim][d_model]            (MLA: see below) */
+    const float *wk;      /* [n_kv_heads·head_dim][d_model]                           */
+    const float *wv;      /* [n_kv_heads·head_dim][d_model]                           */
+    const float *wo;      /* [d_model][n_heads·head_dim]  (MLA: [d_model][n_heads·d_v]) */
+    /* MLA. Query: wq = [n_heads·(d_nope+d_R)][d_model] when q_lora_rank = 0,
+     * otherwise wq_a, q_norm, wq_b. Per head, query rows are [d_nope | d_R]. */
+    const float *wq_a;    /* [q_lora_rank][d_model]                           */
+    const float *q_norm;  /* [q_lora_rank]                                    */
+    const float *wq_b;    /* [n_heads·(d_nope+d_R)][q_lora_rank]              */
+    const float *wkv_a;   /* [d_c + d_R][d_model]: W_DKV rows, then W_KR rows */
+    const float *kv_norm; /* [d_c]                                            */
+    const float *wkv_b;   /* [n_heads·(d_nope+d_v)][d_c]: per head W_UK then W_UV */
+} kvattn_layer_weights;
+
+/* Checks that every pointer the config needs is set. */
+kvattn_status kvattn_weights_validate(const kvattn_layer_config *cfg, const kvattn_layer_weights *w);
+
+/* ------------------------------------------------------------------------- */
+/* KV cache                                                                   */
+/* ------------------------------------------------------------------------- */
+
+/* A KV cache for n_layers layers of one configuration, holding up to
+ * `capacity` tokens per layer. GQA family: per layer, K and V rows of
+ * head_dim elements for each KV head. MLA: per layer, one row of
+ * c_KV ‖ k_R (d_c + d_R elements) per token — both MLA modes run from it.
+ * Elements are converted (quantized) on append. */
+typedef struct kvattn_cache kvattn_cache;
+
+/* Creates a cache. The config is copied. Errors: invalid config or type,
+ * capacity or n_layers < 1, size overflow, out of memory. */
+kvattn_status kvattn_cache_create(const kvattn_layer_config *cfg, int n_layers, int capacity,
+                                  kvattn_type type, kvattn_cache **out);
+void kvattn_cache_free(kvattn_cache *c);
+
+/* Tokens held by `layer`; layer = -1 gives the minimum over all layers. */
+int kvattn_cache_length(const kvattn_cache *c, int layer);
+int kvattn_cache_capacity(const kvattn_cache *c);
+int kvattn_cache_n_layers(const kvattn_cache *c);
+kvattn_type kvattn_cache_type(const kvattn_cache *c);
+/* = kvattn_kv_bytes_per_token(cfg, n_layers, type). */
+size_t kvattn_cache_bytes_per_token(const kvattn_cache *c);
+/* Bytes of cache storage allocated: capacity · bytes_per_token. */
+size_t kvattn_cache_bytes_allocated(const kvattn_cache *c);
+
+/* Forgets every token in every layer (storage is kept). */
+void kvattn_cache_clear(kvattn_cache *c);
+/* Keeps the first n_tokens of every layer (n_tokens ≤ the current length
+ * of each layer). */
+kvattn_status kvattn_cache_truncate(kvattn_cache *c, int n_tokens);
+
+/* Writes T tokens at positions pos..pos+T-1 of `layer`, pos ≤ length(layer).
+ * The layer's length becomes pos + T (later tokens are dropped).
+ * GQA family: k and v are [T][n_kv_heads·head_dim] (k already rotated).
+ * MLA: k is [T][d_c + d_R] = c_KV (normed) ‖ k_R (rotated); v must be NULL.
+ * KVATTN_ERR_CACHE_FULL if pos + T > capacity. */
+kvattn_status kvattn_cache_write(kvattn_cache *c, int layer, int pos, int T,
+                                 const float *k, const float *v);
+
+/* Reads back token t of `layer` as f32 (dequantized). GQA family: k and v
+ * receive n_kv_heads·head_dim floats each; MLA: k receives d_c + d_R floats
+ * and v must be NULL. */
+kvattn_status kvattn_cache_read(const kvattn_cache *c, int layer, int t, float *k, float *v);
+
+/* ------------------------------------------------------------------------- */
+/* Attention forward                                                          */
+/* ------------------------------------------------------------------------- */
+
+typedef enum {
+    KVATTN_MLA_ABSORBED = 0, /* q̃ = W_UKᵀ q_C; attend over the latent; W_UV after */
+    KVATTN_MLA_NAIVE         /* expand k_C, v per head from the latent, then MHA   */
+} kvattn_mla_mode;
+
+/* One attention layer over T new tokens at positions pos..pos+T-1:
+ *   x   [T][d_model]  hidden states (already normed by the caller)
+ *   out [T][d_model]  attention output after the output projection
+ * Appends the tokens' K/V (or latent) to `layer` of the cache, then attends
+ * causally over cache positions 0..pos+t for token t. Requires
+ * pos ≤ length(layer) (writing at pos < length rewrites that suffix).
+ * T = 1 is a decode step. `mla_mode` is ignored for the GQA family.
+ * Errors: invalid arguments, cache full, config mismatch with the cache. */
+kvattn_status kvattn_attn_forward(const kvattn_layer_config *cfg, const kvattn_layer_weights *w,
+                                  kvattn_cache *cache, int layer, int pos, int T,
+                                  const float *x, float *out, kvattn_mla_mode mla_mode);
+
+/* The scalar reference: attention of tokens 0..T-1 recomputed from scratch,
+ * with no cache, in double precision accumulation: out[t] attends over
+ * tokens 0..t of x. MLA follows DeepSeek's naive formulation. Slow; for
+ * tests and for checking the fast path. */
+kvattn_status kvattn_attn_reference(const kvattn_layer_config *cfg, const kvattn_layer_weights *w,
+                                    int T, const float *x, float *out);
+
+/* ------------------------------------------------------------------------- */
+/* Threads                                                                    */
+/* ------------------------------------------------------------------------- */
+
+/* Threads used by kernels (OpenMP); n ≤ 0 restores the default. Returns the
+ * number in effect (1 in a build without OpenMP). */
+int kvattn_set_threads(int n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KVATTN_H */

@@ -1,0 +1,152 @@
+/* DeepSeek multi-head latent attention (DeepSeek-V2 §2.1, V3 inference/model.py).
+ *
+ *   c_KV ‖ k_pre = W_kv_a x          c_KV normed by kv_norm, k_R = RoPE(k_pre)
+ *   q_h = [q_C,h | q_pre,h] = W_q x  (or W_q_b · RMSNorm(W_q_a x)), q_R,h = RoPE(q_pre,h)
+ *   W_kv_b rows, per head h: W_UK,h [d_nope][d_c] then W_UV,h [d_v][d_c]
+ *
+ * Only c_KV ‖ k_R is cached. Two ways to attend over it:
+ *   absorbed: q̃_h = W_UK,hᵀ q_C,h; score = q̃_h·c_KV + q_R,h·k_R — MQA with one
+ *             (d_c + d_R)-wide key and the d_c-wide latent as value;
+ *             o_h = W_UV,h · Σ_t p_h(t) c_KV(t)
+ *   naive:    k_h(t) = [W_UK,h c_KV(t) | k_R(t)], v_h(t) = W_UV,h c_KV(t) for every
+ *             cached token, then ordinary multi-head attention. */
+#include "attn_core.h"
+#include "attn_layer.h"
+#include "kernels/ops.h"
+#include "kernels/vec.h"
+#include "rope.h"
+
+#include <string.h>
+
+typedef struct {
+    int D, H, dn, dr, dv, dc, dq, q_lora;
+} mla_dims;
+
+static mla_dims dims_of(const kvattn_layer_config *cfg) {
+    mla_dims d = {cfg->d_model, cfg->n_heads, cfg->qk_nope_head_dim, cfg->qk_rope_head_dim, cfg->v_head_dim,
+                  cfg->kv_lora_rank, cfg->qk_nope_head_dim + cfg->qk_rope_head_dim, cfg->q_lora_rank};
+    return d;
+}
+
+static float rms_eps(const kvattn_layer_config *cfg) { return cfg->rms_eps > 0.0f ? cfg->rms_eps : 1e-6f; }
+
+/* Rows of W_UK,h / W_UV,h inside wkv_b. */
+static const float *w_uk(const kvattn_layer_weights *w, const mla_dims *d, int h) {
+    return w->wkv_b + (size_t)h * (d->dn + d->dv) * d->dc;
+}
+static const float *w_uv(const kvattn_layer_weights *w, const mla_dims *d, int h) {
+    return w_uk(w, d, h) + (size_t)d->dn * d->dc;
+}
+
+/* q [T][H][dq] (rotated), latent [T][dc+dr] (c_KV normed, k_R rotated). */
+static void mla_project(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, const mla_dims *d, int pos,
+                        int T, const float *x, float *q, float *latent, float *cq, float *freqs) {
+    if (d->q_lora > 0) {
+        kv_matmul(cq, x, w->wq_a, T, d->q_lora, d->D);
+        for (int t = 0; t < T; t++) kv_rmsnorm(cq + (size_t)t * d->q_lora, cq + (size_t)t * d->q_lora, w->q_norm, d->q_lora, rms_eps(cfg));
+        kv_matmul(q, cq, w->wq_b, T, d->H * d->dq, d->q_lora);
+    } else {
+        kv_matmul(q, x, w->wq, T, d->H * d->dq, d->D);
+    }
+    kv_matmul(latent, x, w->wkv_a, T, d->dc + d->dr, d->D);
+    kv_rope_freqs(&cfg->rope, d->dr, freqs);
+    for (int t = 0; t < T; t++) {
+        float *lt = latent + (size_t)t * (d->dc + d->dr);
+        kv_rmsnorm(lt, lt, w->kv_norm, d->dc, rms_eps(cfg));
+        kv_rope_apply(lt + d->dc, d->dr, freqs, pos + t, cfg->rope.pairing);
+        for (int h = 0; h < d->H; h++)
+            kv_rope_apply(q + ((size_t)t * d->H + h) * d->dq + d->dn, d->dr, freqs, pos + t, cfg->rope.pairing);
+    }
+}
+
+/* Absorbed decode/prefill: o [T][H][dv]. */
+static int mla_attend_absorbed(const mla_dims *d, const kvattn_layer_weights *w, const kvattn_cache *cache, int layer,
+                               int pos, int T, const float *q, float scale, float *qa, float *lat, float *o) {
+    const int dk = d->dc + d->dr;
+    /* qa[t][h] = [W_UK,hᵀ q_C,h | q_R,h]  (dc + dr) */
+#pragma omp parallel for schedule(static) if ((long)T * d->H * d->dn * d->dc > 65536)
+    for (int th = 0; th < T * d->H; th++) {
+        const float *qh = q + (size_t)th * d->dq;
+        float *ah = qa + (size_t)th * dk;
+        const float *uk = w_uk(w, d, th % d->H);
+        memset(ah, 0, sizeof(float) * (size_t)d->dc);
+        for (int i = 0; i < d->dn; i++) kv_row_axpy(KVATTN_TYPE_F32, uk + (size_t)i * d->dc, qh[i], ah, d->dc);
+        memcpy(ah + d->dc, qh + d->dn, sizeof(float) * (size_t)d->dr);
+    }
+    kv_rows kr, vr;
+    kv_cache_rows(cache, layer, &kr, &vr);
+    if (kv_attend(qa, T, d->H, 1, &kr, &vr, pos, scale, lat) != 0) return -1; /* lat [T][H][dc] */
+    /* o[t][h] = W_UV,h · lat[t][h] */
+#pragma omp parallel for schedule(static) if ((long)T * d->H * d->dv * d->dc > 65536)
+    for (int th = 0; th < T * d->H; th++) {
+        const float *uv = w_uv(w, d, th % d->H);
+        for (int j = 0; j < d->dv; j++)
+            o[(size_t)th * d->dv + j] = kv_dot_f32(uv + (size_t)j * d->dc, lat + (size_t)th * d->dc, d->dc);
+    }
+    return 0;
+}
+
+/* Naive: expand per-head keys and values of all n_ctx cached tokens. */
+static kvattn_status mla_attend_naive(const mla_dims *d, const kvattn_layer_weights *w, const kvattn_cache *cache,
+                                      int layer, int pos, int T, const float *q, float scale, float *o) {
+    const int n_ctx = pos + T, dk = d->dc + d->dr, dkv = d->dn + d->dv;
+    kv_arena a;
+    size_t sizes[] = {(size_t)n_ctx * dk, (size_t)n_ctx * d->dc, (size_t)n_ctx * d->H * dkv,
+                      (size_t)n_ctx * d->H * d->dq, 0};
+    if (!kv_arena_init(&a, sizes))
+        return kv_fail(KVATTN_ERR_NOMEM, "naive MLA: out of memory expanding %d tokens × %d heads", n_ctx, d->H);
+    float *lat = kv_arena_take(&a, sizes[0]);  /* [n_ctx][dc + dr] dequantized cache  */
+    float *c = kv_arena_take(&a, sizes[1]);    /* [n_ctx][dc]                        */
+    float *kvx = kv_arena_take(&a, sizes[2]);  /* [n_ctx][H][dn + dv] = W_kv_b c     */
+    float *kx = kv_arena_take(&a, sizes[3]);   /* [n_ctx][H][dn + dr] expanded keys   */
+    for (int t = 0; t < n_ctx; t++) {
+        kvattn_cache_read(cache, layer, t, lat + (size_t)t * dk, NULL);
+        memcpy(c + (size_t)t * d->dc, lat + (size_t)t * dk, sizeof(float) * (size_t)d->dc);
+    }
+    kv_matmul(kvx, c, w->wkv_b, n_ctx, d->H * dkv, d->dc);
+    for (int t = 0; t < n_ctx; t++)
+        for (int h = 0; h < d->H; h++) {
+            float *kth = kx + ((size_t)t * d->H + h) * d->dq;
+            memcpy(kth, kvx + ((size_t)t * d->H + h) * dkv, sizeof(float) * (size_t)d->dn);
+            memcpy(kth + d->dn, lat + (size_t)t * dk + d->dc, sizeof(float) * (size_t)d->dr);
+        }
+    kv_rows kr = {KVATTN_TYPE_F32, (const uint8_t *)kx, sizeof(float) * (size_t)d->dq,
+                  sizeof(float) * (size_t)d->H * d->dq, d->dq};
+    kv_rows vr = {KVATTN_TYPE_F32, (const uint8_t *)(kvx + d->dn), sizeof(float) * (size_t)dkv,
+                  sizeof(float) * (size_t)d->H * dkv, d->dv};
+    int rc = kv_attend(q, T, d->H, d->H, &kr, &vr, pos, scale, o);
+    kv_arena_free(&a);
+    return rc == 0 ? KVATTN_OK : kv_fail(KVATTN_ERR_NOMEM, "naive MLA: out of memory for scratch");
+}
+
+kvattn_status kv_mla_forward(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, kvattn_cache *cache,
+                             int layer, int pos, int T, const float *x, float *out, kvattn_mla_mode mode) {
+    const mla_dims d = dims_of(cfg);
+    const size_t dk = (size_t)d.dc + d.dr;
+    kv_arena a;
+    size_t sizes[] = {(size_t)T * d.H * d.dq,             /* q      */
+                      (size_t)T * dk,                     /* latent */
+                      (size_t)T * (d.q_lora ? d.q_lora : 1), /* cq  */
+                      (size_t)d.dr / 2 + 1,               /* freqs  */
+                      (size_t)T * d.H * dk,               /* qa     */
+                      (size_t)T * d.H * d.dc,             /* lat    */
+                      (size_t)T * d.H * d.dv,             /* o      */
+                      0};
+    if (!kv_arena_init(&a, sizes)) return kv_fail(KVATTN_ERR_NOMEM, "MLA: out of memory for %d tokens", T);
+    float *q = kv_arena_take(&a, sizes[0]), *latent = kv_arena_take(&a, sizes[1]);
+    float *cq = kv_arena_take(&a, sizes[2]), *freqs = kv_arena_take(&a, sizes[3]);
+    float *qa = kv_arena_take(&a, sizes[4]), *lat = kv_arena_take(&a, sizes[5]), *o = kv_arena_take(&a, sizes[6]);
+
+    mla_project(cfg, w, &d, pos, T, x, q, latent, cq, freqs);
+    kvattn_status st = kvattn_cache_write(cache, layer, pos, T, latent, NULL);
+    const float scale = kvattn_config_softmax_scale(cfg);
+    if (st == KVATTN_OK) {
+        if (mode == KVATTN_MLA_NAIVE)
+            st = mla_attend_naive(&d, w, cache, layer, pos, T, q, scale, o);
+        else if (mla_attend_absorbed(&d, w, cache, layer, pos, T, q, scale, qa, lat, o) != 0)
+            st = kv_fail(KVATTN_ERR_NOMEM, "absorbed MLA: out of memory for scratch");
+    }
+    if (st == KVATTN_OK) kv_matmul(out, o, w->wo, T, d.D, d.H * d.dv);
+    kv_arena_free(&a);
+    return st;
+}

@@ -1,0 +1,38 @@
+/* Internal helpers shared by every part of libkvattn (not installed). */
+#ifndef KVATTN_INTERNAL_H
+#define KVATTN_INTERNAL_H
+
+#include "kvattn.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+#if defined(__GNUC__)
+#define KV_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define KV_PRINTF(f, a)
+#endif
+
+/* Records a formatted message for kvattn_last_error() and returns `s`. */
+kvattn_status kv_fail(kvattn_status s, const char *fmt, ...) KV_PRINTF(2, 3);
+
+/* Clears the per-thread error message. */
+void kv_clear_error(void);
+
+/* 64-byte aligned allocation (size rounded up); NULL on failure or size 0.
+ * Free with kv_free_aligned. */
+void *kv_alloc_aligned(size_t size);
+void kv_free_aligned(void *p);
+
+/* a·b into *out; 0 on overflow. */
+static inline int kv_mul_size(size_t a, size_t b, size_t *out) {
+    if (a != 0 && b > SIZE_MAX / a) return 0;
+    *out = a * b;
+    return 1;
+}
+
+/* Upper bound on any single dimension we accept: keeps every derived size
+ * far from overflow on 64-bit machines and rejects absurd inputs early. */
+#define KV_MAX_DIM (1 << 24)
+
+#endif

@@ -1,0 +1,60 @@
+#include "ops.h"
+
+#include "kvattn.h"
+#include "vec.h"
+
+#include <math.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define TOKEN_BLOCK 16
+
+void kv_matmul(float *y, const float *x, const float *W, int T, int n, int k) {
+    for (int t0 = 0; t0 < T; t0 += TOKEN_BLOCK) {
+        int t1 = t0 + TOKEN_BLOCK < T ? t0 + TOKEN_BLOCK : T;
+        /* Small products are not worth waking the thread team. */
+#pragma omp parallel for schedule(static) if ((long)n * k * (t1 - t0) > 32768)
+        for (int i = 0; i < n; i++) {
+            const float *w = W + (size_t)i * k;
+            for (int t = t0; t < t1; t++) y[(size_t)t * n + i] = kv_dot_f32(w, x + (size_t)t * k, k);
+        }
+    }
+}
+
+void kv_matmul_ref(float *y, const float *x, const float *W, int T, int n, int k) {
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < n; i++) y[(size_t)t * n + i] = kv_dot_f32_ref(W + (size_t)i * k, x + (size_t)t * k, k);
+}
+
+void kv_rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
+    double ss = 0.0;
+    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float inv = (float)(1.0 / sqrt(ss / n + eps));
+    for (int i = 0; i < n; i++) y[i] = x[i] * inv * w[i];
+}
+
+static int thread_override = 0;
+
+int kv_threads(void) {
+#ifdef _OPENMP
+    return thread_override > 0 ? thread_override : omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+int kvattn_set_threads(int n) {
+#ifdef _OPENMP
+    static int default_threads = 0;
+    if (default_threads == 0) default_threads = omp_get_max_threads();
+    thread_override = n > 0 ? n : 0;
+    omp_set_num_threads(n > 0 ? n : default_threads);
+    return kv_threads();
+#else
+    (void)n;
+    (void)thread_override;
+    return 1;
+#endif
+}

@@ -1,0 +1,18 @@
+/* Dense layer ops on f32 activations. Each has a scalar twin (_ref). */
+#ifndef KVATTN_OPS_H
+#define KVATTN_OPS_H
+
+/* y[t][i] = Σ_j W[i][j] · x[t][j]
+ *   x [T][k], W [n][k] (row-major, out × in), y [T][n]
+ * Threads split the rows of W; tokens are taken in blocks so a block of x
+ * stays in cache while W streams past. */
+void kv_matmul(float *y, const float *x, const float *W, int T, int n, int k);
+void kv_matmul_ref(float *y, const float *x, const float *W, int T, int n, int k);
+
+/* y = x / sqrt(mean(x²) + eps) · w, n elements; y may alias x. */
+void kv_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
+
+/* Number of threads kernels use. */
+int kv_threads(void);
+
+#endif

@@ -1,0 +1,192 @@
+/* Vector helpers used by every kernel: dot products and axpy over rows
+ * stored in any cache element type. Each has a plain scalar twin (suffix
+ * _ref) that tests compare the SIMD path with. SIMD stays in this file.
+ *
+ * Element types handled here: f32, f16, bf16, q8_0 (the cache types). */
+#ifndef KVATTN_VEC_H
+#define KVATTN_VEC_H
+
+#include "convert.h"
+#include "kvattn.h"
+
+#include <math.h>
+#include <stddef.h>
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define KV_HAVE_AVX2 1
+#include <immintrin.h>
+#else
+#define KV_HAVE_AVX2 0
+#endif
+
+/* ---- scalar twins ------------------------------------------------------- */
+
+/* Element i of a row of type t, as f32. */
+static inline float kv_row_get_ref(kvattn_type t, const void *row, int i) {
+    switch (t) {
+    case KVATTN_TYPE_F32: return ((const float *)row)[i];
+    case KVATTN_TYPE_F16: return kv_f16_to_f32(((const uint16_t *)row)[i]);
+    case KVATTN_TYPE_BF16: return kv_bf16_to_f32(((const uint16_t *)row)[i]);
+    case KVATTN_TYPE_Q8_0: {
+        const kv_block_q8_0 *b = (const kv_block_q8_0 *)row + i / KV_Q8_0_BLOCK;
+        return kv_f16_to_f32(b->d) * (float)b->qs[i % KV_Q8_0_BLOCK];
+    }
+    default: return NAN;
+    }
+}
+
+static inline float kv_dot_f32_ref(const float *a, const float *b, int n) {
+    float s = 0.0f;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static inline float kv_row_dot_ref(kvattn_type t, const void *row, const float *x, int n) {
+    float s = 0.0f;
+    for (int i = 0; i < n; i++) s += kv_row_get_ref(t, row, i) * x[i];
+    return s;
+}
+
+static inline void kv_row_axpy_ref(kvattn_type t, const void *row, float a, float *y, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * kv_row_get_ref(t, row, i);
+}
+
+static inline void kv_row_load(kvattn_type t, const void *row, float *y, int n) {
+    for (int i = 0; i < n; i++) y[i] = kv_row_get_ref(t, row, i);
+}
+
+/* Converts n floats into a row of type t (q8_0: per block d = max|x|/127,
+ * q = round(x/d); the unused tail of a last partial block is zero). */
+static inline void kv_row_store(kvattn_type t, const float *x, void *row, int n) {
+    switch (t) {
+    case KVATTN_TYPE_F32: memcpy(row, x, (size_t)n * sizeof(float)); break;
+    case KVATTN_TYPE_F16:
+        for (int i = 0; i < n; i++) ((uint16_t *)row)[i] = kv_f32_to_f16(x[i]);
+        break;
+    case KVATTN_TYPE_BF16:
+        for (int i = 0; i < n; i++) ((uint16_t *)row)[i] = kv_f32_to_bf16(x[i]);
+        break;
+    case KVATTN_TYPE_Q8_0: {
+        kv_block_q8_0 *blocks = (kv_block_q8_0 *)row;
+        for (int b0 = 0; b0 < n; b0 += KV_Q8_0_BLOCK) {
+            int len = n - b0 < KV_Q8_0_BLOCK ? n - b0 : KV_Q8_0_BLOCK;
+            float amax = 0.0f;
+            for (int i = 0; i < len; i++) amax = fmaxf(amax, fabsf(x[b0 + i]));
+            float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+            kv_block_q8_0 *b = &blocks[b0 / KV_Q8_0_BLOCK];
+            b->d = kv_f32_to_f16(d);
+            for (int i = 0; i < KV_Q8_0_BLOCK; i++)
+                b->qs[i] = i < len ? (int8_t)lrintf(x[b0 + i] * id) : 0;
+        }
+        break;
+    }
+    default: break;
+    }
+}
+
+/* ---- SIMD paths ---------------------------------------------------------- */
+
+#if KV_HAVE_AVX2
+static inline float kv_hsum256(__m256 v) {
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_shuffle_ps(lo, lo, 1));
+    return _mm_cvtss_f32(lo);
+}
+
+/* 8 elements of a row at element offset i, as f32 (f32/f16/bf16 only). */
+static inline __m256 kv_load8(kvattn_type t, const void *row, int i) {
+    if (t == KVATTN_TYPE_F32) return _mm256_loadu_ps((const float *)row + i);
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)row + i));
+    if (t == KVATTN_TYPE_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+/* The 32 quants of a q8_0 block as four vectors of 8 floats. */
+static inline void kv_q8_0_unpack(const kv_block_q8_0 *b, __m256 q[4]) {
+    for (int j = 0; j < 4; j++) {
+        __m128i b8 = _mm_loadl_epi64((const __m128i *)(b->qs + 8 * j));
+        q[j] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b8));
+    }
+}
+#endif
+
+static inline float kv_dot_f32(const float *a, const float *b, int n) {
+#if KV_HAVE_AVX2
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    float s = kv_hsum256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+#else
+    return kv_dot_f32_ref(a, b, n);
+#endif
+}
+
+/* Σ row[i]·x[i] for a stored row of type t. */
+static inline float kv_row_dot(kvattn_type t, const void *row, const float *x, int n) {
+#if KV_HAVE_AVX2
+    if (t == KVATTN_TYPE_Q8_0) {
+        const kv_block_q8_0 *b = (const kv_block_q8_0 *)row;
+        __m256 acc = _mm256_setzero_ps();
+        int i = 0;
+        for (; i + KV_Q8_0_BLOCK <= n; i += KV_Q8_0_BLOCK, b++) {
+            __m256 q[4];
+            kv_q8_0_unpack(b, q);
+            __m256 s = _mm256_mul_ps(q[0], _mm256_loadu_ps(x + i));
+            s = _mm256_fmadd_ps(q[1], _mm256_loadu_ps(x + i + 8), s);
+            s = _mm256_fmadd_ps(q[2], _mm256_loadu_ps(x + i + 16), s);
+            s = _mm256_fmadd_ps(q[3], _mm256_loadu_ps(x + i + 24), s);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(kv_f16_to_f32(b->d)), s, acc);
+        }
+        float s = kv_hsum256(acc);
+        for (; i < n; i++) s += kv_row_get_ref(t, row, i) * x[i];
+        return s;
+    }
+    if (t == KVATTN_TYPE_F32) return kv_dot_f32((const float *)row, x, n);
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(kv_load8(t, row, i), _mm256_loadu_ps(x + i), s0);
+        s1 = _mm256_fmadd_ps(kv_load8(t, row, i + 8), _mm256_loadu_ps(x + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(kv_load8(t, row, i), _mm256_loadu_ps(x + i), s0);
+    float s = kv_hsum256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) s += kv_row_get_ref(t, row, i) * x[i];
+    return s;
+#else
+    return kv_row_dot_ref(t, row, x, n);
+#endif
+}
+
+/* y[i] += a·row[i] for a stored row of type t. */
+static inline void kv_row_axpy(kvattn_type t, const void *row, float a, float *y, int n) {
+#if KV_HAVE_AVX2
+    __m256 va = _mm256_set1_ps(a);
+    int i = 0;
+    if (t == KVATTN_TYPE_Q8_0) {
+        const kv_block_q8_0 *b = (const kv_block_q8_0 *)row;
+        for (; i + KV_Q8_0_BLOCK <= n; i += KV_Q8_0_BLOCK, b++) {
+            __m256 q[4];
+            kv_q8_0_unpack(b, q);
+            __m256 ad = _mm256_mul_ps(va, _mm256_set1_ps(kv_f16_to_f32(b->d)));
+            for (int j = 0; j < 4; j++)
+                _mm256_storeu_ps(y + i + 8 * j, _mm256_fmadd_ps(ad, q[j], _mm256_loadu_ps(y + i + 8 * j)));
+        }
+    } else {
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, kv_load8(t, row, i), _mm256_loadu_ps(y + i)));
+    }
+    for (; i < n; i++) y[i] += a * kv_row_get_ref(t, row, i);
+#else
+    kv_row_axpy_ref(t, row, a, y, n);
+#endif
+}
+
+#endif

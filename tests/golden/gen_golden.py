@@ -1,0 +1,243 @@
+#!/usr/bin/python3
+"""Golden vectors for kvattn's attention layers, computed independently with PyTorch.
+
+GQA/MHA/MQA: attention written with torch's own ops (einsum, softmax, causal mask,
+repeat_interleave for the KV-head sharing), RoPE with adjacent pairs (llama2.c /
+GGUF convention) or half-split pairs (Hugging Face rotate_half), optionally on the
+first n_rot dims only.
+
+MLA: the math of DeepSeek-V3's reference inference/model.py (class MLA and
+precompute_freqs_cis), both of its attention paths: "naive" (per-head k/v caches)
+and "absorb" (kv_cache + pe_cache, wkv_b folded into the query and the output),
+run as that code runs them: a prefill at start_pos 0, then one-token decode steps.
+YaRN is on in one fixture (max_seq_len > original_seq_len: blended frequencies and
+the mscale² softmax factor).
+
+Everything but RoPE's angles runs in float64; RoPE's frequencies, angles, cos and
+sin are float32 as in the references. Writes tests/golden/*.bin (format below);
+CI does not need torch, only these files.
+
+Format: b"KVGOLD01", u32 count, then per array: u32 name length, name (utf-8),
+u32 ndim, u32 dims[ndim], float32 data (little-endian, row-major).
+
+Run: /usr/bin/python3 tests/golden/gen_golden.py   (Debian's python3-torch)
+"""
+import math
+import os
+import struct
+
+import torch
+
+OUT = os.path.dirname(os.path.abspath(__file__))
+PREFILL, DECODE = 7, 3
+
+
+def write_fixture(path, arrays):
+    with open(path, "wb") as f:
+        f.write(b"KVGOLD01")
+        f.write(struct.pack("<I", len(arrays)))
+        for name, t in arrays.items():
+            t = torch.as_tensor(t, dtype=torch.float32).contiguous()
+            nb = name.encode()
+            f.write(struct.pack("<I", len(nb)) + nb)
+            f.write(struct.pack("<I", t.dim()))
+            f.write(struct.pack("<%dI" % t.dim(), *t.shape))
+            f.write(t.numpy().astype("<f4").tobytes())
+
+
+def randw(gen, out_f, in_f):
+    return torch.randn(out_f, in_f, generator=gen, dtype=torch.float64) / math.sqrt(in_f)
+
+
+def scalar(v):
+    return torch.tensor([float(v)])
+
+
+# ---------------------------------------------------------------- RoPE (float32 angles)
+
+def base_freqs(n_rot, theta):
+    return 1.0 / (theta ** (torch.arange(0, n_rot, 2, dtype=torch.float32) / n_rot))
+
+
+def yarn_freqs(n_rot, theta, factor, orig, beta_fast, beta_slow):
+    """DeepSeek-V3 precompute_freqs_cis frequencies when max_seq_len > original_seq_len."""
+    def corr_dim(rot):
+        return n_rot * math.log(orig / (rot * 2 * math.pi)) / (2 * math.log(theta))
+    low = max(math.floor(corr_dim(beta_fast)), 0)
+    high = min(math.ceil(corr_dim(beta_slow)), n_rot - 1)
+    if low == high:
+        high += 0.001
+    ramp = torch.clamp((torch.arange(n_rot // 2, dtype=torch.float32) - low) / (high - low), 0, 1)
+    smooth = 1 - ramp
+    f = base_freqs(n_rot, theta)
+    return f / factor * (1 - smooth) + f * smooth
+
+
+def cos_sin(freqs, positions):
+    ang = torch.outer(torch.tensor(positions, dtype=torch.float32), freqs)  # float32, as the references
+    return torch.cos(ang).double(), torch.sin(ang).double()
+
+
+def rope_adjacent(x, cos, sin):
+    """x [..., T, n] rotated on pairs (2i, 2i+1) — view_as_complex in DeepSeek's code."""
+    xr = x.reshape(*x.shape[:-1], -1, 2)
+    a, b = xr[..., 0], xr[..., 1]
+    return torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1).flatten(-2)
+
+
+def rope_half(x, cos, sin):
+    """x [..., T, n] rotated on pairs (i, i + n/2) — Hugging Face rotate_half."""
+    c, s = torch.cat([cos, cos], -1), torch.cat([sin, sin], -1)
+    half = x.shape[-1] // 2
+    rot = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * c + rot * s
+
+
+# ---------------------------------------------------------------- GQA family
+
+def gqa_fixture(name, seed, D, H, n_kv, hd, n_rot, pairing, theta):
+    gen = torch.Generator().manual_seed(seed)
+    T = PREFILL + DECODE
+    wq, wk, wv = randw(gen, H * hd, D), randw(gen, n_kv * hd, D), randw(gen, n_kv * hd, D)
+    wo = randw(gen, D, H * hd)
+    x = torch.randn(T, D, generator=gen, dtype=torch.float64)
+
+    q = (x @ wq.T).view(T, H, hd).transpose(0, 1)      # [H, T, hd]
+    k = (x @ wk.T).view(T, n_kv, hd).transpose(0, 1)   # [n_kv, T, hd]
+    v = (x @ wv.T).view(T, n_kv, hd).transpose(0, 1)
+    cos, sin = cos_sin(base_freqs(n_rot, theta), list(range(T)))
+    rope = rope_adjacent if pairing == "adjacent" else rope_half
+    q = torch.cat([rope(q[..., :n_rot], cos, sin), q[..., n_rot:]], -1)
+    k = torch.cat([rope(k[..., :n_rot], cos, sin), k[..., n_rot:]], -1)
+    k = k.repeat_interleave(H // n_kv, dim=0)          # query head h reads KV head h // group
+    v = v.repeat_interleave(H // n_kv, dim=0)
+    scores = torch.einsum("htd,hsd->hts", q, k) / math.sqrt(hd)
+    scores = scores + torch.full((T, T), float("-inf"), dtype=torch.float64).triu(1)
+    o = torch.einsum("hts,hsd->htd", torch.softmax(scores, -1), v)
+    out = o.transpose(0, 1).reshape(T, H * hd) @ wo.T
+
+    write_fixture(os.path.join(OUT, name + ".bin"), {
+        "kind": scalar(0), "d_model": scalar(D), "n_heads": scalar(H), "n_kv_heads": scalar(n_kv),
+        "head_dim": scalar(hd), "n_rot": scalar(n_rot), "pairing": scalar(0 if pairing == "adjacent" else 1),
+        "theta": scalar(theta), "prefill": scalar(PREFILL),
+        "wq": wq, "wk": wk, "wv": wv, "wo": wo, "x": x, "out": out,
+    })
+
+
+# ---------------------------------------------------------------- MLA (DeepSeek-V3 reference math)
+
+def rms_norm(x, w, eps=1e-6):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+
+class ReferenceMLA:
+    """DeepSeek-V3 inference/model.py's MLA, batch 1, float64, both attention paths."""
+
+    def __init__(self, p, w, max_seq_len, impl):
+        self.p, self.w, self.impl = p, w, impl
+        H, dn, dr, dv, dc = p["H"], p["dn"], p["dr"], p["dv"], p["dc"]
+        self.scale = (dn + dr) ** -0.5
+        yarn = max_seq_len > p["orig"]
+        if yarn:
+            mscale = 0.1 * p["mscale"] * math.log(p["factor"]) + 1.0
+            self.scale *= mscale * mscale
+            self.freqs = yarn_freqs(dr, p["theta"], p["factor"], p["orig"], p["beta_fast"], p["beta_slow"])
+        else:
+            self.freqs = base_freqs(dr, p["theta"])
+        if impl == "naive":
+            self.k_cache = torch.zeros(max_seq_len, H, dn + dr, dtype=torch.float64)
+            self.v_cache = torch.zeros(max_seq_len, H, dv, dtype=torch.float64)
+        else:
+            self.kv_cache = torch.zeros(max_seq_len, dc, dtype=torch.float64)
+            self.pe_cache = torch.zeros(max_seq_len, dr, dtype=torch.float64)
+
+    def forward(self, x, start_pos):
+        p, w = self.p, self.w
+        H, dn, dr, dv, dc = p["H"], p["dn"], p["dr"], p["dv"], p["dc"]
+        seqlen = x.shape[0]
+        end_pos = start_pos + seqlen
+        cos, sin = cos_sin(self.freqs, list(range(start_pos, end_pos)))
+        if p["ql"] == 0:
+            q = x @ w["wq"].T
+        else:
+            q = rms_norm(x @ w["wq_a"].T, w["q_norm"]) @ w["wq_b"].T
+        q = q.view(seqlen, H, dn + dr)
+        q_nope, q_pe = q[..., :dn], q[..., dn:]
+        q_pe = rope_adjacent(q_pe.transpose(0, 1), cos, sin).transpose(0, 1)   # [s, H, dr]
+        kv = x @ w["wkv_a"].T
+        kv, k_pe = kv[:, :dc], kv[:, dc:]
+        k_pe = rope_adjacent(k_pe, cos, sin)                                  # [s, dr]
+        wkv_b = w["wkv_b"].view(H, dn + dv, dc)
+        if self.impl == "naive":
+            qf = torch.cat([q_nope, q_pe], -1)
+            kvb = (rms_norm(kv, w["kv_norm"]) @ w["wkv_b"].T).view(seqlen, H, dn + dv)
+            k_nope, v = kvb[..., :dn], kvb[..., dn:]
+            k = torch.cat([k_nope, k_pe.unsqueeze(1).expand(-1, H, -1)], -1)
+            self.k_cache[start_pos:end_pos] = k
+            self.v_cache[start_pos:end_pos] = v
+            scores = torch.einsum("shd,thd->sht", qf, self.k_cache[:end_pos]) * self.scale
+        else:
+            q_abs = torch.einsum("shd,hdc->shc", q_nope, wkv_b[:, :dn])
+            self.kv_cache[start_pos:end_pos] = rms_norm(kv, w["kv_norm"])
+            self.pe_cache[start_pos:end_pos] = k_pe
+            scores = (torch.einsum("shc,tc->sht", q_abs, self.kv_cache[:end_pos]) +
+                      torch.einsum("shr,tr->sht", q_pe, self.pe_cache[:end_pos])) * self.scale
+        if seqlen > 1:  # the reference's causal mask (its prefill starts at 0)
+            scores = scores + torch.full((seqlen, seqlen), float("-inf"), dtype=torch.float64).triu(1).unsqueeze(1)
+        scores = scores.softmax(dim=-1)
+        if self.impl == "naive":
+            o = torch.einsum("sht,thd->shd", scores, self.v_cache[:end_pos])
+        else:
+            o = torch.einsum("sht,tc->shc", scores, self.kv_cache[:end_pos])
+            o = torch.einsum("shc,hdc->shd", o, wkv_b[:, -dv:])
+        return o.flatten(1) @ w["wo"].T
+
+
+def mla_fixture(name, seed, D, H, ql, dc, dn, dr, dv, theta, yarn):
+    gen = torch.Generator().manual_seed(seed)
+    T = PREFILL + DECODE
+    p = dict(H=H, ql=ql, dc=dc, dn=dn, dr=dr, dv=dv, theta=theta, orig=256, factor=40.0, mscale=0.707,
+             beta_fast=32, beta_slow=1)
+    max_seq_len = 512 if yarn else 256
+    w = {}
+    if ql == 0:
+        w["wq"] = randw(gen, H * (dn + dr), D)
+    else:
+        w["wq_a"] = randw(gen, ql, D)
+        w["q_norm"] = 1 + 0.1 * torch.randn(ql, generator=gen, dtype=torch.float64)
+        w["wq_b"] = randw(gen, H * (dn + dr), ql)
+    w["wkv_a"] = randw(gen, dc + dr, D)
+    w["kv_norm"] = 1 + 0.1 * torch.randn(dc, generator=gen, dtype=torch.float64)
+    w["wkv_b"] = randw(gen, H * (dn + dv), dc)
+    w["wo"] = randw(gen, D, H * dv)
+    x = torch.randn(T, D, generator=gen, dtype=torch.float64)
+
+    outs = {}
+    for impl in ("naive", "absorb"):
+        m = ReferenceMLA(p, w, max_seq_len, impl)
+        steps = [m.forward(x[:PREFILL], 0)]
+        for t in range(PREFILL, T):
+            steps.append(m.forward(x[t:t + 1], t))
+        outs[impl] = torch.cat(steps, 0)
+    diff = (outs["naive"] - outs["absorb"]).abs().max() / outs["naive"].abs().max()
+    assert diff < 1e-12, f"{name}: the reference's own paths disagree by {diff}"
+
+    arrays = {"kind": scalar(1), "d_model": scalar(D), "n_heads": scalar(H), "q_lora_rank": scalar(ql),
+              "kv_lora_rank": scalar(dc), "qk_nope_head_dim": scalar(dn), "qk_rope_head_dim": scalar(dr),
+              "v_head_dim": scalar(dv), "theta": scalar(theta), "prefill": scalar(PREFILL),
+              "yarn_factor": scalar(p["factor"] if yarn else 0), "yarn_orig_ctx": scalar(p["orig"]),
+              "yarn_beta_fast": scalar(p["beta_fast"]), "yarn_beta_slow": scalar(p["beta_slow"]),
+              "yarn_mscale": scalar(p["mscale"])}
+    arrays.update(w)
+    arrays.update({"x": x, "out_naive": outs["naive"], "out_absorb": outs["absorb"]})
+    write_fixture(os.path.join(OUT, name + ".bin"), arrays)
+
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    gqa_fixture("gqa_adjacent", 1, D=40, H=6, n_kv=2, hd=10, n_rot=10, pairing="adjacent", theta=10000.0)
+    gqa_fixture("mha_half_partial", 2, D=36, H=4, n_kv=4, hd=12, n_rot=8, pairing="half", theta=500000.0)
+    gqa_fixture("mqa_adjacent", 3, D=24, H=5, n_kv=1, hd=8, n_rot=8, pairing="adjacent", theta=10000.0)
+    mla_fixture("mla_qlora_yarn", 4, D=48, H=4, ql=24, dc=32, dn=16, dr=8, dv=12, theta=10000.0, yarn=True)
+    mla_fixture("mla_noqlora", 5, D=40, H=3, ql=0, dc=20, dn=10, dr=16, dv=6, theta=10000.0, yarn=False)
+    print("wrote fixtures to", OUT)

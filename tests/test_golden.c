@@ -1,0 +1,171 @@
+/* Golden vectors from independent code (tests/golden/gen_golden.py):
+ * GQA/MHA/MQA written with PyTorch's own ops, MLA as DeepSeek-V3's reference
+ * inference/model.py computes it (both its naive and absorb paths, YaRN on
+ * in one fixture). kvattn runs the same prefill of 7 tokens and 3 decode
+ * steps through its cache and must match to 1e-5 · max|out| (f32 vs the
+ * float64 reference; see test_attn.c for the argument). */
+#include "test_util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef KVATTN_GOLDEN_DIR
+#error "KVATTN_GOLDEN_DIR must point at tests/golden"
+#endif
+
+#define MAX_ARRAYS 32
+
+typedef struct {
+    char name[48];
+    int n;
+    float *data;
+} golden_array;
+
+typedef struct {
+    golden_array a[MAX_ARRAYS];
+    int count;
+} golden_file;
+
+static int read_u32(FILE *f, uint32_t *v) { return fread(v, 4, 1, f) == 1 ? 0 : -1; }
+
+static int golden_load(const char *path, golden_file *g) {
+    memset(g, 0, sizeof *g);
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    char magic[8];
+    uint32_t count;
+    int rc = -1;
+    if (fread(magic, 1, 8, f) != 8 || memcmp(magic, "KVGOLD01", 8) || read_u32(f, &count) || count > MAX_ARRAYS) goto out;
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t len, ndim, n = 1, d;
+        if (read_u32(f, &len) || len >= sizeof g->a[i].name || fread(g->a[i].name, 1, len, f) != len) goto out;
+        if (read_u32(f, &ndim) || ndim > 4) goto out;
+        for (uint32_t j = 0; j < ndim; j++) {
+            if (read_u32(f, &d) || d > (1u << 20)) goto out;
+            n *= d;
+        }
+        if (n > (1u << 22)) goto out;
+        g->a[i].n = (int)n;
+        g->a[i].data = malloc(sizeof(float) * n);
+        g->count = (int)i + 1;
+        if (!g->a[i].data || fread(g->a[i].data, sizeof(float), n, f) != n) goto out;
+    }
+    rc = 0;
+out:
+    fclose(f);
+    return rc;
+}
+
+static void golden_free(golden_file *g) {
+    for (int i = 0; i < g->count; i++) free(g->a[i].data);
+}
+
+static const golden_array *get(const golden_file *g, const char *name) {
+    for (int i = 0; i < g->count; i++)
+        if (!strcmp(g->a[i].name, name)) return &g->a[i];
+    return NULL;
+}
+
+static const float *arr(const golden_file *g, const char *name) {
+    const golden_array *a = get(g, name);
+    return a ? a->data : NULL;
+}
+
+static float num(const golden_file *g, const char *name) {
+    const golden_array *a = get(g, name);
+    return a && a->n == 1 ? a->data[0] : NAN;
+}
+
+/* Prefill, then one decode step per remaining token; returns rel error. */
+static double run_and_compare(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, const golden_file *g,
+                              kvattn_mla_mode mode, const char *expected_name) {
+    const golden_array *x = get(g, "x"), *want = get(g, expected_name);
+    const int D = cfg->d_model, T = x ? x->n / D : 0, prefill = (int)num(g, "prefill");
+    if (!x || !want || want->n != x->n || T < prefill) return INFINITY;
+    float *out = malloc(sizeof(float) * x->n);
+    kvattn_cache *c = NULL;
+    double err = INFINITY;
+    if (kvattn_cache_create(cfg, 1, T, KVATTN_TYPE_F32, &c) == KVATTN_OK &&
+        kvattn_attn_forward(cfg, w, c, 0, 0, prefill, x->data, out, mode) == KVATTN_OK) {
+        int ok = 1;
+        for (int t = prefill; ok && t < T; t++)
+            ok = kvattn_attn_forward(cfg, w, c, 0, t, 1, x->data + (size_t)t * D, out + (size_t)t * D, mode) == KVATTN_OK;
+        if (ok) err = test_max_abs_diff(out, want->data, (size_t)x->n) / test_max_abs(want->data, (size_t)x->n);
+    }
+    if (!isfinite(err)) fprintf(stderr, "  run failed: %s\n", kvattn_last_error());
+    kvattn_cache_free(c);
+    free(out);
+    return err;
+}
+
+static void test_gqa_fixture(const char *file) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", KVATTN_GOLDEN_DIR, file);
+    golden_file g;
+    int loaded = golden_load(path, &g) == 0;
+    CHECK(loaded, "cannot read fixture %s", path);
+    if (loaded) {
+        kvattn_layer_config cfg = test_gqa_config((int)num(&g, "d_model"), (int)num(&g, "n_heads"),
+                                                  (int)num(&g, "n_kv_heads"), (int)num(&g, "head_dim"));
+        cfg.rope.n_rot = (int)num(&g, "n_rot");
+        cfg.rope.theta = num(&g, "theta");
+        cfg.rope.pairing = num(&g, "pairing") == 1.0f ? KVATTN_ROPE_HALF : KVATTN_ROPE_ADJACENT;
+        kvattn_layer_weights w = {0};
+        w.wq = arr(&g, "wq");
+        w.wk = arr(&g, "wk");
+        w.wv = arr(&g, "wv");
+        w.wo = arr(&g, "wo");
+        double e = run_and_compare(&cfg, &w, &g, KVATTN_MLA_ABSORBED, "out");
+        CHECK(e <= 1e-5, "%s: kvattn vs PyTorch: rel err %.3g", file, e);
+    }
+    golden_free(&g);
+}
+
+static void test_mla_fixture(const char *file) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", KVATTN_GOLDEN_DIR, file);
+    golden_file g;
+    int loaded = golden_load(path, &g) == 0;
+    CHECK(loaded, "cannot read fixture %s", path);
+    if (loaded) {
+        kvattn_layer_config cfg = test_mla_config(
+            (int)num(&g, "d_model"), (int)num(&g, "n_heads"), (int)num(&g, "q_lora_rank"), (int)num(&g, "kv_lora_rank"),
+            (int)num(&g, "qk_nope_head_dim"), (int)num(&g, "qk_rope_head_dim"), (int)num(&g, "v_head_dim"));
+        cfg.rope.theta = num(&g, "theta");
+        cfg.rope.pairing = KVATTN_ROPE_ADJACENT; /* DeepSeek's view_as_complex pairs */
+        cfg.rope.yarn_factor = num(&g, "yarn_factor");
+        cfg.rope.yarn_orig_ctx = (int)num(&g, "yarn_orig_ctx");
+        cfg.rope.yarn_beta_fast = num(&g, "yarn_beta_fast");
+        cfg.rope.yarn_beta_slow = num(&g, "yarn_beta_slow");
+        cfg.rope.yarn_mscale = num(&g, "yarn_mscale");
+        cfg.rms_eps = 1e-6f;
+        kvattn_layer_weights w = {0};
+        w.wq = arr(&g, "wq");
+        w.wq_a = arr(&g, "wq_a");
+        w.q_norm = arr(&g, "q_norm");
+        w.wq_b = arr(&g, "wq_b");
+        w.wkv_a = arr(&g, "wkv_a");
+        w.kv_norm = arr(&g, "kv_norm");
+        w.wkv_b = arr(&g, "wkv_b");
+        w.wo = arr(&g, "wo");
+        const char *refs[2] = {"out_absorb", "out_naive"};
+        kvattn_mla_mode modes[2] = {KVATTN_MLA_ABSORBED, KVATTN_MLA_NAIVE};
+        for (int r = 0; r < 2; r++)
+            for (int m = 0; m < 2; m++) {
+                double e = run_and_compare(&cfg, &w, &g, modes[m], refs[r]);
+                CHECK(e <= 1e-5, "%s: kvattn %s vs DeepSeek reference %s: rel err %.3g", file,
+                      m ? "naive" : "absorbed", refs[r], e);
+            }
+    }
+    golden_free(&g);
+}
+
+int main(void) {
+    test_gqa_fixture("gqa_adjacent.bin");
+    test_gqa_fixture("mha_half_partial.bin");
+    test_gqa_fixture("mqa_adjacent.bin");
+    test_mla_fixture("mla_qlora_yarn.bin");
+    test_mla_fixture("mla_noqlora.bin");
+    return test_finish("test_golden");
+}

@@ -1,0 +1,168 @@
+/* SIMD paths against their scalar twins, on random sizes with tails, for
+ * every cache element type; the attention core against its scalar twin;
+ * f16/bf16 conversions against known bit patterns.
+ *
+ * Tolerance for a dot product of n terms in f32 with a different summation
+ * order: |fast - ref| ≤ n · 2^-23 · Σ|a_i b_i| (the classic bound on
+ * recursive summation, here for both orders); tests use that bound. */
+#include "test_util.h"
+
+#include "attn/attn_core.h"
+#include "kernels/ops.h"
+#include "kernels/vec.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const kvattn_type cache_types[] = {KVATTN_TYPE_F32, KVATTN_TYPE_F16, KVATTN_TYPE_BF16, KVATTN_TYPE_Q8_0};
+
+static double abs_dot(kvattn_type t, const void *row, const float *x, int n) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += fabs((double)kv_row_get_ref(t, row, i) * x[i]);
+    return s;
+}
+
+static void test_row_ops(void) {
+    test_rng r = {1};
+    int sizes[] = {1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 128, 129, 576, 1000};
+    float x[1024], y1[1024], y2[1024], src[1024];
+    unsigned char row[4096];
+    for (size_t ti = 0; ti < 4; ti++)
+        for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+            kvattn_type t = cache_types[ti];
+            int n = sizes[si];
+            test_fill(&r, src, (size_t)n, 3.0f);
+            test_fill(&r, x, (size_t)n, 1.0f);
+            memset(row, 0xAB, sizeof row);
+            kv_row_store(t, src, row, n);
+            double bound = (double)n * 2.4e-7 * abs_dot(t, row, x, n) + 1e-30;
+            float fast = kv_row_dot(t, row, x, n), ref = kv_row_dot_ref(t, row, x, n);
+            CHECK(fabs((double)fast - ref) <= bound, "%s dot n=%d: fast %.9g ref %.9g", kvattn_type_name(t), n,
+                  (double)fast, (double)ref);
+            test_fill(&r, y1, (size_t)n, 1.0f);
+            memcpy(y2, y1, sizeof(float) * (size_t)n);
+            kv_row_axpy(t, row, 0.37f, y1, n);
+            kv_row_axpy_ref(t, row, 0.37f, y2, n);
+            double e = test_max_abs_diff(y1, y2, (size_t)n);
+            CHECK(e <= 1e-6 * (1.0 + test_max_abs(y2, (size_t)n)), "%s axpy n=%d: err %.3g", kvattn_type_name(t), n, e);
+            /* Round trip error of the storage type. */
+            kv_row_load(t, row, y1, n);
+            double worst = 0;
+            for (int b = 0; b < n; b += 32) { /* per q8_0 block: error ≤ d/2 = max|block|/254 (+ f16 scale rounding) */
+                int len = n - b < 32 ? n - b : 32;
+                double amax = test_max_abs(src + b, (size_t)len);
+                for (int i = b; i < b + len; i++) {
+                    double err = fabs((double)y1[i] - src[i]), lim;
+                    switch (t) {
+                    case KVATTN_TYPE_F32: lim = 0; break;
+                    case KVATTN_TYPE_F16: lim = fabs(src[i]) * 4.9e-4 + 6e-8; break;
+                    case KVATTN_TYPE_BF16: lim = fabs(src[i]) * 3.91e-3 + 1e-38; break;
+                    default: lim = amax / 254.0 * 1.01 + fabs(src[i]) * 4.9e-4; break;
+                    }
+                    if (err > lim) worst = fmax(worst, err - lim);
+                }
+            }
+            CHECK(worst == 0.0, "%s store/load n=%d exceeds its rounding bound by %.3g", kvattn_type_name(t), n, worst);
+        }
+}
+
+static void test_f16_bf16_bits(void) {
+    struct {
+        float f;
+        uint16_t h;
+    } known[] = {{0.0f, 0x0000},       {-0.0f, 0x8000},     {1.0f, 0x3c00},        {-2.0f, 0xc000},
+                 {65504.0f, 0x7bff},    {65520.0f, 0x7c00},  {0.1f, 0x2e66},        {5.9604645e-8f, 0x0001},
+                 {6.0975552e-5f, 0x03ff}, {6.1035156e-5f, 0x0400}, {2.9802322e-8f, 0x0000}, {1e-10f, 0x0000},
+                 {INFINITY, 0x7c00},    {-INFINITY, 0xfc00}, {1.00048828125f, 0x3c00}, {1.0014648f, 0x3c02}};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        CHECK(kv_f32_to_f16(known[i].f) == known[i].h, "f16(%.9g) = 0x%04x, want 0x%04x", (double)known[i].f,
+              kv_f32_to_f16(known[i].f), known[i].h);
+        if ((known[i].h & 0x7c00) != 0x7c00 && known[i].f == kv_f16_to_f32(known[i].h))
+            CHECK(kv_f16_to_f32(kv_f32_to_f16(known[i].f)) == known[i].f, "f16 round trip %.9g", (double)known[i].f);
+    }
+    CHECK(isnan(kv_f16_to_f32(kv_f32_to_f16(NAN))), "f16 keeps NaN");
+    /* Every half converts to f32 and back to itself (NaNs aside). */
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++)
+        if ((h & 0x7c00) != 0x7c00 || (h & 0x3ff) == 0) bad += kv_f32_to_f16(kv_f16_to_f32((uint16_t)h)) != h;
+    CHECK(bad == 0, "%d halves do not round-trip", bad);
+    CHECK(kv_f32_to_bf16(1.0f) == 0x3f80 && kv_f32_to_bf16(-2.0f) == 0xc000, "bf16 of 1, -2");
+    CHECK(kv_f32_to_bf16(1.00390625f) == 0x3f80, "bf16 ties to even (down)");
+    CHECK(kv_f32_to_bf16(1.01171875f) == 0x3f82, "bf16 ties to even (up)");
+    CHECK(isnan(kv_bf16_to_f32(kv_f32_to_bf16(NAN))), "bf16 keeps NaN");
+#if KV_HAVE_AVX2
+    /* The F16C instruction and the scalar conversion agree bit for bit. */
+    test_rng r = {99};
+    int mismatches = 0;
+    for (int i = 0; i < 200000; i++) {
+        float f = ldexpf(test_uniform(&r), test_randint(&r, -30, 17));
+        uint16_t hw = (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
+        mismatches += hw != kv_f32_to_f16(f);
+        mismatches += _cvtsh_ss(hw) != kv_f16_to_f32(hw);
+    }
+    CHECK(mismatches == 0, "%d F16C vs scalar conversion mismatches", mismatches);
+#endif
+}
+
+static void test_matmul(void) {
+    test_rng r = {3};
+    int shapes[][3] = {{1, 1, 1}, {1, 7, 9}, {3, 17, 33}, {20, 64, 100}, {17, 5, 129}, {33, 40, 8}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int T = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+        float *x = malloc(sizeof(float) * T * k), *W = malloc(sizeof(float) * n * k);
+        float *y1 = malloc(sizeof(float) * T * n), *y2 = malloc(sizeof(float) * T * n);
+        test_fill(&r, x, (size_t)T * k, 1.0f);
+        test_fill(&r, W, (size_t)n * k, 1.0f);
+        kv_matmul(y1, x, W, T, n, k);
+        kv_matmul_ref(y2, x, W, T, n, k);
+        double e = test_max_abs_diff(y1, y2, (size_t)T * n);
+        CHECK(e <= (double)k * 2.4e-7 * k, "matmul T=%d n=%d k=%d: err %.3g", T, n, k, e);
+        free(x), free(W), free(y1), free(y2);
+    }
+}
+
+/* kv_attend (grouped, tiled, threaded) vs kv_attend_ref on random caches. */
+static void test_attend_core(void) {
+    test_rng r = {5};
+    /* The last 16 cases are single decode steps over one KV head: the
+     * context is split across threads and merged (at 2+ threads). */
+    const int split_ctx[16] = {1, 63, 64, 127, 128, 129, 191, 192, 200, 255, 256, 257, 511, 700, 1000, 1500};
+    for (int it = 0; it < 76; it++) {
+        kvattn_type t = cache_types[it % 4];
+        int split_case = it >= 60;
+        int nkv = split_case ? 1 : test_randint(&r, 1, 3), group = test_randint(&r, 1, 5), H = nkv * group;
+        int kd = test_randint(&r, 1, 70), vd = test_randint(&r, 1, 70);
+        int T = split_case ? 1 : test_randint(&r, 1, 4);
+        int pos = split_case ? split_ctx[it - 60] - 1 : test_randint(&r, 0, 150), n_ctx = pos + T;
+        size_t krow = kvattn_row_bytes(t, kd), vrow = kvattn_row_bytes(t, vd);
+        unsigned char *kb = malloc(krow * n_ctx * nkv), *vb = malloc(vrow * n_ctx * nkv);
+        float *src = malloc(sizeof(float) * 80);
+        for (int h = 0; h < nkv; h++)
+            for (int j = 0; j < n_ctx; j++) {
+                test_fill(&r, src, (size_t)kd, 2.0f);
+                kv_row_store(t, src, kb + ((size_t)h * n_ctx + j) * krow, kd);
+                test_fill(&r, src, (size_t)vd, 2.0f);
+                kv_row_store(t, src, vb + ((size_t)h * n_ctx + j) * vrow, vd);
+            }
+        kv_rows k = {t, kb, krow * n_ctx, krow, kd}, v = {t, vb, vrow * n_ctx, vrow, vd};
+        float *q = malloc(sizeof(float) * T * H * kd), *o1 = malloc(sizeof(float) * T * H * vd);
+        float *o2 = malloc(sizeof(float) * T * H * vd);
+        test_fill(&r, q, (size_t)T * H * kd, 1.0f);
+        float scale = 1.0f / sqrtf((float)kd);
+        CHECK(kv_attend(q, T, H, nkv, &k, &v, pos, scale, o1) == 0, "kv_attend failed");
+        kv_attend_ref(q, T, H, nkv, &k, &v, pos, scale, o2);
+        double e = test_max_abs_diff(o1, o2, (size_t)T * H * vd) / (test_max_abs(o2, (size_t)T * H * vd) + 1e-30);
+        CHECK(e <= 1e-5, "attend %s H=%d nkv=%d kd=%d vd=%d pos=%d T=%d: rel err %.3g", kvattn_type_name(t), H, nkv, kd,
+              vd, pos, T, e);
+        free(kb), free(vb), free(src), free(q), free(o1), free(o2);
+    }
+}
+
+int main(void) {
+    test_row_ops();
+    test_f16_bf16_bits();
+    test_matmul();
+    test_attend_core();
+    return test_finish("test_kernels");
+}

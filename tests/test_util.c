@@ -1,0 +1,125 @@
+#include "test_util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int test_failures = 0;
+int test_checks = 0;
+
+int test_finish(const char *name) {
+    printf("%s: %d checks\n%d passed, %d failed\n", name, test_checks, test_checks - test_failures, test_failures);
+    return test_failures ? 1 : 0;
+}
+
+float test_uniform(test_rng *r) {
+    uint64_t s = r->s ? r->s : 0x2545f4914f6cdd1dull;
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    r->s = s;
+    return (float)(s >> 40) * (2.0f / 16777216.0f) - 1.0f;
+}
+
+void test_fill(test_rng *r, float *x, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) x[i] = scale * test_uniform(r);
+}
+
+int test_randint(test_rng *r, int lo, int hi) {
+    float u = 0.5f * (test_uniform(r) + 1.0f); /* [0, 1) */
+    int v = lo + (int)(u * (float)(hi - lo + 1));
+    return v > hi ? hi : v;
+}
+
+double test_max_abs_diff(const float *a, const float *b, size_t n) {
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d > m || isnan(d)) m = isnan(d) ? INFINITY : d;
+    }
+    return m;
+}
+
+double test_max_abs(const float *a, size_t n) {
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i]));
+    return m;
+}
+
+static float *carve(float **p, size_t n) {
+    float *r = *p;
+    *p += n;
+    return r;
+}
+
+void test_layer_init(test_layer *L, const kvattn_layer_config *cfg, uint64_t seed) {
+    memset(L, 0, sizeof *L);
+    L->cfg = *cfg;
+    size_t D = (size_t)cfg->d_model, H = (size_t)cfg->n_heads;
+    test_rng r = {seed * 0x9e3779b97f4a7c15ull + 1};
+    if (cfg->kind == KVATTN_ATTN_GQA) {
+        size_t qd = H * cfg->head_dim, kvd = (size_t)cfg->n_kv_heads * cfg->head_dim;
+        L->n_floats = 2 * qd * D + 2 * kvd * D;
+        float *p = L->mem = malloc(L->n_floats * sizeof(float));
+        L->w.wq = carve(&p, qd * D);
+        L->w.wk = carve(&p, kvd * D);
+        L->w.wv = carve(&p, kvd * D);
+        L->w.wo = carve(&p, D * qd);
+        test_fill(&r, L->mem, L->n_floats, 1.0f / sqrtf((float)D));
+        return;
+    }
+    size_t ql = (size_t)cfg->q_lora_rank, dc = (size_t)cfg->kv_lora_rank, dr = (size_t)cfg->qk_rope_head_dim;
+    size_t dq = (size_t)cfg->qk_nope_head_dim + dr, dkv = (size_t)cfg->qk_nope_head_dim + cfg->v_head_dim;
+    L->n_floats = (ql ? ql * D + ql + H * dq * ql : H * dq * D) + (dc + dr) * D + dc + H * dkv * dc +
+                  D * H * cfg->v_head_dim;
+    float *p = L->mem = malloc(L->n_floats * sizeof(float));
+    test_fill(&r, L->mem, L->n_floats, 1.0f / sqrtf((float)D));
+    if (ql) {
+        L->w.wq_a = carve(&p, ql * D);
+        float *qn = carve(&p, ql);
+        for (size_t i = 0; i < ql; i++) qn[i] = 1.0f + 0.1f * test_uniform(&r);
+        L->w.q_norm = qn;
+        L->w.wq_b = carve(&p, H * dq * ql);
+    } else {
+        L->w.wq = carve(&p, H * dq * D);
+    }
+    L->w.wkv_a = carve(&p, (dc + dr) * D);
+    float *kn = carve(&p, dc);
+    for (size_t i = 0; i < dc; i++) kn[i] = 1.0f + 0.1f * test_uniform(&r);
+    L->w.kv_norm = kn;
+    L->w.wkv_b = carve(&p, H * dkv * dc);
+    L->w.wo = carve(&p, D * H * cfg->v_head_dim);
+}
+
+void test_layer_free(test_layer *L) {
+    free(L->mem);
+    L->mem = NULL;
+}
+
+kvattn_layer_config test_gqa_config(int d_model, int n_heads, int n_kv_heads, int head_dim) {
+    kvattn_layer_config c;
+    memset(&c, 0, sizeof c);
+    c.kind = KVATTN_ATTN_GQA;
+    c.d_model = d_model;
+    c.n_heads = n_heads;
+    c.n_kv_heads = n_kv_heads;
+    c.head_dim = head_dim;
+    c.rope.theta = 10000.0f;
+    c.rope.n_rot = head_dim - head_dim % 2;
+    return c;
+}
+
+kvattn_layer_config test_mla_config(int d_model, int n_heads, int q_lora, int dc, int dn, int dr, int dv) {
+    kvattn_layer_config c;
+    memset(&c, 0, sizeof c);
+    c.kind = KVATTN_ATTN_MLA;
+    c.d_model = d_model;
+    c.n_heads = n_heads;
+    c.q_lora_rank = q_lora;
+    c.kv_lora_rank = dc;
+    c.qk_nope_head_dim = dn;
+    c.qk_rope_head_dim = dr;
+    c.v_head_dim = dv;
+    c.rope.theta = 10000.0f;
+    return c;
+}

@@ -1,0 +1,59 @@
+/* Shared test helpers: checks that count failures, random data, random layers. */
+#ifndef KVATTN_TEST_UTIL_H
+#define KVATTN_TEST_UTIL_H
+
+#include "kvattn.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+extern int test_failures;
+extern int test_checks;
+
+#define CHECK(cond, ...)                                                                                      \
+    do {                                                                                                      \
+        test_checks++;                                                                                        \
+        if (!(cond)) {                                                                                        \
+            test_failures++;                                                                                  \
+            fprintf(stderr, "%s:%d: FAILED: %s: ", __FILE__, __LINE__, #cond);                              \
+            fprintf(stderr, __VA_ARGS__);                                                                     \
+            fputc('\n', stderr);                                                                              \
+        }                                                                                                     \
+    } while (0)
+
+#define CHECK_OK(expr)                                                                                        \
+    do {                                                                                                      \
+        kvattn_status st_ = (expr);                                                                           \
+        CHECK(st_ == KVATTN_OK, "%s -> %s: %s", #expr, kvattn_status_name(st_), kvattn_last_error());        \
+    } while (0)
+
+/* Prints the closing line and returns the exit code. */
+int test_finish(const char *name);
+
+/* Uniform floats in [-scale, scale), deterministic per seed. */
+typedef struct { uint64_t s; } test_rng;
+float test_uniform(test_rng *r);
+void test_fill(test_rng *r, float *x, size_t n, float scale);
+int test_randint(test_rng *r, int lo, int hi); /* [lo, hi] */
+
+/* max|a - b| and max|a| over n elements. */
+double test_max_abs_diff(const float *a, const float *b, size_t n);
+double test_max_abs(const float *a, size_t n);
+
+/* A layer with random weights (owned). Norm weights are 1 + small noise. */
+typedef struct {
+    kvattn_layer_config cfg;
+    kvattn_layer_weights w;
+    float *mem;
+    size_t n_floats;
+} test_layer;
+
+void test_layer_init(test_layer *L, const kvattn_layer_config *cfg, uint64_t seed);
+void test_layer_free(test_layer *L);
+
+/* Config builders. */
+kvattn_layer_config test_gqa_config(int d_model, int n_heads, int n_kv_heads, int head_dim);
+kvattn_layer_config test_mla_config(int d_model, int n_heads, int q_lora, int dc, int dn, int dr, int dv);
+
+#endif
