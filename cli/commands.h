@@ -3,5 +3,6 @@
 #define KVATTN_COMMANDS_H
 
 int cmd_demo(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 
 #endif

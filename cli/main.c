@@ -14,6 +14,7 @@ typedef struct {
 
 static const command commands[] = {
     {"demo", cmd_demo, "KV bytes and decode speed of MHA, GQA-8, MQA and MLA on built-in layer shapes"},
+    {"plan", cmd_plan, "KV-cache memory of a model in every design, and the GPUs it needs"},
 };
 
 static void usage(FILE *f) {

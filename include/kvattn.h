@@ -249,6 +249,83 @@ kvattn_status kvattn_attn_reference(const kvattn_layer_config *cfg, const kvattn
                                     int T, const float *x, float *out);
 
 /* ------------------------------------------------------------------------- */
+/* Models and the KV-cache planner                                            */
+/* ------------------------------------------------------------------------- */
+
+/* What the planner knows of a model: its attention layer and enough of the
+ * rest to count its parameters. Dense models have n_routed_experts = 0. */
+typedef struct {
+    char name[64];
+    char arch[32];              /* "llama", "mistral", "mixtral", "qwen2", "falcon", "gpt2", "deepseek2", ... */
+    kvattn_layer_config attn;   /* the model's own attention design                          */
+    int n_layers;
+    int64_t vocab_size;
+    int64_t ffn_dim;            /* dense FFN hidden size                                      */
+    int ffn_gated;              /* 1: gate/up/down (SwiGLU), 0: up/down (GELU MLP)            */
+    int n_routed_experts;       /* MoE: routed experts per MoE layer (0 = dense model)         */
+    int n_shared_experts;       /* MoE: always-on experts                                      */
+    int n_active_experts;       /* MoE: experts per token                                      */
+    int64_t moe_ffn_dim;        /* MoE: hidden size of one expert                              */
+    int n_dense_layers;         /* MoE: the first layers keep a dense FFN                      */
+    int moe_layer_freq;         /* MoE: every moe_layer_freq-th later layer is MoE (0 → 1)     */
+    int tied_embeddings;        /* the output head is the token embedding                      */
+    int qkv_bias;               /* Q, K, V projections have biases (Qwen2)                    */
+    int gpt2_style;             /* learned positions, LayerNorm and biases everywhere (GPT-2)  */
+    int parallel_attn;          /* one norm per block (Falcon)                                 */
+    int64_t context_length;     /* trained / configured maximum context                       */
+} kvattn_model_desc;
+
+/* Built-in model presets (real published configurations). */
+int kvattn_preset_count(void);
+const kvattn_model_desc *kvattn_preset_at(int i);
+/* Finds a preset by name; KVATTN_ERR_INVALID_ARG naming the known presets
+ * if there is none. */
+kvattn_status kvattn_preset_find(const char *name, kvattn_model_desc *out);
+
+/* Reads a Hugging Face config.json (Llama, Mistral, Mixtral, Qwen2, Falcon,
+ * GPT-2, DeepSeek-V2/V3 keys). Errors name the file and the key. */
+kvattn_status kvattn_model_from_hf_config(const char *path, kvattn_model_desc *out);
+
+/* Total parameters: embeddings, every layer (all experts), norms, head.
+ * Returns -1 for an invalid description or on overflow. */
+int64_t kvattn_model_params(const kvattn_model_desc *m);
+
+/* The same layer in another design, keeping d_model, n_heads and the
+ * per-head width: "mha", "mqa", "gqa:G" (G divides n_heads), "mla:DC+DR"
+ * (d_nope = d_v = the head width; no query compression). From an MLA layer
+ * the head width is v_head_dim. */
+kvattn_status kvattn_redesign(const kvattn_layer_config *in, const char *design, kvattn_layer_config *out);
+
+/* One row of a plan: the KV cache and memory of a model in one design. */
+typedef struct {
+    char design[32];            /* "mha", "gqa:8", "mqa", "mla:512+64"                     */
+    int native;                 /* the model's own design                                  */
+    int64_t kv_elems_per_token_layer;
+    uint64_t kv_bytes_per_token;  /* all layers                                            */
+    uint64_t kv_bytes_total;      /* · ctx · batch                                         */
+    uint64_t weights_bytes;       /* parameters of this design in weights_type            */
+    uint64_t total_bytes;         /* weights + KV                                          */
+    int64_t gpus_needed;          /* ceil(total / gpu_mem); 0 without a GPU                */
+    int64_t max_context;          /* longest context (per sequence, at this batch) that
+                                     fits on n_gpus (or gpus_needed) GPUs; 0 if the weights
+                                     alone do not fit; -1 without a GPU                   */
+} kvattn_plan_row;
+
+typedef struct {
+    int64_t ctx;                /* tokens per sequence                          */
+    int64_t batch;              /* sequences                                    */
+    kvattn_type kv_type;
+    kvattn_type weights_type;
+    uint64_t gpu_mem_bytes;     /* 0: no GPU sizing                              */
+    int64_t n_gpus;             /* GPUs for max_context; 0: gpus_needed          */
+} kvattn_plan_options;
+
+/* Plans `design` (NULL or "" = the model's own) for model m. Sizes use
+ * kvattn_kv_bytes_per_token. Errors: bad design, sizes that overflow 64 bits. */
+kvattn_status kvattn_plan(const kvattn_model_desc *m, const char *design, const kvattn_plan_options *opt,
+                          kvattn_plan_row *row);
+
+/* ------------------------------------------------------------------------- */
 /* Threads                                                                    */
 /* ------------------------------------------------------------------------- */
 

@@ -45,5 +45,46 @@ expect_exit 2 "non-cache --kv-type" "$kvattn" demo --kv-type q4_0
 expect_exit 2 "missing option value" "$kvattn" demo --reps
 expect_exit 2 "no command" "$kvattn"
 
+# kvattn plan
+data=$(dirname "$0")/data
+expect_exit 0 "plan: the circulating 7B example" "$kvattn" plan --preset llama-2-7b --head-dim 64 --ctx 80k --as gqa:8 --as mqa
+for fig in "mha 20.97 GB" "gqa:8 5.24 GB" "mqa 0.66 GB" "30x too high"; do expect_grep "$fig" "$tmp/out" "7B example: $fig"; done
+expect_exit 0 "plan --json" "$kvattn" plan --preset deepseek-v2-lite --ctx 32K --gpu h100-80g --json
+if python3 - "$tmp/out" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["ctx"] == 32768 and d["batch"] == 1 and d["kv_type"] == "f16", d
+rows = {r["design"]: r for r in d["rows"]}
+own = rows["mla:512+64"]
+assert own["native"] is True and own["kv_bytes_per_token"] == 31104, own
+assert own["kv_bytes_total"] == 31104 * 32768 and own["kv_elems_per_token_layer"] == 576
+assert own["total_bytes"] == own["kv_bytes_total"] + own["weights_bytes"]
+assert own["gpus_needed"] == 1 and own["max_context"] > 32768
+assert set(rows) == {"mla:512+64", "mha", "gqa:8", "mqa"}, rows.keys()
+assert all(not r["native"] for k, r in rows.items() if k != "mla:512+64")
+PY
+then ok; else bad "plan --json content"; fi
+expect_exit 0 "plan --config" "$kvattn" plan --config "$data/configs/llama-3-8b.json" --ctx 128K
+expect_grep "131,072" "$tmp/out" "llama-3-8b from config.json: 131,072 bytes/token"
+expect_exit 0 "plan falcon (71 heads)" "$kvattn" plan --preset falcon-7b
+expect_grep "skipped gqa:8" "$tmp/out" "gqa:8 is skipped for 71 heads, with the reason"
+expect_exit 0 "plan --plot" "$kvattn" plan --preset llama-3-8b --gpu a100-80g --ctx 128K --plot "$tmp/p.svg"
+if head -c 4 "$tmp/p.svg" | grep -q "<svg" && grep -q "1× a100-80g" "$tmp/p.svg"; then ok; else bad "plot is an SVG with GPU lines"; fi
+expect_exit 0 "plan --list-presets" "$kvattn" plan --list-presets
+expect_grep "deepseek-v3" "$tmp/out" "presets list deepseek-v3"
+expect_exit 1 "plan: unknown preset" "$kvattn" plan --preset llama-9
+expect_grep "known: gpt-2" "$tmp/err" "unknown preset lists the known ones"
+expect_exit 1 "plan: bad config" "$kvattn" plan --config "$data/bad_configs/missing_heads.json"
+expect_grep "missing_heads.json: missing key 'num_attention_heads'" "$tmp/err" "bad config names file and key"
+expect_exit 2 "plan: heads not divisible" "$kvattn" plan --preset llama-3-8b --heads 30
+expect_grep "n_kv_heads = 8" "$tmp/err" "contradictory heads named"
+expect_exit 2 "plan: bad --ctx" "$kvattn" plan --preset llama-3-8b --ctx 12q
+expect_exit 2 "plan: unknown gpu" "$kvattn" plan --preset llama-3-8b --gpu v100
+expect_exit 2 "plan: bad design" "$kvattn" plan --preset llama-3-8b --as gqa:3
+expect_grep "gqa:3" "$tmp/err" "bad design named"
+expect_exit 2 "plan: no model" "$kvattn" plan --ctx 4096
+expect_exit 1 "plan: overflow" "$kvattn" plan --preset llama-3.1-405b --ctx 1000G --batch 1000000
+expect_grep "overflows 64-bit" "$tmp/err" "overflow is reported"
+
 echo "test_cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]
