@@ -76,10 +76,10 @@ static int make_weights(const kvattn_layer_config *c, owned_weights *ow, uint64_
         total = 2 * qd * D + 2 * kvd * D;
         if (!(ow->mem = malloc(total * sizeof(float)))) return -1;
         float *p = ow->mem;
-        ow->w.wq = take(&p, qd * D);
-        ow->w.wk = take(&p, kvd * D);
-        ow->w.wv = take(&p, kvd * D);
-        ow->w.wo = take(&p, D * qd);
+        ow->w.wq = kvattn_f32_matrix(take(&p, qd * D));
+        ow->w.wk = kvattn_f32_matrix(take(&p, kvd * D));
+        ow->w.wv = kvattn_f32_matrix(take(&p, kvd * D));
+        ow->w.wo = kvattn_f32_matrix(take(&p, D * qd));
     } else {
         size_t dq = (size_t)c->qk_nope_head_dim + c->qk_rope_head_dim, dc = (size_t)c->kv_lora_rank;
         size_t ql = (size_t)c->q_lora_rank, dkv = (size_t)c->qk_nope_head_dim + c->v_head_dim;
@@ -88,16 +88,16 @@ static int make_weights(const kvattn_layer_config *c, owned_weights *ow, uint64_
         if (!(ow->mem = malloc(total * sizeof(float)))) return -1;
         float *p = ow->mem;
         if (ql) {
-            ow->w.wq_a = take(&p, ql * D);
+            ow->w.wq_a = kvattn_f32_matrix(take(&p, ql * D));
             ow->w.q_norm = take(&p, ql);
-            ow->w.wq_b = take(&p, H * dq * ql);
+            ow->w.wq_b = kvattn_f32_matrix(take(&p, H * dq * ql));
         } else {
-            ow->w.wq = take(&p, H * dq * D);
+            ow->w.wq = kvattn_f32_matrix(take(&p, H * dq * D));
         }
-        ow->w.wkv_a = take(&p, (dc + c->qk_rope_head_dim) * D);
+        ow->w.wkv_a = kvattn_f32_matrix(take(&p, (dc + c->qk_rope_head_dim) * D));
         ow->w.kv_norm = take(&p, dc);
-        ow->w.wkv_b = take(&p, H * dkv * dc);
-        ow->w.wo = take(&p, D * H * c->v_head_dim);
+        ow->w.wkv_b = kvattn_f32_matrix(take(&p, H * dkv * dc));
+        ow->w.wo = kvattn_f32_matrix(take(&p, D * H * c->v_head_dim));
     }
     ow->n_floats = total;
     cli_rng rng = {seed};

@@ -152,26 +152,41 @@ int64_t kvattn_kv_elems_per_token_layer(const kvattn_layer_config *cfg);
 size_t kvattn_kv_bytes_per_token(const kvattn_layer_config *cfg, int n_layers, kvattn_type t);
 
 /* ------------------------------------------------------------------------- */
-/* Layer weights (f32, caller-owned, row-major [out][in])                     */
+/* Layer weights (caller-owned, row-major [out][in])                          */
 /* ------------------------------------------------------------------------- */
+
+/* A weight matrix [rows][cols] stored row-major in one of the types the
+ * kernels read directly: f32, f16, bf16 or q8_0 (each row ceil(cols/32)
+ * blocks). Used in place: a memory-mapped file's tensor needs no copy. */
+typedef struct {
+    const void *data;
+    kvattn_type type;
+} kvattn_matrix;
+
+static inline kvattn_matrix kvattn_f32_matrix(const float *data) {
+    kvattn_matrix m;
+    m.data = data;
+    m.type = KVATTN_TYPE_F32;
+    return m;
+}
 
 typedef struct {
     /* GQA family */
-    const float *wq;      /* [n_heads·head_dim][d_model]            (MLA: see below) */
-    const float *wk;      /* [n_kv_heads·head_dim][d_model]                           */
-    const float *wv;      /* [n_kv_heads·head_dim][d_model]                           */
-    const float *wo;      /* [d_model][n_heads·head_dim]  (MLA: [d_model][n_heads·d_v]) */
+    kvattn_matrix wq;      /* [n_heads·head_dim][d_model]              (MLA: see below) */
+    kvattn_matrix wk;      /* [n_kv_heads·head_dim][d_model]                            */
+    kvattn_matrix wv;      /* [n_kv_heads·head_dim][d_model]                            */
+    kvattn_matrix wo;      /* [d_model][n_heads·head_dim]  (MLA: [d_model][n_heads·d_v]) */
     /* MLA. Query: wq = [n_heads·(d_nope+d_R)][d_model] when q_lora_rank = 0,
      * otherwise wq_a, q_norm, wq_b. Per head, query rows are [d_nope | d_R]. */
-    const float *wq_a;    /* [q_lora_rank][d_model]                           */
-    const float *q_norm;  /* [q_lora_rank]                                    */
-    const float *wq_b;    /* [n_heads·(d_nope+d_R)][q_lora_rank]              */
-    const float *wkv_a;   /* [d_c + d_R][d_model]: W_DKV rows, then W_KR rows */
-    const float *kv_norm; /* [d_c]                                            */
-    const float *wkv_b;   /* [n_heads·(d_nope+d_v)][d_c]: per head W_UK then W_UV */
+    kvattn_matrix wq_a;    /* [q_lora_rank][d_model]                           */
+    kvattn_matrix wq_b;    /* [n_heads·(d_nope+d_R)][q_lora_rank]              */
+    kvattn_matrix wkv_a;   /* [d_c + d_R][d_model]: W_DKV rows, then W_KR rows */
+    kvattn_matrix wkv_b;   /* [n_heads·(d_nope+d_v)][d_c]: per head W_UK then W_UV */
+    const float *q_norm;   /* [q_lora_rank]                                    */
+    const float *kv_norm;  /* [d_c]                                            */
 } kvattn_layer_weights;
 
-/* Checks that every pointer the config needs is set. */
+/* Checks that every matrix the config needs is set and of a kernel type. */
 kvattn_status kvattn_weights_validate(const kvattn_layer_config *cfg, const kvattn_layer_weights *w);
 
 /* ------------------------------------------------------------------------- */

@@ -9,6 +9,8 @@
  * (a wrong head mapping, position or mask changes outputs by O(1)). */
 #include "test_util.h"
 
+#include "kernels/vec.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,13 +166,13 @@ static void test_gqa_equals_replicated_mha(void) {
         test_layer_init(&G, &gcfg, 600 + i);
         float *wk = malloc(sizeof(float) * H * hd * D), *wv = malloc(sizeof(float) * H * hd * D);
         for (int h = 0; h < H; h++) {
-            memcpy(wk + (size_t)h * hd * D, G.w.wk + (size_t)(h / group) * hd * D, sizeof(float) * hd * D);
-            memcpy(wv + (size_t)h * hd * D, G.w.wv + (size_t)(h / group) * hd * D, sizeof(float) * hd * D);
+            memcpy(wk + (size_t)h * hd * D, (const float *)G.w.wk.data + (size_t)(h / group) * hd * D, sizeof(float) * hd * D);
+            memcpy(wv + (size_t)h * hd * D, (const float *)G.w.wv.data + (size_t)(h / group) * hd * D, sizeof(float) * hd * D);
         }
         test_layer M = G;
         M.cfg = mcfg;
-        M.w.wk = wk;
-        M.w.wv = wv;
+        M.w.wk = kvattn_f32_matrix(wk);
+        M.w.wv = kvattn_f32_matrix(wv);
         float *x = malloc(sizeof(float) * T * D), *og = malloc(sizeof(float) * T * D), *om = malloc(sizeof(float) * T * D);
         test_rng r = {77 + i};
         test_fill(&r, x, (size_t)T * D, 1.0f);
@@ -312,6 +314,55 @@ static void test_thread_count_invariance(void) {
     test_layer_free(&L);
 }
 
+/* Weights stored as f16, bf16 or q8_0 (as model files hold them): the fast
+ * path reads them in place and must still equal the reference, which reads
+ * the same stored values one by one. */
+static kvattn_matrix convert_matrix(kvattn_matrix m, int rows, int cols, kvattn_type t, void **owned) {
+    if (!m.data) return m;
+    size_t rb = kvattn_row_bytes(t, cols);
+    unsigned char *dst = malloc(rb * rows);
+    for (int r = 0; r < rows; r++)
+        kv_row_store(t, (const float *)m.data + (size_t)r * cols, dst + (size_t)r * rb, cols);
+    *owned = dst;
+    return (kvattn_matrix){dst, t};
+}
+
+static void test_typed_weights(void) {
+    kvattn_type types[] = {KVATTN_TYPE_F16, KVATTN_TYPE_BF16, KVATTN_TYPE_Q8_0};
+    kvattn_layer_config cfgs[3] = {test_gqa_config(64, 8, 2, 16), test_mla_config(64, 4, 32, 64, 16, 8, 16),
+                                   test_mla_config(40, 3, 0, 24, 8, 4, 8)};
+    for (int c = 0; c < 3; c++)
+        for (int ti = 0; ti < 3; ti++) {
+            test_layer L;
+            test_layer_init(&L, &cfgs[c], 1400 + c);
+            const kvattn_layer_config *k = &cfgs[c];
+            int D = k->d_model, H = k->n_heads, dq = k->qk_nope_head_dim + k->qk_rope_head_dim;
+            void *owned[8] = {0};
+            kvattn_layer_weights *w = &L.w;
+            if (k->kind == KVATTN_ATTN_GQA) {
+                int qd = H * k->head_dim, kvd = k->n_kv_heads * k->head_dim;
+                w->wq = convert_matrix(w->wq, qd, D, types[ti], &owned[0]);
+                w->wk = convert_matrix(w->wk, kvd, D, types[ti], &owned[1]);
+                w->wv = convert_matrix(w->wv, kvd, D, types[ti], &owned[2]);
+                w->wo = convert_matrix(w->wo, D, qd, types[ti], &owned[3]);
+            } else {
+                int ql = k->q_lora_rank, dc = k->kv_lora_rank;
+                w->wq = convert_matrix(w->wq, H * dq, D, types[ti], &owned[0]);
+                w->wq_a = convert_matrix(w->wq_a, ql, D, types[ti], &owned[1]);
+                w->wq_b = convert_matrix(w->wq_b, H * dq, ql, types[ti], &owned[2]);
+                w->wkv_a = convert_matrix(w->wkv_a, dc + k->qk_rope_head_dim, D, types[ti], &owned[3]);
+                w->wkv_b = convert_matrix(w->wkv_b, H * (k->qk_nope_head_dim + k->v_head_dim), dc, types[ti], &owned[4]);
+                w->wo = convert_matrix(w->wo, D, H * k->v_head_dim, types[ti], &owned[5]);
+            }
+            char what[96];
+            snprintf(what, sizeof what, "%s weights, %s", kvattn_type_name(types[ti]), k->kind ? "MLA" : "GQA");
+            check_all_schedules(&L, KVATTN_MLA_ABSORBED, 20, what, 1500 + c);
+            if (k->kind == KVATTN_ATTN_MLA) check_all_schedules(&L, KVATTN_MLA_NAIVE, 20, what, 1500 + c);
+            for (int i = 0; i < 8; i++) free(owned[i]);
+            test_layer_free(&L);
+        }
+}
+
 int main(void) {
     test_gqa_family();
     test_mla_designs();
@@ -322,5 +373,6 @@ int main(void) {
     test_rewrite_suffix();
     test_multi_layer_cache();
     test_thread_count_invariance();
+    test_typed_weights();
     return test_finish("test_attn");
 }

@@ -88,7 +88,7 @@ static void test_forward_errors(void) {
     CHECK(kvattn_attn_forward(&c, &L.w, cache, 0, 4, 1, x, out, 0) == KVATTN_ERR_CACHE_FULL, "decode into a full cache");
     /* Missing weights. */
     kvattn_layer_weights w = L.w;
-    w.wv = NULL;
+    w.wv.data = NULL;
     CHECK(kvattn_attn_forward(&c, &w, cache, 1, 0, 1, x, out, 0) == KVATTN_ERR_INVALID_ARG, "wv NULL");
     CHECK(strstr(kvattn_last_error(), "wv") != NULL, "message names wv: %s", kvattn_last_error());
     /* A cache made for another design. */
@@ -105,7 +105,7 @@ static void test_forward_errors(void) {
     CHECK(kvattn_attn_forward(&mla, &M.w, mc, 0, 0, 1, x, out, (kvattn_mla_mode)5) == KVATTN_ERR_INVALID_ARG,
           "bad MLA mode");
     w = M.w;
-    w.wkv_b = NULL;
+    w.wkv_b.data = NULL;
     CHECK(kvattn_attn_forward(&mla, &w, mc, 0, 0, 1, x, out, KVATTN_MLA_NAIVE) == KVATTN_ERR_INVALID_ARG, "wkv_b NULL");
     CHECK(strstr(kvattn_last_error(), "wkv_b") != NULL, "message names wkv_b: %s", kvattn_last_error());
     kvattn_cache_free(mc);

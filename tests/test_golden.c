@@ -112,10 +112,10 @@ static void test_gqa_fixture(const char *file) {
         cfg.rope.theta = num(&g, "theta");
         cfg.rope.pairing = num(&g, "pairing") == 1.0f ? KVATTN_ROPE_HALF : KVATTN_ROPE_ADJACENT;
         kvattn_layer_weights w = {0};
-        w.wq = arr(&g, "wq");
-        w.wk = arr(&g, "wk");
-        w.wv = arr(&g, "wv");
-        w.wo = arr(&g, "wo");
+        w.wq = kvattn_f32_matrix(arr(&g, "wq"));
+        w.wk = kvattn_f32_matrix(arr(&g, "wk"));
+        w.wv = kvattn_f32_matrix(arr(&g, "wv"));
+        w.wo = kvattn_f32_matrix(arr(&g, "wo"));
         double e = run_and_compare(&cfg, &w, &g, KVATTN_MLA_ABSORBED, "out");
         CHECK(e <= 1e-5, "%s: kvattn vs PyTorch: rel err %.3g", file, e);
     }
@@ -141,14 +141,14 @@ static void test_mla_fixture(const char *file) {
         cfg.rope.yarn_mscale = num(&g, "yarn_mscale");
         cfg.rms_eps = 1e-6f;
         kvattn_layer_weights w = {0};
-        w.wq = arr(&g, "wq");
-        w.wq_a = arr(&g, "wq_a");
+        w.wq = kvattn_f32_matrix(arr(&g, "wq"));
+        w.wq_a = kvattn_f32_matrix(arr(&g, "wq_a"));
         w.q_norm = arr(&g, "q_norm");
-        w.wq_b = arr(&g, "wq_b");
-        w.wkv_a = arr(&g, "wkv_a");
+        w.wq_b = kvattn_f32_matrix(arr(&g, "wq_b"));
+        w.wkv_a = kvattn_f32_matrix(arr(&g, "wkv_a"));
         w.kv_norm = arr(&g, "kv_norm");
-        w.wkv_b = arr(&g, "wkv_b");
-        w.wo = arr(&g, "wo");
+        w.wkv_b = kvattn_f32_matrix(arr(&g, "wkv_b"));
+        w.wo = kvattn_f32_matrix(arr(&g, "wo"));
         const char *refs[2] = {"out_absorb", "out_naive"};
         kvattn_mla_mode modes[2] = {KVATTN_MLA_ABSORBED, KVATTN_MLA_NAIVE};
         for (int r = 0; r < 2; r++)

@@ -105,21 +105,30 @@ static void test_f16_bf16_bits(void) {
 #endif
 }
 
+/* Projections with weights of every kernel type against the scalar twin. */
 static void test_matmul(void) {
     test_rng r = {3};
-    int shapes[][3] = {{1, 1, 1}, {1, 7, 9}, {3, 17, 33}, {20, 64, 100}, {17, 5, 129}, {33, 40, 8}};
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        int T = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
-        float *x = malloc(sizeof(float) * T * k), *W = malloc(sizeof(float) * n * k);
-        float *y1 = malloc(sizeof(float) * T * n), *y2 = malloc(sizeof(float) * T * n);
-        test_fill(&r, x, (size_t)T * k, 1.0f);
-        test_fill(&r, W, (size_t)n * k, 1.0f);
-        kv_matmul(y1, x, W, T, n, k);
-        kv_matmul_ref(y2, x, W, T, n, k);
-        double e = test_max_abs_diff(y1, y2, (size_t)T * n);
-        CHECK(e <= (double)k * 2.4e-7 * k, "matmul T=%d n=%d k=%d: err %.3g", T, n, k, e);
-        free(x), free(W), free(y1), free(y2);
-    }
+    int shapes[][3] = {{1, 1, 1}, {1, 7, 9}, {3, 17, 33}, {20, 64, 100}, {17, 5, 129}, {33, 40, 8}, {2, 3, 64}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int ti = 0; ti < 4; ti++) {
+            int T = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+            kvattn_type t = cache_types[ti];
+            size_t rb = kvattn_row_bytes(t, k);
+            float *x = malloc(sizeof(float) * T * k), *Wf = malloc(sizeof(float) * k);
+            unsigned char *W = malloc(rb * n);
+            float *y1 = malloc(sizeof(float) * T * n), *y2 = malloc(sizeof(float) * T * n);
+            test_fill(&r, x, (size_t)T * k, 1.0f);
+            for (int i = 0; i < n; i++) {
+                test_fill(&r, Wf, (size_t)k, 1.0f);
+                kv_row_store(t, Wf, W + (size_t)i * rb, k);
+            }
+            kvattn_matrix M = {W, t};
+            kv_matmul(y1, x, M, T, n, k);
+            kv_matmul_ref(y2, x, M, T, n, k);
+            double e = test_max_abs_diff(y1, y2, (size_t)T * n);
+            CHECK(e <= (double)k * 2.4e-7 * k, "matmul %s T=%d n=%d k=%d: err %.3g", kvattn_type_name(t), T, n, k, e);
+            free(x), free(Wf), free(W), free(y1), free(y2);
+        }
 }
 
 /* kv_attend (grouped, tiled, threaded) vs kv_attend_ref on random caches. */

@@ -61,10 +61,10 @@ void test_layer_init(test_layer *L, const kvattn_layer_config *cfg, uint64_t see
         size_t qd = H * cfg->head_dim, kvd = (size_t)cfg->n_kv_heads * cfg->head_dim;
         L->n_floats = 2 * qd * D + 2 * kvd * D;
         float *p = L->mem = malloc(L->n_floats * sizeof(float));
-        L->w.wq = carve(&p, qd * D);
-        L->w.wk = carve(&p, kvd * D);
-        L->w.wv = carve(&p, kvd * D);
-        L->w.wo = carve(&p, D * qd);
+        L->w.wq = kvattn_f32_matrix(carve(&p, qd * D));
+        L->w.wk = kvattn_f32_matrix(carve(&p, kvd * D));
+        L->w.wv = kvattn_f32_matrix(carve(&p, kvd * D));
+        L->w.wo = kvattn_f32_matrix(carve(&p, D * qd));
         test_fill(&r, L->mem, L->n_floats, 1.0f / sqrtf((float)D));
         return;
     }
@@ -75,20 +75,20 @@ void test_layer_init(test_layer *L, const kvattn_layer_config *cfg, uint64_t see
     float *p = L->mem = malloc(L->n_floats * sizeof(float));
     test_fill(&r, L->mem, L->n_floats, 1.0f / sqrtf((float)D));
     if (ql) {
-        L->w.wq_a = carve(&p, ql * D);
+        L->w.wq_a = kvattn_f32_matrix(carve(&p, ql * D));
         float *qn = carve(&p, ql);
         for (size_t i = 0; i < ql; i++) qn[i] = 1.0f + 0.1f * test_uniform(&r);
         L->w.q_norm = qn;
-        L->w.wq_b = carve(&p, H * dq * ql);
+        L->w.wq_b = kvattn_f32_matrix(carve(&p, H * dq * ql));
     } else {
-        L->w.wq = carve(&p, H * dq * D);
+        L->w.wq = kvattn_f32_matrix(carve(&p, H * dq * D));
     }
-    L->w.wkv_a = carve(&p, (dc + dr) * D);
+    L->w.wkv_a = kvattn_f32_matrix(carve(&p, (dc + dr) * D));
     float *kn = carve(&p, dc);
     for (size_t i = 0; i < dc; i++) kn[i] = 1.0f + 0.1f * test_uniform(&r);
     L->w.kv_norm = kn;
-    L->w.wkv_b = carve(&p, H * dkv * dc);
-    L->w.wo = carve(&p, D * H * cfg->v_head_dim);
+    L->w.wkv_b = kvattn_f32_matrix(carve(&p, H * dkv * dc));
+    L->w.wo = kvattn_f32_matrix(carve(&p, D * H * cfg->v_head_dim));
 }
 
 void test_layer_free(test_layer *L) {

@@ -98,24 +98,43 @@ const char *kvattn_config_design_name(const kvattn_layer_config *cfg, char *buf,
     return buf;
 }
 
+static const char *check_matrix(const kvattn_matrix *m, const char *name, int *bad_type) {
+    if (!m->data) return name;
+    if (!kvattn_type_is_cache_type(m->type)) {
+        *bad_type = 1;
+        return name;
+    }
+    return NULL;
+}
+
 kvattn_status kvattn_weights_validate(const kvattn_layer_config *cfg, const kvattn_layer_weights *w) {
     if (!w) return kv_fail(KVATTN_ERR_INVALID_ARG, "layer weights: NULL");
-    const char *missing = NULL;
+    const char *bad = NULL;
+    int bad_type = 0;
+#define NEED(field) \
+    if (!bad) bad = check_matrix(&w->field, #field, &bad_type)
     if (cfg->kind == KVATTN_ATTN_GQA) {
-        if (!w->wq) missing = "wq";
-        else if (!w->wk) missing = "wk";
-        else if (!w->wv) missing = "wv";
-        else if (!w->wo) missing = "wo";
+        NEED(wq);
+        NEED(wk);
+        NEED(wv);
+        NEED(wo);
     } else {
-        if (cfg->q_lora_rank == 0 && !w->wq) missing = "wq";
-        else if (cfg->q_lora_rank > 0 && !w->wq_a) missing = "wq_a";
-        else if (cfg->q_lora_rank > 0 && !w->q_norm) missing = "q_norm";
-        else if (cfg->q_lora_rank > 0 && !w->wq_b) missing = "wq_b";
-        else if (!w->wkv_a) missing = "wkv_a";
-        else if (!w->kv_norm) missing = "kv_norm";
-        else if (!w->wkv_b) missing = "wkv_b";
-        else if (!w->wo) missing = "wo";
+        if (cfg->q_lora_rank == 0) {
+            NEED(wq);
+        } else {
+            NEED(wq_a);
+            NEED(wq_b);
+            if (!bad && !w->q_norm) bad = "q_norm";
+        }
+        NEED(wkv_a);
+        NEED(wkv_b);
+        NEED(wo);
+        if (!bad && !w->kv_norm) bad = "kv_norm";
     }
-    if (missing) return kv_fail(KVATTN_ERR_INVALID_ARG, "layer weights: %s is NULL but the config needs it", missing);
+#undef NEED
+    if (bad && bad_type)
+        return kv_fail(KVATTN_ERR_UNSUPPORTED, "layer weights: %s has a type the kernels cannot read (f32, f16, bf16, q8_0)",
+                       bad);
+    if (bad) return kv_fail(KVATTN_ERR_INVALID_ARG, "layer weights: %s is NULL but the config needs it", bad);
     return KVATTN_OK;
 }

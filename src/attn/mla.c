@@ -30,12 +30,12 @@ static mla_dims dims_of(const kvattn_layer_config *cfg) {
 
 static float rms_eps(const kvattn_layer_config *cfg) { return cfg->rms_eps > 0.0f ? cfg->rms_eps : 1e-6f; }
 
-/* Rows of W_UK,h / W_UV,h inside wkv_b. */
-static const float *w_uk(const kvattn_layer_weights *w, const mla_dims *d, int h) {
-    return w->wkv_b + (size_t)h * (d->dn + d->dv) * d->dc;
+/* Row i of W_UK,h / W_UV,h inside wkv_b. */
+static const void *w_uk_row(const kvattn_layer_weights *w, const mla_dims *d, int h, int i) {
+    return kv_matrix_row(w->wkv_b, h * (d->dn + d->dv) + i, d->dc);
 }
-static const float *w_uv(const kvattn_layer_weights *w, const mla_dims *d, int h) {
-    return w_uk(w, d, h) + (size_t)d->dn * d->dc;
+static const void *w_uv_row(const kvattn_layer_weights *w, const mla_dims *d, int h, int j) {
+    return w_uk_row(w, d, h, d->dn + j);
 }
 
 /* q [T][H][dq] (rotated), latent [T][dc+dr] (c_KV normed, k_R rotated). */
@@ -68,9 +68,8 @@ static int mla_attend_absorbed(const mla_dims *d, const kvattn_layer_weights *w,
     for (int th = 0; th < T * d->H; th++) {
         const float *qh = q + (size_t)th * d->dq;
         float *ah = qa + (size_t)th * dk;
-        const float *uk = w_uk(w, d, th % d->H);
         memset(ah, 0, sizeof(float) * (size_t)d->dc);
-        for (int i = 0; i < d->dn; i++) kv_row_axpy(KVATTN_TYPE_F32, uk + (size_t)i * d->dc, qh[i], ah, d->dc);
+        for (int i = 0; i < d->dn; i++) kv_row_axpy(w->wkv_b.type, w_uk_row(w, d, th % d->H, i), qh[i], ah, d->dc);
         memcpy(ah + d->dc, qh + d->dn, sizeof(float) * (size_t)d->dr);
     }
     kv_rows kr, vr;
@@ -79,9 +78,8 @@ static int mla_attend_absorbed(const mla_dims *d, const kvattn_layer_weights *w,
     /* o[t][h] = W_UV,h · lat[t][h] */
 #pragma omp parallel for schedule(static) if ((long)T * d->H * d->dv * d->dc > 65536)
     for (int th = 0; th < T * d->H; th++) {
-        const float *uv = w_uv(w, d, th % d->H);
         for (int j = 0; j < d->dv; j++)
-            o[(size_t)th * d->dv + j] = kv_dot_f32(uv + (size_t)j * d->dc, lat + (size_t)th * d->dc, d->dc);
+            o[(size_t)th * d->dv + j] = kv_row_dot(w->wkv_b.type, w_uv_row(w, d, th % d->H, j), lat + (size_t)th * d->dc, d->dc);
     }
     return 0;
 }

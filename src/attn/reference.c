@@ -3,17 +3,20 @@
  * cached fast path is tested against it. RoPE uses the library's rotation
  * (its convention is checked separately against PyTorch golden vectors). */
 #include "internal.h"
+#include "kernels/ops.h"
+#include "kernels/vec.h"
 #include "rope.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* y[n] = W[n][k] · x[k] in double. */
-static void matvec_d(double *y, const float *W, const double *x, int n, int k) {
+/* y[n] = W[n][k] · x[k] in double (W's elements read one by one). */
+static void matvec_d(double *y, kvattn_matrix W, const double *x, int n, int k) {
     for (int i = 0; i < n; i++) {
+        const void *row = kv_matrix_row(W, i, k);
         double s = 0.0;
-        for (int j = 0; j < k; j++) s += (double)W[(size_t)i * k + j] * x[j];
+        for (int j = 0; j < k; j++) s += (double)kv_row_get_ref(W.type, row, j) * x[j];
         y[i] = s;
     }
 }
@@ -56,7 +59,7 @@ static void to_double(double *y, const float *x, int n) {
     for (int i = 0; i < n; i++) y[i] = x[i];
 }
 
-static void out_proj(float *out, const float *wo, const double *o, int D, int k, double *tmp) {
+static void out_proj(float *out, kvattn_matrix wo, const double *o, int D, int k, double *tmp) {
     matvec_d(tmp, wo, o, D, k);
     for (int i = 0; i < D; i++) out[i] = (float)tmp[i];
 }

@@ -11,21 +11,23 @@
 
 #define TOKEN_BLOCK 16
 
-void kv_matmul(float *y, const float *x, const float *W, int T, int n, int k) {
+void kv_matmul(float *y, const float *x, kvattn_matrix W, int T, int n, int k) {
+    const size_t row_bytes = kvattn_row_bytes(W.type, k);
     for (int t0 = 0; t0 < T; t0 += TOKEN_BLOCK) {
         int t1 = t0 + TOKEN_BLOCK < T ? t0 + TOKEN_BLOCK : T;
         /* Small products are not worth waking the thread team. */
 #pragma omp parallel for schedule(static) if ((long)n * k * (t1 - t0) > 32768)
         for (int i = 0; i < n; i++) {
-            const float *w = W + (size_t)i * k;
-            for (int t = t0; t < t1; t++) y[(size_t)t * n + i] = kv_dot_f32(w, x + (size_t)t * k, k);
+            const void *w = (const unsigned char *)W.data + (size_t)i * row_bytes;
+            for (int t = t0; t < t1; t++) y[(size_t)t * n + i] = kv_row_dot(W.type, w, x + (size_t)t * k, k);
         }
     }
 }
 
-void kv_matmul_ref(float *y, const float *x, const float *W, int T, int n, int k) {
+void kv_matmul_ref(float *y, const float *x, kvattn_matrix W, int T, int n, int k) {
     for (int t = 0; t < T; t++)
-        for (int i = 0; i < n; i++) y[(size_t)t * n + i] = kv_dot_f32_ref(W + (size_t)i * k, x + (size_t)t * k, k);
+        for (int i = 0; i < n; i++)
+            y[(size_t)t * n + i] = kv_row_dot_ref(W.type, kv_matrix_row(W, i, k), x + (size_t)t * k, k);
 }
 
 void kv_rmsnorm(float *y, const float *x, const float *w, int n, float eps) {

@@ -2,12 +2,19 @@
 #ifndef KVATTN_OPS_H
 #define KVATTN_OPS_H
 
+#include "kvattn.h"
+
+/* Row r of a matrix with `cols` columns. */
+static inline const void *kv_matrix_row(kvattn_matrix W, int r, int cols) {
+    return (const unsigned char *)W.data + (size_t)r * kvattn_row_bytes(W.type, cols);
+}
+
 /* y[t][i] = Σ_j W[i][j] · x[t][j]
- *   x [T][k], W [n][k] (row-major, out × in), y [T][n]
+ *   x [T][k], W [n][k] (row-major, out × in, any kernel type), y [T][n]
  * Threads split the rows of W; tokens are taken in blocks so a block of x
  * stays in cache while W streams past. */
-void kv_matmul(float *y, const float *x, const float *W, int T, int n, int k);
-void kv_matmul_ref(float *y, const float *x, const float *W, int T, int n, int k);
+void kv_matmul(float *y, const float *x, kvattn_matrix W, int T, int n, int k);
+void kv_matmul_ref(float *y, const float *x, kvattn_matrix W, int T, int n, int k);
 
 /* y = x / sqrt(mean(x²) + eps) · w, n elements; y may alias x. */
 void kv_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
