@@ -86,3 +86,23 @@ void cli_rng_fill(cli_rng *r, float *x, size_t n, float scale) {
 }
 
 int cli_stderr_is_tty(void) { return isatty(STDERR_FILENO); }
+
+void cli_json_string(FILE *f, const char *s, size_t n) {
+    const unsigned char *u = (const unsigned char *)s;
+    fputc('"', f);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = u[i];
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c), i++;
+        else if (c == '\n') fputs("\\n", f), i++;
+        else if (c == '\t') fputs("\\t", f), i++;
+        else if (c < 0x20) fprintf(f, "\\u%04x", c), i++;
+        else if (c < 0x80) fputc(c, f), i++;
+        else { /* a whole, valid UTF-8 sequence passes; anything else becomes U+FFFD */
+            int len = (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0, ok = len > 0 && i + len <= n;
+            for (int k = 1; ok && k < len; k++) ok = (u[i + k] & 0xc0) == 0x80;
+            if (ok) fwrite(u + i, 1, (size_t)len, f), i += (size_t)len;
+            else fputs("\\ufffd", f), i++;
+        }
+    }
+    fputc('"', f);
+}

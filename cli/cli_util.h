@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Monotonic seconds. */
 double cli_now(void);
@@ -28,6 +29,10 @@ const char *cli_commas(uint64_t v, char *buf, size_t size);
 /* Deterministic pseudo-random floats in [-scale, scale). */
 typedef struct { uint64_t s; } cli_rng;
 void cli_rng_fill(cli_rng *r, float *x, size_t n, float scale);
+
+/* Writes s (n bytes) to f as a JSON string literal: quotes, escapes, and
+ * U+FFFD for bytes that are not valid UTF-8. */
+void cli_json_string(FILE *f, const char *s, size_t n);
 
 /* Whether stderr is a terminal (progress lines go there only then). */
 int cli_stderr_is_tty(void);

@@ -78,16 +78,6 @@ static int opt_type(const char *opt, const char *val, kvattn_type *out) {
     return 0;
 }
 
-static void json_string(const char *s) {
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
-        else putchar(*s);
-    }
-    putchar('"');
-}
-
 int cmd_plan(int argc, char **argv) {
     const char *preset = NULL, *config = NULL, *plot = NULL, *gpu_name = NULL;
     const char *designs[MAX_ROWS];
@@ -229,9 +219,9 @@ int cmd_plan(int argc, char **argv) {
     char design[32], b1[32], b2[32], b3[32], b4[32];
     if (json) {
         printf("{\"model\": ");
-        json_string(m.name);
+        cli_json_string(stdout, m.name, strlen(m.name));
         printf(", \"arch\": ");
-        json_string(m.arch);
+        cli_json_string(stdout, m.arch, strlen(m.arch));
         printf(", \"design\": \"%s\", \"layers\": %d, \"params\": %lld, \"ctx\": %lld, \"batch\": %lld, "
                "\"kv_type\": \"%s\", \"weights_type\": \"%s\", \"gpu\": ",
                kvattn_config_design_name(&m.attn, design, sizeof design), m.n_layers,
@@ -239,7 +229,7 @@ int cmd_plan(int argc, char **argv) {
                kvattn_type_name(opt.kv_type), kvattn_type_name(opt.weights_type));
         if (gpu_name) {
             printf("{\"name\": ");
-            json_string(gpu_name);
+            cli_json_string(stdout, gpu_name, strlen(gpu_name));
             printf(", \"mem_bytes\": %llu}", (unsigned long long)gpu_mem);
         } else {
             printf("null");

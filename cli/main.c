@@ -15,6 +15,9 @@ typedef struct {
 static const command commands[] = {
     {"demo", cmd_demo, "KV bytes and decode speed of MHA, GQA-8, MQA and MLA on built-in layer shapes"},
     {"plan", cmd_plan, "KV-cache memory of a model in every design, and the GPUs it needs"},
+    {"run", cmd_run, "generate text with a model (GGUF llama, llama2.c, Hugging Face safetensors)"},
+    {"info", cmd_info, "a model's architecture, shapes, parameters and KV bytes per token"},
+    {"eval", cmd_eval, "perplexity of a model over a text file"},
 };
 
 static void usage(FILE *f) {

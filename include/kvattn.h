@@ -341,6 +341,104 @@ kvattn_status kvattn_plan(const kvattn_model_desc *m, const char *design, const 
                           kvattn_plan_row *row);
 
 /* ------------------------------------------------------------------------- */
+/* Tokenizers                                                                 */
+/* ------------------------------------------------------------------------- */
+
+typedef struct kvattn_tokenizer kvattn_tokenizer;
+
+typedef enum {
+    KVATTN_VOCAB_SPM = 0, /* SentencePiece-style BPE by scores, byte fallback (llama2.c, GGUF "llama") */
+    KVATTN_VOCAB_BPE      /* GPT-2 byte-level BPE by merge ranks (GGUF "gpt2", tokenizer.json)     */
+} kvattn_vocab_kind;
+
+/* Reads a llama2.c tokenizer.bin for a model with vocab_size tokens. */
+kvattn_status kvattn_tokenizer_load_llama2c(const char *path, int vocab_size, kvattn_tokenizer **out);
+void kvattn_tokenizer_free(kvattn_tokenizer *t);
+
+int kvattn_tokenizer_vocab_size(const kvattn_tokenizer *t);
+kvattn_vocab_kind kvattn_tokenizer_kind(const kvattn_tokenizer *t);
+int kvattn_tokenizer_bos(const kvattn_tokenizer *t); /* -1 if none */
+int kvattn_tokenizer_eos(const kvattn_tokenizer *t); /* -1 if none */
+
+/* Encodes UTF-8 text into at most max ids (BOS first when add_bos). *n
+ * receives the count; KVATTN_ERR_INVALID_ARG if max is too small. */
+kvattn_status kvattn_tokenize(const kvattn_tokenizer *t, const char *text, int add_bos, int32_t *ids, int max,
+                              int *n);
+
+/* The bytes token `id` stands for when it follows `prev` (-1 at the start):
+ * byte tokens become their byte, "▁" a space, a leading space after BOS is
+ * dropped (SentencePiece). Writes up to size bytes (not NUL-terminated) and
+ * returns the byte count, or -1 for an id out of range. */
+int kvattn_token_to_bytes(const kvattn_tokenizer *t, int prev, int id, char *buf, int size);
+
+/* ------------------------------------------------------------------------- */
+/* Models and sessions                                                        */
+/* ------------------------------------------------------------------------- */
+
+typedef struct kvattn_model kvattn_model;
+
+/* Loads a model, memory-mapped, with weights used in place where their type
+ * allows (f32, f16, bf16, q8_0). The format is found from the content:
+ *   - GGUF v2/v3 (architecture "llama"): tokenizer from its metadata;
+ *   - a llama2.c checkpoint (.bin): tokenizer from `tokenizer_path`;
+ *   - a Hugging Face folder (or its .safetensors file) with config.json and
+ *     tokenizer.json beside it.
+ * Every size and offset in the file is checked; errors name the file and
+ * the field. tokenizer_path may be NULL where the format carries one. */
+kvattn_status kvattn_model_load(const char *path, const char *tokenizer_path, kvattn_model **out);
+void kvattn_model_free(kvattn_model *m);
+
+/* The model's shapes (name, arch, attention, layers, vocabulary, context). */
+const kvattn_model_desc *kvattn_model_describe(const kvattn_model *m);
+/* "llama2.c", "gguf" or "safetensors". */
+const char *kvattn_model_format(const kvattn_model *m);
+/* Bytes of weights the model reads (mapped or owned). */
+uint64_t kvattn_model_weight_bytes(const kvattn_model *m);
+/* The tokenizer (owned by the model); NULL if none was found. */
+const kvattn_tokenizer *kvattn_model_tokenizer(const kvattn_model *m);
+
+/* A sequence being generated: the KV cache and the work buffers. */
+typedef struct kvattn_session kvattn_session;
+
+kvattn_status kvattn_session_create(const kvattn_model *m, int n_ctx, kvattn_type kv_type, kvattn_mla_mode mla_mode,
+                                    kvattn_session **out);
+void kvattn_session_free(kvattn_session *s);
+
+/* Runs n tokens at the current position (then advanced by n). logits
+ * receives the last token's logits [vocab], or every token's [n][vocab]
+ * when all_logits; may be NULL. KVATTN_ERR_CACHE_FULL past n_ctx; ids out of
+ * the vocabulary are KVATTN_ERR_INVALID_ARG. */
+kvattn_status kvattn_session_decode(kvattn_session *s, const int32_t *tokens, int n, float *logits, int all_logits);
+
+int kvattn_session_pos(const kvattn_session *s);
+/* Rewinds to position pos ≤ the current one. */
+kvattn_status kvattn_session_rewind(kvattn_session *s, int pos);
+const kvattn_cache *kvattn_session_cache(const kvattn_session *s);
+
+/* ------------------------------------------------------------------------- */
+/* Sampling                                                                   */
+/* ------------------------------------------------------------------------- */
+
+typedef struct {
+    float temperature; /* 0: greedy (argmax, lowest id on ties)        */
+    int top_k;         /* 0: off                                       */
+    float top_p;       /* 1 (or 0): off                                */
+    uint64_t seed;
+} kvattn_sampler_params;
+
+typedef struct {
+    kvattn_sampler_params p;
+    uint64_t state;
+    void *scratch; /* owned */
+    int scratch_n;
+} kvattn_sampler;
+
+void kvattn_sampler_init(kvattn_sampler *s, const kvattn_sampler_params *p);
+void kvattn_sampler_free(kvattn_sampler *s);
+/* Picks a token from logits [n] (modified in place). -1 on allocation failure. */
+int kvattn_sample(kvattn_sampler *s, float *logits, int n);
+
+/* ------------------------------------------------------------------------- */
 /* Threads                                                                    */
 /* ------------------------------------------------------------------------- */
 

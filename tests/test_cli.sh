@@ -86,5 +86,56 @@ expect_exit 2 "plan: no model" "$kvattn" plan --ctx 4096
 expect_exit 1 "plan: overflow" "$kvattn" plan --preset llama-3.1-405b --ctx 1000G --batch 1000000
 expect_grep "overflows 64-bit" "$tmp/err" "overflow is reported"
 
+# kvattn run / info / eval on the real model
+models=${KVATTN_MODELS:-$(dirname "$0")/../../shared/models}
+golden='Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it, but it was too high.
+Lily'"'"'s mom said, "Lily, let'"'"'s go to the park." Lily was sad and didn'"'"'t know what to do. She said, "I want to play with your ball, but I can'"'"'t find it."
+Lily was sad and didn'"'"'t know what to do. She said, "I'"'"'m sorry, Lily. I didn'"'"'t know what to do."
+Lily didn'"'"'t want to help her mom, so she'
+expect_exit 0 "run: llama2.c golden" "$kvattn" run -m "$models/stories260K.bin" -z "$models/tok512.bin" --temp 0 -n 200
+if [ "$(cat "$tmp/out")" = "$golden" ]; then ok; else bad "run output is not llama2.c's golden text"; fi
+expect_grep "generated: 200 tokens" "$tmp/err" "run reports speed on stderr"
+expect_grep "KV cache" "$tmp/err" "run reports the KV cache"
+expect_exit 0 "run: gguf golden" "$kvattn" run -m "$models/stories260K.gguf" --temp 0 -n 200
+if [ "$(cat "$tmp/out")" = "$golden" ]; then ok; else bad "GGUF run output differs from the golden text"; fi
+expect_exit 0 "run --json" "$kvattn" run -m "$models/stories260K.gguf" --temp 0 -n 20 -p "Lily and Tom" --json --kv-type q8_0
+if python3 - "$tmp/out" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["prompt_tokens"][0] == 1 and len(d["prompt_tokens"]) > 2, d
+assert len(d["tokens"]) == 20 - len(d["prompt_tokens"]) + 1, d
+assert d["text"].startswith("Lily and Tom") and d["gen_tok_per_s"] > 0 and d["kv_bytes"] > 0, d
+PY
+then ok; else bad "run --json content"; fi
+expect_exit 0 "run: sampling" "$kvattn" run -m "$models/stories260K.bin" -z "$models/tok512.bin" --temp 0.9 --top-p 0.9 --top-k 40 --seed 7 -n 50
+cp "$tmp/out" "$tmp/s1"
+expect_exit 0 "run: same seed" "$kvattn" run -m "$models/stories260K.bin" -z "$models/tok512.bin" --temp 0.9 --top-p 0.9 --top-k 40 --seed 7 -n 50
+if cmp -s "$tmp/out" "$tmp/s1"; then ok; else bad "the same seed gives the same text"; fi
+expect_exit 0 "info --json" "$kvattn" info -m "$models/stories260K.gguf" --json
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["design"]=="gqa:4" and d["layers"]==5 and d["kv_bytes_per_token"]==640 and d["tokenizer"]=="spm", d' "$tmp/out"; then ok; else bad "info --json content"; fi
+printf '%s\n' "$golden" > "$tmp/text.txt"
+expect_exit 0 "eval" "$kvattn" eval -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/text.txt" -c 64 --logits-out "$tmp/lp.jsonl" --json
+if python3 - "$tmp/out" "$tmp/lp.jsonl" <<'PY'
+import json, math, sys
+d = json.load(open(sys.argv[1]))
+assert 1.0 < d["perplexity"] < 4.0, d   # the model's own greedy text is very likely under it
+rows = [json.loads(l) for l in open(sys.argv[2])]
+assert len(rows) == d["tokens"] and len(rows[0]["top"]) == 10
+nll = -sum(r["logprob"] for r in rows) / len(rows)
+assert abs(math.exp(nll) - d["perplexity"]) < 1e-3 * d["perplexity"], (nll, d)
+assert all(r["top"][0][1] >= r["logprob"] - 1e-6 for r in rows)
+PY
+then ok; else bad "eval perplexity and --logits-out"; fi
+expect_exit 1 "run: prompt longer than the context" "$kvattn" run -m "$models/stories260K.bin" -z "$models/tok512.bin" -c 4 -p "Once upon a time there was a dog"
+expect_grep "longer than the context" "$tmp/err" "long prompt message"
+expect_exit 1 "run: missing model" "$kvattn" run -m "$tmp/nope.gguf"
+expect_grep "nope.gguf" "$tmp/err" "missing model named"
+head -c 1000 "$models/stories260K.gguf" > "$tmp/trunc.gguf"
+expect_exit 1 "run: truncated gguf" "$kvattn" run -m "$tmp/trunc.gguf"
+expect_grep "trunc.gguf" "$tmp/err" "truncated file named"
+expect_exit 1 "run: .bin without tokenizer" "$kvattn" run -m "$models/stories260K.bin" -z "$tmp/nope.bin"
+expect_exit 2 "run: bad --kv-type" "$kvattn" run -m "$models/stories260K.bin" --kv-type q4_0
+expect_exit 2 "run: no -m" "$kvattn" run -p hi
+
 echo "test_cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

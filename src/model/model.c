@@ -1,0 +1,120 @@
+/* Loading: format detection, mapping, ownership. */
+#define _POSIX_C_SOURCE 200809L
+#include "model.h"
+
+#include "kernels/vec.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+kvattn_status kv_map_file(const char *path, kv_mapping *out) {
+    out->addr = NULL;
+    out->size = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return kv_fail(KVATTN_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return kv_fail(KVATTN_ERR_IO, "%s: not a regular file", path);
+    }
+    if (st.st_size == 0) {
+        close(fd);
+        return kv_fail(KVATTN_ERR_FORMAT, "%s: empty file", path);
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return kv_fail(KVATTN_ERR_IO, "%s: cannot map %lld bytes (%s)", path, (long long)st.st_size, strerror(errno));
+    out->addr = p;
+    out->size = (size_t)st.st_size;
+    return KVATTN_OK;
+}
+
+void kv_unmap(kv_mapping *m) {
+    if (m->addr) munmap(m->addr, m->size);
+    m->addr = NULL;
+}
+
+void *kv_model_own(kvattn_model *m, void *p) {
+    if (!p) return NULL;
+    if (m->n_owned == m->cap_owned) {
+        int cap = m->cap_owned ? 2 * m->cap_owned : 16;
+        void **o = realloc(m->owned, sizeof(void *) * (size_t)cap);
+        if (!o) {
+            free(p);
+            return NULL;
+        }
+        m->owned = o;
+        m->cap_owned = cap;
+    }
+    m->owned[m->n_owned++] = p;
+    return p;
+}
+
+const float *kv_model_f32_vector(kvattn_model *m, const void *data, kvattn_type type, int n) {
+    if (type == KVATTN_TYPE_F32) return data;
+    float *f = kv_model_own(m, malloc(sizeof(float) * (size_t)n));
+    if (f) kv_row_load(type, data, f, n);
+    return f;
+}
+
+void kvattn_model_free(kvattn_model *m) {
+    if (!m) return;
+    for (int i = 0; i < m->n_maps; i++) kv_unmap(&m->maps[i]);
+    for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
+    free(m->blocks);
+    kvattn_tokenizer_free(m->tokenizer);
+    free(m);
+}
+
+static int is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
+kvattn_status kvattn_model_load(const char *path, const char *tokenizer_path, kvattn_model **out) {
+    if (!path || !out) return kv_fail(KVATTN_ERR_INVALID_ARG, "model: NULL argument");
+    *out = NULL;
+    kvattn_model *m = calloc(1, sizeof *m);
+    if (!m) return kv_fail(KVATTN_ERR_NOMEM, "model: out of memory");
+    kvattn_status st;
+    char magic[4] = {0};
+    FILE *f = is_dir(path) ? NULL : fopen(path, "rb");
+    size_t got = f ? fread(magic, 1, 4, f) : 0;
+    if (f) fclose(f);
+    if (is_dir(path) || ends_with(path, ".safetensors") || ends_with(path, "config.json")) {
+        st = kv_load_safetensors(path, m);
+    } else if (!f && !is_dir(path)) {
+        st = kv_fail(KVATTN_ERR_IO, "%s: cannot open", path);
+    } else if (got == 4 && !memcmp(magic, "GGUF", 4)) {
+        st = kv_load_gguf(path, m);
+    } else {
+        st = kv_load_llama2c(path, tokenizer_path, m);
+    }
+    if (st == KVATTN_OK && tokenizer_path) { /* an explicit tokenizer.bin wins over one in the file */
+        kvattn_tokenizer_free(m->tokenizer);
+        m->tokenizer = NULL;
+        st = kvattn_tokenizer_load_llama2c(tokenizer_path, (int)m->desc.vocab_size, &m->tokenizer);
+    }
+    if (st != KVATTN_OK) {
+        kvattn_model_free(m);
+        return st;
+    }
+    *out = m;
+    return KVATTN_OK;
+}
+
+const kvattn_model_desc *kvattn_model_describe(const kvattn_model *m) { return m ? &m->desc : NULL; }
+const char *kvattn_model_format(const kvattn_model *m) { return m ? m->format : ""; }
+uint64_t kvattn_model_weight_bytes(const kvattn_model *m) { return m ? m->weight_bytes : 0; }
+const kvattn_tokenizer *kvattn_model_tokenizer(const kvattn_model *m) { return m ? m->tokenizer : NULL; }

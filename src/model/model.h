@@ -1,0 +1,53 @@
+/* A loaded transformer: its shapes, its weights (mapped in place or owned),
+ * its tokenizer. Shared by the loaders and the forward pass. */
+#ifndef KVATTN_MODEL_H
+#define KVATTN_MODEL_H
+
+#include "internal.h"
+
+/* One transformer block (pre-norm, like llama2.c's run.c). */
+typedef struct {
+    const float *attn_norm;     /* [d_model]                 */
+    kvattn_layer_weights attn;  /* the attention layer       */
+    const float *ffn_norm;      /* [d_model]                 */
+    kvattn_matrix ffn_gate;     /* w1 [ffn_dim][d_model]     */
+    kvattn_matrix ffn_up;       /* w3 [ffn_dim][d_model]     */
+    kvattn_matrix ffn_down;     /* w2 [d_model][ffn_dim]     */
+} kv_block;
+
+typedef struct {
+    void *addr;
+    size_t size;
+} kv_mapping;
+
+struct kvattn_model {
+    kvattn_model_desc desc;     /* shapes; desc.attn is every layer's attention */
+    char format[16];            /* "llama2.c", "gguf", "safetensors"           */
+    float norm_eps;             /* RMSNorm epsilon of the blocks               */
+    kvattn_matrix tok_embd;     /* [vocab][d_model]                            */
+    kvattn_matrix output;       /* [vocab][d_model] (tok_embd when tied)       */
+    const float *out_norm;      /* [d_model]                                   */
+    kv_block *blocks;           /* [n_layers]                                  */
+    kvattn_tokenizer *tokenizer;
+    uint64_t weight_bytes;
+    kv_mapping maps[64];        /* mapped files (safetensors shards)           */
+    int n_maps;
+    void **owned;               /* buffers the model allocated (converted norms) */
+    int n_owned, cap_owned;
+};
+
+/* Maps a whole file read-only. Errors name the file. */
+kvattn_status kv_map_file(const char *path, kv_mapping *out);
+void kv_unmap(kv_mapping *m);
+
+/* Keeps p (malloc'd) until the model is freed; returns p or NULL. */
+void *kv_model_own(kvattn_model *m, void *p);
+
+/* A tensor's f32 copy when it is not f32 (norm vectors), owned by the model. */
+const float *kv_model_f32_vector(kvattn_model *m, const void *data, kvattn_type type, int n);
+
+kvattn_status kv_load_llama2c(const char *path, const char *tokenizer_path, kvattn_model *m);
+kvattn_status kv_load_gguf(const char *path, kvattn_model *m);
+kvattn_status kv_load_safetensors(const char *path, kvattn_model *m);
+
+#endif

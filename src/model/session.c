@@ -1,0 +1,128 @@
+/* The transformer forward pass, read top to bottom like llama2.c's run.c:
+ * embed → for each block: RMSNorm, attention (with the KV cache), residual,
+ * RMSNorm, SwiGLU FFN, residual → final RMSNorm → logits. Tokens run in
+ * chunks of up to CHUNK at once (prefill), one at a time when decoding. */
+#include "model.h"
+
+#include "kernels/ops.h"
+#include "kernels/vec.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHUNK 32
+
+struct kvattn_session {
+    const kvattn_model *m;
+    kvattn_cache *cache;
+    kvattn_mla_mode mla_mode;
+    int pos;
+    /* activations, [CHUNK][...] */
+    float *x;   /* residual stream   [CHUNK][d_model] */
+    float *xb;  /* normed input      [CHUNK][d_model] */
+    float *xb2; /* block output      [CHUNK][d_model] */
+    float *hb;  /* FFN gate          [CHUNK][ffn_dim] */
+    float *hb2; /* FFN up            [CHUNK][ffn_dim] */
+};
+
+kvattn_status kvattn_session_create(const kvattn_model *m, int n_ctx, kvattn_type kv_type, kvattn_mla_mode mla_mode,
+                                    kvattn_session **out) {
+    if (!m || !out) return kv_fail(KVATTN_ERR_INVALID_ARG, "session: NULL argument");
+    *out = NULL;
+    if (n_ctx < 1) return kv_fail(KVATTN_ERR_INVALID_ARG, "session: context %d must be at least 1", n_ctx);
+    kvattn_session *s = calloc(1, sizeof *s);
+    if (!s) return kv_fail(KVATTN_ERR_NOMEM, "session: out of memory");
+    s->m = m;
+    s->mla_mode = mla_mode;
+    kvattn_status st = kvattn_cache_create(&m->desc.attn, m->desc.n_layers, n_ctx, kv_type, &s->cache);
+    size_t D = (size_t)m->desc.attn.d_model, F = (size_t)m->desc.ffn_dim;
+    if (st == KVATTN_OK) {
+        s->x = malloc(sizeof(float) * CHUNK * D);
+        s->xb = malloc(sizeof(float) * CHUNK * D);
+        s->xb2 = malloc(sizeof(float) * CHUNK * D);
+        s->hb = malloc(sizeof(float) * CHUNK * F);
+        s->hb2 = malloc(sizeof(float) * CHUNK * F);
+        if (!s->x || !s->xb || !s->xb2 || !s->hb || !s->hb2) st = kv_fail(KVATTN_ERR_NOMEM, "session: out of memory");
+    }
+    if (st != KVATTN_OK) {
+        kvattn_session_free(s);
+        return st;
+    }
+    *out = s;
+    return KVATTN_OK;
+}
+
+void kvattn_session_free(kvattn_session *s) {
+    if (!s) return;
+    kvattn_cache_free(s->cache);
+    free(s->x), free(s->xb), free(s->xb2), free(s->hb), free(s->hb2);
+    free(s);
+}
+
+int kvattn_session_pos(const kvattn_session *s) { return s ? s->pos : 0; }
+const kvattn_cache *kvattn_session_cache(const kvattn_session *s) { return s ? s->cache : NULL; }
+
+kvattn_status kvattn_session_rewind(kvattn_session *s, int pos) {
+    if (!s || pos < 0 || pos > s->pos)
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "session rewind: position %d is outside [0, %d]", pos, s ? s->pos : 0);
+    kvattn_status st = kvattn_cache_truncate(s->cache, pos);
+    if (st == KVATTN_OK) s->pos = pos;
+    return st;
+}
+
+static float silu(float x) { return x / (1.0f + expf(-x)); }
+
+/* The FFN of one block: xb2 = W2 (silu(W1 xb) ⊙ W3 xb).   xb [T][D] → xb2 [T][D] */
+static void ffn_swiglu(kvattn_session *s, const kv_block *b, int T) {
+    const int D = s->m->desc.attn.d_model, F = (int)s->m->desc.ffn_dim;
+    kv_matmul(s->hb, s->xb, b->ffn_gate, T, F, D);
+    kv_matmul(s->hb2, s->xb, b->ffn_up, T, F, D);
+    for (size_t i = 0; i < (size_t)T * F; i++) s->hb[i] = silu(s->hb[i]) * s->hb2[i];
+    kv_matmul(s->xb2, s->hb, b->ffn_down, T, D, F);
+}
+
+/* T tokens at s->pos through every block; logits of the rows asked for. */
+static kvattn_status forward_chunk(kvattn_session *s, const int32_t *tokens, int T, float *logits, int all_logits) {
+    const kvattn_model *m = s->m;
+    const int D = m->desc.attn.d_model, V = (int)m->desc.vocab_size;
+    for (int t = 0; t < T; t++) /* x[t] = embedding row of the token */
+        kv_row_load(m->tok_embd.type, kv_matrix_row(m->tok_embd, tokens[t], D), s->x + (size_t)t * D, D);
+    for (int l = 0; l < m->desc.n_layers; l++) {
+        const kv_block *b = &m->blocks[l];
+        for (int t = 0; t < T; t++) kv_rmsnorm(s->xb + (size_t)t * D, s->x + (size_t)t * D, b->attn_norm, D, m->norm_eps);
+        kvattn_status st = kvattn_attn_forward(&m->desc.attn, &b->attn, s->cache, l, s->pos, T, s->xb, s->xb2, s->mla_mode);
+        if (st != KVATTN_OK) return st;
+        for (size_t i = 0; i < (size_t)T * D; i++) s->x[i] += s->xb2[i];
+        for (int t = 0; t < T; t++) kv_rmsnorm(s->xb + (size_t)t * D, s->x + (size_t)t * D, b->ffn_norm, D, m->norm_eps);
+        ffn_swiglu(s, b, T);
+        for (size_t i = 0; i < (size_t)T * D; i++) s->x[i] += s->xb2[i];
+    }
+    if (logits) {
+        int first = all_logits ? 0 : T - 1, n = T - first;
+        for (int t = first; t < T; t++) kv_rmsnorm(s->xb + (size_t)(t - first) * D, s->x + (size_t)t * D, m->out_norm, D, m->norm_eps);
+        kv_matmul(logits, s->xb, m->output, n, V, D);
+    }
+    s->pos += T;
+    return KVATTN_OK;
+}
+
+kvattn_status kvattn_session_decode(kvattn_session *s, const int32_t *tokens, int n, float *logits, int all_logits) {
+    if (!s || !tokens || n < 1) return kv_fail(KVATTN_ERR_INVALID_ARG, "decode: no tokens");
+    const int V = (int)s->m->desc.vocab_size;
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return kv_fail(KVATTN_ERR_INVALID_ARG, "decode: token %d = %d is outside the vocabulary [0, %d)", i,
+                           tokens[i], V);
+    if (n > kvattn_cache_capacity(s->cache) - s->pos)
+        return kv_fail(KVATTN_ERR_CACHE_FULL, "context full: %d tokens at position %d exceed the context of %d", n,
+                       s->pos, kvattn_cache_capacity(s->cache));
+    for (int done = 0; done < n;) {
+        int T = n - done < CHUNK ? n - done : CHUNK, last = done + T == n;
+        float *lg = !logits ? NULL : all_logits ? logits + (size_t)done * V : last ? logits : NULL;
+        kvattn_status st = forward_chunk(s, tokens + done, T, lg, all_logits);
+        if (st != KVATTN_OK) return st;
+        done += T;
+    }
+    return KVATTN_OK;
+}

@@ -1,0 +1,571 @@
+/* Tokenizers: SentencePiece-style BPE by piece scores (llama2.c, GGUF
+ * "llama") and GPT-2 byte-level BPE by merge ranks (GGUF "gpt2", Hugging
+ * Face tokenizer.json). Merging uses a heap of candidate pairs, so long
+ * texts cost O(n log n); the best pair wins, the leftmost among equals. */
+#include "tokenizer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char SPM_SPACE[] = "\xe2\x96\x81"; /* U+2581 ▁ */
+
+/* ---- construction -------------------------------------------------------- */
+
+static const kvattn_tokenizer *sort_ctx;
+static int cmp_piece(const void *a, const void *b) {
+    const kvattn_tokenizer *t = sort_ctx;
+    int ia = *(const int *)a, ib = *(const int *)b;
+    int la = t->piece_len[ia], lb = t->piece_len[ib], m = la < lb ? la : lb;
+    int c = memcmp(t->pieces[ia], t->pieces[ib], (size_t)m);
+    return c ? c : (la > lb) - (la < lb);
+}
+
+int kv_tokenizer_find(const kvattn_tokenizer *t, const char *piece, int len) {
+    int lo = 0, hi = t->n_vocab - 1, found = -1;
+    while (lo <= hi) { /* lowest id among equal pieces: the first match in sorted order */
+        int mid = (lo + hi) / 2, id = t->sorted[mid];
+        int l = t->piece_len[id], m = l < len ? l : len;
+        int c = memcmp(t->pieces[id], piece, (size_t)m);
+        if (!c) c = (l > len) - (l < len);
+        if (c < 0) lo = mid + 1;
+        else {
+            if (!c) found = id;
+            hi = mid - 1;
+        }
+    }
+    return found;
+}
+
+static uint64_t pair_key(int a, int b) { return ((uint64_t)(uint32_t)a << 32) | (uint32_t)b; }
+
+static size_t hash_slot(uint64_t k, size_t cap) {
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    return (size_t)k & (cap - 1);
+}
+
+static int merge_lookup(const kvattn_tokenizer *t, int a, int b, int *result) {
+    if (!t->merge_cap) return -1;
+    uint64_t k = pair_key(a, b) + 1; /* 0 marks an empty slot */
+    for (size_t s = hash_slot(k, t->merge_cap);; s = (s + 1) & (t->merge_cap - 1)) {
+        if (t->merge_keys[s] == 0) return -1;
+        if (t->merge_keys[s] == k) {
+            *result = t->merge_result[s];
+            return t->merge_rank[s];
+        }
+    }
+}
+
+/* GPT-2's byte ↔ unicode map: printable bytes stand for themselves, the rest
+ * for U+0100 + n. Writes the UTF-8 of byte b's stand-in; returns its length. */
+static int byte_to_unicode(int b, char *out) {
+    int cp;
+    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255)) {
+        cp = b;
+    } else {
+        int n = 0;
+        for (int x = 0; x < b; x++)
+            if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255))) n++;
+        cp = 256 + n;
+    }
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    out[0] = (char)(0xc0 | (cp >> 6));
+    out[1] = (char)(0x80 | (cp & 0x3f));
+    return 2;
+}
+
+void kvattn_tokenizer_free(kvattn_tokenizer *t) {
+    if (!t) return;
+    if (t->pieces)
+        for (int i = 0; i < t->n_vocab; i++) free(t->pieces[i]);
+    free(t->pieces), free(t->piece_len), free(t->scores), free(t->sorted), free(t->is_control);
+    free(t->merge_keys), free(t->merge_rank), free(t->merge_result);
+    free(t);
+}
+
+kvattn_status kv_tokenizer_build(kvattn_vocab_kind kind, int n_vocab, const char *const *pieces, const int *lens,
+                                 const float *scores, const int32_t *token_type, const char *const *merges,
+                                 const int *merge_lens, int n_merges, int bos, int eos, int spm_marker,
+                                 int add_space_prefix, kv_pretokenizer pre, const char *source,
+                                 kvattn_tokenizer **out) {
+    *out = NULL;
+    if (n_vocab < 1 || n_vocab > KV_MAX_DIM)
+        return kv_fail(KVATTN_ERR_FORMAT, "%s: vocabulary size %d is out of range", source, n_vocab);
+    kvattn_tokenizer *t = calloc(1, sizeof *t);
+    if (!t) return kv_fail(KVATTN_ERR_NOMEM, "%s: out of memory for the tokenizer", source);
+    t->kind = kind;
+    t->n_vocab = n_vocab;
+    t->bos = bos >= 0 && bos < n_vocab ? bos : -1;
+    t->eos = eos >= 0 && eos < n_vocab ? eos : -1;
+    t->spm_marker = spm_marker;
+    t->add_space_prefix = add_space_prefix;
+    t->pre = pre;
+    t->pieces = calloc((size_t)n_vocab, sizeof *t->pieces);
+    t->piece_len = calloc((size_t)n_vocab, sizeof *t->piece_len);
+    t->scores = calloc((size_t)n_vocab, sizeof *t->scores);
+    t->sorted = malloc((size_t)n_vocab * sizeof *t->sorted);
+    t->is_control = calloc((size_t)n_vocab, 1);
+    if (!t->pieces || !t->piece_len || !t->scores || !t->sorted || !t->is_control) goto nomem;
+    for (int i = 0; i < n_vocab; i++) {
+        int len = lens[i];
+        if (len < 0 || len > 65536 || memchr(pieces[i], 0, (size_t)len)) {
+            kvattn_tokenizer_free(t);
+            return kv_fail(KVATTN_ERR_FORMAT, "%s: token %d has an invalid piece (length %d or a NUL byte)", source,
+                           i, len);
+        }
+        if (!(t->pieces[i] = malloc((size_t)len + 1))) goto nomem;
+        memcpy(t->pieces[i], pieces[i], (size_t)len);
+        t->pieces[i][len] = '\0';
+        t->piece_len[i] = len;
+        t->scores[i] = scores ? scores[i] : 0.0f;
+        t->sorted[i] = i;
+        if (token_type) t->is_control[i] = token_type[i] == 3 || token_type[i] == 2 || token_type[i] == 5;
+    }
+    if (t->bos >= 0) t->is_control[t->bos] = 1;
+    if (t->eos >= 0) t->is_control[t->eos] = 1;
+    sort_ctx = t; /* qsort has no context argument in C11; loading is single-threaded per tokenizer */
+    qsort(t->sorted, (size_t)n_vocab, sizeof *t->sorted, cmp_piece);
+    for (int b = 0; b < 256; b++) {
+        char buf[8];
+        int len = kind == KVATTN_VOCAB_SPM ? snprintf(buf, sizeof buf, "<0x%02X>", b) : byte_to_unicode(b, buf);
+        t->byte_id[b] = kv_tokenizer_find(t, buf, len);
+    }
+    if (kind == KVATTN_VOCAB_BPE && n_merges > 0) {
+        size_t cap = 16;
+        while (cap < (size_t)n_merges * 2) cap *= 2;
+        t->merge_cap = cap;
+        t->merge_keys = calloc(cap, sizeof *t->merge_keys);
+        t->merge_rank = malloc(cap * sizeof *t->merge_rank);
+        t->merge_result = malloc(cap * sizeof *t->merge_result);
+        if (!t->merge_keys || !t->merge_rank || !t->merge_result) goto nomem;
+        char joined[1024];
+        for (int r = 0; r < n_merges; r++) {
+            const char *m = merges[r], *sp = memchr(m, ' ', (size_t)merge_lens[r]);
+            int ll = sp ? (int)(sp - m) : -1, rl = sp ? merge_lens[r] - ll - 1 : -1;
+            int a = sp ? kv_tokenizer_find(t, m, ll) : -1, b = sp ? kv_tokenizer_find(t, sp + 1, rl) : -1;
+            if (a < 0 || b < 0 || ll + rl >= (int)sizeof joined) continue; /* merges of unknown pieces never fire */
+            memcpy(joined, m, (size_t)ll);
+            memcpy(joined + ll, sp + 1, (size_t)rl);
+            int res = kv_tokenizer_find(t, joined, ll + rl);
+            if (res < 0) continue;
+            uint64_t k = pair_key(a, b) + 1;
+            size_t s = hash_slot(k, cap);
+            while (t->merge_keys[s] && t->merge_keys[s] != k) s = (s + 1) & (cap - 1);
+            if (t->merge_keys[s]) continue; /* a duplicate merge keeps its first (best) rank */
+            t->merge_keys[s] = k;
+            t->merge_rank[s] = r;
+            t->merge_result[s] = res;
+        }
+    }
+    *out = t;
+    return KVATTN_OK;
+nomem:
+    kvattn_tokenizer_free(t);
+    return kv_fail(KVATTN_ERR_NOMEM, "%s: out of memory for the tokenizer", source);
+}
+
+kvattn_status kvattn_tokenizer_load_llama2c(const char *path, int vocab_size, kvattn_tokenizer **out) {
+    if (!path || !out) return kv_fail(KVATTN_ERR_INVALID_ARG, "tokenizer: NULL argument");
+    *out = NULL;
+    if (vocab_size < 1 || vocab_size > KV_MAX_DIM)
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "%s: vocab_size = %d is out of range", path, vocab_size);
+    FILE *f = fopen(path, "rb");
+    if (!f) return kv_fail(KVATTN_ERR_IO, "%s: cannot open", path);
+    char **pieces = calloc((size_t)vocab_size, sizeof *pieces);
+    int *lens = calloc((size_t)vocab_size, sizeof *lens);
+    float *scores = calloc((size_t)vocab_size, sizeof *scores);
+    kvattn_status st = KVATTN_OK;
+    int32_t max_len;
+    if (!pieces || !lens || !scores) st = kv_fail(KVATTN_ERR_NOMEM, "%s: out of memory", path);
+    else if (fread(&max_len, 4, 1, f) != 1 || max_len < 1 || max_len > 65536)
+        st = kv_fail(KVATTN_ERR_FORMAT, "%s: max_token_length missing or out of range", path);
+    for (int i = 0; st == KVATTN_OK && i < vocab_size; i++) {
+        int32_t len;
+        if (fread(&scores[i], 4, 1, f) != 1 || fread(&len, 4, 1, f) != 1) {
+            st = kv_fail(KVATTN_ERR_FORMAT, "%s: truncated at token %d of %d (score/length)", path, i, vocab_size);
+        } else if (len < 0 || len > max_len) {
+            st = kv_fail(KVATTN_ERR_FORMAT, "%s: token %d: length %d is outside [0, max_token_length = %d]", path, i,
+                         len, max_len);
+        } else if (!(pieces[i] = malloc((size_t)len + 1)) || fread(pieces[i], 1, (size_t)len, f) != (size_t)len) {
+            st = kv_fail(pieces[i] ? KVATTN_ERR_FORMAT : KVATTN_ERR_NOMEM, "%s: truncated in the piece of token %d", path, i);
+        } else {
+            lens[i] = len;
+        }
+    }
+    fclose(f);
+    /* llama2.c's conventions: BOS 1, EOS 2, dummy-prefix " ", pieces with plain spaces. */
+    if (st == KVATTN_OK)
+        st = kv_tokenizer_build(KVATTN_VOCAB_SPM, vocab_size, (const char *const *)pieces, lens, scores, NULL, NULL,
+                                NULL, 0, vocab_size > 1 ? 1 : -1, vocab_size > 2 ? 2 : -1, 0, 1, KV_PRE_GPT2, path, out);
+    for (int i = 0; pieces && i < vocab_size; i++) free(pieces[i]);
+    free(pieces), free(lens), free(scores);
+    return st;
+}
+
+int kvattn_tokenizer_vocab_size(const kvattn_tokenizer *t) { return t ? t->n_vocab : 0; }
+kvattn_vocab_kind kvattn_tokenizer_kind(const kvattn_tokenizer *t) { return t ? t->kind : KVATTN_VOCAB_SPM; }
+int kvattn_tokenizer_bos(const kvattn_tokenizer *t) { return t ? t->bos : -1; }
+int kvattn_tokenizer_eos(const kvattn_tokenizer *t) { return t ? t->eos : -1; }
+
+/* ---- merging ------------------------------------------------------------- */
+
+typedef struct {
+    int id;         /* current token of this symbol, -1 once merged away */
+    int prev, next; /* neighbours in the list, -1 at the ends           */
+} symbol;
+
+typedef struct {
+    float score; /* higher merges first */
+    int left;    /* symbol index                       */
+    int left_id, right_id, result;
+} candidate;
+
+typedef struct {
+    candidate *a;
+    int n, cap;
+} heap;
+
+static int better(const candidate *x, const candidate *y) {
+    return x->score > y->score || (x->score == y->score && x->left < y->left);
+}
+
+static int heap_push(heap *h, candidate c) {
+    if (h->n == h->cap) {
+        int cap = h->cap ? 2 * h->cap : 64;
+        candidate *a = realloc(h->a, (size_t)cap * sizeof *a);
+        if (!a) return -1;
+        h->a = a, h->cap = cap;
+    }
+    int i = h->n++;
+    while (i > 0 && better(&c, &h->a[(i - 1) / 2])) {
+        h->a[i] = h->a[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h->a[i] = c;
+    return 0;
+}
+
+static candidate heap_pop(heap *h) {
+    candidate top = h->a[0], last = h->a[--h->n];
+    int i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= h->n) break;
+        if (c + 1 < h->n && better(&h->a[c + 1], &h->a[c])) c++;
+        if (!better(&h->a[c], &last)) break;
+        h->a[i] = h->a[c];
+        i = c;
+    }
+    if (h->n) h->a[i] = last;
+    return top;
+}
+
+/* The merge of two tokens, if any: its priority and resulting id. */
+static int pair_merge(const kvattn_tokenizer *t, int a, int b, float *score, int *result) {
+    if (t->kind == KVATTN_VOCAB_BPE) {
+        int rank = merge_lookup(t, a, b, result);
+        if (rank < 0) return 0;
+        *score = -(float)rank;
+        return 1;
+    }
+    char buf[512];
+    int la = t->piece_len[a], lb = t->piece_len[b];
+    if (la + lb > (int)sizeof buf) return 0;
+    memcpy(buf, t->pieces[a], (size_t)la);
+    memcpy(buf + la, t->pieces[b], (size_t)lb);
+    int id = kv_tokenizer_find(t, buf, la + lb);
+    if (id < 0) return 0;
+    *score = t->scores[id];
+    *result = id;
+    return 1;
+}
+
+static int try_pair(const kvattn_tokenizer *t, heap *h, const symbol *s, int left) {
+    int right = s[left].next;
+    if (right < 0) return 0;
+    candidate c = {0, left, s[left].id, s[right].id, 0};
+    if (!pair_merge(t, c.left_id, c.right_id, &c.score, &c.result)) return 0;
+    return heap_push(h, c);
+}
+
+/* Merges the symbols in place; appends the resulting ids to out. */
+static int merge_symbols(const kvattn_tokenizer *t, symbol *s, int n, int32_t *out, int max, int *count) {
+    heap h = {0};
+    int rc = 0;
+    for (int i = 0; i + 1 < n && rc == 0; i++) rc = try_pair(t, &h, s, i);
+    while (rc == 0 && h.n) {
+        candidate c = heap_pop(&h);
+        int r = s[c.left].next;
+        if (s[c.left].id != c.left_id || r < 0 || s[r].id != c.right_id) continue; /* stale */
+        s[c.left].id = c.result;
+        s[c.left].next = s[r].next;
+        if (s[r].next >= 0) s[s[r].next].prev = c.left;
+        s[r].id = -1;
+        if (s[c.left].prev >= 0) rc = try_pair(t, &h, s, s[c.left].prev);
+        if (rc == 0) rc = try_pair(t, &h, s, c.left);
+    }
+    free(h.a);
+    if (rc) return -1;
+    for (int i = 0; n > 0 && i >= 0; i = s[i].next) {
+        if (*count >= max) return -2;
+        out[(*count)++] = s[i].id;
+    }
+    return 0;
+}
+
+static int utf8_len(unsigned char c) {
+    return c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
+}
+
+/* SentencePiece-style: code points (or their bytes) as symbols, then merges by score. */
+static int encode_spm(const kvattn_tokenizer *t, const char *text, size_t len, symbol *s, int32_t *out, int max,
+                      int *count) {
+    int n = 0;
+    for (size_t i = 0; i < len;) {
+        int cl = utf8_len((unsigned char)text[i]);
+        if (i + (size_t)cl > len) cl = 1;
+        int id = kv_tokenizer_find(t, text + i, cl);
+        if (id >= 0) {
+            s[n] = (symbol){id, n - 1, n + 1};
+            n++;
+        } else {
+            for (int b = 0; b < cl; b++) {
+                int bid = t->byte_id[(unsigned char)text[i + b]];
+                if (bid < 0) bid = 0; /* no byte piece: <unk> */
+                s[n] = (symbol){bid, n - 1, n + 1};
+                n++;
+            }
+        }
+        i += (size_t)cl;
+    }
+    if (n) s[n - 1].next = -1;
+    return merge_symbols(t, s, n, out, max, count);
+}
+
+/* ---- GPT-2 pre-tokenization ---------------------------------------------- */
+
+static uint32_t decode_cp(const char *p, size_t len, int *cl) {
+    const unsigned char *u = (const unsigned char *)p;
+    int l = utf8_len(u[0]);
+    if ((size_t)l > len) l = 1;
+    *cl = l;
+    if (l == 1) return u[0];
+    uint32_t cp = u[0] & (0x7f >> l);
+    for (int i = 1; i < l; i++) cp = (cp << 6) | (u[i] & 0x3f);
+    return cp;
+}
+
+static int is_space_cp(uint32_t c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' || c == 0x85 || c == 0xa0 ||
+           c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f ||
+           c == 0x3000;
+}
+static int is_digit_cp(uint32_t c) { return (c >= '0' && c <= '9') || (c >= 0x660 && c <= 0x669) || (c >= 0xff10 && c <= 0xff19); }
+/* Letters: ASCII letters, and every non-ASCII code point outside the
+ * punctuation and symbol blocks — an approximation of \p{L} without tables. */
+static int is_letter_cp(uint32_t c) {
+    if (c < 0x80) return (c | 32) >= 'a' && (c | 32) <= 'z';
+    if (is_space_cp(c) || is_digit_cp(c)) return 0;
+    if ((c >= 0xa1 && c <= 0xbf) || c == 0xd7 || c == 0xf7) return 0;      /* Latin-1 punctuation and signs */
+    if ((c >= 0x2010 && c <= 0x2bff) || (c >= 0x3001 && c <= 0x303f)) return 0; /* general punctuation, symbols, CJK punct */
+    if ((c >= 0xfe30 && c <= 0xfe4f) || (c >= 0xff01 && c <= 0xff0f) || (c >= 0x1f000 && c <= 0x1faff)) return 0;
+    return 1;
+}
+
+/* Length in bytes of the next pre-token at p (GPT-2 or Llama-3 pattern). */
+static size_t next_pretoken(const char *p, size_t len, kv_pretokenizer pre) {
+    int cl;
+    uint32_t c = decode_cp(p, len, &cl);
+    if (c == '\'' && len > 1) { /* contractions: 's 't 're 've 'm 'll 'd */
+        static const char *const cs[] = {"s", "t", "re", "ve", "m", "ll", "d"};
+        for (int i = 0; i < 7; i++) {
+            size_t l = strlen(cs[i]);
+            if (len > l) {
+                int ok = 1;
+                for (size_t j = 0; j < l && ok; j++) {
+                    char ch = p[1 + j];
+                    if (pre == KV_PRE_LLAMA3 && ch >= 'A' && ch <= 'Z') ch = (char)(ch + 32);
+                    ok = ch == cs[i][j];
+                }
+                if (ok) return 1 + l;
+            }
+        }
+    }
+    size_t i = 0;
+    int c2l;
+    if (pre == KV_PRE_LLAMA3) {
+        /* [^\r\n\p{L}\p{N}]?\p{L}+ */
+        size_t j = 0;
+        if (!is_letter_cp(c) && !is_digit_cp(c) && c != '\r' && c != '\n' && (size_t)cl < len) j = (size_t)cl;
+        if (j < len && is_letter_cp(decode_cp(p + j, len - j, &c2l))) {
+            while (j < len && is_letter_cp(decode_cp(p + j, len - j, &c2l))) j += (size_t)c2l;
+            return j;
+        }
+        if (is_digit_cp(c)) { /* \p{N}{1,3} */
+            int k = 0;
+            while (i < len && k < 3 && is_digit_cp(decode_cp(p + i, len - i, &c2l))) i += (size_t)c2l, k++;
+            return i;
+        }
+        /* ' ?[^\s\p{L}\p{N}]+[\r\n]*' */
+        j = c == ' ' && (size_t)cl < len ? 1 : 0;
+        size_t k = j;
+        while (k < len) {
+            uint32_t d = decode_cp(p + k, len - k, &c2l);
+            if (is_space_cp(d) || is_letter_cp(d) || is_digit_cp(d)) break;
+            k += (size_t)c2l;
+        }
+        if (k > j) {
+            while (k < len && (p[k] == '\r' || p[k] == '\n')) k++;
+            return k;
+        }
+        /* \s*[\r\n]+ */
+        k = 0;
+        size_t last_nl = 0;
+        while (k < len && is_space_cp(decode_cp(p + k, len - k, &c2l))) {
+            k += (size_t)c2l;
+            if (p[k - 1] == '\r' || p[k - 1] == '\n') last_nl = k;
+        }
+        if (last_nl) return last_nl;
+    } else {
+        /* ' ?\p{L}+', ' ?\p{N}+', ' ?[^\s\p{L}\p{N}]+' */
+        size_t j = c == ' ' && (size_t)cl < len ? 1 : 0;
+        uint32_t d = decode_cp(p + j, len - j, &c2l);
+        int cls = is_letter_cp(d) ? 1 : is_digit_cp(d) ? 2 : !is_space_cp(d) ? 3 : 0;
+        if (cls) {
+            size_t k = j;
+            while (k < len) {
+                uint32_t e = decode_cp(p + k, len - k, &c2l);
+                int ec = is_letter_cp(e) ? 1 : is_digit_cp(e) ? 2 : !is_space_cp(e) ? 3 : 0;
+                if (ec != cls) break;
+                k += (size_t)c2l;
+            }
+            return k;
+        }
+    }
+    /* \s+(?!\S) | \s+ : a run of spaces, leaving its last one to the next word */
+    size_t k = 0, prev = 0;
+    while (k < len) {
+        uint32_t e = decode_cp(p + k, len - k, &c2l);
+        if (!is_space_cp(e)) break;
+        prev = k;
+        k += (size_t)c2l;
+    }
+    if (k == 0) return (size_t)cl;
+    if (k < len && prev > 0) return prev; /* followed by a word: keep one space for it */
+    return k;
+}
+
+static int encode_bpe(const kvattn_tokenizer *t, const char *text, size_t len, symbol *s, int32_t *out, int max,
+                      int *count) {
+    for (size_t i = 0; i < len;) {
+        size_t wl = next_pretoken(text + i, len - i, t->pre);
+        int n = 0;
+        for (size_t b = 0; b < wl; b++) {
+            int id = t->byte_id[(unsigned char)text[i + b]];
+            if (id < 0) return -3;
+            s[n] = (symbol){id, n - 1, n + 1};
+            n++;
+        }
+        if (n) s[n - 1].next = -1;
+        int rc = merge_symbols(t, s, n, out, max, count);
+        if (rc) return rc;
+        i += wl;
+    }
+    return 0;
+}
+
+kvattn_status kvattn_tokenize(const kvattn_tokenizer *t, const char *text, int add_bos, int32_t *ids, int max,
+                              int *n) {
+    if (!t || !text || !ids || !n || max < 0) return kv_fail(KVATTN_ERR_INVALID_ARG, "tokenize: NULL argument");
+    *n = 0;
+    if (add_bos && t->bos >= 0) {
+        if (max < 1) return kv_fail(KVATTN_ERR_INVALID_ARG, "tokenize: no room for BOS");
+        ids[(*n)++] = t->bos;
+    }
+    size_t len = strlen(text);
+    if (len == 0) return KVATTN_OK;
+    /* SentencePiece normalization: the dummy prefix, and "▁" for spaces where the vocabulary uses it. */
+    size_t cap = (len + 1) * 3 + 1;
+    char *norm = malloc(cap);
+    symbol *s = malloc(sizeof(symbol) * (cap + 1));
+    if (!norm || !s) {
+        free(norm), free(s);
+        return kv_fail(KVATTN_ERR_NOMEM, "tokenize: out of memory for %zu bytes", len);
+    }
+    size_t m = 0;
+    if (t->kind == KVATTN_VOCAB_SPM) {
+        if (t->add_space_prefix) {
+            const char *sp = t->spm_marker ? SPM_SPACE : " ";
+            memcpy(norm + m, sp, strlen(sp));
+            m += strlen(sp);
+        }
+        for (size_t i = 0; i < len; i++) {
+            if (text[i] == ' ' && t->spm_marker) memcpy(norm + m, SPM_SPACE, 3), m += 3;
+            else norm[m++] = text[i];
+        }
+    } else {
+        memcpy(norm, text, len);
+        m = len;
+    }
+    int rc = t->kind == KVATTN_VOCAB_SPM ? encode_spm(t, norm, m, s, ids, max, n) : encode_bpe(t, norm, m, s, ids, max, n);
+    free(norm), free(s);
+    if (rc == -2) return kv_fail(KVATTN_ERR_INVALID_ARG, "tokenize: the text needs more than %d tokens", max);
+    if (rc == -3) return kv_fail(KVATTN_ERR_FORMAT, "tokenize: the vocabulary lacks a byte token");
+    if (rc) return kv_fail(KVATTN_ERR_NOMEM, "tokenize: out of memory");
+    return KVATTN_OK;
+}
+
+/* ---- decoding ------------------------------------------------------------ */
+
+static int hexval(char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int kvattn_token_to_bytes(const kvattn_tokenizer *t, int prev, int id, char *buf, int size) {
+    if (!t || id < 0 || id >= t->n_vocab || !buf || size < 0) return -1;
+    const char *p = t->pieces[id];
+    int len = t->piece_len[id], o = 0;
+    if (t->is_control[id]) return 0;
+    if (t->kind == KVATTN_VOCAB_BPE) { /* undo the byte ↔ unicode map */
+        for (int i = 0; i < len;) {
+            int cl;
+            uint32_t cp = decode_cp(p + i, (size_t)(len - i), &cl);
+            int b = -1;
+            for (int x = 0; x < 256 && b < 0; x++) {
+                char u[2];
+                int ul = byte_to_unicode(x, u);
+                uint32_t ucp = ul == 1 ? (unsigned char)u[0] : (((unsigned char)u[0] & 0x1f) << 6) | ((unsigned char)u[1] & 0x3f);
+                if (ucp == cp) b = x;
+            }
+            if (b < 0) { /* not a byte stand-in (added tokens): copy as is */
+                for (int j = 0; j < cl && o < size; j++) buf[o++] = p[i + j];
+            } else if (o < size) {
+                buf[o++] = (char)b;
+            }
+            i += cl;
+        }
+        return o;
+    }
+    if (len == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>' && hexval(p[3]) >= 0 && hexval(p[4]) >= 0) {
+        if (size > 0) buf[0] = (char)(hexval(p[3]) * 16 + hexval(p[4]));
+        return size > 0 ? 1 : 0;
+    }
+    int i = 0;
+    /* After BOS, SentencePiece drops the dummy prefix's space. */
+    int strip = prev >= 0 && prev == t->bos;
+    while (i < len && o < size) {
+        if (t->spm_marker && len - i >= 3 && !memcmp(p + i, SPM_SPACE, 3)) {
+            if (!(strip && o == 0 && i == 0)) buf[o++] = ' ';
+            i += 3;
+        } else if (strip && o == 0 && i == 0 && p[0] == ' ') {
+            i++;
+        } else {
+            buf[o++] = p[i++];
+        }
+    }
+    return o;
+}

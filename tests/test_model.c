@@ -1,0 +1,242 @@
+/* Real models: llama2.c's golden output on stories260K, the GGUF copy giving
+ * the same tokens, tokenizers (round trips, byte fallback, leading-space
+ * rules, SentencePiece vs GGUF vocabularies agreeing, byte-level BPE), and
+ * the KV-cached forward pass against a batched one.
+ * Models come from $KVATTN_MODELS (default ../shared/models beside the
+ * repository); missing models fail the test rather than skip it. */
+#include "test_util.h"
+
+#include "model/tokenizer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *models_dir(void) {
+    const char *e = getenv("KVATTN_MODELS");
+    return e && *e ? e : KVATTN_DEFAULT_MODELS;
+}
+
+static char *path_of(const char *file) {
+    static char buf[4][1024];
+    static int k = 0;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", models_dir(), file);
+    return buf[k];
+}
+
+/* llama2.c's test_all.py expected_stdout for stories260K, -t 0.0 -n 200. */
+static const char GOLDEN[] =
+    "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a "
+    "big, red ball. She wanted to play with it, but it was too high.\nLily's mom said, \"Lily, let's go to the park.\" "
+    "Lily was sad and didn't know what to do. She said, \"I want to play with your ball, but I can't find it.\"\nLily "
+    "was sad and didn't know what to do. She said, \"I'm sorry, Lily. I didn't know what to do.\"\nLily didn't want to "
+    "help her mom, so she";
+
+/* Greedy generation as llama2.c runs it: from BOS, `steps` positions. */
+static int generate(const kvattn_model *m, int steps, kvattn_type kv, int32_t *out, char *text, size_t text_cap) {
+    const kvattn_tokenizer *tok = kvattn_model_tokenizer(m);
+    int V = (int)kvattn_model_describe(m)->vocab_size, n = 0;
+    size_t tl = 0;
+    float *logits = malloc(sizeof(float) * V);
+    kvattn_session *s;
+    if (kvattn_session_create(m, steps, kv, KVATTN_MLA_ABSORBED, &s) != KVATTN_OK) return -1;
+    int32_t token = kvattn_tokenizer_bos(tok);
+    kvattn_sampler_params sp = {0.0f, 0, 1.0f, 1};
+    kvattn_sampler sampler;
+    kvattn_sampler_init(&sampler, &sp);
+    for (int pos = 0; pos < steps; pos++) {
+        if (kvattn_session_decode(s, &token, 1, logits, 0) != KVATTN_OK) break;
+        int next = kvattn_sample(&sampler, logits, V);
+        if (next == 1) break; /* llama2.c stops at BOS */
+        int b = kvattn_token_to_bytes(tok, token, next, text + tl, (int)(text_cap - tl - 1));
+        tl += (size_t)(b > 0 ? b : 0);
+        out[n++] = next;
+        token = next;
+    }
+    text[tl] = '\0';
+    kvattn_sampler_free(&sampler);
+    kvattn_session_free(s);
+    free(logits);
+    return n;
+}
+
+static void test_golden_generation(void) {
+    kvattn_model *bin = NULL, *gguf = NULL;
+    CHECK_OK(kvattn_model_load(path_of("stories260K.bin"), path_of("tok512.bin"), &bin));
+    CHECK_OK(kvattn_model_load(path_of("stories260K.gguf"), NULL, &gguf));
+    if (!bin || !gguf) {
+        CHECK(0, "models not found under %s (set KVATTN_MODELS)", models_dir());
+        kvattn_model_free(bin);
+        kvattn_model_free(gguf);
+        return;
+    }
+    CHECK(!strcmp(kvattn_model_format(bin), "llama2.c") && !strcmp(kvattn_model_format(gguf), "gguf"), "formats");
+    kvattn_type types[] = {KVATTN_TYPE_F32, KVATTN_TYPE_F16};
+    for (int ti = 0; ti < 2; ti++) {
+        int32_t a[256], b[256];
+        char ta[8192], tb[8192];
+        int na = generate(bin, 200, types[ti], a, ta, sizeof ta), nb = generate(gguf, 200, types[ti], b, tb, sizeof tb);
+        CHECK(na == 200 && !strcmp(ta, GOLDEN), "llama2.c golden output (%s cache): got %d tokens:\n%s",
+              kvattn_type_name(types[ti]), na, ta);
+        CHECK(nb == na && !memcmp(a, b, sizeof(int32_t) * (size_t)na), "GGUF tokens equal the .bin's (%s cache)",
+              kvattn_type_name(types[ti]));
+    }
+    /* Shapes as the README of the models states them. */
+    const kvattn_model_desc *d = kvattn_model_describe(bin);
+    CHECK(d->attn.d_model == 64 && d->n_layers == 5 && d->attn.n_heads == 8 && d->attn.n_kv_heads == 4 &&
+              d->ffn_dim == 172 && d->vocab_size == 512 && d->context_length == 512,
+          "stories260K.bin shapes");
+    CHECK(kvattn_kv_bytes_per_token(&d->attn, d->n_layers, KVATTN_TYPE_F32) == 5 * 2 * 32 * 4, "KV bytes/token");
+    CHECK(kvattn_model_describe(gguf)->context_length == 2048, "GGUF context_length");
+    kvattn_model_free(bin);
+    kvattn_model_free(gguf);
+}
+
+/* Prefill of many tokens at once == the same tokens one by one (every logit). */
+static void test_batched_vs_decode(void) {
+    kvattn_model *m = NULL;
+    CHECK_OK(kvattn_model_load(path_of("stories260K.gguf"), NULL, &m));
+    if (!m) return;
+    const int V = 512, T = 70; /* more than one 32-token chunk and one 64-token tile */
+    int32_t ids[70];
+    for (int i = 0; i < T; i++) ids[i] = (int32_t)((i * 37 + 11) % V);
+    float *a = malloc(sizeof(float) * T * V), *b = malloc(sizeof(float) * T * V);
+    kvattn_session *s1, *s2;
+    CHECK_OK(kvattn_session_create(m, T, KVATTN_TYPE_F32, KVATTN_MLA_ABSORBED, &s1));
+    CHECK_OK(kvattn_session_create(m, T, KVATTN_TYPE_F32, KVATTN_MLA_ABSORBED, &s2));
+    CHECK_OK(kvattn_session_decode(s1, ids, T, a, 1));
+    for (int i = 0; i < T; i++) CHECK_OK(kvattn_session_decode(s2, &ids[i], 1, b + (size_t)i * V, 0));
+    double e = test_max_abs_diff(a, b, (size_t)T * V) / test_max_abs(b, (size_t)T * V);
+    CHECK(e <= 1e-5, "batched vs token-by-token logits: rel err %.3g", e);
+    CHECK(kvattn_session_decode(s1, ids, 1, a, 0) == KVATTN_ERR_CACHE_FULL, "decode past the context");
+    CHECK(strstr(kvattn_last_error(), "context") != NULL, "message: %s", kvattn_last_error());
+    int32_t bad = V;
+    CHECK_OK(kvattn_session_rewind(s1, 10));
+    CHECK(kvattn_session_decode(s1, &bad, 1, a, 0) == KVATTN_ERR_INVALID_ARG, "token id out of range");
+    CHECK(kvattn_session_pos(s1) == 10, "a refused decode leaves the position");
+    kvattn_session_free(s1);
+    kvattn_session_free(s2);
+    free(a), free(b);
+    kvattn_model_free(m);
+}
+
+static void round_trip(const kvattn_tokenizer *t, const char *text, const char *what) {
+    int32_t ids[512];
+    int n = 0;
+    CHECK_OK(kvattn_tokenize(t, text, 1, ids, 512, &n));
+    char out[2048];
+    int o = 0;
+    for (int i = kvattn_tokenizer_bos(t) >= 0 ? 1 : 0; i < n; i++) {
+        int b = kvattn_token_to_bytes(t, i ? ids[i - 1] : -1, ids[i], out + o, (int)sizeof out - o - 1);
+        CHECK(b >= 0, "%s: token %d decodes", what, ids[i]);
+        o += b > 0 ? b : 0;
+    }
+    out[o] = '\0';
+    CHECK(!strcmp(out, text), "%s round trip: '%s' came back as '%s'", what, text, out);
+}
+
+static const char *const SAMPLES[] = {"Once upon a time", "Lily and Tom went to the park.", "hello",
+                                      "  two leading spaces", "tabs\tand\nnew lines\n", "caf\xc3\xa9 na\xc3\xafve",
+                                      "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", "emoji \xf0\x9f\x98\x80!", "a", "123 + 456 = 579"};
+
+static void test_spm_tokenizers(void) {
+    kvattn_tokenizer *tb = NULL;
+    kvattn_model *m = NULL;
+    CHECK_OK(kvattn_tokenizer_load_llama2c(path_of("tok512.bin"), 512, &tb));
+    CHECK_OK(kvattn_model_load(path_of("stories260K.gguf"), NULL, &m));
+    if (!tb || !m) {
+        kvattn_tokenizer_free(tb);
+        kvattn_model_free(m);
+        return;
+    }
+    const kvattn_tokenizer *tg = kvattn_model_tokenizer(m);
+    for (size_t i = 0; i < sizeof SAMPLES / sizeof SAMPLES[0]; i++) {
+        round_trip(tb, SAMPLES[i], "tok512.bin");
+        round_trip(tg, SAMPLES[i], "GGUF llama vocabulary");
+        /* The two spellings of one vocabulary (" " vs "▁") give the same ids. */
+        int32_t a[512], b[512];
+        int na = 0, nb = 0;
+        CHECK_OK(kvattn_tokenize(tb, SAMPLES[i], 1, a, 512, &na));
+        CHECK_OK(kvattn_tokenize(tg, SAMPLES[i], 1, b, 512, &nb));
+        CHECK(na == nb && !memcmp(a, b, sizeof(int32_t) * (size_t)na), "'%s': tok512.bin and GGUF ids differ",
+              SAMPLES[i]);
+    }
+    /* Known encodings: BOS, the dummy-prefix space merged into the word, byte fallback. */
+    int32_t ids[64];
+    int n = 0;
+    CHECK_OK(kvattn_tokenize(tb, "Once", 1, ids, 64, &n));
+    CHECK(n == 2 && ids[0] == 1, "'Once' → BOS + 1 token, got %d", n);
+    char piece[32];
+    int len = kvattn_token_to_bytes(tb, 1, ids[1], piece, sizeof piece);
+    CHECK(len == 4 && !memcmp(piece, "Once", 4), "after BOS the leading space is dropped");
+    len = kvattn_token_to_bytes(tb, 100, ids[1], piece, sizeof piece);
+    CHECK(len == 5 && !memcmp(piece, " Once", 5), "elsewhere the space stays");
+    CHECK_OK(kvattn_tokenize(tb, "\xe6\x97\xa5", 0, ids, 64, &n)); /* 日: not a piece of tok512 → its 3 bytes */
+    CHECK(n == 4 && ids[0] == 410 && ids[1] == 3 + 0xe6 && ids[2] == 3 + 0x97 && ids[3] == 3 + 0xa5,
+          "byte fallback of 日: %d ids", n);
+    CHECK_OK(kvattn_tokenize(tb, "", 1, ids, 64, &n));
+    CHECK(n == 1 && ids[0] == 1, "empty text: BOS only");
+    CHECK(kvattn_tokenize(tb, "Once upon a time", 1, ids, 2, &n) == KVATTN_ERR_INVALID_ARG, "too small an output");
+    CHECK(kvattn_token_to_bytes(tb, -1, 512, piece, sizeof piece) == -1, "id out of range");
+    CHECK(kvattn_token_to_bytes(tb, -1, 1, piece, sizeof piece) == 0, "BOS decodes to nothing");
+    kvattn_tokenizer_free(tb);
+    kvattn_model_free(m);
+}
+
+/* A small byte-level BPE vocabulary: the 256 byte stand-ins, then merges. */
+static void test_bpe_tokenizer(void) {
+    enum { NB = 256 };
+    const char *merge_list[] = {"h e", "l l", "he ll", "hell o", "\xc4\xa0 h", "\xc4\xa0h ell", "\xc4\xa0hell o"};
+    const char *pieces[NB + 16];
+    int lens[NB + 16], n = 0;
+    static char bytes[NB][4];
+    /* byte stand-ins as GPT-2 maps them */
+    for (int b = 0; b < NB; b++) {
+        int cp;
+        if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255)) cp = b;
+        else {
+            int k = 0;
+            for (int x = 0; x < b; x++)
+                if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255))) k++;
+            cp = 256 + k;
+        }
+        int l = cp < 0x80 ? (bytes[b][0] = (char)cp, 1)
+                          : (bytes[b][0] = (char)(0xc0 | (cp >> 6)), bytes[b][1] = (char)(0x80 | (cp & 0x3f)), 2);
+        pieces[n] = bytes[b];
+        lens[n++] = l;
+    }
+    const char *added[] = {"he", "ll", "hell", "hello", "\xc4\xa0h", "\xc4\xa0hell", "\xc4\xa0hello", "<|end|>"};
+    for (size_t i = 0; i < 8; i++) pieces[n] = added[i], lens[n++] = (int)strlen(added[i]);
+    int mlens[7];
+    for (int i = 0; i < 7; i++) mlens[i] = (int)strlen(merge_list[i]);
+    int32_t types[NB + 16];
+    for (int i = 0; i < n; i++) types[i] = i == n - 1 ? 3 : 1;
+    kvattn_tokenizer *t = NULL;
+    CHECK_OK(kv_tokenizer_build(KVATTN_VOCAB_BPE, n, pieces, lens, NULL, types, merge_list, mlens, 7, -1, n - 1, 0, 0,
+                                KV_PRE_GPT2, "test vocab", &t));
+    if (!t) return;
+    int32_t ids[64];
+    int c = 0;
+    CHECK_OK(kvattn_tokenize(t, "hello hello", 0, ids, 64, &c));
+    /* "h e" outranks "Ġ h", so " hello" becomes Ġ + hello: ranks decide, not lengths. */
+    CHECK(c == 3 && ids[0] == NB + 3 && ids[1] == 32 && ids[2] == NB + 3, "'hello hello' → [hello, Ġ, hello], got %d ids",
+          c);
+    CHECK_OK(kvattn_tokenize(t, "hell", 0, ids, 64, &c));
+    CHECK(c == 1 && ids[0] == NB + 2, "'hell' → [hell]");
+    CHECK_OK(kvattn_tokenize(t, "hex", 0, ids, 64, &c));
+    CHECK(c == 2 && ids[0] == NB + 0 && ids[1] == 'x', "'hex' → [he, x]");
+    const char *texts[] = {"hello hello", "hello, world!  ok\n", "caf\xc3\xa9", "it's 42", "tab\there"};
+    for (int i = 0; i < 5; i++) round_trip(t, texts[i], "byte-level BPE");
+    char buf[16];
+    CHECK(kvattn_token_to_bytes(t, -1, n - 1, buf, sizeof buf) == 0, "a control token decodes to nothing");
+    kvattn_tokenizer_free(t);
+}
+
+int main(void) {
+    test_golden_generation();
+    test_batched_vs_decode();
+    test_spm_tokenizers();
+    test_bpe_tokenizer();
+    return test_finish("test_model");
+}
