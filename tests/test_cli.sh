@@ -137,5 +137,50 @@ expect_exit 1 "run: .bin without tokenizer" "$kvattn" run -m "$models/stories260
 expect_exit 2 "run: bad --kv-type" "$kvattn" run -m "$models/stories260K.bin" --kv-type q4_0
 expect_exit 2 "run: no -m" "$kvattn" run -p hi
 
+# Hugging Face folders made from the same model (Q/K permuted for rotate_half)
+python3 "$(dirname "$0")/data/make_hf_stories.py" "$models" "$tmp/hf32" F32
+python3 "$(dirname "$0")/data/make_hf_stories.py" "$models" "$tmp/hfbf16" BF16 --shards
+expect_exit 0 "run: safetensors f32 golden" "$kvattn" run -m "$tmp/hf32" --temp 0 -n 200
+if [ "$(cat "$tmp/out")" = "$golden" ]; then ok; else bad "safetensors output differs from the golden text"; fi
+expect_exit 0 "run: safetensors bf16, sharded" "$kvattn" run -m "$tmp/hfbf16/model.safetensors.index.json" --temp 0 -n 30
+expect_grep "Once upon a time" "$tmp/out" "bf16 shards generate the story"
+for m in "$models/stories260K.gguf" "$tmp/hf32"; do
+  expect_exit 0 "tokens via $m" "$kvattn" run -m "$m" --temp 0 -n 1 --json -p "Lily's caf$(printf '\303\251') is 日本 fun!"
+  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["prompt_tokens"])' "$tmp/out" >> "$tmp/toks"
+done
+expect_exit 0 "tokens via .bin" "$kvattn" run -m "$models/stories260K.bin" -z "$models/tok512.bin" --temp 0 -n 1 --json -p "Lily's caf$(printf '\303\251') is 日本 fun!"
+python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["prompt_tokens"])' "$tmp/out" >> "$tmp/toks"
+if [ "$(sort -u "$tmp/toks" | wc -l)" = 1 ]; then ok; else bad "tokenizer.bin, GGUF and tokenizer.json disagree: $(cat "$tmp/toks")"; fi
+cp -r "$tmp/hf32" "$tmp/hfbad" && head -c 5000 "$tmp/hf32/model.safetensors" > "$tmp/hfbad/model.safetensors"
+expect_exit 1 "run: truncated safetensors" "$kvattn" run -m "$tmp/hfbad"
+expect_grep "model.safetensors" "$tmp/err" "truncated safetensors named"
+rm "$tmp/hfbad/config.json"
+expect_exit 1 "run: folder without config.json" "$kvattn" run -m "$tmp/hfbad"
+expect_grep "config.json" "$tmp/err" "missing config.json named"
+
+# corrupted safetensors headers and tokenizer.json: an error or a run, never a crash
+crashes=0
+for i in $(seq 1 40); do
+  rm -rf "$tmp/hfc" && cp -r "$tmp/hf32" "$tmp/hfc"
+  python3 - "$tmp/hfc" "$i" <<'PY'
+import os, random, sys
+d, seed = sys.argv[1], int(sys.argv[2])
+rnd = random.Random(seed)
+name = "tokenizer.json" if seed % 4 == 0 else "model.safetensors"
+p = os.path.join(d, name)
+b = bytearray(open(p, "rb").read())
+limit = min(len(b), 6000 if name == "model.safetensors" else len(b))
+for _ in range(rnd.randint(1, 3)):
+    b[rnd.randrange(limit)] ^= rnd.randint(1, 255)
+if seed % 7 == 0:
+    b = b[: rnd.randrange(len(b))]
+open(p, "wb").write(bytes(b))
+PY
+  "$kvattn" run -m "$tmp/hfc" --temp 0 -n 8 -p "Once" >/dev/null 2>"$tmp/err"
+  rc=$?
+  if [ "$rc" -gt 1 ]; then crashes=$((crashes + 1)); echo "corrupt safetensors $i: exit $rc" >&2; cat "$tmp/err" >&2; fi
+done
+if [ "$crashes" = 0 ]; then ok; else bad "$crashes corrupted safetensors folders crashed kvattn"; fi
+
 echo "test_cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -92,7 +92,7 @@ kvattn_status kvattn_model_load(const char *path, const char *tokenizer_path, kv
     FILE *f = is_dir(path) ? NULL : fopen(path, "rb");
     size_t got = f ? fread(magic, 1, 4, f) : 0;
     if (f) fclose(f);
-    if (is_dir(path) || ends_with(path, ".safetensors") || ends_with(path, "config.json")) {
+    if (is_dir(path) || ends_with(path, ".safetensors") || ends_with(path, ".json")) {
         st = kv_load_safetensors(path, m);
     } else if (!f && !is_dir(path)) {
         st = kv_fail(KVATTN_ERR_IO, "%s: cannot open", path);

@@ -1,6 +1,391 @@
-/* placeholder, replaced below */
+/* Hugging Face checkpoints: config.json + model.safetensors (or shards named
+ * by model.safetensors.index.json) + tokenizer.json, Llama layout. HF stores
+ * Q/K rows for rotate_half RoPE, so the pairing is half-split. Tensors are
+ * used in place when their dtype and alignment allow, else converted once. */
 #include "model.h"
+#include "tokenizer.h"
+
+#include "kernels/vec.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_HEADER (100u << 20)
+
+typedef struct {
+    char name[160];
+    kvattn_type type;
+    uint64_t shape[4];
+    int n_dims;
+    const uint8_t *data;
+    uint64_t bytes;
+} st_tensor;
+
+typedef struct {
+    st_tensor *t;
+    int n, cap;
+    kvattn_model *m;
+    const char *dir;
+    kvattn_status st;
+} st_index;
+
+static char *read_small_file(const char *path, size_t max, kvattn_status *st) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        *st = kv_fail(KVATTN_ERR_IO, "%s: cannot open", path);
+        return NULL;
+    }
+    char *buf = malloc(max + 1);
+    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
+    fclose(f);
+    if (!buf || n > max) {
+        free(buf);
+        *st = kv_fail(KVATTN_ERR_FORMAT, "%s: larger than %zu bytes", path, max);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Adds every tensor of one .safetensors file to the index. */
+static void index_file(st_index *ix, const char *path) {
+    if (ix->st != KVATTN_OK) return;
+    if (ix->m->n_maps == (int)(sizeof ix->m->maps / sizeof ix->m->maps[0])) {
+        ix->st = kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: more than 64 shards", path);
+        return;
+    }
+    kv_mapping map;
+    if ((ix->st = kv_map_file(path, &map)) != KVATTN_OK) return;
+    ix->m->maps[ix->m->n_maps++] = map;
+    uint64_t hlen;
+    if (map.size < 8 || (memcpy(&hlen, map.addr, 8), hlen > MAX_HEADER) || hlen > map.size - 8) {
+        ix->st = kv_fail(KVATTN_ERR_FORMAT, "%s: the header length is missing or runs past the end of the file", path);
+        return;
+    }
+    const uint8_t *base = (const uint8_t *)map.addr + 8 + hlen;
+    uint64_t data_size = map.size - 8 - hlen;
+    cJSON *h = cJSON_ParseWithLength((const char *)map.addr + 8, (size_t)hlen);
+    if (!h || !cJSON_IsObject(h)) {
+        cJSON_Delete(h);
+        ix->st = kv_fail(KVATTN_ERR_FORMAT, "%s: the header is not a JSON object", path);
+        return;
+    }
+    for (cJSON *e = h->child; e && ix->st == KVATTN_OK; e = e->next) {
+        if (!strcmp(e->string, "__metadata__")) continue;
+        const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype"), *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
+        const cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+        if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2 ||
+            cJSON_GetArraySize(sh) > 4 || strlen(e->string) >= sizeof ix->t[0].name) {
+            ix->st = kv_fail(KVATTN_ERR_FORMAT, "%s: tensor '%.100s': dtype, shape or data_offsets malformed", path, e->string);
+            break;
+        }
+        st_tensor t = {{0}, KVATTN_TYPE_COUNT, {1, 1, 1, 1}, cJSON_GetArraySize(sh), NULL, 0};
+        snprintf(t.name, sizeof t.name, "%s", e->string);
+        if (!strcmp(dt->valuestring, "F32")) t.type = KVATTN_TYPE_F32;
+        else if (!strcmp(dt->valuestring, "F16")) t.type = KVATTN_TYPE_F16;
+        else if (!strcmp(dt->valuestring, "BF16")) t.type = KVATTN_TYPE_BF16;
+        uint64_t numel = 1;
+        for (int d = 0; d < t.n_dims; d++) {
+            const cJSON *v = cJSON_GetArrayItem(sh, d);
+            double x = cJSON_IsNumber(v) ? v->valuedouble : -1;
+            if (!(x >= 1 && x <= (double)((uint64_t)1 << 40)) || numel > ((uint64_t)1 << 50) / (uint64_t)x) {
+                ix->st = kv_fail(KVATTN_ERR_FORMAT, "%s: tensor '%s': shape entry %d is invalid", path, t.name, d);
+                break;
+            }
+            t.shape[d] = (uint64_t)x;
+            numel *= t.shape[d];
+        }
+        double b = cJSON_GetArrayItem(off, 0)->valuedouble, en = cJSON_GetArrayItem(off, 1)->valuedouble;
+        if (ix->st == KVATTN_OK && (!(b >= 0) || !(en >= b) || en > (double)data_size)) {
+            ix->st = kv_fail(KVATTN_ERR_FORMAT, "%s: tensor '%s': data_offsets [%.0f, %.0f] lie outside the %llu-byte "
+                             "data section", path, t.name, b, en, (unsigned long long)data_size);
+        }
+        if (ix->st != KVATTN_OK) break;
+        t.bytes = (uint64_t)en - (uint64_t)b;
+        if (t.type != KVATTN_TYPE_COUNT && t.bytes != numel * (t.type == KVATTN_TYPE_F32 ? 4 : 2)) {
+            ix->st = kv_fail(KVATTN_ERR_FORMAT, "%s: tensor '%s': %llu bytes for %llu %s elements", path, t.name,
+                             (unsigned long long)t.bytes, (unsigned long long)numel, dt->valuestring);
+            break;
+        }
+        t.data = base + (uint64_t)b;
+        if (ix->n == ix->cap) {
+            int cap = ix->cap ? 2 * ix->cap : 64;
+            st_tensor *p = realloc(ix->t, sizeof *p * (size_t)cap);
+            if (!p) {
+                ix->st = kv_fail(KVATTN_ERR_NOMEM, "%s: out of memory", path);
+                break;
+            }
+            ix->t = p, ix->cap = cap;
+        }
+        ix->t[ix->n++] = t;
+    }
+    cJSON_Delete(h);
+}
+
+static const st_tensor *find(st_index *ix, const char *name, uint64_t rows, uint64_t cols, int optional) {
+    if (ix->st != KVATTN_OK) return NULL;
+    for (int i = 0; i < ix->n; i++) {
+        const st_tensor *t = &ix->t[i];
+        if (strcmp(t->name, name)) continue;
+        int ok = cols ? t->n_dims == 2 && t->shape[0] == rows && t->shape[1] == cols : t->n_dims == 1 && t->shape[0] == rows;
+        if (!ok) {
+            ix->st = kv_fail(KVATTN_ERR_FORMAT, "%s: tensor '%s' has shape [%llu, %llu], config.json implies [%llu, %llu]",
+                             ix->dir, name, (unsigned long long)t->shape[0], (unsigned long long)t->shape[1],
+                             (unsigned long long)rows, (unsigned long long)cols);
+            return NULL;
+        }
+        if (t->type == KVATTN_TYPE_COUNT) {
+            ix->st = kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: tensor '%s' has a dtype other than F32, F16, BF16", ix->dir, name);
+            return NULL;
+        }
+        ix->m->weight_bytes += t->bytes;
+        return t;
+    }
+    if (!optional) ix->st = kv_fail(KVATTN_ERR_FORMAT, "%s: tensor '%s' is missing", ix->dir, name);
+    return NULL;
+}
+
+/* In place if aligned for its element type, else an owned aligned copy. */
+static kvattn_matrix st_matrix(st_index *ix, const char *name, uint64_t rows, uint64_t cols) {
+    const st_tensor *t = find(ix, name, rows, cols, 0);
+    kvattn_matrix mx = {NULL, KVATTN_TYPE_F32};
+    if (!t) return mx;
+    mx.type = t->type;
+    size_t align = t->type == KVATTN_TYPE_F32 ? 4 : 2;
+    if ((uintptr_t)t->data % align == 0) {
+        mx.data = t->data;
+    } else {
+        void *copy = kv_model_own(ix->m, malloc((size_t)t->bytes));
+        if (!copy) ix->st = kv_fail(KVATTN_ERR_NOMEM, "%s: out of memory", ix->dir);
+        else memcpy(copy, t->data, (size_t)t->bytes);
+        mx.data = copy;
+    }
+    return mx;
+}
+
+static const float *st_vector(st_index *ix, const char *name, uint64_t n) {
+    const st_tensor *t = find(ix, name, n, 0, 0);
+    if (!t) return NULL;
+    float *v = kv_model_own(ix->m, malloc(sizeof(float) * (size_t)n));
+    if (!v) {
+        ix->st = kv_fail(KVATTN_ERR_NOMEM, "%s: out of memory", ix->dir);
+        return NULL;
+    }
+    for (uint64_t i = 0; i < n; i++) { /* element by element: the data may be unaligned */
+        if (t->type == KVATTN_TYPE_F32) {
+            memcpy(&v[i], t->data + 4 * i, 4);
+        } else {
+            uint16_t h;
+            memcpy(&h, t->data + 2 * i, 2);
+            v[i] = t->type == KVATTN_TYPE_F16 ? kv_f16_to_f32(h) : kv_bf16_to_f32(h);
+        }
+    }
+    return v;
+}
+
+/* tokenizer.json: BPE with byte_fallback and "▁" (Llama-2 style SentencePiece
+ * conversion) becomes our SentencePiece tokenizer with scores from merge
+ * ranks; byte-level BPE (GPT-2, Llama-3) becomes our BPE tokenizer. */
+static kvattn_status load_tokenizer_json(const char *path, int n_vocab, int bos, int eos, kvattn_tokenizer **out) {
+    kvattn_status st = KVATTN_OK;
+    char *text = read_small_file(path, 256u << 20, &st);
+    if (!text) return st;
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    const cJSON *model = j ? cJSON_GetObjectItemCaseSensitive(j, "model") : NULL;
+    const cJSON *type = model ? cJSON_GetObjectItemCaseSensitive(model, "type") : NULL;
+    const cJSON *vocab = model ? cJSON_GetObjectItemCaseSensitive(model, "vocab") : NULL;
+    const cJSON *merges = model ? cJSON_GetObjectItemCaseSensitive(model, "merges") : NULL;
+    if (!cJSON_IsString(type) || strcmp(type->valuestring, "BPE") || !cJSON_IsObject(vocab) || !cJSON_IsArray(merges)) {
+        cJSON_Delete(j);
+        return kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: only BPE tokenizers (model.type \"BPE\" with vocab and merges) are "
+                       "supported", path);
+    }
+    int byte_fallback = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "byte_fallback"));
+    const char **pieces = calloc((size_t)n_vocab, sizeof *pieces);
+    int *lens = calloc((size_t)n_vocab, sizeof *lens);
+    int32_t *types = calloc((size_t)n_vocab, sizeof *types);
+    int n_merges = cJSON_GetArraySize(merges);
+    const char **mp = calloc((size_t)n_merges + 1, sizeof *mp);
+    int *ml = calloc((size_t)n_merges + 1, sizeof *ml);
+    char **owned = calloc((size_t)n_merges + 1, sizeof *owned);
+    float *scores = calloc((size_t)n_vocab, sizeof *scores);
+    if (!pieces || !lens || !types || !mp || !ml || !owned || !scores) st = kv_fail(KVATTN_ERR_NOMEM, "%s: out of memory", path);
+    for (const cJSON *e = vocab->child; st == KVATTN_OK && e; e = e->next) {
+        int id = cJSON_IsNumber(e) ? (int)e->valuedouble : -1;
+        if (id < 0 || id >= n_vocab)
+            st = kv_fail(KVATTN_ERR_FORMAT, "%s: vocab entry '%.60s' has id %d outside [0, %d)", path, e->string, id, n_vocab);
+        else pieces[id] = e->string, lens[id] = (int)strlen(e->string), types[id] = 1;
+    }
+    const cJSON *added = cJSON_GetObjectItemCaseSensitive(j, "added_tokens");
+    for (const cJSON *a = cJSON_IsArray(added) ? added->child : NULL; st == KVATTN_OK && a; a = a->next) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(a, "id"), *c = cJSON_GetObjectItemCaseSensitive(a, "content");
+        int i = cJSON_IsNumber(id) ? (int)id->valuedouble : -1;
+        if (i >= 0 && i < n_vocab && cJSON_IsString(c)) {
+            pieces[i] = c->valuestring, lens[i] = (int)strlen(c->valuestring);
+            types[i] = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "special")) ? 3 : 1;
+        }
+    }
+    for (int i = 0; st == KVATTN_OK && i < n_vocab; i++)
+        if (!pieces[i]) pieces[i] = "", lens[i] = 0, types[i] = 3; /* ids the file leaves unused */
+    int i = 0;
+    for (const cJSON *e = merges->child; st == KVATTN_OK && e; e = e->next, i++) {
+        if (cJSON_IsString(e)) {
+            mp[i] = e->valuestring;
+        } else if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2 && cJSON_IsString(e->child) &&
+                   cJSON_IsString(e->child->next)) { /* newer files: ["a", "b"] */
+            size_t la = strlen(e->child->valuestring), lb = strlen(e->child->next->valuestring);
+            owned[i] = malloc(la + lb + 2);
+            if (owned[i]) {
+                memcpy(owned[i], e->child->valuestring, la);
+                owned[i][la] = ' ';
+                memcpy(owned[i] + la + 1, e->child->next->valuestring, lb + 1);
+            }
+            mp[i] = owned[i] ? owned[i] : "";
+        } else {
+            st = kv_fail(KVATTN_ERR_FORMAT, "%s: merge %d is neither \"a b\" nor [\"a\", \"b\"]", path, i);
+        }
+        if (st == KVATTN_OK) ml[i] = (int)strlen(mp[i]);
+    }
+    if (st == KVATTN_OK && byte_fallback) {
+        /* SentencePiece conversion: a piece's priority is the rank of the first merge that makes it. */
+        for (int v = 0; v < n_vocab; v++) scores[v] = -1e30f;
+        kvattn_tokenizer *tmp = NULL;
+        st = kv_tokenizer_build(KVATTN_VOCAB_SPM, n_vocab, pieces, lens, NULL, types, NULL, NULL, 0, bos, eos, 1, 1,
+                                KV_PRE_GPT2, path, &tmp);
+        for (int r = 0; st == KVATTN_OK && r < n_merges; r++) {
+            const char *sp = strchr(mp[r], ' ');
+            if (!sp) continue;
+            char joined[512];
+            int la = (int)(sp - mp[r]), lb = ml[r] - la - 1;
+            if (la + lb >= (int)sizeof joined) continue;
+            memcpy(joined, mp[r], (size_t)la);
+            memcpy(joined + la, sp + 1, (size_t)lb);
+            int id = kv_tokenizer_find(tmp, joined, la + lb);
+            if (id >= 0 && scores[id] < -(float)r) scores[id] = -(float)r;
+        }
+        kvattn_tokenizer_free(tmp);
+        if (st == KVATTN_OK)
+            st = kv_tokenizer_build(KVATTN_VOCAB_SPM, n_vocab, pieces, lens, scores, types, NULL, NULL, 0, bos, eos, 1, 1,
+                                    KV_PRE_GPT2, path, out);
+    } else if (st == KVATTN_OK) {
+        const cJSON *pre = cJSON_GetObjectItemCaseSensitive(j, "pre_tokenizer");
+        char *pre_txt = pre ? cJSON_PrintUnformatted(pre) : NULL;
+        kv_pretokenizer pt = pre_txt && strstr(pre_txt, "{1,3}") ? KV_PRE_LLAMA3 : KV_PRE_GPT2;
+        free(pre_txt);
+        st = kv_tokenizer_build(KVATTN_VOCAB_BPE, n_vocab, pieces, lens, NULL, types, mp, ml, n_merges, bos, eos, 0, 0, pt,
+                                path, out);
+    }
+    for (int k = 0; owned && k < n_merges; k++) free(owned[k]);
+    free(owned), free(mp), free(ml), free(pieces), free(lens), free(types), free(scores);
+    cJSON_Delete(j);
+    return st;
+}
+
+static int file_exists(const char *p) {
+    FILE *f = fopen(p, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
 kvattn_status kv_load_safetensors(const char *path, kvattn_model *m) {
-    (void)m;
-    return kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: safetensors loading is not implemented yet", path);
+    /* The folder: path itself, or the folder of a file in it (.safetensors, config.json, the index). */
+    char dir[2048], p[2300];
+    snprintf(dir, sizeof dir, "%s", path);
+    FILE *probe = fopen(path, "rb");
+    char probe_byte;
+    int is_file = probe && fread(&probe_byte, 1, 1, probe) == 1; /* reading a folder fails */
+    if (probe) fclose(probe);
+    if (is_file) {
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = '\0';
+        else snprintf(dir, sizeof dir, ".");
+    }
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    kvattn_status st = kvattn_model_from_hf_config(p, &m->desc);
+    if (st != KVATTN_OK) return st;
+    kvattn_model_desc *d = &m->desc;
+    if (strcmp(d->arch, "llama") && strcmp(d->arch, "mistral") && strcmp(d->arch, "qwen2"))
+        return kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: model_type '%s' is not supported by the runner yet (llama, mistral)", p,
+                       d->arch);
+    if (d->qkv_bias)
+        return kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: Q/K/V biases (qwen2) are not supported by the runner yet", p);
+    snprintf(m->format, sizeof m->format, "safetensors");
+    if (!strcmp(d->name, "config.json")) { /* no _name_or_path: the folder's name */
+        const char *slash = strrchr(dir, '/');
+        snprintf(d->name, sizeof d->name, "%.63s", slash && slash[1] ? slash + 1 : dir);
+    }
+    /* Settings config.json carries beyond the shapes. */
+    char *cfg_text = read_small_file(p, 16u << 20, &st);
+    cJSON *cfg = cfg_text ? cJSON_Parse(cfg_text) : NULL;
+    free(cfg_text);
+    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(cfg, "rms_norm_eps");
+    const cJSON *bos = cJSON_GetObjectItemCaseSensitive(cfg, "bos_token_id");
+    const cJSON *eos = cJSON_GetObjectItemCaseSensitive(cfg, "eos_token_id");
+    m->norm_eps = cJSON_IsNumber(eps) && eps->valuedouble > 0 ? (float)eps->valuedouble : 1e-6f;
+    int bos_id = cJSON_IsNumber(bos) ? (int)bos->valuedouble : -1;
+    int eos_id = cJSON_IsNumber(eos) ? (int)eos->valuedouble : cJSON_IsArray(eos) && cJSON_IsNumber(eos->child)
+                                                                  ? (int)eos->child->valuedouble : -1;
+    cJSON_Delete(cfg);
+
+    st_index ix = {NULL, 0, 0, m, dir, KVATTN_OK};
+    snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
+    if (file_exists(p)) { /* shards: every file the weight_map names, once */
+        char *txt = read_small_file(p, 64u << 20, &ix.st);
+        cJSON *idx = txt ? cJSON_Parse(txt) : NULL;
+        free(txt);
+        const cJSON *wm = cJSON_GetObjectItemCaseSensitive(idx, "weight_map");
+        if (ix.st == KVATTN_OK && !cJSON_IsObject(wm)) ix.st = kv_fail(KVATTN_ERR_FORMAT, "%s: no weight_map", p);
+        char seen[64][256];
+        int n_seen = 0;
+        for (const cJSON *e = ix.st == KVATTN_OK ? wm->child : NULL; e && ix.st == KVATTN_OK; e = e->next) {
+            if (!cJSON_IsString(e) || strchr(e->valuestring, '/') || strlen(e->valuestring) >= 256) {
+                ix.st = kv_fail(KVATTN_ERR_FORMAT, "%s: weight_map entry '%.80s' is not a file name", p, e->string);
+                break;
+            }
+            int dup = 0;
+            for (int s = 0; s < n_seen; s++) dup |= !strcmp(seen[s], e->valuestring);
+            if (dup) continue;
+            if (n_seen == 64) {
+                ix.st = kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: more than 64 shards", p);
+                break;
+            }
+            snprintf(seen[n_seen++], 256, "%s", e->valuestring);
+            char shard[2400];
+            snprintf(shard, sizeof shard, "%s/%s", dir, e->valuestring);
+            index_file(&ix, shard);
+        }
+        cJSON_Delete(idx);
+    } else {
+        snprintf(p, sizeof p, "%s/model.safetensors", dir);
+        index_file(&ix, p);
+    }
+    const uint64_t D = (uint64_t)d->attn.d_model, H = (uint64_t)d->attn.n_heads, hd = (uint64_t)d->attn.head_dim;
+    const uint64_t KV = (uint64_t)d->attn.n_kv_heads, F = (uint64_t)d->ffn_dim, V = (uint64_t)d->vocab_size;
+    if (ix.st == KVATTN_OK && !(m->blocks = calloc((size_t)d->n_layers, sizeof *m->blocks)))
+        ix.st = kv_fail(KVATTN_ERR_NOMEM, "out of memory");
+    m->tok_embd = st_matrix(&ix, "model.embed_tokens.weight", V, D);
+    m->out_norm = st_vector(&ix, "model.norm.weight", D);
+    m->output = d->tied_embeddings ? m->tok_embd : st_matrix(&ix, "lm_head.weight", V, D);
+    for (int l = 0; l < d->n_layers && ix.st == KVATTN_OK; l++) {
+        kv_block *b = &m->blocks[l];
+        char nm[160];
+#define T(s) (snprintf(nm, sizeof nm, "model.layers.%d." s, l), nm)
+        b->attn_norm = st_vector(&ix, T("input_layernorm.weight"), D);
+        b->attn.wq = st_matrix(&ix, T("self_attn.q_proj.weight"), H * hd, D);
+        b->attn.wk = st_matrix(&ix, T("self_attn.k_proj.weight"), KV * hd, D);
+        b->attn.wv = st_matrix(&ix, T("self_attn.v_proj.weight"), KV * hd, D);
+        b->attn.wo = st_matrix(&ix, T("self_attn.o_proj.weight"), D, H * hd);
+        b->ffn_norm = st_vector(&ix, T("post_attention_layernorm.weight"), D);
+        b->ffn_gate = st_matrix(&ix, T("mlp.gate_proj.weight"), F, D);
+        b->ffn_up = st_matrix(&ix, T("mlp.up_proj.weight"), F, D);
+        b->ffn_down = st_matrix(&ix, T("mlp.down_proj.weight"), D, F);
+#undef T
+    }
+    free(ix.t);
+    if (ix.st != KVATTN_OK) return ix.st;
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    if (file_exists(p)) return load_tokenizer_json(p, (int)V, bos_id, eos_id, &m->tokenizer);
+    return KVATTN_OK;
 }
