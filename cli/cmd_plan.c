@@ -26,8 +26,9 @@ static const gpu_kind gpus[] = {
 
 static void plan_usage(FILE *f) {
     fprintf(f,
-            "usage: kvattn plan (--preset NAME | --config config.json) [options]\n\n"
+            "usage: kvattn plan (--preset NAME | --config config.json | -m MODEL) [options]\n\n"
             "  --preset NAME        a built-in model (--list-presets)\n"
+            "  -m MODEL             a model file: GGUF, llama2.c checkpoint, Hugging Face folder\n"
             "  --config FILE        a Hugging Face config.json (llama, mistral, mixtral, qwen2, falcon, gpt2,\n"
             "                       deepseek_v2, deepseek_v3)\n"
             "  --ctx N              tokens per sequence (default: the model's context length; 80k = 80,000,\n"
@@ -79,7 +80,7 @@ static int opt_type(const char *opt, const char *val, kvattn_type *out) {
 }
 
 int cmd_plan(int argc, char **argv) {
-    const char *preset = NULL, *config = NULL, *plot = NULL, *gpu_name = NULL;
+    const char *preset = NULL, *config = NULL, *model_file = NULL, *plot = NULL, *gpu_name = NULL;
     const char *designs[MAX_ROWS];
     int n_designs = 0, json = 0;
     int64_t ctx = 0, batch = 1, n_gpus = 0, shape[4] = {0, 0, 0, 0}; /* layers, heads, kv heads, head dim */
@@ -107,9 +108,7 @@ int cmd_plan(int argc, char **argv) {
         } else if (!strcmp(a, "--config")) {
             config = val;
         } else if (!strcmp(a, "-m")) {
-            fprintf(stderr, "kvattn plan: -m %s: reading GGUF and llama2.c model files is not implemented yet; "
-                            "use --preset or --config\n", val);
-            return 2;
+            model_file = val;
         } else if (!strcmp(a, "--plot")) {
             plot = val;
         } else if (!strcmp(a, "--ctx")) {
@@ -153,13 +152,21 @@ int cmd_plan(int argc, char **argv) {
         }
         i += takes_value;
     }
-    if (!!preset + !!config != 1) {
-        fprintf(stderr, "kvattn plan: give exactly one of --preset NAME or --config FILE (--list-presets lists "
-                        "the built-in models)\n");
+    if (!!preset + !!config + !!model_file != 1) {
+        fprintf(stderr, "kvattn plan: give exactly one of --preset NAME, --config FILE or -m MODEL (--list-presets "
+                        "lists the built-in models)\n");
         return 2;
     }
     kvattn_model_desc m;
-    kvattn_status st = preset ? kvattn_preset_find(preset, &m) : kvattn_model_from_hf_config(config, &m);
+    kvattn_status st;
+    if (model_file) { /* the shapes of a model file: GGUF, llama2.c or a Hugging Face folder */
+        kvattn_model *mf = NULL;
+        st = kvattn_model_load(model_file, NULL, &mf);
+        if (st == KVATTN_OK) m = *kvattn_model_describe(mf);
+        kvattn_model_free(mf);
+    } else {
+        st = preset ? kvattn_preset_find(preset, &m) : kvattn_model_from_hf_config(config, &m);
+    }
     if (st != KVATTN_OK) {
         fprintf(stderr, "kvattn plan: %s\n", kvattn_last_error());
         return 1;

@@ -3,7 +3,7 @@
  * Each must either load (then run a few decode steps) or fail with a message
  * that names the file — never crash or read out of bounds (CI runs this under
  * ASan). */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* memmem */
 #include "test_util.h"
 
 #include <stdlib.h>
@@ -95,6 +95,35 @@ static void try_tokenizer(const unsigned char *data, size_t n, const char *what)
 static void put_u64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
 static void put_u32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
 
+
+/* Plants a value in the tensor-info entry that follows `name` in a GGUF:
+ * field 0 = ne[0], field 1 = the type. Returns 0 if the name was found. */
+static int plant_tensor_field(unsigned char *g, size_t n, const char *name, int field, uint64_t value) {
+    size_t len = strlen(name);
+    for (size_t i = 8; i + len + 40 < n; i++) {
+        uint64_t l;
+        memcpy(&l, g + i - 8, 8);
+        if (l != len || memcmp(g + i, name, len)) continue;
+        unsigned char *p = g + i + len;
+        uint32_t n_dims;
+        memcpy(&n_dims, p, 4);
+        if (field == 0) put_u64(p + 4, value);
+        else put_u32(p + 4 + 8 * n_dims, (uint32_t)value);
+        return 0;
+    }
+    return -1;
+}
+
+static void expect_refusal(const unsigned char *data, size_t n, const char *what, const char *w1, const char *w2) {
+    write_file(tmp_model, data, n);
+    kvattn_model *m = NULL;
+    kvattn_status st = kvattn_model_load(tmp_model, NULL, &m);
+    CHECK(st != KVATTN_OK, "%s: loaded", what);
+    CHECK(strstr(kvattn_last_error(), w1) && strstr(kvattn_last_error(), w2) && strstr(kvattn_last_error(), tmp_model),
+          "%s: message '%s' should name %s and %s", what, kvattn_last_error(), w1, w2);
+    kvattn_model_free(m);
+}
+
 int main(void) {
     snprintf(tmp_model, sizeof tmp_model, "/tmp/kvattn_corrupt_%d.model", (int)getpid());
     snprintf(tmp_tok, sizeof tmp_tok, "/tmp/kvattn_corrupt_%d.tok", (int)getpid());
@@ -177,6 +206,29 @@ int main(void) {
             snprintf(what, sizeof what, "bin header field %d = %d", f, vals[v]);
             try_model(buf, nb, 1, what);
         }
+    /* Exact messages for the cases a user meets. */
+    memcpy(buf, gguf, ng);
+    CHECK(plant_tensor_field(buf, ng, "blk.2.attn_q.weight", 1, 12) == 0, "tensor info found");
+    expect_refusal(buf, ng, "Q4_K tensor", "blk.2.attn_q.weight", "Q4_K");
+    memcpy(buf, gguf, ng);
+    CHECK(plant_tensor_field(buf, ng, "blk.1.ffn_up.weight", 1, 77) == 0, "tensor info found");
+    expect_refusal(buf, ng, "unknown tensor type", "blk.1.ffn_up.weight", "77");
+    memcpy(buf, gguf, ng);
+    CHECK(plant_tensor_field(buf, ng, "blk.0.attn_k.weight", 0, 65) == 0, "tensor info found");
+    expect_refusal(buf, ng, "inconsistent shape", "blk.0.attn_k.weight", "[65, 32");
+    memcpy(buf, gguf, ng);
+    CHECK(plant_tensor_field(buf, ng, "output_norm.weight", 0, (uint64_t)1 << 39) == 0, "tensor info found");
+    expect_refusal(buf, ng, "tensor past the end", "output_norm.weight", "outside");
+    memcpy(buf, gguf, ng);
+    unsigned char *arch = memmem(buf, ng, "general.architecture", 20); /* key, type u32, length u64, value */
+    CHECK(arch != NULL, "general.architecture found");
+    if (arch) memcpy(arch + 20 + 4 + 8, "gemma", 5);
+    expect_refusal(buf, ng, "unknown architecture", "architecture 'gemma'", "not supported");
+    memcpy(buf, gguf, ng);
+    unsigned char *key = memmem(buf, ng, "llama.block_count", 17);
+    if (key) key[6] = 'X'; /* the key disappears */
+    expect_refusal(buf, ng, "missing metadata", "llama.block_count", "missing");
+
     /* The unmodified files still load (the harness itself works). */
     int before = loaded;
     try_model(gguf, ng, 0, "pristine gguf");
