@@ -18,6 +18,7 @@ static const command commands[] = {
     {"run", cmd_run, "generate text with a model (GGUF llama, llama2.c, Hugging Face safetensors)"},
     {"info", cmd_info, "a model's architecture, shapes, parameters and KV bytes per token"},
     {"eval", cmd_eval, "perplexity of a model over a text file"},
+    {"export", cmd_export, "write a model as GGUF (f32, f16, bf16 or q8_0 weights)"},
 };
 
 static void usage(FILE *f) {

@@ -415,6 +415,34 @@ int kvattn_session_pos(const kvattn_session *s);
 kvattn_status kvattn_session_rewind(kvattn_session *s, int pos);
 const kvattn_cache *kvattn_session_cache(const kvattn_session *s);
 
+/* Writes a loaded GQA-family model as a GGUF v3 file, architecture "llama",
+ * llama.cpp's tensor names and metadata keys, the tokenizer included.
+ * 2-D weights are stored as weight_type (f32, f16, bf16, q8_0; q8_0 needs
+ * rows that are multiples of 32), norms as f32. */
+kvattn_status kvattn_model_save_gguf(const kvattn_model *m, const char *path, kvattn_type weight_type);
+
+/* A GGUF v3 writer: metadata and tensors in memory, then one file. */
+typedef struct kvattn_gguf_writer kvattn_gguf_writer;
+
+kvattn_status kvattn_gguf_writer_create(kvattn_gguf_writer **out);
+void kvattn_gguf_writer_free(kvattn_gguf_writer *w);
+kvattn_status kvattn_gguf_set_u32(kvattn_gguf_writer *w, const char *key, uint32_t v);
+kvattn_status kvattn_gguf_set_i32(kvattn_gguf_writer *w, const char *key, int32_t v);
+kvattn_status kvattn_gguf_set_f32(kvattn_gguf_writer *w, const char *key, float v);
+kvattn_status kvattn_gguf_set_bool(kvattn_gguf_writer *w, const char *key, int v);
+kvattn_status kvattn_gguf_set_str(kvattn_gguf_writer *w, const char *key, const char *v);
+/* Arrays: strings (lens[i] bytes each; lens may be NULL for NUL-terminated),
+ * f32 and i32 values. */
+kvattn_status kvattn_gguf_set_str_array(kvattn_gguf_writer *w, const char *key, const char *const *v, const int *lens,
+                                        int n);
+kvattn_status kvattn_gguf_set_f32_array(kvattn_gguf_writer *w, const char *key, const float *v, int n);
+kvattn_status kvattn_gguf_set_i32_array(kvattn_gguf_writer *w, const char *key, const int32_t *v, int n);
+/* A tensor of shape ne[0..n_dims) (ne[0] fastest), given as f32 values and
+ * stored as `type` (f32, f16, bf16, q8_0). The data is converted now. */
+kvattn_status kvattn_gguf_add_tensor(kvattn_gguf_writer *w, const char *name, kvattn_type type, const int64_t *ne,
+                                     int n_dims, const float *data);
+kvattn_status kvattn_gguf_write_file(const kvattn_gguf_writer *w, const char *path);
+
 /* ------------------------------------------------------------------------- */
 /* Sampling                                                                   */
 /* ------------------------------------------------------------------------- */

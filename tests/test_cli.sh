@@ -182,5 +182,16 @@ PY
 done
 if [ "$crashes" = 0 ]; then ok; else bad "$crashes corrupted safetensors folders crashed kvattn"; fi
 
+# export: GGUF written by kvattn, from the llama2.c file and from the Hugging Face folder
+expect_exit 0 "export .bin to GGUF q8_0" "$kvattn" export -m "$models/stories260K.bin" -z "$models/tok512.bin" -o "$tmp/s8.gguf" --type q8_0
+expect_exit 0 "info of the q8_0 export" "$kvattn" info -m "$tmp/s8.gguf" --json
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["format"]=="gguf" and d["weight_bytes"] < 600000, d' "$tmp/out"; then ok; else bad "q8_0 export is smaller than f32"; fi
+expect_exit 0 "export HF folder to GGUF f16" "$kvattn" export -m "$tmp/hf32" -o "$tmp/hf16.gguf" --type f16
+expect_exit 0 "run the HF export" "$kvattn" run -m "$tmp/hf16.gguf" --temp 0 -n 200
+if [ "$(cat "$tmp/out")" = "$golden" ]; then ok; else bad "HF folder → GGUF f16 (Q/K un-permuted) loses the golden text"; fi
+expect_exit 2 "export: bad type" "$kvattn" export -m "$tmp/hf32" -o "$tmp/x.gguf" --type q4_0
+expect_exit 1 "export: unwritable" "$kvattn" export -m "$tmp/hf32" -o "$tmp/no/such/dir/x.gguf"
+expect_grep "x.gguf" "$tmp/err" "unwritable output named"
+
 echo "test_cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

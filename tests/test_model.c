@@ -4,6 +4,7 @@
  * the KV-cached forward pass against a batched one.
  * Models come from $KVATTN_MODELS (default ../shared/models beside the
  * repository); missing models fail the test rather than skip it. */
+#define _POSIX_C_SOURCE 200809L
 #include "test_util.h"
 
 #include "model/tokenizer.h"
@@ -11,6 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *models_dir(void) {
     const char *e = getenv("KVATTN_MODELS");
@@ -230,7 +232,128 @@ static void test_bpe_tokenizer(void) {
     for (int i = 0; i < 5; i++) round_trip(t, texts[i], "byte-level BPE");
     char buf[16];
     CHECK(kvattn_token_to_bytes(t, -1, n - 1, buf, sizeof buf) == 0, "a control token decodes to nothing");
+
+    /* The same vocabulary as a GGUF "gpt2" tokenizer on a tiny random llama, through the public writer. */
+    kvattn_gguf_writer *w;
+    CHECK_OK(kvattn_gguf_writer_create(&w));
+    const int D = 32, F = 64, V = n; /* q8_0 rows: whole blocks of 32 */
+    kvattn_gguf_set_str(w, "general.architecture", "llama");
+    kvattn_gguf_set_u32(w, "llama.embedding_length", D);
+    kvattn_gguf_set_u32(w, "llama.block_count", 1);
+    kvattn_gguf_set_u32(w, "llama.feed_forward_length", F);
+    kvattn_gguf_set_u32(w, "llama.attention.head_count", 2);
+    kvattn_gguf_set_u32(w, "llama.attention.head_count_kv", 1);
+    kvattn_gguf_set_u32(w, "llama.context_length", 64);
+    kvattn_gguf_set_str(w, "tokenizer.ggml.model", "gpt2");
+    kvattn_gguf_set_str(w, "tokenizer.ggml.pre", "gpt-2");
+    kvattn_gguf_set_str_array(w, "tokenizer.ggml.tokens", pieces, lens, n);
+    kvattn_gguf_set_i32_array(w, "tokenizer.ggml.token_type", types, n);
+    kvattn_gguf_set_str_array(w, "tokenizer.ggml.merges", merge_list, mlens, 7);
+    kvattn_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)(n - 1));
+    float *data = malloc(sizeof(float) * (size_t)V * D * 4);
+    test_rng r = {3};
+    test_fill(&r, data, (size_t)V * D * 4, 0.2f);
+    struct {
+        const char *name;
+        int64_t ne0, ne1;
+    } tensors[] = {{"token_embd.weight", D, V}, {"output_norm.weight", D, 1}, {"blk.0.attn_norm.weight", D, 1},
+                   {"blk.0.attn_q.weight", D, D}, {"blk.0.attn_k.weight", D, 16}, {"blk.0.attn_v.weight", D, 16},
+                   {"blk.0.attn_output.weight", D, D}, {"blk.0.ffn_norm.weight", D, 1}, {"blk.0.ffn_gate.weight", D, F},
+                   {"blk.0.ffn_up.weight", D, F}, {"blk.0.ffn_down.weight", F, D}};
+    for (size_t i = 0; i < sizeof tensors / sizeof tensors[0]; i++) {
+        int64_t ne[2] = {tensors[i].ne0, tensors[i].ne1};
+        CHECK_OK(kvattn_gguf_add_tensor(w, tensors[i].name, ne[1] > 1 ? KVATTN_TYPE_Q8_0 : KVATTN_TYPE_F32, ne,
+                                        ne[1] > 1 ? 2 : 1, data));
+    }
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/kvattn_bpe_%d.gguf", (int)getpid());
+    CHECK_OK(kvattn_gguf_write_file(w, path));
+    kvattn_gguf_writer_free(w);
+    free(data);
+    kvattn_model *m = NULL;
+    CHECK_OK(kvattn_model_load(path, NULL, &m));
+    const kvattn_tokenizer *g = m ? kvattn_model_tokenizer(m) : NULL;
+    CHECK(g && kvattn_tokenizer_kind(g) == KVATTN_VOCAB_BPE && kvattn_tokenizer_eos(g) == n - 1, "gpt2 GGUF tokenizer");
+    for (int i = 0; g && i < 5; i++) {
+        int32_t x[64], y[64];
+        int nx = 0, ny = 0;
+        kvattn_tokenize(t, texts[i], 0, x, 64, &nx);
+        kvattn_tokenize(g, texts[i], 0, y, 64, &ny);
+        CHECK(nx == ny && !memcmp(x, y, sizeof(int32_t) * (size_t)nx), "'%s': the GGUF gpt2 vocabulary agrees", texts[i]);
+        round_trip(g, texts[i], "GGUF gpt2 vocabulary");
+    }
+    if (m) { /* and it runs (q8_0 weights) */
+        kvattn_session *s;
+        float logits[300];
+        int32_t x[8];
+        int nx = 0;
+        kvattn_tokenize(g, "hello hello", 0, x, 8, &nx);
+        CHECK_OK(kvattn_session_create(m, 16, KVATTN_TYPE_Q8_0, KVATTN_MLA_ABSORBED, &s));
+        CHECK_OK(kvattn_session_decode(s, x, nx, logits, 0));
+        kvattn_session_free(s);
+    }
+    kvattn_model_free(m);
+    unlink(path);
     kvattn_tokenizer_free(t);
+}
+
+/* GGUF writing: stories260K in every weight type, read back by the loader. */
+static void test_gguf_roundtrip(void) {
+    kvattn_model *ref = NULL;
+    CHECK_OK(kvattn_model_load(path_of("stories260K.bin"), path_of("tok512.bin"), &ref));
+    if (!ref) return;
+    const int V = 512, T = 48;
+    int32_t ids[48];
+    for (int i = 0; i < T; i++) ids[i] = (int32_t)((i * 53 + 7) % V);
+    float *lr = malloc(sizeof(float) * T * V), *lt = malloc(sizeof(float) * T * V);
+    kvattn_session *s;
+    CHECK_OK(kvattn_session_create(ref, T, KVATTN_TYPE_F32, KVATTN_MLA_ABSORBED, &s));
+    CHECK_OK(kvattn_session_decode(s, ids, T, lr, 1));
+    kvattn_session_free(s);
+    /* Bounds: weight rounding (f16 2^-11, bf16 2^-8, q8_0 ≈ 2^-8 of a block's max) through 5 layers. */
+    struct {
+        kvattn_type t;
+        double tol;
+        double bytes_ratio;
+    } cases[] = {{KVATTN_TYPE_F32, 1e-6, 1.0}, {KVATTN_TYPE_F16, 5e-3, 0.5}, {KVATTN_TYPE_BF16, 4e-2, 0.5},
+                 {KVATTN_TYPE_Q8_0, 4e-2, 0.33}};
+    char path[256];
+    for (int c = 0; c < 4; c++) {
+        snprintf(path, sizeof path, "/tmp/kvattn_test_%d_%s.gguf", (int)getpid(), kvattn_type_name(cases[c].t));
+        CHECK_OK(kvattn_model_save_gguf(ref, path, cases[c].t));
+        kvattn_model *m = NULL;
+        CHECK_OK(kvattn_model_load(path, NULL, &m));
+        if (!m) continue;
+        CHECK_OK(kvattn_session_create(m, T, KVATTN_TYPE_F32, KVATTN_MLA_ABSORBED, &s));
+        CHECK_OK(kvattn_session_decode(s, ids, T, lt, 1));
+        kvattn_session_free(s);
+        double e = test_max_abs_diff(lr, lt, (size_t)T * V) / test_max_abs(lr, (size_t)T * V);
+        CHECK(e <= cases[c].tol, "GGUF %s: logits vs the f32 .bin: rel err %.3g (bound %.3g)", kvattn_type_name(cases[c].t),
+              e, cases[c].tol);
+        double ratio = (double)kvattn_model_weight_bytes(m) / (double)kvattn_model_weight_bytes(ref);
+        CHECK(ratio > cases[c].bytes_ratio * 0.9 && ratio < cases[c].bytes_ratio * 1.25 + 0.05,
+              "GGUF %s: weights %.2f of f32's", kvattn_type_name(cases[c].t), ratio);
+        if (cases[c].t == KVATTN_TYPE_F32) {
+            int32_t a[256];
+            char text[8192];
+            int n = generate(m, 200, KVATTN_TYPE_F16, a, text, sizeof text);
+            CHECK(n == 200 && !strcmp(text, GOLDEN), "an f32 GGUF written by kvattn gives the golden text");
+        }
+        /* Same tokenizer after the round trip. */
+        const kvattn_tokenizer *t1 = kvattn_model_tokenizer(ref), *t2 = kvattn_model_tokenizer(m);
+        for (size_t i = 0; t2 && i < sizeof SAMPLES / sizeof SAMPLES[0]; i++) {
+            int32_t x[512], y[512];
+            int nx = 0, ny = 0;
+            kvattn_tokenize(t1, SAMPLES[i], 1, x, 512, &nx);
+            kvattn_tokenize(t2, SAMPLES[i], 1, y, 512, &ny);
+            CHECK(nx == ny && !memcmp(x, y, sizeof(int32_t) * (size_t)nx), "'%s' tokenizes the same after GGUF",
+                  SAMPLES[i]);
+        }
+        kvattn_model_free(m);
+        unlink(path);
+    }
+    free(lr), free(lt);
+    kvattn_model_free(ref);
 }
 
 int main(void) {
@@ -238,5 +361,6 @@ int main(void) {
     test_batched_vs_decode();
     test_spm_tokenizers();
     test_bpe_tokenizer();
+    test_gguf_roundtrip();
     return test_finish("test_model");
 }

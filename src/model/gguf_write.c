@@ -1,0 +1,379 @@
+/* GGUF v3 writer, and a loaded model written through it. */
+#include "model.h"
+#include "tokenizer.h"
+
+#include "kernels/ops.h"
+#include "kernels/vec.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define ALIGN 32
+
+typedef struct {
+    uint8_t *p;
+    size_t n, cap;
+} bytes;
+
+typedef struct {
+    char *name;
+    uint32_t n_dims;
+    uint64_t ne[4];
+    uint32_t ggml_type;
+    uint8_t *data;
+    uint64_t size;
+} w_tensor;
+
+struct kvattn_gguf_writer {
+    bytes kv;
+    uint64_t n_kv;
+    w_tensor *t;
+    int n_t, cap_t;
+    int failed;
+};
+
+static int put(bytes *b, const void *src, size_t n) {
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + n) cap *= 2;
+        uint8_t *p = realloc(b->p, cap);
+        if (!p) return -1;
+        b->p = p, b->cap = cap;
+    }
+    memcpy(b->p + b->n, src, n);
+    b->n += n;
+    return 0;
+}
+
+static int put_u32(bytes *b, uint32_t v) { return put(b, &v, 4); }
+static int put_u64(bytes *b, uint64_t v) { return put(b, &v, 8); }
+static int put_str(bytes *b, const char *s, size_t len) { return put_u64(b, len) || put(b, s, len); }
+
+kvattn_status kvattn_gguf_writer_create(kvattn_gguf_writer **out) {
+    if (!out) return kv_fail(KVATTN_ERR_INVALID_ARG, "gguf writer: NULL");
+    *out = calloc(1, sizeof **out);
+    return *out ? KVATTN_OK : kv_fail(KVATTN_ERR_NOMEM, "gguf writer: out of memory");
+}
+
+void kvattn_gguf_writer_free(kvattn_gguf_writer *w) {
+    if (!w) return;
+    free(w->kv.p);
+    for (int i = 0; i < w->n_t; i++) free(w->t[i].name), free(w->t[i].data);
+    free(w->t);
+    free(w);
+}
+
+/* key + type tag, then the caller's value bytes. */
+static kvattn_status kv_begin(kvattn_gguf_writer *w, const char *key, uint32_t type) {
+    if (!w || !key) return kv_fail(KVATTN_ERR_INVALID_ARG, "gguf writer: NULL argument");
+    if (put_str(&w->kv, key, strlen(key)) || put_u32(&w->kv, type)) {
+        w->failed = 1;
+        return kv_fail(KVATTN_ERR_NOMEM, "gguf writer: out of memory");
+    }
+    w->n_kv++;
+    return KVATTN_OK;
+}
+
+static kvattn_status kv_value(kvattn_gguf_writer *w, const void *v, size_t n) {
+    if (put(&w->kv, v, n)) {
+        w->failed = 1;
+        return kv_fail(KVATTN_ERR_NOMEM, "gguf writer: out of memory");
+    }
+    return KVATTN_OK;
+}
+
+kvattn_status kvattn_gguf_set_u32(kvattn_gguf_writer *w, const char *key, uint32_t v) {
+    kvattn_status st = kv_begin(w, key, 4);
+    return st ? st : kv_value(w, &v, 4);
+}
+kvattn_status kvattn_gguf_set_i32(kvattn_gguf_writer *w, const char *key, int32_t v) {
+    kvattn_status st = kv_begin(w, key, 5);
+    return st ? st : kv_value(w, &v, 4);
+}
+kvattn_status kvattn_gguf_set_f32(kvattn_gguf_writer *w, const char *key, float v) {
+    kvattn_status st = kv_begin(w, key, 6);
+    return st ? st : kv_value(w, &v, 4);
+}
+kvattn_status kvattn_gguf_set_bool(kvattn_gguf_writer *w, const char *key, int v) {
+    uint8_t b = v != 0;
+    kvattn_status st = kv_begin(w, key, 7);
+    return st ? st : kv_value(w, &b, 1);
+}
+kvattn_status kvattn_gguf_set_str(kvattn_gguf_writer *w, const char *key, const char *v) {
+    kvattn_status st = kv_begin(w, key, 8);
+    if (st) return st;
+    uint64_t len = strlen(v);
+    return (st = kv_value(w, &len, 8)) ? st : kv_value(w, v, len);
+}
+
+static kvattn_status array_head(kvattn_gguf_writer *w, const char *key, uint32_t elem, int n) {
+    if (n < 0) return kv_fail(KVATTN_ERR_INVALID_ARG, "gguf writer: %s: negative length", key);
+    kvattn_status st = kv_begin(w, key, 9);
+    uint64_t n64 = (uint64_t)n;
+    if (!st) st = kv_value(w, &elem, 4);
+    if (!st) st = kv_value(w, &n64, 8);
+    return st;
+}
+
+kvattn_status kvattn_gguf_set_str_array(kvattn_gguf_writer *w, const char *key, const char *const *v, const int *lens,
+                                        int n) {
+    kvattn_status st = array_head(w, key, 8, n);
+    for (int i = 0; !st && i < n; i++) {
+        uint64_t len = lens ? (uint64_t)lens[i] : strlen(v[i]);
+        if (!(st = kv_value(w, &len, 8))) st = kv_value(w, v[i], len);
+    }
+    return st;
+}
+kvattn_status kvattn_gguf_set_f32_array(kvattn_gguf_writer *w, const char *key, const float *v, int n) {
+    kvattn_status st = array_head(w, key, 6, n);
+    return st ? st : kv_value(w, v, sizeof(float) * (size_t)n);
+}
+kvattn_status kvattn_gguf_set_i32_array(kvattn_gguf_writer *w, const char *key, const int32_t *v, int n) {
+    kvattn_status st = array_head(w, key, 5, n);
+    return st ? st : kv_value(w, v, sizeof(int32_t) * (size_t)n);
+}
+
+kvattn_status kvattn_gguf_add_tensor(kvattn_gguf_writer *w, const char *name, kvattn_type type, const int64_t *ne,
+                                     int n_dims, const float *data) {
+    static const uint32_t ggml_of[] = {0, 1, 30, 8}; /* f32, f16, bf16, q8_0 */
+    if (!w || !name || !ne || !data || n_dims < 1 || n_dims > 4 || !kvattn_type_is_cache_type(type))
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "gguf writer: tensor '%s': bad arguments", name ? name : "?");
+    w_tensor t = {0};
+    uint64_t rows = 1;
+    for (int d = 0; d < 4; d++) {
+        t.ne[d] = d < n_dims ? (uint64_t)ne[d] : 1;
+        if (d < n_dims && (ne[d] < 1 || ne[d] > ((int64_t)1 << 40)))
+            return kv_fail(KVATTN_ERR_INVALID_ARG, "gguf writer: tensor '%s': dimension %d = %lld", name, d, (long long)ne[d]);
+        if (d > 0) rows *= t.ne[d];
+    }
+    if (type == KVATTN_TYPE_Q8_0 && t.ne[0] % 32)
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "gguf writer: tensor '%s': q8_0 rows of %llu are not whole blocks", name,
+                       (unsigned long long)t.ne[0]);
+    size_t row = kvattn_row_bytes(type, (int64_t)t.ne[0]);
+    t.n_dims = (uint32_t)n_dims;
+    t.ggml_type = ggml_of[type];
+    t.size = row * rows;
+    if (w->n_t == w->cap_t) {
+        int cap = w->cap_t ? 2 * w->cap_t : 64;
+        w_tensor *p = realloc(w->t, sizeof *p * (size_t)cap);
+        if (!p) {
+            w->failed = 1;
+            return kv_fail(KVATTN_ERR_NOMEM, "gguf writer: out of memory for tensor '%s'", name);
+        }
+        w->t = p, w->cap_t = cap;
+    }
+    t.name = malloc(strlen(name) + 1);
+    t.data = malloc(t.size ? t.size : 1);
+    if (!t.name || !t.data) {
+        free(t.name), free(t.data);
+        w->failed = 1;
+        return kv_fail(KVATTN_ERR_NOMEM, "gguf writer: out of memory for tensor '%s'", name);
+    }
+    strcpy(t.name, name);
+    for (uint64_t r = 0; r < rows; r++) kv_row_store(type, data + r * t.ne[0], t.data + r * row, (int)t.ne[0]);
+    w->t[w->n_t++] = t;
+    return KVATTN_OK;
+}
+
+kvattn_status kvattn_gguf_write_file(const kvattn_gguf_writer *w, const char *path) {
+    if (!w || !path) return kv_fail(KVATTN_ERR_INVALID_ARG, "gguf writer: NULL argument");
+    if (w->failed) return kv_fail(KVATTN_ERR_NOMEM, "gguf writer: an earlier call failed; nothing written");
+    bytes h = {0};
+    int err = put(&h, "GGUF", 4) || put_u32(&h, 3) || put_u64(&h, (uint64_t)w->n_t) || put_u64(&h, w->n_kv) ||
+              put(&h, w->kv.p ? w->kv.p : (uint8_t *)"", w->kv.n);
+    uint64_t off = 0;
+    for (int i = 0; !err && i < w->n_t; i++) {
+        const w_tensor *t = &w->t[i];
+        err = put_str(&h, t->name, strlen(t->name)) || put_u32(&h, t->n_dims);
+        for (uint32_t d = 0; !err && d < t->n_dims; d++) err = put_u64(&h, t->ne[d]);
+        err = err || put_u32(&h, t->ggml_type) || put_u64(&h, off);
+        off += (t->size + ALIGN - 1) / ALIGN * ALIGN;
+    }
+    static const uint8_t zeros[ALIGN] = {0};
+    if (!err && h.n % ALIGN) err = put(&h, zeros, ALIGN - h.n % ALIGN);
+    if (err) {
+        free(h.p);
+        return kv_fail(KVATTN_ERR_NOMEM, "gguf writer: out of memory");
+    }
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        free(h.p);
+        return kv_fail(KVATTN_ERR_IO, "%s: cannot create", path);
+    }
+    int ok = fwrite(h.p, 1, h.n, f) == h.n;
+    for (int i = 0; ok && i < w->n_t; i++) {
+        const w_tensor *t = &w->t[i];
+        ok = fwrite(t->data, 1, t->size, f) == t->size;
+        if (ok && t->size % ALIGN) ok = fwrite(zeros, 1, ALIGN - t->size % ALIGN, f) == ALIGN - t->size % ALIGN;
+    }
+    ok = (fclose(f) == 0) && ok;
+    free(h.p);
+    return ok ? KVATTN_OK : kv_fail(KVATTN_ERR_IO, "%s: write failed (disk full?)", path);
+}
+
+/* ---- a loaded model as GGUF ---------------------------------------------- */
+
+/* A matrix of the model as f32 rows (for re-encoding). */
+static float *matrix_f32(kvattn_matrix m, int rows, int cols) {
+    float *f = malloc(sizeof(float) * (size_t)rows * (size_t)cols);
+    for (int r = 0; f && r < rows; r++) kv_row_load(m.type, kv_matrix_row(m, r, cols), f + (size_t)r * cols, cols);
+    return f;
+}
+
+static kvattn_status add_matrix(kvattn_gguf_writer *w, const char *name, kvattn_matrix m, int rows, int cols,
+                                kvattn_type type) {
+    float *f = matrix_f32(m, rows, cols);
+    if (!f) return kv_fail(KVATTN_ERR_NOMEM, "gguf: out of memory for '%s'", name);
+    /* q8_0 needs whole blocks per row; others keep what they can. */
+    kvattn_type t = type == KVATTN_TYPE_Q8_0 && cols % 32 ? KVATTN_TYPE_F16 : type;
+    int64_t ne[2] = {cols, rows};
+    kvattn_status st = kvattn_gguf_add_tensor(w, name, t, ne, 2, f);
+    free(f);
+    return st;
+}
+
+static kvattn_status add_vector(kvattn_gguf_writer *w, const char *name, const float *v, int n) {
+    int64_t ne[1] = {n};
+    return kvattn_gguf_add_tensor(w, name, KVATTN_TYPE_F32, ne, 1, v);
+}
+
+/* The tokenizer's pieces in GGUF's spelling ("▁" for spaces in SentencePiece). */
+static kvattn_status add_tokenizer(kvattn_gguf_writer *w, const kvattn_tokenizer *t) {
+    int n = t->n_vocab;
+    char **pieces = calloc((size_t)n, sizeof *pieces);
+    int *lens = calloc((size_t)n, sizeof *lens);
+    int32_t *types = calloc((size_t)n, sizeof *types);
+    kvattn_status st = pieces && lens && types ? KVATTN_OK : kv_fail(KVATTN_ERR_NOMEM, "gguf: out of memory");
+    for (int i = 0; st == KVATTN_OK && i < n; i++) {
+        const char *p = t->pieces[i];
+        int len = t->piece_len[i], o = 0;
+        char *q = pieces[i] = malloc((size_t)len * 3 + 8);
+        if (!q) {
+            st = kv_fail(KVATTN_ERR_NOMEM, "gguf: out of memory");
+            break;
+        }
+        if (t->kind == KVATTN_VOCAB_SPM && i == t->bos) o = sprintf(q, "<s>");
+        else if (t->kind == KVATTN_VOCAB_SPM && i == t->eos) o = sprintf(q, "</s>");
+        else
+            for (int k = 0; k < len; k++) {
+                if (t->kind == KVATTN_VOCAB_SPM && !t->spm_marker && p[k] == ' ') memcpy(q + o, "\xe2\x96\x81", 3), o += 3;
+                else q[o++] = p[k];
+            }
+        lens[i] = o;
+        int is_byte = t->kind == KVATTN_VOCAB_SPM && len == 6 && !memcmp(p, "<0x", 3);
+        types[i] = t->is_control[i] ? 3 : is_byte ? 6 : 1;
+    }
+    if (st == KVATTN_OK) st = kvattn_gguf_set_str(w, "tokenizer.ggml.model", t->kind == KVATTN_VOCAB_SPM ? "llama" : "gpt2");
+    if (st == KVATTN_OK) st = kvattn_gguf_set_str_array(w, "tokenizer.ggml.tokens", (const char *const *)pieces, lens, n);
+    if (st == KVATTN_OK && t->kind == KVATTN_VOCAB_SPM) st = kvattn_gguf_set_f32_array(w, "tokenizer.ggml.scores", t->scores, n);
+    if (st == KVATTN_OK) st = kvattn_gguf_set_i32_array(w, "tokenizer.ggml.token_type", types, n);
+    if (st == KVATTN_OK && t->kind == KVATTN_VOCAB_BPE) { /* merges back as "a b", in rank order */
+        int nm = 0;
+        for (size_t s = 0; s < t->merge_cap; s++) nm += t->merge_keys[s] != 0;
+        char **ms = calloc((size_t)nm + 1, sizeof *ms);
+        int *ranks = calloc((size_t)nm + 1, sizeof *ranks), k = 0;
+        for (size_t s = 0; ms && ranks && s < t->merge_cap; s++) {
+            if (!t->merge_keys[s]) continue;
+            uint64_t key = t->merge_keys[s] - 1;
+            int a = (int)(key >> 32), b = (int)(uint32_t)key;
+            int at = k;
+            while (at > 0 && ranks[at - 1] > t->merge_rank[s]) ms[at] = ms[at - 1], ranks[at] = ranks[at - 1], at--;
+            ms[at] = malloc((size_t)t->piece_len[a] + (size_t)t->piece_len[b] + 2);
+            if (ms[at]) sprintf(ms[at], "%s %s", t->pieces[a], t->pieces[b]);
+            ranks[at] = t->merge_rank[s];
+            k++;
+        }
+        int bad = !ms || !ranks;
+        for (int i = 0; !bad && i < nm; i++) bad = !ms[i];
+        st = bad ? kv_fail(KVATTN_ERR_NOMEM, "gguf: out of memory") :
+                   kvattn_gguf_set_str_array(w, "tokenizer.ggml.merges", (const char *const *)ms, NULL, nm);
+        if (st == KVATTN_OK)
+            st = kvattn_gguf_set_str(w, "tokenizer.ggml.pre", t->pre == KV_PRE_LLAMA3 ? "llama-bpe" : "gpt-2");
+        for (int i = 0; ms && i < nm; i++) free(ms[i]);
+        free(ms), free(ranks);
+    }
+    if (st == KVATTN_OK && t->bos >= 0) st = kvattn_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos);
+    if (st == KVATTN_OK && t->eos >= 0) st = kvattn_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos);
+    if (st == KVATTN_OK && t->kind == KVATTN_VOCAB_SPM)
+        st = kvattn_gguf_set_bool(w, "tokenizer.ggml.add_space_prefix", t->add_space_prefix);
+    for (int i = 0; pieces && i < n; i++) free(pieces[i]);
+    free(pieces), free(lens), free(types);
+    return st;
+}
+
+/* Undoes HF's rotate_half row layout (per head: even rows, then odd rows),
+ * so a GGUF llama model can use adjacent pairs as llama.cpp expects. */
+static float *to_adjacent_pairs(const float *w, int n_heads, int hd, int cols) {
+    float *out = malloc(sizeof(float) * (size_t)n_heads * hd * cols);
+    for (int h = 0; out && h < n_heads; h++)
+        for (int i = 0; i < hd / 2; i++)
+            for (int j = 0; j < 2; j++)
+                memcpy(out + ((size_t)h * hd + 2 * i + j) * cols, w + ((size_t)h * hd + j * (hd / 2) + i) * cols,
+                       sizeof(float) * (size_t)cols);
+    return out;
+}
+
+static kvattn_status add_qk(kvattn_gguf_writer *w, const char *name, kvattn_matrix m, int heads, int hd, int cols,
+                            kvattn_type type, int permute) {
+    if (!permute) return add_matrix(w, name, m, heads * hd, cols, type);
+    float *f = matrix_f32(m, heads * hd, cols), *p = f ? to_adjacent_pairs(f, heads, hd, cols) : NULL;
+    kvattn_status st = p ? add_matrix(w, name, kvattn_f32_matrix(p), heads * hd, cols, type)
+                         : kv_fail(KVATTN_ERR_NOMEM, "gguf: out of memory for '%s'", name);
+    free(f), free(p);
+    return st;
+}
+
+kvattn_status kvattn_model_save_gguf(const kvattn_model *m, const char *path, kvattn_type type) {
+    if (!m || !path) return kv_fail(KVATTN_ERR_INVALID_ARG, "save gguf: NULL argument");
+    const kvattn_model_desc *d = &m->desc;
+    const kvattn_layer_config *a = &d->attn;
+    if (a->kind != KVATTN_ATTN_GQA)
+        return kv_fail(KVATTN_ERR_UNSUPPORTED, "save gguf: only GQA-family (llama) models are written so far");
+    if (!kvattn_type_is_cache_type(type))
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "save gguf: weight type %s (f32, f16, bf16, q8_0)", kvattn_type_name(type));
+    if (a->rope.pairing == KVATTN_ROPE_HALF && a->rope.n_rot && a->rope.n_rot != a->head_dim)
+        return kv_fail(KVATTN_ERR_UNSUPPORTED, "save gguf: partial rotary with half-split pairs has no llama GGUF layout");
+    kvattn_gguf_writer *w;
+    kvattn_status st = kvattn_gguf_writer_create(&w);
+    if (st) return st;
+    const int D = a->d_model, H = a->n_heads, KV = a->n_kv_heads, hd = a->head_dim, F = (int)d->ffn_dim;
+    const int V = (int)d->vocab_size, permute = a->rope.pairing == KVATTN_ROPE_HALF;
+    st = kvattn_gguf_set_str(w, "general.architecture", "llama");
+    if (!st) st = kvattn_gguf_set_str(w, "general.name", d->name);
+    if (!st) st = kvattn_gguf_set_u32(w, "general.alignment", ALIGN);
+    if (!st) st = kvattn_gguf_set_u32(w, "llama.context_length", (uint32_t)d->context_length);
+    if (!st) st = kvattn_gguf_set_u32(w, "llama.embedding_length", (uint32_t)D);
+    if (!st) st = kvattn_gguf_set_u32(w, "llama.block_count", (uint32_t)d->n_layers);
+    if (!st) st = kvattn_gguf_set_u32(w, "llama.feed_forward_length", (uint32_t)F);
+    if (!st) st = kvattn_gguf_set_u32(w, "llama.attention.head_count", (uint32_t)H);
+    if (!st) st = kvattn_gguf_set_u32(w, "llama.attention.head_count_kv", (uint32_t)KV);
+    if (!st && hd * H != D) st = kvattn_gguf_set_u32(w, "llama.attention.key_length", (uint32_t)hd);
+    if (!st && hd * H != D) st = kvattn_gguf_set_u32(w, "llama.attention.value_length", (uint32_t)hd);
+    if (!st) st = kvattn_gguf_set_u32(w, "llama.rope.dimension_count", (uint32_t)(a->rope.n_rot ? a->rope.n_rot : hd));
+    if (!st) st = kvattn_gguf_set_f32(w, "llama.rope.freq_base", a->rope.theta);
+    if (!st) st = kvattn_gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", m->norm_eps);
+    if (!st) st = kvattn_gguf_set_u32(w, "general.file_type", type == KVATTN_TYPE_F32 ? 0 : type == KVATTN_TYPE_F16 ? 1 :
+                                                             type == KVATTN_TYPE_Q8_0 ? 7 : 32);
+    if (!st && m->tokenizer) st = add_tokenizer(w, m->tokenizer);
+    if (!st) st = add_matrix(w, "token_embd.weight", m->tok_embd, V, D, type);
+    if (!st) st = add_vector(w, "output_norm.weight", m->out_norm, D);
+    if (!st && !d->tied_embeddings) st = add_matrix(w, "output.weight", m->output, V, D, type);
+    for (int l = 0; !st && l < d->n_layers; l++) {
+        const kv_block *b = &m->blocks[l];
+        char nm[64];
+#define BLK(s) (snprintf(nm, sizeof nm, "blk.%d." s, l), nm)
+        st = add_vector(w, BLK("attn_norm.weight"), b->attn_norm, D);
+        if (!st) st = add_qk(w, BLK("attn_q.weight"), b->attn.wq, H, hd, D, type, permute);
+        if (!st) st = add_qk(w, BLK("attn_k.weight"), b->attn.wk, KV, hd, D, type, permute);
+        if (!st) st = add_matrix(w, BLK("attn_v.weight"), b->attn.wv, KV * hd, D, type);
+        if (!st) st = add_matrix(w, BLK("attn_output.weight"), b->attn.wo, D, H * hd, type);
+        if (!st) st = add_vector(w, BLK("ffn_norm.weight"), b->ffn_norm, D);
+        if (!st) st = add_matrix(w, BLK("ffn_gate.weight"), b->ffn_gate, F, D, type);
+        if (!st) st = add_matrix(w, BLK("ffn_up.weight"), b->ffn_up, F, D, type);
+        if (!st) st = add_matrix(w, BLK("ffn_down.weight"), b->ffn_down, D, F, type);
+#undef BLK
+    }
+    if (!st) st = kvattn_gguf_write_file(w, path);
+    kvattn_gguf_writer_free(w);
+    return st;
+}
