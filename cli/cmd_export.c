@@ -16,7 +16,7 @@ static void export_usage(FILE *f) {
 int cmd_export(int argc, char **argv) {
     const char *in = NULL, *tok = NULL, *out = NULL;
     kvattn_type type = KVATTN_TYPE_F16;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             export_usage(stdout);
@@ -40,7 +40,6 @@ int cmd_export(int argc, char **argv) {
             export_usage(stderr);
             return 2;
         }
-        i++;
     }
     if (!in || !out) {
         fprintf(stderr, "kvattn export: -m MODEL and -o OUT.gguf are required\n");

@@ -46,7 +46,7 @@ static void run_usage(FILE *f) {
 }
 
 static int parse_model_opts(int argc, char **argv, model_opts *o, const char *cmd, void (*usage)(FILE *)) {
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc;) { /* each option with a value consumes two arguments */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int64_t n;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -54,6 +54,7 @@ static int parse_model_opts(int argc, char **argv, model_opts *o, const char *cm
             return 1;
         } else if (!strcmp(a, "--json")) {
             o->json = 1;
+            i++;
             continue;
         }
         if (!v) {
@@ -104,7 +105,7 @@ static int parse_model_opts(int argc, char **argv, model_opts *o, const char *cm
             usage(stderr);
             return -1;
         }
-        i++;
+        i += 2;
     }
     if (!o->model) {
         fprintf(stderr, "kvattn %s: -m MODEL is required\n\n", cmd);
