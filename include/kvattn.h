@@ -182,6 +182,9 @@ typedef struct {
     kvattn_matrix wq_b;    /* [n_heads·(d_nope+d_R)][q_lora_rank]              */
     kvattn_matrix wkv_a;   /* [d_c + d_R][d_model]: W_DKV rows, then W_KR rows */
     kvattn_matrix wkv_b;   /* [n_heads·(d_nope+d_v)][d_c]: per head W_UK then W_UV */
+    /* ... or wkv_b split as newer llama.cpp GGUFs store it (wkv_b.data NULL):  */
+    kvattn_matrix wk_b;    /* [n_heads·d_c][d_nope]: per head W_UKᵀ              */
+    kvattn_matrix wv_b;    /* [n_heads·d_v][d_c]:    per head W_UV               */
     const float *q_norm;   /* [q_lora_rank]                                    */
     const float *kv_norm;  /* [d_c]                                            */
 } kvattn_layer_weights;

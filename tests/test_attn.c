@@ -363,6 +363,44 @@ static void test_typed_weights(void) {
         }
 }
 
+/* wkv_b split as newer llama.cpp GGUFs store it (wk_b = W_UKᵀ per head,
+ * wv_b = W_UV per head) gives the same layer as the fused matrix. */
+static void test_mla_split_kv_b(void) {
+    kvattn_layer_config cfgs[2] = {test_mla_config(48, 4, 0, 32, 16, 8, 12), test_mla_config(40, 3, 16, 20, 10, 16, 6)};
+    for (int c = 0; c < 2; c++) {
+        const kvattn_layer_config *k = &cfgs[c];
+        const int H = k->n_heads, dn = k->qk_nope_head_dim, dv = k->v_head_dim, dc = k->kv_lora_rank;
+        test_layer L;
+        test_layer_init(&L, k, 1600 + c);
+        const float *kvb = L.w.wkv_b.data;
+        float *wk_b = malloc(sizeof(float) * H * dc * dn), *wv_b = malloc(sizeof(float) * H * dv * dc);
+        for (int h = 0; h < H; h++) {
+            for (int i = 0; i < dn; i++)
+                for (int j = 0; j < dc; j++)
+                    wk_b[((size_t)h * dc + j) * dn + i] = kvb[((size_t)h * (dn + dv) + i) * dc + j];
+            memcpy(wv_b + (size_t)h * dv * dc, kvb + ((size_t)h * (dn + dv) + dn) * dc, sizeof(float) * dv * dc);
+        }
+        const int T = 30;
+        const size_t n = (size_t)T * k->d_model;
+        float *x = malloc(n * sizeof(float)), *fused = malloc(n * sizeof(float)), *split = malloc(n * sizeof(float));
+        test_rng r = {21};
+        test_fill(&r, x, n, 1.0f);
+        for (int mode = 0; mode < 2; mode++) {
+            test_layer S = L;
+            CHECK_OK(run_cached(&L, KVATTN_TYPE_F32, (kvattn_mla_mode)mode, T, MIXED, 7, x, fused));
+            S.w.wkv_b = (kvattn_matrix){NULL, KVATTN_TYPE_F32};
+            S.w.wk_b = kvattn_f32_matrix(wk_b);
+            S.w.wv_b = kvattn_f32_matrix(wv_b);
+            CHECK_OK(run_cached(&S, KVATTN_TYPE_F32, (kvattn_mla_mode)mode, T, MIXED, 7, x, split));
+            double e = test_max_abs_diff(fused, split, n) / test_max_abs(fused, n);
+            CHECK(e <= TOL, "split wk_b/wv_b vs fused wkv_b (%s): rel err %.3g", mode ? "naive" : "absorbed", e);
+            check_all_schedules(&S, (kvattn_mla_mode)mode, 20, "split wk_b/wv_b vs reference", 31);
+        }
+        free(x), free(fused), free(split), free(wk_b), free(wv_b);
+        test_layer_free(&L);
+    }
+}
+
 int main(void) {
     test_gqa_family();
     test_mla_designs();
@@ -374,5 +412,6 @@ int main(void) {
     test_multi_layer_cache();
     test_thread_count_invariance();
     test_typed_weights();
+    test_mla_split_kv_b();
     return test_finish("test_attn");
 }

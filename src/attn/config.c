@@ -127,7 +127,12 @@ kvattn_status kvattn_weights_validate(const kvattn_layer_config *cfg, const kvat
             if (!bad && !w->q_norm) bad = "q_norm";
         }
         NEED(wkv_a);
-        NEED(wkv_b);
+        if (w->wkv_b.data || (!w->wk_b.data && !w->wv_b.data)) {
+            NEED(wkv_b);
+        } else {
+            NEED(wk_b);
+            NEED(wv_b);
+        }
         NEED(wo);
         if (!bad && !w->kv_norm) bad = "kv_norm";
     }

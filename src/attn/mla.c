@@ -30,12 +30,34 @@ static mla_dims dims_of(const kvattn_layer_config *cfg) {
 
 static float rms_eps(const kvattn_layer_config *cfg) { return cfg->rms_eps > 0.0f ? cfg->rms_eps : 1e-6f; }
 
-/* Row i of W_UK,h / W_UV,h inside wkv_b. */
-static const void *w_uk_row(const kvattn_layer_weights *w, const mla_dims *d, int h, int i) {
-    return kv_matrix_row(w->wkv_b, h * (d->dn + d->dv) + i, d->dc);
-}
+/* W_UK and W_UV come either fused (wkv_b: per head d_nope rows of W_UK, then
+ * d_v rows of W_UV, each d_c wide) or split (wk_b: per head W_UKᵀ, d_c rows of
+ * d_nope; wv_b: per head W_UV, d_v rows of d_c). */
+static int split_kv_b(const kvattn_layer_weights *w) { return w->wkv_b.data == NULL; }
+
+/* Row j of W_UV,h (d_c wide). */
 static const void *w_uv_row(const kvattn_layer_weights *w, const mla_dims *d, int h, int j) {
-    return w_uk_row(w, d, h, d->dn + j);
+    return split_kv_b(w) ? kv_matrix_row(w->wv_b, h * d->dv + j, d->dc)
+                         : kv_matrix_row(w->wkv_b, h * (d->dn + d->dv) + d->dn + j, d->dc);
+}
+static kvattn_type w_uv_type(const kvattn_layer_weights *w) { return split_kv_b(w) ? w->wv_b.type : w->wkv_b.type; }
+
+/* q̃ = W_UK,hᵀ q_C  (d_nope → d_c) */
+static void absorb_query(const kvattn_layer_weights *w, const mla_dims *d, int h, const float *q_c, float *q_abs) {
+    if (split_kv_b(w)) { /* rows of W_UKᵀ: one dot product per latent dim */
+        for (int c = 0; c < d->dc; c++)
+            q_abs[c] = kv_row_dot(w->wk_b.type, kv_matrix_row(w->wk_b, h * d->dc + c, d->dn), q_c, d->dn);
+        return;
+    }
+    memset(q_abs, 0, sizeof(float) * (size_t)d->dc);
+    for (int i = 0; i < d->dn; i++)
+        kv_row_axpy(w->wkv_b.type, kv_matrix_row(w->wkv_b, h * (d->dn + d->dv) + i, d->dc), q_c[i], q_abs, d->dc);
+}
+
+/* k_C = W_UK,h c  (d_c → d_nope) from the split layout. */
+static void expand_key_split(const kvattn_layer_weights *w, const mla_dims *d, int h, const float *c, float *k) {
+    memset(k, 0, sizeof(float) * (size_t)d->dn);
+    for (int j = 0; j < d->dc; j++) kv_row_axpy(w->wk_b.type, kv_matrix_row(w->wk_b, h * d->dc + j, d->dn), c[j], k, d->dn);
 }
 
 /* q [T][H][dq] (rotated), latent [T][dc+dr] (c_KV normed, k_R rotated). */
@@ -68,8 +90,7 @@ static int mla_attend_absorbed(const mla_dims *d, const kvattn_layer_weights *w,
     for (int th = 0; th < T * d->H; th++) {
         const float *qh = q + (size_t)th * d->dq;
         float *ah = qa + (size_t)th * dk;
-        memset(ah, 0, sizeof(float) * (size_t)d->dc);
-        for (int i = 0; i < d->dn; i++) kv_row_axpy(w->wkv_b.type, w_uk_row(w, d, th % d->H, i), qh[i], ah, d->dc);
+        absorb_query(w, d, th % d->H, qh, ah);
         memcpy(ah + d->dc, qh + d->dn, sizeof(float) * (size_t)d->dr);
     }
     kv_rows kr, vr;
@@ -79,7 +100,7 @@ static int mla_attend_absorbed(const mla_dims *d, const kvattn_layer_weights *w,
 #pragma omp parallel for schedule(static) if ((long)T * d->H * d->dv * d->dc > 65536)
     for (int th = 0; th < T * d->H; th++) {
         for (int j = 0; j < d->dv; j++)
-            o[(size_t)th * d->dv + j] = kv_row_dot(w->wkv_b.type, w_uv_row(w, d, th % d->H, j), lat + (size_t)th * d->dc, d->dc);
+            o[(size_t)th * d->dv + j] = kv_row_dot(w_uv_type(w), w_uv_row(w, d, th % d->H, j), lat + (size_t)th * d->dc, d->dc);
     }
     return 0;
 }
@@ -101,7 +122,18 @@ static kvattn_status mla_attend_naive(const mla_dims *d, const kvattn_layer_weig
         kvattn_cache_read(cache, layer, t, lat + (size_t)t * dk, NULL);
         memcpy(c + (size_t)t * d->dc, lat + (size_t)t * dk, sizeof(float) * (size_t)d->dc);
     }
-    kv_matmul(kvx, c, w->wkv_b, n_ctx, d->H * dkv, d->dc);
+    if (!split_kv_b(w)) {
+        kv_matmul(kvx, c, w->wkv_b, n_ctx, d->H * dkv, d->dc);
+    } else { /* the same [n_ctx][H][d_nope | d_v] from the split matrices */
+#pragma omp parallel for schedule(static) if ((long)n_ctx * d->H * dkv * d->dc > 65536)
+        for (int th = 0; th < n_ctx * d->H; th++) {
+            int t = th / d->H, h = th % d->H;
+            float *dst = kvx + (size_t)th * dkv;
+            expand_key_split(w, d, h, c + (size_t)t * d->dc, dst);
+            for (int j = 0; j < d->dv; j++)
+                dst[d->dn + j] = kv_row_dot(w->wv_b.type, w_uv_row(w, d, h, j), c + (size_t)t * d->dc, d->dc);
+        }
+    }
     for (int t = 0; t < n_ctx; t++)
         for (int h = 0; h < d->H; h++) {
             float *kth = kx + ((size_t)t * d->H + h) * d->dq;

@@ -123,7 +123,24 @@ static kvattn_status reference_mla(const kvattn_layer_config *cfg, const kvattn_
         matvec_d(lat, w->wkv_a, xd, dc + dr, D);
         rmsnorm_d(lat, w->kv_norm, dc, eps);
         rope_d(lat + dc, dr, freqs, t, cfg->rope.pairing);
-        matvec_d(kvb, w->wkv_b, lat, (int)n_kvb, dc);
+        if (w->wkv_b.data) {
+            matvec_d(kvb, w->wkv_b, lat, (int)n_kvb, dc);
+        } else { /* split layout: W_UK,h = (wk_b's d_c × d_nope block of head h)ᵀ, W_UV,h = wv_b's block */
+            for (int h = 0; h < H; h++) {
+                for (int i = 0; i < dn; i++) {
+                    double s = 0.0;
+                    for (int c = 0; c < dc; c++)
+                        s += (double)kv_row_get_ref(w->wk_b.type, kv_matrix_row(w->wk_b, h * dc + c, dn), i) * lat[c];
+                    kvb[(size_t)h * (dn + dv) + i] = s;
+                }
+                for (int j = 0; j < dv; j++) {
+                    const void *row = kv_matrix_row(w->wv_b, h * dv + j, dc);
+                    double s = 0.0;
+                    for (int c = 0; c < dc; c++) s += (double)kv_row_get_ref(w->wv_b.type, row, c) * lat[c];
+                    kvb[(size_t)h * (dn + dv) + dn + j] = s;
+                }
+            }
+        }
         for (int h = 0; h < H; h++) {
             double *k = K + ((size_t)t * H + h) * dq;
             memcpy(k, kvb + (size_t)h * (dn + dv), sizeof(double) * dn);
