@@ -286,6 +286,11 @@ typedef struct {
     int64_t moe_ffn_dim;        /* MoE: hidden size of one expert                              */
     int n_dense_layers;         /* MoE: the first layers keep a dense FFN                      */
     int moe_layer_freq;         /* MoE: every moe_layer_freq-th later layer is MoE (0 → 1)     */
+    int expert_gating;          /* MoE: router scores by 0 softmax, 1 sigmoid                  */
+    int n_expert_groups;        /* MoE: n_group (0 or 1: no group-limited routing)             */
+    int n_expert_groups_used;   /* MoE: topk_group                                             */
+    int expert_weights_norm;    /* MoE: normalise the chosen experts' weights to sum 1         */
+    float expert_weights_scale; /* MoE: routed_scaling_factor (0 → 1)                          */
     int tied_embeddings;        /* the output head is the token embedding                      */
     int qkv_bias;               /* Q, K, V projections have biases (Qwen2)                    */
     int gpt2_style;             /* learned positions, LayerNorm and biases everywhere (GPT-2)  */

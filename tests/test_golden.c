@@ -4,6 +4,7 @@
  * in one fixture). kvattn runs the same prefill of 7 tokens and 3 decode
  * steps through its cache and must match to 1e-5 · max|out| (f32 vs the
  * float64 reference; see test_attn.c for the argument). */
+#include "golden_file.h"
 #include "test_util.h"
 
 #include <math.h>
@@ -13,69 +14,6 @@
 #ifndef KVATTN_GOLDEN_DIR
 #error "KVATTN_GOLDEN_DIR must point at tests/golden"
 #endif
-
-#define MAX_ARRAYS 32
-
-typedef struct {
-    char name[48];
-    int n;
-    float *data;
-} golden_array;
-
-typedef struct {
-    golden_array a[MAX_ARRAYS];
-    int count;
-} golden_file;
-
-static int read_u32(FILE *f, uint32_t *v) { return fread(v, 4, 1, f) == 1 ? 0 : -1; }
-
-static int golden_load(const char *path, golden_file *g) {
-    memset(g, 0, sizeof *g);
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    char magic[8];
-    uint32_t count;
-    int rc = -1;
-    if (fread(magic, 1, 8, f) != 8 || memcmp(magic, "KVGOLD01", 8) || read_u32(f, &count) || count > MAX_ARRAYS) goto out;
-    for (uint32_t i = 0; i < count; i++) {
-        uint32_t len, ndim, n = 1, d;
-        if (read_u32(f, &len) || len >= sizeof g->a[i].name || fread(g->a[i].name, 1, len, f) != len) goto out;
-        if (read_u32(f, &ndim) || ndim > 4) goto out;
-        for (uint32_t j = 0; j < ndim; j++) {
-            if (read_u32(f, &d) || d > (1u << 20)) goto out;
-            n *= d;
-        }
-        if (n > (1u << 22)) goto out;
-        g->a[i].n = (int)n;
-        g->a[i].data = malloc(sizeof(float) * n);
-        g->count = (int)i + 1;
-        if (!g->a[i].data || fread(g->a[i].data, sizeof(float), n, f) != n) goto out;
-    }
-    rc = 0;
-out:
-    fclose(f);
-    return rc;
-}
-
-static void golden_free(golden_file *g) {
-    for (int i = 0; i < g->count; i++) free(g->a[i].data);
-}
-
-static const golden_array *get(const golden_file *g, const char *name) {
-    for (int i = 0; i < g->count; i++)
-        if (!strcmp(g->a[i].name, name)) return &g->a[i];
-    return NULL;
-}
-
-static const float *arr(const golden_file *g, const char *name) {
-    const golden_array *a = get(g, name);
-    return a ? a->data : NULL;
-}
-
-static float num(const golden_file *g, const char *name) {
-    const golden_array *a = get(g, name);
-    return a && a->n == 1 ? a->data[0] : NAN;
-}
 
 /* Prefill, then one decode step per remaining token; returns rel error. */
 static double run_and_compare(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, const golden_file *g,

@@ -17,18 +17,18 @@ typedef struct {
 } builder;
 
 /* A required tensor with exactly this shape (ne0 fastest) and a kernel type. */
-static const gguf_tensor *tensor(builder *b, const char *name, uint64_t ne0, uint64_t ne1, int optional) {
+static const gguf_tensor *tensor3(builder *b, const char *name, uint64_t ne0, uint64_t ne1, uint64_t ne2, int optional) {
     if (b->st != KVATTN_OK) return NULL;
     const gguf_tensor *t = gguf_tensor_find(b->g, name);
     if (!t) {
         if (!optional) b->st = kv_fail(KVATTN_ERR_FORMAT, "%s: tensor '%s' is missing", b->g->path, name);
         return NULL;
     }
-    if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1) {
+    if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != ne2 || t->ne[3] != 1) {
         b->st = kv_fail(KVATTN_ERR_FORMAT, "%s: tensor '%s' has shape [%llu, %llu, %llu, %llu], the metadata implies "
-                        "[%llu, %llu]", b->g->path, name, (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
+                        "[%llu, %llu, %llu]", b->g->path, name, (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
                         (unsigned long long)t->ne[2], (unsigned long long)t->ne[3], (unsigned long long)ne0,
-                        (unsigned long long)ne1);
+                        (unsigned long long)ne1, (unsigned long long)ne2);
         return NULL;
     }
     if (t->type == KVATTN_TYPE_COUNT) {
@@ -38,6 +38,10 @@ static const gguf_tensor *tensor(builder *b, const char *name, uint64_t ne0, uin
     }
     b->m->weight_bytes += t->bytes;
     return t;
+}
+
+static const gguf_tensor *tensor(builder *b, const char *name, uint64_t ne0, uint64_t ne1, int optional) {
+    return tensor3(b, name, ne0, ne1, 1, optional);
 }
 
 static kvattn_matrix matrix(builder *b, const char *name, uint64_t cols, uint64_t rows) {
@@ -134,6 +138,193 @@ static kvattn_status gguf_tokenizer(const gguf_file *g, int n_vocab, kvattn_toke
     return st;
 }
 
+/* Architecture "llama": GQA attention, SwiGLU FFN. */
+static void load_llama(builder *b) {
+    const gguf_file *g = b->g;
+    kvattn_model *m = b->m;
+    kvattn_model_desc *d = &m->desc;
+    int D = (int)meta_int(b, "llama.embedding_length", 1, 0, 1, KV_MAX_DIM);
+    int L = (int)meta_int(b, "llama.block_count", 1, 0, 1, 65536);
+    int F = (int)meta_int(b, "llama.feed_forward_length", 1, 0, 1, KV_MAX_DIM);
+    int H = (int)meta_int(b, "llama.attention.head_count", 1, 0, 1, 65536);
+    int KV = (int)meta_int(b, "llama.attention.head_count_kv", 0, H, 1, 65536);
+    int64_t n_experts = meta_int(b, "llama.expert_count", 0, 0, 0, 65536);
+    if (b->st == KVATTN_OK && n_experts > 0)
+        b->st = kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: llama.expert_count = %lld: MoE llama models are not supported by "
+                        "the runner yet", g->path, (long long)n_experts);
+    int hd = H > 0 ? (int)meta_int(b, "llama.attention.key_length", 0, D / H, 1, KV_MAX_DIM) : 0;
+    int n_rot = (int)meta_int(b, "llama.rope.dimension_count", 0, hd, 0, hd);
+    double eps = meta_float(b, "llama.attention.layer_norm_rms_epsilon", 1e-5);
+    double theta = meta_float(b, "llama.rope.freq_base", 10000.0);
+    d->context_length = meta_int(b, "llama.context_length", 0, 2048, 1, (int64_t)1 << 30);
+    d->attn = (kvattn_layer_config){.kind = KVATTN_ATTN_GQA, .d_model = D, .n_heads = H, .n_kv_heads = KV, .head_dim = hd,
+                                    .rope = {.theta = (float)theta, .n_rot = n_rot, .pairing = KVATTN_ROPE_ADJACENT}};
+    d->n_layers = L;
+    d->ffn_dim = F;
+    d->ffn_gated = 1;
+    m->norm_eps = (float)eps;
+}
+
+static void llama_blocks(builder *b) {
+    kvattn_model *m = b->m;
+    const kvattn_layer_config *a = &m->desc.attn;
+    uint64_t D = (uint64_t)a->d_model, qd = (uint64_t)a->n_heads * a->head_dim, kvd = (uint64_t)a->n_kv_heads * a->head_dim;
+    uint64_t F = (uint64_t)m->desc.ffn_dim;
+    for (int l = 0; l < m->desc.n_layers && b->st == KVATTN_OK; l++) {
+        kv_block *k = &m->blocks[l];
+        char nm[96];
+#define BLK(s) (snprintf(nm, sizeof nm, "blk.%d." s, l), nm)
+        k->attn_norm = vector(b, BLK("attn_norm.weight"), D);
+        k->attn.wq = matrix(b, BLK("attn_q.weight"), D, qd);
+        k->attn.wk = matrix(b, BLK("attn_k.weight"), D, kvd);
+        k->attn.wv = matrix(b, BLK("attn_v.weight"), D, kvd);
+        k->attn.wo = matrix(b, BLK("attn_output.weight"), qd, D);
+        k->ffn_norm = vector(b, BLK("ffn_norm.weight"), D);
+        k->ffn_gate = matrix(b, BLK("ffn_gate.weight"), D, F);
+        k->ffn_up = matrix(b, BLK("ffn_up.weight"), D, F);
+        k->ffn_down = matrix(b, BLK("ffn_down.weight"), F, D);
+#undef BLK
+    }
+}
+
+/* Architecture "deepseek2": MLA attention (fused attn_kv_b, or attn_k_b/attn_v_b
+ * when *.attention.key_length_mla is present), YaRN, dense then MoE FFNs. */
+static void load_deepseek2(builder *b) {
+    const gguf_file *g = b->g;
+    kvattn_model *m = b->m;
+    kvattn_model_desc *d = &m->desc;
+    kvattn_layer_config *a = &d->attn;
+    int D = (int)meta_int(b, "deepseek2.embedding_length", 1, 0, 1, KV_MAX_DIM);
+    int L = (int)meta_int(b, "deepseek2.block_count", 1, 0, 1, 65536);
+    int H = (int)meta_int(b, "deepseek2.attention.head_count", 1, 0, 1, 65536);
+    int ql = (int)meta_int(b, "deepseek2.attention.q_lora_rank", 0, 0, 0, KV_MAX_DIM);
+    int dc = (int)meta_int(b, "deepseek2.attention.kv_lora_rank", 1, 0, 1, KV_MAX_DIM);
+    int dr = (int)meta_int(b, "deepseek2.rope.dimension_count", 1, 0, 2, KV_MAX_DIM);
+    int64_t kl = -1, vl = -1;
+    int split = gguf_get_int(g, "deepseek2.attention.key_length_mla", &kl) == 0;
+    if (split) vl = meta_int(b, "deepseek2.attention.value_length_mla", 1, 0, 1, KV_MAX_DIM);
+    else {
+        kl = meta_int(b, "deepseek2.attention.key_length", 1, 0, 1, KV_MAX_DIM);
+        vl = meta_int(b, "deepseek2.attention.value_length", 1, 0, 1, KV_MAX_DIM);
+    }
+    if (b->st == KVATTN_OK && (kl <= dr || kl > KV_MAX_DIM))
+        b->st = kv_fail(KVATTN_ERR_FORMAT, "%s: deepseek2.attention.key_length%s = %lld must exceed rope.dimension_count "
+                        "= %d (it is d_nope + d_rope)", g->path, split ? "_mla" : "", (long long)kl, dr);
+    d->context_length = meta_int(b, "deepseek2.context_length", 0, 4096, 1, (int64_t)1 << 30);
+    double theta = meta_float(b, "deepseek2.rope.freq_base", 10000.0);
+    m->norm_eps = (float)meta_float(b, "deepseek2.attention.layer_norm_rms_epsilon", 1e-6);
+    *a = (kvattn_layer_config){.kind = KVATTN_ATTN_MLA, .d_model = D, .n_heads = H, .q_lora_rank = ql,
+                               .kv_lora_rank = dc, .qk_nope_head_dim = (int)(kl - dr), .qk_rope_head_dim = dr,
+                               .v_head_dim = (int)vl, .rms_eps = m->norm_eps,
+                               .rope = {.theta = (float)theta, .pairing = KVATTN_ROPE_ADJACENT}};
+    gguf_str stype;
+    if (gguf_get_str(g, "deepseek2.rope.scaling.type", &stype) == 0 && stype.len == 4 && !memcmp(stype.s, "yarn", 4)) {
+        a->rope.yarn_factor = (float)meta_float(b, "deepseek2.rope.scaling.factor", 1.0);
+        a->rope.yarn_orig_ctx = (int)meta_int(b, "deepseek2.rope.scaling.original_context_length", 1, 0, 1, 1 << 30);
+        a->rope.yarn_beta_fast = (float)meta_float(b, "deepseek2.rope.scaling.yarn_beta_fast", 32.0);
+        a->rope.yarn_beta_slow = (float)meta_float(b, "deepseek2.rope.scaling.yarn_beta_slow", 1.0);
+        /* llama.cpp's converter stores 0.1 · mscale_all_dim */
+        a->rope.yarn_mscale = (float)(meta_float(b, "deepseek2.rope.scaling.yarn_log_multiplier", 0.1) / 0.1);
+    }
+    d->n_layers = L;
+    d->ffn_dim = meta_int(b, "deepseek2.feed_forward_length", 1, 0, 1, KV_MAX_DIM);
+    d->ffn_gated = 1;
+    d->n_routed_experts = (int)meta_int(b, "deepseek2.expert_count", 0, 0, 0, 65536);
+    if (d->n_routed_experts > 0) {
+        d->n_active_experts = (int)meta_int(b, "deepseek2.expert_used_count", 1, 0, 1, d->n_routed_experts);
+        d->n_shared_experts = (int)meta_int(b, "deepseek2.expert_shared_count", 0, 0, 0, 65536);
+        d->moe_ffn_dim = meta_int(b, "deepseek2.expert_feed_forward_length", 1, 0, 1, KV_MAX_DIM);
+        d->n_dense_layers = (int)meta_int(b, "deepseek2.leading_dense_block_count", 0, 0, 0, L);
+        d->moe_layer_freq = 1;
+        d->expert_weights_scale = (float)meta_float(b, "deepseek2.expert_weights_scale", 1.0);
+        int norm = 0;
+        gguf_get_bool(g, "deepseek2.expert_weights_norm", &norm);
+        d->expert_weights_norm = norm;
+        d->expert_gating = meta_int(b, "deepseek2.expert_gating_func", 0, 1, 0, 2) == 2; /* 1 softmax, 2 sigmoid */
+        d->n_expert_groups = (int)meta_int(b, "deepseek2.expert_group_count", 0, 1, 1, 65536);
+        d->n_expert_groups_used = (int)meta_int(b, "deepseek2.expert_group_used_count", 0, d->n_expert_groups, 1,
+                                                d->n_expert_groups);
+        if (b->st == KVATTN_OK && d->n_routed_experts % d->n_expert_groups)
+            b->st = kv_fail(KVATTN_ERR_FORMAT, "%s: deepseek2.expert_group_count = %d does not divide %d experts", g->path,
+                            d->n_expert_groups, d->n_routed_experts);
+    }
+}
+
+/* The experts of one MoE layer: [n_experts] matrices inside 3-D tensors. */
+static kvattn_matrix *expert_slices(builder *b, const gguf_tensor *t, int n_exp, uint64_t rows, uint64_t cols,
+                                    uint64_t row_offset) {
+    if (!t) return NULL;
+    kvattn_matrix *e = kv_model_own(b->m, malloc(sizeof *e * (size_t)n_exp));
+    if (!e) {
+        b->st = kv_fail(KVATTN_ERR_NOMEM, "%s: out of memory", b->g->path);
+        return NULL;
+    }
+    size_t row_bytes = kvattn_row_bytes(t->type, (int64_t)cols);
+    for (int x = 0; x < n_exp; x++)
+        e[x] = (kvattn_matrix){t->data + ((uint64_t)x * t->ne[1] + row_offset) * row_bytes, t->type};
+    (void)rows;
+    return e;
+}
+
+static void deepseek2_blocks(builder *b) {
+    kvattn_model *m = b->m;
+    const kvattn_model_desc *d = &m->desc;
+    const kvattn_layer_config *a = &d->attn;
+    const uint64_t D = (uint64_t)a->d_model, H = (uint64_t)a->n_heads, ql = (uint64_t)a->q_lora_rank;
+    const uint64_t dc = (uint64_t)a->kv_lora_rank, dr = (uint64_t)a->qk_rope_head_dim, dn = (uint64_t)a->qk_nope_head_dim;
+    const uint64_t dv = (uint64_t)a->v_head_dim, dq = dn + dr, F = (uint64_t)d->ffn_dim;
+    const uint64_t E = (uint64_t)d->n_routed_experts, Fm = (uint64_t)d->moe_ffn_dim, S = (uint64_t)d->n_shared_experts;
+    for (int l = 0; l < d->n_layers && b->st == KVATTN_OK; l++) {
+        kv_block *k = &m->blocks[l];
+        char nm[96];
+#define BLK(s) (snprintf(nm, sizeof nm, "blk.%d." s, l), nm)
+        k->attn_norm = vector(b, BLK("attn_norm.weight"), D);
+        if (ql) {
+            k->attn.wq_a = matrix(b, BLK("attn_q_a.weight"), D, ql);
+            k->attn.q_norm = vector(b, BLK("attn_q_a_norm.weight"), ql);
+            k->attn.wq_b = matrix(b, BLK("attn_q_b.weight"), ql, H * dq);
+        } else {
+            k->attn.wq = matrix(b, BLK("attn_q.weight"), D, H * dq);
+        }
+        k->attn.wkv_a = matrix(b, BLK("attn_kv_a_mqa.weight"), D, dc + dr);
+        k->attn.kv_norm = vector(b, BLK("attn_kv_a_norm.weight"), dc);
+        if (gguf_tensor_find(b->g, BLK("attn_kv_b.weight"))) {
+            k->attn.wkv_b = matrix(b, nm, dc, H * (dn + dv));
+        } else { /* split: k_b ne {d_nope, d_c, H} = W_UKᵀ per head; v_b ne {d_c, d_v, H} */
+            const gguf_tensor *kb = tensor3(b, BLK("attn_k_b.weight"), dn, dc, H, 0);
+            if (kb) k->attn.wk_b = (kvattn_matrix){kb->data, kb->type};
+            const gguf_tensor *vb = tensor3(b, BLK("attn_v_b.weight"), dc, dv, H, 0);
+            if (vb) k->attn.wv_b = (kvattn_matrix){vb->data, vb->type};
+        }
+        k->attn.wo = matrix(b, BLK("attn_output.weight"), H * dv, D);
+        k->ffn_norm = vector(b, BLK("ffn_norm.weight"), D);
+        if (E == 0 || l < d->n_dense_layers) {
+            k->ffn_gate = matrix(b, BLK("ffn_gate.weight"), D, F);
+            k->ffn_up = matrix(b, BLK("ffn_up.weight"), D, F);
+            k->ffn_down = matrix(b, BLK("ffn_down.weight"), F, D);
+            continue;
+        }
+        k->router = matrix(b, BLK("ffn_gate_inp.weight"), D, E);
+        const gguf_tensor *bias = tensor(b, BLK("exp_probs_b.bias"), E, 1, 1);
+        if (bias) k->router_bias = kv_model_f32_vector(m, bias->data, bias->type, (int)E);
+        const gguf_tensor *gu = tensor3(b, BLK("ffn_gate_up_exps.weight"), D, 2 * Fm, E, 1);
+        if (gu) { /* merged: per expert Fm gate rows, then Fm up rows */
+            k->exp_gate = expert_slices(b, gu, (int)E, Fm, D, 0);
+            k->exp_up = expert_slices(b, gu, (int)E, Fm, D, Fm);
+        } else {
+            k->exp_gate = expert_slices(b, tensor3(b, BLK("ffn_gate_exps.weight"), D, Fm, E, 0), (int)E, Fm, D, 0);
+            k->exp_up = expert_slices(b, tensor3(b, BLK("ffn_up_exps.weight"), D, Fm, E, 0), (int)E, Fm, D, 0);
+        }
+        k->exp_down = expert_slices(b, tensor3(b, BLK("ffn_down_exps.weight"), Fm, D, E, 0), (int)E, D, Fm, 0);
+        if (S) {
+            k->sh_gate = matrix(b, BLK("ffn_gate_shexp.weight"), D, Fm * S);
+            k->sh_up = matrix(b, BLK("ffn_up_shexp.weight"), D, Fm * S);
+            k->sh_down = matrix(b, BLK("ffn_down_shexp.weight"), Fm * S, D);
+        }
+#undef BLK
+    }
+}
+
 kvattn_status kv_load_gguf(const char *path, kvattn_model *m) {
     kv_mapping map;
     kvattn_status st = kv_map_file(path, &map);
@@ -147,79 +338,46 @@ kvattn_status kv_load_gguf(const char *path, kvattn_model *m) {
         gguf_free(&g);
         return kv_fail(KVATTN_ERR_FORMAT, "%s: metadata 'general.architecture' is missing", path);
     }
-    if (!(arch.len == 5 && !memcmp(arch.s, "llama", 5))) {
+    int is_llama = arch.len == 5 && !memcmp(arch.s, "llama", 5);
+    int is_ds2 = arch.len == 9 && !memcmp(arch.s, "deepseek2", 9);
+    if (!is_llama && !is_ds2) {
         gguf_free(&g);
-        return kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: architecture '%.*s' is not supported by the runner yet (llama)",
-                       path, (int)(arch.len > 40 ? 40 : arch.len), arch.s);
+        return kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: architecture '%.*s' is not supported (llama, deepseek2)", path,
+                       (int)(arch.len > 40 ? 40 : arch.len), arch.s);
     }
     kvattn_model_desc *d = &m->desc;
     snprintf(m->format, sizeof m->format, "gguf");
-    snprintf(d->arch, sizeof d->arch, "llama");
+    snprintf(d->arch, sizeof d->arch, "%s", is_llama ? "llama" : "deepseek2");
     gguf_str name;
     const char *base = strrchr(path, '/');
     if (gguf_get_str(&g, "general.name", &name) == 0 && name.len > 0)
         snprintf(d->name, sizeof d->name, "%.*s", (int)(name.len > 63 ? 63 : name.len), name.s);
     else
         snprintf(d->name, sizeof d->name, "%s", base ? base + 1 : path);
-    int D = (int)meta_int(&b, "llama.embedding_length", 1, 0, 1, KV_MAX_DIM);
-    int L = (int)meta_int(&b, "llama.block_count", 1, 0, 1, 65536);
-    int F = (int)meta_int(&b, "llama.feed_forward_length", 1, 0, 1, KV_MAX_DIM);
-    int H = (int)meta_int(&b, "llama.attention.head_count", 1, 0, 1, 65536);
-    int KV = (int)meta_int(&b, "llama.attention.head_count_kv", 0, H, 1, 65536);
-    int64_t n_experts = meta_int(&b, "llama.expert_count", 0, 0, 0, 65536);
-    if (b.st == KVATTN_OK && n_experts > 0)
-        b.st = kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: llama.expert_count = %lld: MoE llama models are not supported by "
-                       "the runner yet", path, (long long)n_experts);
-    int hd = H > 0 ? (int)meta_int(&b, "llama.attention.key_length", 0, D / H, 1, KV_MAX_DIM) : 0;
-    int n_rot = (int)meta_int(&b, "llama.rope.dimension_count", 0, hd, 0, hd);
-    double eps = meta_float(&b, "llama.attention.layer_norm_rms_epsilon", 1e-5);
-    double theta = meta_float(&b, "llama.rope.freq_base", 10000.0);
-    int64_t ctx = meta_int(&b, "llama.context_length", 0, 2048, 1, (int64_t)1 << 30);
+    if (is_llama) load_llama(&b);
+    else load_deepseek2(&b);
+    if (b.st == KVATTN_OK && kvattn_config_validate(&d->attn) != KVATTN_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", kvattn_last_error());
+        b.st = kv_fail(KVATTN_ERR_FORMAT, "%s: inconsistent %s.* shapes: %s", path, d->arch, why);
+    }
     const gguf_tensor *embd = b.st == KVATTN_OK ? gguf_tensor_find(&g, "token_embd.weight") : NULL;
     if (b.st == KVATTN_OK && !embd) b.st = kv_fail(KVATTN_ERR_FORMAT, "%s: tensor 'token_embd.weight' is missing", path);
     int64_t V = embd ? (int64_t)embd->ne[1] : 0;
     if (b.st == KVATTN_OK && (V < 1 || V > KV_MAX_DIM))
         b.st = kv_fail(KVATTN_ERR_FORMAT, "%s: token_embd.weight has %lld rows", path, (long long)V);
     if (b.st == KVATTN_OK) {
-        d->attn = (kvattn_layer_config){.kind = KVATTN_ATTN_GQA, .d_model = D, .n_heads = H, .n_kv_heads = KV,
-                                        .head_dim = hd,
-                                        .rope = {.theta = (float)theta, .n_rot = n_rot, .pairing = KVATTN_ROPE_ADJACENT}};
-        if (kvattn_config_validate(&d->attn) != KVATTN_OK) {
-            char why[512];
-            snprintf(why, sizeof why, "%s", kvattn_last_error());
-            b.st = kv_fail(KVATTN_ERR_FORMAT, "%s: inconsistent llama.* shapes: %s", path, why);
-        }
-    }
-    if (b.st == KVATTN_OK) {
-        d->n_layers = L;
         d->vocab_size = V;
-        d->ffn_dim = F;
-        d->ffn_gated = 1;
-        d->context_length = ctx;
-        m->norm_eps = (float)eps;
-        if (!(m->blocks = calloc((size_t)L, sizeof *m->blocks))) b.st = kv_fail(KVATTN_ERR_NOMEM, "out of memory");
+        if (!(m->blocks = calloc((size_t)d->n_layers, sizeof *m->blocks))) b.st = kv_fail(KVATTN_ERR_NOMEM, "out of memory");
     }
-    uint64_t qd = (uint64_t)H * hd, kvd = (uint64_t)KV * hd;
-    m->tok_embd = matrix(&b, "token_embd.weight", (uint64_t)D, (uint64_t)V);
-    m->out_norm = vector(&b, "output_norm.weight", (uint64_t)D);
-    const gguf_tensor *out = tensor(&b, "output.weight", (uint64_t)D, (uint64_t)V, 1);
+    uint64_t D = (uint64_t)d->attn.d_model;
+    m->tok_embd = matrix(&b, "token_embd.weight", D, (uint64_t)V);
+    m->out_norm = vector(&b, "output_norm.weight", D);
+    const gguf_tensor *out = tensor(&b, "output.weight", D, (uint64_t)V, 1);
     d->tied_embeddings = b.st == KVATTN_OK && !out;
     if (b.st == KVATTN_OK) m->output = out ? (kvattn_matrix){out->data, out->type} : m->tok_embd;
-    for (int l = 0; l < L && b.st == KVATTN_OK; l++) {
-        kv_block *k = &m->blocks[l];
-        char nm[96];
-#define BLK(s) (snprintf(nm, sizeof nm, "blk.%d." s, l), nm)
-        k->attn_norm = vector(&b, BLK("attn_norm.weight"), (uint64_t)D);
-        k->attn.wq = matrix(&b, BLK("attn_q.weight"), (uint64_t)D, qd);
-        k->attn.wk = matrix(&b, BLK("attn_k.weight"), (uint64_t)D, kvd);
-        k->attn.wv = matrix(&b, BLK("attn_v.weight"), (uint64_t)D, kvd);
-        k->attn.wo = matrix(&b, BLK("attn_output.weight"), qd, (uint64_t)D);
-        k->ffn_norm = vector(&b, BLK("ffn_norm.weight"), (uint64_t)D);
-        k->ffn_gate = matrix(&b, BLK("ffn_gate.weight"), (uint64_t)D, (uint64_t)F);
-        k->ffn_up = matrix(&b, BLK("ffn_up.weight"), (uint64_t)D, (uint64_t)F);
-        k->ffn_down = matrix(&b, BLK("ffn_down.weight"), (uint64_t)F, (uint64_t)D);
-#undef BLK
-    }
+    if (is_llama) llama_blocks(&b);
+    else deepseek2_blocks(&b);
     if (b.st == KVATTN_OK) b.st = gguf_tokenizer(&g, (int)V, &m->tokenizer);
     gguf_free(&g);
     return b.st;

@@ -5,7 +5,9 @@
 
 #include "internal.h"
 
-/* One transformer block (pre-norm, like llama2.c's run.c). */
+/* One transformer block (pre-norm, like llama2.c's run.c). The FFN is dense
+ * (ffn_*) or a mixture of experts (router.data set): routed experts chosen
+ * per token, plus always-on shared experts. */
 typedef struct {
     const float *attn_norm;     /* [d_model]                 */
     kvattn_layer_weights attn;  /* the attention layer       */
@@ -13,7 +15,21 @@ typedef struct {
     kvattn_matrix ffn_gate;     /* w1 [ffn_dim][d_model]     */
     kvattn_matrix ffn_up;       /* w3 [ffn_dim][d_model]     */
     kvattn_matrix ffn_down;     /* w2 [d_model][ffn_dim]     */
+    /* MoE */
+    kvattn_matrix router;       /* [n_experts][d_model]                     */
+    const float *router_bias;   /* [n_experts] score correction (V3) or NULL */
+    kvattn_matrix *exp_gate;    /* [n_experts] of [moe_ffn_dim][d_model]    */
+    kvattn_matrix *exp_up;      /* [n_experts] of [moe_ffn_dim][d_model]    */
+    kvattn_matrix *exp_down;    /* [n_experts] of [d_model][moe_ffn_dim]    */
+    kvattn_matrix sh_gate;      /* [n_shared·moe_ffn_dim][d_model] or none  */
+    kvattn_matrix sh_up;
+    kvattn_matrix sh_down;      /* [d_model][n_shared·moe_ffn_dim]          */
 } kv_block;
+
+/* MoE routing of one token: top-k experts and their weights.
+ *   logits [n_experts] → idx [k], weight [k] */
+void kv_moe_route(const kvattn_model_desc *d, const float *logits, const float *bias, int *idx, float *weight,
+                  float *scratch /* [2·n_experts] */);
 
 typedef struct {
     void *addr;

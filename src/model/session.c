@@ -22,8 +22,15 @@ struct kvattn_session {
     float *x;   /* residual stream   [CHUNK][d_model] */
     float *xb;  /* normed input      [CHUNK][d_model] */
     float *xb2; /* block output      [CHUNK][d_model] */
-    float *hb;  /* FFN gate          [CHUNK][ffn_dim] */
-    float *hb2; /* FFN up            [CHUNK][ffn_dim] */
+    float *hb;  /* FFN gate          [CHUNK][ffn_width] */
+    float *hb2; /* FFN up            [CHUNK][ffn_width] */
+    /* MoE */
+    float *router;   /* [CHUNK][n_experts] logits                    */
+    int *sel;        /* [CHUNK][k] chosen experts                    */
+    float *sel_w;    /* [CHUNK][k] their weights                     */
+    float *route_scratch; /* [2·n_experts]                           */
+    int *rows;       /* [CHUNK] tokens routed to one expert          */
+    float *xg, *yg;  /* [CHUNK][d_model] gathered inputs / outputs   */
 };
 
 kvattn_status kvattn_session_create(const kvattn_model *m, int n_ctx, kvattn_type kv_type, kvattn_mla_mode mla_mode,
@@ -36,14 +43,29 @@ kvattn_status kvattn_session_create(const kvattn_model *m, int n_ctx, kvattn_typ
     s->m = m;
     s->mla_mode = mla_mode;
     kvattn_status st = kvattn_cache_create(&m->desc.attn, m->desc.n_layers, n_ctx, kv_type, &s->cache);
-    size_t D = (size_t)m->desc.attn.d_model, F = (size_t)m->desc.ffn_dim;
+    const kvattn_model_desc *d = &m->desc;
+    size_t D = (size_t)d->attn.d_model, E = (size_t)d->n_routed_experts, K = (size_t)d->n_active_experts;
+    size_t F = (size_t)d->ffn_dim, shared = (size_t)d->n_shared_experts * (size_t)d->moe_ffn_dim;
+    if (shared > F) F = shared;
+    if ((size_t)d->moe_ffn_dim > F) F = (size_t)d->moe_ffn_dim;
     if (st == KVATTN_OK) {
         s->x = malloc(sizeof(float) * CHUNK * D);
         s->xb = malloc(sizeof(float) * CHUNK * D);
         s->xb2 = malloc(sizeof(float) * CHUNK * D);
-        s->hb = malloc(sizeof(float) * CHUNK * F);
-        s->hb2 = malloc(sizeof(float) * CHUNK * F);
+        s->hb = malloc(sizeof(float) * CHUNK * (F ? F : 1));
+        s->hb2 = malloc(sizeof(float) * CHUNK * (F ? F : 1));
         if (!s->x || !s->xb || !s->xb2 || !s->hb || !s->hb2) st = kv_fail(KVATTN_ERR_NOMEM, "session: out of memory");
+    }
+    if (st == KVATTN_OK && E > 0) {
+        s->router = malloc(sizeof(float) * CHUNK * E);
+        s->sel = malloc(sizeof(int) * CHUNK * K);
+        s->sel_w = malloc(sizeof(float) * CHUNK * K);
+        s->route_scratch = malloc(sizeof(float) * 2 * E);
+        s->rows = malloc(sizeof(int) * CHUNK);
+        s->xg = malloc(sizeof(float) * CHUNK * D);
+        s->yg = malloc(sizeof(float) * CHUNK * D);
+        if (!s->router || !s->sel || !s->sel_w || !s->route_scratch || !s->rows || !s->xg || !s->yg)
+            st = kv_fail(KVATTN_ERR_NOMEM, "session: out of memory");
     }
     if (st != KVATTN_OK) {
         kvattn_session_free(s);
@@ -57,6 +79,7 @@ void kvattn_session_free(kvattn_session *s) {
     if (!s) return;
     kvattn_cache_free(s->cache);
     free(s->x), free(s->xb), free(s->xb2), free(s->hb), free(s->hb2);
+    free(s->router), free(s->sel), free(s->sel_w), free(s->route_scratch), free(s->rows), free(s->xg), free(s->yg);
     free(s);
 }
 
@@ -73,13 +96,42 @@ kvattn_status kvattn_session_rewind(kvattn_session *s, int pos) {
 
 static float silu(float x) { return x / (1.0f + expf(-x)); }
 
-/* The FFN of one block: xb2 = W2 (silu(W1 xb) ⊙ W3 xb).   xb [T][D] → xb2 [T][D] */
-static void ffn_swiglu(kvattn_session *s, const kv_block *b, int T) {
-    const int D = s->m->desc.attn.d_model, F = (int)s->m->desc.ffn_dim;
-    kv_matmul(s->hb, s->xb, b->ffn_gate, T, F, D);
-    kv_matmul(s->hb2, s->xb, b->ffn_up, T, F, D);
+/* SwiGLU: out = W_down (silu(W_gate x) ⊙ W_up x).   x [T][D] → out [T][D], width F */
+static void swiglu(kvattn_session *s, kvattn_matrix gate, kvattn_matrix up, kvattn_matrix down, int F, const float *x,
+                   float *out, int T) {
+    const int D = s->m->desc.attn.d_model;
+    kv_matmul(s->hb, x, gate, T, F, D);
+    kv_matmul(s->hb2, x, up, T, F, D);
     for (size_t i = 0; i < (size_t)T * F; i++) s->hb[i] = silu(s->hb[i]) * s->hb2[i];
-    kv_matmul(s->xb2, s->hb, b->ffn_down, T, D, F);
+    kv_matmul(out, s->hb, down, T, D, F);
+}
+
+/* Mixture of experts: each token's k routed experts, weighted, plus the shared
+ * experts. Tokens routed to the same expert run through it together.
+ *   xb [T][D] → xb2 [T][D] */
+static void ffn_moe(kvattn_session *s, const kv_block *b, int T) {
+    const kvattn_model_desc *d = &s->m->desc;
+    const int D = d->attn.d_model, E = d->n_routed_experts, K = d->n_active_experts, F = (int)d->moe_ffn_dim;
+    kv_matmul(s->router, s->xb, b->router, T, E, D);
+    for (int t = 0; t < T; t++)
+        kv_moe_route(d, s->router + (size_t)t * E, b->router_bias, s->sel + (size_t)t * K, s->sel_w + (size_t)t * K,
+                     s->route_scratch);
+    if (d->n_shared_experts > 0) swiglu(s, b->sh_gate, b->sh_up, b->sh_down, d->n_shared_experts * F, s->xb, s->xb2, T);
+    else memset(s->xb2, 0, sizeof(float) * (size_t)T * D);
+    for (int e = 0; e < E; e++) {
+        int n = 0;
+        for (int t = 0; t < T; t++)
+            for (int r = 0; r < K; r++)
+                if (s->sel[t * K + r] == e) s->rows[n++] = t * K + r; /* token t, its r-th choice */
+        if (!n) continue;
+        for (int i = 0; i < n; i++) memcpy(s->xg + (size_t)i * D, s->xb + (size_t)(s->rows[i] / K) * D, sizeof(float) * D);
+        swiglu(s, b->exp_gate[e], b->exp_up[e], b->exp_down[e], F, s->xg, s->yg, n);
+        for (int i = 0; i < n; i++) {
+            float w = s->sel_w[s->rows[i]], *dst = s->xb2 + (size_t)(s->rows[i] / K) * D;
+            const float *src = s->yg + (size_t)i * D;
+            for (int j = 0; j < D; j++) dst[j] += w * src[j];
+        }
+    }
 }
 
 /* T tokens at s->pos through every block; logits of the rows asked for. */
@@ -95,7 +147,8 @@ static kvattn_status forward_chunk(kvattn_session *s, const int32_t *tokens, int
         if (st != KVATTN_OK) return st;
         for (size_t i = 0; i < (size_t)T * D; i++) s->x[i] += s->xb2[i];
         for (int t = 0; t < T; t++) kv_rmsnorm(s->xb + (size_t)t * D, s->x + (size_t)t * D, b->ffn_norm, D, m->norm_eps);
-        ffn_swiglu(s, b, T);
+        if (b->router.data) ffn_moe(s, b, T);
+        else swiglu(s, b->ffn_gate, b->ffn_up, b->ffn_down, (int)m->desc.ffn_dim, s->xb, s->xb2, T);
         for (size_t i = 0; i < (size_t)T * D; i++) s->x[i] += s->xb2[i];
     }
     if (logits) {

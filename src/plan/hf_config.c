@@ -116,6 +116,7 @@ static void read_llama_like(cfg_reader *r, const cJSON *o, kvattn_model_desc *m,
     m->context_length = get_int(r, o, "max_position_embeddings", 0, 0, 0);
     m->qkv_bias = !strcmp(type, "qwen2");
     if (!strcmp(type, "mixtral")) {
+        m->expert_weights_norm = 1; /* softmax over all, top-k renormalised */
         m->n_routed_experts = (int)get_int(r, o, "num_local_experts", 1, 0, 1);
         m->n_active_experts = (int)get_int(r, o, "num_experts_per_tok", 1, 0, 1);
         m->moe_ffn_dim = get_int(r, o, "intermediate_size", 1, 0, 1);
@@ -201,6 +202,18 @@ static void read_deepseek(cfg_reader *r, const cJSON *o, kvattn_model_desc *m) {
         m->moe_ffn_dim = get_int(r, o, "moe_intermediate_size", 1, 0, 1);
         m->n_dense_layers = (int)get_int(r, o, "first_k_dense_replace", 0, 0, 0);
         m->moe_layer_freq = (int)get_int(r, o, "moe_layer_freq", 0, 1, 1);
+        m->n_expert_groups = (int)get_int(r, o, "n_group", 0, 1, 1);
+        m->n_expert_groups_used = (int)get_int(r, o, "topk_group", 0, 1, 1);
+        m->expert_weights_norm = get_bool(r, o, "norm_topk_prob", 0);
+        m->expert_weights_scale = (float)get_num(r, o, "routed_scaling_factor", 1.0);
+        const cJSON *sf = cJSON_GetObjectItemCaseSensitive(o, "scoring_func");
+        if (cJSON_IsString(sf) && !strcmp(sf->valuestring, "sigmoid")) m->expert_gating = 1;
+        else if (cJSON_IsString(sf) && strcmp(sf->valuestring, "softmax") && !failed(r))
+            r->st = kv_fail(KVATTN_ERR_FORMAT, "%s: scoring_func '%s' is neither softmax nor sigmoid", r->path,
+                            sf->valuestring);
+        if (!failed(r) && (m->n_routed_experts % m->n_expert_groups || m->n_expert_groups_used > m->n_expert_groups))
+            r->st = kv_fail(KVATTN_ERR_FORMAT, "%s: n_group = %d, topk_group = %d do not divide %d experts", r->path,
+                            m->n_expert_groups, m->n_expert_groups_used, m->n_routed_experts);
     }
     m->tied_embeddings = get_bool(r, o, "tie_word_embeddings", 0);
     m->context_length = get_int(r, o, "max_position_embeddings", 0, 0, 0);

@@ -34,7 +34,7 @@ static const kvattn_model_desc presets[] = {
      .vocab_size = 32768, .ffn_dim = 14336, .ffn_gated = 1, .context_length = 32768},
     {.name = "mixtral-8x7b", .arch = "mixtral", .attn = GQA(4096, 32, 8, 128, 1000000.0f), .n_layers = 32,
      .vocab_size = 32000, .ffn_dim = 0, .ffn_gated = 1, .n_routed_experts = 8, .n_active_experts = 2,
-     .moe_ffn_dim = 14336, .context_length = 32768},
+     .moe_ffn_dim = 14336, .expert_weights_norm = 1, .context_length = 32768},
     {.name = "qwen2.5-0.5b", .arch = "qwen2", .attn = GQA(896, 14, 2, 64, 1000000.0f), .n_layers = 24,
      .vocab_size = 151936, .ffn_dim = 4864, .ffn_gated = 1, .tied_embeddings = 1, .qkv_bias = 1,
      .context_length = 32768},
@@ -48,15 +48,16 @@ static const kvattn_model_desc presets[] = {
     {.name = "deepseek-v2-lite", .arch = "deepseek2", .attn = MLA(2048, 16, 0, 0.707f), .n_layers = 27,
      .vocab_size = 102400, .ffn_dim = 10944, .ffn_gated = 1, .n_routed_experts = 64, .n_shared_experts = 2,
      .n_active_experts = 6, .moe_ffn_dim = 1408, .n_dense_layers = 1, .moe_layer_freq = 1,
-     .context_length = 163840},
+     .expert_weights_scale = 1.0f, .context_length = 163840},
     {.name = "deepseek-v2", .arch = "deepseek2", .attn = MLA(5120, 128, 1536, 0.707f), .n_layers = 60,
      .vocab_size = 102400, .ffn_dim = 12288, .ffn_gated = 1, .n_routed_experts = 160, .n_shared_experts = 2,
      .n_active_experts = 6, .moe_ffn_dim = 1536, .n_dense_layers = 1, .moe_layer_freq = 1,
-     .context_length = 163840},
+     .n_expert_groups = 8, .n_expert_groups_used = 3, .expert_weights_scale = 16.0f, .context_length = 163840},
     {.name = "deepseek-v3", .arch = "deepseek2", .attn = MLA(7168, 128, 1536, 1.0f), .n_layers = 61,
      .vocab_size = 129280, .ffn_dim = 18432, .ffn_gated = 1, .n_routed_experts = 256, .n_shared_experts = 1,
      .n_active_experts = 8, .moe_ffn_dim = 2048, .n_dense_layers = 3, .moe_layer_freq = 1,
-     .context_length = 163840},
+     .expert_gating = 1, .n_expert_groups = 8, .n_expert_groups_used = 4, .expert_weights_norm = 1,
+     .expert_weights_scale = 2.5f, .context_length = 163840},
 };
 
 #define N_PRESETS ((int)(sizeof presets / sizeof presets[0]))

@@ -233,6 +233,137 @@ def mla_fixture(name, seed, D, H, ql, dc, dn, dr, dv, theta, yarn):
     write_fixture(os.path.join(OUT, name + ".bin"), arrays)
 
 
+
+
+# ---------------------------------------------------------------- whole DeepSeek models (model.py's Transformer)
+
+def silu_mlp(x, w1, w2, w3):
+    return (torch.nn.functional.silu(x @ w1.T) * (x @ w3.T)) @ w2.T
+
+
+def route(x, p, gate_w, bias):
+    """DeepSeek-V3 model.py's Gate: scores, optional bias for the choice, group-limited top-k."""
+    scores = x @ gate_w.T
+    scores = scores.softmax(-1) if p["score"] == "softmax" else scores.sigmoid()
+    original = scores
+    if bias is not None:
+        scores = scores + bias
+    if p["groups"] > 1:
+        s = scores.view(x.size(0), p["groups"], -1)
+        gs = s.amax(-1) if bias is None else s.topk(2, dim=-1)[0].sum(-1)
+        keep = gs.topk(p["topk_groups"], dim=-1)[1]
+        mask = s.new_ones(x.size(0), p["groups"], dtype=torch.bool).scatter_(1, keep, False)
+        scores = s.masked_fill(mask.unsqueeze(-1), float("-inf")).flatten(1)
+    idx = torch.topk(scores, p["topk"], dim=-1)[1]
+    w = original.gather(1, idx)
+    if p["score"] == "sigmoid":
+        w = w / w.sum(-1, keepdim=True)
+    return w * p["route_scale"], idx
+
+
+def moe(x, p, lw):
+    w, idx = route(x, p, lw["ffn_gate_inp.weight"], lw.get("exp_probs_b.bias"))
+    y = torch.zeros_like(x)
+    for e in range(p["experts"]):
+        rows, which = torch.where(idx == e)
+        if len(rows):
+            y[rows] += silu_mlp(x[rows], lw["ffn_gate_exps.weight"][e], lw["ffn_down_exps.weight"][e],
+                                lw["ffn_up_exps.weight"][e]) * w[rows, which, None]
+    if p["shared"]:
+        y = y + silu_mlp(x, lw["ffn_gate_shexp.weight"], lw["ffn_down_shexp.weight"], lw["ffn_up_shexp.weight"])
+    return y
+
+
+def deepseek_model_fixture(name, seed, p):
+    """A whole tiny DeepSeek model: weights named as GGUF names them (row-major [out][in]; experts
+    stacked [E][out][in]), token ids, and the logits of a prefill then one-token decode steps,
+    computed with model.py's math in float64 for both attention paths."""
+    gen = torch.Generator().manual_seed(seed)
+    D, H, V, L = p["D"], p["H"], p["V"], p["L"]
+    dn, dr, dv, dc, ql = p["dn"], p["dr"], p["dv"], p["dc"], p["ql"]
+    E, Fm, S, F = p["experts"], p["Fm"], p["shared"], p["F"]
+
+    def norm_w(n):
+        return 1 + 0.1 * torch.randn(n, generator=gen, dtype=torch.float64)
+
+    W = {"token_embd.weight": torch.randn(V, D, generator=gen, dtype=torch.float64),
+         "output_norm.weight": norm_w(D), "output.weight": randw(gen, V, D)}
+    layers = []
+    for l in range(L):
+        lw = {"attn_norm.weight": norm_w(D), "ffn_norm.weight": norm_w(D)}
+        a = {}
+        if ql == 0:
+            a["wq"] = randw(gen, H * (dn + dr), D)
+        else:
+            a["wq_a"], a["q_norm"], a["wq_b"] = randw(gen, ql, D), norm_w(ql), randw(gen, H * (dn + dr), ql)
+        a["wkv_a"], a["kv_norm"], a["wkv_b"] = randw(gen, dc + dr, D), norm_w(dc), randw(gen, H * (dn + dv), dc)
+        a["wo"] = randw(gen, D, H * dv)
+        names = {"wq": "attn_q.weight", "wq_a": "attn_q_a.weight", "q_norm": "attn_q_a_norm.weight",
+                 "wq_b": "attn_q_b.weight", "wkv_a": "attn_kv_a_mqa.weight", "kv_norm": "attn_kv_a_norm.weight",
+                 "wkv_b": "attn_kv_b.weight", "wo": "attn_output.weight"}
+        for k, v in a.items():
+            lw[names[k]] = v
+        if E == 0 or l < p["dense"]:
+            lw["ffn_gate.weight"], lw["ffn_up.weight"], lw["ffn_down.weight"] = randw(gen, F, D), randw(gen, F, D), randw(gen, D, F)
+        else:
+            lw["ffn_gate_inp.weight"] = randw(gen, E, D) * 4  # sharper routing: fewer near-ties
+            if p["bias"]:
+                lw["exp_probs_b.bias"] = 0.1 * torch.randn(E, generator=gen, dtype=torch.float64)
+            lw["ffn_gate_exps.weight"] = torch.stack([randw(gen, Fm, D) for _ in range(E)])
+            lw["ffn_up_exps.weight"] = torch.stack([randw(gen, Fm, D) for _ in range(E)])
+            lw["ffn_down_exps.weight"] = torch.stack([randw(gen, D, Fm) for _ in range(E)])
+            if S:
+                lw["ffn_gate_shexp.weight"], lw["ffn_up_shexp.weight"] = randw(gen, S * Fm, D), randw(gen, S * Fm, D)
+                lw["ffn_down_shexp.weight"] = randw(gen, D, S * Fm)
+        layers.append((lw, a))
+    T = 12
+    tokens = torch.randint(0, V, (T,), generator=gen)
+    mp = dict(H=H, ql=ql, dc=dc, dn=dn, dr=dr, dv=dv, theta=10000.0, orig=p["orig"], factor=40.0, mscale=0.707,
+              beta_fast=32, beta_slow=1)
+    out = {}
+    for impl in ("naive", "absorb"):
+        attn = [ReferenceMLA(mp, a, p["max_seq"], impl) for _, a in layers]
+
+        def forward(ids, start):
+            h = W["token_embd.weight"][ids]
+            for (lw, _), at in zip(layers, attn):
+                h = h + at.forward(rms_norm(h, lw["attn_norm.weight"]), start)
+                x = rms_norm(h, lw["ffn_norm.weight"])
+                h = h + (moe(x, p, lw) if "ffn_gate_inp.weight" in lw else
+                         silu_mlp(x, lw["ffn_gate.weight"], lw["ffn_down.weight"], lw["ffn_up.weight"]))
+            return rms_norm(h, W["output_norm.weight"])[-1] @ W["output.weight"].T
+
+        steps = [forward(tokens[:PREFILL], 0)]
+        for t in range(PREFILL, T):
+            steps.append(forward(tokens[t:t + 1], t))
+        out[impl] = torch.stack(steps)
+    diff = (out["naive"] - out["absorb"]).abs().max() / out["naive"].abs().max()
+    assert diff < 1e-12, f"{name}: the reference's paths disagree by {diff}"
+    arrays = {k: scalar(v) for k, v in p.items() if not isinstance(v, str)}
+    arrays["sigmoid"] = scalar(p["score"] == "sigmoid")
+    arrays["prefill"] = scalar(PREFILL)
+    arrays["tokens"] = tokens.double()
+    arrays.update(W)
+    for l, (lw, _) in enumerate(layers):
+        arrays.update({"blk.%d.%s" % (l, k): v for k, v in lw.items()})
+    arrays["logits"] = out["absorb"]
+    write_fixture(os.path.join(OUT, name + ".bin"), arrays)
+
+
+DS_BASE = dict(D=48, H=4, V=97, L=3, dn=16, dr=8, dv=16, dc=32, ql=0, F=80, experts=0, Fm=32, shared=0, topk=2,
+               dense=1, groups=1, topk_groups=1, score="softmax", route_scale=1.0, bias=0, orig=16, max_seq=64)
+
+
+def deepseek_models():
+    # V2-Lite-like: q without compression, softmax routing, 2 shared experts, YaRN on
+    deepseek_model_fixture("ds_v2lite_like", 11, dict(DS_BASE, experts=8, shared=2, topk=2, F=96))
+    # V3-like: q_lora, sigmoid routing with the score-correction bias, groups, normalised and scaled, YaRN off
+    deepseek_model_fixture("ds_v3_like", 12, dict(DS_BASE, ql=24, experts=8, shared=1, topk=3, groups=4, topk_groups=2,
+                                                  score="sigmoid", route_scale=2.5, bias=1, dense=1, max_seq=16))
+    # dense only
+    deepseek_model_fixture("ds_dense", 13, dict(DS_BASE, L=2, ql=16))
+
+
 if __name__ == "__main__":
     torch.manual_seed(0)
     gqa_fixture("gqa_adjacent", 1, D=40, H=6, n_kv=2, hd=10, n_rot=10, pairing="adjacent", theta=10000.0)
@@ -240,4 +371,5 @@ if __name__ == "__main__":
     gqa_fixture("mqa_adjacent", 3, D=24, H=5, n_kv=1, hd=8, n_rot=8, pairing="adjacent", theta=10000.0)
     mla_fixture("mla_qlora_yarn", 4, D=48, H=4, ql=24, dc=32, dn=16, dr=8, dv=12, theta=10000.0, yarn=True)
     mla_fixture("mla_noqlora", 5, D=40, H=3, ql=0, dc=20, dn=10, dr=16, dv=6, theta=10000.0, yarn=False)
+    deepseek_models()
     print("wrote fixtures to", OUT)
