@@ -423,8 +423,9 @@ int kvattn_session_pos(const kvattn_session *s);
 kvattn_status kvattn_session_rewind(kvattn_session *s, int pos);
 const kvattn_cache *kvattn_session_cache(const kvattn_session *s);
 
-/* Writes a loaded GQA-family model as a GGUF v3 file, architecture "llama",
- * llama.cpp's tensor names and metadata keys, the tokenizer included.
+/* Writes a loaded model as a GGUF v3 file with llama.cpp's tensor names and
+ * metadata keys, the tokenizer included: architecture "llama" for the GQA
+ * family, "deepseek2" for MLA (MoE layers, YaRN and the kv_b layout kept).
  * 2-D weights are stored as weight_type (f32, f16, bf16, q8_0; q8_0 needs
  * rows that are multiples of 32), norms as f32. */
 kvattn_status kvattn_model_save_gguf(const kvattn_model *m, const char *path, kvattn_type weight_type);

@@ -15,7 +15,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #define TOL 1e-4
 
@@ -139,6 +142,32 @@ static void check_model(const char *fixture, int split) {
         CHECK(e <= TOL * scale, "%s: cached decode vs batched recompute (%s): err %.3g", fixture, mode ? "naive" : "absorbed", e);
         kvattn_session_free(s);
     }
+    /* kvattn's own deepseek2 writer: the loaded model written back gives the same logits. */
+    char again[160];
+    snprintf(again, sizeof again, "/tmp/kvattn_ds2_%d.gguf", (int)getpid());
+    CHECK_OK(kvattn_model_save_gguf(m, again, KVATTN_TYPE_F32));
+    kvattn_model *m2 = NULL;
+    CHECK_OK(kvattn_model_load(again, NULL, &m2));
+    if (m2) {
+        kvattn_session *s;
+        CHECK_OK(kvattn_session_create(m2, 32, KVATTN_TYPE_F32, KVATTN_MLA_ABSORBED, &s));
+        CHECK_OK(kvattn_session_decode(s, ids, T, all, 1));
+        double e = test_max_abs_diff(all + (size_t)(P - 1) * V, logits, (size_t)(T - P + 1) * V);
+        CHECK(e <= TOL * scale, "%s: saved and reloaded deepseek2 GGUF: err %.3g", fixture, e);
+        kvattn_session_free(s);
+        kvattn_model_free(m2);
+    }
+    CHECK_OK(kvattn_model_save_gguf(m, again, KVATTN_TYPE_Q8_0));
+    CHECK_OK(kvattn_model_load(again, NULL, &m2));
+    if (m2) { /* q8_0 weights load and run (not compared: routing may flip) */
+        kvattn_session *s;
+        CHECK_OK(kvattn_session_create(m2, 32, KVATTN_TYPE_Q8_0, KVATTN_MLA_ABSORBED, &s));
+        CHECK_OK(kvattn_session_decode(s, ids, T, all, 0));
+        CHECK(isfinite(all[0]) && isfinite(all[V - 1]), "q8_0 deepseek2 logits are finite");
+        kvattn_session_free(s);
+        kvattn_model_free(m2);
+    }
+    unlink(again);
     /* The latent cache: (d_c + d_R) elements per token per layer. */
     CHECK(kvattn_kv_bytes_per_token(&d->attn, d->n_layers, KVATTN_TYPE_F16) ==
               (size_t)d->n_layers * (d->attn.kv_lora_rank + d->attn.qk_rope_head_dim) * 2,
@@ -197,10 +226,183 @@ static void test_bad_deepseek(void) {
     golden_free(&g);
 }
 
+/* ---- the same fixture as a Hugging Face folder (config.json + model.safetensors) ---- */
+
+typedef struct {
+    char name[96];
+    int n_dims;
+    int64_t shape[3];
+    const float *data;
+} hf_tensor;
+
+/* The fixture's GGUF-style name → Hugging Face names (experts: one per expert). */
+static int hf_names(const golden_array *a, hf_tensor *out, int max) {
+    static const char *const map[][2] = {
+        {"attn_norm.weight", "input_layernorm.weight"}, {"ffn_norm.weight", "post_attention_layernorm.weight"},
+        {"attn_q.weight", "self_attn.q_proj.weight"}, {"attn_q_a.weight", "self_attn.q_a_proj.weight"},
+        {"attn_q_a_norm.weight", "self_attn.q_a_layernorm.weight"}, {"attn_q_b.weight", "self_attn.q_b_proj.weight"},
+        {"attn_kv_a_mqa.weight", "self_attn.kv_a_proj_with_mqa.weight"},
+        {"attn_kv_a_norm.weight", "self_attn.kv_a_layernorm.weight"}, {"attn_kv_b.weight", "self_attn.kv_b_proj.weight"},
+        {"attn_output.weight", "self_attn.o_proj.weight"}, {"ffn_gate.weight", "mlp.gate_proj.weight"},
+        {"ffn_up.weight", "mlp.up_proj.weight"}, {"ffn_down.weight", "mlp.down_proj.weight"},
+        {"ffn_gate_inp.weight", "mlp.gate.weight"}, {"exp_probs_b.bias", "mlp.gate.e_score_correction_bias"},
+        {"ffn_gate_shexp.weight", "mlp.shared_experts.gate_proj.weight"},
+        {"ffn_up_shexp.weight", "mlp.shared_experts.up_proj.weight"},
+        {"ffn_down_shexp.weight", "mlp.shared_experts.down_proj.weight"}};
+    hf_tensor t = {{0}, a->n_dims, {a->dims[0], a->dims[1], a->dims[2]}, a->data};
+    if (!strcmp(a->name, "token_embd.weight")) snprintf(t.name, sizeof t.name, "model.embed_tokens.weight");
+    else if (!strcmp(a->name, "output_norm.weight")) snprintf(t.name, sizeof t.name, "model.norm.weight");
+    else if (!strcmp(a->name, "output.weight")) snprintf(t.name, sizeof t.name, "lm_head.weight");
+    else {
+        int l;
+        char rest[64];
+        if (sscanf(a->name, "blk.%d.%63s", &l, rest) != 2) return 0;
+        const char *proj = strstr(rest, "gate_exps") ? "gate_proj" : strstr(rest, "up_exps") ? "up_proj"
+                         : strstr(rest, "down_exps") ? "down_proj" : NULL;
+        if (proj) { /* [E][rows][cols] → one matrix per expert */
+            int n = 0;
+            for (uint32_t e = 0; e < a->dims[0] && n < max; e++, n++) {
+                snprintf(out[n].name, sizeof out[n].name, "model.layers.%d.mlp.experts.%u.%s.weight", l, e, proj);
+                out[n].n_dims = 2;
+                out[n].shape[0] = a->dims[1], out[n].shape[1] = a->dims[2];
+                out[n].data = a->data + (size_t)e * a->dims[1] * a->dims[2];
+            }
+            return n;
+        }
+        for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+            if (!strcmp(rest, map[i][0])) snprintf(t.name, sizeof t.name, "model.layers.%d.%s", l, map[i][1]);
+        if (!t.name[0]) return 0;
+    }
+    if (max < 1) return 0;
+    out[0] = t;
+    return 1;
+}
+
+static int write_hf_folder(const golden_file *g, const char *dir) {
+    hf_tensor *ts = malloc(sizeof *ts * 1024);
+    int n = 0;
+    for (int i = 0; i < g->count; i++) n += hf_names(&g->a[i], ts + n, 1024 - n);
+    cJSON *hdr = cJSON_CreateObject();
+    uint64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        uint64_t numel = 1;
+        double shape[3];
+        for (int d = 0; d < ts[i].n_dims; d++) numel *= (uint64_t)ts[i].shape[d], shape[d] = (double)ts[i].shape[d];
+        double offs[2] = {(double)off, (double)(off + 4 * numel)};
+        cJSON *e = cJSON_AddObjectToObject(hdr, ts[i].name);
+        cJSON_AddStringToObject(e, "dtype", "F32");
+        cJSON_AddItemToObject(e, "shape", cJSON_CreateDoubleArray(shape, ts[i].n_dims));
+        cJSON_AddItemToObject(e, "data_offsets", cJSON_CreateDoubleArray(offs, 2));
+        off += 4 * numel;
+    }
+    char *h = cJSON_PrintUnformatted(hdr);
+    size_t hl = strlen(h);
+    char path[256];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    FILE *f = fopen(path, "wb");
+    int rc = f ? 0 : -1;
+    if (f) {
+        uint64_t padded = (hl + 7) / 8 * 8;
+        fwrite(&padded, 8, 1, f);
+        fwrite(h, 1, hl, f);
+        for (size_t k = hl; k < padded; k++) fputc(' ', f);
+        for (int i = 0; i < n; i++) {
+            uint64_t numel = 1;
+            for (int d = 0; d < ts[i].n_dims; d++) numel *= (uint64_t)ts[i].shape[d];
+            fwrite(ts[i].data, 4, numel, f);
+        }
+        fclose(f);
+    }
+    cJSON_free(h);
+    cJSON_Delete(hdr);
+    free(ts);
+    const int E = (int)num(g, "experts"), sig = num(g, "sigmoid") == 1.0f, ql = (int)num(g, "ql");
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "model_type", sig ? "deepseek_v3" : "deepseek_v2");
+    const char *ints[] = {"hidden_size", "D", "num_hidden_layers", "L", "num_attention_heads", "H",
+                          "num_key_value_heads", "H", "kv_lora_rank", "dc", "qk_nope_head_dim", "dn",
+                          "qk_rope_head_dim", "dr", "v_head_dim", "dv", "intermediate_size", "F",
+                          "moe_intermediate_size", "Fm", "vocab_size", "V", "max_position_embeddings", "max_seq"};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i += 2) cJSON_AddNumberToObject(c, ints[i], num(g, ints[i + 1]));
+    if (ql) cJSON_AddNumberToObject(c, "q_lora_rank", ql);
+    else cJSON_AddNullToObject(c, "q_lora_rank");
+    if (E) {
+        cJSON_AddNumberToObject(c, "n_routed_experts", E);
+        cJSON_AddNumberToObject(c, "n_shared_experts", num(g, "shared"));
+        cJSON_AddNumberToObject(c, "num_experts_per_tok", num(g, "topk"));
+        cJSON_AddNumberToObject(c, "first_k_dense_replace", num(g, "dense"));
+        cJSON_AddNumberToObject(c, "moe_layer_freq", 1);
+        cJSON_AddNumberToObject(c, "n_group", num(g, "groups"));
+        cJSON_AddNumberToObject(c, "topk_group", num(g, "topk_groups"));
+        cJSON_AddBoolToObject(c, "norm_topk_prob", sig);
+        cJSON_AddNumberToObject(c, "routed_scaling_factor", num(g, "route_scale"));
+        cJSON_AddStringToObject(c, "scoring_func", sig ? "sigmoid" : "softmax");
+    } else {
+        cJSON_AddNullToObject(c, "n_routed_experts");
+    }
+    cJSON_AddNumberToObject(c, "rms_norm_eps", 1e-6);
+    cJSON_AddNumberToObject(c, "rope_theta", 10000);
+    if (num(g, "max_seq") > num(g, "orig")) {
+        cJSON *y = cJSON_AddObjectToObject(c, "rope_scaling");
+        cJSON_AddStringToObject(y, "type", "yarn");
+        cJSON_AddNumberToObject(y, "factor", 40);
+        cJSON_AddNumberToObject(y, "original_max_position_embeddings", num(g, "orig"));
+        cJSON_AddNumberToObject(y, "beta_fast", 32);
+        cJSON_AddNumberToObject(y, "beta_slow", 1);
+        cJSON_AddNumberToObject(y, "mscale", 0.707);
+        cJSON_AddNumberToObject(y, "mscale_all_dim", 0.707);
+    }
+    cJSON_AddBoolToObject(c, "tie_word_embeddings", 0);
+    char *txt = cJSON_Print(c);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    f = fopen(path, "w");
+    if (f) fputs(txt, f), fclose(f);
+    else rc = -1;
+    cJSON_free(txt);
+    cJSON_Delete(c);
+    return rc;
+}
+
+/* The Hugging Face layout of the same models gives the reference logits. */
+static void check_hf(const char *fixture) {
+    char path[512], dir[128];
+    snprintf(path, sizeof path, "%s/%s", KVATTN_GOLDEN_DIR, fixture);
+    golden_file g;
+    if (golden_load(path, &g) != 0) return;
+    snprintf(dir, sizeof dir, "/tmp/kvattn_hfds_%d", (int)getpid());
+    mkdir(dir, 0755);
+    CHECK(write_hf_folder(&g, dir) == 0, "HF folder written");
+    kvattn_model *m = NULL;
+    CHECK_OK(kvattn_model_load(dir, NULL, &m));
+    const golden_array *tok = get(&g, "tokens"), *want = get(&g, "logits");
+    if (m && tok && want) {
+        const int V = (int)kvattn_model_describe(m)->vocab_size, T = tok->n, P = (int)num(&g, "prefill");
+        int32_t ids[64];
+        for (int i = 0; i < T; i++) ids[i] = (int32_t)tok->data[i];
+        float *all = malloc(sizeof(float) * (size_t)T * V);
+        kvattn_session *s;
+        CHECK_OK(kvattn_session_create(m, 32, KVATTN_TYPE_F32, KVATTN_MLA_ABSORBED, &s));
+        CHECK_OK(kvattn_session_decode(s, ids, T, all, 1));
+        double scale = test_max_abs(want->data, (size_t)want->n);
+        double e = test_max_abs_diff(all + (size_t)(P - 1) * V, want->data, (size_t)want->n);
+        CHECK(e <= TOL * scale, "%s as a Hugging Face folder: err %.3g of %.3g", fixture, e, scale);
+        kvattn_session_free(s);
+        free(all);
+    }
+    kvattn_model_free(m);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    unlink(path);
+    rmdir(dir);
+    golden_free(&g);
+}
+
 int main(void) {
     const char *fixtures[] = {"ds_v2lite_like.bin", "ds_v3_like.bin", "ds_dense.bin"};
     for (int f = 0; f < 3; f++)
         for (int split = 0; split < 2; split++) check_model(fixtures[f], split);
+    for (int f = 0; f < 3; f++) check_hf(fixtures[f]);
     test_v2_lite_cache();
     test_bad_deepseek();
     return test_finish("test_deepseek");

@@ -323,41 +323,57 @@ static kvattn_status add_qk(kvattn_gguf_writer *w, const char *name, kvattn_matr
     return st;
 }
 
-kvattn_status kvattn_model_save_gguf(const kvattn_model *m, const char *path, kvattn_type type) {
-    if (!m || !path) return kv_fail(KVATTN_ERR_INVALID_ARG, "save gguf: NULL argument");
+/* [n] matrices of rows × cols as one 3-D tensor, ne {cols, rows, n}. */
+static kvattn_status add_stack(kvattn_gguf_writer *w, const char *name, const kvattn_matrix *ms, int n, int rows, int cols,
+                               kvattn_type type) {
+    size_t per = (size_t)rows * cols;
+    float *f = malloc(sizeof(float) * per * (size_t)n);
+    if (!f) return kv_fail(KVATTN_ERR_NOMEM, "gguf: out of memory for '%s'", name);
+    for (int e = 0; e < n; e++)
+        for (int r = 0; r < rows; r++) kv_row_load(ms[e].type, kv_matrix_row(ms[e], r, cols), f + e * per + (size_t)r * cols, cols);
+    kvattn_type t = type == KVATTN_TYPE_Q8_0 && cols % 32 ? KVATTN_TYPE_F16 : type;
+    int64_t ne[3] = {cols, rows, n};
+    kvattn_status st = kvattn_gguf_add_tensor(w, name, t, ne, 3, f);
+    free(f);
+    return st;
+}
+
+static kvattn_status common_head(kvattn_gguf_writer *w, const kvattn_model *m, const char *arch, kvattn_type type) {
     const kvattn_model_desc *d = &m->desc;
-    const kvattn_layer_config *a = &d->attn;
-    if (a->kind != KVATTN_ATTN_GQA)
-        return kv_fail(KVATTN_ERR_UNSUPPORTED, "save gguf: only GQA-family (llama) models are written so far");
-    if (!kvattn_type_is_cache_type(type))
-        return kv_fail(KVATTN_ERR_INVALID_ARG, "save gguf: weight type %s (f32, f16, bf16, q8_0)", kvattn_type_name(type));
-    if (a->rope.pairing == KVATTN_ROPE_HALF && a->rope.n_rot && a->rope.n_rot != a->head_dim)
-        return kv_fail(KVATTN_ERR_UNSUPPORTED, "save gguf: partial rotary with half-split pairs has no llama GGUF layout");
-    kvattn_gguf_writer *w;
-    kvattn_status st = kvattn_gguf_writer_create(&w);
-    if (st) return st;
-    const int D = a->d_model, H = a->n_heads, KV = a->n_kv_heads, hd = a->head_dim, F = (int)d->ffn_dim;
-    const int V = (int)d->vocab_size, permute = a->rope.pairing == KVATTN_ROPE_HALF;
-    st = kvattn_gguf_set_str(w, "general.architecture", "llama");
+    char key[96];
+    kvattn_status st = kvattn_gguf_set_str(w, "general.architecture", arch);
     if (!st) st = kvattn_gguf_set_str(w, "general.name", d->name);
     if (!st) st = kvattn_gguf_set_u32(w, "general.alignment", ALIGN);
-    if (!st) st = kvattn_gguf_set_u32(w, "llama.context_length", (uint32_t)d->context_length);
-    if (!st) st = kvattn_gguf_set_u32(w, "llama.embedding_length", (uint32_t)D);
-    if (!st) st = kvattn_gguf_set_u32(w, "llama.block_count", (uint32_t)d->n_layers);
-    if (!st) st = kvattn_gguf_set_u32(w, "llama.feed_forward_length", (uint32_t)F);
-    if (!st) st = kvattn_gguf_set_u32(w, "llama.attention.head_count", (uint32_t)H);
+    if (!st) st = kvattn_gguf_set_u32(w, "general.file_type", type == KVATTN_TYPE_F32 ? 0 : type == KVATTN_TYPE_F16 ? 1 :
+                                                                type == KVATTN_TYPE_Q8_0 ? 7 : 32);
+#define KEY(k) (snprintf(key, sizeof key, "%s." k, arch), key)
+    if (!st) st = kvattn_gguf_set_u32(w, KEY("context_length"), (uint32_t)d->context_length);
+    if (!st) st = kvattn_gguf_set_u32(w, KEY("embedding_length"), (uint32_t)d->attn.d_model);
+    if (!st) st = kvattn_gguf_set_u32(w, KEY("block_count"), (uint32_t)d->n_layers);
+    if (!st) st = kvattn_gguf_set_u32(w, KEY("feed_forward_length"), (uint32_t)d->ffn_dim);
+    if (!st) st = kvattn_gguf_set_u32(w, KEY("attention.head_count"), (uint32_t)d->attn.n_heads);
+    if (!st) st = kvattn_gguf_set_f32(w, KEY("rope.freq_base"), d->attn.rope.theta);
+    if (!st) st = kvattn_gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), m->norm_eps);
+#undef KEY
+    if (!st && m->tokenizer) st = add_tokenizer(w, m->tokenizer);
+    if (!st) st = add_matrix(w, "token_embd.weight", m->tok_embd, (int)d->vocab_size, d->attn.d_model, type);
+    if (!st) st = add_vector(w, "output_norm.weight", m->out_norm, d->attn.d_model);
+    if (!st && !d->tied_embeddings) st = add_matrix(w, "output.weight", m->output, (int)d->vocab_size, d->attn.d_model, type);
+    return st;
+}
+
+static kvattn_status write_llama(kvattn_gguf_writer *w, const kvattn_model *m, kvattn_type type) {
+    const kvattn_model_desc *d = &m->desc;
+    const kvattn_layer_config *a = &d->attn;
+    if (a->rope.pairing == KVATTN_ROPE_HALF && a->rope.n_rot && a->rope.n_rot != a->head_dim)
+        return kv_fail(KVATTN_ERR_UNSUPPORTED, "save gguf: partial rotary with half-split pairs has no llama GGUF layout");
+    const int D = a->d_model, H = a->n_heads, KV = a->n_kv_heads, hd = a->head_dim, F = (int)d->ffn_dim;
+    const int permute = a->rope.pairing == KVATTN_ROPE_HALF;
+    kvattn_status st = common_head(w, m, "llama", type);
     if (!st) st = kvattn_gguf_set_u32(w, "llama.attention.head_count_kv", (uint32_t)KV);
     if (!st && hd * H != D) st = kvattn_gguf_set_u32(w, "llama.attention.key_length", (uint32_t)hd);
     if (!st && hd * H != D) st = kvattn_gguf_set_u32(w, "llama.attention.value_length", (uint32_t)hd);
     if (!st) st = kvattn_gguf_set_u32(w, "llama.rope.dimension_count", (uint32_t)(a->rope.n_rot ? a->rope.n_rot : hd));
-    if (!st) st = kvattn_gguf_set_f32(w, "llama.rope.freq_base", a->rope.theta);
-    if (!st) st = kvattn_gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", m->norm_eps);
-    if (!st) st = kvattn_gguf_set_u32(w, "general.file_type", type == KVATTN_TYPE_F32 ? 0 : type == KVATTN_TYPE_F16 ? 1 :
-                                                             type == KVATTN_TYPE_Q8_0 ? 7 : 32);
-    if (!st && m->tokenizer) st = add_tokenizer(w, m->tokenizer);
-    if (!st) st = add_matrix(w, "token_embd.weight", m->tok_embd, V, D, type);
-    if (!st) st = add_vector(w, "output_norm.weight", m->out_norm, D);
-    if (!st && !d->tied_embeddings) st = add_matrix(w, "output.weight", m->output, V, D, type);
     for (int l = 0; !st && l < d->n_layers; l++) {
         const kv_block *b = &m->blocks[l];
         char nm[64];
@@ -373,6 +389,110 @@ kvattn_status kvattn_model_save_gguf(const kvattn_model *m, const char *path, kv
         if (!st) st = add_matrix(w, BLK("ffn_down.weight"), b->ffn_down, D, F, type);
 #undef BLK
     }
+    return st;
+}
+
+/* deepseek2 as llama.cpp reads it; kv_b in the layout the model has (fused
+ * attn_kv_b, or attn_k_b/attn_v_b with the *_mla key lengths). */
+static kvattn_status write_deepseek2(kvattn_gguf_writer *w, const kvattn_model *m, kvattn_type type) {
+    const kvattn_model_desc *d = &m->desc;
+    const kvattn_layer_config *a = &d->attn;
+    const int D = a->d_model, H = a->n_heads, ql = a->q_lora_rank, dc = a->kv_lora_rank, dr = a->qk_rope_head_dim;
+    const int dn = a->qk_nope_head_dim, dv = a->v_head_dim, F = (int)d->ffn_dim, E = d->n_routed_experts;
+    const int Fm = (int)d->moe_ffn_dim, S = d->n_shared_experts;
+    const int split = m->blocks[0].attn.wkv_b.data == NULL;
+    kvattn_status st = common_head(w, m, "deepseek2", type);
+    if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.attention.head_count_kv", split ? 1 : (uint32_t)H);
+    if (!st && ql) st = kvattn_gguf_set_u32(w, "deepseek2.attention.q_lora_rank", (uint32_t)ql);
+    if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.attention.kv_lora_rank", (uint32_t)dc);
+    if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.rope.dimension_count", (uint32_t)dr);
+    if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.attention.key_length", (uint32_t)(split ? dc + dr : dn + dr));
+    if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.attention.value_length", (uint32_t)(split ? dc : dv));
+    if (!st && split) st = kvattn_gguf_set_u32(w, "deepseek2.attention.key_length_mla", (uint32_t)(dn + dr));
+    if (!st && split) st = kvattn_gguf_set_u32(w, "deepseek2.attention.value_length_mla", (uint32_t)dv);
+    if (!st && a->rope.yarn_factor > 1.0f) {
+        st = kvattn_gguf_set_str(w, "deepseek2.rope.scaling.type", "yarn");
+        if (!st) st = kvattn_gguf_set_f32(w, "deepseek2.rope.scaling.factor", a->rope.yarn_factor);
+        if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.rope.scaling.original_context_length", (uint32_t)a->rope.yarn_orig_ctx);
+        if (!st) st = kvattn_gguf_set_f32(w, "deepseek2.rope.scaling.yarn_log_multiplier",
+                                          0.1f * (a->rope.yarn_mscale > 0.0f ? a->rope.yarn_mscale : 1.0f));
+        if (!st && a->rope.yarn_beta_fast > 0.0f)
+            st = kvattn_gguf_set_f32(w, "deepseek2.rope.scaling.yarn_beta_fast", a->rope.yarn_beta_fast);
+        if (!st && a->rope.yarn_beta_slow > 0.0f)
+            st = kvattn_gguf_set_f32(w, "deepseek2.rope.scaling.yarn_beta_slow", a->rope.yarn_beta_slow);
+    }
+    if (!st && E) {
+        st = kvattn_gguf_set_u32(w, "deepseek2.expert_count", (uint32_t)E);
+        if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.expert_used_count", (uint32_t)d->n_active_experts);
+        if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.expert_shared_count", (uint32_t)S);
+        if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.expert_feed_forward_length", (uint32_t)Fm);
+        if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.leading_dense_block_count", (uint32_t)d->n_dense_layers);
+        if (!st) st = kvattn_gguf_set_f32(w, "deepseek2.expert_weights_scale",
+                                          d->expert_weights_scale > 0.0f ? d->expert_weights_scale : 1.0f);
+        if (!st) st = kvattn_gguf_set_bool(w, "deepseek2.expert_weights_norm", d->expert_weights_norm);
+        if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.expert_gating_func", d->expert_gating ? 2 : 1);
+        if (!st && d->n_expert_groups > 1) {
+            st = kvattn_gguf_set_u32(w, "deepseek2.expert_group_count", (uint32_t)d->n_expert_groups);
+            if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.expert_group_used_count", (uint32_t)d->n_expert_groups_used);
+        }
+    }
+    for (int l = 0; !st && l < d->n_layers; l++) {
+        const kv_block *b = &m->blocks[l];
+        const kvattn_layer_weights *aw = &b->attn;
+        char nm[64];
+#define BLK(s) (snprintf(nm, sizeof nm, "blk.%d." s, l), nm)
+        st = add_vector(w, BLK("attn_norm.weight"), b->attn_norm, D);
+        if (!st && ql) {
+            st = add_matrix(w, BLK("attn_q_a.weight"), aw->wq_a, ql, D, type);
+            if (!st) st = add_vector(w, BLK("attn_q_a_norm.weight"), aw->q_norm, ql);
+            if (!st) st = add_matrix(w, BLK("attn_q_b.weight"), aw->wq_b, H * (dn + dr), ql, type);
+        } else if (!st) {
+            st = add_matrix(w, BLK("attn_q.weight"), aw->wq, H * (dn + dr), D, type);
+        }
+        if (!st) st = add_matrix(w, BLK("attn_kv_a_mqa.weight"), aw->wkv_a, dc + dr, D, type);
+        if (!st) st = add_vector(w, BLK("attn_kv_a_norm.weight"), aw->kv_norm, dc);
+        if (!st && !split) st = add_matrix(w, BLK("attn_kv_b.weight"), aw->wkv_b, H * (dn + dv), dc, type);
+        if (!st && split) { /* per head blocks: k_b [dc][dn], v_b [dv][dc] */
+            kvattn_matrix *kb = malloc(sizeof *kb * (size_t)H), *vb = malloc(sizeof *vb * (size_t)H);
+            for (int h = 0; kb && vb && h < H; h++) {
+                kb[h] = (kvattn_matrix){kv_matrix_row(aw->wk_b, h * dc, dn), aw->wk_b.type};
+                vb[h] = (kvattn_matrix){kv_matrix_row(aw->wv_b, h * dv, dc), aw->wv_b.type};
+            }
+            st = kb && vb ? add_stack(w, BLK("attn_k_b.weight"), kb, H, dc, dn, type) : kv_fail(KVATTN_ERR_NOMEM, "out of memory");
+            if (!st) st = add_stack(w, BLK("attn_v_b.weight"), vb, H, dv, dc, type);
+            free(kb), free(vb);
+        }
+        if (!st) st = add_matrix(w, BLK("attn_output.weight"), aw->wo, D, H * dv, type);
+        if (!st) st = add_vector(w, BLK("ffn_norm.weight"), b->ffn_norm, D);
+        if (!st && !b->router.data) {
+            st = add_matrix(w, BLK("ffn_gate.weight"), b->ffn_gate, F, D, type);
+            if (!st) st = add_matrix(w, BLK("ffn_up.weight"), b->ffn_up, F, D, type);
+            if (!st) st = add_matrix(w, BLK("ffn_down.weight"), b->ffn_down, D, F, type);
+        } else if (!st) {
+            st = add_matrix(w, BLK("ffn_gate_inp.weight"), b->router, E, D, KVATTN_TYPE_F32);
+            if (!st && b->router_bias) st = add_vector(w, BLK("exp_probs_b.bias"), b->router_bias, E);
+            if (!st) st = add_stack(w, BLK("ffn_gate_exps.weight"), b->exp_gate, E, Fm, D, type);
+            if (!st) st = add_stack(w, BLK("ffn_up_exps.weight"), b->exp_up, E, Fm, D, type);
+            if (!st) st = add_stack(w, BLK("ffn_down_exps.weight"), b->exp_down, E, D, Fm, type);
+            if (!st && S) {
+                st = add_matrix(w, BLK("ffn_gate_shexp.weight"), b->sh_gate, S * Fm, D, type);
+                if (!st) st = add_matrix(w, BLK("ffn_up_shexp.weight"), b->sh_up, S * Fm, D, type);
+                if (!st) st = add_matrix(w, BLK("ffn_down_shexp.weight"), b->sh_down, D, S * Fm, type);
+            }
+        }
+#undef BLK
+    }
+    return st;
+}
+
+kvattn_status kvattn_model_save_gguf(const kvattn_model *m, const char *path, kvattn_type type) {
+    if (!m || !path) return kv_fail(KVATTN_ERR_INVALID_ARG, "save gguf: NULL argument");
+    if (!kvattn_type_is_cache_type(type))
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "save gguf: weight type %s (f32, f16, bf16, q8_0)", kvattn_type_name(type));
+    kvattn_gguf_writer *w;
+    kvattn_status st = kvattn_gguf_writer_create(&w);
+    if (st) return st;
+    st = m->desc.attn.kind == KVATTN_ATTN_MLA ? write_deepseek2(w, m, type) : write_llama(w, m, type);
     if (!st) st = kvattn_gguf_write_file(w, path);
     kvattn_gguf_writer_free(w);
     return st;

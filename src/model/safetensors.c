@@ -283,6 +283,67 @@ static kvattn_status load_tokenizer_json(const char *path, int n_vocab, int bos,
     return st;
 }
 
+/* DeepseekV2/V3ForCausalLM blocks: MLA projections, dense or MoE MLPs. */
+static void deepseek_blocks(st_index *ix) {
+    kvattn_model *m = ix->m;
+    const kvattn_model_desc *d = &m->desc;
+    const kvattn_layer_config *a = &d->attn;
+    const uint64_t D = (uint64_t)a->d_model, H = (uint64_t)a->n_heads, ql = (uint64_t)a->q_lora_rank;
+    const uint64_t dc = (uint64_t)a->kv_lora_rank, dr = (uint64_t)a->qk_rope_head_dim, dn = (uint64_t)a->qk_nope_head_dim;
+    const uint64_t dv = (uint64_t)a->v_head_dim, F = (uint64_t)d->ffn_dim, E = (uint64_t)d->n_routed_experts;
+    const uint64_t Fm = (uint64_t)d->moe_ffn_dim, S = (uint64_t)d->n_shared_experts;
+    for (int l = 0; l < d->n_layers && ix->st == KVATTN_OK; l++) {
+        kv_block *b = &m->blocks[l];
+        char nm[160];
+#define T(s) (snprintf(nm, sizeof nm, "model.layers.%d." s, l), nm)
+        b->attn_norm = st_vector(ix, T("input_layernorm.weight"), D);
+        if (ql) {
+            b->attn.wq_a = st_matrix(ix, T("self_attn.q_a_proj.weight"), ql, D);
+            b->attn.q_norm = st_vector(ix, T("self_attn.q_a_layernorm.weight"), ql);
+            b->attn.wq_b = st_matrix(ix, T("self_attn.q_b_proj.weight"), H * (dn + dr), ql);
+        } else {
+            b->attn.wq = st_matrix(ix, T("self_attn.q_proj.weight"), H * (dn + dr), D);
+        }
+        b->attn.wkv_a = st_matrix(ix, T("self_attn.kv_a_proj_with_mqa.weight"), dc + dr, D);
+        b->attn.kv_norm = st_vector(ix, T("self_attn.kv_a_layernorm.weight"), dc);
+        b->attn.wkv_b = st_matrix(ix, T("self_attn.kv_b_proj.weight"), H * (dn + dv), dc);
+        b->attn.wo = st_matrix(ix, T("self_attn.o_proj.weight"), D, H * dv);
+        b->ffn_norm = st_vector(ix, T("post_attention_layernorm.weight"), D);
+        int moe = E > 0 && l >= d->n_dense_layers && l % (d->moe_layer_freq > 0 ? d->moe_layer_freq : 1) == 0;
+        if (!moe) {
+            b->ffn_gate = st_matrix(ix, T("mlp.gate_proj.weight"), F, D);
+            b->ffn_up = st_matrix(ix, T("mlp.up_proj.weight"), F, D);
+            b->ffn_down = st_matrix(ix, T("mlp.down_proj.weight"), D, F);
+            continue;
+        }
+        b->router = st_matrix(ix, T("mlp.gate.weight"), E, D);
+        int has_bias = 0;
+        for (int i = 0; i < ix->n && !has_bias; i++) has_bias = !strcmp(ix->t[i].name, T("mlp.gate.e_score_correction_bias"));
+        if (has_bias) b->router_bias = st_vector(ix, nm, E);
+        b->exp_gate = kv_model_own(m, malloc(sizeof(kvattn_matrix) * E));
+        b->exp_up = kv_model_own(m, malloc(sizeof(kvattn_matrix) * E));
+        b->exp_down = kv_model_own(m, malloc(sizeof(kvattn_matrix) * E));
+        if (!b->exp_gate || !b->exp_up || !b->exp_down) {
+            ix->st = kv_fail(KVATTN_ERR_NOMEM, "%s: out of memory", ix->dir);
+            break;
+        }
+        for (uint64_t e = 0; e < E && ix->st == KVATTN_OK; e++) {
+            snprintf(nm, sizeof nm, "model.layers.%d.mlp.experts.%llu.gate_proj.weight", l, (unsigned long long)e);
+            b->exp_gate[e] = st_matrix(ix, nm, Fm, D);
+            snprintf(nm, sizeof nm, "model.layers.%d.mlp.experts.%llu.up_proj.weight", l, (unsigned long long)e);
+            b->exp_up[e] = st_matrix(ix, nm, Fm, D);
+            snprintf(nm, sizeof nm, "model.layers.%d.mlp.experts.%llu.down_proj.weight", l, (unsigned long long)e);
+            b->exp_down[e] = st_matrix(ix, nm, D, Fm);
+        }
+        if (S) {
+            b->sh_gate = st_matrix(ix, T("mlp.shared_experts.gate_proj.weight"), S * Fm, D);
+            b->sh_up = st_matrix(ix, T("mlp.shared_experts.up_proj.weight"), S * Fm, D);
+            b->sh_down = st_matrix(ix, T("mlp.shared_experts.down_proj.weight"), D, S * Fm);
+        }
+#undef T
+    }
+}
+
 static int file_exists(const char *p) {
     FILE *f = fopen(p, "rb");
     if (f) fclose(f);
@@ -306,9 +367,11 @@ kvattn_status kv_load_safetensors(const char *path, kvattn_model *m) {
     kvattn_status st = kvattn_model_from_hf_config(p, &m->desc);
     if (st != KVATTN_OK) return st;
     kvattn_model_desc *d = &m->desc;
-    if (strcmp(d->arch, "llama") && strcmp(d->arch, "mistral") && strcmp(d->arch, "qwen2"))
-        return kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: model_type '%s' is not supported by the runner yet (llama, mistral)", p,
-                       d->arch);
+    const int is_ds = !strcmp(d->arch, "deepseek2");
+    if (strcmp(d->arch, "llama") && strcmp(d->arch, "mistral") && strcmp(d->arch, "qwen2") && !is_ds)
+        return kv_fail(KVATTN_ERR_UNSUPPORTED,
+                       "%s: model_type '%s' is not supported by the runner yet (llama, mistral, deepseek_v2, deepseek_v3)",
+                       p, d->arch);
     if (d->qkv_bias)
         return kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: Q/K/V biases (qwen2) are not supported by the runner yet", p);
     snprintf(m->format, sizeof m->format, "safetensors");
@@ -368,7 +431,8 @@ kvattn_status kv_load_safetensors(const char *path, kvattn_model *m) {
     m->tok_embd = st_matrix(&ix, "model.embed_tokens.weight", V, D);
     m->out_norm = st_vector(&ix, "model.norm.weight", D);
     m->output = d->tied_embeddings ? m->tok_embd : st_matrix(&ix, "lm_head.weight", V, D);
-    for (int l = 0; l < d->n_layers && ix.st == KVATTN_OK; l++) {
+    if (is_ds) deepseek_blocks(&ix);
+    for (int l = 0; !is_ds && l < d->n_layers && ix.st == KVATTN_OK; l++) {
         kv_block *b = &m->blocks[l];
         char nm[160];
 #define T(s) (snprintf(nm, sizeof nm, "model.layers.%d." s, l), nm)
