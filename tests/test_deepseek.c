@@ -398,12 +398,73 @@ static void check_hf(const char *fixture) {
     golden_free(&g);
 }
 
+/* A model with DeepSeek-V2-Lite's attention shapes (27 layers, latent 512 + 64;
+ * narrow elsewhere to stay small): kvattn reports 31,104 bytes per token at 16
+ * bits and a session allocates exactly that per token of context. */
+static void test_v2_lite_shaped_model(void) {
+    const int L = 27, D = 64, H = 2, dc = 512, dr = 64, dn = 16, dv = 16, F = 32, V = 32;
+    kvattn_gguf_writer *w;
+    CHECK_OK(kvattn_gguf_writer_create(&w));
+    kvattn_gguf_set_str(w, "general.architecture", "deepseek2");
+    kvattn_gguf_set_u32(w, "deepseek2.embedding_length", D);
+    kvattn_gguf_set_u32(w, "deepseek2.block_count", L);
+    kvattn_gguf_set_u32(w, "deepseek2.feed_forward_length", F);
+    kvattn_gguf_set_u32(w, "deepseek2.attention.head_count", H);
+    kvattn_gguf_set_u32(w, "deepseek2.attention.kv_lora_rank", dc);
+    kvattn_gguf_set_u32(w, "deepseek2.rope.dimension_count", dr);
+    kvattn_gguf_set_u32(w, "deepseek2.attention.key_length", dn + dr);
+    kvattn_gguf_set_u32(w, "deepseek2.attention.value_length", dv);
+    kvattn_gguf_set_u32(w, "deepseek2.context_length", 163840);
+    float *data = malloc(sizeof(float) * 2 * 256 * 512);
+    test_rng r = {5};
+    test_fill(&r, data, 2 * 256 * 512, 0.05f);
+    struct {
+        const char *name;
+        int64_t ne0, ne1;
+    } t[] = {{"attn_norm.weight", D, 1},      {"attn_q.weight", D, H * (dn + dr)}, {"attn_kv_a_mqa.weight", D, dc + dr},
+             {"attn_kv_a_norm.weight", dc, 1}, {"attn_kv_b.weight", dc, H * (dn + dv)}, {"attn_output.weight", H * dv, D},
+             {"ffn_norm.weight", D, 1},        {"ffn_gate.weight", D, F},          {"ffn_up.weight", D, F},
+             {"ffn_down.weight", F, D}};
+    int64_t ne[2] = {D, V};
+    kvattn_gguf_add_tensor(w, "token_embd.weight", KVATTN_TYPE_F16, ne, 2, data);
+    kvattn_gguf_add_tensor(w, "output_norm.weight", KVATTN_TYPE_F32, ne, 1, data);
+    for (int l = 0; l < L; l++)
+        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "blk.%d.%s", l, t[i].name);
+            int64_t e2[2] = {t[i].ne0, t[i].ne1};
+            kvattn_gguf_add_tensor(w, nm, t[i].ne1 > 1 ? KVATTN_TYPE_F16 : KVATTN_TYPE_F32, e2, t[i].ne1 > 1 ? 2 : 1, data);
+        }
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/kvattn_v2lite_shape_%d.gguf", (int)getpid());
+    CHECK_OK(kvattn_gguf_write_file(w, path));
+    kvattn_gguf_writer_free(w);
+    free(data);
+    kvattn_model *m = NULL;
+    CHECK_OK(kvattn_model_load(path, NULL, &m));
+    if (m) {
+        const kvattn_model_desc *d = kvattn_model_describe(m);
+        CHECK(kvattn_kv_bytes_per_token(&d->attn, d->n_layers, KVATTN_TYPE_F16) == 31104, "V2-Lite-shaped: 31,104 B/token");
+        kvattn_session *s;
+        CHECK_OK(kvattn_session_create(m, 4096, KVATTN_TYPE_F16, KVATTN_MLA_ABSORBED, &s));
+        CHECK(kvattn_cache_bytes_allocated(kvattn_session_cache(s)) == 31104ull * 4096, "session cache: %zu bytes",
+              kvattn_cache_bytes_allocated(kvattn_session_cache(s)));
+        int32_t ids[3] = {1, 2, 3};
+        float logits[32];
+        CHECK_OK(kvattn_session_decode(s, ids, 3, logits, 0));
+        kvattn_session_free(s);
+    }
+    kvattn_model_free(m);
+    unlink(path);
+}
+
 int main(void) {
     const char *fixtures[] = {"ds_v2lite_like.bin", "ds_v3_like.bin", "ds_dense.bin"};
     for (int f = 0; f < 3; f++)
         for (int split = 0; split < 2; split++) check_model(fixtures[f], split);
     for (int f = 0; f < 3; f++) check_hf(fixtures[f]);
     test_v2_lite_cache();
+    test_v2_lite_shaped_model();
     test_bad_deepseek();
     return test_finish("test_deepseek");
 }

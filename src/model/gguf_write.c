@@ -421,12 +421,15 @@ static kvattn_status write_deepseek2(kvattn_gguf_writer *w, const kvattn_model *
         if (!st && a->rope.yarn_beta_slow > 0.0f)
             st = kvattn_gguf_set_f32(w, "deepseek2.rope.scaling.yarn_beta_slow", a->rope.yarn_beta_slow);
     }
+    /* llama.cpp needs these even without experts, and takes layers past the dense count as MoE */
+    if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.leading_dense_block_count", (uint32_t)(E ? d->n_dense_layers : d->n_layers));
+    if (!st && !E) st = kvattn_gguf_set_u32(w, "deepseek2.expert_feed_forward_length", (uint32_t)(Fm ? Fm : F));
+    if (!st && !E) st = kvattn_gguf_set_u32(w, "deepseek2.expert_shared_count", 0);
     if (!st && E) {
         st = kvattn_gguf_set_u32(w, "deepseek2.expert_count", (uint32_t)E);
         if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.expert_used_count", (uint32_t)d->n_active_experts);
         if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.expert_shared_count", (uint32_t)S);
         if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.expert_feed_forward_length", (uint32_t)Fm);
-        if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.leading_dense_block_count", (uint32_t)d->n_dense_layers);
         if (!st) st = kvattn_gguf_set_f32(w, "deepseek2.expert_weights_scale",
                                           d->expert_weights_scale > 0.0f ? d->expert_weights_scale : 1.0f);
         if (!st) st = kvattn_gguf_set_bool(w, "deepseek2.expert_weights_norm", d->expert_weights_norm);
