@@ -3,6 +3,7 @@
 # parses and carries the brief's figures, bad options fail with exit 2.
 set -u
 kvattn=$1
+deepseek_model=${2:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 pass=0 fail=0
@@ -192,6 +193,25 @@ if [ "$(cat "$tmp/out")" = "$golden" ]; then ok; else bad "HF folder → GGUF f1
 expect_exit 2 "export: bad type" "$kvattn" export -m "$tmp/hf32" -o "$tmp/x.gguf" --type q4_0
 expect_exit 1 "export: unwritable" "$kvattn" export -m "$tmp/hf32" -o "$tmp/no/such/dir/x.gguf"
 expect_grep "x.gguf" "$tmp/err" "unwritable output named"
+
+# DeepSeek (MLA + MoE) through the CLI: absorbed and naive MLA give the same greedy tokens
+if [ -n "$deepseek_model" ] && [ -f "$deepseek_model" ]; then
+  expect_exit 0 "info: deepseek2" "$kvattn" info -m "$deepseek_model" --json
+  if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["arch"]=="deepseek2" and d["design"]=="mla:32+8", d' "$tmp/out"; then ok; else bad "info on deepseek2"; fi
+  for mode in absorbed naive; do
+    expect_exit 0 "run --mla $mode" "$kvattn" run -m "$deepseek_model" --mla $mode --temp 0 -n 12 -p "ABC" --json --kv-type f32
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tokens"])' "$tmp/out" > "$tmp/mla_$mode"
+  done
+  if [ -s "$tmp/mla_absorbed" ] && cmp -s "$tmp/mla_absorbed" "$tmp/mla_naive"; then ok; else bad "absorbed and naive MLA give different tokens"; fi
+  printf 'ABCABCABC BBB CCC AAA' > "$tmp/abc.txt"
+  for mode in absorbed naive; do
+    expect_exit 0 "eval --mla $mode" "$kvattn" eval -m "$deepseek_model" -f "$tmp/abc.txt" --mla $mode --json --kv-type f32
+    python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["perplexity"], 4))' "$tmp/out" > "$tmp/ppl_$mode"
+  done
+  if cmp -s "$tmp/ppl_absorbed" "$tmp/ppl_naive"; then ok; else bad "absorbed and naive perplexities differ"; fi
+else
+  bad "the tiny deepseek2 model from test_deepseek is missing ($deepseek_model)"
+fi
 
 echo "test_cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -23,10 +23,28 @@
 #define TOL 1e-4
 
 /* Writes the fixture's model as a deepseek2 GGUF. */
-static kvattn_status write_gguf(const golden_file *g, const char *path, int split, kvattn_type wtype) {
+static kvattn_status write_gguf_vocab(const golden_file *g, const char *path, int split, kvattn_type wtype, int vocab) {
     kvattn_gguf_writer *w;
     kvattn_status st = kvattn_gguf_writer_create(&w);
     if (st) return st;
+    if (vocab) { /* <unk>, <s>, </s>, then byte tokens <0x00>…: enough to run from text */
+        int V = (int)num(g, "V");
+        char (*pieces)[8] = malloc(sizeof *pieces * (size_t)V);
+        const char **pp = malloc(sizeof *pp * (size_t)V);
+        int32_t *types = malloc(sizeof *types * (size_t)V);
+        for (int i = 0; i < V; i++) {
+            if (i < 3) snprintf(pieces[i], 8, "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
+            else snprintf(pieces[i], 8, "<0x%02X>", (unsigned)(i - 3) & 0xffu);
+            pp[i] = pieces[i];
+            types[i] = i == 0 ? 2 : i < 3 ? 3 : 6;
+        }
+        kvattn_gguf_set_str(w, "tokenizer.ggml.model", "llama");
+        kvattn_gguf_set_str_array(w, "tokenizer.ggml.tokens", pp, NULL, V);
+        kvattn_gguf_set_i32_array(w, "tokenizer.ggml.token_type", types, V);
+        kvattn_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+        kvattn_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
+        free(pieces), free(pp), free(types);
+    }
     const int D = (int)num(g, "D"), H = (int)num(g, "H"), L = (int)num(g, "L"), ql = (int)num(g, "ql");
     const int dc = (int)num(g, "dc"), dn = (int)num(g, "dn"), dr = (int)num(g, "dr"), dv = (int)num(g, "dv");
     const int E = (int)num(g, "experts"), orig = (int)num(g, "orig"), max_seq = (int)num(g, "max_seq");
@@ -98,6 +116,10 @@ static kvattn_status write_gguf(const golden_file *g, const char *path, int spli
     if (!st) st = kvattn_gguf_write_file(w, path);
     kvattn_gguf_writer_free(w);
     return st;
+}
+
+static kvattn_status write_gguf(const golden_file *g, const char *path, int split, kvattn_type wtype) {
+    return write_gguf_vocab(g, path, split, wtype, 0);
 }
 
 static void check_model(const char *fixture, int split) {
@@ -458,8 +480,19 @@ static void test_v2_lite_shaped_model(void) {
     unlink(path);
 }
 
+/* Leaves a tiny deepseek2 GGUF with a byte vocabulary for test_cli's checks. */
+static void write_cli_model(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/ds_v2lite_like.bin", KVATTN_GOLDEN_DIR);
+    golden_file g;
+    if (golden_load(path, &g) != 0) return;
+    CHECK_OK(write_gguf_vocab(&g, "tiny_deepseek2.gguf", 1, KVATTN_TYPE_F16, 1));
+    golden_free(&g);
+}
+
 int main(void) {
     const char *fixtures[] = {"ds_v2lite_like.bin", "ds_v3_like.bin", "ds_dense.bin"};
+    write_cli_model();
     for (int f = 0; f < 3; f++)
         for (int split = 0; split < 2; split++) check_model(fixtures[f], split);
     for (int f = 0; f < 3; f++) check_hf(fixtures[f]);
