@@ -19,6 +19,7 @@ static const command commands[] = {
     {"info", cmd_info, "a model's architecture, shapes, parameters and KV bytes per token"},
     {"eval", cmd_eval, "perplexity of a model over a text file"},
     {"export", cmd_export, "write a model as GGUF (f32, f16, bf16 or q8_0 weights)"},
+    {"bench", cmd_bench, "attention and models against this machine's bandwidth and FMA peak"},
 };
 
 static void usage(FILE *f) {

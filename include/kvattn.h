@@ -476,6 +476,39 @@ void kvattn_sampler_free(kvattn_sampler *s);
 int kvattn_sample(kvattn_sampler *s, float *logits, int n);
 
 /* ------------------------------------------------------------------------- */
+/* Benchmarks                                                                 */
+/* ------------------------------------------------------------------------- */
+
+/* This machine's limits, measured now with the current thread count:
+ * streaming read bandwidth (a buffer much larger than the caches, summed)
+ * and f32 FMA throughput (independent FMA chains in registers). */
+typedef struct {
+    double read_gbps;
+    double fma_gflops;
+    int threads;
+} kvattn_machine_limits;
+
+kvattn_status kvattn_measure_machine(kvattn_machine_limits *out);
+
+/* One decode step of attention only — from projected queries to per-head
+ * outputs, the projections excluded (absorbed MLA includes W_UKᵀ q and W_UV,
+ * naive MLA the expansion of every cached token) — over a cache of ctx
+ * random tokens of `kv_type`. The best and the median of `reps` steps. */
+typedef struct {
+    double us_per_step; /* best of reps */
+    double us_median;
+    double kv_bytes;  /* cache bytes read per step         */
+    double flops;     /* floating-point operations per step */
+} kvattn_attn_timing;
+
+kvattn_status kvattn_bench_attention(const kvattn_layer_config *cfg, int ctx, kvattn_type kv_type,
+                                     kvattn_mla_mode mla_mode, int reps, kvattn_attn_timing *out);
+
+/* Fills the session's cache with n random tokens in every layer (as if a
+ * prompt of n tokens had run) — for timing generation at depth. */
+kvattn_status kvattn_session_fill_random(kvattn_session *s, int n, uint64_t seed);
+
+/* ------------------------------------------------------------------------- */
 /* Threads                                                                    */
 /* ------------------------------------------------------------------------- */
 

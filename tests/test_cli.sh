@@ -213,5 +213,28 @@ else
   bad "the tiny deepseek2 model from test_deepseek is missing ($deepseek_model)"
 fi
 
+# kvattn bench: the machine's limits and the kernels against them; -m end to end
+expect_exit 0 "bench --json" "$kvattn" bench --ctx 128,512 --reps 2 --as mha --as mla:512+64 --naive-max-ctx 128 --json
+if python3 - "$tmp/out" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["machine"]["read_gbps"] > 0.5 and d["machine"]["fma_gflops"] > 1, d["machine"]
+rows = d["rows"]
+keys = {"design", "ctx", "kv_type", "us_per_step", "gbps", "gflops", "bound", "fraction_of_bound"}
+assert all(keys <= set(r) for r in rows), rows[0]
+assert {(r["design"], r["mla"]) for r in rows} == {("gqa:8", ""), ("mha", ""), ("mla:512+64", "absorbed"), ("mla:512+64", "naive")}
+assert all(r["us_per_step"] > 0 and 0 < r["fraction_of_bound"] < 5 and r["bound"] in ("memory", "compute") for r in rows)
+naive = [r for r in rows if r["mla"] == "naive"]
+assert len(naive) == 1 and naive[0]["ctx"] == 128, naive    # --naive-max-ctx
+PY
+then ok; else bad "bench --json content"; fi
+expect_exit 0 "bench --csv --plot" "$kvattn" bench --ctx 64,128 --reps 1 --as mqa --csv --plot "$tmp/b.svg" --kv-type f16,q8_0
+expect_grep "design,mla,ctx,kv_type,us_per_step" "$tmp/out" "bench csv header"
+if [ "$(grep -c ',q8_0,' "$tmp/out")" -ge 2 ] && head -c 4 "$tmp/b.svg" | grep -q "<svg"; then ok; else bad "bench csv rows per kv type, and the plot"; fi
+expect_exit 0 "bench -m" "$kvattn" bench -m "$models/stories260K.gguf" --depth 64,256 --prompt 8 --gen 4 --json
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); r=d["rows"]; assert [x["depth"] for x in r]==[64,256] and all(x["gen_tok_per_s"]>0 and x["fraction_of_bound"]>0 for x in r), d' "$tmp/out"; then ok; else bad "bench -m content"; fi
+expect_exit 2 "bench: bad kv type" "$kvattn" bench --kv-type q4_0
+expect_exit 2 "bench: bad ctx" "$kvattn" bench --ctx 0
+
 echo "test_cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

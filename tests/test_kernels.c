@@ -9,6 +9,7 @@
 
 #include "attn/attn_core.h"
 #include "kernels/ops.h"
+#include "kernels/tile.h"
 #include "kernels/vec.h"
 
 #include <math.h>
@@ -142,6 +143,7 @@ static void test_attend_core(void) {
         int split_case = it >= 60;
         int nkv = split_case ? 1 : test_randint(&r, 1, 3), group = test_randint(&r, 1, 5), H = nkv * group;
         int kd = test_randint(&r, 1, 70), vd = test_randint(&r, 1, 70);
+        if (it % 2) kd = 8 * test_randint(&r, 1, 9), vd = 8 * test_randint(&r, 1, 9); /* in-place 16-bit/q8_0 paths */
         int T = split_case ? 1 : test_randint(&r, 1, 4);
         int pos = split_case ? split_ctx[it - 60] - 1 : test_randint(&r, 0, 150), n_ctx = pos + T;
         size_t krow = kvattn_row_bytes(t, kd), vrow = kvattn_row_bytes(t, vd);
@@ -168,10 +170,81 @@ static void test_attend_core(void) {
     }
 }
 
+/* The tile kernels and softmax helpers against their scalar twins. Bounds:
+ * f32 sums of up to a few hundred terms in another order (≤ n·2^-23·Σ|terms|),
+ * and exp within 4 ulp. */
+static void test_tile_kernels(void) {
+    test_rng r = {11};
+    for (int it = 0; it < 60; it++) {
+        int G = test_randint(&r, 1, 9), N = test_randint(&r, 1, 70), d = test_randint(&r, 1, 80);
+        if (it % 3 == 0) d = 8 * test_randint(&r, 1, 20); /* the direct 16-bit / q8_0 paths need d % 8 == 0 */
+        float *Q = malloc(sizeof(float) * G * d), *K = malloc(sizeof(float) * N * d), *S1 = malloc(sizeof(float) * G * N);
+        float *S2 = malloc(sizeof(float) * G * N), *O1 = malloc(sizeof(float) * G * d), *O2 = malloc(sizeof(float) * G * d);
+        test_fill(&r, Q, (size_t)G * d, 1.0f);
+        test_fill(&r, K, (size_t)N * d, 1.0f);
+        kv_tile_scores(Q, d, G, K, d, N, d, S1, N);
+        kv_tile_scores_ref(Q, d, G, K, d, N, d, S2, N);
+        double e = test_max_abs_diff(S1, S2, (size_t)G * N);
+        CHECK(e <= d * 2.4e-7 * d, "tile scores G=%d N=%d d=%d: err %.3g", G, N, d, e);
+        test_fill(&r, O1, (size_t)G * d, 1.0f);
+        memcpy(O2, O1, sizeof(float) * G * d);
+        kv_tile_accum(S2, N, G, K, d, N, d, O1, d);
+        kv_tile_accum_ref(S2, N, G, K, d, N, d, O2, d);
+        e = test_max_abs_diff(O1, O2, (size_t)G * d);
+        CHECK(e <= N * 2.4e-7 * (1.0 + N * d), "tile accum G=%d N=%d d=%d: err %.3g", G, N, d, e);
+        if (d % 8 == 0) /* rows stored as f16 / bf16 / q8_0, read in place */
+            for (int ti = 1; ti < 4; ti++) {
+                kvattn_type t = cache_types[ti];
+                size_t rb = kvattn_row_bytes(t, d);
+                unsigned char *Kq = malloc(rb * N);
+                for (int j = 0; j < N; j++) kv_row_store(t, K + (size_t)j * d, Kq + (size_t)j * rb, d);
+                kv_tile_scores_h(Q, d, G, t, Kq, rb, N, d, S1, N);
+                for (int g = 0; g < G; g++)
+                    for (int j = 0; j < N; j++) S2[g * N + j] = kv_row_dot_ref(t, Kq + (size_t)j * rb, Q + (size_t)g * d, d);
+                e = test_max_abs_diff(S1, S2, (size_t)G * N);
+                CHECK(e <= d * 2.4e-7 * 3 * d, "tile scores in place (%s) G=%d N=%d d=%d: err %.3g", kvattn_type_name(t), G,
+                      N, d, e);
+                test_fill(&r, O1, (size_t)G * d, 1.0f);
+                memcpy(O2, O1, sizeof(float) * G * d);
+                kv_tile_accum_h(S2, N, G, t, Kq, rb, N, d, O1, d);
+                for (int g = 0; g < G; g++)
+                    for (int j = 0; j < N; j++) kv_row_axpy_ref(t, Kq + (size_t)j * rb, S2[g * N + j], O2 + (size_t)g * d, d);
+                e = test_max_abs_diff(O1, O2, (size_t)G * d);
+                CHECK(e <= N * 2.4e-7 * 3 * (1.0 + N * d), "tile accum in place (%s) G=%d N=%d d=%d: err %.3g",
+                      kvattn_type_name(t), G, N, d, e);
+                float *row1 = malloc(sizeof(float) * d), *row2 = malloc(sizeof(float) * d);
+                kv_row_load_fast(t, Kq, row1, d);
+                kv_row_load(t, Kq, row2, d);
+                CHECK(test_max_abs_diff(row1, row2, (size_t)d) == 0.0, "row load %s d=%d is exact", kvattn_type_name(t), d);
+                free(row1), free(row2), free(Kq);
+            }
+        free(Q), free(K), free(S1), free(S2), free(O1), free(O2);
+    }
+    /* exp: every 1/64 over the softmax's range, and the tails */
+    float x[2048], y1[2048], y2[2048];
+    int n = 0;
+    for (float v = -100.0f; v <= 0.5f && n < 2000; v += 0.0625f) x[n++] = v;
+    x[n++] = -INFINITY;
+    x[n++] = 0.0f;
+    float s1 = kv_exp_shift_sum(x, 0.25f, y1, n), s2 = kv_exp_shift_sum_ref(x, 0.25f, y2, n);
+    double worst = 0;
+    /* relative error, with an absolute floor where the vector exp flushes to 0 (below e^-87.3, subnormal) */
+    for (int i = 0; i < n; i++) worst = fmax(worst, fabs((double)y1[i] - y2[i]) / (y2[i] + 1e-30));
+    CHECK(worst <= 5e-7 && fabs(s1 - s2) <= 1e-6 * s2, "vector exp: worst rel err %.3g, sums %.9g %.9g", worst, (double)s1,
+          (double)s2);
+    CHECK(y1[n - 2] == 0.0f, "exp(-inf) = 0");
+    float a[37], b[37];
+    test_fill(&r, a, 37, 3.0f);
+    memcpy(b, a, sizeof a);
+    float m1 = kv_scale_max(a, 0.7f, -INFINITY, 37), m2 = kv_scale_max_ref(b, 0.7f, -INFINITY, 37);
+    CHECK(m1 == m2 && !memcmp(a, b, sizeof a), "scale+max");
+}
+
 int main(void) {
     test_row_ops();
     test_f16_bf16_bits();
     test_matmul();
     test_attend_core();
+    test_tile_kernels();
     return test_finish("test_kernels");
 }

@@ -11,6 +11,11 @@ kvattn_status kv_gqa_forward(const kvattn_layer_config *cfg, const kvattn_layer_
 kvattn_status kv_mla_forward(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, kvattn_cache *cache,
                              int layer, int pos, int T, const float *x, float *out, kvattn_mla_mode mode);
 
+/* MLA attention of T projected queries q [T][H][d_nope + d_R] (already
+ * rotated) over layer `layer` of the cache → per-head outputs o [T][H][d_v]. */
+kvattn_status kv_mla_attend(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, const kvattn_cache *cache,
+                            int layer, int pos, int T, const float *q, float *o, kvattn_mla_mode mode);
+
 /* Float buffers carved from one allocation. */
 typedef struct {
     float *base;

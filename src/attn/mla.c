@@ -149,6 +149,20 @@ static kvattn_status mla_attend_naive(const mla_dims *d, const kvattn_layer_weig
     return rc == 0 ? KVATTN_OK : kv_fail(KVATTN_ERR_NOMEM, "naive MLA: out of memory for scratch");
 }
 
+kvattn_status kv_mla_attend(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, const kvattn_cache *cache,
+                            int layer, int pos, int T, const float *q, float *o, kvattn_mla_mode mode) {
+    const mla_dims d = dims_of(cfg);
+    const float scale = kvattn_config_softmax_scale(cfg);
+    if (mode == KVATTN_MLA_NAIVE) return mla_attend_naive(&d, w, cache, layer, pos, T, q, scale, o);
+    kv_arena a;
+    size_t sizes[] = {(size_t)T * d.H * (d.dc + d.dr), (size_t)T * d.H * d.dc, 0};
+    if (!kv_arena_init(&a, sizes)) return kv_fail(KVATTN_ERR_NOMEM, "MLA: out of memory for %d tokens", T);
+    float *qa = kv_arena_take(&a, sizes[0]), *lat = kv_arena_take(&a, sizes[1]);
+    int rc = mla_attend_absorbed(&d, w, cache, layer, pos, T, q, scale, qa, lat, o);
+    kv_arena_free(&a);
+    return rc == 0 ? KVATTN_OK : kv_fail(KVATTN_ERR_NOMEM, "absorbed MLA: out of memory for scratch");
+}
+
 kvattn_status kv_mla_forward(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, kvattn_cache *cache,
                              int layer, int pos, int T, const float *x, float *out, kvattn_mla_mode mode) {
     const mla_dims d = dims_of(cfg);

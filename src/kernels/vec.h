@@ -12,9 +12,11 @@
 #include <math.h>
 #include <stddef.h>
 
+#if defined(__AVX__) || defined(__F16C__)
+#include <immintrin.h>
+#endif
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #define KV_HAVE_AVX2 1
-#include <immintrin.h>
 #else
 #define KV_HAVE_AVX2 0
 #endif
@@ -60,9 +62,16 @@ static inline void kv_row_load(kvattn_type t, const void *row, float *y, int n) 
 static inline void kv_row_store(kvattn_type t, const float *x, void *row, int n) {
     switch (t) {
     case KVATTN_TYPE_F32: memcpy(row, x, (size_t)n * sizeof(float)); break;
-    case KVATTN_TYPE_F16:
-        for (int i = 0; i < n; i++) ((uint16_t *)row)[i] = kv_f32_to_f16(x[i]);
+    case KVATTN_TYPE_F16: {
+        int i = 0;
+#if defined(__F16C__) && defined(__AVX__)
+        for (; i + 8 <= n; i += 8) /* the instruction rounds to nearest even, as the scalar code */
+            _mm_storeu_si128((__m128i *)((uint16_t *)row + i),
+                             _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+#endif
+        for (; i < n; i++) ((uint16_t *)row)[i] = kv_f32_to_f16(x[i]);
         break;
+    }
     case KVATTN_TYPE_BF16:
         for (int i = 0; i < n; i++) ((uint16_t *)row)[i] = kv_f32_to_bf16(x[i]);
         break;
@@ -112,6 +121,94 @@ static inline void kv_q8_0_unpack(const kv_block_q8_0 *b, __m256 q[4]) {
 }
 #endif
 
+#if KV_HAVE_AVX2
+/* e^x for 8 lanes: x = n·ln2 + r with |r| ≤ ln2/2, e^r by a degree-6
+ * polynomial, 2^n by exponent bits; ≈2 ulp; 0 below -87.3, inf above 88.7. */
+static inline __m256 kv_exp256(__m256 x) {
+    const __m256 hi = _mm256_set1_ps(88.7f), lo = _mm256_set1_ps(-87.3f);
+    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x); /* ln2 in two parts, exact product */
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187045e-06f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720.0f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+#endif
+
+/* x[i] *= a, returning max x[i] (starting from m); the softmax's first pass. */
+static inline float kv_scale_max_ref(float *x, float a, float m, int n) {
+    for (int i = 0; i < n; i++) {
+        x[i] *= a;
+        m = x[i] > m ? x[i] : m;
+    }
+    return m;
+}
+
+static inline float kv_scale_max(float *x, float a, float m, int n) {
+#if KV_HAVE_AVX2
+    __m256 va = _mm256_set1_ps(a), vm = _mm256_set1_ps(m);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), va);
+        _mm256_storeu_ps(x + i, v);
+        vm = _mm256_max_ps(vm, v);
+    }
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(vm), _mm256_extractf128_ps(vm, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+    m = _mm_cvtss_f32(h);
+    for (; i < n; i++) {
+        x[i] *= a;
+        m = x[i] > m ? x[i] : m;
+    }
+    return m;
+#else
+    return kv_scale_max_ref(x, a, m, n);
+#endif
+}
+
+/* Hints the cache to fetch bytes [p, p + n). */
+static inline void kv_prefetch(const void *p, size_t n) {
+#if defined(__GNUC__)
+    for (size_t o = 0; o < n; o += 64) __builtin_prefetch((const char *)p + o, 0, 1); /* into L2: L1 fill buffers stall */
+#else
+    (void)p, (void)n;
+#endif
+}
+
+/* y[i] = e^(x[i] - shift), returning Σ y; the softmax step. */
+static inline float kv_exp_shift_sum_ref(const float *x, float shift, float *y, int n) {
+    float s = 0.0f;
+    for (int i = 0; i < n; i++) s += y[i] = expf(x[i] - shift);
+    return s;
+}
+
+static inline float kv_exp_shift_sum(const float *x, float shift, float *y, int n) {
+#if KV_HAVE_AVX2
+    __m256 acc = _mm256_setzero_ps(), sh = _mm256_set1_ps(shift);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = kv_exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), sh));
+        _mm256_storeu_ps(y + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    float s = kv_hsum256(acc);
+    for (; i < n; i++) s += y[i] = expf(x[i] - shift);
+    return s;
+#else
+    return kv_exp_shift_sum_ref(x, shift, y, n);
+#endif
+}
+
 static inline float kv_dot_f32(const float *a, const float *b, int n) {
 #if KV_HAVE_AVX2
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
@@ -143,7 +240,7 @@ static inline float kv_row_dot(kvattn_type t, const void *row, const float *x, i
             s = _mm256_fmadd_ps(q[1], _mm256_loadu_ps(x + i + 8), s);
             s = _mm256_fmadd_ps(q[2], _mm256_loadu_ps(x + i + 16), s);
             s = _mm256_fmadd_ps(q[3], _mm256_loadu_ps(x + i + 24), s);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(kv_f16_to_f32(b->d)), s, acc);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(b->d)), s, acc);
         }
         float s = kv_hsum256(acc);
         for (; i < n; i++) s += kv_row_get_ref(t, row, i) * x[i];
@@ -175,7 +272,7 @@ static inline void kv_row_axpy(kvattn_type t, const void *row, float a, float *y
         for (; i + KV_Q8_0_BLOCK <= n; i += KV_Q8_0_BLOCK, b++) {
             __m256 q[4];
             kv_q8_0_unpack(b, q);
-            __m256 ad = _mm256_mul_ps(va, _mm256_set1_ps(kv_f16_to_f32(b->d)));
+            __m256 ad = _mm256_mul_ps(va, _mm256_set1_ps(_cvtsh_ss(b->d)));
             for (int j = 0; j < 4; j++)
                 _mm256_storeu_ps(y + i + 8 * j, _mm256_fmadd_ps(ad, q[j], _mm256_loadu_ps(y + i + 8 * j)));
         }

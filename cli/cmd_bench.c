@@ -1,0 +1,374 @@
+#define _POSIX_C_SOURCE 200809L
+/* kvattn bench — attention kernels and whole models against this machine's
+ * own limits, measured in the same run. */
+#include "cli_util.h"
+#include "commands.h"
+#include "svg_plot.h"
+
+#include "kvattn.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_LIST 8
+#define MAX_ROWS 256
+
+typedef struct {
+    char design[32];
+    const char *mode; /* "", "absorbed", "naive" */
+    int ctx;
+    kvattn_type kv_type;
+    kvattn_attn_timing t;
+    double gbps, gflops, fraction;
+    const char *bound;
+} bench_row;
+
+static void bench_usage(FILE *f) {
+    fprintf(f,
+            "usage: kvattn bench [--preset NAME | --config FILE] [--as DESIGN]... [--ctx LIST] [--kv-type LIST]\n"
+            "                    [--reps N] [--naive-max-ctx N] [-t THREADS] [--json | --csv] [--plot FILE.svg]\n"
+            "       kvattn bench -m MODEL [--depth LIST] [--prompt N] [--gen N] [--kv-type T] [--mla MODE] [--json]\n\n"
+            "Attention-only decode: for a model's shapes (default preset llama-3-8b) in its own design and in MHA,\n"
+            "GQA-8, MQA and MLA 512+64 (or the --as designs), one decode step over a cache of each context\n"
+            "(default 1K,4K,16K,64K) and KV type (default f16): time, bytes read, GB/s, GFLOP/s and the\n"
+            "fraction of its bound — memory (bytes / the streaming read bandwidth) or compute (flops / the FMA\n"
+            "peak), both measured in the same run. MLA runs absorbed and naive (naive up to --naive-max-ctx,\n"
+            "default 16K: it is slow).\n\n"
+            "With -m: end-to-end prompt and generation tokens/s at each depth (default 4K,16K; the cache is\n"
+            "filled with random rows to that depth), and generation as a fraction of the model's bound:\n"
+            "(weights read + KV read) / bandwidth + attention flops / FMA peak.\n");
+}
+
+static void fill_row_rates(bench_row *r, const kvattn_machine_limits *lim) {
+    double s = r->t.us_per_step * 1e-6;
+    r->gbps = r->t.kv_bytes / s / 1e9;
+    r->gflops = r->t.flops / s / 1e9;
+    double t_mem = r->t.kv_bytes / (lim->read_gbps * 1e9), t_cmp = r->t.flops / (lim->fma_gflops * 1e9);
+    r->bound = t_cmp > t_mem ? "compute" : "memory";
+    r->fraction = (t_cmp > t_mem ? t_cmp : t_mem) / s;
+}
+
+static int bench_model(const char *path, const char *tok, const int64_t *depths, int n_depths, int prompt, int gen,
+                       kvattn_type kv_type, kvattn_mla_mode mla, int json, const kvattn_machine_limits *lim) {
+    kvattn_model *m = NULL;
+    if (kvattn_model_load(path, tok, &m) != KVATTN_OK) {
+        fprintf(stderr, "kvattn bench: %s\n", kvattn_last_error());
+        return 1;
+    }
+    const kvattn_model_desc *d = kvattn_model_describe(m);
+    const kvattn_layer_config *a = &d->attn;
+    const int V = (int)d->vocab_size;
+    char design[32], b1[32], b2[32];
+    kvattn_config_design_name(a, design, sizeof design);
+    /* Bytes one generated token reads: every weight, except the experts no token routes to. */
+    double wbytes = (double)kvattn_model_weight_bytes(m);
+    if (d->n_routed_experts > 0) { /* less the share of expert weights no token of this step routes to */
+        int moe_layers = d->n_layers - d->n_dense_layers;
+        double share = (double)(d->n_routed_experts - d->n_active_experts) / d->n_routed_experts;
+        double params_all = (double)kvattn_model_params(d);
+        double params_exp = 3.0 * a->d_model * (double)d->moe_ffn_dim * d->n_routed_experts * moe_layers;
+        wbytes *= 1.0 - share * params_exp / params_all;
+    }
+    if (json) printf("{\"machine\": {\"read_gbps\": %.2f, \"fma_gflops\": %.1f, \"threads\": %d}, \"model\": \"%s\", "
+                     "\"design\": \"%s\", \"kv_type\": \"%s\", \"rows\": [", lim->read_gbps, lim->fma_gflops,
+                     lim->threads, d->name, design, kvattn_type_name(kv_type));
+    else {
+        printf("%s: %s, %d layers, %s of weights (%s read per token); KV %s\n", d->name, design, d->n_layers,
+               cli_bytes((double)kvattn_model_weight_bytes(m), b1, sizeof b1), cli_bytes(wbytes, b2, sizeof b2),
+               kvattn_type_name(kv_type));
+        printf("%8s %12s %12s %12s %14s %10s\n", "depth", "prompt t/s", "gen t/s", "bound t/s", "gen/bound", "KV");
+    }
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(prompt > gen ? prompt : gen));
+    float *logits = malloc(sizeof(float) * (size_t)V);
+    int rc = ids && logits ? 0 : 1;
+    for (int i = 0; ids && i < (prompt > gen ? prompt : gen); i++) ids[i] = (int32_t)((i * 131 + 7) % V);
+    for (int k = 0; rc == 0 && k < n_depths; k++) {
+        int depth = (int)depths[k];
+        kvattn_session *s = NULL;
+        double tp = 0, tg = 0;
+        if (kvattn_session_create(m, depth + prompt + gen + 1, kv_type, mla, &s) != KVATTN_OK ||
+            kvattn_session_fill_random(s, depth, 42) != KVATTN_OK) {
+            fprintf(stderr, "kvattn bench: %s\n", kvattn_last_error());
+            rc = 1;
+        }
+        if (rc == 0 && prompt > 0) {
+            double t0 = cli_now();
+            rc = kvattn_session_decode(s, ids, prompt, logits, 0) != KVATTN_OK;
+            tp = cli_now() - t0;
+            kvattn_session_rewind(s, depth);
+        }
+        if (rc == 0) {
+            kvattn_session_decode(s, ids, 1, logits, 0); /* warm-up */
+            double t0 = cli_now();
+            for (int i = 1; rc == 0 && i <= gen; i++) rc = kvattn_session_decode(s, &ids[i % gen], 1, logits, 0) != KVATTN_OK;
+            tg = cli_now() - t0;
+        }
+        if (rc) {
+            fprintf(stderr, "kvattn bench: %s\n", kvattn_last_error());
+            kvattn_session_free(s);
+            break;
+        }
+        double kv_bytes = (double)kvattn_cache_bytes_per_token(kvattn_session_cache(s)) * (depth + prompt / 2.0);
+        double attn_flops;
+        if (a->kind == KVATTN_ATTN_MLA && mla == KVATTN_MLA_ABSORBED)
+            attn_flops = 2.0 * a->n_heads * (2.0 * a->kv_lora_rank + a->qk_rope_head_dim) * depth * d->n_layers;
+        else if (a->kind == KVATTN_ATTN_MLA)
+            attn_flops = (2.0 * a->kv_lora_rank * a->n_heads * (a->qk_nope_head_dim + a->v_head_dim) +
+                          2.0 * a->n_heads * (a->qk_nope_head_dim + a->qk_rope_head_dim + a->v_head_dim)) * depth * d->n_layers;
+        else
+            attn_flops = 4.0 * a->n_heads * a->head_dim * depth * d->n_layers;
+        double bound_s = (wbytes + kv_bytes) / (lim->read_gbps * 1e9) + attn_flops / (lim->fma_gflops * 1e9);
+        double gtps = gen / tg, ptps = prompt > 0 ? prompt / tp : 0, btps = 1.0 / bound_s;
+        if (json)
+            printf("%s{\"depth\": %d, \"prompt_tok_per_s\": %.3f, \"gen_tok_per_s\": %.3f, \"bound_tok_per_s\": %.3f, "
+                   "\"fraction_of_bound\": %.3f, \"kv_bytes\": %.0f}", k ? ", " : "", depth, ptps, gtps, btps, gtps / btps,
+                   kv_bytes);
+        else
+            printf("%8d %12.2f %12.2f %12.2f %13.0f%% %10s\n", depth, ptps, gtps, btps, 100.0 * gtps / btps,
+                   cli_bytes(kv_bytes, b1, sizeof b1));
+        fflush(stdout);
+        kvattn_session_free(s);
+    }
+    if (json) printf("]}\n");
+    free(ids), free(logits);
+    kvattn_model_free(m);
+    return rc;
+}
+
+/* Time per step and fraction of bound against context, one line per design / mode / type. */
+static int write_plot(const char *path, const char *model, const bench_row *rows, int n, const kvattn_machine_limits *lim) {
+    svg_series series[64];
+    double xs[64][MAX_LIST], ts[64][MAX_LIST], fs[64][MAX_LIST];
+    static char labels[64][64];
+    int ns = 0;
+    for (int i = 0; i < n && ns < 64; i++) {
+        int j;
+        char label[64];
+        snprintf(label, sizeof label, "%s%s%s %s", rows[i].design, rows[i].mode[0] ? " " : "", rows[i].mode,
+                 kvattn_type_name(rows[i].kv_type));
+        for (j = 0; j < ns && strcmp(labels[j], label); j++) {
+        }
+        if (j == ns) {
+            snprintf(labels[ns], sizeof labels[ns], "%s", label);
+            series[ns] = (svg_series){labels[ns], 0, xs[ns], ts[ns]};
+            ns++;
+        }
+        if (series[j].n < MAX_LIST) {
+            xs[j][series[j].n] = rows[i].ctx;
+            ts[j][series[j].n] = rows[i].t.us_per_step;
+            fs[j][series[j].n] = 100.0 * rows[i].fraction;
+            series[j].n++;
+        }
+    }
+    svg_series fr[64];
+    for (int j = 0; j < ns; j++) fr[j] = (svg_series){labels[j], series[j].n, xs[j], fs[j]};
+    char title[256];
+    snprintf(title, sizeof title, "%s: attention decode step (%.1f GB/s read, %.0f GFLOP/s FMA, %d threads)", model,
+             lim->read_gbps, lim->fma_gflops, lim->threads);
+    FILE *f = svg_open(path, 1000, 900, title);
+    if (!f) return -1;
+    svg_panel(f, 90, 60, 640, 340, "context (tokens)", "µs per step", SVG_LOG, series, ns, NULL, 0);
+    svg_hline hl[1] = {{"bound", 100.0}};
+    svg_panel(f, 90, 500, 640, 340, "context (tokens)", "% of bound", SVG_LINEAR, fr, ns, hl, 1);
+    return svg_close(f);
+}
+
+int cmd_bench(int argc, char **argv) {
+    const char *preset = "llama-3-8b", *config = NULL, *model = NULL, *tok = NULL, *plot = NULL;
+    const char *designs[MAX_LIST];
+    int n_designs = 0, json = 0, csv = 0, reps = 5;
+    int64_t ctxs[MAX_LIST] = {1024, 4096, 16384, 65536}, depths[MAX_LIST] = {4096, 16384}, naive_max = 16384;
+    int n_ctx = 4, n_depths = 2, prompt = 64, gen = 16;
+    kvattn_type types[MAX_LIST] = {KVATTN_TYPE_F16};
+    int n_types = 1;
+    kvattn_mla_mode mla = KVATTN_MLA_ABSORBED;
+    for (int i = 1; i < argc;) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int64_t n;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            bench_usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--json") || !strcmp(a, "--csv")) {
+            if (a[2] == 'j') json = 1;
+            else csv = 1;
+            i++;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "kvattn bench: unknown option or missing value: '%s'\n\n", a);
+            bench_usage(stderr);
+            return 2;
+        }
+        if (!strcmp(a, "--preset")) preset = v;
+        else if (!strcmp(a, "--config")) config = v;
+        else if (!strcmp(a, "-m")) model = v;
+        else if (!strcmp(a, "-z")) tok = v;
+        else if (!strcmp(a, "--plot")) plot = v;
+        else if (!strcmp(a, "--as") && n_designs < MAX_LIST) designs[n_designs++] = v;
+        else if (!strcmp(a, "--ctx") || !strcmp(a, "--depth")) {
+            int64_t *dst = a[2] == 'c' ? ctxs : depths;
+            int got = cli_parse_count_list(v, dst, MAX_LIST);
+            for (int j = 0; j < got; j++)
+                if (dst[j] < 1 || dst[j] > (1 << 24)) got = -1;
+            if (got < 1) {
+                fprintf(stderr, "kvattn bench: %s '%s': expected counts in [1, 16M]\n", a, v);
+                return 2;
+            }
+            if (a[2] == 'c') n_ctx = got;
+            else n_depths = got;
+        } else if (!strcmp(a, "--kv-type")) {
+            char buf[128];
+            snprintf(buf, sizeof buf, "%s", v);
+            n_types = 0;
+            for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                if (n_types == MAX_LIST || kvattn_type_from_name(t, &types[n_types]) != KVATTN_OK ||
+                    !kvattn_type_is_cache_type(types[n_types])) {
+                    fprintf(stderr, "kvattn bench: --kv-type '%s': expected f32, f16, bf16, q8_0 (comma-separated)\n", v);
+                    return 2;
+                }
+                n_types++;
+            }
+        } else if (!strcmp(a, "--mla")) {
+            if (!strcmp(v, "naive")) mla = KVATTN_MLA_NAIVE;
+            else if (strcmp(v, "absorbed")) {
+                fprintf(stderr, "kvattn bench: --mla '%s': expected absorbed or naive\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--reps") || !strcmp(a, "--naive-max-ctx") || !strcmp(a, "-t") || !strcmp(a, "--prompt") ||
+                   !strcmp(a, "--gen")) {
+            if (cli_parse_count(v, &n) != 0 || n < (strcmp(a, "--prompt") ? 1 : 0) || n > (1 << 24)) {
+                fprintf(stderr, "kvattn bench: %s '%s': expected a count\n", a, v);
+                return 2;
+            }
+            if (!strcmp(a, "--reps")) reps = (int)n;
+            else if (!strcmp(a, "--naive-max-ctx")) naive_max = n;
+            else if (!strcmp(a, "--prompt")) prompt = (int)n;
+            else if (!strcmp(a, "--gen")) gen = (int)n;
+            else kvattn_set_threads((int)n);
+        } else {
+            fprintf(stderr, "kvattn bench: unknown option '%s'\n\n", a);
+            bench_usage(stderr);
+            return 2;
+        }
+        i += 2;
+    }
+    kvattn_machine_limits lim;
+    if (cli_stderr_is_tty()) fprintf(stderr, "measuring the machine (read bandwidth, FMA peak)...\r");
+    if (kvattn_measure_machine(&lim) != KVATTN_OK) {
+        fprintf(stderr, "kvattn bench: %s\n", kvattn_last_error());
+        return 1;
+    }
+    if (cli_stderr_is_tty()) fprintf(stderr, "%60s\r", "");
+    if (model) {
+        int rc = bench_model(model, tok, depths, n_depths, prompt, gen, types[0], mla, json, &lim);
+        return rc;
+    }
+
+    kvattn_model_desc m;
+    kvattn_status st = config ? kvattn_model_from_hf_config(config, &m) : kvattn_preset_find(preset, &m);
+    if (st != KVATTN_OK) {
+        fprintf(stderr, "kvattn bench: %s\n", kvattn_last_error());
+        return 1;
+    }
+    static const char *const defaults[] = {"mha", "gqa:8", "mqa", "mla:512+64"};
+    const char *want[MAX_LIST + 1];
+    int n_want = 0;
+    want[n_want++] = NULL;
+    for (int i = 0; i < (n_designs ? n_designs : 4); i++) want[n_want++] = n_designs ? designs[i] : defaults[i];
+    kvattn_layer_config cfgs[MAX_LIST + 1];
+    int n_cfgs = 0;
+    for (int i = 0; i < n_want; i++) {
+        kvattn_layer_config c = m.attn;
+        if (want[i] && kvattn_redesign(&m.attn, want[i], &c) != KVATTN_OK) {
+            if (n_designs) {
+                fprintf(stderr, "kvattn bench: %s\n", kvattn_last_error());
+                return 2;
+            }
+            continue; /* e.g. gqa:8 of a model with 71 heads */
+        }
+        char a1[32], a2[32];
+        int dup = 0;
+        for (int j = 0; j < n_cfgs; j++)
+            dup |= !strcmp(kvattn_config_design_name(&cfgs[j], a1, sizeof a1), kvattn_config_design_name(&c, a2, sizeof a2));
+        if (!dup) cfgs[n_cfgs++] = c;
+    }
+    bench_row *rows = calloc(MAX_ROWS, sizeof *rows);
+    int n_rows = 0, rc = 0;
+    if (!json && !csv) {
+        printf("machine: %.1f GB/s streaming read, %.0f GFLOP/s f32 FMA, %d threads (measured now)\n", lim.read_gbps,
+               lim.fma_gflops, lim.threads);
+        printf("%s: one decode step of attention only, per layer (best of %d)\n\n", m.name, reps);
+        printf("%-12s %-9s %7s %5s %10s %10s %9s %9s %8s %9s\n", "design", "mla", "ctx", "kv", "us/step", "KV read",
+               "GB/s", "GFLOP/s", "bound", "of bound");
+    } else if (csv) {
+        printf("design,mla,ctx,kv_type,us_per_step,kv_bytes,gbps,gflops,bound,fraction_of_bound\n");
+    }
+    for (int c = 0; c < n_cfgs && rc == 0; c++)
+        for (int mode = 0; mode < (cfgs[c].kind == KVATTN_ATTN_MLA ? 2 : 1) && rc == 0; mode++)
+            for (int ti = 0; ti < n_types && rc == 0; ti++)
+                for (int k = 0; k < n_ctx && rc == 0 && n_rows < MAX_ROWS; k++) {
+                    if (mode == KVATTN_MLA_NAIVE && ctxs[k] > naive_max) continue;
+                    bench_row *r = &rows[n_rows];
+                    kvattn_config_design_name(&cfgs[c], r->design, sizeof r->design);
+                    r->mode = cfgs[c].kind == KVATTN_ATTN_MLA ? (mode ? "naive" : "absorbed") : "";
+                    r->ctx = (int)ctxs[k];
+                    r->kv_type = types[ti];
+                    if (cli_stderr_is_tty())
+                        fprintf(stderr, "  %s %s ctx %d %s...\r", r->design, r->mode, r->ctx, kvattn_type_name(r->kv_type));
+                    if (kvattn_bench_attention(&cfgs[c], r->ctx, r->kv_type, (kvattn_mla_mode)mode, reps, &r->t) != KVATTN_OK) {
+                        fprintf(stderr, "kvattn bench: %s\n", kvattn_last_error());
+                        rc = 1;
+                        break;
+                    }
+                    fill_row_rates(r, &lim);
+                    char b1[32];
+                    if (!json && !csv)
+                        printf("%-12s %-9s %7d %5s %10.1f %10s %9.2f %9.1f %8s %8.0f%%\n", r->design, r->mode, r->ctx,
+                               kvattn_type_name(r->kv_type), r->t.us_per_step, cli_bytes(r->t.kv_bytes, b1, sizeof b1),
+                               r->gbps, r->gflops, r->bound, 100.0 * r->fraction);
+                    else if (csv)
+                        printf("%s,%s,%d,%s,%.2f,%.0f,%.3f,%.3f,%s,%.4f\n", r->design, r->mode, r->ctx,
+                               kvattn_type_name(r->kv_type), r->t.us_per_step, r->t.kv_bytes, r->gbps, r->gflops, r->bound,
+                               r->fraction);
+                    fflush(stdout);
+                    n_rows++;
+                }
+    /* The limits again after the kernels; the higher of each pair is the machine's (a noisy
+     * measurement can only come out low), and every fraction is recomputed against it. */
+    kvattn_machine_limits again;
+    if (rc == 0 && n_rows > 0 && kvattn_measure_machine(&again) == KVATTN_OK) {
+        int changed = again.read_gbps > lim.read_gbps || again.fma_gflops > lim.fma_gflops;
+        if (again.read_gbps > lim.read_gbps) lim.read_gbps = again.read_gbps;
+        if (again.fma_gflops > lim.fma_gflops) lim.fma_gflops = again.fma_gflops;
+        for (int i = 0; i < n_rows; i++) fill_row_rates(&rows[i], &lim);
+        if (changed && !json && !csv) {
+            printf("\nre-measured after the kernels: %.1f GB/s, %.0f GFLOP/s; fractions against the higher limits:\n",
+                   lim.read_gbps, lim.fma_gflops);
+            for (int i = 0; i < n_rows; i++)
+                printf("  %-12s %-9s %7d %5s %8.0f%% of %s bound\n", rows[i].design, rows[i].mode, rows[i].ctx,
+                       kvattn_type_name(rows[i].kv_type), 100.0 * rows[i].fraction, rows[i].bound);
+        }
+    }
+    if (json) {
+        printf("{\"machine\": {\"read_gbps\": %.3f, \"fma_gflops\": %.2f, \"threads\": %d}, \"model\": \"%s\", \"rows\": [",
+               lim.read_gbps, lim.fma_gflops, lim.threads, m.name);
+        for (int i = 0; i < n_rows; i++) {
+            bench_row *r = &rows[i];
+            printf("%s{\"design\": \"%s\", \"mla\": \"%s\", \"ctx\": %d, \"kv_type\": \"%s\", \"us_per_step\": %.3f, "
+                   "\"us_median\": %.3f, \"kv_bytes\": %.0f, \"gbps\": %.4f, \"gflops\": %.4f, \"bound\": \"%s\", "
+                   "\"fraction_of_bound\": %.4f}",
+                   i ? ", " : "", r->design, r->mode, r->ctx, kvattn_type_name(r->kv_type), r->t.us_per_step, r->t.us_median,
+                   r->t.kv_bytes, r->gbps, r->gflops, r->bound, r->fraction);
+        }
+        printf("]}\n");
+    }
+    if (rc == 0 && plot && write_plot(plot, m.name, rows, n_rows, &lim) != 0) {
+        fprintf(stderr, "kvattn bench: --plot %s: cannot write the file\n", plot);
+        rc = 1;
+    }
+    free(rows);
+    return rc;
+}

@@ -1,0 +1,184 @@
+/* Measuring: the machine's limits, and attention kernels against them. */
+#define _POSIX_C_SOURCE 200809L
+#include "attn/attn_core.h"
+#include "attn/attn_layer.h"
+#include "kernels/ops.h"
+#include "kernels/vec.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static uint64_t xorshift(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static void fill_random(float *x, size_t n, uint64_t *s, float scale) {
+    for (size_t i = 0; i < n; i++) x[i] = scale * ((float)(xorshift(s) >> 40) * (2.0f / 16777216.0f) - 1.0f);
+}
+
+/* Sum of a buffer, read once, in parallel; the result is used so the loads stay. */
+static float stream_sum(const float *x, size_t n) {
+    float total = 0.0f;
+#pragma omp parallel for reduction(+ : total) schedule(static)
+    for (size_t b = 0; b < n / 4096; b++) {
+        const float *p = x + b * 4096;
+#if KV_HAVE_AVX2
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i < 4096; i += 32) {
+            a0 = _mm256_add_ps(a0, _mm256_load_ps(p + i));
+            a1 = _mm256_add_ps(a1, _mm256_load_ps(p + i + 8));
+            a2 = _mm256_add_ps(a2, _mm256_load_ps(p + i + 16));
+            a3 = _mm256_add_ps(a3, _mm256_load_ps(p + i + 24));
+        }
+        total += kv_hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+#else
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (int i = 0; i < 4096; i += 4) s0 += p[i], s1 += p[i + 1], s2 += p[i + 2], s3 += p[i + 3];
+        total += s0 + s1 + s2 + s3;
+#endif
+    }
+    return total;
+}
+
+/* FMA throughput: 12 independent chains per thread, all in registers. */
+static double fma_run(long iters) {
+    double sink = 0.0;
+#pragma omp parallel reduction(+ : sink)
+    {
+#if KV_HAVE_AVX2
+        __m256 a[12], m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+        for (int k = 0; k < 12; k++) a[k] = _mm256_set1_ps((float)k);
+        for (long i = 0; i < iters; i++)
+            for (int k = 0; k < 12; k++) a[k] = _mm256_fmadd_ps(a[k], m, c);
+        __m256 s = a[0];
+        for (int k = 1; k < 12; k++) s = _mm256_add_ps(s, a[k]);
+        sink += kv_hsum256(s);
+#else
+        float a[12];
+        for (int k = 0; k < 12; k++) a[k] = (float)k;
+        for (long i = 0; i < iters; i++)
+            for (int k = 0; k < 12; k++) a[k] = fmaf(a[k], 0.999999f, 1e-7f);
+        for (int k = 0; k < 12; k++) sink += a[k];
+#endif
+    }
+    return sink;
+}
+
+kvattn_status kvattn_measure_machine(kvattn_machine_limits *out) {
+    if (!out) return kv_fail(KVATTN_ERR_INVALID_ARG, "measure machine: NULL");
+    const size_t n = (size_t)512 << 20 >> 2; /* 512 MiB: far past any cache */
+    float *x = kv_alloc_aligned(n * sizeof(float));
+    if (!x) return kv_fail(KVATTN_ERR_NOMEM, "measure machine: cannot allocate 512 MiB");
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) x[i] = (float)(i & 7); /* touched by the threads that will read it */
+    double best = 1e30;
+    volatile float keep = 0.0f;
+    for (int r = 0; r < 5; r++) {
+        double t0 = now();
+        keep += stream_sum(x, n);
+        double t = now() - t0;
+        if (t < best) best = t;
+    }
+    (void)keep;
+    kv_free_aligned(x);
+    out->read_gbps = (double)n * sizeof(float) / best / 1e9;
+    const long iters = 20000000;
+    volatile double sink = 0.0;
+    best = 1e30;
+    for (int r = 0; r < 3; r++) {
+        double t0 = now();
+        sink += fma_run(iters);
+        double t = now() - t0;
+        if (t < best) best = t;
+    }
+    (void)sink;
+    out->threads = kv_threads();
+#if KV_HAVE_AVX2
+    const double lanes = 8;
+#else
+    const double lanes = 1;
+#endif
+    out->fma_gflops = (double)out->threads * iters * 12 * lanes * 2 / best / 1e9;
+    return KVATTN_OK;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+kvattn_status kvattn_bench_attention(const kvattn_layer_config *cfg, int ctx, kvattn_type kv_type, kvattn_mla_mode mode,
+                                     int reps, kvattn_attn_timing *out) {
+    kvattn_status st = kvattn_config_validate(cfg);
+    if (st != KVATTN_OK) return st;
+    if (!out || ctx < 1 || reps < 1) return kv_fail(KVATTN_ERR_INVALID_ARG, "bench: ctx = %d, reps = %d", ctx, reps);
+    const int mla = cfg->kind == KVATTN_ATTN_MLA, H = cfg->n_heads;
+    const int dq = mla ? cfg->qk_nope_head_dim + cfg->qk_rope_head_dim : cfg->head_dim;
+    const int dv = mla ? cfg->v_head_dim : cfg->head_dim;
+    kvattn_cache *cache = NULL;
+    if ((st = kvattn_cache_create(cfg, 1, ctx, kv_type, &cache)) != KVATTN_OK) return st;
+    /* The cache: random rows, written in chunks. */
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    const int chunk = 256;
+    size_t width = mla ? (size_t)cfg->kv_lora_rank + cfg->qk_rope_head_dim : (size_t)cfg->n_kv_heads * cfg->head_dim;
+    float *k = malloc(sizeof(float) * width * chunk), *v = malloc(sizeof(float) * width * chunk);
+    size_t wkv_b_n = mla ? (size_t)H * (cfg->qk_nope_head_dim + dv) * cfg->kv_lora_rank : 1;
+    float *q = malloc(sizeof(float) * (size_t)H * dq), *o = malloc(sizeof(float) * (size_t)H * dv);
+    float *wkv_b = malloc(sizeof(float) * wkv_b_n);
+    double *t = malloc(sizeof(double) * (size_t)reps);
+    if (!k || !v || !q || !o || !wkv_b || !t) st = kv_fail(KVATTN_ERR_NOMEM, "bench: out of memory");
+    for (int p = 0; st == KVATTN_OK && p < ctx; p += chunk) {
+        int n = ctx - p < chunk ? ctx - p : chunk;
+        fill_random(k, width * n, &seed, 1.0f);
+        fill_random(v, width * n, &seed, 1.0f);
+        st = kvattn_cache_write(cache, 0, p, n, k, mla ? NULL : v);
+    }
+    if (st == KVATTN_OK) {
+        fill_random(q, (size_t)H * dq, &seed, 1.0f);
+        fill_random(wkv_b, wkv_b_n, &seed, 1.0f / sqrtf((float)cfg->kv_lora_rank + 1.0f));
+        kvattn_layer_weights w = {0};
+        w.wkv_b = kvattn_f32_matrix(wkv_b);
+        kv_rows kr, vr;
+        kv_cache_rows(cache, 0, &kr, &vr);
+        const float scale = kvattn_config_softmax_scale(cfg);
+        for (int r = -1; r < reps && st == KVATTN_OK; r++) { /* r = -1 warms up */
+            double t0 = now();
+            if (mla) st = kv_mla_attend(cfg, &w, cache, 0, ctx - 1, 1, q, o, mode);
+            else if (kv_attend(q, 1, H, cfg->n_kv_heads, &kr, &vr, ctx - 1, scale, o) != 0)
+                st = kv_fail(KVATTN_ERR_NOMEM, "bench: out of memory");
+            if (r >= 0) t[r] = now() - t0;
+        }
+    }
+    if (st == KVATTN_OK) {
+        qsort(t, (size_t)reps, sizeof *t, cmp_double);
+        out->us_per_step = t[0] * 1e6; /* the best: interference only ever slows a step down */
+        out->us_median = t[reps / 2] * 1e6;
+        out->kv_bytes = (double)kvattn_cache_bytes_per_token(cache) * ctx;
+        double n = ctx;
+        if (!mla) {
+            out->flops = 4.0 * H * cfg->head_dim * n;
+        } else {
+            double dc = cfg->kv_lora_rank, dr = cfg->qk_rope_head_dim, dn = cfg->qk_nope_head_dim;
+            if (mode == KVATTN_MLA_ABSORBED) out->flops = 2.0 * H * (dc + dr + dc) * n + 2.0 * H * (dn + dv) * dc;
+            else out->flops = 2.0 * n * dc * H * (dn + dv) + 2.0 * H * n * (dq + dv);
+        }
+    }
+    kvattn_cache_free(cache);
+    free(k), free(v), free(q), free(o), free(wkv_b), free(t);
+    return st;
+}

@@ -1,0 +1,286 @@
+/* Tile kernels of the attention core: a tile of KV rows staged as f32 once,
+ * then two small matrix products against all the query heads that share it.
+ *   scores:     S[g][j]  = Σ_c Q[g][c] · K[j][c]      (G × N, inner d)
+ *   accumulate: O[g][c] += Σ_j P[g][j] · V[j][c]      (G × d, inner N)
+ * SIMD paths are register-blocked (2 queries × 4 rows; 2 queries × 32
+ * columns) so each load feeds several FMAs; the _ref twins are plain loops. */
+#ifndef KVATTN_TILE_H
+#define KVATTN_TILE_H
+
+#include "vec.h"
+
+/* Row of n elements of type t into f32 (SIMD where the type allows). */
+static inline void kv_row_load_fast(kvattn_type t, const void *row, float *y, int n) {
+#if KV_HAVE_AVX2
+    int i = 0;
+    if (t == KVATTN_TYPE_F32) {
+        memcpy(y, row, sizeof(float) * (size_t)n);
+        return;
+    }
+    if (t == KVATTN_TYPE_Q8_0) {
+        const kv_block_q8_0 *b = (const kv_block_q8_0 *)row;
+        for (; i + KV_Q8_0_BLOCK <= n; i += KV_Q8_0_BLOCK, b++) {
+            __m256 q[4], d = _mm256_set1_ps(_cvtsh_ss(b->d));
+            kv_q8_0_unpack(b, q);
+            for (int j = 0; j < 4; j++) _mm256_storeu_ps(y + i + 8 * j, _mm256_mul_ps(d, q[j]));
+        }
+    } else {
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, kv_load8(t, row, i));
+    }
+    for (; i < n; i++) y[i] = kv_row_get_ref(t, row, i);
+#else
+    kv_row_load(t, row, y, n);
+#endif
+}
+
+static inline void kv_tile_scores_ref(const float *Q, int ldq, int G, const float *K, int ldk, int N, int d, float *S,
+                                      int lds) {
+    for (int g = 0; g < G; g++)
+        for (int j = 0; j < N; j++) S[g * lds + j] = kv_dot_f32_ref(Q + (size_t)g * ldq, K + (size_t)j * ldk, d);
+}
+
+static inline void kv_tile_accum_ref(const float *P, int ldp, int G, const float *V, int ldv, int N, int d, float *O,
+                                     int ldo) {
+    for (int g = 0; g < G; g++)
+        for (int j = 0; j < N; j++) {
+            float p = P[g * ldp + j];
+            for (int c = 0; c < d; c++) O[(size_t)g * ldo + c] += p * V[(size_t)j * ldv + c];
+        }
+}
+
+#if KV_HAVE_AVX2
+/* Four horizontal sums at once: {Σa, Σb, Σc, Σd}. */
+static inline __m128 kv_hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
+    __m256 ab = _mm256_hadd_ps(a, b), cd = _mm256_hadd_ps(c, d), abcd = _mm256_hadd_ps(ab, cd);
+    return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+#endif
+
+static inline void kv_tile_scores(const float *Q, int ldq, int G, const float *K, int ldk, int N, int d, float *S,
+                                  int lds) {
+#if KV_HAVE_AVX2
+    const int d8 = d & ~7;
+    int g = 0;
+    for (; g + 2 <= G; g += 2) {
+        const float *q0 = Q + (size_t)g * ldq, *q1 = q0 + ldq;
+        int j = 0;
+        for (; j + 4 <= N; j += 4) {
+            const float *k0 = K + (size_t)j * ldk, *k1 = k0 + ldk, *k2 = k1 + ldk, *k3 = k2 + ldk;
+            __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+            for (int c = 0; c < d8; c += 8) {
+                __m256 x0 = _mm256_loadu_ps(q0 + c), x1 = _mm256_loadu_ps(q1 + c), k;
+                k = _mm256_loadu_ps(k0 + c), a00 = _mm256_fmadd_ps(x0, k, a00), a10 = _mm256_fmadd_ps(x1, k, a10);
+                k = _mm256_loadu_ps(k1 + c), a01 = _mm256_fmadd_ps(x0, k, a01), a11 = _mm256_fmadd_ps(x1, k, a11);
+                k = _mm256_loadu_ps(k2 + c), a02 = _mm256_fmadd_ps(x0, k, a02), a12 = _mm256_fmadd_ps(x1, k, a12);
+                k = _mm256_loadu_ps(k3 + c), a03 = _mm256_fmadd_ps(x0, k, a03), a13 = _mm256_fmadd_ps(x1, k, a13);
+            }
+            __m128 r0 = kv_hsum4(a00, a01, a02, a03), r1 = kv_hsum4(a10, a11, a12, a13);
+            float t0[4], t1[4];
+            _mm_storeu_ps(t0, r0);
+            _mm_storeu_ps(t1, r1);
+            for (int c = d8; c < d; c++)
+                for (int r = 0; r < 4; r++) {
+                    float kv = K[(size_t)(j + r) * ldk + c];
+                    t0[r] += q0[c] * kv;
+                    t1[r] += q1[c] * kv;
+                }
+            memcpy(S + (size_t)g * lds + j, t0, sizeof t0);
+            memcpy(S + (size_t)(g + 1) * lds + j, t1, sizeof t1);
+        }
+        for (; j < N; j++) {
+            S[(size_t)g * lds + j] = kv_dot_f32(q0, K + (size_t)j * ldk, d);
+            S[(size_t)(g + 1) * lds + j] = kv_dot_f32(q1, K + (size_t)j * ldk, d);
+        }
+    }
+    for (; g < G; g++) { /* a last single query: 4 rows at a time */
+        const float *q0 = Q + (size_t)g * ldq;
+        int j = 0;
+        for (; j + 4 <= N; j += 4) {
+            const float *k0 = K + (size_t)j * ldk, *k1 = k0 + ldk, *k2 = k1 + ldk, *k3 = k2 + ldk;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int c = 0; c < d8; c += 8) {
+                __m256 x0 = _mm256_loadu_ps(q0 + c);
+                a0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(k0 + c), a0);
+                a1 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(k1 + c), a1);
+                a2 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(k2 + c), a2);
+                a3 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(k3 + c), a3);
+            }
+            float t0[4];
+            _mm_storeu_ps(t0, kv_hsum4(a0, a1, a2, a3));
+            for (int c = d8; c < d; c++)
+                for (int r = 0; r < 4; r++) t0[r] += q0[c] * K[(size_t)(j + r) * ldk + c];
+            memcpy(S + (size_t)g * lds + j, t0, sizeof t0);
+        }
+        for (; j < N; j++) S[(size_t)g * lds + j] = kv_dot_f32(q0, K + (size_t)j * ldk, d);
+    }
+#else
+    kv_tile_scores_ref(Q, ldq, G, K, ldk, N, d, S, lds);
+#endif
+}
+
+static inline void kv_tile_accum(const float *P, int ldp, int G, const float *V, int ldv, int N, int d, float *O,
+                                 int ldo) {
+#if KV_HAVE_AVX2
+    int g = 0;
+    for (; g + 2 <= G; g += 2) {
+        float *o0 = O + (size_t)g * ldo, *o1 = o0 + ldo;
+        const float *p0 = P + (size_t)g * ldp, *p1 = p0 + ldp;
+        int c = 0;
+        for (; c + 32 <= d; c += 32) {
+            __m256 a0 = _mm256_loadu_ps(o0 + c), a1 = _mm256_loadu_ps(o0 + c + 8), a2 = _mm256_loadu_ps(o0 + c + 16),
+                   a3 = _mm256_loadu_ps(o0 + c + 24);
+            __m256 b0 = _mm256_loadu_ps(o1 + c), b1 = _mm256_loadu_ps(o1 + c + 8), b2 = _mm256_loadu_ps(o1 + c + 16),
+                   b3 = _mm256_loadu_ps(o1 + c + 24);
+            for (int j = 0; j < N; j++) {
+                const float *vr = V + (size_t)j * ldv + c;
+                __m256 x0 = _mm256_set1_ps(p0[j]), x1 = _mm256_set1_ps(p1[j]), v;
+                v = _mm256_loadu_ps(vr), a0 = _mm256_fmadd_ps(x0, v, a0), b0 = _mm256_fmadd_ps(x1, v, b0);
+                v = _mm256_loadu_ps(vr + 8), a1 = _mm256_fmadd_ps(x0, v, a1), b1 = _mm256_fmadd_ps(x1, v, b1);
+                v = _mm256_loadu_ps(vr + 16), a2 = _mm256_fmadd_ps(x0, v, a2), b2 = _mm256_fmadd_ps(x1, v, b2);
+                v = _mm256_loadu_ps(vr + 24), a3 = _mm256_fmadd_ps(x0, v, a3), b3 = _mm256_fmadd_ps(x1, v, b3);
+            }
+            _mm256_storeu_ps(o0 + c, a0), _mm256_storeu_ps(o0 + c + 8, a1), _mm256_storeu_ps(o0 + c + 16, a2),
+                _mm256_storeu_ps(o0 + c + 24, a3);
+            _mm256_storeu_ps(o1 + c, b0), _mm256_storeu_ps(o1 + c + 8, b1), _mm256_storeu_ps(o1 + c + 16, b2),
+                _mm256_storeu_ps(o1 + c + 24, b3);
+        }
+        for (; c + 8 <= d; c += 8) {
+            __m256 a = _mm256_loadu_ps(o0 + c), b = _mm256_loadu_ps(o1 + c);
+            for (int j = 0; j < N; j++) {
+                __m256 v = _mm256_loadu_ps(V + (size_t)j * ldv + c);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(p0[j]), v, a);
+                b = _mm256_fmadd_ps(_mm256_set1_ps(p1[j]), v, b);
+            }
+            _mm256_storeu_ps(o0 + c, a), _mm256_storeu_ps(o1 + c, b);
+        }
+        for (; c < d; c++)
+            for (int j = 0; j < N; j++) o0[c] += p0[j] * V[(size_t)j * ldv + c], o1[c] += p1[j] * V[(size_t)j * ldv + c];
+    }
+    for (; g < G; g++) { /* a last single query: 32 columns held in registers over the tile */
+        float *o0 = O + (size_t)g * ldo;
+        const float *p0 = P + (size_t)g * ldp;
+        int c = 0;
+        for (; c + 32 <= d; c += 32) {
+            __m256 a0 = _mm256_loadu_ps(o0 + c), a1 = _mm256_loadu_ps(o0 + c + 8), a2 = _mm256_loadu_ps(o0 + c + 16),
+                   a3 = _mm256_loadu_ps(o0 + c + 24);
+            for (int j = 0; j < N; j++) {
+                const float *vr = V + (size_t)j * ldv + c;
+                __m256 x0 = _mm256_set1_ps(p0[j]);
+                a0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(vr), a0);
+                a1 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(vr + 8), a1);
+                a2 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(vr + 16), a2);
+                a3 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(vr + 24), a3);
+            }
+            _mm256_storeu_ps(o0 + c, a0), _mm256_storeu_ps(o0 + c + 8, a1), _mm256_storeu_ps(o0 + c + 16, a2),
+                _mm256_storeu_ps(o0 + c + 24, a3);
+        }
+        for (; c < d; c++)
+            for (int j = 0; j < N; j++) o0[c] += p0[j] * V[(size_t)j * ldv + c];
+    }
+#else
+    kv_tile_accum_ref(P, ldp, G, V, ldv, N, d, O, ldo);
+#endif
+}
+
+/* The same two products reading K / V rows stored as f16, bf16 or q8_0
+ * directly (widened in registers, no staging). Rows at `base + j·stride`
+ * bytes; d must be a multiple of 8 (a q8_0 chunk of 8 never crosses a block). */
+#if KV_HAVE_AVX2
+static inline __m256 kv_load8_h(kvattn_type t, const unsigned char *row, int c) {
+    if (t == KVATTN_TYPE_Q8_0) {
+        const kv_block_q8_0 *b = (const kv_block_q8_0 *)row + c / KV_Q8_0_BLOCK;
+        __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b->qs + c % KV_Q8_0_BLOCK))));
+        return _mm256_mul_ps(q, _mm256_set1_ps(_cvtsh_ss(b->d)));
+    }
+    __m128i h = _mm_loadu_si128((const __m128i *)(row + 2 * (size_t)c));
+    return t == KVATTN_TYPE_F16 ? _mm256_cvtph_ps(h) : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+#endif
+
+static inline void kv_tile_scores_h(const float *Q, int ldq, int G, kvattn_type t, const unsigned char *K, size_t stride,
+                                    int N, int d, float *S, int lds) {
+#if KV_HAVE_AVX2
+    int g = 0;
+    for (; g < G; g += 2) {
+        const int two = g + 1 < G;
+        const float *q0 = Q + (size_t)g * ldq, *q1 = two ? q0 + ldq : q0;
+        int j = 0;
+        for (; j + 4 <= N; j += 4) {
+            const unsigned char *k0 = K + (size_t)j * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
+            __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+            for (int c = 0; c < d; c += 8) {
+                __m256 x0 = _mm256_loadu_ps(q0 + c), x1 = _mm256_loadu_ps(q1 + c), k;
+                k = kv_load8_h(t, k0, c), a00 = _mm256_fmadd_ps(x0, k, a00), a10 = _mm256_fmadd_ps(x1, k, a10);
+                k = kv_load8_h(t, k1, c), a01 = _mm256_fmadd_ps(x0, k, a01), a11 = _mm256_fmadd_ps(x1, k, a11);
+                k = kv_load8_h(t, k2, c), a02 = _mm256_fmadd_ps(x0, k, a02), a12 = _mm256_fmadd_ps(x1, k, a12);
+                k = kv_load8_h(t, k3, c), a03 = _mm256_fmadd_ps(x0, k, a03), a13 = _mm256_fmadd_ps(x1, k, a13);
+            }
+            _mm_storeu_ps(S + (size_t)g * lds + j, kv_hsum4(a00, a01, a02, a03));
+            if (two) _mm_storeu_ps(S + (size_t)(g + 1) * lds + j, kv_hsum4(a10, a11, a12, a13));
+        }
+        for (; j < N; j++) {
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+            const unsigned char *kr = K + (size_t)j * stride;
+            for (int c = 0; c < d; c += 8) {
+                __m256 k = kv_load8_h(t, kr, c);
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + c), k, a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q1 + c), k, a1);
+            }
+            S[(size_t)g * lds + j] = kv_hsum256(a0);
+            if (two) S[(size_t)(g + 1) * lds + j] = kv_hsum256(a1);
+        }
+    }
+#else
+    for (int g = 0; g < G; g++)
+        for (int j = 0; j < N; j++) S[(size_t)g * lds + j] = kv_row_dot_ref(t, K + (size_t)j * stride, Q + (size_t)g * ldq, d);
+#endif
+}
+
+static inline void kv_tile_accum_h(const float *P, int ldp, int G, kvattn_type t, const unsigned char *V, size_t stride,
+                                   int N, int d, float *O, int ldo) {
+#if KV_HAVE_AVX2
+    for (int g = 0; g < G; g += 2) {
+        const int two = g + 1 < G;
+        float *o0 = O + (size_t)g * ldo, *o1 = two ? o0 + ldo : o0;
+        const float *p0 = P + (size_t)g * ldp, *p1 = two ? p0 + ldp : p0;
+        int c = 0;
+        for (; c + 32 <= d; c += 32) {
+            __m256 a0 = _mm256_loadu_ps(o0 + c), a1 = _mm256_loadu_ps(o0 + c + 8), a2 = _mm256_loadu_ps(o0 + c + 16),
+                   a3 = _mm256_loadu_ps(o0 + c + 24);
+            __m256 b0 = _mm256_setzero_ps(), b1 = b0, b2 = b0, b3 = b0;
+            for (int j = 0; j < N; j++) {
+                const unsigned char *vr = V + (size_t)j * stride;
+                __m256 x0 = _mm256_set1_ps(p0[j]), x1 = _mm256_set1_ps(p1[j]), v;
+                v = kv_load8_h(t, vr, c), a0 = _mm256_fmadd_ps(x0, v, a0), b0 = _mm256_fmadd_ps(x1, v, b0);
+                v = kv_load8_h(t, vr, c + 8), a1 = _mm256_fmadd_ps(x0, v, a1), b1 = _mm256_fmadd_ps(x1, v, b1);
+                v = kv_load8_h(t, vr, c + 16), a2 = _mm256_fmadd_ps(x0, v, a2), b2 = _mm256_fmadd_ps(x1, v, b2);
+                v = kv_load8_h(t, vr, c + 24), a3 = _mm256_fmadd_ps(x0, v, a3), b3 = _mm256_fmadd_ps(x1, v, b3);
+            }
+            _mm256_storeu_ps(o0 + c, a0), _mm256_storeu_ps(o0 + c + 8, a1), _mm256_storeu_ps(o0 + c + 16, a2),
+                _mm256_storeu_ps(o0 + c + 24, a3);
+            if (two) {
+                _mm256_storeu_ps(o1 + c, _mm256_add_ps(_mm256_loadu_ps(o1 + c), b0));
+                _mm256_storeu_ps(o1 + c + 8, _mm256_add_ps(_mm256_loadu_ps(o1 + c + 8), b1));
+                _mm256_storeu_ps(o1 + c + 16, _mm256_add_ps(_mm256_loadu_ps(o1 + c + 16), b2));
+                _mm256_storeu_ps(o1 + c + 24, _mm256_add_ps(_mm256_loadu_ps(o1 + c + 24), b3));
+            }
+        }
+        for (; c < d; c += 8) {
+            __m256 a = _mm256_loadu_ps(o0 + c), b = _mm256_setzero_ps();
+            for (int j = 0; j < N; j++) {
+                __m256 v = kv_load8_h(t, V + (size_t)j * stride, c);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(p0[j]), v, a);
+                b = _mm256_fmadd_ps(_mm256_set1_ps(p1[j]), v, b);
+            }
+            _mm256_storeu_ps(o0 + c, a);
+            if (two) _mm256_storeu_ps(o1 + c, _mm256_add_ps(_mm256_loadu_ps(o1 + c), b));
+        }
+    }
+#else
+    for (int g = 0; g < G; g++)
+        for (int j = 0; j < N; j++) kv_row_axpy_ref(t, V + (size_t)j * stride, P[(size_t)g * ldp + j], O + (size_t)g * ldo, d);
+#endif
+}
+
+
+#endif
