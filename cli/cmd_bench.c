@@ -51,7 +51,7 @@ static void fill_row_rates(bench_row *r, const kvattn_machine_limits *lim) {
 }
 
 static int bench_model(const char *path, const char *tok, const int64_t *depths, int n_depths, int prompt, int gen,
-                       kvattn_type kv_type, kvattn_mla_mode mla, int json, const kvattn_machine_limits *lim) {
+                       kvattn_type kv_type, kvattn_mla_mode mla, int json, kvattn_machine_limits *lim) {
     kvattn_model *m = NULL;
     if (kvattn_model_load(path, tok, &m) != KVATTN_OK) {
         fprintf(stderr, "kvattn bench: %s\n", kvattn_last_error());
@@ -119,6 +119,12 @@ static int bench_model(const char *path, const char *tok, const int64_t *depths,
                           2.0 * a->n_heads * (a->qk_nope_head_dim + a->qk_rope_head_dim + a->v_head_dim)) * depth * d->n_layers;
         else
             attn_flops = 4.0 * a->n_heads * a->head_dim * depth * d->n_layers;
+        /* The limits again right after, keeping the higher: a noisy measurement only comes out low. */
+        kvattn_machine_limits again;
+        if (kvattn_measure_machine(&again) == KVATTN_OK) {
+            if (again.read_gbps > lim->read_gbps) lim->read_gbps = again.read_gbps;
+            if (again.fma_gflops > lim->fma_gflops) lim->fma_gflops = again.fma_gflops;
+        }
         double bound_s = (wbytes + kv_bytes) / (lim->read_gbps * 1e9) + attn_flops / (lim->fma_gflops * 1e9);
         double gtps = gen / tg, ptps = prompt > 0 ? prompt / tp : 0, btps = 1.0 / bound_s;
         if (json)
@@ -131,7 +137,9 @@ static int bench_model(const char *path, const char *tok, const int64_t *depths,
         fflush(stdout);
         kvattn_session_free(s);
     }
-    if (json) printf("]}\n");
+    if (json) printf("], \"machine_final\": {\"read_gbps\": %.2f, \"fma_gflops\": %.1f}}\n", lim->read_gbps, lim->fma_gflops);
+    else printf("(bounds use the higher of the limits measured before and after each depth: %.1f GB/s, %.0f GFLOP/s)\n",
+                lim->read_gbps, lim->fma_gflops);
     free(ids), free(logits);
     kvattn_model_free(m);
     return rc;
@@ -211,10 +219,10 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--ctx") || !strcmp(a, "--depth")) {
             int64_t *dst = a[2] == 'c' ? ctxs : depths;
             int got = cli_parse_count_list(v, dst, MAX_LIST);
-            for (int j = 0; j < got; j++)
-                if (dst[j] < 1 || dst[j] > (1 << 24)) got = -1;
+            for (int j = 0; j < got; j++) /* a depth may be 0: generation from an empty cache */
+                if (dst[j] < (a[2] == 'c' ? 1 : 0) || dst[j] > (1 << 24)) got = -1;
             if (got < 1) {
-                fprintf(stderr, "kvattn bench: %s '%s': expected counts in [1, 16M]\n", a, v);
+                fprintf(stderr, "kvattn bench: %s '%s': expected counts in [%d, 16M]\n", a, v, a[2] == 'c');
                 return 2;
             }
             if (a[2] == 'c') n_ctx = got;

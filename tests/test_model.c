@@ -356,11 +356,44 @@ static void test_gguf_roundtrip(void) {
     kvattn_model_free(ref);
 }
 
+/* The whole model with quantized caches stays near the f32 path. Bounds on
+ * max|Δlogit| / max|logit| over 60 positions: the cache's element rounding
+ * (f16 2^-11, bf16 2^-8 of each value) through 5 layers, with margin. q8_0
+ * rounds to 1/254 of each row's largest value; this model's rows are 8 wide
+ * (head_dim 8) with outliers, so small elements lose more than in bf16 —
+ * measured 4.8e-2 here (bf16 4.5e-3, f16 5.5e-4); a wrong row or scale would
+ * move logits by O(1). */
+static void test_cache_types_whole_model(void) {
+    kvattn_model *m = NULL;
+    CHECK_OK(kvattn_model_load(path_of("stories260K.gguf"), NULL, &m));
+    if (!m) return;
+    const int V = 512, T = 60;
+    int32_t ids[60];
+    for (int i = 0; i < T; i++) ids[i] = (int32_t)((i * 29 + 3) % V);
+    float *ref = malloc(sizeof(float) * T * V), *got = malloc(sizeof(float) * T * V);
+    struct {
+        kvattn_type t;
+        double tol;
+    } c[] = {{KVATTN_TYPE_F32, 0.0}, {KVATTN_TYPE_F16, 4e-3}, {KVATTN_TYPE_BF16, 3e-2}, {KVATTN_TYPE_Q8_0, 8e-2}};
+    for (int i = 0; i < 4; i++) {
+        kvattn_session *s;
+        CHECK_OK(kvattn_session_create(m, T, c[i].t, KVATTN_MLA_ABSORBED, &s));
+        CHECK_OK(kvattn_session_decode(s, ids, T, i ? got : ref, 1));
+        kvattn_session_free(s);
+        if (!i) continue;
+        double e = test_max_abs_diff(ref, got, (size_t)T * V) / test_max_abs(ref, (size_t)T * V);
+        CHECK(e <= c[i].tol, "%s cache vs f32 over the whole model: %.3g (bound %.3g)", kvattn_type_name(c[i].t), e, c[i].tol);
+    }
+    free(ref), free(got);
+    kvattn_model_free(m);
+}
+
 int main(void) {
     test_golden_generation();
     test_batched_vs_decode();
     test_spm_tokenizers();
     test_bpe_tokenizer();
     test_gguf_roundtrip();
+    test_cache_types_whole_model();
     return test_finish("test_model");
 }
