@@ -1,6 +1,7 @@
 #include "ops.h"
 
 #include "kvattn.h"
+#include "tile.h"
 #include "vec.h"
 
 #include <math.h>
@@ -11,8 +12,27 @@
 
 #define TOKEN_BLOCK 16
 
+/* Rows of W per task when several tokens share them (a register-blocked product). */
+#define ROW_BLOCK 64
+
 void kv_matmul(float *y, const float *x, kvattn_matrix W, int T, int n, int k) {
     const size_t row_bytes = kvattn_row_bytes(W.type, k);
+    if (T >= 2 && k % 8 == 0) { /* prefill: y[t][i] = x[t]·W[i] is the attention's score product */
+        const int blocks = (n + ROW_BLOCK - 1) / ROW_BLOCK;
+#pragma omp parallel for schedule(static) if ((long)n * k * T > 32768)
+        for (int b = 0; b < blocks; b++) {
+            int r0 = b * ROW_BLOCK, nr = n - r0 < ROW_BLOCK ? n - r0 : ROW_BLOCK;
+            const unsigned char *w = (const unsigned char *)W.data + (size_t)r0 * row_bytes;
+            for (int t0 = 0; t0 < T; t0 += TOKEN_BLOCK) {
+                int tb = T - t0 < TOKEN_BLOCK ? T - t0 : TOKEN_BLOCK;
+                if (W.type == KVATTN_TYPE_F32)
+                    kv_tile_scores(x + (size_t)t0 * k, k, tb, (const float *)w, k, nr, k, y + (size_t)t0 * n + r0, n);
+                else
+                    kv_tile_scores_h(x + (size_t)t0 * k, k, tb, W.type, w, row_bytes, nr, k, y + (size_t)t0 * n + r0, n);
+            }
+        }
+        return;
+    }
     for (int t0 = 0; t0 < T; t0 += TOKEN_BLOCK) {
         int t1 = t0 + TOKEN_BLOCK < T ? t0 + TOKEN_BLOCK : T;
         /* Small products are not worth waking the thread team. */
