@@ -237,6 +237,15 @@ static kvattn_status add_vector(kvattn_gguf_writer *w, const char *name, const f
     return kvattn_gguf_add_tensor(w, name, KVATTN_TYPE_F32, ne, 1, v);
 }
 
+typedef struct {
+    int rank, a, b;
+} merge_entry;
+
+static int cmp_merge_rank(const void *x, const void *y) {
+    const merge_entry *p = x, *q = y;
+    return (p->rank > q->rank) - (p->rank < q->rank);
+}
+
 /* The tokenizer's pieces in GGUF's spelling ("▁" for spaces in SentencePiece). */
 static kvattn_status add_tokenizer(kvattn_gguf_writer *w, const kvattn_tokenizer *t) {
     int n = t->n_vocab;
@@ -270,27 +279,26 @@ static kvattn_status add_tokenizer(kvattn_gguf_writer *w, const kvattn_tokenizer
     if (st == KVATTN_OK && t->kind == KVATTN_VOCAB_BPE) { /* merges back as "a b", in rank order */
         int nm = 0;
         for (size_t s = 0; s < t->merge_cap; s++) nm += t->merge_keys[s] != 0;
+        merge_entry *me = malloc(sizeof *me * ((size_t)nm + 1));
         char **ms = calloc((size_t)nm + 1, sizeof *ms);
-        int *ranks = calloc((size_t)nm + 1, sizeof *ranks), k = 0;
-        for (size_t s = 0; ms && ranks && s < t->merge_cap; s++) {
-            if (!t->merge_keys[s]) continue;
-            uint64_t key = t->merge_keys[s] - 1;
-            int a = (int)(key >> 32), b = (int)(uint32_t)key;
-            int at = k;
-            while (at > 0 && ranks[at - 1] > t->merge_rank[s]) ms[at] = ms[at - 1], ranks[at] = ranks[at - 1], at--;
-            ms[at] = malloc((size_t)t->piece_len[a] + (size_t)t->piece_len[b] + 2);
-            if (ms[at]) sprintf(ms[at], "%s %s", t->pieces[a], t->pieces[b]);
-            ranks[at] = t->merge_rank[s];
-            k++;
+        int k = 0, bad = !me || !ms;
+        for (size_t s = 0; !bad && s < t->merge_cap; s++)
+            if (t->merge_keys[s]) {
+                uint64_t key = t->merge_keys[s] - 1;
+                me[k++] = (merge_entry){t->merge_rank[s], (int)(key >> 32), (int)(uint32_t)key};
+            }
+        if (!bad) qsort(me, (size_t)nm, sizeof *me, cmp_merge_rank);
+        for (int i = 0; !bad && i < nm; i++) {
+            ms[i] = malloc((size_t)t->piece_len[me[i].a] + (size_t)t->piece_len[me[i].b] + 2);
+            if (ms[i]) sprintf(ms[i], "%s %s", t->pieces[me[i].a], t->pieces[me[i].b]);
+            else bad = 1;
         }
-        int bad = !ms || !ranks;
-        for (int i = 0; !bad && i < nm; i++) bad = !ms[i];
         st = bad ? kv_fail(KVATTN_ERR_NOMEM, "gguf: out of memory") :
                    kvattn_gguf_set_str_array(w, "tokenizer.ggml.merges", (const char *const *)ms, NULL, nm);
         if (st == KVATTN_OK)
             st = kvattn_gguf_set_str(w, "tokenizer.ggml.pre", t->pre == KV_PRE_LLAMA3 ? "llama-bpe" : "gpt-2");
         for (int i = 0; ms && i < nm; i++) free(ms[i]);
-        free(ms), free(ranks);
+        free(ms), free(me);
     }
     if (st == KVATTN_OK && t->bos >= 0) st = kvattn_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos);
     if (st == KVATTN_OK && t->eos >= 0) st = kvattn_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos);

@@ -129,10 +129,15 @@ kvattn_status kv_tokenizer_build(kvattn_vocab_kind kind, int n_vocab, const char
     if (t->eos >= 0) t->is_control[t->eos] = 1;
     sort_ctx = t; /* qsort has no context argument in C11; loading is single-threaded per tokenizer */
     qsort(t->sorted, (size_t)n_vocab, sizeof *t->sorted, cmp_piece);
+    for (int cp = 0; cp < 324; cp++) t->unicode_byte[cp] = -1;
     for (int b = 0; b < 256; b++) {
         char buf[8];
         int len = kind == KVATTN_VOCAB_SPM ? snprintf(buf, sizeof buf, "<0x%02X>", b) : byte_to_unicode(b, buf);
         t->byte_id[b] = kv_tokenizer_find(t, buf, len);
+        if (kind == KVATTN_VOCAB_BPE) { /* the reverse map, for decoding */
+            int cp = len == 1 ? (unsigned char)buf[0] : (((unsigned char)buf[0] & 0x1f) << 6) | ((unsigned char)buf[1] & 0x3f);
+            if (cp < 324) t->unicode_byte[cp] = (int16_t)b;
+        }
     }
     if (kind == KVATTN_VOCAB_BPE && n_merges > 0) {
         size_t cap = 16;
@@ -534,13 +539,7 @@ int kvattn_token_to_bytes(const kvattn_tokenizer *t, int prev, int id, char *buf
         for (int i = 0; i < len;) {
             int cl;
             uint32_t cp = decode_cp(p + i, (size_t)(len - i), &cl);
-            int b = -1;
-            for (int x = 0; x < 256 && b < 0; x++) {
-                char u[2];
-                int ul = byte_to_unicode(x, u);
-                uint32_t ucp = ul == 1 ? (unsigned char)u[0] : (((unsigned char)u[0] & 0x1f) << 6) | ((unsigned char)u[1] & 0x3f);
-                if (ucp == cp) b = x;
-            }
+            int b = cp < 324 ? t->unicode_byte[cp] : -1;
             if (b < 0) { /* not a byte stand-in (added tokens): copy as is */
                 for (int j = 0; j < cl && o < size; j++) buf[o++] = p[i + j];
             } else if (o < size) {

@@ -24,6 +24,7 @@ struct kvattn_tokenizer {
     int *merge_result;
     size_t merge_cap;
     unsigned char *is_control; /* [n_vocab] tokens that decode to nothing (BOS, EOS, <unk>, ...) */
+    int16_t unicode_byte[324]; /* BPE: the byte a stand-in code point (< 324) means, or -1 */
 };
 
 /* Builds a tokenizer from pieces (copied). scores may be NULL for BPE.
