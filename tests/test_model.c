@@ -292,6 +292,24 @@ static void test_bpe_tokenizer(void) {
         CHECK_OK(kvattn_session_decode(s, x, nx, logits, 0));
         kvattn_session_free(s);
     }
+    if (m) { /* kvattn's own writer keeps the gpt2 vocabulary and its merges (in rank order) */
+        char again[160];
+        snprintf(again, sizeof again, "/tmp/kvattn_bpe2_%d.gguf", (int)getpid());
+        CHECK_OK(kvattn_model_save_gguf(m, again, KVATTN_TYPE_F16));
+        kvattn_model *m2 = NULL;
+        CHECK_OK(kvattn_model_load(again, NULL, &m2));
+        const kvattn_tokenizer *g2 = m2 ? kvattn_model_tokenizer(m2) : NULL;
+        for (int i = 0; g2 && i < 5; i++) {
+            int32_t x[64], y[64];
+            int nx = 0, ny = 0;
+            kvattn_tokenize(t, texts[i], 0, x, 64, &nx);
+            kvattn_tokenize(g2, texts[i], 0, y, 64, &ny);
+            CHECK(nx == ny && !memcmp(x, y, sizeof(int32_t) * (size_t)nx), "'%s' after save/reload", texts[i]);
+        }
+        CHECK(g2 && kvattn_tokenizer_kind(g2) == KVATTN_VOCAB_BPE, "saved vocabulary stays byte-level BPE");
+        kvattn_model_free(m2);
+        unlink(again);
+    }
     kvattn_model_free(m);
     unlink(path);
     kvattn_tokenizer_free(t);
