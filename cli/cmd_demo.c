@@ -108,24 +108,6 @@ static int make_weights(const kvattn_layer_config *c, owned_weights *ow, uint64_
     return 0;
 }
 
-/* Fills the cache of layer 0 with random rows up to `ctx` tokens. */
-static int fill_cache(kvattn_cache *cache, const kvattn_layer_config *c, int ctx, cli_rng *rng) {
-    int chunk = 256, from = kvattn_cache_length(cache, 0);
-    size_t row = (size_t)kvattn_kv_elems_per_token_layer(c);
-    size_t half = c->kind == KVATTN_ATTN_MLA ? row : row / 2;
-    float *k = malloc(sizeof(float) * half * chunk), *v = malloc(sizeof(float) * half * chunk);
-    int rc = (k && v) ? 0 : -1;
-    for (int pos = from; rc == 0 && pos < ctx; pos += chunk) {
-        int n = ctx - pos < chunk ? ctx - pos : chunk;
-        cli_rng_fill(rng, k, half * n, 1.0f);
-        cli_rng_fill(rng, v, half * n, 1.0f);
-        rc = kvattn_cache_write(cache, 0, pos, n, k, c->kind == KVATTN_ATTN_MLA ? NULL : v) == KVATTN_OK ? 0 : -1;
-    }
-    free(k);
-    free(v);
-    return rc;
-}
-
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -284,7 +266,7 @@ int cmd_demo(int argc, char **argv) {
             }
             if (tty) fprintf(stderr, "\r  %s: filling the cache to %d tokens...", rows[r].label, ctx), fflush(stderr);
             kvattn_cache_truncate(cache, kvattn_cache_length(cache, 0) < ctx ? kvattn_cache_length(cache, 0) : ctx);
-            if (fill_cache(cache, &d->cfg, ctx, &rng) != 0) {
+            if (kvattn_cache_fill_random(cache, 0, ctx - kvattn_cache_length(cache, 0), (uint64_t)ctx) != KVATTN_OK) {
                 fprintf(stderr, "kvattn demo: filling the cache: %s\n", kvattn_last_error());
                 rc = 1;
                 break;

@@ -233,6 +233,12 @@ kvattn_status kvattn_cache_truncate(kvattn_cache *c, int n_tokens);
 kvattn_status kvattn_cache_write(kvattn_cache *c, int layer, int pos, int T,
                                  const float *k, const float *v);
 
+/* Appends n tokens of random rows (uniform in [-1, 1), deterministic per
+ * seed) to `layer`, or to every layer when layer = -1 — a cache "as if" a
+ * prompt had run, for timing decode at depth. KVATTN_ERR_CACHE_FULL past
+ * the capacity. */
+kvattn_status kvattn_cache_fill_random(kvattn_cache *c, int layer, int n, uint64_t seed);
+
 /* Reads back token t of `layer` as f32 (dequantized). GQA family: k and v
  * receive n_kv_heads·head_dim floats each; MLA: k receives d_c + d_R floats
  * and v must be NULL. */

@@ -160,7 +160,28 @@ static void test_create_errors(void) {
     CHECK(kvattn_kv_bytes_per_token(&bad, 1, KVATTN_TYPE_F16) == 0, "bytes of an invalid config are 0");
 }
 
+/* Random filling (for timing at depth): lengths, every layer, capacity. */
+static void test_fill_random(void) {
+    kvattn_layer_config cfgs[2] = {test_gqa_config(16, 4, 2, 8), test_mla_config(16, 2, 0, 12, 4, 4, 4)};
+    for (int c = 0; c < 2; c++) {
+        kvattn_cache *cache;
+        CHECK_OK(kvattn_cache_create(&cfgs[c], 3, 600, KVATTN_TYPE_F16, &cache));
+        CHECK_OK(kvattn_cache_fill_random(cache, 1, 300, 7));
+        CHECK(kvattn_cache_length(cache, 1) == 300 && kvattn_cache_length(cache, 0) == 0, "one layer filled");
+        CHECK_OK(kvattn_cache_fill_random(cache, -1, 257, 8));
+        CHECK(kvattn_cache_length(cache, 0) == 257 && kvattn_cache_length(cache, 1) == 557, "every layer appended");
+        float k[32], v[32];
+        CHECK_OK(kvattn_cache_read(cache, 1, 556, k, cfgs[c].kind == KVATTN_ATTN_MLA ? NULL : v));
+        CHECK(fabsf(k[0]) <= 1.0f && (k[0] != 0.0f || k[1] != 0.0f), "rows hold values in [-1, 1]");
+        CHECK(kvattn_cache_fill_random(cache, 1, 100, 9) == KVATTN_ERR_CACHE_FULL, "past capacity");
+        CHECK(kvattn_cache_fill_random(cache, 3, 1, 9) == KVATTN_ERR_INVALID_ARG, "layer 3 of 3");
+        CHECK(kvattn_cache_fill_random(NULL, -1, 1, 9) == KVATTN_ERR_INVALID_ARG, "NULL cache");
+        kvattn_cache_free(cache);
+    }
+}
+
 int main(void) {
+    test_fill_random();
     test_brief_table();
     test_sizes_every_design_and_type();
     test_write_read();

@@ -132,22 +132,13 @@ kvattn_status kvattn_bench_attention(const kvattn_layer_config *cfg, int ctx, kv
     const int dv = mla ? cfg->v_head_dim : cfg->head_dim;
     kvattn_cache *cache = NULL;
     if ((st = kvattn_cache_create(cfg, 1, ctx, kv_type, &cache)) != KVATTN_OK) return st;
-    /* The cache: random rows, written in chunks. */
     uint64_t seed = 0x9e3779b97f4a7c15ull;
-    const int chunk = 256;
-    size_t width = mla ? (size_t)cfg->kv_lora_rank + cfg->qk_rope_head_dim : (size_t)cfg->n_kv_heads * cfg->head_dim;
-    float *k = malloc(sizeof(float) * width * chunk), *v = malloc(sizeof(float) * width * chunk);
     size_t wkv_b_n = mla ? (size_t)H * (cfg->qk_nope_head_dim + dv) * cfg->kv_lora_rank : 1;
     float *q = malloc(sizeof(float) * (size_t)H * dq), *o = malloc(sizeof(float) * (size_t)H * dv);
     float *wkv_b = malloc(sizeof(float) * wkv_b_n);
     double *t = malloc(sizeof(double) * (size_t)reps);
-    if (!k || !v || !q || !o || !wkv_b || !t) st = kv_fail(KVATTN_ERR_NOMEM, "bench: out of memory");
-    for (int p = 0; st == KVATTN_OK && p < ctx; p += chunk) {
-        int n = ctx - p < chunk ? ctx - p : chunk;
-        fill_random(k, width * n, &seed, 1.0f);
-        fill_random(v, width * n, &seed, 1.0f);
-        st = kvattn_cache_write(cache, 0, p, n, k, mla ? NULL : v);
-    }
+    if (!q || !o || !wkv_b || !t) st = kv_fail(KVATTN_ERR_NOMEM, "bench: out of memory");
+    if (st == KVATTN_OK) st = kvattn_cache_fill_random(cache, 0, ctx, seed);
     if (st == KVATTN_OK) {
         fill_random(q, (size_t)H * dq, &seed, 1.0f);
         fill_random(wkv_b, wkv_b_n, &seed, 1.0f / sqrtf((float)cfg->kv_lora_rank + 1.0f));
@@ -179,6 +170,6 @@ kvattn_status kvattn_bench_attention(const kvattn_layer_config *cfg, int ctx, kv
         }
     }
     kvattn_cache_free(cache);
-    free(k), free(v), free(q), free(o), free(wkv_b), free(t);
+    free(q), free(o), free(wkv_b), free(t);
     return st;
 }

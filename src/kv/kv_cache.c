@@ -178,6 +178,35 @@ kvattn_status kvattn_cache_write(kvattn_cache *c, int layer, int pos, int T, con
     return KVATTN_OK;
 }
 
+kvattn_status kvattn_cache_fill_random(kvattn_cache *c, int layer, int n, uint64_t seed) {
+    if (layer != -1) {
+        kvattn_status st = check_layer(c, layer, "cache fill");
+        if (st != KVATTN_OK) return st;
+    } else if (!c) {
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "cache fill: cache is NULL");
+    }
+    if (n < 0) return kv_fail(KVATTN_ERR_INVALID_ARG, "cache fill: n = %d", n);
+    const int mla = is_mla(c), chunk = 256;
+    const size_t width = mla ? (size_t)c->cfg.kv_lora_rank + c->cfg.qk_rope_head_dim
+                             : (size_t)c->cfg.n_kv_heads * c->cfg.head_dim;
+    float *k = malloc(sizeof(float) * width * chunk), *v = malloc(sizeof(float) * width * chunk);
+    kvattn_status st = k && v ? KVATTN_OK : kv_fail(KVATTN_ERR_NOMEM, "cache fill: out of memory");
+    uint64_t x = seed ? seed : 0x9e3779b97f4a7c15ull;
+    for (int p = 0; st == KVATTN_OK && p < n; p += chunk) {
+        int m = n - p < chunk ? n - p : chunk;
+        for (size_t i = 0; i < width * (size_t)m; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
+            k[i] = (float)(x >> 40) * (2.0f / 16777216.0f) - 1.0f;
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            v[i] = (float)(x >> 40) * (2.0f / 16777216.0f) - 1.0f;
+        }
+        for (int l = layer < 0 ? 0 : layer; st == KVATTN_OK && l <= (layer < 0 ? c->n_layers - 1 : layer); l++)
+            st = kvattn_cache_write(c, l, c->length[l], m, k, mla ? NULL : v);
+    }
+    free(k), free(v);
+    return st;
+}
+
 kvattn_status kvattn_cache_read(const kvattn_cache *c, int layer, int t, float *k, float *v) {
     kvattn_status st = check_layer(c, layer, "cache read");
     if (st != KVATTN_OK) return st;

@@ -251,8 +251,7 @@ static void load_deepseek2(builder *b) {
 }
 
 /* The experts of one MoE layer: [n_experts] matrices inside 3-D tensors. */
-static kvattn_matrix *expert_slices(builder *b, const gguf_tensor *t, int n_exp, uint64_t rows, uint64_t cols,
-                                    uint64_t row_offset) {
+static kvattn_matrix *expert_slices(builder *b, const gguf_tensor *t, int n_exp, uint64_t cols, uint64_t row_offset) {
     if (!t) return NULL;
     kvattn_matrix *e = kv_model_own(b->m, malloc(sizeof *e * (size_t)n_exp));
     if (!e) {
@@ -262,7 +261,6 @@ static kvattn_matrix *expert_slices(builder *b, const gguf_tensor *t, int n_exp,
     size_t row_bytes = kvattn_row_bytes(t->type, (int64_t)cols);
     for (int x = 0; x < n_exp; x++)
         e[x] = (kvattn_matrix){t->data + ((uint64_t)x * t->ne[1] + row_offset) * row_bytes, t->type};
-    (void)rows;
     return e;
 }
 
@@ -309,13 +307,13 @@ static void deepseek2_blocks(builder *b) {
         if (bias) k->router_bias = kv_model_f32_vector(m, bias->data, bias->type, (int)E);
         const gguf_tensor *gu = tensor3(b, BLK("ffn_gate_up_exps.weight"), D, 2 * Fm, E, 1);
         if (gu) { /* merged: per expert Fm gate rows, then Fm up rows */
-            k->exp_gate = expert_slices(b, gu, (int)E, Fm, D, 0);
-            k->exp_up = expert_slices(b, gu, (int)E, Fm, D, Fm);
+            k->exp_gate = expert_slices(b, gu, (int)E, D, 0);
+            k->exp_up = expert_slices(b, gu, (int)E, D, Fm);
         } else {
-            k->exp_gate = expert_slices(b, tensor3(b, BLK("ffn_gate_exps.weight"), D, Fm, E, 0), (int)E, Fm, D, 0);
-            k->exp_up = expert_slices(b, tensor3(b, BLK("ffn_up_exps.weight"), D, Fm, E, 0), (int)E, Fm, D, 0);
+            k->exp_gate = expert_slices(b, tensor3(b, BLK("ffn_gate_exps.weight"), D, Fm, E, 0), (int)E, D, 0);
+            k->exp_up = expert_slices(b, tensor3(b, BLK("ffn_up_exps.weight"), D, Fm, E, 0), (int)E, D, 0);
         }
-        k->exp_down = expert_slices(b, tensor3(b, BLK("ffn_down_exps.weight"), Fm, D, E, 0), (int)E, D, Fm, 0);
+        k->exp_down = expert_slices(b, tensor3(b, BLK("ffn_down_exps.weight"), Fm, D, E, 0), (int)E, Fm, 0);
         if (S) {
             k->sh_gate = matrix(b, BLK("ffn_gate_shexp.weight"), D, Fm * S);
             k->sh_up = matrix(b, BLK("ffn_up_shexp.weight"), D, Fm * S);

@@ -185,23 +185,7 @@ kvattn_status kvattn_session_fill_random(kvattn_session *s, int n, uint64_t seed
     if (n > kvattn_cache_capacity(s->cache) - s->pos)
         return kv_fail(KVATTN_ERR_CACHE_FULL, "fill: %d tokens at position %d exceed the context of %d", n, s->pos,
                        kvattn_cache_capacity(s->cache));
-    const kvattn_layer_config *a = &s->m->desc.attn;
-    const int mla = a->kind == KVATTN_ATTN_MLA, chunk = 256;
-    size_t width = mla ? (size_t)a->kv_lora_rank + a->qk_rope_head_dim : (size_t)a->n_kv_heads * a->head_dim;
-    float *k = malloc(sizeof(float) * width * chunk), *v = malloc(sizeof(float) * width * chunk);
-    kvattn_status st = k && v ? KVATTN_OK : kv_fail(KVATTN_ERR_NOMEM, "fill: out of memory");
-    uint64_t x = seed ? seed : 1;
-    for (int p = 0; st == KVATTN_OK && p < n; p += chunk) {
-        int c = n - p < chunk ? n - p : chunk;
-        for (size_t i = 0; i < width * (size_t)c; i++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            k[i] = (float)(x >> 40) * (2.0f / 16777216.0f) - 1.0f;
-            v[i] = -k[i];
-        }
-        for (int l = 0; st == KVATTN_OK && l < s->m->desc.n_layers; l++)
-            st = kvattn_cache_write(s->cache, l, s->pos + p, c, k, mla ? NULL : v);
-    }
+    kvattn_status st = kvattn_cache_fill_random(s->cache, -1, n, seed);
     if (st == KVATTN_OK) s->pos += n;
-    free(k), free(v);
     return st;
 }
