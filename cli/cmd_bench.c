@@ -34,8 +34,8 @@ static void bench_usage(FILE *f) {
             "GQA-8, MQA and MLA 512+64 (or the --as designs), one decode step over a cache of each context\n"
             "(default 1K,4K,16K,64K) and KV type (default f16): time, bytes read, GB/s, GFLOP/s and the\n"
             "fraction of its bound — memory (bytes / the streaming read bandwidth) or compute (flops / the FMA\n"
-            "peak), both measured in the same run. MLA runs absorbed and naive (naive up to --naive-max-ctx,\n"
-            "default 16K: it is slow).\n\n"
+            "peak), both measured in the same run. Each step starts with the cache cold, as in a real model.\n"
+            "MLA runs absorbed and naive (naive up to --naive-max-ctx, default 16K: it is slow).\n\n"
             "With -m: end-to-end prompt and generation tokens/s at each depth (default 4K,16K; the cache is\n"
             "filled with random rows to that depth), and generation as a fraction of the model's bound:\n"
             "(weights read + KV read) / bandwidth + attention flops / FMA peak.\n");
@@ -71,9 +71,9 @@ static int bench_model(const char *path, const char *tok, const int64_t *depths,
         double params_exp = 3.0 * a->d_model * (double)d->moe_ffn_dim * d->n_routed_experts * moe_layers;
         wbytes *= 1.0 - share * params_exp / params_all;
     }
-    if (json) printf("{\"machine\": {\"read_gbps\": %.2f, \"fma_gflops\": %.1f, \"threads\": %d}, \"model\": \"%s\", "
-                     "\"design\": \"%s\", \"kv_type\": \"%s\", \"rows\": [", lim->read_gbps, lim->fma_gflops,
-                     lim->threads, d->name, design, kvattn_type_name(kv_type));
+    if (json) printf("{\"machine\": {\"read_gbps\": %.2f, \"fma_gflops\": %.1f, \"simd_bits\": %d, \"threads\": %d}, "
+                     "\"model\": \"%s\", \"design\": \"%s\", \"kv_type\": \"%s\", \"rows\": [", lim->read_gbps,
+                     lim->fma_gflops, lim->simd_bits, lim->threads, d->name, design, kvattn_type_name(kv_type));
     else {
         printf("%s: %s, %d layers, %s of weights (%s read per token); KV %s\n", d->name, design, d->n_layers,
                cli_bytes((double)kvattn_model_weight_bytes(m), b1, sizeof b1), cli_bytes(wbytes, b2, sizeof b2),
@@ -306,8 +306,8 @@ int cmd_bench(int argc, char **argv) {
     bench_row *rows = calloc(MAX_ROWS, sizeof *rows);
     int n_rows = 0, rc = 0;
     if (!json && !csv) {
-        printf("machine: %.1f GB/s streaming read, %.0f GFLOP/s f32 FMA, %d threads (measured now)\n", lim.read_gbps,
-               lim.fma_gflops, lim.threads);
+        printf("machine: %.1f GB/s streaming read, %.0f GFLOP/s f32 FMA (%d-bit), %d threads (measured now)\n",
+               lim.read_gbps, lim.fma_gflops, lim.simd_bits, lim.threads);
         printf("%s: one decode step of attention only, per layer (best of %d)\n\n", m.name, reps);
         printf("%-12s %-9s %7s %5s %10s %10s %9s %9s %8s %9s\n", "design", "mla", "ctx", "kv", "us/step", "KV read",
                "GB/s", "GFLOP/s", "bound", "of bound");
@@ -361,8 +361,9 @@ int cmd_bench(int argc, char **argv) {
         }
     }
     if (json) {
-        printf("{\"machine\": {\"read_gbps\": %.3f, \"fma_gflops\": %.2f, \"threads\": %d}, \"model\": \"%s\", \"rows\": [",
-               lim.read_gbps, lim.fma_gflops, lim.threads, m.name);
+        printf("{\"machine\": {\"read_gbps\": %.3f, \"fma_gflops\": %.2f, \"simd_bits\": %d, \"threads\": %d}, "
+               "\"model\": \"%s\", \"rows\": [",
+               lim.read_gbps, lim.fma_gflops, lim.simd_bits, lim.threads, m.name);
         for (int i = 0; i < n_rows; i++) {
             bench_row *r = &rows[i];
             printf("%s{\"design\": \"%s\", \"mla\": \"%s\", \"ctx\": %d, \"kv_type\": \"%s\", \"us_per_step\": %.3f, "

@@ -486,20 +486,25 @@ int kvattn_sample(kvattn_sampler *s, float *logits, int n);
 /* ------------------------------------------------------------------------- */
 
 /* This machine's limits, measured now with the current thread count:
- * streaming read bandwidth (a buffer much larger than the caches, summed)
- * and f32 FMA throughput (independent FMA chains in registers). */
+ * streaming read bandwidth (a buffer much larger than the caches, summed,
+ * each thread reading several far-apart streams at once) and f32 FMA
+ * throughput (independent FMA chains in registers, at the widest vector
+ * width the kernels were built for: simd_bits). */
 typedef struct {
     double read_gbps;
     double fma_gflops;
     int threads;
+    int simd_bits;
 } kvattn_machine_limits;
 
 kvattn_status kvattn_measure_machine(kvattn_machine_limits *out);
 
 /* One decode step of attention only — from projected queries to per-head
- * outputs, the projections excluded (absorbed MLA includes W_UKᵀ q and W_UV,
- * naive MLA the expansion of every cached token) — over a cache of ctx
- * random tokens of `kv_type`. The best and the median of `reps` steps. */
+ * outputs, the projections excluded (absorbed MLA includes W_UKᵀ q and W_UV
+ * with bf16 weights, naive MLA the expansion of every cached token) — over a cache of ctx
+ * random tokens of `kv_type`. The best and the median of `reps` steps, each
+ * started with the cache cold (a 512 MiB buffer is read before it), as a
+ * layer's cache is in a real decode step. */
 typedef struct {
     double us_per_step; /* best of reps */
     double us_median;

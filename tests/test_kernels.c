@@ -109,7 +109,9 @@ static void test_f16_bf16_bits(void) {
 /* Projections with weights of every kernel type against the scalar twin. */
 static void test_matmul(void) {
     test_rng r = {3};
-    int shapes[][3] = {{1, 1, 1}, {1, 7, 9}, {3, 17, 33}, {20, 64, 100}, {17, 5, 129}, {33, 40, 8}, {2, 3, 64}};
+    int shapes[][3] = {{1, 1, 1}, {1, 7, 9}, {3, 17, 33}, {20, 64, 100}, {17, 5, 129}, {33, 40, 8}, {2, 3, 64},
+                      /* decode GEMV: several far-apart rows at once, ragged shares, 16/8/scalar tails */
+                      {1, 300, 200}, {1, 1003, 72}, {1, 37, 2048}, {1, 129, 13}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int ti = 0; ti < 4; ti++) {
             int T = shapes[s][0], n = shapes[s][1], k = shapes[s][2];

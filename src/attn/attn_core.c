@@ -15,8 +15,14 @@ static int thread_index(void) { return omp_get_thread_num(); }
 static int thread_index(void) { return 0; }
 #endif
 
-/* Rows of the next tile prefetched per sub-block of this one. */
+/* Rows of a later tile prefetched per sub-block of this one, and how many tiles ahead. */
 #define PREFETCH_ROWS 16
+#define PREFETCH_TILES 2
+
+/* KV heads one work unit walks in lockstep, a tile of each in turn: each head's
+ * K and V are streams the hardware prefetchers follow, and a core reading more
+ * streams at once gets more of the bandwidth (bench.c). */
+#define MAX_LANES 2
 
 /* Scratch of one thread: scores [group][KV_TILE], K and V tiles as f32. */
 static size_t scratch_floats(int group, const kv_rows *k, const kv_rows *v) {
@@ -29,86 +35,116 @@ static int v_in_k(const kv_rows *k, const kv_rows *v) {
            v->type == k->type && v->dim <= k->dim;
 }
 
+/* Prefetches rows [j, j + n) of head h (clipped to j_end) into L2. */
+static void prefetch_rows(const kv_rows *r, int h, int j, int n, int j_end, size_t row_bytes) {
+    for (int e = j + n < j_end ? j + n : j_end; j < e; j++) kv_prefetch(kv_rows_at(r, h, j), row_bytes);
+}
+
 /* Tile rows [j0, j0+nt) of head h as f32: a pointer into the cache when it
- * already is f32, else converted once into `buf`. *ld receives the row stride. */
-static const float *tile_rows(const kv_rows *r, int h, int j0, int nt, int dim, float *buf, int *ld) {
+ * already is f32, else converted once into `buf`. *ld receives the row stride.
+ * The rows `ahead` further on are prefetched one per row converted. */
+static const float *tile_rows(const kv_rows *r, int h, int j0, int nt, int dim, float *buf, int *ld, int ahead,
+                              int j_end) {
+    const size_t row_bytes = kvattn_row_bytes(r->type, dim);
     if (r->type == KVATTN_TYPE_F32 && r->token_stride % sizeof(float) == 0) {
+        prefetch_rows(r, h, j0 + ahead, nt, j_end, row_bytes);
         *ld = (int)(r->token_stride / sizeof(float));
         return (const float *)kv_rows_at(r, h, j0);
     }
-    for (int j = 0; j < nt; j++) kv_row_load_fast(r->type, kv_rows_at(r, h, j0 + j), buf + (size_t)j * dim, dim);
+    for (int j = 0; j < nt; j++) {
+        if (j0 + ahead + j < j_end) kv_prefetch(kv_rows_at(r, h, j0 + ahead + j), row_bytes);
+        kv_row_load_fast(r->type, kv_rows_at(r, h, j0 + j), buf + (size_t)j * dim, dim);
+    }
     *ld = dim;
     return buf;
 }
 
-/* Online-softmax attention of `group` query heads (q rows at stride k->dim)
- * sharing KV head `kvh`, over context rows [j_begin, j_end). Leaves the
- * unnormalized state: acc[g][vd] = Σ_j e^(s_j - m_g) v_j, m[g], l[g] = Σ_j e^(s_j - m_g).
- * Each tile of KV_TILE rows is converted to f32 once and multiplied against
- * all the group's queries (FlashAttention's blocking, on a CPU). */
-static void attend_range(const float *q, int group, int kvh, const kv_rows *k, const kv_rows *v, int j_begin,
-                         int j_end, float scale, float *acc, float *m, float *l, float *scratch) {
-    const int kd = k->dim, vd = v->dim, shared_v = v_in_k(k, v);
-    float *s = scratch, *kbuf = s + (size_t)group * KV_TILE, *vbuf = kbuf + (size_t)KV_TILE * kd;
+/* The online-softmax state of `group` query heads (q rows at stride k->dim)
+ * sharing KV head `kvh`: acc[g][vd] = Σ_j e^(s_j - m_g) v_j, m[g], and
+ * l[g] = Σ_j e^(s_j - m_g) over the rows seen so far (unnormalized). */
+typedef struct {
+    const float *q;
+    int kvh;
+    float *acc, *m, *l;
+} attn_lane;
+
+static void lane_start(attn_lane *ln, int group, int vd) {
     for (int g = 0; g < group; g++) {
-        m[g] = -INFINITY;
-        l[g] = 0.0f;
-        for (int i = 0; i < vd; i++) acc[(size_t)g * vd + i] = 0.0f;
-    }
-    /* Rows are read in place and widened in registers when few queries share them; with
-     * many (MQA, absorbed MLA) a tile is widened once into f32 and reused by all. */
-    const int direct = k->type != KVATTN_TYPE_F32 && group <= 4 && kd % 8 == 0 && vd % 8 == 0;
-    const size_t k_bytes = kvattn_row_bytes(k->type, kd), v_bytes = kvattn_row_bytes(v->type, vd);
-    for (int j0 = j_begin; j0 < j_end; j0 += KV_TILE) {
-        int nt = j_end - j0 < KV_TILE ? j_end - j0 : KV_TILE, ldk = 0, ldv = 0;
-        const float *kt = NULL;
-        /* The next tile's rows are prefetched a few at a time between sub-blocks of this
-         * tile's work: the row walks are strided, and a burst of prefetches would stall. */
-        if (direct) {
-            for (int sb = 0; sb < nt; sb += PREFETCH_ROWS) {
-                int n = nt - sb < PREFETCH_ROWS ? nt - sb : PREFETCH_ROWS;
-                for (int j = j0 + KV_TILE + sb; j < j0 + KV_TILE + sb + PREFETCH_ROWS && j < j_end; j++)
-                    kv_prefetch(kv_rows_at(k, kvh, j), k_bytes);
-                kv_tile_scores_h(q, kd, group, k->type, kv_rows_at(k, kvh, j0 + sb), k->token_stride, n, kd, s + sb, KV_TILE);
-            }
-        } else {
-            for (int j = j0 + KV_TILE; j < j0 + 2 * KV_TILE && j < j_end; j++) kv_prefetch(kv_rows_at(k, kvh, j), k_bytes);
-            kt = tile_rows(k, kvh, j0, nt, kd, kbuf, &ldk);
-            kv_tile_scores(q, kd, group, kt, ldk, nt, kd, s, KV_TILE);
-        }
-        for (int g = 0; g < group; g++) {
-            float *sg = s + (size_t)g * KV_TILE, mt = kv_scale_max(sg, scale, m[g], nt);
-            float corr = expf(m[g] - mt); /* 0 on the first tile */
-            if (corr != 1.0f) {
-                float *ag = acc + (size_t)g * vd;
-                for (int i = 0; i < vd; i++) ag[i] *= corr;
-            }
-            l[g] = l[g] * corr + kv_exp_shift_sum(sg, mt, sg, nt);
-            m[g] = mt;
-        }
-        if (direct) {
-            for (int sb = 0; sb < nt; sb += PREFETCH_ROWS) {
-                int n = nt - sb < PREFETCH_ROWS ? nt - sb : PREFETCH_ROWS;
-                for (int j = j0 + KV_TILE + sb; !shared_v && j < j0 + KV_TILE + sb + PREFETCH_ROWS && j < j_end; j++)
-                    kv_prefetch(kv_rows_at(v, kvh, j), v_bytes);
-                kv_tile_accum_h(s + sb, KV_TILE, group, v->type, kv_rows_at(v, kvh, j0 + sb), v->token_stride, n, vd, acc, vd);
-            }
-            continue;
-        }
-        for (int j = j0 + KV_TILE; !shared_v && j < j0 + 2 * KV_TILE && j < j_end; j++)
-            kv_prefetch(kv_rows_at(v, kvh, j), v_bytes);
-        const float *vt = shared_v ? kt : tile_rows(v, kvh, j0, nt, vd, vbuf, &ldv);
-        if (shared_v) ldv = ldk;
-        kv_tile_accum(s, KV_TILE, group, vt, ldv, nt, vd, acc, vd);
+        ln->m[g] = -INFINITY;
+        ln->l[g] = 0.0f;
+        for (int i = 0; i < vd; i++) ln->acc[(size_t)g * vd + i] = 0.0f;
     }
 }
 
-/* Splits of the context per (token, KV head) item: enough to give every
- * thread work when items are fewer than threads (decode with few KV heads,
- * absorbed MLA), never a split shorter than a tile. */
+/* One tile, rows [j0, j0+nt), into a lane's state: S = Q·Kᵀ against all the
+ * group's queries, the online-softmax update, O += P·V (FlashAttention's
+ * blocking, on a CPU). Rows are read in place and widened in registers when
+ * few queries share them; with many (MQA, absorbed MLA) the tile is widened
+ * once into f32 and reused by all. */
+static void attend_tile(const attn_lane *ln, int group, const kv_rows *k, const kv_rows *v, int j0, int nt, int j_end,
+                        float scale, float *scratch) {
+    const int kd = k->dim, vd = v->dim, shared_v = v_in_k(k, v), kvh = ln->kvh;
+    const int direct = k->type != KVATTN_TYPE_F32 && group <= 4 && kd % 8 == 0 && vd % 8 == 0;
+    const size_t k_bytes = kvattn_row_bytes(k->type, kd), v_bytes = kvattn_row_bytes(v->type, vd);
+    const int ahead = j0 + PREFETCH_TILES * KV_TILE;
+    float *s = scratch, *kbuf = s + (size_t)group * KV_TILE, *vbuf = kbuf + (size_t)KV_TILE * kd;
+    const float *kt = NULL;
+    int ldk = 0, ldv = 0;
+    /* A later tile's rows are prefetched a few at a time between sub-blocks of this
+     * tile's work: a burst of prefetches would stall on the fill buffers. */
+    if (direct) {
+        for (int sb = 0; sb < nt; sb += PREFETCH_ROWS) {
+            int n = nt - sb < PREFETCH_ROWS ? nt - sb : PREFETCH_ROWS;
+            prefetch_rows(k, kvh, ahead + sb, PREFETCH_ROWS, j_end, k_bytes);
+            kv_tile_scores_h(ln->q, kd, group, k->type, kv_rows_at(k, kvh, j0 + sb), k->token_stride, n, kd, s + sb, KV_TILE);
+        }
+    } else {
+        kt = tile_rows(k, kvh, j0, nt, kd, kbuf, &ldk, ahead - j0, j_end);
+        kv_tile_scores(ln->q, kd, group, kt, ldk, nt, kd, s, KV_TILE);
+    }
+    for (int g = 0; g < group; g++) {
+        float *sg = s + (size_t)g * KV_TILE, mt = kv_scale_max(sg, scale, ln->m[g], nt);
+        float corr = expf(ln->m[g] - mt); /* 0 on the first tile */
+        if (corr != 1.0f) {
+            float *ag = ln->acc + (size_t)g * vd;
+            for (int i = 0; i < vd; i++) ag[i] *= corr;
+        }
+        ln->l[g] = ln->l[g] * corr + kv_exp_shift_sum(sg, mt, sg, nt);
+        ln->m[g] = mt;
+    }
+    if (direct) {
+        for (int sb = 0; sb < nt; sb += PREFETCH_ROWS) {
+            int n = nt - sb < PREFETCH_ROWS ? nt - sb : PREFETCH_ROWS;
+            if (!shared_v) prefetch_rows(v, kvh, ahead + sb, PREFETCH_ROWS, j_end, v_bytes);
+            kv_tile_accum_h(s + sb, KV_TILE, group, v->type, kv_rows_at(v, kvh, j0 + sb), v->token_stride, n, vd, ln->acc,
+                            vd);
+        }
+        return;
+    }
+    const float *vt = shared_v ? kt : tile_rows(v, kvh, j0, nt, vd, vbuf, &ldv, ahead - j0, j_end);
+    if (shared_v) ldv = ldk;
+    kv_tile_accum(s, KV_TILE, group, vt, ldv, nt, vd, ln->acc, vd);
+}
+
+/* Context rows [j_begin, j_end) into each lane's state, a tile of each lane in turn. */
+static void attend_range(attn_lane *lanes, int n_lanes, int group, const kv_rows *k, const kv_rows *v, int j_begin,
+                         int j_end, float scale, float *scratch) {
+    for (int i = 0; i < n_lanes; i++) lane_start(&lanes[i], group, v->dim);
+    for (int j0 = j_begin; j0 < j_end; j0 += KV_TILE) {
+        int nt = j_end - j0 < KV_TILE ? j_end - j0 : KV_TILE;
+        for (int i = 0; i < n_lanes; i++) attend_tile(&lanes[i], group, k, v, j0, nt, j_end, scale, scratch);
+    }
+}
+
+/* Splits of the context per (token, KV head) item when items are fewer than
+ * threads (decode with few KV heads, absorbed MLA): a few per thread, taken
+ * dynamically, so a thread slowed by the machine does not hold up the step;
+ * never a split shorter than a tile. */
+#define UNITS_PER_THREAD 4
+
 static int context_splits(int items, int nthreads, int n_ctx) {
     if (items >= nthreads) return 1;
-    int splits = (nthreads + items - 1) / items, by_len = n_ctx / KV_TILE;
+    int splits = (UNITS_PER_THREAD * nthreads + items - 1) / items, by_len = n_ctx / KV_TILE;
     if (splits > by_len) splits = by_len;
     return splits < 1 ? 1 : splits;
 }
@@ -117,28 +153,43 @@ int kv_attend(const float *q, int T, int n_heads, int n_kv_heads, const kv_rows 
               float scale, float *out) {
     const int group = n_heads / n_kv_heads, items = T * n_kv_heads, vd = v->dim, nthreads = kv_threads();
     const int splits = context_splits(items, nthreads, pos + 1);
+    /* KV heads per unit: paired when that still leaves every thread a unit */
+    const int lanes = splits == 1 && n_kv_heads % MAX_LANES == 0 && items / MAX_LANES >= nthreads ? MAX_LANES : 1;
+    const int units = items / lanes * splits;
     const size_t state = (size_t)group * ((size_t)vd + 2); /* acc, m, l of one split */
     const size_t per_thread = scratch_floats(group, k, v);
-    const size_t partials = splits > 1 ? state * (size_t)items * splits : 2 * (size_t)group * nthreads;
+    const size_t ml = 2 * (size_t)group * MAX_LANES; /* m, l of each lane, per thread */
+    const size_t partials = splits > 1 ? state * (size_t)items * splits : ml * nthreads;
     float *scratch = malloc(sizeof(float) * (per_thread * (size_t)nthreads + partials));
     if (!scratch) return -1;
     float *partial = scratch + per_thread * (size_t)nthreads;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) if (items * splits > 1)
-    for (int u = 0; u < items * splits; u++) {
-        int it = u / splits, sp = u % splits, t = it / n_kv_heads, kvh = it % n_kv_heads, n_ctx = pos + t + 1;
-        size_t h0 = (size_t)t * n_heads + (size_t)kvh * group;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) if (units > 1)
+    for (int u = 0; u < units; u++) {
         float *s = scratch + per_thread * (size_t)thread_index();
         if (splits == 1) { /* accumulate straight into the output */
-            float *ml = partial + 2 * (size_t)group * thread_index(), *acc = out + h0 * vd;
-            attend_range(q + h0 * k->dim, group, kvh, k, v, 0, n_ctx, scale, acc, ml, ml + group, s);
-            for (int g = 0; g < group; g++)
-                for (int i = 0; i < vd; i++) acc[(size_t)g * vd + i] /= ml[group + g];
+            attn_lane ln[MAX_LANES];
+            float *mls = partial + ml * thread_index();
+            for (int i = 0; i < lanes; i++) {
+                int it = u * lanes + i, t = it / n_kv_heads, kvh = it % n_kv_heads;
+                size_t h0 = (size_t)t * n_heads + (size_t)kvh * group;
+                float *m = mls + 2 * (size_t)group * i;
+                ln[i] = (attn_lane){q + h0 * k->dim, kvh, out + h0 * vd, m, m + group};
+            }
+            /* the lanes of a unit share the token t, so the context length */
+            int n_ctx = pos + (u * lanes) / n_kv_heads + 1;
+            attend_range(ln, lanes, group, k, v, 0, n_ctx, scale, s);
+            for (int i = 0; i < lanes; i++)
+                for (int g = 0; g < group; g++)
+                    for (int c = 0; c < vd; c++) ln[i].acc[(size_t)g * vd + c] /= ln[i].l[g];
         } else {
+            int it = u / splits, sp = u % splits, t = it / n_kv_heads, kvh = it % n_kv_heads, n_ctx = pos + t + 1;
+            size_t h0 = (size_t)t * n_heads + (size_t)kvh * group;
             int chunk = (n_ctx / splits + KV_TILE - 1) / KV_TILE * KV_TILE; /* tile-aligned */
             int jb = sp * chunk < n_ctx ? sp * chunk : n_ctx;
             int je = sp == splits - 1 || jb + chunk > n_ctx ? n_ctx : jb + chunk;
             float *acc = partial + state * (size_t)u, *m = acc + (size_t)group * vd;
-            attend_range(q + h0 * k->dim, group, kvh, k, v, jb, je, scale, acc, m, m + group, s);
+            attn_lane ln = {q + h0 * k->dim, kvh, acc, m, m + group};
+            attend_range(&ln, 1, group, k, v, jb, je, scale, s);
         }
     }
     if (splits > 1) /* merge the splits of each item by log-sum-exp */

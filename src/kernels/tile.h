@@ -25,6 +25,14 @@ static inline void kv_row_load_fast(kvattn_type t, const void *row, float *y, in
             for (int j = 0; j < 4; j++) _mm256_storeu_ps(y + i + 8 * j, _mm256_mul_ps(d, q[j]));
         }
     } else {
+#if KV_HAVE_AVX512
+        const __m256i *h = (const __m256i *)row;
+        if (t == KVATTN_TYPE_F16)
+            for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256(h + i / 16)));
+        else
+            for (; i + 16 <= n; i += 16)
+                _mm512_storeu_ps(y + i, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(h + i / 16)), 16)));
+#endif
         for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, kv_load8(t, row, i));
     }
     for (; i < n; i++) y[i] = kv_row_get_ref(t, row, i);
@@ -56,8 +64,163 @@ static inline __m128 kv_hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
 }
 #endif
 
+#if KV_HAVE_AVX512
+/* ---- 512-bit twins of the tile products ---------------------------------
+ * Blocks of 16 accumulators: NG queries (1, 2 or 4) × 16/NG rows for the
+ * scores, reduced together by one butterfly; NG queries × 64 columns for the
+ * accumulation. Each row chunk is widened once for all NG queries. */
+
+/* 16 elements of a row at element c, as f32: f32/f16/bf16 at any c, q8_0 at c % 16 == 0. */
+static inline __m512 kv_load16_h(kvattn_type t, const unsigned char *row, int c) {
+    if (t == KVATTN_TYPE_F32) return _mm512_loadu_ps((const float *)row + c);
+    if (t == KVATTN_TYPE_Q8_0) {
+        const kv_block_q8_0 *b = (const kv_block_q8_0 *)row + c / KV_Q8_0_BLOCK;
+        __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b->qs + c % KV_Q8_0_BLOCK))));
+        return _mm512_mul_ps(q, _mm512_set1_ps(_cvtsh_ss(b->d)));
+    }
+    __m256i h = _mm256_loadu_si256((const __m256i *)(row + 2 * (size_t)c));
+    return t == KVATTN_TYPE_F16 ? _mm512_cvtph_ps(h) : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* Sixteen horizontal sums at once: lane i of the result is Σ u[i]. A butterfly
+ * halves the vector count per level (45 shuffles and adds in all); reading the
+ * inputs in the self-inverse order `perm` leaves the sums in lane order. */
+static inline __m512 kv_hsum16(const __m512 *u) {
+    static const int perm[16] = {0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15};
+    __m512 w[8], x[4], y[2];
+    for (int k = 0; k < 8; k++) {
+        __m512 a = u[perm[k]], b = u[perm[k + 8]];
+        w[k] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+    }
+    for (int k = 0; k < 4; k++)
+        x[k] = _mm512_add_ps(_mm512_shuffle_f32x4(w[k], w[k + 4], 0x88), _mm512_shuffle_f32x4(w[k], w[k + 4], 0xDD));
+    for (int k = 0; k < 2; k++)
+        y[k] = _mm512_add_ps(_mm512_shuffle_ps(x[k], x[k + 2], 0x44), _mm512_shuffle_ps(x[k], x[k + 2], 0xEE));
+    return _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], 0x88), _mm512_shuffle_ps(y[0], y[1], 0xDD));
+}
+
+/* S[g][j] = Q[g]·K[j] for NG queries of Q (rows q[0..NG)), rows of type t at `stride` bytes.
+ * d16 = d rounded down to 16; a tail of d - d16 < 16 elements is taken with masked
+ * loads, which only f32 rows may have. */
+static inline __attribute__((always_inline)) void kv_scores512_block(const float *const *q, const int NG, kvattn_type t,
+                                                                     const unsigned char *K, size_t stride, int N, int d,
+                                                                     float *S, int lds) {
+    const int R = 16 / NG, d16 = d & ~15;
+    const __mmask16 tail = (__mmask16)((1u << (d - d16)) - 1u);
+    int j = 0;
+    for (; j + R <= N; j += R) {
+        __m512 acc[16];
+        for (int a = 0; a < 16; a++) acc[a] = _mm512_setzero_ps();
+        for (int c = 0; c < d16; c += 16)
+            for (int r = 0; r < R; r++) {
+                __m512 kv = kv_load16_h(t, K + (size_t)(j + r) * stride, c);
+                for (int i = 0; i < NG; i++) acc[i * R + r] = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + c), kv, acc[i * R + r]);
+            }
+        if (tail)
+            for (int r = 0; r < R; r++) {
+                __m512 kv = _mm512_maskz_loadu_ps(tail, (const float *)(K + (size_t)(j + r) * stride) + d16);
+                for (int i = 0; i < NG; i++)
+                    acc[i * R + r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, q[i] + d16), kv, acc[i * R + r]);
+            }
+        float sums[16];
+        _mm512_storeu_ps(sums, kv_hsum16(acc));
+        for (int i = 0; i < NG; i++) memcpy(S + (size_t)i * lds + j, sums + i * R, sizeof(float) * (size_t)R);
+    }
+    for (; j < N; j++) {
+        const unsigned char *kr = K + (size_t)j * stride;
+        __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (int c = 0; c < d16; c += 16) {
+            __m512 kv = kv_load16_h(t, kr, c);
+            for (int i = 0; i < NG; i++) acc[i] = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + c), kv, acc[i]);
+        }
+        if (tail) {
+            __m512 kv = _mm512_maskz_loadu_ps(tail, (const float *)kr + d16);
+            for (int i = 0; i < NG; i++) acc[i] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, q[i] + d16), kv, acc[i]);
+        }
+        for (int i = 0; i < NG; i++) S[(size_t)i * lds + j] = _mm512_reduce_add_ps(acc[i]);
+    }
+}
+
+/* O[g][c] += Σ_j P[g][j]·V[j][c] for NG queries (p[i], o[i]); columns in blocks of 64
+ * held in registers over all N rows; a tail of d - d16 (f32 only) is masked. */
+static inline __attribute__((always_inline)) void kv_accum512_block(const float *const *p, float *const *o, const int NG,
+                                                                    kvattn_type t, const unsigned char *V, size_t stride,
+                                                                    int N, int d) {
+    const int d16 = d & ~15;
+    int c = 0;
+    for (; c + 64 <= d16; c += 64) {
+        __m512 acc[4][4];
+        for (int i = 0; i < NG; i++)
+            for (int m = 0; m < 4; m++) acc[i][m] = _mm512_loadu_ps(o[i] + c + 16 * m);
+        for (int j = 0; j < N; j++) {
+            const unsigned char *vr = V + (size_t)j * stride;
+            __m512 v0 = kv_load16_h(t, vr, c), v1 = kv_load16_h(t, vr, c + 16), v2 = kv_load16_h(t, vr, c + 32),
+                   v3 = kv_load16_h(t, vr, c + 48);
+            for (int i = 0; i < NG; i++) {
+                __m512 pb = _mm512_set1_ps(p[i][j]);
+                acc[i][0] = _mm512_fmadd_ps(pb, v0, acc[i][0]);
+                acc[i][1] = _mm512_fmadd_ps(pb, v1, acc[i][1]);
+                acc[i][2] = _mm512_fmadd_ps(pb, v2, acc[i][2]);
+                acc[i][3] = _mm512_fmadd_ps(pb, v3, acc[i][3]);
+            }
+        }
+        for (int i = 0; i < NG; i++)
+            for (int m = 0; m < 4; m++) _mm512_storeu_ps(o[i] + c + 16 * m, acc[i][m]);
+    }
+    for (; c < d; c += 16) { /* 16 columns at a time, the last one masked */
+        const __mmask16 mk = c + 16 <= d ? (__mmask16)0xFFFF : (__mmask16)((1u << (d - c)) - 1u);
+        __m512 acc[4];
+        for (int i = 0; i < NG; i++) acc[i] = _mm512_maskz_loadu_ps(mk, o[i] + c);
+        for (int j = 0; j < N; j++) {
+            const unsigned char *vr = V + (size_t)j * stride;
+            __m512 v = c + 16 <= d ? kv_load16_h(t, vr, c) : _mm512_maskz_loadu_ps(mk, (const float *)vr + c);
+            for (int i = 0; i < NG; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(p[i][j]), v, acc[i]);
+        }
+        for (int i = 0; i < NG; i++) _mm512_mask_storeu_ps(o[i] + c, mk, acc[i]);
+    }
+}
+
+/* Both products over all G queries: blocks of 4, a last block of 2 or 1 (3 = 2 + 1). */
+static inline __attribute__((always_inline)) void kv_tile512(int accumulate, const float *Q, int ldq, int G, kvattn_type t,
+                                                             const unsigned char *KV, size_t stride, int N, int d, float *S,
+                                                             int lds, float *O, int ldo) {
+    for (int g = 0; g < G;) {
+        const int ng = G - g >= 4 ? 4 : G - g >= 2 ? 2 : 1;
+        const float *q[4];
+        float *o[4];
+        for (int i = 0; i < ng; i++) q[i] = Q + (size_t)(g + i) * ldq, o[i] = O + (size_t)(g + i) * ldo;
+        if (accumulate) {
+            if (ng == 4) kv_accum512_block(q, o, 4, t, KV, stride, N, d);
+            else if (ng == 2) kv_accum512_block(q, o, 2, t, KV, stride, N, d);
+            else kv_accum512_block(q, o, 1, t, KV, stride, N, d);
+        } else {
+            float *sg = S + (size_t)g * lds;
+            if (ng == 4) kv_scores512_block(q, 4, t, KV, stride, N, d, sg, lds);
+            else if (ng == 2) kv_scores512_block(q, 2, t, KV, stride, N, d, sg, lds);
+            else kv_scores512_block(q, 1, t, KV, stride, N, d, sg, lds);
+        }
+        g += ng;
+    }
+}
+
+/* One instance per element type, so each inner loop is free of type branches. */
+static inline void kv_tile512_typed(int accumulate, const float *Q, int ldq, int G, kvattn_type t, const unsigned char *KV,
+                                    size_t stride, int N, int d, float *S, int lds, float *O, int ldo) {
+    switch (t) {
+    case KVATTN_TYPE_F32: kv_tile512(accumulate, Q, ldq, G, KVATTN_TYPE_F32, KV, stride, N, d, S, lds, O, ldo); break;
+    case KVATTN_TYPE_F16: kv_tile512(accumulate, Q, ldq, G, KVATTN_TYPE_F16, KV, stride, N, d, S, lds, O, ldo); break;
+    case KVATTN_TYPE_BF16: kv_tile512(accumulate, Q, ldq, G, KVATTN_TYPE_BF16, KV, stride, N, d, S, lds, O, ldo); break;
+    default: kv_tile512(accumulate, Q, ldq, G, KVATTN_TYPE_Q8_0, KV, stride, N, d, S, lds, O, ldo); break;
+    }
+}
+#endif
+
 static inline void kv_tile_scores(const float *Q, int ldq, int G, const float *K, int ldk, int N, int d, float *S,
                                   int lds) {
+#if KV_HAVE_AVX512
+    kv_tile512_typed(0, Q, ldq, G, KVATTN_TYPE_F32, (const unsigned char *)K, (size_t)ldk * sizeof(float), N, d, S, lds, NULL, 0);
+    return;
+#endif
 #if KV_HAVE_AVX2
     const int d8 = d & ~7;
     int g = 0;
@@ -120,6 +283,10 @@ static inline void kv_tile_scores(const float *Q, int ldq, int G, const float *K
 
 static inline void kv_tile_accum(const float *P, int ldp, int G, const float *V, int ldv, int N, int d, float *O,
                                  int ldo) {
+#if KV_HAVE_AVX512
+    kv_tile512_typed(1, P, ldp, G, KVATTN_TYPE_F32, (const unsigned char *)V, (size_t)ldv * sizeof(float), N, d, NULL, 0, O, ldo);
+    return;
+#endif
 #if KV_HAVE_AVX2
     int g = 0;
     for (; g + 2 <= G; g += 2) {
@@ -187,6 +354,7 @@ static inline void kv_tile_accum(const float *P, int ldp, int G, const float *V,
  * bytes; d must be a multiple of 8 (a q8_0 chunk of 8 never crosses a block). */
 #if KV_HAVE_AVX2
 static inline __m256 kv_load8_h(kvattn_type t, const unsigned char *row, int c) {
+    if (t == KVATTN_TYPE_F32) return _mm256_loadu_ps((const float *)row + c);
     if (t == KVATTN_TYPE_Q8_0) {
         const kv_block_q8_0 *b = (const kv_block_q8_0 *)row + c / KV_Q8_0_BLOCK;
         __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b->qs + c % KV_Q8_0_BLOCK))));
@@ -199,6 +367,12 @@ static inline __m256 kv_load8_h(kvattn_type t, const unsigned char *row, int c) 
 
 static inline void kv_tile_scores_h(const float *Q, int ldq, int G, kvattn_type t, const unsigned char *K, size_t stride,
                                     int N, int d, float *S, int lds) {
+#if KV_HAVE_AVX512
+    if (d % 16 == 0) {
+        kv_tile512_typed(0, Q, ldq, G, t, K, stride, N, d, S, lds, NULL, 0);
+        return;
+    }
+#endif
 #if KV_HAVE_AVX2
     int g = 0;
     for (; g < G; g += 2) {
@@ -238,6 +412,12 @@ static inline void kv_tile_scores_h(const float *Q, int ldq, int G, kvattn_type 
 
 static inline void kv_tile_accum_h(const float *P, int ldp, int G, kvattn_type t, const unsigned char *V, size_t stride,
                                    int N, int d, float *O, int ldo) {
+#if KV_HAVE_AVX512
+    if (d % 16 == 0) {
+        kv_tile512_typed(1, P, ldp, G, t, V, stride, N, d, NULL, 0, O, ldo);
+        return;
+    }
+#endif
 #if KV_HAVE_AVX2
     for (int g = 0; g < G; g += 2) {
         const int two = g + 1 < G;
@@ -282,5 +462,60 @@ static inline void kv_tile_accum_h(const float *P, int ldp, int G, kvattn_type t
 #endif
 }
 
+/* y[r] = rows[r]·x for nr ≤ KV_DOT_ROWS rows of type t (anywhere in memory), in
+ * one pass over x: the decode GEMV's kernel, its rows being far-apart streams. */
+#define KV_DOT_ROWS 8
+
+static inline void kv_rows_dot_ref(kvattn_type t, const unsigned char *const *rows, int nr, const float *x, int k,
+                                   float *y) {
+    for (int r = 0; r < nr; r++) y[r] = kv_row_dot_ref(t, rows[r], x, k);
+}
+
+
+#if KV_HAVE_AVX2
+/* Always inlined, so that a constant t leaves one branch-free loop per type. */
+static inline __attribute__((always_inline)) void kv_rows_dot_simd(kvattn_type t, const unsigned char *const *rows, int nr,
+                                                                   const float *x, int k, float *y) {
+    __m256 a[KV_DOT_ROWS];
+    const unsigned char *rw[KV_DOT_ROWS];
+    for (int r = 0; r < KV_DOT_ROWS; r++) rw[r] = rows[r < nr ? r : 0]; /* spare lanes repeat row 0, unstored */
+    int c = 0;
+#if KV_HAVE_AVX512
+    __m512 z[KV_DOT_ROWS];
+    for (int r = 0; r < KV_DOT_ROWS; r++) z[r] = _mm512_setzero_ps();
+    for (; c + 16 <= k; c += 16) {
+        __m512 xv = _mm512_loadu_ps(x + c);
+        for (int r = 0; r < KV_DOT_ROWS; r++) z[r] = _mm512_fmadd_ps(kv_load16_h(t, rw[r], c), xv, z[r]);
+    }
+    for (int r = 0; r < KV_DOT_ROWS; r++) a[r] = kv_fold512(z[r]);
+#else
+    for (int r = 0; r < KV_DOT_ROWS; r++) a[r] = _mm256_setzero_ps();
+#endif
+    for (; c + 8 <= k; c += 8) {
+        __m256 xv = _mm256_loadu_ps(x + c);
+        for (int r = 0; r < KV_DOT_ROWS; r++) a[r] = _mm256_fmadd_ps(kv_load8_h(t, rw[r], c), xv, a[r]);
+    }
+    float s[KV_DOT_ROWS];
+    _mm_storeu_ps(s, kv_hsum4(a[0], a[1], a[2], a[3]));
+    _mm_storeu_ps(s + 4, kv_hsum4(a[4], a[5], a[6], a[7]));
+    for (int r = 0; r < nr; r++) {
+        for (int i = c; i < k; i++) s[r] += kv_row_get_ref(t, rw[r], i) * x[i];
+        y[r] = s[r];
+    }
+}
+#endif
+
+static inline void kv_rows_dot(kvattn_type t, const unsigned char *const *rows, int nr, const float *x, int k, float *y) {
+#if KV_HAVE_AVX2
+    switch (t) {
+    case KVATTN_TYPE_F32: kv_rows_dot_simd(KVATTN_TYPE_F32, rows, nr, x, k, y); return;
+    case KVATTN_TYPE_F16: kv_rows_dot_simd(KVATTN_TYPE_F16, rows, nr, x, k, y); return;
+    case KVATTN_TYPE_BF16: kv_rows_dot_simd(KVATTN_TYPE_BF16, rows, nr, x, k, y); return;
+    default: kv_rows_dot_simd(KVATTN_TYPE_Q8_0, rows, nr, x, k, y); return;
+    }
+#else
+    kv_rows_dot_ref(t, rows, nr, x, k, y);
+#endif
+}
 
 #endif

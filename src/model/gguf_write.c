@@ -411,7 +411,8 @@ static kvattn_status write_deepseek2(kvattn_gguf_writer *w, const kvattn_model *
     const int split = m->blocks[0].attn.wkv_b.data == NULL;
     kvattn_status st = common_head(w, m, "deepseek2", type);
     if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.attention.head_count_kv", split ? 1 : (uint32_t)H);
-    if (!st && ql) st = kvattn_gguf_set_u32(w, "deepseek2.attention.q_lora_rank", (uint32_t)ql);
+    /* Written even when 0: llama.cpp otherwise assumes a q_lora_rank unless the layer count is V2-Lite's. */
+    if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.attention.q_lora_rank", (uint32_t)ql);
     if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.attention.kv_lora_rank", (uint32_t)dc);
     if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.rope.dimension_count", (uint32_t)dr);
     if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.attention.key_length", (uint32_t)(split ? dc + dr : dn + dr));

@@ -28,6 +28,7 @@ w.add_head_count(H)
 w.add_head_count_kv(KV)
 w.add_rope_dimension_count(dr if ds else hd)
 if ds:
+    w.add_q_lora_rank(0)  # explicit: llama.cpp requires the key unless the model has 27 layers
     w.add_kv_lora_rank(dc)
     w.add_key_length(dn + dr)
     w.add_value_length(dv)
