@@ -134,7 +134,7 @@ static void test_matmul(void) {
         }
 }
 
-/* kv_attend (grouped, tiled, threaded) vs kv_attend_ref on random caches. */
+/* kv_attend (grouped, tiled, threaded, KV heads paired) vs kv_attend_ref on random caches. */
 static void test_attend_core(void) {
     test_rng r = {5};
     /* The last 16 cases are single decode steps over one KV head: the
@@ -143,7 +143,9 @@ static void test_attend_core(void) {
     for (int it = 0; it < 76; it++) {
         kvattn_type t = cache_types[it % 4];
         int split_case = it >= 60;
-        int nkv = split_case ? 1 : test_randint(&r, 1, 3), group = test_randint(&r, 1, 5), H = nkv * group;
+        /* 4 and 8 KV heads: the work units pair KV heads (tiles of two heads in turn) */
+        int nkv = split_case ? 1 : it % 5 == 0 ? 8 : it % 5 == 1 ? 4 : test_randint(&r, 1, 3);
+        int group = test_randint(&r, 1, 5), H = nkv * group;
         int kd = test_randint(&r, 1, 70), vd = test_randint(&r, 1, 70);
         if (it % 2) kd = 8 * test_randint(&r, 1, 9), vd = 8 * test_randint(&r, 1, 9); /* in-place 16-bit/q8_0 paths */
         int T = split_case ? 1 : test_randint(&r, 1, 4);
@@ -171,6 +173,24 @@ static void test_attend_core(void) {
         free(kb), free(vb), free(src), free(q), free(o1), free(o2);
     }
 }
+
+#if KV_HAVE_AVX512
+/* The 16-way horizontal sum behind the 512-bit score blocks: lane i = Σ u[i]. */
+static void test_hsum16(void) {
+    test_rng r = {5};
+    __m512 u[16];
+    float in[16][16], want[16], got[16];
+    for (int i = 0; i < 16; i++) {
+        want[i] = 0.0f;
+        for (int l = 0; l < 16; l++) want[i] += in[i][l] = (float)test_randint(&r, -1000, 1000); /* exact sums */
+        u[i] = _mm512_loadu_ps(in[i]);
+    }
+    _mm512_storeu_ps(got, kv_hsum16(u));
+    int bad = 0;
+    for (int i = 0; i < 16; i++) bad += got[i] != want[i];
+    CHECK(bad == 0, "kv_hsum16: %d of 16 lanes wrong", bad);
+}
+#endif
 
 /* The tile kernels and softmax helpers against their scalar twins. Bounds:
  * f32 sums of up to a few hundred terms in another order (≤ n·2^-23·Σ|terms|),
@@ -248,5 +268,8 @@ int main(void) {
     test_matmul();
     test_attend_core();
     test_tile_kernels();
+#if KV_HAVE_AVX512
+    test_hsum16();
+#endif
     return test_finish("test_kernels");
 }

@@ -2,8 +2,10 @@
  * then two small matrix products against all the query heads that share it.
  *   scores:     S[g][j]  = Σ_c Q[g][c] · K[j][c]      (G × N, inner d)
  *   accumulate: O[g][c] += Σ_j P[g][j] · V[j][c]      (G × d, inner N)
- * SIMD paths are register-blocked (2 queries × 4 rows; 2 queries × 32
- * columns) so each load feeds several FMAs; the _ref twins are plain loops. */
+ * SIMD paths are register-blocked so each load feeds several FMAs — AVX2:
+ * 2 queries × 4 rows and 2 queries × 32 columns; AVX-512: 16 accumulators,
+ * up to 4 queries × 4 rows and 4 queries × 64 columns — and the _ref twins
+ * are plain loops. */
 #ifndef KVATTN_TILE_H
 #define KVATTN_TILE_H
 
