@@ -219,6 +219,7 @@ if python3 - "$tmp/out" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["machine"]["read_gbps"] > 0.5 and d["machine"]["fma_gflops"] > 1, d["machine"]
+assert d["machine"]["simd_bits"] in (32, 256, 512), d["machine"]
 rows = d["rows"]
 keys = {"design", "ctx", "kv_type", "us_per_step", "gbps", "gflops", "bound", "fraction_of_bound"}
 assert all(keys <= set(r) for r in rows), rows[0]
