@@ -111,7 +111,10 @@ static void test_matmul(void) {
     test_rng r = {3};
     int shapes[][3] = {{1, 1, 1}, {1, 7, 9}, {3, 17, 33}, {20, 64, 100}, {17, 5, 129}, {33, 40, 8}, {2, 3, 64},
                       /* decode GEMV: several far-apart rows at once, ragged shares, 16/8/scalar tails */
-                      {1, 300, 200}, {1, 1003, 72}, {1, 37, 2048}, {1, 129, 13}};
+                      {1, 300, 200}, {1, 1003, 72}, {1, 37, 2048}, {1, 129, 13},
+                      /* prefill GEMM: token blocks of 64 and a ragged one, row blocks of 6 and a short
+                       * one, column blocks of 256 and a ragged one (q8_0 rows widened from block 8 on) */
+                      {70, 13, 600}, {128, 7, 300}, {16, 6, 256}, {65, 1, 33}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int ti = 0; ti < 4; ti++) {
             int T = shapes[s][0], n = shapes[s][1], k = shapes[s][2];

@@ -5,6 +5,8 @@
 #include "vec.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -43,12 +45,65 @@ static void gemv(float *y, const float *x, kvattn_matrix W, int n, int k, size_t
     }
 }
 
+#if KV_HAVE_AVX512
+/* Prefill GEMM from GEMM_MIN_TOKENS tokens on: x is transposed once into
+ * blocks of 64 tokens, xt [T64 / 64][k][64] (zero padded), so the micro-kernel
+ * reads it sequentially. For each block of 64 tokens, each task takes
+ * KV_GEMM_ROWS rows of W, widens GEMM_KC of their columns at a time to f32
+ * (paid once per 64 tokens) and runs the micro-kernel over them. */
+#define GEMM_MIN_TOKENS 16
+#define GEMM_KC 256
+
+static int packed_gemm(float *y, const float *x, kvattn_matrix W, int T, int n, int k, size_t row_bytes) {
+    const int T16 = (T + 15) / 16 * 16, T64 = (T + 63) / 64 * 64, blocks = (n + KV_GEMM_ROWS - 1) / KV_GEMM_ROWS;
+    float *xt = malloc(sizeof(float) * (size_t)k * T64);
+    if (!xt) return -1;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < k; c++)
+        for (int t = 0; t < T64; t++)
+            xt[((size_t)(t / 64) * k + c) * 64 + t % 64] = t < T ? x[(size_t)t * k + c] : 0.0f;
+    /* token blocks outermost: one block's xt (k × 64 floats) stays in L2 while W streams past */
+    for (int t0 = 0; t0 < T16; t0 += KV_GEMM_TOKENS) {
+        const int nt = T16 - t0 < KV_GEMM_TOKENS ? T16 - t0 : KV_GEMM_TOKENS;
+        const float *xb = xt + (size_t)(t0 / 64) * k * 64;
+#pragma omp parallel
+        {
+            float w[KV_GEMM_ROWS * GEMM_KC], C[KV_GEMM_ROWS * KV_GEMM_TOKENS];
+#pragma omp for schedule(static)
+            for (int b = 0; b < blocks; b++) {
+                const int r0 = b * KV_GEMM_ROWS, nr = n - r0 < KV_GEMM_ROWS ? n - r0 : KV_GEMM_ROWS;
+                memset(C, 0, sizeof C);
+                for (int c0 = 0; c0 < k; c0 += GEMM_KC) {
+                    const int kc = k - c0 < GEMM_KC ? k - c0 : GEMM_KC;
+                    for (int r = 0; r < KV_GEMM_ROWS; r++) {
+                        if (r < nr)
+                            kv_row_load_fast(W.type, (const unsigned char *)W.data + (size_t)(r0 + r) * row_bytes +
+                                                         kvattn_row_bytes(W.type, c0), w + r * GEMM_KC, kc);
+                        else
+                            memset(w + r * GEMM_KC, 0, sizeof(float) * (size_t)kc);
+                    }
+                    kv_gemm_micro(w, GEMM_KC, xb + (size_t)c0 * 64, 64, kc, nt / 16, C);
+                }
+                for (int r = 0; r < nr; r++)
+                    for (int t = t0; t < t0 + nt && t < T; t++) y[(size_t)t * n + r0 + r] = C[r * KV_GEMM_TOKENS + t - t0];
+            }
+        }
+    }
+    free(xt);
+    return 0;
+}
+#endif
+
 void kv_matmul(float *y, const float *x, kvattn_matrix W, int T, int n, int k) {
     const size_t row_bytes = kvattn_row_bytes(W.type, k);
     if (T == 1) {
         gemv(y, x, W, n, k, row_bytes);
         return;
     }
+#if KV_HAVE_AVX512
+    /* q8_0 rows are widened from whole blocks: GEMM_KC is a multiple of 32 */
+    if (T >= GEMM_MIN_TOKENS && packed_gemm(y, x, W, T, n, k, row_bytes) == 0) return;
+#endif
     if (T >= 2 && k % 8 == 0) { /* prefill: y[t][i] = x[t]·W[i] is the attention's score product */
         const int blocks = (n + ROW_BLOCK - 1) / ROW_BLOCK;
 #pragma omp parallel for schedule(static) if ((long)n * k * T > 32768)

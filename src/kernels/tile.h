@@ -520,4 +520,55 @@ static inline void kv_rows_dot(kvattn_type t, const unsigned char *const *rows, 
 #endif
 }
 
+/* ---- prefill GEMM micro-kernel -------------------------------------------
+ * C[r][t] += Σ_c W[r][c] · Xt[c][t] for KV_GEMM_ROWS rows of W (f32, row
+ * stride ldw) and 16·nv tokens of the transposed activations Xt (row stride
+ * ldx), c < kc. C is [KV_GEMM_ROWS][64]. The outer-product form: each step
+ * loads nv vectors of Xt and multiplies them by a broadcast W element, so no
+ * horizontal sums are needed (6 × 4 accumulators, 4 loads per 24 FMAs). */
+#define KV_GEMM_ROWS 6
+#define KV_GEMM_TOKENS 64
+
+static inline void kv_gemm_micro_ref(const float *w, int ldw, const float *xt, int ldx, int kc, int nv, float *C) {
+    for (int r = 0; r < KV_GEMM_ROWS; r++)
+        for (int t = 0; t < 16 * nv; t++) {
+            float acc = C[r * KV_GEMM_TOKENS + t];
+            for (int c = 0; c < kc; c++) acc += w[(size_t)r * ldw + c] * xt[(size_t)c * ldx + t];
+            C[r * KV_GEMM_TOKENS + t] = acc;
+        }
+}
+
+#if KV_HAVE_AVX512
+static inline __attribute__((always_inline)) void kv_gemm_micro512(const float *w, int ldw, const float *xt, int ldx,
+                                                                   int kc, const int NV, float *C) {
+    __m512 acc[KV_GEMM_ROWS][4];
+    for (int r = 0; r < KV_GEMM_ROWS; r++)
+        for (int v = 0; v < NV; v++) acc[r][v] = _mm512_loadu_ps(C + r * KV_GEMM_TOKENS + 16 * v);
+    for (int c = 0; c < kc; c++) {
+        __m512 x[4];
+        for (int v = 0; v < NV; v++) x[v] = _mm512_loadu_ps(xt + (size_t)c * ldx + 16 * v);
+        for (int r = 0; r < KV_GEMM_ROWS; r++) {
+            __m512 b = _mm512_set1_ps(w[(size_t)r * ldw + c]);
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(b, x[v], acc[r][v]);
+        }
+    }
+    for (int r = 0; r < KV_GEMM_ROWS; r++)
+        for (int v = 0; v < NV; v++) _mm512_storeu_ps(C + r * KV_GEMM_TOKENS + 16 * v, acc[r][v]);
+}
+#endif
+
+/* nv = 1..4 vectors of 16 tokens. */
+static inline void kv_gemm_micro(const float *w, int ldw, const float *xt, int ldx, int kc, int nv, float *C) {
+#if KV_HAVE_AVX512
+    switch (nv) {
+    case 4: kv_gemm_micro512(w, ldw, xt, ldx, kc, 4, C); return;
+    case 3: kv_gemm_micro512(w, ldw, xt, ldx, kc, 3, C); return;
+    case 2: kv_gemm_micro512(w, ldw, xt, ldx, kc, 2, C); return;
+    default: kv_gemm_micro512(w, ldw, xt, ldx, kc, 1, C); return;
+    }
+#else
+    kv_gemm_micro_ref(w, ldw, xt, ldx, kc, nv, C);
+#endif
+}
+
 #endif
