@@ -177,6 +177,30 @@ static void test_attend_core(void) {
     }
 }
 
+/* The prefill GEMM's micro-kernel against its twin: every token-vector count,
+ * column counts with and without tails; bound as for the tile products. */
+static void test_gemm_micro(void) {
+    test_rng r = {8};
+    const int kcs[] = {1, 7, 64, 255, 256};
+    for (size_t i = 0; i < sizeof kcs / sizeof kcs[0]; i++)
+        for (int nv = 1; nv <= 4; nv++) {
+            int kc = kcs[i];
+            float *w = malloc(sizeof(float) * KV_GEMM_ROWS * 256), *xt = malloc(sizeof(float) * 256 * 64);
+            float C1[KV_GEMM_ROWS * KV_GEMM_TOKENS], C2[KV_GEMM_ROWS * KV_GEMM_TOKENS];
+            test_fill(&r, w, (size_t)KV_GEMM_ROWS * 256, 1.0f);
+            test_fill(&r, xt, (size_t)256 * 64, 1.0f);
+            test_fill(&r, C1, KV_GEMM_ROWS * KV_GEMM_TOKENS, 1.0f);
+            memcpy(C2, C1, sizeof C1);
+            kv_gemm_micro(w, 256, xt, 64, kc, nv, C1);
+            kv_gemm_micro_ref(w, 256, xt, 64, kc, nv, C2);
+            double e = 0;
+            for (int rr = 0; rr < KV_GEMM_ROWS; rr++)
+                for (int t = 0; t < 16 * nv; t++) e = fmax(e, fabs(C1[rr * 64 + t] - C2[rr * 64 + t]));
+            CHECK(e <= kc * 2.4e-7 * (1.0 + kc), "gemm micro-kernel kc=%d nv=%d: err %.3g", kc, nv, e);
+            free(w), free(xt);
+        }
+}
+
 #if KV_HAVE_AVX512
 /* The 16-way horizontal sum behind the 512-bit score blocks: lane i = Σ u[i]. */
 static void test_hsum16(void) {
@@ -271,6 +295,7 @@ int main(void) {
     test_matmul();
     test_attend_core();
     test_tile_kernels();
+    test_gemm_micro();
 #if KV_HAVE_AVX512
     test_hsum16();
 #endif
