@@ -15,9 +15,10 @@ static int thread_index(void) { return omp_get_thread_num(); }
 static int thread_index(void) { return 0; }
 #endif
 
-/* Rows of a later tile prefetched per sub-block of this one, and how many tiles ahead. */
+/* Rows of a later tile prefetched per sub-block of this one, and how far
+ * ahead of a tile its prefetches reach (two tiles). */
 #define PREFETCH_ROWS 16
-#define PREFETCH_TILES 2
+#define PREFETCH_AHEAD (2 * KV_TILE)
 
 /* KV heads one work unit walks in lockstep, a tile of each in turn: each head's
  * K and V are streams the hardware prefetchers follow, and a core reading more
@@ -76,17 +77,25 @@ static void lane_start(attn_lane *ln, int group, int vd) {
     }
 }
 
+/* How a range's tiles are read, the same for all of them. Rows are read in
+ * place and widened in registers when few queries share them (direct); with
+ * many (MQA, absorbed MLA) each tile is widened once into f32 and reused by all. */
+typedef struct {
+    int direct, shared_v;
+    size_t k_bytes, v_bytes; /* one stored row */
+} tile_reads;
+
+static tile_reads tile_reads_of(int group, const kv_rows *k, const kv_rows *v) {
+    return (tile_reads){k->type != KVATTN_TYPE_F32 && group <= 4 && k->dim % 8 == 0 && v->dim % 8 == 0, v_in_k(k, v),
+                        kvattn_row_bytes(k->type, k->dim), kvattn_row_bytes(v->type, v->dim)};
+}
+
 /* One tile, rows [j0, j0+nt), into a lane's state: S = Q·Kᵀ against all the
  * group's queries, the online-softmax update, O += P·V (FlashAttention's
- * blocking, on a CPU). Rows are read in place and widened in registers when
- * few queries share them; with many (MQA, absorbed MLA) the tile is widened
- * once into f32 and reused by all. */
-static void attend_tile(const attn_lane *ln, int group, const kv_rows *k, const kv_rows *v, int j0, int nt, int j_end,
-                        float scale, float *scratch) {
-    const int kd = k->dim, vd = v->dim, shared_v = v_in_k(k, v), kvh = ln->kvh;
-    const int direct = k->type != KVATTN_TYPE_F32 && group <= 4 && kd % 8 == 0 && vd % 8 == 0;
-    const size_t k_bytes = kvattn_row_bytes(k->type, kd), v_bytes = kvattn_row_bytes(v->type, vd);
-    const int ahead = j0 + PREFETCH_TILES * KV_TILE;
+ * blocking, on a CPU). */
+static void attend_tile(const attn_lane *ln, int group, const kv_rows *k, const kv_rows *v, const tile_reads *tr,
+                        int j0, int nt, int j_end, float scale, float *scratch) {
+    const int kd = k->dim, vd = v->dim, kvh = ln->kvh, direct = tr->direct, shared_v = tr->shared_v;
     float *s = scratch, *kbuf = s + (size_t)group * KV_TILE, *vbuf = kbuf + (size_t)KV_TILE * kd;
     const float *kt = NULL;
     int ldk = 0, ldv = 0;
@@ -95,11 +104,11 @@ static void attend_tile(const attn_lane *ln, int group, const kv_rows *k, const 
     if (direct) {
         for (int sb = 0; sb < nt; sb += PREFETCH_ROWS) {
             int n = nt - sb < PREFETCH_ROWS ? nt - sb : PREFETCH_ROWS;
-            prefetch_rows(k, kvh, ahead + sb, PREFETCH_ROWS, j_end, k_bytes);
+            prefetch_rows(k, kvh, j0 + PREFETCH_AHEAD + sb, PREFETCH_ROWS, j_end, tr->k_bytes);
             kv_tile_scores_h(ln->q, kd, group, k->type, kv_rows_at(k, kvh, j0 + sb), k->token_stride, n, kd, s + sb, KV_TILE);
         }
     } else {
-        kt = tile_rows(k, kvh, j0, nt, kd, kbuf, &ldk, ahead - j0, j_end);
+        kt = tile_rows(k, kvh, j0, nt, kd, kbuf, &ldk, PREFETCH_AHEAD, j_end);
         kv_tile_scores(ln->q, kd, group, kt, ldk, nt, kd, s, KV_TILE);
     }
     for (int g = 0; g < group; g++) {
@@ -115,13 +124,13 @@ static void attend_tile(const attn_lane *ln, int group, const kv_rows *k, const 
     if (direct) {
         for (int sb = 0; sb < nt; sb += PREFETCH_ROWS) {
             int n = nt - sb < PREFETCH_ROWS ? nt - sb : PREFETCH_ROWS;
-            if (!shared_v) prefetch_rows(v, kvh, ahead + sb, PREFETCH_ROWS, j_end, v_bytes);
+            if (!shared_v) prefetch_rows(v, kvh, j0 + PREFETCH_AHEAD + sb, PREFETCH_ROWS, j_end, tr->v_bytes);
             kv_tile_accum_h(s + sb, KV_TILE, group, v->type, kv_rows_at(v, kvh, j0 + sb), v->token_stride, n, vd, ln->acc,
                             vd);
         }
         return;
     }
-    const float *vt = shared_v ? kt : tile_rows(v, kvh, j0, nt, vd, vbuf, &ldv, ahead - j0, j_end);
+    const float *vt = shared_v ? kt : tile_rows(v, kvh, j0, nt, vd, vbuf, &ldv, PREFETCH_AHEAD, j_end);
     if (shared_v) ldv = ldk;
     kv_tile_accum(s, KV_TILE, group, vt, ldv, nt, vd, ln->acc, vd);
 }
@@ -129,10 +138,11 @@ static void attend_tile(const attn_lane *ln, int group, const kv_rows *k, const 
 /* Context rows [j_begin, j_end) into each lane's state, a tile of each lane in turn. */
 static void attend_range(attn_lane *lanes, int n_lanes, int group, const kv_rows *k, const kv_rows *v, int j_begin,
                          int j_end, float scale, float *scratch) {
+    const tile_reads tr = tile_reads_of(group, k, v);
     for (int i = 0; i < n_lanes; i++) lane_start(&lanes[i], group, v->dim);
     for (int j0 = j_begin; j0 < j_end; j0 += KV_TILE) {
         int nt = j_end - j0 < KV_TILE ? j_end - j0 : KV_TILE;
-        for (int i = 0; i < n_lanes; i++) attend_tile(&lanes[i], group, k, v, j0, nt, j_end, scale, scratch);
+        for (int i = 0; i < n_lanes; i++) attend_tile(&lanes[i], group, k, v, &tr, j0, nt, j_end, scale, scratch);
     }
 }
 
