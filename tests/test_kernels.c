@@ -16,6 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 static const kvattn_type cache_types[] = {KVATTN_TYPE_F32, KVATTN_TYPE_F16, KVATTN_TYPE_BF16, KVATTN_TYPE_Q8_0};
 
 static double abs_dot(kvattn_type t, const void *row, const float *x, int n) {
@@ -177,6 +181,71 @@ static void test_attend_core(void) {
     }
 }
 
+/* Many queries per KV head (MQA, absorbed MLA: tiles widened once into f32
+ * and shared): kv_attend against its twin for 16/32/48 queries, 1 or 2 KV
+ * heads, contexts across tile borders and splits, separate V rows and V inside
+ * K (MLA's latent rows). */
+static void test_attend_many_queries(void) {
+    test_rng r = {21};
+    const int ctxs[] = {1, 17, 64, 65, 130, 300, 1000};
+    for (int it = 0; it < 21; it++) {
+        kvattn_type t = cache_types[it % 4];
+        int nkv = it % 3 == 2 ? 2 : 1, group = 16 * (1 + it % 3), H = nkv * group, shared = it % 2;
+        int kd = 16 * test_randint(&r, 1, 12) - (it % 4 == 0 ? 3 : 0); /* f32 rows of any width */
+        int vd = shared ? kd - test_randint(&r, 0, kd - 1) : 16 * test_randint(&r, 1, 8);
+        int T = it % 5 == 4 ? 3 : 1, pos = ctxs[it % 7] - 1, n_ctx = pos + T;
+        size_t krow = kvattn_row_bytes(t, kd), vrow = kvattn_row_bytes(t, vd);
+        unsigned char *kb = malloc(krow * n_ctx * nkv), *vb = malloc(vrow * n_ctx * nkv);
+        float *src = malloc(sizeof(float) * (kd > vd ? kd : vd));
+        for (int h = 0; h < nkv; h++)
+            for (int j = 0; j < n_ctx; j++) {
+                test_fill(&r, src, (size_t)kd, 2.0f);
+                kv_row_store(t, src, kb + ((size_t)h * n_ctx + j) * krow, kd);
+                test_fill(&r, src, (size_t)vd, 2.0f);
+                kv_row_store(t, src, vb + ((size_t)h * n_ctx + j) * vrow, vd);
+            }
+        kv_rows k = {t, kb, krow * n_ctx, krow, kd}, v = {t, vb, vrow * n_ctx, vrow, vd};
+        if (shared) v = (kv_rows){t, kb, krow * n_ctx, krow, vd}; /* V is the leading vd of each K row */
+        float *q = malloc(sizeof(float) * T * H * kd), *o1 = malloc(sizeof(float) * T * H * vd);
+        float *o2 = malloc(sizeof(float) * T * H * vd);
+        test_fill(&r, q, (size_t)T * H * kd, 1.0f);
+        float scale = 1.0f / sqrtf((float)kd);
+        CHECK(kv_attend(q, T, H, nkv, &k, &v, pos, scale, o1) == 0, "kv_attend failed");
+        kv_attend_ref(q, T, H, nkv, &k, &v, pos, scale, o2);
+        double e = test_max_abs_diff(o1, o2, (size_t)T * H * vd) / (test_max_abs(o2, (size_t)T * H * vd) + 1e-30);
+        CHECK(e <= 1e-5, "attend, many queries per KV head, %s H=%d nkv=%d kd=%d vd=%d%s pos=%d T=%d: rel err %.3g",
+              kvattn_type_name(t), H, nkv, kd, vd, shared ? " (V in K)" : "", pos, T, e);
+        free(kb), free(vb), free(src), free(q), free(o1), free(o2);
+    }
+}
+
+/* Per-thread scratch kept between calls: reused while big enough, grown when
+ * not, 64-byte aligned, separate per slot and per thread. */
+static void test_thread_scratch(void) {
+    float *a = kv_thread_scratch(KV_SCRATCH_ATTN, 1000), *b = kv_thread_scratch(KV_SCRATCH_GEMM, 1000);
+    CHECK(a && b && a != b, "scratch: two slots, two buffers");
+    CHECK(((uintptr_t)a & 63) == 0 && ((uintptr_t)b & 63) == 0, "scratch: 64-byte aligned");
+    for (int i = 0; i < 1000; i++) a[i] = (float)i;
+    CHECK(kv_thread_scratch(KV_SCRATCH_ATTN, 10) == a, "scratch: a smaller request reuses the buffer");
+    float *big = kv_thread_scratch(KV_SCRATCH_ATTN, (size_t)1 << 22);
+    CHECK(big != NULL, "scratch: grows to 16 MiB");
+    if (big) big[((size_t)1 << 22) - 1] = 1.0f; /* all of it usable (ASan checks) */
+    CHECK(kv_thread_scratch(KV_SCRATCH_SLOTS, 10) == NULL && kv_thread_scratch(KV_SCRATCH_ATTN, 0) == NULL &&
+              kv_thread_scratch(KV_SCRATCH_ATTN, SIZE_MAX / 2) == NULL,
+          "scratch: bad slot, zero and absurd sizes refused");
+    float *mine[2] = {NULL, NULL};
+#pragma omp parallel num_threads(2)
+    {
+#ifdef _OPENMP
+        int t = omp_get_thread_num();
+#else
+        int t = 0;
+#endif
+        if (t < 2) mine[t] = kv_thread_scratch(KV_SCRATCH_ATTN, 64);
+    }
+    CHECK(mine[0] != NULL && (mine[1] == NULL || mine[1] != mine[0]), "scratch: each thread its own buffer");
+}
+
 /* The prefill GEMM's micro-kernel against its twin: every token-vector count,
  * column counts with and without tails; bound as for the tile products. */
 static void test_gemm_micro(void) {
@@ -294,6 +363,8 @@ int main(void) {
     test_f16_bf16_bits();
     test_matmul();
     test_attend_core();
+    test_attend_many_queries();
+    test_thread_scratch();
     test_tile_kernels();
     test_gemm_micro();
 #if KV_HAVE_AVX512

@@ -170,7 +170,7 @@ int kv_attend(const float *q, int T, int n_heads, int n_kv_heads, const kv_rows 
     const size_t per_thread = scratch_floats(group, k, v);
     const size_t ml = 2 * (size_t)group * MAX_LANES; /* m, l of each lane, per thread */
     const size_t partials = splits > 1 ? state * (size_t)items * splits : ml * nthreads;
-    float *scratch = malloc(sizeof(float) * (per_thread * (size_t)nthreads + partials));
+    float *scratch = kv_thread_scratch(KV_SCRATCH_ATTN, per_thread * (size_t)nthreads + partials);
     if (!scratch) return -1;
     float *partial = scratch + per_thread * (size_t)nthreads;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) if (units > 1)
@@ -221,7 +221,6 @@ int kv_attend(const float *q, int T, int n_heads, int n_kv_heads, const kv_rows 
                 for (int i = 0; i < vd; i++) o[(size_t)g * vd + i] /= lsum;
             }
         }
-    free(scratch);
     return 0;
 }
 

@@ -24,6 +24,14 @@ void kv_clear_error(void);
 void *kv_alloc_aligned(size_t size);
 void kv_free_aligned(void *p);
 
+/* Per-thread scratch kept between calls (scratch.c): the buffer of `slot`
+ * for the calling thread, at least n_floats long and 64-byte aligned; NULL if
+ * it cannot be allocated. Valid until this thread asks for the same slot
+ * again; contents are not kept. One slot per user, so a user may call another
+ * while holding its buffer. */
+typedef enum { KV_SCRATCH_ATTN, KV_SCRATCH_GEMM, KV_SCRATCH_SLOTS } kv_scratch_slot;
+float *kv_thread_scratch(kv_scratch_slot slot, size_t n_floats);
+
 /* a·b into *out; 0 on overflow. */
 static inline int kv_mul_size(size_t a, size_t b, size_t *out) {
     if (a != 0 && b > SIZE_MAX / a) return 0;

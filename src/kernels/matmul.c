@@ -1,5 +1,6 @@
 #include "ops.h"
 
+#include "internal.h"
 #include "kvattn.h"
 #include "tile.h"
 #include "vec.h"
@@ -56,7 +57,7 @@ static void gemv(float *y, const float *x, kvattn_matrix W, int n, int k, size_t
 
 static int packed_gemm(float *y, const float *x, kvattn_matrix W, int T, int n, int k, size_t row_bytes) {
     const int T16 = (T + 15) / 16 * 16, T64 = (T + 63) / 64 * 64, blocks = (n + KV_GEMM_ROWS - 1) / KV_GEMM_ROWS;
-    float *xt = malloc(sizeof(float) * (size_t)k * T64);
+    float *xt = kv_thread_scratch(KV_SCRATCH_GEMM, (size_t)k * T64);
     if (!xt) return -1;
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < k; c++)
@@ -89,7 +90,6 @@ static int packed_gemm(float *y, const float *x, kvattn_matrix W, int T, int n, 
             }
         }
     }
-    free(xt);
     return 0;
 }
 #endif
