@@ -246,6 +246,48 @@ static void test_thread_scratch(void) {
     CHECK(mine[0] != NULL && (mine[1] == NULL || mine[1] != mine[0]), "scratch: each thread its own buffer");
 }
 
+/* The blocks of 16 queries (packing, scores, weights transposed, accumulation)
+ * against plain per-row dot products and axpys of the same stored rows. Bounds
+ * as for the in-place tile products. Every other case prefetches rows while
+ * scoring (the rows themselves: a hint, which must not change any result). */
+static void test_q16_kernels(void) {
+    test_rng r = {13};
+    for (int it = 0; it < 30; it++) {
+        kvattn_type t = cache_types[1 + it % 3];
+        int N = it < 3 ? it + 1 : test_randint(&r, 1, 70), d = 16 * (it < 3 ? 1 : test_randint(&r, 1, 36));
+        size_t rb = kvattn_row_bytes(t, d);
+        float *Q = malloc(sizeof(float) * 16 * (d + 5)), *Qp = kv_alloc_aligned(sizeof(float) * 16 * d);
+        float *row = malloc(sizeof(float) * d), *P = malloc(sizeof(float) * 16 * 70), *Pt = malloc(sizeof(float) * 70 * 16);
+        float *S1 = malloc(sizeof(float) * 16 * 70), *S2 = malloc(sizeof(float) * 16 * 70);
+        float *O1 = malloc(sizeof(float) * 16 * d), *O2 = malloc(sizeof(float) * 16 * d);
+        unsigned char *K = malloc(rb * N);
+        test_fill(&r, Q, (size_t)16 * (d + 5), 1.0f);
+        for (int j = 0; j < N; j++) {
+            test_fill(&r, row, (size_t)d, 1.0f);
+            kv_row_store(t, row, K + (size_t)j * rb, d);
+        }
+        kv_prefetch_rows pf = {{K, K}, {rb, rb}, {rb, rb}, N};
+        kv_q16_pack(Q, d + 5, d, Qp); /* query rows at a stride longer than d */
+        kv_q16_scores(Qp, t, K, rb, N, d, S1, 70, it % 2 ? &pf : NULL);
+        for (int i = 0; i < 16; i++)
+            for (int j = 0; j < N; j++) S2[i * 70 + j] = kv_row_dot_ref(t, K + (size_t)j * rb, Q + (size_t)i * (d + 5), d);
+        double e = 0;
+        for (int i = 0; i < 16; i++)
+            for (int j = 0; j < N; j++) e = fmax(e, fabs(S1[i * 70 + j] - S2[i * 70 + j]));
+        CHECK(e <= d * 2.4e-7 * 3 * d, "16-query scores (%s) N=%d d=%d: err %.3g", kvattn_type_name(t), N, d, e);
+        test_fill(&r, P, (size_t)16 * 70, 1.0f);
+        test_fill(&r, O1, (size_t)16 * d, 1.0f);
+        memcpy(O2, O1, sizeof(float) * 16 * d);
+        kv_q16_transpose(P, 70, N, Pt);
+        kv_q16_accum(Pt, t, K, rb, N, d, O1, d);
+        for (int i = 0; i < 16; i++)
+            for (int j = 0; j < N; j++) kv_row_axpy_ref(t, K + (size_t)j * rb, P[i * 70 + j], O2 + (size_t)i * d, d);
+        e = test_max_abs_diff(O1, O2, (size_t)16 * d);
+        CHECK(e <= N * 2.4e-7 * 3 * (1.0 + N * d), "16-query accum (%s) N=%d d=%d: err %.3g", kvattn_type_name(t), N, d, e);
+        free(Q), kv_free_aligned(Qp), free(row), free(P), free(Pt), free(S1), free(S2), free(O1), free(O2), free(K);
+    }
+}
+
 /* The prefill GEMM's micro-kernel against its twin: every token-vector count,
  * column counts with and without tails; bound as for the tile products. */
 static void test_gemm_micro(void) {
@@ -316,7 +358,8 @@ static void test_tile_kernels(void) {
                 size_t rb = kvattn_row_bytes(t, d);
                 unsigned char *Kq = malloc(rb * N);
                 for (int j = 0; j < N; j++) kv_row_store(t, K + (size_t)j * d, Kq + (size_t)j * rb, d);
-                kv_tile_scores_h(Q, d, G, t, Kq, rb, N, d, S1, N);
+                kv_prefetch_rows pf = {{Kq, NULL}, {rb, 0}, {rb, 0}, N}; /* a hint: must not change results */
+                kv_tile_scores_h(Q, d, G, t, Kq, rb, N, d, S1, N, it % 2 ? &pf : NULL);
                 for (int g = 0; g < G; g++)
                     for (int j = 0; j < N; j++) S2[g * N + j] = kv_row_dot_ref(t, Kq + (size_t)j * rb, Q + (size_t)g * d, d);
                 e = test_max_abs_diff(S1, S2, (size_t)G * N);
@@ -324,7 +367,7 @@ static void test_tile_kernels(void) {
                       N, d, e);
                 test_fill(&r, O1, (size_t)G * d, 1.0f);
                 memcpy(O2, O1, sizeof(float) * G * d);
-                kv_tile_accum_h(S2, N, G, t, Kq, rb, N, d, O1, d);
+                kv_tile_accum_h(S2, N, G, t, Kq, rb, N, d, O1, d, it % 2 ? &pf : NULL);
                 for (int g = 0; g < G; g++)
                     for (int j = 0; j < N; j++) kv_row_axpy_ref(t, Kq + (size_t)j * rb, S2[g * N + j], O2 + (size_t)g * d, d);
                 e = test_max_abs_diff(O1, O2, (size_t)G * d);
@@ -366,6 +409,7 @@ int main(void) {
     test_attend_many_queries();
     test_thread_scratch();
     test_tile_kernels();
+    test_q16_kernels();
     test_gemm_micro();
 #if KV_HAVE_AVX512
     test_hsum16();

@@ -15,9 +15,11 @@ static int thread_index(void) { return omp_get_thread_num(); }
 static int thread_index(void) { return 0; }
 #endif
 
-/* Rows of a later tile prefetched per sub-block of this one, and how far
- * ahead of a tile its prefetches reach (two tiles). */
-#define PREFETCH_ROWS 16
+/* How far ahead rows read in place are prefetched, in bytes of the same
+ * stream (2 KiB to 128 KiB measured alike here: what matters is that the
+ * prefetches are spread over the work, see kv_prefetch_rows), and in rows for
+ * tiles widened into f32 (two tiles). */
+#define PREFETCH_BYTES 16384
 #define PREFETCH_AHEAD (2 * KV_TILE)
 
 /* KV heads one work unit walks in lockstep, a tile of each in turn: each head's
@@ -25,9 +27,15 @@ static int thread_index(void) { return 0; }
  * streams at once gets more of the bandwidth (bench.c). */
 #define MAX_LANES 2
 
-/* Scratch of one thread: scores [group][KV_TILE], K and V tiles as f32. */
+/* Scratch of one thread: scores [group][KV_TILE], K and V tiles as f32, and
+ * for blocks of 16 queries (kv_q16_*) each lane's packed queries and one
+ * block's weights Pt [KV_TILE][16]. Every part a multiple of 16 floats, so
+ * each stays 64-byte aligned. */
+static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
+
 static size_t scratch_floats(int group, const kv_rows *k, const kv_rows *v) {
-    return (size_t)group * KV_TILE + (size_t)KV_TILE * k->dim + (size_t)KV_TILE * v->dim;
+    return pad16((size_t)group * KV_TILE) + pad16((size_t)KV_TILE * k->dim) + pad16((size_t)KV_TILE * v->dim) +
+           MAX_LANES * pad16((size_t)group * k->dim) + (size_t)KV_TILE * KV_Q16;
 }
 
 /* Whether V rows are the leading part of the K rows (MLA's latent cache). */
@@ -67,6 +75,7 @@ typedef struct {
     const float *q;
     int kvh;
     float *acc, *m, *l;
+    float *qp; /* q packed for kv_q16_scores: [group/16][k->dim/16][16][16] */
 } attn_lane;
 
 static void lane_start(attn_lane *ln, int group, int vd) {
@@ -81,13 +90,34 @@ static void lane_start(attn_lane *ln, int group, int vd) {
  * place and widened in registers when few queries share them (direct); with
  * many (MQA, absorbed MLA) each tile is widened once into f32 and reused by all. */
 typedef struct {
-    int direct, shared_v;
+    int direct, q16, shared_v;
     size_t k_bytes, v_bytes; /* one stored row */
+    int ahead;               /* rows read in place: prefetch distance in rows */
 } tile_reads;
 
 static tile_reads tile_reads_of(int group, const kv_rows *k, const kv_rows *v) {
-    return (tile_reads){k->type != KVATTN_TYPE_F32 && group <= 4 && k->dim % 8 == 0 && v->dim % 8 == 0, v_in_k(k, v),
-                        kvattn_row_bytes(k->type, k->dim), kvattn_row_bytes(v->type, v->dim)};
+    tile_reads tr = {0};
+    tr.q16 = k->type == v->type && kv_q16_ok(k->type, group, k->dim, v->dim);
+    tr.direct = tr.q16 || (k->type != KVATTN_TYPE_F32 && group <= 4 && k->dim % 8 == 0 && v->dim % 8 == 0);
+    tr.shared_v = v_in_k(k, v);
+    tr.k_bytes = kvattn_row_bytes(k->type, k->dim);
+    tr.v_bytes = kvattn_row_bytes(v->type, v->dim);
+    size_t row = tr.k_bytes > tr.v_bytes ? tr.k_bytes : tr.v_bytes;
+    tr.ahead = row >= PREFETCH_BYTES ? 1 : (int)(PREFETCH_BYTES / row);
+    return tr;
+}
+
+/* While rows [j, j + n) of head h are read: the rows tr->ahead further on in
+ * `a` (and in `b`, if not NULL), to prefetch alongside them. */
+static kv_prefetch_rows rows_ahead(const tile_reads *tr, const kv_rows *a, const kv_rows *b, int h, int j, int n,
+                                   int j_end) {
+    kv_prefetch_rows pf = {{NULL, NULL}, {0, 0}, {0, 0}, 0};
+    const int first = j + tr->ahead;
+    if (first >= j_end) return pf;
+    pf.base[0] = kv_rows_at(a, h, first), pf.stride[0] = a->token_stride, pf.bytes[0] = kvattn_row_bytes(a->type, a->dim);
+    if (b) pf.base[1] = kv_rows_at(b, h, first), pf.stride[1] = b->token_stride, pf.bytes[1] = kvattn_row_bytes(b->type, b->dim);
+    pf.n_rows = j_end - first < n ? j_end - first : n;
+    return pf;
 }
 
 /* One tile, rows [j0, j0+nt), into a lane's state: S = Q·Kᵀ against all the
@@ -96,17 +126,18 @@ static tile_reads tile_reads_of(int group, const kv_rows *k, const kv_rows *v) {
 static void attend_tile(const attn_lane *ln, int group, const kv_rows *k, const kv_rows *v, const tile_reads *tr,
                         int j0, int nt, int j_end, float scale, float *scratch) {
     const int kd = k->dim, vd = v->dim, kvh = ln->kvh, direct = tr->direct, shared_v = tr->shared_v;
-    float *s = scratch, *kbuf = s + (size_t)group * KV_TILE, *vbuf = kbuf + (size_t)KV_TILE * kd;
+    float *s = scratch, *kbuf = s + pad16((size_t)group * KV_TILE), *vbuf = kbuf + pad16((size_t)KV_TILE * kd);
+    float *pt = vbuf + pad16((size_t)KV_TILE * vd) + MAX_LANES * pad16((size_t)group * kd);
     const float *kt = NULL;
     int ldk = 0, ldv = 0;
-    /* A later tile's rows are prefetched a few at a time between sub-blocks of this
-     * tile's work: a burst of prefetches would stall on the fill buffers. */
-    if (direct) {
-        for (int sb = 0; sb < nt; sb += PREFETCH_ROWS) {
-            int n = nt - sb < PREFETCH_ROWS ? nt - sb : PREFETCH_ROWS;
-            prefetch_rows(k, kvh, j0 + PREFETCH_AHEAD + sb, PREFETCH_ROWS, j_end, tr->k_bytes);
-            kv_tile_scores_h(ln->q, kd, group, k->type, kv_rows_at(k, kvh, j0 + sb), k->token_stride, n, kd, s + sb, KV_TILE);
-        }
+    if (tr->q16) { /* V's rows are prefetched here too: the accumulation takes the whole tile at once */
+        const kv_prefetch_rows pf = rows_ahead(tr, k, shared_v ? NULL : v, kvh, j0, nt, j_end);
+        for (int b = 0; b < group; b += KV_Q16) /* the first block carries the prefetches */
+            kv_q16_scores(ln->qp + (size_t)b * kd, k->type, kv_rows_at(k, kvh, j0), k->token_stride, nt, kd,
+                          s + (size_t)b * KV_TILE, KV_TILE, b == 0 ? &pf : NULL);
+    } else if (direct) {
+        const kv_prefetch_rows pf = rows_ahead(tr, k, NULL, kvh, j0, nt, j_end);
+        kv_tile_scores_h(ln->q, kd, group, k->type, kv_rows_at(k, kvh, j0), k->token_stride, nt, kd, s, KV_TILE, &pf);
     } else {
         kt = tile_rows(k, kvh, j0, nt, kd, kbuf, &ldk, PREFETCH_AHEAD, j_end);
         kv_tile_scores(ln->q, kd, group, kt, ldk, nt, kd, s, KV_TILE);
@@ -121,13 +152,17 @@ static void attend_tile(const attn_lane *ln, int group, const kv_rows *k, const 
         ln->l[g] = ln->l[g] * corr + kv_exp_shift_sum(sg, mt, sg, nt);
         ln->m[g] = mt;
     }
-    if (direct) {
-        for (int sb = 0; sb < nt; sb += PREFETCH_ROWS) {
-            int n = nt - sb < PREFETCH_ROWS ? nt - sb : PREFETCH_ROWS;
-            if (!shared_v) prefetch_rows(v, kvh, j0 + PREFETCH_AHEAD + sb, PREFETCH_ROWS, j_end, tr->v_bytes);
-            kv_tile_accum_h(s + sb, KV_TILE, group, v->type, kv_rows_at(v, kvh, j0 + sb), v->token_stride, n, vd, ln->acc,
-                            vd);
+    if (tr->q16) {
+        for (int b = 0; b < group; b += KV_Q16) {
+            kv_q16_transpose(s + (size_t)b * KV_TILE, KV_TILE, nt, pt);
+            kv_q16_accum(pt, v->type, kv_rows_at(v, kvh, j0), v->token_stride, nt, vd, ln->acc + (size_t)b * vd, vd);
         }
+        return;
+    }
+    if (direct) {
+        const kv_prefetch_rows pf = shared_v ? (kv_prefetch_rows){{NULL, NULL}, {0, 0}, {0, 0}, 0}
+                                             : rows_ahead(tr, v, NULL, kvh, j0, nt, j_end);
+        kv_tile_accum_h(s, KV_TILE, group, v->type, kv_rows_at(v, kvh, j0), v->token_stride, nt, vd, ln->acc, vd, &pf);
         return;
     }
     const float *vt = shared_v ? kt : tile_rows(v, kvh, j0, nt, vd, vbuf, &ldv, PREFETCH_AHEAD, j_end);
@@ -139,7 +174,15 @@ static void attend_tile(const attn_lane *ln, int group, const kv_rows *k, const 
 static void attend_range(attn_lane *lanes, int n_lanes, int group, const kv_rows *k, const kv_rows *v, int j_begin,
                          int j_end, float scale, float *scratch) {
     const tile_reads tr = tile_reads_of(group, k, v);
-    for (int i = 0; i < n_lanes; i++) lane_start(&lanes[i], group, v->dim);
+    float *qp = scratch + pad16((size_t)group * KV_TILE) + pad16((size_t)KV_TILE * k->dim) + pad16((size_t)KV_TILE * v->dim);
+    for (int i = 0; i < n_lanes; i++) {
+        lane_start(&lanes[i], group, v->dim);
+        if (tr.q16) {
+            lanes[i].qp = qp + (size_t)i * pad16((size_t)group * k->dim);
+            for (int b = 0; b < group; b += KV_Q16)
+                kv_q16_pack(lanes[i].q + (size_t)b * k->dim, k->dim, k->dim, lanes[i].qp + (size_t)b * k->dim);
+        }
+    }
     for (int j0 = j_begin; j0 < j_end; j0 += KV_TILE) {
         int nt = j_end - j0 < KV_TILE ? j_end - j0 : KV_TILE;
         for (int i = 0; i < n_lanes; i++) attend_tile(&lanes[i], group, k, v, &tr, j0, nt, j_end, scale, scratch);
@@ -183,7 +226,7 @@ int kv_attend(const float *q, int T, int n_heads, int n_kv_heads, const kv_rows 
                 int it = u * lanes + i, t = it / n_kv_heads, kvh = it % n_kv_heads;
                 size_t h0 = (size_t)t * n_heads + (size_t)kvh * group;
                 float *m = mls + 2 * (size_t)group * i;
-                ln[i] = (attn_lane){q + h0 * k->dim, kvh, out + h0 * vd, m, m + group};
+                ln[i] = (attn_lane){q + h0 * k->dim, kvh, out + h0 * vd, m, m + group, NULL};
             }
             /* the lanes of a unit share the token t, so the context length */
             int n_ctx = pos + (u * lanes) / n_kv_heads + 1;
@@ -198,7 +241,7 @@ int kv_attend(const float *q, int T, int n_heads, int n_kv_heads, const kv_rows 
             int jb = sp * chunk < n_ctx ? sp * chunk : n_ctx;
             int je = sp == splits - 1 || jb + chunk > n_ctx ? n_ctx : jb + chunk;
             float *acc = partial + state * (size_t)u, *m = acc + (size_t)group * vd;
-            attn_lane ln = {q + h0 * k->dim, kvh, acc, m, m + group};
+            attn_lane ln = {q + h0 * k->dim, kvh, acc, m, m + group, NULL};
             attend_range(&ln, 1, group, k, v, jb, je, scale, s);
         }
     }
