@@ -266,7 +266,7 @@ static void test_q16_kernels(void) {
             test_fill(&r, row, (size_t)d, 1.0f);
             kv_row_store(t, row, K + (size_t)j * rb, d);
         }
-        kv_prefetch_rows pf = {{K, K}, {rb, rb}, {rb, rb}, N};
+        kv_prefetch_rows pf = {{K, K}, {rb, rb}, {rb, rb}, N, it % 4 == 1 ? 3 : 1};
         kv_q16_pack(Q, d + 5, d, Qp); /* query rows at a stride longer than d */
         kv_q16_scores(Qp, t, K, rb, N, d, S1, 70, it % 2 ? &pf : NULL);
         for (int i = 0; i < 16; i++)
@@ -358,7 +358,7 @@ static void test_tile_kernels(void) {
                 size_t rb = kvattn_row_bytes(t, d);
                 unsigned char *Kq = malloc(rb * N);
                 for (int j = 0; j < N; j++) kv_row_store(t, K + (size_t)j * d, Kq + (size_t)j * rb, d);
-                kv_prefetch_rows pf = {{Kq, NULL}, {rb, 0}, {rb, 0}, N}; /* a hint: must not change results */
+                kv_prefetch_rows pf = {{Kq, NULL}, {rb, 0}, {rb, 0}, N, 0}; /* a hint: must not change results */
                 kv_tile_scores_h(Q, d, G, t, Kq, rb, N, d, S1, N, it % 2 ? &pf : NULL);
                 for (int g = 0; g < G; g++)
                     for (int j = 0; j < N; j++) S2[g * N + j] = kv_row_dot_ref(t, Kq + (size_t)j * rb, Q + (size_t)g * d, d);

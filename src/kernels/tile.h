@@ -48,16 +48,23 @@ static inline void kv_row_load_fast(kvattn_type t, const void *row, float *y, in
  * at a time as the row's own chunks are read. One prefetch per line then goes
  * out evenly with the work; issued in bursts, prefetches wait for the fill
  * buffers and the FMAs behind them wait too (decode here: 12-20% slower). */
+#define KV_PREFETCH_STREAMS 4
 typedef struct {
-    const unsigned char *base[2]; /* a stream's row 0, or NULL */
-    size_t stride[2], bytes[2];   /* row stride, bytes to prefetch of each row */
-    int n_rows;                   /* rows j < n_rows have rows to prefetch */
+    const unsigned char *base[KV_PREFETCH_STREAMS]; /* a stream's row 0, or NULL */
+    size_t stride[KV_PREFETCH_STREAMS], bytes[KV_PREFETCH_STREAMS]; /* row stride, bytes to prefetch of each row */
+    int n_rows; /* stream rows i < n_rows are prefetched */
+    int every;  /* row j of the call prefetches stream row j / every when j % every == 0 (0: every = 1) */
 } kv_prefetch_rows;
 
 /* Lines [l0, l0 + n) of row j of each stream (those within its bytes). */
 static inline void kv_prefetch_lines(const kv_prefetch_rows *pf, int j, int l0, int n) {
-    if (!pf || j >= pf->n_rows) return;
-    for (int s = 0; s < 2; s++)
+    if (!pf) return;
+    if (pf->every > 1) {
+        if (j % pf->every) return;
+        j /= pf->every;
+    }
+    if (j >= pf->n_rows) return;
+    for (int s = 0; s < KV_PREFETCH_STREAMS; s++)
         if (pf->base[s])
             for (int l = l0; l < l0 + n && (size_t)l * 64 < pf->bytes[s]; l++)
                 kv_prefetch(pf->base[s] + (size_t)j * pf->stride[s] + (size_t)l * 64, 1);
@@ -66,7 +73,10 @@ static inline void kv_prefetch_lines(const kv_prefetch_rows *pf, int j, int l0, 
 /* Lines per block when a row's lines are shared out over `blocks` passes. */
 static inline int kv_prefetch_share(const kv_prefetch_rows *pf, int blocks) {
     if (!pf) return 0;
-    size_t most = pf->bytes[0] > pf->bytes[1] ? pf->bytes[0] : pf->bytes[1], lines = (most + 63) / 64;
+    size_t most = 0;
+    for (int s = 0; s < KV_PREFETCH_STREAMS; s++)
+        if (pf->base[s] && pf->bytes[s] > most) most = pf->bytes[s];
+    size_t lines = (most + 63) / 64;
     return (int)((lines + (size_t)blocks - 1) / (size_t)(blocks > 0 ? blocks : 1));
 }
 
