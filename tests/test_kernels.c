@@ -147,16 +147,18 @@ static void test_attend_core(void) {
     /* The last 16 cases are single decode steps over one KV head: the
      * context is split across threads and merged (at 2+ threads). */
     const int split_ctx[16] = {1, 63, 64, 127, 128, 129, 191, 192, 200, 255, 256, 257, 511, 700, 1000, 1500};
-    for (int it = 0; it < 76; it++) {
+    for (int it = 0; it < 84; it++) {
         kvattn_type t = cache_types[it % 4];
-        int split_case = it >= 60;
+        /* 60..75: one KV head, split; 76..83: paired KV heads, and split too (few pairs per thread) */
+        int split_case = it >= 60 && it < 76, paired_split = it >= 76;
         /* 4 and 8 KV heads: the work units pair KV heads (tiles of two heads in turn) */
-        int nkv = split_case ? 1 : it % 5 == 0 ? 8 : it % 5 == 1 ? 4 : test_randint(&r, 1, 3);
+        int nkv = split_case ? 1 : paired_split ? 2 << (it % 3) : it % 5 == 0 ? 8 : it % 5 == 1 ? 4 : test_randint(&r, 1, 3);
         int group = test_randint(&r, 1, 5), H = nkv * group;
         int kd = test_randint(&r, 1, 70), vd = test_randint(&r, 1, 70);
         if (it % 2) kd = 8 * test_randint(&r, 1, 9), vd = 8 * test_randint(&r, 1, 9); /* in-place 16-bit/q8_0 paths */
-        int T = split_case ? 1 : test_randint(&r, 1, 4);
-        int pos = split_case ? split_ctx[it - 60] - 1 : test_randint(&r, 0, 150), n_ctx = pos + T;
+        int T = split_case || paired_split ? 1 : test_randint(&r, 1, 4);
+        int pos = split_case ? split_ctx[it - 60] - 1 : paired_split ? test_randint(&r, 200, 1200) : test_randint(&r, 0, 150);
+        int n_ctx = pos + T;
         size_t krow = kvattn_row_bytes(t, kd), vrow = kvattn_row_bytes(t, vd);
         unsigned char *kb = malloc(krow * n_ctx * nkv), *vb = malloc(vrow * n_ctx * nkv);
         float *src = malloc(sizeof(float) * 80);

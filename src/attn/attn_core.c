@@ -220,15 +220,15 @@ static void attend_range(attn_lane *lanes, int n_lanes, int group, const kv_rows
     }
 }
 
-/* Splits of the context per (token, KV head) item when items are fewer than
- * threads (decode with few KV heads, absorbed MLA): a few per thread, taken
- * dynamically, so a thread slowed by the machine does not hold up the step;
- * never a split shorter than a tile. */
+/* Splits of the context per work unit when units are fewer than a few per
+ * thread (decode with few KV heads: MQA, absorbed MLA, GQA-8 on 2 threads):
+ * then a few units per thread, taken dynamically, so a thread slowed by the
+ * machine does not hold up the step; never a split shorter than a tile. */
 #define UNITS_PER_THREAD 4
 
-static int context_splits(int items, int nthreads, int n_ctx) {
-    if (items >= nthreads) return 1;
-    int splits = (UNITS_PER_THREAD * nthreads + items - 1) / items, by_len = n_ctx / KV_TILE;
+static int context_splits(int units, int nthreads, int n_ctx) {
+    if (units >= UNITS_PER_THREAD * nthreads) return 1;
+    int splits = (UNITS_PER_THREAD * nthreads + units - 1) / units, by_len = n_ctx / KV_TILE;
     if (splits > by_len) splits = by_len;
     return splits < 1 ? 1 : splits;
 }
@@ -236,9 +236,10 @@ static int context_splits(int items, int nthreads, int n_ctx) {
 int kv_attend(const float *q, int T, int n_heads, int n_kv_heads, const kv_rows *k, const kv_rows *v, int pos,
               float scale, float *out) {
     const int group = n_heads / n_kv_heads, items = T * n_kv_heads, vd = v->dim, nthreads = kv_threads();
-    const int splits = context_splits(items, nthreads, pos + 1);
     /* KV heads per unit: paired when that still leaves every thread a unit */
-    const int lanes = splits == 1 && n_kv_heads % MAX_LANES == 0 && items / MAX_LANES >= nthreads ? MAX_LANES : 1;
+    const int lanes = n_kv_heads % MAX_LANES == 0 && items / MAX_LANES >= nthreads ? MAX_LANES : 1;
+    /* too few units for the threads (few KV heads: MQA, MLA, GQA-8 on 2 threads): split the context */
+    const int splits = context_splits(items / lanes, nthreads, pos + 1);
     const int units = items / lanes * splits;
     const size_t state = (size_t)group * ((size_t)vd + 2); /* acc, m, l of one split */
     const size_t per_thread = scratch_floats(group, k, v);
@@ -249,32 +250,30 @@ int kv_attend(const float *q, int T, int n_heads, int n_kv_heads, const kv_rows 
     float *partial = scratch + per_thread * (size_t)nthreads;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) if (units > 1)
     for (int u = 0; u < units; u++) {
-        float *s = scratch + per_thread * (size_t)thread_index();
-        if (splits == 1) { /* accumulate straight into the output */
-            attn_lane ln[MAX_LANES];
-            float *mls = partial + ml * thread_index();
-            for (int i = 0; i < lanes; i++) {
-                int it = u * lanes + i, t = it / n_kv_heads, kvh = it % n_kv_heads;
-                size_t h0 = (size_t)t * n_heads + (size_t)kvh * group;
+        float *s = scratch + per_thread * (size_t)thread_index(), *mls = partial + ml * thread_index();
+        const int first = u / splits * lanes, sp = u % splits;
+        /* the lanes of a unit share the token t, so the context and its split */
+        const int n_ctx = pos + first / n_kv_heads + 1;
+        const int chunk = (n_ctx / splits + KV_TILE - 1) / KV_TILE * KV_TILE; /* tile-aligned */
+        const int jb = sp * chunk < n_ctx ? sp * chunk : n_ctx;
+        const int je = sp == splits - 1 || jb + chunk > n_ctx ? n_ctx : jb + chunk;
+        attn_lane ln[MAX_LANES];
+        for (int i = 0; i < lanes; i++) {
+            int it = first + i, t = it / n_kv_heads, kvh = it % n_kv_heads;
+            size_t h0 = (size_t)t * n_heads + (size_t)kvh * group;
+            if (splits == 1) { /* accumulate straight into the output */
                 float *m = mls + 2 * (size_t)group * i;
                 ln[i] = (attn_lane){q + h0 * k->dim, kvh, out + h0 * vd, m, m + group, NULL};
+            } else { /* into this split's partial state, merged below */
+                float *acc = partial + state * ((size_t)it * splits + sp), *m = acc + (size_t)group * vd;
+                ln[i] = (attn_lane){q + h0 * k->dim, kvh, acc, m, m + group, NULL};
             }
-            /* the lanes of a unit share the token t, so the context length */
-            int n_ctx = pos + (u * lanes) / n_kv_heads + 1;
-            attend_range(ln, lanes, group, k, v, 0, n_ctx, scale, s);
+        }
+        attend_range(ln, lanes, group, k, v, jb, je, scale, s);
+        if (splits == 1)
             for (int i = 0; i < lanes; i++)
                 for (int g = 0; g < group; g++)
                     for (int c = 0; c < vd; c++) ln[i].acc[(size_t)g * vd + c] /= ln[i].l[g];
-        } else {
-            int it = u / splits, sp = u % splits, t = it / n_kv_heads, kvh = it % n_kv_heads, n_ctx = pos + t + 1;
-            size_t h0 = (size_t)t * n_heads + (size_t)kvh * group;
-            int chunk = (n_ctx / splits + KV_TILE - 1) / KV_TILE * KV_TILE; /* tile-aligned */
-            int jb = sp * chunk < n_ctx ? sp * chunk : n_ctx;
-            int je = sp == splits - 1 || jb + chunk > n_ctx ? n_ctx : jb + chunk;
-            float *acc = partial + state * (size_t)u, *m = acc + (size_t)group * vd;
-            attn_lane ln = {q + h0 * k->dim, kvh, acc, m, m + group, NULL};
-            attend_range(&ln, 1, group, k, v, jb, je, scale, s);
-        }
     }
     if (splits > 1) /* merge the splits of each item by log-sum-exp */
         for (int it = 0; it < items; it++) {
