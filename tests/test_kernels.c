@@ -290,6 +290,37 @@ static void test_q16_kernels(void) {
     }
 }
 
+/* The transposed GEMV's kernel (kv_rows_axpy: MLA's query absorption) against
+ * its twin: 1 to 8 rows, widths with and without 16- and 8-wide tails. Bound:
+ * up to 8 products added to y in another order. */
+static void test_rows_axpy(void) {
+    test_rng r = {17};
+    const int widths[] = {1, 7, 8, 16, 33, 64, 96, 512};
+    for (int ti = 0; ti < 4; ti++)
+        for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
+            kvattn_type t = cache_types[ti];
+            int n = widths[wi], nr = 1 + (int)(wi % 8);
+            if (t == KVATTN_TYPE_Q8_0 && n % 32) continue; /* q8_0 rows are whole blocks */
+            size_t rb = kvattn_row_bytes(t, n);
+            unsigned char *buf = malloc(rb * 8);
+            const unsigned char *rows[8];
+            float *src = malloc(sizeof(float) * n), *y1 = malloc(sizeof(float) * n), *y2 = malloc(sizeof(float) * n), a[8];
+            for (int i = 0; i < nr; i++) {
+                test_fill(&r, src, (size_t)n, 1.0f);
+                kv_row_store(t, src, buf + (size_t)(7 - i) * rb, n); /* rows in reverse order in memory */
+                rows[i] = buf + (size_t)(7 - i) * rb;
+            }
+            test_fill(&r, a, 8, 1.0f);
+            test_fill(&r, y1, (size_t)n, 1.0f);
+            memcpy(y2, y1, sizeof(float) * n);
+            kv_rows_axpy(t, rows, nr, a, y1, n);
+            kv_rows_axpy_ref(t, rows, nr, a, y2, n);
+            double e = test_max_abs_diff(y1, y2, (size_t)n);
+            CHECK(e <= 9 * 2.4e-7 * 10, "rows axpy %s nr=%d n=%d: err %.3g", kvattn_type_name(t), nr, n, e);
+            free(buf), free(src), free(y1), free(y2);
+        }
+}
+
 /* The prefill GEMM's micro-kernel against its twin: every token-vector count,
  * column counts with and without tails; bound as for the tile products. */
 static void test_gemm_micro(void) {
@@ -412,6 +443,7 @@ int main(void) {
     test_thread_scratch();
     test_tile_kernels();
     test_q16_kernels();
+    test_rows_axpy();
     test_gemm_micro();
 #if KV_HAVE_AVX512
     test_hsum16();

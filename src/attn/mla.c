@@ -13,6 +13,7 @@
 #include "attn_core.h"
 #include "attn_layer.h"
 #include "kernels/ops.h"
+#include "kernels/tile.h"
 #include "kernels/vec.h"
 #include "rope.h"
 
@@ -40,18 +41,40 @@ static const void *w_uv_row(const kvattn_layer_weights *w, const mla_dims *d, in
     return split_kv_b(w) ? kv_matrix_row(w->wv_b, h * d->dv + j, d->dc)
                          : kv_matrix_row(w->wkv_b, h * (d->dn + d->dv) + d->dn + j, d->dc);
 }
-static kvattn_type w_uv_type(const kvattn_layer_weights *w) { return split_kv_b(w) ? w->wv_b.type : w->wkv_b.type; }
+
+/* y[r] = M[row0 + r]·x for r < n: KV_DOT_ROWS far-apart rows at a time, each
+ * a stream the hardware prefetchers follow (as the decode GEMV reads). */
+static void rows_dot(kvattn_matrix M, int row0, int n, int k, const float *x, float *y) {
+    const int per = (n + KV_DOT_ROWS - 1) / KV_DOT_ROWS;
+    for (int i = 0; i < per; i++) {
+        const unsigned char *rows[KV_DOT_ROWS];
+        float out[KV_DOT_ROWS];
+        int nr = 0;
+        for (int s = 0; s < KV_DOT_ROWS && s * per + i < n; s++) rows[nr++] = kv_matrix_row(M, row0 + s * per + i, k);
+        kv_rows_dot(M.type, rows, nr, x, k, out);
+        for (int s = 0; s < nr; s++) y[s * per + i] = out[s];
+    }
+}
 
 /* q̃ = W_UK,hᵀ q_C  (d_nope → d_c) */
 static void absorb_query(const kvattn_layer_weights *w, const mla_dims *d, int h, const float *q_c, float *q_abs) {
     if (split_kv_b(w)) { /* rows of W_UKᵀ: one dot product per latent dim */
-        for (int c = 0; c < d->dc; c++)
-            q_abs[c] = kv_row_dot(w->wk_b.type, kv_matrix_row(w->wk_b, h * d->dc + c, d->dn), q_c, d->dn);
+        rows_dot(w->wk_b, h * d->dc, d->dc, d->dn, q_c, q_abs);
         return;
     }
+    /* rows of W_UK,h scaled by q_C and summed, KV_DOT_ROWS far-apart rows at a time */
     memset(q_abs, 0, sizeof(float) * (size_t)d->dc);
-    for (int i = 0; i < d->dn; i++)
-        kv_row_axpy(w->wkv_b.type, kv_matrix_row(w->wkv_b, h * (d->dn + d->dv) + i, d->dc), q_c[i], q_abs, d->dc);
+    const int per = (d->dn + KV_DOT_ROWS - 1) / KV_DOT_ROWS, row0 = h * (d->dn + d->dv);
+    for (int i = 0; i < per; i++) {
+        const unsigned char *rows[KV_DOT_ROWS];
+        float a[KV_DOT_ROWS];
+        int nr = 0;
+        for (int s = 0; s < KV_DOT_ROWS && s * per + i < d->dn; s++, nr++) {
+            rows[nr] = kv_matrix_row(w->wkv_b, row0 + s * per + i, d->dc);
+            a[nr] = q_c[s * per + i];
+        }
+        kv_rows_axpy(w->wkv_b.type, rows, nr, a, q_abs, d->dc);
+    }
 }
 
 /* k_C = W_UK,h c  (d_c → d_nope) from the split layout. */
@@ -99,8 +122,9 @@ static int mla_attend_absorbed(const mla_dims *d, const kvattn_layer_weights *w,
     /* o[t][h] = W_UV,h · lat[t][h] */
 #pragma omp parallel for schedule(static) if ((long)T * d->H * d->dv * d->dc > 65536)
     for (int th = 0; th < T * d->H; th++) {
-        for (int j = 0; j < d->dv; j++)
-            o[(size_t)th * d->dv + j] = kv_row_dot(w_uv_type(w), w_uv_row(w, d, th % d->H, j), lat + (size_t)th * d->dc, d->dc);
+        const int h = th % d->H;
+        if (split_kv_b(w)) rows_dot(w->wv_b, h * d->dv, d->dv, d->dc, lat + (size_t)th * d->dc, o + (size_t)th * d->dv);
+        else rows_dot(w->wkv_b, h * (d->dn + d->dv) + d->dn, d->dv, d->dc, lat + (size_t)th * d->dc, o + (size_t)th * d->dv);
     }
     return 0;
 }

@@ -625,6 +625,49 @@ static inline void kv_gemm_micro(const float *w, int ldw, const float *xt, int l
 #endif
 }
 
+/* y[c] += Σ_r a[r]·rows[r][c] for nr ≤ KV_DOT_ROWS rows of type t: the
+ * transposed GEMV (absorbing an MLA query into the latent space), reading its
+ * rows as far-apart streams with y held in registers across them. */
+static inline void kv_rows_axpy_ref(kvattn_type t, const unsigned char *const *rows, int nr, const float *a, float *y,
+                                    int n) {
+    for (int r = 0; r < nr; r++) kv_row_axpy_ref(t, rows[r], a[r], y, n);
+}
+
+#if KV_HAVE_AVX2
+static inline __attribute__((always_inline)) void kv_rows_axpy_simd(kvattn_type t, const unsigned char *const *rows,
+                                                                    int nr, const float *a, float *y, int n) {
+    int c = 0;
+#if KV_HAVE_AVX512
+    for (; c + 16 <= n; c += 16) {
+        __m512 acc = _mm512_loadu_ps(y + c);
+        for (int r = 0; r < nr; r++) acc = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), kv_load16_h(t, rows[r], c), acc);
+        _mm512_storeu_ps(y + c, acc);
+    }
+#endif
+    for (; c + 8 <= n; c += 8) {
+        __m256 acc = _mm256_loadu_ps(y + c);
+        for (int r = 0; r < nr; r++) acc = _mm256_fmadd_ps(_mm256_set1_ps(a[r]), kv_load8_h(t, rows[r], c), acc);
+        _mm256_storeu_ps(y + c, acc);
+    }
+    for (; c < n; c++)
+        for (int r = 0; r < nr; r++) y[c] += a[r] * kv_row_get_ref(t, rows[r], c);
+}
+#endif
+
+/* n % 32 == 0 for q8_0 rows (whole blocks, as the cache and weights store them). */
+static inline void kv_rows_axpy(kvattn_type t, const unsigned char *const *rows, int nr, const float *a, float *y, int n) {
+#if KV_HAVE_AVX2
+    switch (t) {
+    case KVATTN_TYPE_F32: kv_rows_axpy_simd(KVATTN_TYPE_F32, rows, nr, a, y, n); return;
+    case KVATTN_TYPE_F16: kv_rows_axpy_simd(KVATTN_TYPE_F16, rows, nr, a, y, n); return;
+    case KVATTN_TYPE_BF16: kv_rows_axpy_simd(KVATTN_TYPE_BF16, rows, nr, a, y, n); return;
+    default: kv_rows_axpy_simd(KVATTN_TYPE_Q8_0, rows, nr, a, y, n); return;
+    }
+#else
+    kv_rows_axpy_ref(t, rows, nr, a, y, n);
+#endif
+}
+
 /* ---- Blocks of 16 queries over rows read in place ----------------------
  * For many queries sharing each row (MQA, absorbed MLA): a row chunk is loaded
  * and widened once for sixteen queries, so 16-bit and q8_0 rows are read in
