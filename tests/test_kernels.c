@@ -141,6 +141,36 @@ static void test_matmul(void) {
         }
 }
 
+/* kv_attend against its twin on a random cache: nkv heads × (pos + T) rows
+ * of K (kd) and V (vd), or V as the leading vd of each K row (MLA's latent
+ * rows) when v_in_k. Returns the error relative to the largest output. */
+static double attend_vs_ref(test_rng *r, kvattn_type t, int T, int H, int nkv, int kd, int vd, int v_in_k, int pos) {
+    const int n_ctx = pos + T;
+    size_t krow = kvattn_row_bytes(t, kd), vrow = kvattn_row_bytes(t, vd);
+    unsigned char *kb = malloc(krow * n_ctx * nkv), *vb = malloc(vrow * n_ctx * nkv);
+    float *src = malloc(sizeof(float) * (kd > vd ? kd : vd));
+    for (int h = 0; h < nkv; h++)
+        for (int j = 0; j < n_ctx; j++) {
+            test_fill(r, src, (size_t)kd, 2.0f);
+            kv_row_store(t, src, kb + ((size_t)h * n_ctx + j) * krow, kd);
+            test_fill(r, src, (size_t)vd, 2.0f);
+            kv_row_store(t, src, vb + ((size_t)h * n_ctx + j) * vrow, vd);
+        }
+    kv_rows k = {t, kb, krow * n_ctx, krow, kd}, v = {t, vb, vrow * n_ctx, vrow, vd};
+    if (v_in_k) v = (kv_rows){t, kb, krow * n_ctx, krow, vd};
+    float *q = malloc(sizeof(float) * T * H * kd), *o1 = malloc(sizeof(float) * T * H * vd);
+    float *o2 = malloc(sizeof(float) * T * H * vd);
+    test_fill(r, q, (size_t)T * H * kd, 1.0f);
+    float scale = 1.0f / sqrtf((float)kd);
+    double e = INFINITY;
+    if (kv_attend(q, T, H, nkv, &k, &v, pos, scale, o1) == 0) {
+        kv_attend_ref(q, T, H, nkv, &k, &v, pos, scale, o2);
+        e = test_max_abs_diff(o1, o2, (size_t)T * H * vd) / (test_max_abs(o2, (size_t)T * H * vd) + 1e-30);
+    }
+    free(kb), free(vb), free(src), free(q), free(o1), free(o2);
+    return e;
+}
+
 /* kv_attend (grouped, tiled, threaded, KV heads paired) vs kv_attend_ref on random caches. */
 static void test_attend_core(void) {
     test_rng r = {5};
@@ -158,35 +188,17 @@ static void test_attend_core(void) {
         if (it % 2) kd = 8 * test_randint(&r, 1, 9), vd = 8 * test_randint(&r, 1, 9); /* in-place 16-bit/q8_0 paths */
         int T = split_case || paired_split ? 1 : test_randint(&r, 1, 4);
         int pos = split_case ? split_ctx[it - 60] - 1 : paired_split ? test_randint(&r, 200, 1200) : test_randint(&r, 0, 150);
-        int n_ctx = pos + T;
-        size_t krow = kvattn_row_bytes(t, kd), vrow = kvattn_row_bytes(t, vd);
-        unsigned char *kb = malloc(krow * n_ctx * nkv), *vb = malloc(vrow * n_ctx * nkv);
-        float *src = malloc(sizeof(float) * 80);
-        for (int h = 0; h < nkv; h++)
-            for (int j = 0; j < n_ctx; j++) {
-                test_fill(&r, src, (size_t)kd, 2.0f);
-                kv_row_store(t, src, kb + ((size_t)h * n_ctx + j) * krow, kd);
-                test_fill(&r, src, (size_t)vd, 2.0f);
-                kv_row_store(t, src, vb + ((size_t)h * n_ctx + j) * vrow, vd);
-            }
-        kv_rows k = {t, kb, krow * n_ctx, krow, kd}, v = {t, vb, vrow * n_ctx, vrow, vd};
-        float *q = malloc(sizeof(float) * T * H * kd), *o1 = malloc(sizeof(float) * T * H * vd);
-        float *o2 = malloc(sizeof(float) * T * H * vd);
-        test_fill(&r, q, (size_t)T * H * kd, 1.0f);
-        float scale = 1.0f / sqrtf((float)kd);
-        CHECK(kv_attend(q, T, H, nkv, &k, &v, pos, scale, o1) == 0, "kv_attend failed");
-        kv_attend_ref(q, T, H, nkv, &k, &v, pos, scale, o2);
-        double e = test_max_abs_diff(o1, o2, (size_t)T * H * vd) / (test_max_abs(o2, (size_t)T * H * vd) + 1e-30);
+        double e = attend_vs_ref(&r, t, T, H, nkv, kd, vd, 0, pos);
         CHECK(e <= 1e-5, "attend %s H=%d nkv=%d kd=%d vd=%d pos=%d T=%d: rel err %.3g", kvattn_type_name(t), H, nkv, kd,
               vd, pos, T, e);
-        free(kb), free(vb), free(src), free(q), free(o1), free(o2);
     }
 }
 
-/* Many queries per KV head (MQA, absorbed MLA: tiles widened once into f32
- * and shared): kv_attend against its twin for 16/32/48 queries, 1 or 2 KV
- * heads, contexts across tile borders and splits, separate V rows and V inside
- * K (MLA's latent rows). */
+/* Many queries per KV head (MQA, absorbed MLA: blocks of 16 queries over rows
+ * read in place with 512-bit kernels, else tiles widened once into f32):
+ * kv_attend against its twin for 16/32/48 queries, 1 or 2 KV heads, contexts
+ * across tile borders and splits, separate V rows and V inside K (MLA's latent
+ * rows), f32 rows of widths that are not a multiple of 16. */
 static void test_attend_many_queries(void) {
     test_rng r = {21};
     const int ctxs[] = {1, 17, 64, 65, 130, 300, 1000};
@@ -195,29 +207,10 @@ static void test_attend_many_queries(void) {
         int nkv = it % 3 == 2 ? 2 : 1, group = 16 * (1 + it % 3), H = nkv * group, shared = it % 2;
         int kd = 16 * test_randint(&r, 1, 12) - (it % 4 == 0 ? 3 : 0); /* f32 rows of any width */
         int vd = shared ? kd - test_randint(&r, 0, kd - 1) : 16 * test_randint(&r, 1, 8);
-        int T = it % 5 == 4 ? 3 : 1, pos = ctxs[it % 7] - 1, n_ctx = pos + T;
-        size_t krow = kvattn_row_bytes(t, kd), vrow = kvattn_row_bytes(t, vd);
-        unsigned char *kb = malloc(krow * n_ctx * nkv), *vb = malloc(vrow * n_ctx * nkv);
-        float *src = malloc(sizeof(float) * (kd > vd ? kd : vd));
-        for (int h = 0; h < nkv; h++)
-            for (int j = 0; j < n_ctx; j++) {
-                test_fill(&r, src, (size_t)kd, 2.0f);
-                kv_row_store(t, src, kb + ((size_t)h * n_ctx + j) * krow, kd);
-                test_fill(&r, src, (size_t)vd, 2.0f);
-                kv_row_store(t, src, vb + ((size_t)h * n_ctx + j) * vrow, vd);
-            }
-        kv_rows k = {t, kb, krow * n_ctx, krow, kd}, v = {t, vb, vrow * n_ctx, vrow, vd};
-        if (shared) v = (kv_rows){t, kb, krow * n_ctx, krow, vd}; /* V is the leading vd of each K row */
-        float *q = malloc(sizeof(float) * T * H * kd), *o1 = malloc(sizeof(float) * T * H * vd);
-        float *o2 = malloc(sizeof(float) * T * H * vd);
-        test_fill(&r, q, (size_t)T * H * kd, 1.0f);
-        float scale = 1.0f / sqrtf((float)kd);
-        CHECK(kv_attend(q, T, H, nkv, &k, &v, pos, scale, o1) == 0, "kv_attend failed");
-        kv_attend_ref(q, T, H, nkv, &k, &v, pos, scale, o2);
-        double e = test_max_abs_diff(o1, o2, (size_t)T * H * vd) / (test_max_abs(o2, (size_t)T * H * vd) + 1e-30);
+        int T = it % 5 == 4 ? 3 : 1, pos = ctxs[it % 7] - 1;
+        double e = attend_vs_ref(&r, t, T, H, nkv, kd, vd, shared, pos);
         CHECK(e <= 1e-5, "attend, many queries per KV head, %s H=%d nkv=%d kd=%d vd=%d%s pos=%d T=%d: rel err %.3g",
               kvattn_type_name(t), H, nkv, kd, vd, shared ? " (V in K)" : "", pos, T, e);
-        free(kb), free(vb), free(src), free(q), free(o1), free(o2);
     }
 }
 

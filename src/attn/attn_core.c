@@ -28,15 +28,30 @@ static int thread_index(void) { return 0; }
  * streams at once gets more of the bandwidth (bench.c). */
 #define MAX_LANES 2
 
-/* Scratch of one thread: scores [group][KV_TILE], K and V tiles as f32, and
- * for blocks of 16 queries (kv_q16_*) each lane's packed queries and one
- * block's weights Pt [KV_TILE][16]. Every part a multiple of 16 floats, so
- * each stays 64-byte aligned. */
+/* Scratch of one thread, every part a multiple of 16 floats so that each
+ * stays 64-byte aligned. */
+typedef struct {
+    float *s;          /* scores [group][KV_TILE] */
+    float *kbuf, *vbuf; /* a K and a V tile widened into f32 [KV_TILE][dim] */
+    float *qp;         /* blocks of 16 queries: each lane's queries packed [MAX_LANES][group * k->dim] */
+    float *pt;         /* blocks of 16 queries: one block's weights [KV_TILE][16] */
+} tile_scratch;
+
 static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 static size_t scratch_floats(int group, const kv_rows *k, const kv_rows *v) {
     return pad16((size_t)group * KV_TILE) + pad16((size_t)KV_TILE * k->dim) + pad16((size_t)KV_TILE * v->dim) +
            MAX_LANES * pad16((size_t)group * k->dim) + (size_t)KV_TILE * KV_Q16;
+}
+
+static tile_scratch carve_scratch(float *base, int group, const kv_rows *k, const kv_rows *v) {
+    tile_scratch ts;
+    ts.s = base;
+    ts.kbuf = ts.s + pad16((size_t)group * KV_TILE);
+    ts.vbuf = ts.kbuf + pad16((size_t)KV_TILE * k->dim);
+    ts.qp = ts.vbuf + pad16((size_t)KV_TILE * v->dim);
+    ts.pt = ts.qp + MAX_LANES * pad16((size_t)group * k->dim);
+    return ts;
 }
 
 /* Whether V rows are the leading part of the K rows (MLA's latent cache). */
@@ -88,8 +103,9 @@ static void lane_start(attn_lane *ln, int group, int vd) {
 }
 
 /* How a range's tiles are read, the same for all of them. Rows are read in
- * place and widened in registers when few queries share them (direct); with
- * many (MQA, absorbed MLA) each tile is widened once into f32 and reused by all. */
+ * place and widened in registers (direct) when few queries share them, or, in
+ * 512-bit builds, when the queries come in blocks of 16 (q16: MQA, absorbed
+ * MLA); otherwise each tile is widened once into f32 and reused by all. */
 typedef struct {
     int direct, q16, shared_v;
     size_t k_bytes, v_bytes; /* one stored row */
@@ -125,10 +141,9 @@ static kv_prefetch_rows rows_ahead(const tile_reads *tr, const kv_rows *a, const
  * group's queries, the online-softmax update, O += P·V (FlashAttention's
  * blocking, on a CPU). */
 static void attend_tile(const attn_lane *ln, int group, const kv_rows *k, const kv_rows *v, const tile_reads *tr,
-                        int j0, int nt, int j_end, float scale, float *scratch, const kv_prefetch_rows *unit_pf) {
+                        int j0, int nt, int j_end, float scale, const tile_scratch *ts, const kv_prefetch_rows *unit_pf) {
     const int kd = k->dim, vd = v->dim, kvh = ln->kvh, direct = tr->direct, shared_v = tr->shared_v;
-    float *s = scratch, *kbuf = s + pad16((size_t)group * KV_TILE), *vbuf = kbuf + pad16((size_t)KV_TILE * kd);
-    float *pt = vbuf + pad16((size_t)KV_TILE * vd) + MAX_LANES * pad16((size_t)group * kd);
+    float *s = ts->s;
     const float *kt = NULL;
     int ldk = 0, ldv = 0;
     if (tr->q16) { /* V's rows are prefetched here too: the accumulation takes the whole tile at once */
@@ -141,7 +156,7 @@ static void attend_tile(const attn_lane *ln, int group, const kv_rows *k, const 
         kv_tile_scores_h(ln->q, kd, group, k->type, kv_rows_at(k, kvh, j0), k->token_stride, nt, kd, s, KV_TILE,
                          unit_pf ? &unit_pf[0] : &pf);
     } else {
-        kt = tile_rows(k, kvh, j0, nt, kd, kbuf, &ldk, PREFETCH_AHEAD, j_end);
+        kt = tile_rows(k, kvh, j0, nt, kd, ts->kbuf, &ldk, PREFETCH_AHEAD, j_end);
         kv_tile_scores(ln->q, kd, group, kt, ldk, nt, kd, s, KV_TILE);
     }
     for (int g = 0; g < group; g++) {
@@ -156,8 +171,8 @@ static void attend_tile(const attn_lane *ln, int group, const kv_rows *k, const 
     }
     if (tr->q16) {
         for (int b = 0; b < group; b += KV_Q16) {
-            kv_q16_transpose(s + (size_t)b * KV_TILE, KV_TILE, nt, pt);
-            kv_q16_accum(pt, v->type, kv_rows_at(v, kvh, j0), v->token_stride, nt, vd, ln->acc + (size_t)b * vd, vd);
+            kv_q16_transpose(s + (size_t)b * KV_TILE, KV_TILE, nt, ts->pt);
+            kv_q16_accum(ts->pt, v->type, kv_rows_at(v, kvh, j0), v->token_stride, nt, vd, ln->acc + (size_t)b * vd, vd);
         }
         return;
     }
@@ -167,7 +182,7 @@ static void attend_tile(const attn_lane *ln, int group, const kv_rows *k, const 
                         unit_pf ? &unit_pf[1] : &pf);
         return;
     }
-    const float *vt = shared_v ? kt : tile_rows(v, kvh, j0, nt, vd, vbuf, &ldv, PREFETCH_AHEAD, j_end);
+    const float *vt = shared_v ? kt : tile_rows(v, kvh, j0, nt, vd, ts->vbuf, &ldv, PREFETCH_AHEAD, j_end);
     if (shared_v) ldv = ldk;
     kv_tile_accum(s, KV_TILE, group, vt, ldv, nt, vd, ln->acc, vd);
 }
@@ -199,11 +214,11 @@ static kv_prefetch_rows unit_prefetch(const attn_lane *lanes, int n_lanes, const
 static void attend_range(attn_lane *lanes, int n_lanes, int group, const kv_rows *k, const kv_rows *v, int j_begin,
                          int j_end, float scale, float *scratch) {
     const tile_reads tr = tile_reads_of(group, k, v);
-    float *qp = scratch + pad16((size_t)group * KV_TILE) + pad16((size_t)KV_TILE * k->dim) + pad16((size_t)KV_TILE * v->dim);
+    const tile_scratch ts = carve_scratch(scratch, group, k, v);
     for (int i = 0; i < n_lanes; i++) {
         lane_start(&lanes[i], group, v->dim);
         if (tr.q16) {
-            lanes[i].qp = qp + (size_t)i * pad16((size_t)group * k->dim);
+            lanes[i].qp = ts.qp + (size_t)i * pad16((size_t)group * k->dim);
             for (int b = 0; b < group; b += KV_Q16)
                 kv_q16_pack(lanes[i].q + (size_t)b * k->dim, k->dim, k->dim, lanes[i].qp + (size_t)b * k->dim);
         }
@@ -215,7 +230,7 @@ static void attend_range(attn_lane *lanes, int n_lanes, int group, const kv_rows
             kv_prefetch_rows pf[2];
             if (unit_pf)
                 for (int ph = 0; ph < 2; ph++) pf[ph] = unit_prefetch(lanes, n_lanes, k, v, &tr, j0, 2 * i + ph, j_end);
-            attend_tile(&lanes[i], group, k, v, &tr, j0, nt, j_end, scale, scratch, unit_pf ? pf : NULL);
+            attend_tile(&lanes[i], group, k, v, &tr, j0, nt, j_end, scale, &ts, unit_pf ? pf : NULL);
         }
     }
 }

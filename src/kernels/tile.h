@@ -1,11 +1,14 @@
-/* Tile kernels of the attention core: a tile of KV rows staged as f32 once,
- * then two small matrix products against all the query heads that share it.
+/* Tile kernels of the attention core: two small matrix products between a
+ * tile of KV rows and all the query heads that share it,
  *   scores:     S[g][j]  = Σ_c Q[g][c] · K[j][c]      (G × N, inner d)
  *   accumulate: O[g][c] += Σ_j P[g][j] · V[j][c]      (G × d, inner N)
- * SIMD paths are register-blocked so each load feeds several FMAs — AVX2:
- * 2 queries × 4 rows and 2 queries × 32 columns; AVX-512: 16 accumulators,
- * up to 4 queries × 4 rows and 4 queries × 64 columns — and the _ref twins
- * are plain loops. */
+ * over rows staged once as f32 or read in place (f16, bf16, q8_0 widened in
+ * registers). SIMD paths are register-blocked so each load feeds several
+ * FMAs — AVX2: 2 queries × 4 rows and 2 queries × 32 columns; AVX-512: 16
+ * accumulators, up to 4 queries × 4 rows and 4 queries × 64 columns, or 16
+ * queries × 1 row and 16 queries × 16 columns (kv_q16_*) — and the _ref twins
+ * are plain loops. Also here: the decode GEMV's row kernels and the prefill
+ * GEMM's micro-kernel. */
 #ifndef KVATTN_TILE_H
 #define KVATTN_TILE_H
 
