@@ -206,6 +206,7 @@ static void test_attend_many_queries(void) {
         kvattn_type t = cache_types[it % 4];
         int nkv = it % 3 == 2 ? 2 : 1, group = 16 * (1 + it % 3), H = nkv * group, shared = it % 2;
         int kd = 16 * test_randint(&r, 1, 12) - (it % 4 == 0 ? 3 : 0); /* f32 rows of any width */
+        if (t == KVATTN_TYPE_Q8_0 && it % 8 == 3) kd = 32 * test_randint(&r, 1, 6); /* whole q8_0 blocks */
         int vd = shared ? kd - test_randint(&r, 0, kd - 1) : 16 * test_randint(&r, 1, 8);
         int T = it % 5 == 4 ? 3 : 1, pos = ctxs[it % 7] - 1;
         double e = attend_vs_ref(&r, t, T, H, nkv, kd, vd, shared, pos);
@@ -250,6 +251,7 @@ static void test_q16_kernels(void) {
     for (int it = 0; it < 30; it++) {
         kvattn_type t = cache_types[1 + it % 3];
         int N = it < 3 ? it + 1 : test_randint(&r, 1, 70), d = 16 * (it < 3 ? 1 : test_randint(&r, 1, 36));
+        if (t == KVATTN_TYPE_Q8_0 && it % 2) d = 32 * test_randint(&r, 1, 18); /* whole q8_0 blocks: the block loop */
         size_t rb = kvattn_row_bytes(t, d);
         float *Q = malloc(sizeof(float) * 16 * (d + 5)), *Qp = kv_alloc_aligned(sizeof(float) * 16 * d);
         float *row = malloc(sizeof(float) * d), *P = malloc(sizeof(float) * 16 * 70), *Pt = malloc(sizeof(float) * 70 * 16);

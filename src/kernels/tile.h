@@ -733,12 +733,25 @@ static inline __attribute__((always_inline)) void kv_q16_scores512(const float *
         const unsigned char *kr = K + (size_t)j * stride;
         __m512 acc[KV_Q16];
         for (int i = 0; i < KV_Q16; i++) acc[i] = _mm512_setzero_ps();
-        for (int c = 0; c < d; c += 16) {
-            const float *qc = Qp + (size_t)c * 16;
-            kv_prefetch_lines(pf, j, c / 16, 1);
-            __m512 kv = kv_load16_h(t, kr, c);
-            for (int i = 0; i < KV_Q16; i++) acc[i] = _mm512_fmadd_ps(_mm512_load_ps(qc + 16 * i), kv, acc[i]);
-        }
+        if (t == KVATTN_TYPE_Q8_0 && d % KV_Q8_0_BLOCK == 0) { /* a block's scale widened once for its two chunks */
+            const kv_block_q8_0 *b = (const kv_block_q8_0 *)kr;
+            for (int c = 0; c < d; c += KV_Q8_0_BLOCK, b++) {
+                kv_prefetch_lines(pf, j, c / 16, 2);
+                const __m512 scale = _mm512_set1_ps(_cvtsh_ss(b->d));
+                for (int h = 0; h < 2; h++) {
+                    const float *qc = Qp + (size_t)(c + 16 * h) * 16;
+                    __m128i q8 = _mm_loadu_si128((const __m128i *)(b->qs + 16 * h));
+                    __m512 kv = _mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q8)));
+                    for (int i = 0; i < KV_Q16; i++) acc[i] = _mm512_fmadd_ps(_mm512_load_ps(qc + 16 * i), kv, acc[i]);
+                }
+            }
+        } else
+            for (int c = 0; c < d; c += 16) {
+                const float *qc = Qp + (size_t)c * 16;
+                kv_prefetch_lines(pf, j, c / 16, 1);
+                __m512 kv = kv_load16_h(t, kr, c);
+                for (int i = 0; i < KV_Q16; i++) acc[i] = _mm512_fmadd_ps(_mm512_load_ps(qc + 16 * i), kv, acc[i]);
+            }
         float sums[KV_Q16];
         _mm512_storeu_ps(sums, kv_hsum16(acc));
         for (int i = 0; i < KV_Q16; i++) S[(size_t)i * lds + j] = sums[i];
