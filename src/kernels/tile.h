@@ -724,6 +724,10 @@ static inline void kv_q16_accum_ref(const float *Pt, kvattn_type t, const unsign
 }
 
 #if KV_HAVE_AVX512
+/* Rows and blocks of q8_0 scales the accumulation widens up front (a tile, 1024-wide rows). */
+#define KV_Q16_SCALE_ROWS 64
+#define KV_Q16_SCALE_BLOCKS 32
+
 /* A row at a time: one accumulator per query, the row's sixteen scores reduced
  * together by kv_hsum16. */
 static inline __attribute__((always_inline)) void kv_q16_scores512(const float *Qp, kvattn_type t, const unsigned char *K,
@@ -761,6 +765,28 @@ static inline __attribute__((always_inline)) void kv_q16_scores512(const float *
 /* 16 columns of all sixteen outputs in registers over the rows. */
 static inline __attribute__((always_inline)) void kv_q16_accum512(const float *Pt, kvattn_type t, const unsigned char *V,
                                                                   size_t stride, int N, int d, float *O, int ldo) {
+    if (t == KVATTN_TYPE_Q8_0 && d % KV_Q8_0_BLOCK == 0 && N <= KV_Q16_SCALE_ROWS &&
+        d <= KV_Q16_SCALE_BLOCKS * KV_Q8_0_BLOCK) {
+        /* q8_0: the rows' block scales widened once, then read by broadcast (a load, not 3 µops) */
+        float scales[KV_Q16_SCALE_ROWS * KV_Q16_SCALE_BLOCKS];
+        const int nb = d / KV_Q8_0_BLOCK;
+        for (int j = 0; j < N; j++)
+            for (int b = 0; b < nb; b++) scales[j * nb + b] = _cvtsh_ss(((const kv_block_q8_0 *)(V + (size_t)j * stride))[b].d);
+        for (int c = 0; c < d; c += 16) {
+            __m512 acc[KV_Q16];
+            for (int i = 0; i < KV_Q16; i++) acc[i] = _mm512_loadu_ps(O + (size_t)i * ldo + c);
+            const int b = c / KV_Q8_0_BLOCK, half = c % KV_Q8_0_BLOCK;
+            const float *pj = Pt;
+            for (int j = 0; j < N; j++, pj += KV_Q16) {
+                const kv_block_q8_0 *blk = (const kv_block_q8_0 *)(V + (size_t)j * stride) + b;
+                __m128i q8 = _mm_loadu_si128((const __m128i *)(blk->qs + half));
+                __m512 v = _mm512_mul_ps(_mm512_set1_ps(scales[j * nb + b]), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q8)));
+                for (int i = 0; i < KV_Q16; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(pj[i]), v, acc[i]);
+            }
+            for (int i = 0; i < KV_Q16; i++) _mm512_storeu_ps(O + (size_t)i * ldo + c, acc[i]);
+        }
+        return;
+    }
     for (int c = 0; c < d; c += 16) {
         __m512 acc[KV_Q16];
         for (int i = 0; i < KV_Q16; i++) acc[i] = _mm512_loadu_ps(O + (size_t)i * ldo + c);
