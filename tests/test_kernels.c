@@ -9,6 +9,7 @@
 
 #include "attn/attn_core.h"
 #include "kernels/ops.h"
+#include "kernels/matmul_kernels.h"
 #include "kernels/tile.h"
 #include "kernels/vec.h"
 

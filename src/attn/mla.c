@@ -13,7 +13,7 @@
 #include "attn_core.h"
 #include "attn_layer.h"
 #include "kernels/ops.h"
-#include "kernels/tile.h"
+#include "kernels/matmul_kernels.h"
 #include "kernels/vec.h"
 #include "rope.h"
 

@@ -2,7 +2,7 @@
 
 #include "internal.h"
 #include "kvattn.h"
-#include "tile.h"
+#include "matmul_kernels.h"
 #include "vec.h"
 
 #include <math.h>

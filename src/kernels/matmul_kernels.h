@@ -1,0 +1,159 @@
+/* Kernels of the projections (matmul.c) and of MLA's query absorption: rows
+ * of a weight matrix read as several far-apart streams (decode GEMV and its
+ * transpose), and the prefill GEMM's micro-kernel, each with a scalar twin. */
+#ifndef KVATTN_MATMUL_KERNELS_H
+#define KVATTN_MATMUL_KERNELS_H
+
+#include "tile.h"
+
+/* y[r] = rows[r]·x for nr ≤ KV_DOT_ROWS rows of type t (anywhere in memory), in
+ * one pass over x: the decode GEMV's kernel, its rows being far-apart streams. */
+#define KV_DOT_ROWS 8
+
+static inline void kv_rows_dot_ref(kvattn_type t, const unsigned char *const *rows, int nr, const float *x, int k,
+                                   float *y) {
+    for (int r = 0; r < nr; r++) y[r] = kv_row_dot_ref(t, rows[r], x, k);
+}
+
+
+#if KV_HAVE_AVX2
+/* Always inlined, so that a constant t leaves one branch-free loop per type. */
+static inline __attribute__((always_inline)) void kv_rows_dot_simd(kvattn_type t, const unsigned char *const *rows, int nr,
+                                                                   const float *x, int k, float *y) {
+    __m256 a[KV_DOT_ROWS];
+    const unsigned char *rw[KV_DOT_ROWS];
+    for (int r = 0; r < KV_DOT_ROWS; r++) rw[r] = rows[r < nr ? r : 0]; /* spare lanes repeat row 0, unstored */
+    int c = 0;
+#if KV_HAVE_AVX512
+    __m512 z[KV_DOT_ROWS];
+    for (int r = 0; r < KV_DOT_ROWS; r++) z[r] = _mm512_setzero_ps();
+    for (; c + 16 <= k; c += 16) {
+        __m512 xv = _mm512_loadu_ps(x + c);
+        for (int r = 0; r < KV_DOT_ROWS; r++) z[r] = _mm512_fmadd_ps(kv_load16_h(t, rw[r], c), xv, z[r]);
+    }
+    for (int r = 0; r < KV_DOT_ROWS; r++) a[r] = kv_fold512(z[r]);
+#else
+    for (int r = 0; r < KV_DOT_ROWS; r++) a[r] = _mm256_setzero_ps();
+#endif
+    for (; c + 8 <= k; c += 8) {
+        __m256 xv = _mm256_loadu_ps(x + c);
+        for (int r = 0; r < KV_DOT_ROWS; r++) a[r] = _mm256_fmadd_ps(kv_load8_h(t, rw[r], c), xv, a[r]);
+    }
+    float s[KV_DOT_ROWS];
+    _mm_storeu_ps(s, kv_hsum4(a[0], a[1], a[2], a[3]));
+    _mm_storeu_ps(s + 4, kv_hsum4(a[4], a[5], a[6], a[7]));
+    for (int r = 0; r < nr; r++) {
+        for (int i = c; i < k; i++) s[r] += kv_row_get_ref(t, rw[r], i) * x[i];
+        y[r] = s[r];
+    }
+}
+#endif
+
+static inline void kv_rows_dot(kvattn_type t, const unsigned char *const *rows, int nr, const float *x, int k, float *y) {
+#if KV_HAVE_AVX2
+    switch (t) {
+    case KVATTN_TYPE_F32: kv_rows_dot_simd(KVATTN_TYPE_F32, rows, nr, x, k, y); return;
+    case KVATTN_TYPE_F16: kv_rows_dot_simd(KVATTN_TYPE_F16, rows, nr, x, k, y); return;
+    case KVATTN_TYPE_BF16: kv_rows_dot_simd(KVATTN_TYPE_BF16, rows, nr, x, k, y); return;
+    default: kv_rows_dot_simd(KVATTN_TYPE_Q8_0, rows, nr, x, k, y); return;
+    }
+#else
+    kv_rows_dot_ref(t, rows, nr, x, k, y);
+#endif
+}
+
+/* ---- prefill GEMM micro-kernel -------------------------------------------
+ * C[r][t] += Σ_c W[r][c] · Xt[c][t] for KV_GEMM_ROWS rows of W (f32, row
+ * stride ldw) and 16·nv tokens of the transposed activations Xt (row stride
+ * ldx), c < kc. C is [KV_GEMM_ROWS][64]. The outer-product form: each step
+ * loads nv vectors of Xt and multiplies them by a broadcast W element, so no
+ * horizontal sums are needed (6 × 4 accumulators, 4 loads per 24 FMAs). */
+#define KV_GEMM_ROWS 6
+#define KV_GEMM_TOKENS 64
+
+static inline void kv_gemm_micro_ref(const float *w, int ldw, const float *xt, int ldx, int kc, int nv, float *C) {
+    for (int r = 0; r < KV_GEMM_ROWS; r++)
+        for (int t = 0; t < 16 * nv; t++) {
+            float acc = C[r * KV_GEMM_TOKENS + t];
+            for (int c = 0; c < kc; c++) acc += w[(size_t)r * ldw + c] * xt[(size_t)c * ldx + t];
+            C[r * KV_GEMM_TOKENS + t] = acc;
+        }
+}
+
+#if KV_HAVE_AVX512
+static inline __attribute__((always_inline)) void kv_gemm_micro512(const float *w, int ldw, const float *xt, int ldx,
+                                                                   int kc, const int NV, float *C) {
+    __m512 acc[KV_GEMM_ROWS][4];
+    for (int r = 0; r < KV_GEMM_ROWS; r++)
+        for (int v = 0; v < NV; v++) acc[r][v] = _mm512_loadu_ps(C + r * KV_GEMM_TOKENS + 16 * v);
+    for (int c = 0; c < kc; c++) {
+        __m512 x[4];
+        for (int v = 0; v < NV; v++) x[v] = _mm512_loadu_ps(xt + (size_t)c * ldx + 16 * v);
+        for (int r = 0; r < KV_GEMM_ROWS; r++) {
+            __m512 b = _mm512_set1_ps(w[(size_t)r * ldw + c]);
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(b, x[v], acc[r][v]);
+        }
+    }
+    for (int r = 0; r < KV_GEMM_ROWS; r++)
+        for (int v = 0; v < NV; v++) _mm512_storeu_ps(C + r * KV_GEMM_TOKENS + 16 * v, acc[r][v]);
+}
+#endif
+
+/* nv = 1..4 vectors of 16 tokens. */
+static inline void kv_gemm_micro(const float *w, int ldw, const float *xt, int ldx, int kc, int nv, float *C) {
+#if KV_HAVE_AVX512
+    switch (nv) {
+    case 4: kv_gemm_micro512(w, ldw, xt, ldx, kc, 4, C); return;
+    case 3: kv_gemm_micro512(w, ldw, xt, ldx, kc, 3, C); return;
+    case 2: kv_gemm_micro512(w, ldw, xt, ldx, kc, 2, C); return;
+    default: kv_gemm_micro512(w, ldw, xt, ldx, kc, 1, C); return;
+    }
+#else
+    kv_gemm_micro_ref(w, ldw, xt, ldx, kc, nv, C);
+#endif
+}
+
+/* y[c] += Σ_r a[r]·rows[r][c] for nr ≤ KV_DOT_ROWS rows of type t: the
+ * transposed GEMV (absorbing an MLA query into the latent space), reading its
+ * rows as far-apart streams with y held in registers across them. */
+static inline void kv_rows_axpy_ref(kvattn_type t, const unsigned char *const *rows, int nr, const float *a, float *y,
+                                    int n) {
+    for (int r = 0; r < nr; r++) kv_row_axpy_ref(t, rows[r], a[r], y, n);
+}
+
+#if KV_HAVE_AVX2
+static inline __attribute__((always_inline)) void kv_rows_axpy_simd(kvattn_type t, const unsigned char *const *rows,
+                                                                    int nr, const float *a, float *y, int n) {
+    int c = 0;
+#if KV_HAVE_AVX512
+    for (; c + 16 <= n; c += 16) {
+        __m512 acc = _mm512_loadu_ps(y + c);
+        for (int r = 0; r < nr; r++) acc = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), kv_load16_h(t, rows[r], c), acc);
+        _mm512_storeu_ps(y + c, acc);
+    }
+#endif
+    for (; c + 8 <= n; c += 8) {
+        __m256 acc = _mm256_loadu_ps(y + c);
+        for (int r = 0; r < nr; r++) acc = _mm256_fmadd_ps(_mm256_set1_ps(a[r]), kv_load8_h(t, rows[r], c), acc);
+        _mm256_storeu_ps(y + c, acc);
+    }
+    for (; c < n; c++)
+        for (int r = 0; r < nr; r++) y[c] += a[r] * kv_row_get_ref(t, rows[r], c);
+}
+#endif
+
+/* n % 32 == 0 for q8_0 rows (whole blocks, as the cache and weights store them). */
+static inline void kv_rows_axpy(kvattn_type t, const unsigned char *const *rows, int nr, const float *a, float *y, int n) {
+#if KV_HAVE_AVX2
+    switch (t) {
+    case KVATTN_TYPE_F32: kv_rows_axpy_simd(KVATTN_TYPE_F32, rows, nr, a, y, n); return;
+    case KVATTN_TYPE_F16: kv_rows_axpy_simd(KVATTN_TYPE_F16, rows, nr, a, y, n); return;
+    case KVATTN_TYPE_BF16: kv_rows_axpy_simd(KVATTN_TYPE_BF16, rows, nr, a, y, n); return;
+    default: kv_rows_axpy_simd(KVATTN_TYPE_Q8_0, rows, nr, a, y, n); return;
+    }
+#else
+    kv_rows_axpy_ref(t, rows, nr, a, y, n);
+#endif
+}
+
+#endif
