@@ -265,7 +265,7 @@ int kv_attend(const float *q, int T, int n_heads, int n_kv_heads, const kv_rows 
     float *partial = scratch + per_thread * (size_t)nthreads;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) if (units > 1)
     for (int u = 0; u < units; u++) {
-        float *s = scratch + per_thread * (size_t)thread_index(), *mls = partial + ml * thread_index();
+        float *s = scratch + per_thread * (size_t)thread_index();
         const int first = u / splits * lanes, sp = u % splits;
         /* the lanes of a unit share the token t, so the context and its split */
         const int n_ctx = pos + first / n_kv_heads + 1;
@@ -276,8 +276,8 @@ int kv_attend(const float *q, int T, int n_heads, int n_kv_heads, const kv_rows 
         for (int i = 0; i < lanes; i++) {
             int it = first + i, t = it / n_kv_heads, kvh = it % n_kv_heads;
             size_t h0 = (size_t)t * n_heads + (size_t)kvh * group;
-            if (splits == 1) { /* accumulate straight into the output */
-                float *m = mls + 2 * (size_t)group * i;
+            if (splits == 1) { /* accumulate straight into the output; m, l in this thread's slot */
+                float *m = partial + ml * thread_index() + 2 * (size_t)group * i;
                 ln[i] = (attn_lane){q + h0 * k->dim, kvh, out + h0 * vd, m, m + group, NULL};
             } else { /* into this split's partial state, merged below */
                 float *acc = partial + state * ((size_t)it * splits + sp), *m = acc + (size_t)group * vd;

@@ -42,24 +42,10 @@ static const void *w_uv_row(const kvattn_layer_weights *w, const mla_dims *d, in
                          : kv_matrix_row(w->wkv_b, h * (d->dn + d->dv) + d->dn + j, d->dc);
 }
 
-/* y[r] = M[row0 + r]·x for r < n: KV_DOT_ROWS far-apart rows at a time, each
- * a stream the hardware prefetchers follow (as the decode GEMV reads). */
-static void rows_dot(kvattn_matrix M, int row0, int n, int k, const float *x, float *y) {
-    const int per = (n + KV_DOT_ROWS - 1) / KV_DOT_ROWS;
-    for (int i = 0; i < per; i++) {
-        const unsigned char *rows[KV_DOT_ROWS];
-        float out[KV_DOT_ROWS];
-        int nr = 0;
-        for (int s = 0; s < KV_DOT_ROWS && s * per + i < n; s++) rows[nr++] = kv_matrix_row(M, row0 + s * per + i, k);
-        kv_rows_dot(M.type, rows, nr, x, k, out);
-        for (int s = 0; s < nr; s++) y[s * per + i] = out[s];
-    }
-}
-
 /* q̃ = W_UK,hᵀ q_C  (d_nope → d_c) */
 static void absorb_query(const kvattn_layer_weights *w, const mla_dims *d, int h, const float *q_c, float *q_abs) {
     if (split_kv_b(w)) { /* rows of W_UKᵀ: one dot product per latent dim */
-        rows_dot(w->wk_b, h * d->dc, d->dc, d->dn, q_c, q_abs);
+        kv_gemv_rows(q_abs, q_c, w->wk_b, h * d->dc, d->dc, d->dn);
         return;
     }
     /* rows of W_UK,h scaled by q_C and summed, KV_DOT_ROWS far-apart rows at a time */
@@ -123,8 +109,8 @@ static int mla_attend_absorbed(const mla_dims *d, const kvattn_layer_weights *w,
 #pragma omp parallel for schedule(static) if ((long)T * d->H * d->dv * d->dc > 65536)
     for (int th = 0; th < T * d->H; th++) {
         const int h = th % d->H;
-        if (split_kv_b(w)) rows_dot(w->wv_b, h * d->dv, d->dv, d->dc, lat + (size_t)th * d->dc, o + (size_t)th * d->dv);
-        else rows_dot(w->wkv_b, h * (d->dn + d->dv) + d->dn, d->dv, d->dc, lat + (size_t)th * d->dc, o + (size_t)th * d->dv);
+        if (split_kv_b(w)) kv_gemv_rows(o + (size_t)th * d->dv, lat + (size_t)th * d->dc, w->wv_b, h * d->dv, d->dv, d->dc);
+        else kv_gemv_rows(o + (size_t)th * d->dv, lat + (size_t)th * d->dc, w->wkv_b, h * (d->dn + d->dv) + d->dn, d->dv, d->dc);
     }
     return 0;
 }

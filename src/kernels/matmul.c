@@ -18,11 +18,23 @@
 /* Rows of W per task when several tokens share them (a register-blocked product). */
 #define ROW_BLOCK 64
 
+void kv_gemv_rows(float *y, const float *x, kvattn_matrix W, int row0, int n, int k) {
+    const int per = (n + KV_DOT_ROWS - 1) / KV_DOT_ROWS;
+    for (int i = 0; i < per; i++) {
+        const unsigned char *rows[KV_DOT_ROWS];
+        float out[KV_DOT_ROWS];
+        int nr = 0;
+        for (int s = 0; s < KV_DOT_ROWS && s * per + i < n; s++) rows[nr++] = kv_matrix_row(W, row0 + s * per + i, k);
+        kv_rows_dot(W.type, rows, nr, x, k, out);
+        for (int s = 0; s < nr; s++) y[s * per + i] = out[s];
+    }
+}
+
 /* y[i] = W[i]·x for one token (decode). Each thread takes an equal share of the
- * rows and reads KV_DOT_ROWS far-apart parts of it at once: the hardware
- * prefetchers follow each part as a stream, and a single stream per core leaves
- * about a third of this machine's bandwidth unused (see bench.c). */
-static void gemv(float *y, const float *x, kvattn_matrix W, int n, int k, size_t row_bytes) {
+ * rows and reads KV_DOT_ROWS far-apart parts of it at once (kv_gemv_rows): a
+ * single stream per core leaves about a third of this machine's bandwidth
+ * unused (see bench.c). */
+static void gemv(float *y, const float *x, kvattn_matrix W, int n, int k) {
 #pragma omp parallel if ((long)n * k > 32768)
     {
 #ifdef _OPENMP
@@ -31,18 +43,7 @@ static void gemv(float *y, const float *x, kvattn_matrix W, int n, int k, size_t
         const int t = 0, nt = 1;
 #endif
         const int r0 = (int)((long)n * t / nt), r1 = (int)((long)n * (t + 1) / nt);
-        const int per = (r1 - r0 + KV_DOT_ROWS - 1) / KV_DOT_ROWS;
-        for (int i = 0; i < per; i++) {
-            const unsigned char *rows[KV_DOT_ROWS];
-            int idx[KV_DOT_ROWS], nr = 0;
-            for (int s = 0; s < KV_DOT_ROWS; s++) {
-                int r = r0 + s * per + i;
-                if (r < r1) idx[nr] = r, rows[nr++] = (const unsigned char *)W.data + (size_t)r * row_bytes;
-            }
-            float out[KV_DOT_ROWS];
-            kv_rows_dot(W.type, rows, nr, x, k, out);
-            for (int s = 0; s < nr; s++) y[idx[s]] = out[s];
-        }
+        kv_gemv_rows(y + r0, x, W, r0, r1 - r0, k);
     }
 }
 
@@ -97,7 +98,7 @@ static int packed_gemm(float *y, const float *x, kvattn_matrix W, int T, int n, 
 void kv_matmul(float *y, const float *x, kvattn_matrix W, int T, int n, int k) {
     const size_t row_bytes = kvattn_row_bytes(W.type, k);
     if (T == 1) {
-        gemv(y, x, W, n, k, row_bytes);
+        gemv(y, x, W, n, k);
         return;
     }
 #if KV_HAVE_AVX512

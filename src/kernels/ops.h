@@ -16,6 +16,11 @@ static inline const void *kv_matrix_row(kvattn_matrix W, int r, int cols) {
 void kv_matmul(float *y, const float *x, kvattn_matrix W, int T, int n, int k);
 void kv_matmul_ref(float *y, const float *x, kvattn_matrix W, int T, int n, int k);
 
+/* y[r] = W[row0 + r]·x for r < n, on the calling thread: the decode GEMV's
+ * body, reading KV_DOT_ROWS far-apart rows at once so that the hardware
+ * prefetchers follow each as a stream. */
+void kv_gemv_rows(float *y, const float *x, kvattn_matrix W, int row0, int n, int k);
+
 /* y = x / sqrt(mean(x²) + eps) · w, n elements; y may alias x. */
 void kv_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
 

@@ -13,6 +13,24 @@
 
 #include "vec.h"
 
+#if KV_HAVE_AVX512
+/* 16 q8_0 quants at qs, times their block's scale, as f32. */
+static inline __m512 kv_q8_0_widen16(const int8_t *qs, __m512 scale) {
+    return _mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)qs))));
+}
+
+/* 16 elements of a row at element c, as f32: f32/f16/bf16 at any c, q8_0 at c % 16 == 0. */
+static inline __m512 kv_load16_h(kvattn_type t, const unsigned char *row, int c) {
+    if (t == KVATTN_TYPE_F32) return _mm512_loadu_ps((const float *)row + c);
+    if (t == KVATTN_TYPE_Q8_0) {
+        const kv_block_q8_0 *b = (const kv_block_q8_0 *)row + c / KV_Q8_0_BLOCK;
+        return kv_q8_0_widen16(b->qs + c % KV_Q8_0_BLOCK, _mm512_set1_ps(_cvtsh_ss(b->d)));
+    }
+    __m256i h = _mm256_loadu_si256((const __m256i *)(row + 2 * (size_t)c));
+    return t == KVATTN_TYPE_F16 ? _mm512_cvtph_ps(h) : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+#endif
+
 /* Row of n elements of type t into f32 (SIMD where the type allows). */
 static inline void kv_row_load_fast(kvattn_type t, const void *row, float *y, int n) {
 #if KV_HAVE_AVX2
@@ -30,12 +48,7 @@ static inline void kv_row_load_fast(kvattn_type t, const void *row, float *y, in
         }
     } else {
 #if KV_HAVE_AVX512
-        const __m256i *h = (const __m256i *)row;
-        if (t == KVATTN_TYPE_F16)
-            for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256(h + i / 16)));
-        else
-            for (; i + 16 <= n; i += 16)
-                _mm512_storeu_ps(y + i, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(h + i / 16)), 16)));
+        for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, kv_load16_h(t, (const unsigned char *)row, i));
 #endif
         for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, kv_load8(t, row, i));
     }
@@ -110,18 +123,6 @@ static inline __m128 kv_hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
  * Blocks of 16 accumulators: NG queries (1, 2 or 4) × 16/NG rows for the
  * scores, reduced together by one butterfly; NG queries × 64 columns for the
  * accumulation. Each row chunk is widened once for all NG queries. */
-
-/* 16 elements of a row at element c, as f32: f32/f16/bf16 at any c, q8_0 at c % 16 == 0. */
-static inline __m512 kv_load16_h(kvattn_type t, const unsigned char *row, int c) {
-    if (t == KVATTN_TYPE_F32) return _mm512_loadu_ps((const float *)row + c);
-    if (t == KVATTN_TYPE_Q8_0) {
-        const kv_block_q8_0 *b = (const kv_block_q8_0 *)row + c / KV_Q8_0_BLOCK;
-        __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b->qs + c % KV_Q8_0_BLOCK))));
-        return _mm512_mul_ps(q, _mm512_set1_ps(_cvtsh_ss(b->d)));
-    }
-    __m256i h = _mm256_loadu_si256((const __m256i *)(row + 2 * (size_t)c));
-    return t == KVATTN_TYPE_F16 ? _mm512_cvtph_ps(h) : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
 
 /* Sixteen horizontal sums at once: lane i of the result is Σ u[i]. A butterfly
  * halves the vector count per level (45 shuffles and adds in all); reading the
@@ -593,8 +594,7 @@ static inline __attribute__((always_inline)) void kv_q16_scores512(const float *
                 const __m512 scale = _mm512_set1_ps(_cvtsh_ss(b->d));
                 for (int h = 0; h < 2; h++) {
                     const float *qc = Qp + (size_t)(c + 16 * h) * 16;
-                    __m128i q8 = _mm_loadu_si128((const __m128i *)(b->qs + 16 * h));
-                    __m512 kv = _mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q8)));
+                    __m512 kv = kv_q8_0_widen16(b->qs + 16 * h, scale);
                     for (int i = 0; i < KV_Q16; i++) acc[i] = _mm512_fmadd_ps(_mm512_load_ps(qc + 16 * i), kv, acc[i]);
                 }
             }
@@ -628,8 +628,7 @@ static inline __attribute__((always_inline)) void kv_q16_accum512(const float *P
             const float *pj = Pt;
             for (int j = 0; j < N; j++, pj += KV_Q16) {
                 const kv_block_q8_0 *blk = (const kv_block_q8_0 *)(V + (size_t)j * stride) + b;
-                __m128i q8 = _mm_loadu_si128((const __m128i *)(blk->qs + half));
-                __m512 v = _mm512_mul_ps(_mm512_set1_ps(scales[j * nb + b]), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q8)));
+                __m512 v = kv_q8_0_widen16(blk->qs + half, _mm512_set1_ps(scales[j * nb + b]));
                 for (int i = 0; i < KV_Q16; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(pj[i]), v, acc[i]);
             }
             for (int i = 0; i < KV_Q16; i++) _mm512_storeu_ps(O + (size_t)i * ldo + c, acc[i]);
