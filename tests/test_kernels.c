@@ -247,6 +247,49 @@ static void test_thread_scratch(void) {
  * against plain per-row dot products and axpys of the same stored rows. Bounds
  * as for the in-place tile products. Every other case prefetches rows while
  * scoring (the rows themselves: a hint, which must not change any result). */
+/* Prefetch spans: the takes reach every line of every range, in whole lines,
+ * nothing before a range's first line or past as many lines as the longest
+ * range has, and nothing past the last take. */
+static void test_prefetch_spans(void) {
+    test_rng r = {11};
+    unsigned char *buf = kv_alloc_aligned(1 << 16);
+    for (int it = 0; it < 200; it++) {
+        const int n = test_randint(&r, 1, KV_PREFETCH_STREAMS);
+        const void *start[KV_PREFETCH_STREAMS];
+        size_t bytes[KV_PREFETCH_STREAMS], most = 0;
+        for (int s = 0; s < n; s++) {
+            start[s] = buf + test_randint(&r, 0, 4 * 4096 - 1) + 4096 * (size_t)(3 * s);
+            bytes[s] = (size_t)test_randint(&r, 1, 4000);
+            if (bytes[s] > most) most = bytes[s];
+        }
+        const kv_prefetch_spans pf = kv_prefetch_spans_make(start, bytes, n);
+        int seen_all = 1, inside = 1;
+        for (int s = 0; s < n; s++) {
+            const uintptr_t a = (uintptr_t)start[s];
+            for (uintptr_t line = a & ~(uintptr_t)63; line < a + bytes[s]; line += 64) {
+                int seen = 0;
+                for (unsigned i = 0; i < pf.takes && !seen; i++) seen = (uintptr_t)kv_prefetch_line(&pf, i) == line;
+                seen_all &= seen;
+            }
+        }
+        for (unsigned i = 0; i < pf.takes; i++) {
+            const uintptr_t p = (uintptr_t)kv_prefetch_line(&pf, i);
+            int in_some = 0;
+            for (int s = 0; s < n; s++) {
+                const uintptr_t a = (uintptr_t)start[s] & ~(uintptr_t)63;
+                in_some |= p % 64 == 0 && p >= a && p < a + (63 + most + 63) / 64 * 64; /* the longest range's lines */
+            }
+            inside &= in_some;
+        }
+        CHECK(seen_all, "prefetch spans (%d ranges): every line of every range is taken", n);
+        CHECK(inside, "prefetch spans (%d ranges): every take is a whole line within a span", n);
+        CHECK(kv_prefetch_line(&pf, pf.takes) == NULL && pf.takes % (1u << pf.spans_log2) == 0,
+              "prefetch spans (%d ranges): nothing past the last take", n);
+    }
+    CHECK(kv_prefetch_line(&kv_prefetch_none, 0) == NULL, "no prefetch spans: no line");
+    kv_free_aligned(buf);
+}
+
 static void test_q16_kernels(void) {
     test_rng r = {13};
     for (int it = 0; it < 30; it++) {
@@ -264,9 +307,11 @@ static void test_q16_kernels(void) {
             test_fill(&r, row, (size_t)d, 1.0f);
             kv_row_store(t, row, K + (size_t)j * rb, d);
         }
-        kv_prefetch_rows pf = {{K, K}, {rb, rb}, {rb, rb}, N, it % 4 == 1 ? 3 : 1};
+        const void *spans[4] = {K, K + rb, K, K + rb}; /* a hint over the tile: must not change results */
+        const size_t span_bytes[4] = {rb * N, rb * (N - 1), rb, rb};
+        kv_prefetch_spans pf = kv_prefetch_spans_make(spans, span_bytes, 1 + it % 4);
         kv_q16_pack(Q, d + 5, d, Qp); /* query rows at a stride longer than d */
-        kv_q16_scores(Qp, t, K, rb, N, d, S1, 70, it % 2 ? &pf : NULL);
+        kv_q16_scores(Qp, t, K, rb, N, d, S1, 70, it % 2 ? &pf : &kv_prefetch_none);
         for (int i = 0; i < 16; i++)
             for (int j = 0; j < N; j++) S2[i * 70 + j] = kv_row_dot_ref(t, K + (size_t)j * rb, Q + (size_t)i * (d + 5), d);
         double e = 0;
@@ -387,8 +432,10 @@ static void test_tile_kernels(void) {
                 size_t rb = kvattn_row_bytes(t, d);
                 unsigned char *Kq = malloc(rb * N);
                 for (int j = 0; j < N; j++) kv_row_store(t, K + (size_t)j * d, Kq + (size_t)j * rb, d);
-                kv_prefetch_rows pf = {{Kq, NULL}, {rb, 0}, {rb, 0}, N, 0}; /* a hint: must not change results */
-                kv_tile_scores_h(Q, d, G, t, Kq, rb, N, d, S1, N, it % 2 ? &pf : NULL);
+                const void *span = Kq;
+                const size_t span_bytes = rb * N;
+                kv_prefetch_spans pf = kv_prefetch_spans_make(&span, &span_bytes, 1); /* a hint: must not change results */
+                kv_tile_scores_h(Q, d, G, t, Kq, rb, N, d, S1, N, it % 2 ? &pf : &kv_prefetch_none);
                 for (int g = 0; g < G; g++)
                     for (int j = 0; j < N; j++) S2[g * N + j] = kv_row_dot_ref(t, Kq + (size_t)j * rb, Q + (size_t)g * d, d);
                 e = test_max_abs_diff(S1, S2, (size_t)G * N);
@@ -396,7 +443,7 @@ static void test_tile_kernels(void) {
                       N, d, e);
                 test_fill(&r, O1, (size_t)G * d, 1.0f);
                 memcpy(O2, O1, sizeof(float) * G * d);
-                kv_tile_accum_h(S2, N, G, t, Kq, rb, N, d, O1, d, it % 2 ? &pf : NULL);
+                kv_tile_accum_h(S2, N, G, t, Kq, rb, N, d, O1, d, it % 2 ? &pf : &kv_prefetch_none);
                 for (int g = 0; g < G; g++)
                     for (int j = 0; j < N; j++) kv_row_axpy_ref(t, Kq + (size_t)j * rb, S2[g * N + j], O2 + (size_t)g * d, d);
                 e = test_max_abs_diff(O1, O2, (size_t)G * d);
@@ -438,6 +485,7 @@ int main(void) {
     test_attend_many_queries();
     test_thread_scratch();
     test_tile_kernels();
+    test_prefetch_spans();
     test_q16_kernels();
     test_rows_axpy();
     test_gemm_micro();

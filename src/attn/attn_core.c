@@ -18,7 +18,7 @@ static int thread_index(void) { return 0; }
 
 /* How far ahead rows read in place are prefetched, in bytes of the same
  * stream (2 KiB to 128 KiB measured alike here: what matters is that the
- * prefetches are spread over the work, see kv_prefetch_rows), and in rows for
+ * prefetches are spread over the work, see kv_prefetch_spans), and in rows for
  * tiles widened into f32 (two tiles). */
 #define PREFETCH_BYTES 16384
 #define PREFETCH_AHEAD (2 * KV_TILE)
@@ -124,35 +124,49 @@ static tile_reads tile_reads_of(int group, const kv_rows *k, const kv_rows *v) {
     return tr;
 }
 
+/* Prefetch spans over rows [first, first + n) (clipped to j_end) of head
+ * heads[i] of each stream rows[i]. A stream whose rows are not contiguous is
+ * left to the hardware prefetchers (the cache's rows always are). */
+static kv_prefetch_spans spans_of(const kv_rows *const *rows, const int *heads, int n_streams, int first, int n,
+                                  int j_end) {
+    if (first >= j_end) return kv_prefetch_none;
+    if (n > j_end - first) n = j_end - first;
+    const void *start[KV_PREFETCH_STREAMS];
+    size_t bytes[KV_PREFETCH_STREAMS];
+    int used = 0;
+    for (int i = 0; i < n_streams && used < KV_PREFETCH_STREAMS; i++) {
+        const size_t row = kvattn_row_bytes(rows[i]->type, rows[i]->dim);
+        if (rows[i]->token_stride != row) continue;
+        start[used] = kv_rows_at(rows[i], heads[i], first), bytes[used++] = (size_t)n * row;
+    }
+    return kv_prefetch_spans_make(start, bytes, used);
+}
+
 /* While rows [j, j + n) of head h are read: the rows tr->ahead further on in
  * `a` (and in `b`, if not NULL), to prefetch alongside them. */
-static kv_prefetch_rows rows_ahead(const tile_reads *tr, const kv_rows *a, const kv_rows *b, int h, int j, int n,
-                                   int j_end) {
-    kv_prefetch_rows pf = {0};
-    const int first = j + tr->ahead;
-    if (first >= j_end) return pf;
-    pf.base[0] = kv_rows_at(a, h, first), pf.stride[0] = a->token_stride, pf.bytes[0] = kvattn_row_bytes(a->type, a->dim);
-    if (b) pf.base[1] = kv_rows_at(b, h, first), pf.stride[1] = b->token_stride, pf.bytes[1] = kvattn_row_bytes(b->type, b->dim);
-    pf.n_rows = j_end - first < n ? j_end - first : n;
-    return pf;
+static kv_prefetch_spans rows_ahead(const tile_reads *tr, const kv_rows *a, const kv_rows *b, int h, int j, int n,
+                                    int j_end) {
+    const kv_rows *rows[2] = {a, b};
+    const int heads[2] = {h, h};
+    return spans_of(rows, heads, b ? 2 : 1, j + tr->ahead, n, j_end);
 }
 
 /* One tile, rows [j0, j0+nt), into a lane's state: S = Q·Kᵀ against all the
  * group's queries, the online-softmax update, O += P·V (FlashAttention's
  * blocking, on a CPU). */
 static void attend_tile(const attn_lane *ln, int group, const kv_rows *k, const kv_rows *v, const tile_reads *tr,
-                        int j0, int nt, int j_end, float scale, const tile_scratch *ts, const kv_prefetch_rows *unit_pf) {
+                        int j0, int nt, int j_end, float scale, const tile_scratch *ts, const kv_prefetch_spans *unit_pf) {
     const int kd = k->dim, vd = v->dim, kvh = ln->kvh, direct = tr->direct, shared_v = tr->shared_v;
     float *s = ts->s;
     const float *kt = NULL;
     int ldk = 0, ldv = 0;
     if (tr->q16) { /* V's rows are prefetched here too: the accumulation takes the whole tile at once */
-        const kv_prefetch_rows pf = rows_ahead(tr, k, shared_v ? NULL : v, kvh, j0, nt, j_end);
+        const kv_prefetch_spans pf = rows_ahead(tr, k, shared_v ? NULL : v, kvh, j0, nt, j_end);
         for (int b = 0; b < group; b += KV_Q16) /* the first block carries the prefetches */
             kv_q16_scores(ln->qp + (size_t)b * kd, k->type, kv_rows_at(k, kvh, j0), k->token_stride, nt, kd,
-                          s + (size_t)b * KV_TILE, KV_TILE, b == 0 ? &pf : NULL);
+                          s + (size_t)b * KV_TILE, KV_TILE, b == 0 ? &pf : &kv_prefetch_none);
     } else if (direct) {
-        const kv_prefetch_rows pf = rows_ahead(tr, k, NULL, kvh, j0, nt, j_end);
+        const kv_prefetch_spans pf = rows_ahead(tr, k, NULL, kvh, j0, nt, j_end);
         kv_tile_scores_h(ln->q, kd, group, k->type, kv_rows_at(k, kvh, j0), k->token_stride, nt, kd, s, KV_TILE,
                          unit_pf ? &unit_pf[0] : &pf);
     } else {
@@ -177,7 +191,7 @@ static void attend_tile(const attn_lane *ln, int group, const kv_rows *k, const 
         return;
     }
     if (direct) {
-        const kv_prefetch_rows pf = shared_v ? (kv_prefetch_rows){0} : rows_ahead(tr, v, NULL, kvh, j0, nt, j_end);
+        const kv_prefetch_spans pf = shared_v ? kv_prefetch_none : rows_ahead(tr, v, NULL, kvh, j0, nt, j_end);
         kv_tile_accum_h(s, KV_TILE, group, v->type, kv_rows_at(v, kvh, j0), v->token_stride, nt, vd, ln->acc, vd,
                         unit_pf ? &unit_pf[1] : &pf);
         return;
@@ -195,19 +209,17 @@ static void attend_tile(const attn_lane *ln, int group, const kv_rows *k, const 
  * One stream at a time was about 20% slower for MHA. */
 _Static_assert(2 * MAX_LANES <= KV_PREFETCH_STREAMS, "a prefetch stream for each lane's K and V");
 
-static kv_prefetch_rows unit_prefetch(const attn_lane *lanes, int n_lanes, const kv_rows *k, const kv_rows *v,
-                                      const tile_reads *tr, int j0, int phase, int j_end) {
-    const int phases = 2 * n_lanes, share = KV_TILE / phases, first = j0 + KV_TILE + phase * share;
-    kv_prefetch_rows pf;
-    memset(&pf, 0, sizeof pf);
-    pf.every = phases; /* a phase reads KV_TILE rows and prefetches `share` of each stream */
-    pf.n_rows = first >= j_end ? 0 : j_end - first < share ? j_end - first : share;
-    for (int l = 0; l < n_lanes && pf.n_rows > 0; l++) {
-        pf.base[2 * l] = kv_rows_at(k, lanes[l].kvh, first), pf.stride[2 * l] = k->token_stride;
-        pf.base[2 * l + 1] = kv_rows_at(v, lanes[l].kvh, first), pf.stride[2 * l + 1] = v->token_stride;
-        pf.bytes[2 * l] = tr->k_bytes, pf.bytes[2 * l + 1] = tr->v_bytes;
+static kv_prefetch_spans unit_prefetch(const attn_lane *lanes, int n_lanes, const kv_rows *k, const kv_rows *v, int j0,
+                                       int phase, int j_end) {
+    /* a phase reads KV_TILE rows and prefetches `share` rows of each stream */
+    const int share = KV_TILE / (2 * n_lanes);
+    const kv_rows *rows[2 * MAX_LANES];
+    int heads[2 * MAX_LANES];
+    for (int l = 0; l < n_lanes; l++) {
+        rows[2 * l] = k, rows[2 * l + 1] = v;
+        heads[2 * l] = heads[2 * l + 1] = lanes[l].kvh;
     }
-    return pf;
+    return spans_of(rows, heads, 2 * n_lanes, j0 + KV_TILE + phase * share, share, j_end);
 }
 
 /* Context rows [j_begin, j_end) into each lane's state, a tile of each lane in turn. */
@@ -227,9 +239,9 @@ static void attend_range(attn_lane *lanes, int n_lanes, int group, const kv_rows
     for (int j0 = j_begin; j0 < j_end; j0 += KV_TILE) {
         int nt = j_end - j0 < KV_TILE ? j_end - j0 : KV_TILE;
         for (int i = 0; i < n_lanes; i++) {
-            kv_prefetch_rows pf[2];
+            kv_prefetch_spans pf[2];
             if (unit_pf)
-                for (int ph = 0; ph < 2; ph++) pf[ph] = unit_prefetch(lanes, n_lanes, k, v, &tr, j0, 2 * i + ph, j_end);
+                for (int ph = 0; ph < 2; ph++) pf[ph] = unit_prefetch(lanes, n_lanes, k, v, j0, 2 * i + ph, j_end);
             attend_tile(&lanes[i], group, k, v, &tr, j0, nt, j_end, scale, &ts, unit_pf ? pf : NULL);
         }
     }

@@ -116,7 +116,7 @@ void kv_matmul(float *y, const float *x, kvattn_matrix W, int T, int n, int k) {
                 if (W.type == KVATTN_TYPE_F32)
                     kv_tile_scores(x + (size_t)t0 * k, k, tb, (const float *)w, k, nr, k, y + (size_t)t0 * n + r0, n);
                 else
-                    kv_tile_scores_h(x + (size_t)t0 * k, k, tb, W.type, w, row_bytes, nr, k, y + (size_t)t0 * n + r0, n, NULL);
+                    kv_tile_scores_h(x + (size_t)t0 * k, k, tb, W.type, w, row_bytes, nr, k, y + (size_t)t0 * n + r0, n, &kv_prefetch_none);
             }
         }
         return;

@@ -58,41 +58,57 @@ static inline void kv_row_load_fast(kvattn_type t, const void *row, float *y, in
 #endif
 }
 
-/* Rows prefetched alongside the rows a tile product reads in place: with row
- * j of the call, row j of each stream here (the same rows further on), a line
- * at a time as the row's own chunks are read. One prefetch per line then goes
- * out evenly with the work; issued in bursts, prefetches wait for the fill
- * buffers and the FMAs behind them wait too (decode here: 12-20% slower). */
+/* Later rows prefetched while a tile product reads rows in place: up to four
+ * spans of the cache (a stream's next rows, contiguous), prefetched a line at
+ * a time, round robin over the spans, one line per 32 elements the kernel
+ * reads. The prefetches then go out evenly with the work: issued in bursts
+ * they waited on the fill buffers and the FMAs behind them (decode here:
+ * 12-20% slower). Taking a line costs a few instructions and no lookups, as
+ * it runs in the innermost loops (a per-line check of each stream's rows cost
+ * a fifth of GQA's step). */
 #define KV_PREFETCH_STREAMS 4
 typedef struct {
-    const unsigned char *base[KV_PREFETCH_STREAMS]; /* a stream's row 0, or NULL */
-    size_t stride[KV_PREFETCH_STREAMS], bytes[KV_PREFETCH_STREAMS]; /* row stride, bytes to prefetch of each row */
-    int n_rows; /* stream rows i < n_rows are prefetched */
-    int every;  /* row j of the call prefetches stream row j / every when j % every == 0 (0: every = 1) */
-} kv_prefetch_rows;
+    const unsigned char *span[KV_PREFETCH_STREAMS];
+    unsigned spans_log2; /* spans in use: 1 << spans_log2 */
+    unsigned takes;      /* takes that prefetch: lines per span << spans_log2 (0: none) */
+} kv_prefetch_spans;
 
-/* Lines [l0, l0 + n) of row j of each stream (those within its bytes). */
-static inline void kv_prefetch_lines(const kv_prefetch_rows *pf, int j, int l0, int n) {
-    if (!pf) return;
-    if (pf->every > 1) {
-        if (j % pf->every) return;
-        j /= pf->every;
+static const kv_prefetch_spans kv_prefetch_none = {{NULL, NULL, NULL, NULL}, 0, 0};
+
+/* Spans over the byte ranges [start[s], start[s] + bytes[s]), s < n (at most
+ * KV_PREFETCH_STREAMS): whole lines, each span as long as the longest. */
+static inline kv_prefetch_spans kv_prefetch_spans_make(const void *const *start, const size_t *bytes, int n) {
+    kv_prefetch_spans pf = kv_prefetch_none;
+    size_t lines = 0;
+    int used = 0;
+    for (; used < n && used < KV_PREFETCH_STREAMS; used++) {
+        const uintptr_t at = (uintptr_t)start[used];
+        pf.span[used] = (const unsigned char *)(at & ~(uintptr_t)63);
+        const size_t span_lines = (at % 64 + bytes[used] + 63) / 64;
+        if (span_lines > lines) lines = span_lines;
     }
-    if (j >= pf->n_rows) return;
-    for (int s = 0; s < KV_PREFETCH_STREAMS; s++)
-        if (pf->base[s])
-            for (int l = l0; l < l0 + n && (size_t)l * 64 < pf->bytes[s]; l++)
-                kv_prefetch(pf->base[s] + (size_t)j * pf->stride[s] + (size_t)l * 64, 1);
+    if (!used || !lines) return kv_prefetch_none;
+    for (; used & (used - 1); used++) pf.span[used] = pf.span[0]; /* 3 spans: the round robin takes 4 */
+    pf.spans_log2 = used == 4 ? 2u : used == 2 ? 1u : 0u;
+    pf.takes = (unsigned)(lines << pf.spans_log2);
+    return pf;
 }
 
-/* Lines per block when a row's lines are shared out over `blocks` passes. */
-static inline int kv_prefetch_share(const kv_prefetch_rows *pf, int blocks) {
-    if (!pf) return 0;
-    size_t most = 0;
-    for (int s = 0; s < KV_PREFETCH_STREAMS; s++)
-        if (pf->base[s] && pf->bytes[s] > most) most = pf->bytes[s];
-    size_t lines = (most + 63) / 64;
-    return (int)((lines + (size_t)blocks - 1) / (size_t)(blocks > 0 ? blocks : 1));
+/* The line the i-th take prefetches (line i >> spans_log2 of span i % spans), or NULL past the last. */
+static inline const void *kv_prefetch_line(const kv_prefetch_spans *pf, unsigned i) {
+    if (i >= pf->takes) return NULL;
+    return pf->span[i & ((1u << pf->spans_log2) - 1u)] + (size_t)(i >> pf->spans_log2) * 64;
+}
+
+/* The i-th take, then i + 1. */
+static inline void kv_prefetch_take(const kv_prefetch_spans *pf, unsigned *i) {
+    if (*i < pf->takes) kv_prefetch(kv_prefetch_line(pf, *i), 1);
+    ++*i;
+}
+
+/* Takes for rows of d elements: one per 32 elements (the kernels' rate). */
+static inline void kv_prefetch_take_row(const kv_prefetch_spans *pf, unsigned *i, int d) {
+    for (int c = 0; c < d; c += 32) kv_prefetch_take(pf, i);
 }
 
 static inline void kv_tile_scores_ref(const float *Q, int ldq, int G, const float *K, int ldk, int N, int d, float *S,
@@ -146,18 +162,20 @@ static inline __m512 kv_hsum16(const __m512 *u) {
  * loads, which only f32 rows may have. */
 static inline __attribute__((always_inline)) void kv_scores512_block(const float *const *q, const int NG, kvattn_type t,
                                                                      const unsigned char *K, size_t stride, int N, int d,
-                                                                     float *S, int lds, const kv_prefetch_rows *pf) {
+                                                                     float *S, int lds, const kv_prefetch_spans *pf) {
     const int R = 16 / NG, d16 = d & ~15;
     const __mmask16 tail = (__mmask16)((1u << (d - d16)) - 1u);
+    unsigned pi = 0;
     int j = 0;
     for (; j + R <= N; j += R) {
         __m512 acc[16];
         for (int a = 0; a < 16; a++) acc[a] = _mm512_setzero_ps();
         for (int c = 0; c < d16; c += 16)
-            for (int r = 0; r < R; r++) {
-                kv_prefetch_lines(pf, j + r, c / 16, 1);
+            KV_UNROLL for (int r = 0; r < R; r++) {
+                if (!(c & 16)) kv_prefetch_take(pf, &pi);
                 __m512 kv = kv_load16_h(t, K + (size_t)(j + r) * stride, c);
-                for (int i = 0; i < NG; i++) acc[i * R + r] = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + c), kv, acc[i * R + r]);
+                KV_UNROLL for (int i = 0; i < NG; i++)
+                    acc[i * R + r] = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + c), kv, acc[i * R + r]);
             }
         if (tail)
             for (int r = 0; r < R; r++) {
@@ -171,7 +189,7 @@ static inline __attribute__((always_inline)) void kv_scores512_block(const float
     }
     for (; j < N; j++) {
         const unsigned char *kr = K + (size_t)j * stride;
-        kv_prefetch_lines(pf, j, 0, d);
+        kv_prefetch_take_row(pf, &pi, d);
         __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
         for (int c = 0; c < d16; c += 16) {
             __m512 kv = kv_load16_h(t, kr, c);
@@ -189,19 +207,20 @@ static inline __attribute__((always_inline)) void kv_scores512_block(const float
  * held in registers over all N rows; a tail of d - d16 (f32 only) is masked. */
 static inline __attribute__((always_inline)) void kv_accum512_block(const float *const *p, float *const *o, const int NG,
                                                                     kvattn_type t, const unsigned char *V, size_t stride,
-                                                                    int N, int d, const kv_prefetch_rows *pf) {
-    const int d16 = d & ~15, share = kv_prefetch_share(pf, d16 / 64 + (d - d16 / 64 * 64 + 15) / 16);
-    int c = 0, block = 0;
-    for (; c + 64 <= d16; c += 64, block++) {
+                                                                    int N, int d, const kv_prefetch_spans *pf) {
+    const int d16 = d & ~15;
+    unsigned pi = 0;
+    int c = 0;
+    for (; c + 64 <= d16; c += 64) {
         __m512 acc[4][4];
         for (int i = 0; i < NG; i++)
             for (int m = 0; m < 4; m++) acc[i][m] = _mm512_loadu_ps(o[i] + c + 16 * m);
         for (int j = 0; j < N; j++) {
             const unsigned char *vr = V + (size_t)j * stride;
-            kv_prefetch_lines(pf, j, block * share, share);
+            kv_prefetch_take(pf, &pi), kv_prefetch_take(pf, &pi);
             __m512 v0 = kv_load16_h(t, vr, c), v1 = kv_load16_h(t, vr, c + 16), v2 = kv_load16_h(t, vr, c + 32),
                    v3 = kv_load16_h(t, vr, c + 48);
-            for (int i = 0; i < NG; i++) {
+            KV_UNROLL for (int i = 0; i < NG; i++) {
                 __m512 pb = _mm512_set1_ps(p[i][j]);
                 acc[i][0] = _mm512_fmadd_ps(pb, v0, acc[i][0]);
                 acc[i][1] = _mm512_fmadd_ps(pb, v1, acc[i][1]);
@@ -212,13 +231,13 @@ static inline __attribute__((always_inline)) void kv_accum512_block(const float 
         for (int i = 0; i < NG; i++)
             for (int m = 0; m < 4; m++) _mm512_storeu_ps(o[i] + c + 16 * m, acc[i][m]);
     }
-    for (; c < d; c += 16, block++) { /* 16 columns at a time, the last one masked */
+    for (; c < d; c += 16) { /* 16 columns at a time, the last one masked */
         const __mmask16 mk = c + 16 <= d ? (__mmask16)0xFFFF : (__mmask16)((1u << (d - c)) - 1u);
         __m512 acc[4];
         for (int i = 0; i < NG; i++) acc[i] = _mm512_maskz_loadu_ps(mk, o[i] + c);
         for (int j = 0; j < N; j++) {
             const unsigned char *vr = V + (size_t)j * stride;
-            kv_prefetch_lines(pf, j, block * share, share);
+            if (!(c & 16)) kv_prefetch_take(pf, &pi);
             __m512 v = c + 16 <= d ? kv_load16_h(t, vr, c) : _mm512_maskz_loadu_ps(mk, (const float *)vr + c);
             for (int i = 0; i < NG; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(p[i][j]), v, acc[i]);
         }
@@ -229,13 +248,13 @@ static inline __attribute__((always_inline)) void kv_accum512_block(const float 
 /* Both products over all G queries: blocks of 4, a last block of 2 or 1 (3 = 2 + 1). */
 static inline __attribute__((always_inline)) void kv_tile512(int accumulate, const float *Q, int ldq, int G, kvattn_type t,
                                                              const unsigned char *KV, size_t stride, int N, int d, float *S,
-                                                             int lds, float *O, int ldo, const kv_prefetch_rows *pf) {
+                                                             int lds, float *O, int ldo, const kv_prefetch_spans *pf) {
     for (int g = 0; g < G;) {
         const int ng = G - g >= 4 ? 4 : G - g >= 2 ? 2 : 1;
         const float *q[4];
         float *o[4];
         for (int i = 0; i < ng; i++) q[i] = Q + (size_t)(g + i) * ldq, o[i] = O + (size_t)(g + i) * ldo;
-        const kv_prefetch_rows *pfg = g == 0 ? pf : NULL; /* the first block of queries carries the prefetches */
+        const kv_prefetch_spans *pfg = g == 0 ? pf : &kv_prefetch_none; /* the first block of queries carries the prefetches */
         if (accumulate) {
             if (ng == 4) kv_accum512_block(q, o, 4, t, KV, stride, N, d, pfg);
             else if (ng == 2) kv_accum512_block(q, o, 2, t, KV, stride, N, d, pfg);
@@ -253,7 +272,7 @@ static inline __attribute__((always_inline)) void kv_tile512(int accumulate, con
 /* One instance per element type, so each inner loop is free of type branches. */
 static inline void kv_tile512_typed(int accumulate, const float *Q, int ldq, int G, kvattn_type t, const unsigned char *KV,
                                     size_t stride, int N, int d, float *S, int lds, float *O, int ldo,
-                                    const kv_prefetch_rows *pf) {
+                                    const kv_prefetch_spans *pf) {
     switch (t) {
     case KVATTN_TYPE_F32: kv_tile512(accumulate, Q, ldq, G, KVATTN_TYPE_F32, KV, stride, N, d, S, lds, O, ldo, pf); break;
     case KVATTN_TYPE_F16: kv_tile512(accumulate, Q, ldq, G, KVATTN_TYPE_F16, KV, stride, N, d, S, lds, O, ldo, pf); break;
@@ -267,7 +286,7 @@ static inline void kv_tile_scores(const float *Q, int ldq, int G, const float *K
                                   int lds) {
 #if KV_HAVE_AVX512
     kv_tile512_typed(0, Q, ldq, G, KVATTN_TYPE_F32, (const unsigned char *)K, (size_t)ldk * sizeof(float), N, d, S, lds, NULL, 0,
-                     NULL);
+                     &kv_prefetch_none);
     return;
 #endif
 #if KV_HAVE_AVX2
@@ -334,7 +353,7 @@ static inline void kv_tile_accum(const float *P, int ldp, int G, const float *V,
                                  int ldo) {
 #if KV_HAVE_AVX512
     kv_tile512_typed(1, P, ldp, G, KVATTN_TYPE_F32, (const unsigned char *)V, (size_t)ldv * sizeof(float), N, d, NULL, 0, O, ldo,
-                     NULL);
+                     &kv_prefetch_none);
     return;
 #endif
 #if KV_HAVE_AVX2
@@ -416,7 +435,7 @@ static inline __m256 kv_load8_h(kvattn_type t, const unsigned char *row, int c) 
 #endif
 
 static inline void kv_tile_scores_h(const float *Q, int ldq, int G, kvattn_type t, const unsigned char *K, size_t stride,
-                                    int N, int d, float *S, int lds, const kv_prefetch_rows *pf) {
+                                    int N, int d, float *S, int lds, const kv_prefetch_spans *pf) {
 #if KV_HAVE_AVX512
     if (d % 16 == 0) {
         kv_tile512_typed(0, Q, ldq, G, t, K, stride, N, d, S, lds, NULL, 0, pf);
@@ -428,13 +447,14 @@ static inline void kv_tile_scores_h(const float *Q, int ldq, int G, kvattn_type 
     for (; g < G; g += 2) {
         const int two = g + 1 < G;
         const float *q0 = Q + (size_t)g * ldq, *q1 = two ? q0 + ldq : q0;
-        const kv_prefetch_rows *pfg = g == 0 ? pf : NULL;
+        const kv_prefetch_spans *pfg = g == 0 ? pf : &kv_prefetch_none;
+        unsigned pi = 0;
         int j = 0;
         for (; j + 4 <= N; j += 4) {
             const unsigned char *k0 = K + (size_t)j * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
             __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
             for (int c = 0; c < d; c += 8) {
-                kv_prefetch_lines(pfg, j + (c / 8) % 4, c / 32, 1); /* a line of one of the 4 rows per chunk */
+                kv_prefetch_take(pfg, &pi); /* 8 elements of 4 rows: one take per 32 read */
                 __m256 x0 = _mm256_loadu_ps(q0 + c), x1 = _mm256_loadu_ps(q1 + c), k;
                 k = kv_load8_h(t, k0, c), a00 = _mm256_fmadd_ps(x0, k, a00), a10 = _mm256_fmadd_ps(x1, k, a10);
                 k = kv_load8_h(t, k1, c), a01 = _mm256_fmadd_ps(x0, k, a01), a11 = _mm256_fmadd_ps(x1, k, a11);
@@ -447,7 +467,7 @@ static inline void kv_tile_scores_h(const float *Q, int ldq, int G, kvattn_type 
         for (; j < N; j++) {
             __m256 a0 = _mm256_setzero_ps(), a1 = a0;
             const unsigned char *kr = K + (size_t)j * stride;
-            kv_prefetch_lines(pfg, j, 0, d);
+            kv_prefetch_take_row(pfg, &pi, d);
             for (int c = 0; c < d; c += 8) {
                 __m256 k = kv_load8_h(t, kr, c);
                 a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + c), k, a0);
@@ -458,14 +478,15 @@ static inline void kv_tile_scores_h(const float *Q, int ldq, int G, kvattn_type 
         }
     }
 #else
-    for (int j = 0; j < N; j++) kv_prefetch_lines(pf, j, 0, d);
+    unsigned pi = 0;
+    for (int j = 0; j < N; j++) kv_prefetch_take_row(pf, &pi, d);
     for (int g = 0; g < G; g++)
         for (int j = 0; j < N; j++) S[(size_t)g * lds + j] = kv_row_dot_ref(t, K + (size_t)j * stride, Q + (size_t)g * ldq, d);
 #endif
 }
 
 static inline void kv_tile_accum_h(const float *P, int ldp, int G, kvattn_type t, const unsigned char *V, size_t stride,
-                                   int N, int d, float *O, int ldo, const kv_prefetch_rows *pf) {
+                                   int N, int d, float *O, int ldo, const kv_prefetch_spans *pf) {
 #if KV_HAVE_AVX512
     if (d % 16 == 0) {
         kv_tile512_typed(1, P, ldp, G, t, V, stride, N, d, NULL, 0, O, ldo, pf);
@@ -477,16 +498,16 @@ static inline void kv_tile_accum_h(const float *P, int ldp, int G, kvattn_type t
         const int two = g + 1 < G;
         float *o0 = O + (size_t)g * ldo, *o1 = two ? o0 + ldo : o0;
         const float *p0 = P + (size_t)g * ldp, *p1 = two ? p0 + ldp : p0;
-        const kv_prefetch_rows *pfg = g == 0 ? pf : NULL;
-        const int share = kv_prefetch_share(pfg, d / 32 + (d % 32 + 7) / 8);
-        int c = 0, block = 0;
-        for (; c + 32 <= d; c += 32, block++) {
+        const kv_prefetch_spans *pfg = g == 0 ? pf : &kv_prefetch_none;
+        unsigned pi = 0;
+        int c = 0;
+        for (; c + 32 <= d; c += 32) {
             __m256 a0 = _mm256_loadu_ps(o0 + c), a1 = _mm256_loadu_ps(o0 + c + 8), a2 = _mm256_loadu_ps(o0 + c + 16),
                    a3 = _mm256_loadu_ps(o0 + c + 24);
             __m256 b0 = _mm256_setzero_ps(), b1 = b0, b2 = b0, b3 = b0;
             for (int j = 0; j < N; j++) {
                 const unsigned char *vr = V + (size_t)j * stride;
-                kv_prefetch_lines(pfg, j, block * share, share);
+                kv_prefetch_take(pfg, &pi);
                 __m256 x0 = _mm256_set1_ps(p0[j]), x1 = _mm256_set1_ps(p1[j]), v;
                 v = kv_load8_h(t, vr, c), a0 = _mm256_fmadd_ps(x0, v, a0), b0 = _mm256_fmadd_ps(x1, v, b0);
                 v = kv_load8_h(t, vr, c + 8), a1 = _mm256_fmadd_ps(x0, v, a1), b1 = _mm256_fmadd_ps(x1, v, b1);
@@ -502,10 +523,10 @@ static inline void kv_tile_accum_h(const float *P, int ldp, int G, kvattn_type t
                 _mm256_storeu_ps(o1 + c + 24, _mm256_add_ps(_mm256_loadu_ps(o1 + c + 24), b3));
             }
         }
-        for (; c < d; c += 8, block++) {
+        for (; c < d; c += 8) {
             __m256 a = _mm256_loadu_ps(o0 + c), b = _mm256_setzero_ps();
             for (int j = 0; j < N; j++) {
-                kv_prefetch_lines(pfg, j, block * share, share);
+                if (c % 32 == 0) kv_prefetch_take(pfg, &pi);
                 __m256 v = kv_load8_h(t, V + (size_t)j * stride, c);
                 a = _mm256_fmadd_ps(_mm256_set1_ps(p0[j]), v, a);
                 b = _mm256_fmadd_ps(_mm256_set1_ps(p1[j]), v, b);
@@ -515,7 +536,8 @@ static inline void kv_tile_accum_h(const float *P, int ldp, int G, kvattn_type t
         }
     }
 #else
-    for (int j = 0; j < N; j++) kv_prefetch_lines(pf, j, 0, d);
+    unsigned pi = 0;
+    for (int j = 0; j < N; j++) kv_prefetch_take_row(pf, &pi, d);
     for (int g = 0; g < G; g++)
         for (int j = 0; j < N; j++) kv_row_axpy_ref(t, V + (size_t)j * stride, P[(size_t)g * ldp + j], O + (size_t)g * ldo, d);
 #endif
@@ -582,7 +604,8 @@ static inline void kv_q16_accum_ref(const float *Pt, kvattn_type t, const unsign
  * together by kv_hsum16. */
 static inline __attribute__((always_inline)) void kv_q16_scores512(const float *Qp, kvattn_type t, const unsigned char *K,
                                                                    size_t stride, int N, int d, float *S, int lds,
-                                                                   const kv_prefetch_rows *pf) {
+                                                                   const kv_prefetch_spans *pf) {
+    unsigned pi = 0;
     for (int j = 0; j < N; j++) {
         const unsigned char *kr = K + (size_t)j * stride;
         __m512 acc[KV_Q16];
@@ -590,7 +613,7 @@ static inline __attribute__((always_inline)) void kv_q16_scores512(const float *
         if (t == KVATTN_TYPE_Q8_0 && d % KV_Q8_0_BLOCK == 0) { /* a block's scale widened once for its two chunks */
             const kv_block_q8_0 *b = (const kv_block_q8_0 *)kr;
             for (int c = 0; c < d; c += KV_Q8_0_BLOCK, b++) {
-                kv_prefetch_lines(pf, j, c / 16, 2);
+                kv_prefetch_take(pf, &pi);
                 const __m512 scale = _mm512_set1_ps(_cvtsh_ss(b->d));
                 for (int h = 0; h < 2; h++) {
                     const float *qc = Qp + (size_t)(c + 16 * h) * 16;
@@ -601,7 +624,7 @@ static inline __attribute__((always_inline)) void kv_q16_scores512(const float *
         } else
             for (int c = 0; c < d; c += 16) {
                 const float *qc = Qp + (size_t)c * 16;
-                kv_prefetch_lines(pf, j, c / 16, 1);
+                if (!(c & 16)) kv_prefetch_take(pf, &pi);
                 __m512 kv = kv_load16_h(t, kr, c);
                 for (int i = 0; i < KV_Q16; i++) acc[i] = _mm512_fmadd_ps(_mm512_load_ps(qc + 16 * i), kv, acc[i]);
             }
@@ -650,10 +673,10 @@ static inline __attribute__((always_inline)) void kv_q16_accum512(const float *P
 #endif
 
 /* The two products for 16 packed queries; Qp 64-byte aligned. One instance
- * per element type, so the inner loops are free of type branches. `pf` (may
- * be NULL): rows to prefetch while scoring, row j's alongside row j. */
+ * per element type, so the inner loops are free of type branches. `pf`: rows
+ * to prefetch while scoring (kv_prefetch_none if none). */
 static inline void kv_q16_scores(const float *Qp, kvattn_type t, const unsigned char *K, size_t stride, int N, int d,
-                                 float *S, int lds, const kv_prefetch_rows *pf) {
+                                 float *S, int lds, const kv_prefetch_spans *pf) {
 #if KV_HAVE_AVX512
     switch (t) {
     case KVATTN_TYPE_F16: kv_q16_scores512(Qp, KVATTN_TYPE_F16, K, stride, N, d, S, lds, pf); return;
