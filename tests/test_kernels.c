@@ -290,44 +290,71 @@ static void test_prefetch_spans(void) {
     kv_free_aligned(buf);
 }
 
+/* The 16-query kernels: staging against its twin (exact), scores and the
+ * accumulation against per-row dot/axpy over the rows as stored, the softmax
+ * against its twin. 1 to 70 rows (whole and partial blocks of 16), 16 to 576
+ * columns, every cache type; the accumulation reads the leading columns of a
+ * wider tile as MLA does. Bounds: the rounding of a d-term (scores) or N-term
+ * (accumulation) f32 sum, as in test_tile_kernels; kv_exp512 is within a few
+ * ulp of expf. */
 static void test_q16_kernels(void) {
     test_rng r = {13};
-    for (int it = 0; it < 30; it++) {
-        kvattn_type t = cache_types[1 + it % 3];
+    for (int it = 0; it < 40; it++) {
+        kvattn_type t = cache_types[it % 4];
         int N = it < 3 ? it + 1 : test_randint(&r, 1, 70), d = 16 * (it < 3 ? 1 : test_randint(&r, 1, 36));
-        if (t == KVATTN_TYPE_Q8_0 && it % 2) d = 32 * test_randint(&r, 1, 18); /* whole q8_0 blocks: the block loop */
-        size_t rb = kvattn_row_bytes(t, d);
-        float *Q = malloc(sizeof(float) * 16 * (d + 5)), *Qp = kv_alloc_aligned(sizeof(float) * 16 * d);
-        float *row = malloc(sizeof(float) * d), *P = malloc(sizeof(float) * 16 * 70), *Pt = malloc(sizeof(float) * 70 * 16);
-        float *S1 = malloc(sizeof(float) * 16 * 70), *S2 = malloc(sizeof(float) * 16 * 70);
-        float *O1 = malloc(sizeof(float) * 16 * d), *O2 = malloc(sizeof(float) * 16 * d);
+        if (t == KVATTN_TYPE_Q8_0) d = 32 * (it < 3 ? 1 : test_randint(&r, 1, 18)); /* q8_0 rows are whole blocks */
+        const int vd = it % 2 ? d : 16 * test_randint(&r, 1, d / 16), n16 = kv_q16_rows(N);
+        size_t rb = kvattn_row_bytes(t, d) + (size_t)(it % 3) * 4; /* rows at a stride longer than a row */
+        float *Q = malloc(sizeof(float) * 16 * (d + 5)), *Qt = kv_alloc_aligned(sizeof(float) * 16 * d);
+        float *Kb = kv_alloc_aligned(sizeof(float) * n16 * d), *Kb2 = malloc(sizeof(float) * n16 * d);
+        float *row = malloc(sizeof(float) * d), *S1 = malloc(sizeof(float) * n16 * 16), *S2 = malloc(sizeof(float) * n16 * 16);
+        float *O1 = malloc(sizeof(float) * 16 * vd), *O2 = malloc(sizeof(float) * 16 * vd);
         unsigned char *K = malloc(rb * N);
         test_fill(&r, Q, (size_t)16 * (d + 5), 1.0f);
         for (int j = 0; j < N; j++) {
             test_fill(&r, row, (size_t)d, 1.0f);
             kv_row_store(t, row, K + (size_t)j * rb, d);
         }
-        const void *spans[4] = {K, K + rb, K, K + rb}; /* a hint over the tile: must not change results */
+        kv_q16_stage(t, K, rb, N, d, Kb);
+        kv_q16_stage_ref(t, K, rb, N, d, Kb2);
+        CHECK(memcmp(Kb, Kb2, sizeof(float) * n16 * d) == 0, "16-query staging (%s) N=%d d=%d is exact", kvattn_type_name(t),
+              N, d);
+        const void *spans[4] = {K, K + rb, K, K + rb}; /* a hint over the rows: must not change results */
         const size_t span_bytes[4] = {rb * N, rb * (N - 1), rb, rb};
         kv_prefetch_spans pf = kv_prefetch_spans_make(spans, span_bytes, 1 + it % 4);
-        kv_q16_pack(Q, d + 5, d, Qp); /* query rows at a stride longer than d */
-        kv_q16_scores(Qp, t, K, rb, N, d, S1, 70, it % 2 ? &pf : &kv_prefetch_none);
-        for (int i = 0; i < 16; i++)
-            for (int j = 0; j < N; j++) S2[i * 70 + j] = kv_row_dot_ref(t, K + (size_t)j * rb, Q + (size_t)i * (d + 5), d);
+        kv_q16_pack(Q, d + 5, d, Qt); /* query rows at a stride longer than d */
+        kv_q16_scores(Qt, Kb, N, d, S1, it % 2 ? &pf : &kv_prefetch_none);
         double e = 0;
-        for (int i = 0; i < 16; i++)
-            for (int j = 0; j < N; j++) e = fmax(e, fabs(S1[i * 70 + j] - S2[i * 70 + j]));
+        for (int j = 0; j < n16; j++)
+            for (int i = 0; i < 16; i++) {
+                float want = j < N ? kv_row_dot_ref(t, K + (size_t)j * rb, Q + (size_t)i * (d + 5), d) : 0.0f;
+                e = fmax(e, fabs(S1[j * 16 + i] - want));
+            }
         CHECK(e <= d * 2.4e-7 * 3 * d, "16-query scores (%s) N=%d d=%d: err %.3g", kvattn_type_name(t), N, d, e);
-        test_fill(&r, P, (size_t)16 * 70, 1.0f);
-        test_fill(&r, O1, (size_t)16 * d, 1.0f);
-        memcpy(O2, O1, sizeof(float) * 16 * d);
-        kv_q16_transpose(P, 70, N, Pt);
-        kv_q16_accum(Pt, t, K, rb, N, d, O1, d);
+        /* softmax: running state from an earlier tile (m finite) or none (m = -inf) */
+        float m1[16], l1[16], c1[16], m2[16], l2[16], c2[16];
+        for (int i = 0; i < 16; i++) {
+            m1[i] = m2[i] = it % 3 ? -INFINITY : 4.0f * test_uniform(&r) - 2.0f;
+            l1[i] = l2[i] = it % 3 ? 0.0f : 1.0f + test_uniform(&r);
+        }
+        memcpy(S2, S1, sizeof(float) * 16 * N);
+        const float scale = 1.0f / sqrtf((float)d);
+        kv_q16_softmax(S1, N, scale, m1, l1, c1);
+        kv_q16_softmax_ref(S2, N, scale, m2, l2, c2);
+        double em = test_max_abs_diff(m1, m2, 16), ew = test_max_abs_diff(S1, S2, (size_t)N * 16);
+        double el = 0, ec = test_max_abs_diff(c1, c2, 16);
+        for (int i = 0; i < 16; i++) el = fmax(el, fabs(l1[i] - l2[i]) / l2[i]);
+        CHECK(em == 0.0 && ew <= 4e-7 && ec <= 4e-7 && el <= 1e-6 * N,
+              "16-query softmax N=%d: m %.3g, weights %.3g, corr %.3g, l (relative) %.3g", N, em, ew, ec, el);
+        test_fill(&r, O1, (size_t)16 * vd, 1.0f);
+        memcpy(O2, O1, sizeof(float) * 16 * vd);
+        kv_q16_accum(S1, Kb, d, N, vd, O1, vd);
         for (int i = 0; i < 16; i++)
-            for (int j = 0; j < N; j++) kv_row_axpy_ref(t, K + (size_t)j * rb, P[i * 70 + j], O2 + (size_t)i * d, d);
-        e = test_max_abs_diff(O1, O2, (size_t)16 * d);
-        CHECK(e <= N * 2.4e-7 * 3 * (1.0 + N * d), "16-query accum (%s) N=%d d=%d: err %.3g", kvattn_type_name(t), N, d, e);
-        free(Q), kv_free_aligned(Qp), free(row), free(P), free(Pt), free(S1), free(S2), free(O1), free(O2), free(K);
+            for (int j = 0; j < N; j++) kv_row_axpy_ref(t, K + (size_t)j * rb, S1[j * 16 + i], O2 + (size_t)i * vd, vd);
+        e = test_max_abs_diff(O1, O2, (size_t)16 * vd);
+        CHECK(e <= N * 2.4e-7 * 3 * (1.0 + N), "16-query accum (%s) N=%d d=%d of %d: err %.3g", kvattn_type_name(t), N, vd,
+              d, e);
+        free(Q), kv_free_aligned(Qt), kv_free_aligned(Kb), free(Kb2), free(row), free(S1), free(S2), free(O1), free(O2), free(K);
     }
 }
 

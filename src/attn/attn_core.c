@@ -32,9 +32,9 @@ static int thread_index(void) { return 0; }
  * stays 64-byte aligned. */
 typedef struct {
     float *s;          /* scores [group][KV_TILE] */
-    float *kbuf, *vbuf; /* a K and a V tile widened into f32 [KV_TILE][dim] */
+    float *kbuf, *vbuf; /* a K and a V tile widened into f32 [KV_TILE][dim] (q16: blocked, kv_q16_at) */
     float *qp;         /* blocks of 16 queries: each lane's queries packed [MAX_LANES][group * k->dim] */
-    float *pt;         /* blocks of 16 queries: one block's weights [KV_TILE][16] */
+    float *st;         /* blocks of 16 queries: one block's scores, then weights [KV_TILE][16] */
 } tile_scratch;
 
 static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -50,7 +50,7 @@ static tile_scratch carve_scratch(float *base, int group, const kv_rows *k, cons
     ts.kbuf = ts.s + pad16((size_t)group * KV_TILE);
     ts.vbuf = ts.kbuf + pad16((size_t)KV_TILE * k->dim);
     ts.qp = ts.vbuf + pad16((size_t)KV_TILE * v->dim);
-    ts.pt = ts.qp + MAX_LANES * pad16((size_t)group * k->dim);
+    ts.st = ts.qp + MAX_LANES * pad16((size_t)group * k->dim);
     return ts;
 }
 
@@ -91,7 +91,7 @@ typedef struct {
     const float *q;
     int kvh;
     float *acc, *m, *l;
-    float *qp; /* q packed for kv_q16_scores: [group/16][k->dim/16][16][16] */
+    float *qp; /* q packed for kv_q16_scores: [group/16][k->dim][16] */
 } attn_lane;
 
 static void lane_start(attn_lane *ln, int group, int vd) {
@@ -103,9 +103,10 @@ static void lane_start(attn_lane *ln, int group, int vd) {
 }
 
 /* How a range's tiles are read, the same for all of them. Rows are read in
- * place and widened in registers (direct) when few queries share them, or, in
- * 512-bit builds, when the queries come in blocks of 16 (q16: MQA, absorbed
- * MLA); otherwise each tile is widened once into f32 and reused by all. */
+ * place and widened in registers (direct) when few queries share them; in
+ * 512-bit builds, queries in blocks of 16 (q16: MQA, absorbed MLA) score a K
+ * tile widened once into f32 and read V in place; otherwise each tile is
+ * widened once into f32 and reused by all. */
 typedef struct {
     int direct, q16, shared_v;
     size_t k_bytes, v_bytes; /* one stored row */
@@ -151,6 +152,49 @@ static kv_prefetch_spans rows_ahead(const tile_reads *tr, const kv_rows *a, cons
     return spans_of(rows, heads, b ? 2 : 1, j + tr->ahead, n, j_end);
 }
 
+/* Rows of a tile that queries in blocks of 16 take at a time: the widened K
+ * and V rows (f32) of a part fit in L1 (32 KiB, or 16 rows), where widening
+ * them stores, and every block reads them back. A whole 64-row tile of MLA's
+ * 576-wide rows (147 KiB) missed L1 on every store: widening took a fifth of
+ * the step. */
+#define Q16_PART_BYTES (32 * 1024)
+
+static int q16_part_rows(const kv_rows *k, const kv_rows *v, int shared_v) {
+    const size_t row = sizeof(float) * ((size_t)k->dim + (shared_v ? 0 : (size_t)v->dim));
+    const int rows = (int)(Q16_PART_BYTES / row) & ~15;
+    return rows < 16 ? 16 : rows > KV_TILE ? KV_TILE : rows;
+}
+
+/* attend_tile for queries in blocks of 16, a part of the tile at a time: its
+ * K and V rows widened into f32 once (MLA: V is the K rows' leading columns),
+ * then per block its scores, softmax and accumulation, one query per lane.
+ * While the first block scores a part, the same part of the next tile is
+ * prefetched. */
+static void attend_tile_q16(const attn_lane *ln, int group, const kv_rows *k, const kv_rows *v, const tile_reads *tr,
+                            int j0, int nt, int j_end, float scale, const tile_scratch *ts) {
+    const int kd = k->dim, vd = v->dim, kvh = ln->kvh, part = q16_part_rows(k, v, tr->shared_v);
+    const kv_rows *rows[2] = {k, v};
+    const int heads[2] = {kvh, kvh};
+    for (int p0 = 0; p0 < nt; p0 += part) {
+        const int j = j0 + p0, n = nt - p0 < part ? nt - p0 : part;
+        kv_q16_stage(k->type, kv_rows_at(k, kvh, j), k->token_stride, n, kd, ts->kbuf);
+        if (!tr->shared_v) kv_q16_stage(v->type, kv_rows_at(v, kvh, j), v->token_stride, n, vd, ts->vbuf);
+        const kv_prefetch_spans pf = spans_of(rows, heads, tr->shared_v ? 1 : 2, j + KV_TILE, part, j_end);
+        for (int b = 0; b < group; b += KV_Q16) {
+            float corr[KV_Q16], *acc = ln->acc + (size_t)b * vd;
+            kv_q16_scores(ln->qp + (size_t)b * kd, ts->kbuf, n, kd, ts->st, b == 0 ? &pf : &kv_prefetch_none);
+            kv_q16_softmax(ts->st, n, scale, ln->m + b, ln->l + b, corr);
+            for (int i = 0; i < KV_Q16; i++)
+                if (corr[i] != 1.0f)
+                    for (int c = 0; c < vd; c++) acc[(size_t)i * vd + c] *= corr[i];
+            if (tr->shared_v)
+                kv_q16_accum(ts->st, ts->kbuf, kd, n, vd, acc, vd);
+            else
+                kv_q16_accum(ts->st, ts->vbuf, vd, n, vd, acc, vd);
+        }
+    }
+}
+
 /* One tile, rows [j0, j0+nt), into a lane's state: S = Q·Kᵀ against all the
  * group's queries, the online-softmax update, O += P·V (FlashAttention's
  * blocking, on a CPU). */
@@ -160,12 +204,11 @@ static void attend_tile(const attn_lane *ln, int group, const kv_rows *k, const 
     float *s = ts->s;
     const float *kt = NULL;
     int ldk = 0, ldv = 0;
-    if (tr->q16) { /* V's rows are prefetched here too: the accumulation takes the whole tile at once */
-        const kv_prefetch_spans pf = rows_ahead(tr, k, shared_v ? NULL : v, kvh, j0, nt, j_end);
-        for (int b = 0; b < group; b += KV_Q16) /* the first block carries the prefetches */
-            kv_q16_scores(ln->qp + (size_t)b * kd, k->type, kv_rows_at(k, kvh, j0), k->token_stride, nt, kd,
-                          s + (size_t)b * KV_TILE, KV_TILE, b == 0 ? &pf : &kv_prefetch_none);
-    } else if (direct) {
+    if (tr->q16) {
+        attend_tile_q16(ln, group, k, v, tr, j0, nt, j_end, scale, ts);
+        return;
+    }
+    if (direct) {
         const kv_prefetch_spans pf = rows_ahead(tr, k, NULL, kvh, j0, nt, j_end);
         kv_tile_scores_h(ln->q, kd, group, k->type, kv_rows_at(k, kvh, j0), k->token_stride, nt, kd, s, KV_TILE,
                          unit_pf ? &unit_pf[0] : &pf);
@@ -182,13 +225,6 @@ static void attend_tile(const attn_lane *ln, int group, const kv_rows *k, const 
         }
         ln->l[g] = ln->l[g] * corr + kv_exp_shift_sum(sg, mt, sg, nt);
         ln->m[g] = mt;
-    }
-    if (tr->q16) {
-        for (int b = 0; b < group; b += KV_Q16) {
-            kv_q16_transpose(s + (size_t)b * KV_TILE, KV_TILE, nt, ts->pt);
-            kv_q16_accum(ts->pt, v->type, kv_rows_at(v, kvh, j0), v->token_stride, nt, vd, ln->acc + (size_t)b * vd, vd);
-        }
-        return;
     }
     if (direct) {
         const kv_prefetch_spans pf = shared_v ? kv_prefetch_none : rows_ahead(tr, v, NULL, kvh, j0, nt, j_end);

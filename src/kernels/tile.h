@@ -543,13 +543,20 @@ static inline void kv_tile_accum_h(const float *P, int ldp, int G, kvattn_type t
 #endif
 }
 
-/* ---- Blocks of 16 queries over rows read in place ----------------------
- * For many queries sharing each row (MQA, absorbed MLA): a row chunk is loaded
- * and widened once for sixteen queries, so 16-bit and q8_0 rows are read in
- * place at one widening per 16 FMAs, with no f32 copy of the tile. Queries are
- * packed once as Qp [d/16][16][16] (chunk, query, lane) and a tile's softmax
- * weights as Pt [N][16] (row, query), so the loops reach all sixteen through
- * one pointer (sixteen pointers would not fit in the registers). d % 16 == 0. */
+/* ---- Blocks of 16 queries, one query per lane ----------------------------
+ * For many queries sharing each row (MQA, absorbed MLA), sixteen queries are
+ * the sixteen lanes of a vector, so neither product needs a horizontal sum:
+ *   scores     St[j][i] = Σ_c K[j][c] · Qt[c][i]  — a row element broadcast
+ *              (a load, free beside the FMA) times the 16 queries' element c;
+ *   accumulate O[i][c] += Σ_j St[j][i] · V[j][c]   — a weight broadcast times
+ *              16 columns of a row, loaded once for all sixteen outputs.
+ * A tile's K and V rows are widened once into f32 for all blocks, whatever
+ * the cache type, in a blocked layout: rows in blocks of 16, each block chunk
+ * by chunk, [⌈N/16⌉][d/16][16 rows][16] — then the sixteen rows' element c lie
+ * 64 bytes apart, reached from one pointer (a pointer per row would not fit
+ * in the registers). The queries are packed once as Qt [d][16]; the softmax
+ * runs on St [N][16] a row of sixteen queries at a time, and St is then the
+ * weights the accumulation broadcasts: no transposes. d % 16 == 0. */
 #define KV_Q16 16
 
 /* Whether a group of G queries over rows of type t goes through these blocks. */
@@ -562,144 +569,168 @@ static inline int kv_q16_ok(kvattn_type t, int G, int kd, int vd) {
 #endif
 }
 
-/* Q [16][ldq] → Qp [d/16][16][16]. */
-static inline void kv_q16_pack(const float *Q, int ldq, int d, float *Qp) {
-    for (int c = 0; c < d; c += 16)
-        for (int i = 0; i < KV_Q16; i++) memcpy(Qp + ((size_t)c + i) * 16, Q + (size_t)i * ldq + c, 16 * sizeof(float));
+/* Rows of a blocked tile: N rounded up to whole blocks of 16. */
+static inline int kv_q16_rows(int N) { return (N + 15) & ~15; }
+
+/* Index of element c of row j in a blocked tile of d columns. */
+static inline size_t kv_q16_at(int j, int c, int d) {
+    return ((size_t)(j / 16) * (size_t)(d / 16) + (size_t)(c / 16)) * 256 + (size_t)(j % 16) * 16 + (size_t)(c % 16);
 }
 
-/* P [16][ldp] (N columns) → Pt [N][16]. */
-static inline void kv_q16_transpose(const float *P, int ldp, int N, float *Pt) {
+/* Q [16][ldq] → Qt [d][16]. */
+static inline void kv_q16_pack(const float *Q, int ldq, int d, float *Qt) {
     for (int i = 0; i < KV_Q16; i++)
-        for (int j = 0; j < N; j++) Pt[(size_t)j * KV_Q16 + i] = P[(size_t)i * ldp + j];
+        for (int c = 0; c < d; c++) Qt[(size_t)c * KV_Q16 + i] = Q[(size_t)i * ldq + c];
 }
 
-/* S[i][j] = Q[i]·K[j] for the 16 packed queries. */
-static inline void kv_q16_scores_ref(const float *Qp, kvattn_type t, const unsigned char *K, size_t stride, int N, int d,
-                                     float *S, int lds) {
-    for (int i = 0; i < KV_Q16; i++)
-        for (int j = 0; j < N; j++) {
+/* N rows of type t (`stride` bytes apart) → blocked f32 tile Tb; rows N..⌈N/16⌉·16 zero. */
+static inline void kv_q16_stage_ref(kvattn_type t, const unsigned char *rows, size_t stride, int N, int d, float *Tb) {
+    for (int j = 0; j < kv_q16_rows(N); j++)
+        for (int c = 0; c < d; c++) Tb[kv_q16_at(j, c, d)] = j < N ? kv_row_get_ref(t, rows + (size_t)j * stride, c) : 0.0f;
+}
+
+/* St[j][i] = K[j]·Q[i] for the 16 packed queries, all ⌈N/16⌉·16 rows of the blocked K tile. */
+static inline void kv_q16_scores_ref(const float *Qt, const float *Kb, int N, int d, float *St) {
+    for (int j = 0; j < kv_q16_rows(N); j++)
+        for (int i = 0; i < KV_Q16; i++) {
             float acc = 0.0f;
-            for (int c = 0; c < d; c++)
-                acc += Qp[(size_t)(c / 16 * 16 + i) * 16 + c % 16] * kv_row_get_ref(t, K + (size_t)j * stride, c);
-            S[(size_t)i * lds + j] = acc;
+            for (int c = 0; c < d; c++) acc += Kb[kv_q16_at(j, c, d)] * Qt[(size_t)c * KV_Q16 + i];
+            St[(size_t)j * KV_Q16 + i] = acc;
         }
 }
 
-/* O[i][c] += Σ_j Pt[j][i] · V[j][c]. */
-static inline void kv_q16_accum_ref(const float *Pt, kvattn_type t, const unsigned char *V, size_t stride, int N, int d,
-                                    float *O, int ldo) {
+/* The online softmax of 16 queries over a tile's scores St [N][16] (raw dot
+ * products, times `scale` here): m[i], l[i] are the running max and sum,
+ * updated; St becomes the weights e^(s - m_new); corr[i] = e^(m_old - m_new),
+ * the factor for the outputs accumulated so far (0 on the first tile). */
+static inline void kv_q16_softmax_ref(float *St, int N, float scale, float *m, float *l, float *corr) {
+    for (int i = 0; i < KV_Q16; i++) {
+        float mt = m[i], sum = 0.0f;
+        for (int j = 0; j < N; j++) mt = fmaxf(mt, St[(size_t)j * KV_Q16 + i] * scale);
+        for (int j = 0; j < N; j++) sum += St[(size_t)j * KV_Q16 + i] = expf(St[(size_t)j * KV_Q16 + i] * scale - mt);
+        corr[i] = expf(m[i] - mt);
+        l[i] = l[i] * corr[i] + sum;
+        m[i] = mt;
+    }
+}
+
+/* O[i][c] += Σ_j St[j][i] · V[j][c], c < d, j < N, over the blocked V tile of tile_d columns (d ≤ tile_d). */
+static inline void kv_q16_accum_ref(const float *St, const float *Vb, int tile_d, int N, int d, float *O, int ldo) {
     for (int i = 0; i < KV_Q16; i++)
         for (int j = 0; j < N; j++)
-            for (int c = 0; c < d; c++)
-                O[(size_t)i * ldo + c] += Pt[(size_t)j * KV_Q16 + i] * kv_row_get_ref(t, V + (size_t)j * stride, c);
+            for (int c = 0; c < d; c++) O[(size_t)i * ldo + c] += St[(size_t)j * KV_Q16 + i] * Vb[kv_q16_at(j, c, tile_d)];
 }
 
 #if KV_HAVE_AVX512
-/* Rows and blocks of q8_0 scales the accumulation widens up front (a tile, 1024-wide rows). */
-#define KV_Q16_SCALE_ROWS 64
-#define KV_Q16_SCALE_BLOCKS 32
-
-/* A row at a time: one accumulator per query, the row's sixteen scores reduced
- * together by kv_hsum16. */
-static inline __attribute__((always_inline)) void kv_q16_scores512(const float *Qp, kvattn_type t, const unsigned char *K,
-                                                                   size_t stride, int N, int d, float *S, int lds,
-                                                                   const kv_prefetch_spans *pf) {
-    unsigned pi = 0;
-    for (int j = 0; j < N; j++) {
-        const unsigned char *kr = K + (size_t)j * stride;
-        __m512 acc[KV_Q16];
-        for (int i = 0; i < KV_Q16; i++) acc[i] = _mm512_setzero_ps();
-        if (t == KVATTN_TYPE_Q8_0 && d % KV_Q8_0_BLOCK == 0) { /* a block's scale widened once for its two chunks */
-            const kv_block_q8_0 *b = (const kv_block_q8_0 *)kr;
-            for (int c = 0; c < d; c += KV_Q8_0_BLOCK, b++) {
-                kv_prefetch_take(pf, &pi);
-                const __m512 scale = _mm512_set1_ps(_cvtsh_ss(b->d));
-                for (int h = 0; h < 2; h++) {
-                    const float *qc = Qp + (size_t)(c + 16 * h) * 16;
-                    __m512 kv = kv_q8_0_widen16(b->qs + 16 * h, scale);
-                    for (int i = 0; i < KV_Q16; i++) acc[i] = _mm512_fmadd_ps(_mm512_load_ps(qc + 16 * i), kv, acc[i]);
-                }
-            }
-        } else
-            for (int c = 0; c < d; c += 16) {
-                const float *qc = Qp + (size_t)c * 16;
-                if (!(c & 16)) kv_prefetch_take(pf, &pi);
-                __m512 kv = kv_load16_h(t, kr, c);
-                for (int i = 0; i < KV_Q16; i++) acc[i] = _mm512_fmadd_ps(_mm512_load_ps(qc + 16 * i), kv, acc[i]);
-            }
-        float sums[KV_Q16];
-        _mm512_storeu_ps(sums, kv_hsum16(acc));
-        for (int i = 0; i < KV_Q16; i++) S[(size_t)i * lds + j] = sums[i];
+/* Written in order, a chunk of each of the block's rows in turn: a row at a
+ * time, the stores went 1 KiB apart and stalled (a fifth of an MLA step). */
+static inline __attribute__((always_inline)) void kv_q16_stage512(kvattn_type t, const unsigned char *rows, size_t stride,
+                                                                  int N, int d, float *Tb) {
+    float *out = Tb;
+    for (int j = 0; j < N; j += 16) {
+        const int n = N - j < 16 ? N - j : 16;
+        const unsigned char *blk = rows + (size_t)j * stride;
+        for (int c = 0; c < d; c += 16) {
+            for (int r = 0; r < n; r++, out += 16) _mm512_store_ps(out, kv_load16_h(t, blk + (size_t)r * stride, c));
+            for (int r = n; r < 16; r++, out += 16) _mm512_store_ps(out, _mm512_setzero_ps());
+        }
     }
+}
+
+/* Blocks of 16 rows, an accumulator per row (16 queries): per element c, the
+ * queries' vector once and a broadcast of each row's element. One take of
+ * `pf` per element of each block (a line of the f32 tile read). */
+static inline void kv_q16_scores512(const float *Qt, const float *Kb, int N, int d, float *St, const kv_prefetch_spans *pf) {
+    unsigned pi = 0;
+    const float *blk = Kb;
+    for (int j = 0; j < N; j += 16) {
+        __m512 acc[16];
+        KV_UNROLL for (int r = 0; r < 16; r++) acc[r] = _mm512_setzero_ps();
+        const float *q = Qt;
+        for (int c = 0; c < d; c += 16, blk += 256)
+            for (int e = 0; e < 16; e++, q += KV_Q16) {
+                kv_prefetch_take(pf, &pi);
+                const __m512 qv = _mm512_load_ps(q);
+                KV_UNROLL for (int r = 0; r < 16; r++) acc[r] = _mm512_fmadd_ps(qv, _mm512_set1_ps(blk[r * 16 + e]), acc[r]);
+            }
+        KV_UNROLL for (int r = 0; r < 16; r++) _mm512_storeu_ps(St + (size_t)(j + r) * KV_Q16, acc[r]);
+    }
+}
+
+static inline void kv_q16_softmax512(float *St, int N, float scale, float *m, float *l, float *corr) {
+    const __m512 sc = _mm512_set1_ps(scale), m_old = _mm512_loadu_ps(m);
+    __m512 mt = m_old, sum = _mm512_setzero_ps();
+    for (int j = 0; j < N; j++) mt = _mm512_max_ps(mt, _mm512_mul_ps(_mm512_loadu_ps(St + (size_t)j * KV_Q16), sc));
+    for (int j = 0; j < N; j++) {
+        __m512 e = kv_exp512(_mm512_fmsub_ps(_mm512_loadu_ps(St + (size_t)j * KV_Q16), sc, mt));
+        _mm512_storeu_ps(St + (size_t)j * KV_Q16, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    const __m512 cr = kv_exp512(_mm512_sub_ps(m_old, mt));
+    _mm512_storeu_ps(corr, cr);
+    _mm512_storeu_ps(l, _mm512_fmadd_ps(_mm512_loadu_ps(l), cr, sum));
+    _mm512_storeu_ps(m, mt);
 }
 
 /* 16 columns of all sixteen outputs in registers over the rows. */
-static inline __attribute__((always_inline)) void kv_q16_accum512(const float *Pt, kvattn_type t, const unsigned char *V,
-                                                                  size_t stride, int N, int d, float *O, int ldo) {
-    if (t == KVATTN_TYPE_Q8_0 && d % KV_Q8_0_BLOCK == 0 && N <= KV_Q16_SCALE_ROWS &&
-        d <= KV_Q16_SCALE_BLOCKS * KV_Q8_0_BLOCK) {
-        /* q8_0: the rows' block scales widened once, then read by broadcast (a load, not 3 µops) */
-        float scales[KV_Q16_SCALE_ROWS * KV_Q16_SCALE_BLOCKS];
-        const int nb = d / KV_Q8_0_BLOCK;
-        for (int j = 0; j < N; j++)
-            for (int b = 0; b < nb; b++) scales[j * nb + b] = _cvtsh_ss(((const kv_block_q8_0 *)(V + (size_t)j * stride))[b].d);
-        for (int c = 0; c < d; c += 16) {
-            __m512 acc[KV_Q16];
-            for (int i = 0; i < KV_Q16; i++) acc[i] = _mm512_loadu_ps(O + (size_t)i * ldo + c);
-            const int b = c / KV_Q8_0_BLOCK, half = c % KV_Q8_0_BLOCK;
-            const float *pj = Pt;
-            for (int j = 0; j < N; j++, pj += KV_Q16) {
-                const kv_block_q8_0 *blk = (const kv_block_q8_0 *)(V + (size_t)j * stride) + b;
-                __m512 v = kv_q8_0_widen16(blk->qs + half, _mm512_set1_ps(scales[j * nb + b]));
-                for (int i = 0; i < KV_Q16; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(pj[i]), v, acc[i]);
-            }
-            for (int i = 0; i < KV_Q16; i++) _mm512_storeu_ps(O + (size_t)i * ldo + c, acc[i]);
-        }
-        return;
-    }
+static inline void kv_q16_accum512(const float *St, const float *Vb, int tile_d, int N, int d, float *O, int ldo) {
+    const size_t block = (size_t)(tile_d / 16) * 256; /* floats per block of 16 rows */
     for (int c = 0; c < d; c += 16) {
         __m512 acc[KV_Q16];
-        for (int i = 0; i < KV_Q16; i++) acc[i] = _mm512_loadu_ps(O + (size_t)i * ldo + c);
-        const unsigned char *vr = V;
-        const float *pj = Pt;
-        for (int j = 0; j < N; j++, vr += stride, pj += KV_Q16) {
-            __m512 v = kv_load16_h(t, vr, c);
-            for (int i = 0; i < KV_Q16; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(pj[i]), v, acc[i]);
+        KV_UNROLL for (int i = 0; i < KV_Q16; i++) acc[i] = _mm512_loadu_ps(O + (size_t)i * ldo + c);
+        const float *blk = Vb + (size_t)(c / 16) * 256, *w = St;
+        for (int j = 0; j < N; j += 16, blk += block) {
+            const int rows = N - j < 16 ? N - j : 16;
+            for (int r = 0; r < rows; r++, w += KV_Q16) {
+                const __m512 v = _mm512_load_ps(blk + r * 16);
+                KV_UNROLL for (int i = 0; i < KV_Q16; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(w[i]), v, acc[i]);
+            }
         }
-        for (int i = 0; i < KV_Q16; i++) _mm512_storeu_ps(O + (size_t)i * ldo + c, acc[i]);
+        KV_UNROLL for (int i = 0; i < KV_Q16; i++) _mm512_storeu_ps(O + (size_t)i * ldo + c, acc[i]);
     }
 }
 #endif
 
-/* The two products for 16 packed queries; Qp 64-byte aligned. One instance
- * per element type, so the inner loops are free of type branches. `pf`: rows
- * to prefetch while scoring (kv_prefetch_none if none). */
-static inline void kv_q16_scores(const float *Qp, kvattn_type t, const unsigned char *K, size_t stride, int N, int d,
-                                 float *S, int lds, const kv_prefetch_spans *pf) {
+/* The four steps for 16 packed queries; Qt and the tiles 64-byte aligned.
+ * Staging: one instance per element type, so its loop is free of type
+ * branches. Scores: `pf` the rows to prefetch meanwhile (kv_prefetch_none
+ * if none); St holds ⌈N/16⌉·16 rows. */
+static inline void kv_q16_stage(kvattn_type t, const unsigned char *rows, size_t stride, int N, int d, float *Tb) {
 #if KV_HAVE_AVX512
     switch (t) {
-    case KVATTN_TYPE_F16: kv_q16_scores512(Qp, KVATTN_TYPE_F16, K, stride, N, d, S, lds, pf); return;
-    case KVATTN_TYPE_BF16: kv_q16_scores512(Qp, KVATTN_TYPE_BF16, K, stride, N, d, S, lds, pf); return;
-    case KVATTN_TYPE_Q8_0: kv_q16_scores512(Qp, KVATTN_TYPE_Q8_0, K, stride, N, d, S, lds, pf); return;
+    case KVATTN_TYPE_F32: kv_q16_stage512(KVATTN_TYPE_F32, rows, stride, N, d, Tb); return;
+    case KVATTN_TYPE_F16: kv_q16_stage512(KVATTN_TYPE_F16, rows, stride, N, d, Tb); return;
+    case KVATTN_TYPE_BF16: kv_q16_stage512(KVATTN_TYPE_BF16, rows, stride, N, d, Tb); return;
+    case KVATTN_TYPE_Q8_0: kv_q16_stage512(KVATTN_TYPE_Q8_0, rows, stride, N, d, Tb); return;
     default: break;
     }
 #endif
+    kv_q16_stage_ref(t, rows, stride, N, d, Tb);
+}
+
+static inline void kv_q16_scores(const float *Qt, const float *Kb, int N, int d, float *St, const kv_prefetch_spans *pf) {
+#if KV_HAVE_AVX512
+    kv_q16_scores512(Qt, Kb, N, d, St, pf);
+#else
     (void)pf;
-    kv_q16_scores_ref(Qp, t, K, stride, N, d, S, lds);
+    kv_q16_scores_ref(Qt, Kb, N, d, St);
+#endif
 }
 
-static inline void kv_q16_accum(const float *Pt, kvattn_type t, const unsigned char *V, size_t stride, int N, int d,
-                                float *O, int ldo) {
+static inline void kv_q16_softmax(float *St, int N, float scale, float *m, float *l, float *corr) {
 #if KV_HAVE_AVX512
-    switch (t) {
-    case KVATTN_TYPE_F16: kv_q16_accum512(Pt, KVATTN_TYPE_F16, V, stride, N, d, O, ldo); return;
-    case KVATTN_TYPE_BF16: kv_q16_accum512(Pt, KVATTN_TYPE_BF16, V, stride, N, d, O, ldo); return;
-    case KVATTN_TYPE_Q8_0: kv_q16_accum512(Pt, KVATTN_TYPE_Q8_0, V, stride, N, d, O, ldo); return;
-    default: break;
-    }
+    kv_q16_softmax512(St, N, scale, m, l, corr);
+#else
+    kv_q16_softmax_ref(St, N, scale, m, l, corr);
 #endif
-    kv_q16_accum_ref(Pt, t, V, stride, N, d, O, ldo);
+}
+
+static inline void kv_q16_accum(const float *St, const float *Vb, int tile_d, int N, int d, float *O, int ldo) {
+#if KV_HAVE_AVX512
+    kv_q16_accum512(St, Vb, tile_d, N, d, O, ldo);
+#else
+    kv_q16_accum_ref(St, Vb, tile_d, N, d, O, ldo);
+#endif
 }
 
 #endif
