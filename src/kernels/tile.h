@@ -170,13 +170,26 @@ static inline __attribute__((always_inline)) void kv_scores512_block(const float
     for (; j + R <= N; j += R) {
         __m512 acc[16];
         for (int a = 0; a < 16; a++) acc[a] = _mm512_setzero_ps();
-        for (int c = 0; c < d16; c += 16)
-            KV_UNROLL for (int r = 0; r < R; r++) {
-                if (!(c & 16)) kv_prefetch_take(pf, &pi);
-                __m512 kv = kv_load16_h(t, K + (size_t)(j + r) * stride, c);
-                KV_UNROLL for (int i = 0; i < NG; i++)
-                    acc[i * R + r] = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + c), kv, acc[i * R + r]);
-            }
+        if (t == KVATTN_TYPE_Q8_0 && d16 % KV_Q8_0_BLOCK == 0) /* a block at a time: its scale widened once */
+            for (int c = 0; c < d16; c += KV_Q8_0_BLOCK)
+                KV_UNROLL for (int r = 0; r < R; r++) {
+                    kv_prefetch_take(pf, &pi);
+                    const kv_block_q8_0 *b = (const kv_block_q8_0 *)(K + (size_t)(j + r) * stride) + c / KV_Q8_0_BLOCK;
+                    const __m512 scale = _mm512_set1_ps(_cvtsh_ss(b->d));
+                    const __m512 kv0 = kv_q8_0_widen16(b->qs, scale), kv1 = kv_q8_0_widen16(b->qs + 16, scale);
+                    KV_UNROLL for (int i = 0; i < NG; i++) {
+                        acc[i * R + r] = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + c), kv0, acc[i * R + r]);
+                        acc[i * R + r] = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + c + 16), kv1, acc[i * R + r]);
+                    }
+                }
+        else
+            for (int c = 0; c < d16; c += 16)
+                KV_UNROLL for (int r = 0; r < R; r++) {
+                    if (!(c & 16)) kv_prefetch_take(pf, &pi);
+                    __m512 kv = kv_load16_h(t, K + (size_t)(j + r) * stride, c);
+                    KV_UNROLL for (int i = 0; i < NG; i++)
+                        acc[i * R + r] = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + c), kv, acc[i * R + r]);
+                }
         if (tail)
             for (int r = 0; r < R; r++) {
                 __m512 kv = _mm512_maskz_loadu_ps(tail, (const float *)(K + (size_t)(j + r) * stride) + d16);
