@@ -290,6 +290,29 @@ static void test_prefetch_spans(void) {
     kv_free_aligned(buf);
 }
 
+#if KV_HAVE_AVX512
+/* q8_0 block scales of a tile: the gather (rows back to back) and the
+ * per-block loop (rows further apart) against the twin, exactly; 1 to 70 rows,
+ * 1 to 40 blocks, counts with and without a tail of fewer than 16 scales. */
+static void test_q8_0_scales(void) {
+    test_rng r = {17};
+    for (int it = 0; it < 60; it++) {
+        const int N = test_randint(&r, 1, 70), nb = test_randint(&r, 1, 40), d = nb * 32;
+        const size_t rb = kvattn_row_bytes(KVATTN_TYPE_Q8_0, d) + (it % 2 ? 0 : 2 * (size_t)test_randint(&r, 1, 20));
+        unsigned char *rows = malloc(rb * N);
+        float *row = malloc(sizeof(float) * d), *s1 = malloc(sizeof(float) * N * nb), *s2 = malloc(sizeof(float) * N * nb);
+        for (int j = 0; j < N; j++) {
+            test_fill(&r, row, (size_t)d, 4.0f * test_uniform(&r) + 0.01f);
+            kv_row_store(KVATTN_TYPE_Q8_0, row, rows + (size_t)j * rb, d);
+        }
+        kv_q8_0_scales(rows, rb, N, nb, s1);
+        kv_q8_0_scales_ref(rows, rb, N, nb, s2);
+        CHECK(memcmp(s1, s2, sizeof(float) * N * nb) == 0, "q8_0 scales N=%d blocks=%d stride=%zu: exact", N, nb, rb);
+        free(rows), free(row), free(s1), free(s2);
+    }
+}
+#endif
+
 /* The 16-query kernels: staging against its twin (exact), scores and the
  * accumulation against per-row dot/axpy over the rows as stored, the softmax
  * against its twin. 1 to 70 rows (whole and partial blocks of 16), 16 to 576
@@ -297,6 +320,7 @@ static void test_prefetch_spans(void) {
  * wider tile as MLA does. Bounds: the rounding of a d-term (scores) or N-term
  * (accumulation) f32 sum, as in test_tile_kernels; kv_exp512 is within a few
  * ulp of expf. */
+
 static void test_q16_kernels(void) {
     test_rng r = {13};
     for (int it = 0; it < 40; it++) {
@@ -518,6 +542,7 @@ int main(void) {
     test_gemm_micro();
 #if KV_HAVE_AVX512
     test_hsum16();
+    test_q8_0_scales();
 #endif
     return test_finish("test_kernels");
 }

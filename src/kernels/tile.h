@@ -19,6 +19,23 @@ static inline __m512 kv_q8_0_widen16(const int8_t *qs, __m512 scale) {
     return _mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)qs))));
 }
 
+/* The f32 scales of nb q8_0 blocks of each of N rows (`stride` bytes apart): out[j·nb + b].
+ * Rows back to back (the cache's): 16 scales per gather, 34 bytes apart. */
+static inline void kv_q8_0_scales(const unsigned char *rows, size_t stride, int N, int nb, float *out) {
+    const int n = N * nb;
+    int k = 0;
+    if (stride == (size_t)nb * sizeof(kv_block_q8_0)) {
+        const __m512i step = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                _mm512_set1_epi32((int)sizeof(kv_block_q8_0)));
+        for (; k + 16 <= n; k += 16) { /* each 32-bit gather holds a scale and the block's first two quants */
+            const __m512i at = _mm512_add_epi32(step, _mm512_set1_epi32(k * (int)sizeof(kv_block_q8_0)));
+            const __m512i d32 = _mm512_i32gather_epi32(at, (const void *)rows, 1);
+            _mm512_storeu_ps(out + k, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(d32)));
+        }
+    }
+    for (; k < n; k++) out[k] = _cvtsh_ss(((const kv_block_q8_0 *)(rows + (size_t)(k / nb) * stride))[k % nb].d);
+}
+
 /* 16 elements of a row at element c, as f32: f32/f16/bf16 at any c, q8_0 at c % 16 == 0. */
 static inline __m512 kv_load16_h(kvattn_type t, const unsigned char *row, int c) {
     if (t == KVATTN_TYPE_F32) return _mm512_loadu_ps((const float *)row + c);
@@ -30,6 +47,13 @@ static inline __m512 kv_load16_h(kvattn_type t, const unsigned char *row, int c)
     return t == KVATTN_TYPE_F16 ? _mm512_cvtph_ps(h) : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 #endif
+
+/* Scalar twin of kv_q8_0_scales. */
+static inline void kv_q8_0_scales_ref(const unsigned char *rows, size_t stride, int N, int nb, float *out) {
+    for (int j = 0; j < N; j++)
+        for (int b = 0; b < nb; b++)
+            out[j * nb + b] = kv_f16_to_f32(((const kv_block_q8_0 *)(rows + (size_t)j * stride))[b].d);
+}
 
 /* Row of n elements of type t into f32 (SIMD where the type allows). */
 static inline void kv_row_load_fast(kvattn_type t, const void *row, float *y, int n) {
@@ -162,7 +186,8 @@ static inline __m512 kv_hsum16(const __m512 *u) {
  * loads, which only f32 rows may have. */
 static inline __attribute__((always_inline)) void kv_scores512_block(const float *const *q, const int NG, kvattn_type t,
                                                                      const unsigned char *K, size_t stride, int N, int d,
-                                                                     float *S, int lds, const kv_prefetch_spans *pf) {
+                                                                     float *S, int lds, const kv_prefetch_spans *pf,
+                                                                     const float *sc) {
     const int R = 16 / NG, d16 = d & ~15;
     const __mmask16 tail = (__mmask16)((1u << (d - d16)) - 1u);
     unsigned pi = 0;
@@ -175,7 +200,8 @@ static inline __attribute__((always_inline)) void kv_scores512_block(const float
                 KV_UNROLL for (int r = 0; r < R; r++) {
                     kv_prefetch_take(pf, &pi);
                     const kv_block_q8_0 *b = (const kv_block_q8_0 *)(K + (size_t)(j + r) * stride) + c / KV_Q8_0_BLOCK;
-                    const __m512 scale = _mm512_set1_ps(_cvtsh_ss(b->d));
+                    const __m512 scale = _mm512_set1_ps(sc ? sc[(size_t)(j + r) * (size_t)(d / KV_Q8_0_BLOCK) + (size_t)(c / KV_Q8_0_BLOCK)]
+                                                           : _cvtsh_ss(b->d));
                     const __m512 kv0 = kv_q8_0_widen16(b->qs, scale), kv1 = kv_q8_0_widen16(b->qs + 16, scale);
                     KV_UNROLL for (int i = 0; i < NG; i++) {
                         acc[i * R + r] = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + c), kv0, acc[i * R + r]);
@@ -220,7 +246,7 @@ static inline __attribute__((always_inline)) void kv_scores512_block(const float
  * held in registers over all N rows; a tail of d - d16 (f32 only) is masked. */
 static inline __attribute__((always_inline)) void kv_accum512_block(const float *const *p, float *const *o, const int NG,
                                                                     kvattn_type t, const unsigned char *V, size_t stride,
-                                                                    int N, int d, const kv_prefetch_spans *pf) {
+                                                                    int N, int d, const kv_prefetch_spans *pf, const float *sc) {
     const int d16 = d & ~15;
     unsigned pi = 0;
     int c = 0;
@@ -231,8 +257,17 @@ static inline __attribute__((always_inline)) void kv_accum512_block(const float 
         for (int j = 0; j < N; j++) {
             const unsigned char *vr = V + (size_t)j * stride;
             kv_prefetch_take(pf, &pi), kv_prefetch_take(pf, &pi);
-            __m512 v0 = kv_load16_h(t, vr, c), v1 = kv_load16_h(t, vr, c + 16), v2 = kv_load16_h(t, vr, c + 32),
-                   v3 = kv_load16_h(t, vr, c + 48);
+            __m512 v0, v1, v2, v3;
+            if (t == KVATTN_TYPE_Q8_0) { /* two blocks, each block's scale widened once (or read from sc) */
+                const kv_block_q8_0 *b = (const kv_block_q8_0 *)vr + c / KV_Q8_0_BLOCK;
+                const float *sr = sc ? sc + (size_t)j * (size_t)(d / KV_Q8_0_BLOCK) + (size_t)(c / KV_Q8_0_BLOCK) : NULL;
+                const __m512 s0 = _mm512_set1_ps(sr ? sr[0] : _cvtsh_ss(b[0].d)), s1 = _mm512_set1_ps(sr ? sr[1] : _cvtsh_ss(b[1].d));
+                v0 = kv_q8_0_widen16(b[0].qs, s0), v1 = kv_q8_0_widen16(b[0].qs + 16, s0);
+                v2 = kv_q8_0_widen16(b[1].qs, s1), v3 = kv_q8_0_widen16(b[1].qs + 16, s1);
+            } else {
+                v0 = kv_load16_h(t, vr, c), v1 = kv_load16_h(t, vr, c + 16), v2 = kv_load16_h(t, vr, c + 32);
+                v3 = kv_load16_h(t, vr, c + 48);
+            }
             KV_UNROLL for (int i = 0; i < NG; i++) {
                 __m512 pb = _mm512_set1_ps(p[i][j]);
                 acc[i][0] = _mm512_fmadd_ps(pb, v0, acc[i][0]);
@@ -258,10 +293,21 @@ static inline __attribute__((always_inline)) void kv_accum512_block(const float 
     }
 }
 
+/* Block scales of a q8_0 tile widened up front: 64 rows of 1024 elements. */
+#define KV_Q8_0_TILE_SCALES 2048
+
 /* Both products over all G queries: blocks of 4, a last block of 2 or 1 (3 = 2 + 1). */
 static inline __attribute__((always_inline)) void kv_tile512(int accumulate, const float *Q, int ldq, int G, kvattn_type t,
                                                              const unsigned char *KV, size_t stride, int N, int d, float *S,
                                                              int lds, float *O, int ldo, const kv_prefetch_spans *pf) {
+    /* q8_0: the tile's block scales widened once up front, then read by broadcast (a load beside
+     * the multiply) instead of 3 µops of widening per block, row and query block */
+    float scales[KV_Q8_0_TILE_SCALES];
+    const float *sc = NULL;
+    if (t == KVATTN_TYPE_Q8_0 && d % KV_Q8_0_BLOCK == 0 && (size_t)N * (size_t)(d / KV_Q8_0_BLOCK) <= KV_Q8_0_TILE_SCALES) {
+        kv_q8_0_scales(KV, stride, N, d / KV_Q8_0_BLOCK, scales);
+        sc = scales;
+    }
     for (int g = 0; g < G;) {
         const int ng = G - g >= 4 ? 4 : G - g >= 2 ? 2 : 1;
         const float *q[4];
@@ -269,14 +315,14 @@ static inline __attribute__((always_inline)) void kv_tile512(int accumulate, con
         for (int i = 0; i < ng; i++) q[i] = Q + (size_t)(g + i) * ldq, o[i] = O + (size_t)(g + i) * ldo;
         const kv_prefetch_spans *pfg = g == 0 ? pf : &kv_prefetch_none; /* the first block of queries carries the prefetches */
         if (accumulate) {
-            if (ng == 4) kv_accum512_block(q, o, 4, t, KV, stride, N, d, pfg);
-            else if (ng == 2) kv_accum512_block(q, o, 2, t, KV, stride, N, d, pfg);
-            else kv_accum512_block(q, o, 1, t, KV, stride, N, d, pfg);
+            if (ng == 4) kv_accum512_block(q, o, 4, t, KV, stride, N, d, pfg, sc);
+            else if (ng == 2) kv_accum512_block(q, o, 2, t, KV, stride, N, d, pfg, sc);
+            else kv_accum512_block(q, o, 1, t, KV, stride, N, d, pfg, sc);
         } else {
             float *sg = S + (size_t)g * lds;
-            if (ng == 4) kv_scores512_block(q, 4, t, KV, stride, N, d, sg, lds, pfg);
-            else if (ng == 2) kv_scores512_block(q, 2, t, KV, stride, N, d, sg, lds, pfg);
-            else kv_scores512_block(q, 1, t, KV, stride, N, d, sg, lds, pfg);
+            if (ng == 4) kv_scores512_block(q, 4, t, KV, stride, N, d, sg, lds, pfg, sc);
+            else if (ng == 2) kv_scores512_block(q, 2, t, KV, stride, N, d, sg, lds, pfg, sc);
+            else kv_scores512_block(q, 1, t, KV, stride, N, d, sg, lds, pfg, sc);
         }
         g += ng;
     }
