@@ -347,7 +347,8 @@ static void test_q16_kernels(void) {
         const size_t span_bytes[4] = {rb * N, rb * (N - 1), rb, rb};
         kv_prefetch_spans pf = kv_prefetch_spans_make(spans, span_bytes, 1 + it % 4);
         kv_q16_pack(Q, d + 5, d, Qt); /* query rows at a stride longer than d */
-        kv_q16_scores(Qt, Kb, N, d, S1, it % 2 ? &pf : &kv_prefetch_none);
+        unsigned taken = 0;
+        kv_q16_scores(Qt, Kb, N, d, S1, it % 2 ? &pf : &kv_prefetch_none, &taken);
         double e = 0;
         for (int j = 0; j < n16; j++)
             for (int i = 0; i < 16; i++) {

@@ -168,7 +168,7 @@ static int q16_part_rows(const kv_rows *k, const kv_rows *v, int shared_v) {
 /* attend_tile for queries in blocks of 16, a part of the tile at a time: its
  * K and V rows widened into f32 once (MLA: V is the K rows' leading columns),
  * then per block its scores, softmax and accumulation, one query per lane.
- * While the first block scores a part, the same part of the next tile is
+ * While the blocks score a part, the same part of the next tile is
  * prefetched. */
 static void attend_tile_q16(const attn_lane *ln, int group, const kv_rows *k, const kv_rows *v, const tile_reads *tr,
                             int j0, int nt, int j_end, float scale, const tile_scratch *ts) {
@@ -180,9 +180,10 @@ static void attend_tile_q16(const attn_lane *ln, int group, const kv_rows *k, co
         kv_q16_stage(k->type, kv_rows_at(k, kvh, j), k->token_stride, n, kd, ts->kbuf);
         if (!tr->shared_v) kv_q16_stage(v->type, kv_rows_at(v, kvh, j), v->token_stride, n, vd, ts->vbuf);
         const kv_prefetch_spans pf = spans_of(rows, heads, tr->shared_v ? 1 : 2, j + KV_TILE, part, j_end);
+        unsigned taken = 0; /* each block's scores go on with the prefetches */
         for (int b = 0; b < group; b += KV_Q16) {
             float corr[KV_Q16], *acc = ln->acc + (size_t)b * vd;
-            kv_q16_scores(ln->qp + (size_t)b * kd, ts->kbuf, n, kd, ts->st, b == 0 ? &pf : &kv_prefetch_none);
+            kv_q16_scores(ln->qp + (size_t)b * kd, ts->kbuf, n, kd, ts->st, &pf, &taken);
             kv_q16_softmax(ts->st, n, scale, ln->m + b, ln->l + b, corr);
             for (int i = 0; i < KV_Q16; i++)
                 if (corr[i] != 1.0f)
