@@ -5,9 +5,10 @@
  * over rows staged once as f32 or read in place (f16, bf16, q8_0 widened in
  * registers). SIMD paths are register-blocked so each load feeds several
  * FMAs — AVX2: 2 queries × 4 rows and 2 queries × 32 columns; AVX-512: 16
- * accumulators, up to 4 queries × 4 rows and 4 queries × 64 columns, or 16
- * queries × 1 row and 16 queries × 16 columns (kv_q16_*) — and the _ref twins
- * are plain loops. The projections' kernels are in matmul_kernels.h. */
+ * accumulators, up to 4 queries × 4 rows and 4 queries × 64 columns, or, for
+ * 16 queries one per lane (kv_q16_*), 16 rows and 16 columns of a staged f32
+ * tile — and the _ref twins are plain loops. The projections' kernels are in
+ * matmul_kernels.h. */
 #ifndef KVATTN_TILE_H
 #define KVATTN_TILE_H
 
