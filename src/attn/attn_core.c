@@ -102,11 +102,11 @@ static void lane_start(attn_lane *ln, int group, int vd) {
     }
 }
 
-/* How a range's tiles are read, the same for all of them. Rows are read in
- * place and widened in registers (direct) when few queries share them; in
- * 512-bit builds, queries in blocks of 16 (q16: MQA, absorbed MLA) score a K
- * tile widened once into f32 and read V in place; otherwise each tile is
- * widened once into f32 and reused by all. */
+/* How a range's tiles are read, the same for all of them. In 512-bit builds,
+ * queries in blocks of 16 (q16: MQA, absorbed MLA) read K and V tiles widened
+ * once per part into f32 (attend_tile_q16); otherwise rows are read in place
+ * and widened in registers (direct) when few queries share them, or each tile
+ * is widened once into f32 and reused by all. */
 typedef struct {
     int direct, q16, shared_v;
     size_t k_bytes, v_bytes; /* one stored row */
@@ -116,7 +116,7 @@ typedef struct {
 static tile_reads tile_reads_of(int group, const kv_rows *k, const kv_rows *v) {
     tile_reads tr = {0};
     tr.q16 = k->type == v->type && kv_q16_ok(k->type, group, k->dim, v->dim);
-    tr.direct = tr.q16 || (k->type != KVATTN_TYPE_F32 && group <= 4 && k->dim % 8 == 0 && v->dim % 8 == 0);
+    tr.direct = !tr.q16 && k->type != KVATTN_TYPE_F32 && group <= 4 && k->dim % 8 == 0 && v->dim % 8 == 0;
     tr.shared_v = v_in_k(k, v);
     tr.k_bytes = kvattn_row_bytes(k->type, k->dim);
     tr.v_bytes = kvattn_row_bytes(v->type, v->dim);
@@ -173,6 +173,8 @@ static int q16_part_rows(const kv_rows *k, const kv_rows *v, int shared_v) {
 static void attend_tile_q16(const attn_lane *ln, int group, const kv_rows *k, const kv_rows *v, const tile_reads *tr,
                             int j0, int nt, int j_end, float scale, const tile_scratch *ts) {
     const int kd = k->dim, vd = v->dim, kvh = ln->kvh, part = q16_part_rows(k, v, tr->shared_v);
+    const float *vbuf = tr->shared_v ? ts->kbuf : ts->vbuf; /* MLA: V is the K tile's leading columns */
+    const int vbuf_d = tr->shared_v ? kd : vd;
     const kv_rows *rows[2] = {k, v};
     const int heads[2] = {kvh, kvh};
     for (int p0 = 0; p0 < nt; p0 += part) {
@@ -188,10 +190,7 @@ static void attend_tile_q16(const attn_lane *ln, int group, const kv_rows *k, co
             for (int i = 0; i < KV_Q16; i++)
                 if (corr[i] != 1.0f)
                     for (int c = 0; c < vd; c++) acc[(size_t)i * vd + c] *= corr[i];
-            if (tr->shared_v)
-                kv_q16_accum(ts->st, ts->kbuf, kd, n, vd, acc, vd);
-            else
-                kv_q16_accum(ts->st, ts->vbuf, vd, n, vd, acc, vd);
+            kv_q16_accum(ts->st, vbuf, vbuf_d, n, vd, acc, vd);
         }
     }
 }
@@ -272,7 +271,7 @@ static void attend_range(attn_lane *lanes, int n_lanes, int group, const kv_rows
                 kv_q16_pack(lanes[i].q + (size_t)b * k->dim, k->dim, k->dim, lanes[i].qp + (size_t)b * k->dim);
         }
     }
-    const int unit_pf = tr.direct && !tr.q16 && !tr.shared_v;
+    const int unit_pf = tr.direct && !tr.shared_v;
     for (int j0 = j_begin; j0 < j_end; j0 += KV_TILE) {
         int nt = j_end - j0 < KV_TILE ? j_end - j0 : KV_TILE;
         for (int i = 0; i < n_lanes; i++) {
