@@ -89,8 +89,8 @@ static inline void kv_row_load_fast(kvattn_type t, const void *row, float *y, in
  * reads. The prefetches then go out evenly with the work: issued in bursts
  * they waited on the fill buffers and the FMAs behind them (decode here:
  * 12-20% slower). Taking a line costs a few instructions and no lookups, as
- * it runs in the innermost loops (a per-line check of each stream's rows made
- * a GQA-8 step on cached rows 15% longer). */
+ * it runs in the innermost loops (a per-line check of each stream's rows cost
+ * ~20 instructions and an integer division per line read). */
 #define KV_PREFETCH_STREAMS 4
 typedef struct {
     const unsigned char *span[KV_PREFETCH_STREAMS];
