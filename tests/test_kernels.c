@@ -323,6 +323,16 @@ static void test_q8_0_scales(void) {
 
 static void test_q16_kernels(void) {
     test_rng r = {13};
+    const int pack_dims[] = {1, 15, 16, 17, 40, 576};
+    for (size_t i = 0; i < sizeof pack_dims / sizeof pack_dims[0]; i++) { /* whole blocks of 16 and tails */
+        const int d = pack_dims[i], ldq = d + 3;
+        float *Q = malloc(sizeof(float) * 16 * ldq), *Qt = malloc(sizeof(float) * 16 * d), *Qt2 = malloc(sizeof(float) * 16 * d);
+        test_fill(&r, Q, (size_t)16 * ldq, 1.0f);
+        kv_q16_pack(Q, ldq, d, Qt);
+        kv_q16_pack_ref(Q, ldq, d, Qt2);
+        CHECK(memcmp(Qt, Qt2, sizeof(float) * 16 * d) == 0, "16-query packing d=%d is exact", d);
+        free(Q), free(Qt), free(Qt2);
+    }
     for (int it = 0; it < 40; it++) {
         kvattn_type t = cache_types[it % 4];
         int N = it < 3 ? it + 1 : test_randint(&r, 1, 70), d = 16 * (it < 3 ? 1 : test_randint(&r, 1, 36));

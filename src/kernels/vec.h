@@ -37,6 +37,14 @@
 #else
 #define KV_UNROLL
 #endif
+/* Keeps a register-blocked kernel a function of its own: inlined into the
+ * attention loop, the compiler's allocation across the whole loop left
+ * accumulators of the blocks on the stack (a store-to-load chain per FMA). */
+#if defined(__GNUC__)
+#define KV_NOINLINE __attribute__((noinline))
+#else
+#define KV_NOINLINE
+#endif
 
 /* Width in bits of the widest FMA the kernels use (the bench's peak is measured at it). */
 #define KV_SIMD_BITS (KV_HAVE_AVX512 ? 512 : KV_HAVE_AVX2 ? 256 : 32)
