@@ -313,13 +313,14 @@ static void test_q8_0_scales(void) {
 }
 #endif
 
-/* The 16-query kernels: staging against its twin (exact), scores and the
+/* The 16-query kernels: packing against its twin (exact), scores and the
  * accumulation against per-row dot/axpy over the rows as stored, the softmax
- * against its twin. 1 to 70 rows (whole and partial blocks of 16), 16 to 576
- * columns, every cache type; the accumulation reads the leading columns of a
- * wider tile as MLA does. Bounds: the rounding of a d-term (scores) or N-term
- * (accumulation) f32 sum, as in test_tile_kernels; kv_exp512 is within a few
- * ulp of expf. */
+ * against its twin. 1 to 140 rows (whole and partial blocks of 16, more than
+ * the q8_0 scales gathered up front), 16 to 576 columns, every cache type,
+ * rows at strides longer than a row; the accumulation reads the leading
+ * columns of wider rows as MLA does. Bounds: the rounding of a d-term
+ * (scores) or N-term (accumulation) f32 sum, as in test_tile_kernels;
+ * kv_exp512 is within a few ulp of expf. */
 
 static void test_q16_kernels(void) {
     test_rng r = {13};
@@ -333,39 +334,35 @@ static void test_q16_kernels(void) {
         CHECK(memcmp(Qt, Qt2, sizeof(float) * 16 * d) == 0, "16-query packing d=%d is exact", d);
         free(Q), free(Qt), free(Qt2);
     }
-    for (int it = 0; it < 40; it++) {
-        kvattn_type t = cache_types[it % 4];
-        int N = it < 3 ? it + 1 : test_randint(&r, 1, 70), d = 16 * (it < 3 ? 1 : test_randint(&r, 1, 36));
-        if (t == KVATTN_TYPE_Q8_0) d = 32 * (it < 3 ? 1 : test_randint(&r, 1, 18)); /* q8_0 rows are whole blocks */
-        const int vd = it % 2 ? d : 16 * test_randint(&r, 1, d / 16), n16 = kv_q16_rows(N);
-        size_t rb = kvattn_row_bytes(t, d) + (size_t)(it % 3) * 4; /* rows at a stride longer than a row */
+    for (int it = 0; it < 48; it++) {
+        kvattn_type t = cache_types[1 + it % 3]; /* f16, bf16, q8_0: f32 rows do not take this path */
+        int N = it < 3 ? it + 1 : it < 6 ? 64 + 2 * (it - 3) * 19 : test_randint(&r, 1, 70);
+        int d = 16 * (it < 6 ? 36 : test_randint(&r, 1, 36));
+        if (t == KVATTN_TYPE_Q8_0) d = 32 * (it < 6 ? 18 : test_randint(&r, 1, 18)); /* q8_0 rows are whole blocks */
+        const int vd = it % 2 ? d : (t == KVATTN_TYPE_Q8_0 ? 32 * test_randint(&r, 1, d / 32) : 16 * test_randint(&r, 1, d / 16));
+        const size_t rb = kvattn_row_bytes(t, d) + (size_t)(it % 3 == 2 ? 0 : (it % 3) * 4 + 2); /* q8_0: also back to back */
         float *Q = malloc(sizeof(float) * 16 * (d + 5)), *Qt = kv_alloc_aligned(sizeof(float) * 16 * d);
-        float *Kb = kv_alloc_aligned(sizeof(float) * n16 * d), *Kb2 = malloc(sizeof(float) * n16 * d);
-        float *row = malloc(sizeof(float) * d), *S1 = malloc(sizeof(float) * n16 * 16), *S2 = malloc(sizeof(float) * n16 * 16);
-        float *O1 = malloc(sizeof(float) * 16 * vd), *O2 = malloc(sizeof(float) * 16 * vd);
+        float *row = malloc(sizeof(float) * d), *S1 = malloc(sizeof(float) * N * 16), *S2 = malloc(sizeof(float) * N * 16);
+        float *O1 = malloc(sizeof(float) * 16 * vd), *O2 = malloc(sizeof(float) * 16 * vd), *O3 = malloc(sizeof(float) * 16 * vd);
         unsigned char *K = malloc(rb * N);
         test_fill(&r, Q, (size_t)16 * (d + 5), 1.0f);
         for (int j = 0; j < N; j++) {
             test_fill(&r, row, (size_t)d, 1.0f);
             kv_row_store(t, row, K + (size_t)j * rb, d);
         }
-        kv_q16_stage(t, K, rb, N, d, Kb);
-        kv_q16_stage_ref(t, K, rb, N, d, Kb2);
-        CHECK(memcmp(Kb, Kb2, sizeof(float) * n16 * d) == 0, "16-query staging (%s) N=%d d=%d is exact", kvattn_type_name(t),
-              N, d);
         const void *spans[4] = {K, K + rb, K, K + rb}; /* a hint over the rows: must not change results */
         const size_t span_bytes[4] = {rb * N, rb * (N - 1), rb, rb};
         kv_prefetch_spans pf = kv_prefetch_spans_make(spans, span_bytes, 1 + it % 4);
         kv_q16_pack(Q, d + 5, d, Qt); /* query rows at a stride longer than d */
         unsigned taken = 0;
-        kv_q16_scores(Qt, Kb, N, d, S1, it % 2 ? &pf : &kv_prefetch_none, &taken);
-        double e = 0;
-        for (int j = 0; j < n16; j++)
-            for (int i = 0; i < 16; i++) {
-                float want = j < N ? kv_row_dot_ref(t, K + (size_t)j * rb, Q + (size_t)i * (d + 5), d) : 0.0f;
-                e = fmax(e, fabs(S1[j * 16 + i] - want));
-            }
-        CHECK(e <= d * 2.4e-7 * 3 * d, "16-query scores (%s) N=%d d=%d: err %.3g", kvattn_type_name(t), N, d, e);
+        kv_q16_scores(Qt, t, K, rb, N, d, S1, it % 2 ? &pf : &kv_prefetch_none, &taken);
+        kv_q16_scores_ref(Qt, t, K, rb, N, d, S2);
+        double e = 0, e2 = test_max_abs_diff(S1, S2, (size_t)N * 16);
+        for (int j = 0; j < N; j++)
+            for (int i = 0; i < 16; i++)
+                e = fmax(e, fabs(S1[j * 16 + i] - kv_row_dot_ref(t, K + (size_t)j * rb, Q + (size_t)i * (d + 5), d)));
+        CHECK(e <= d * 2.4e-7 * 3 * d && e2 <= d * 2.4e-7 * 3 * d, "16-query scores (%s) N=%d d=%d: err %.3g, vs twin %.3g",
+              kvattn_type_name(t), N, d, e, e2);
         /* softmax: running state from an earlier tile (m finite) or none (m = -inf) */
         float m1[16], l1[16], c1[16], m2[16], l2[16], c2[16];
         for (int i = 0; i < 16; i++) {
@@ -383,13 +380,16 @@ static void test_q16_kernels(void) {
               "16-query softmax N=%d: m %.3g, weights %.3g, corr %.3g, l (relative) %.3g", N, em, ew, ec, el);
         test_fill(&r, O1, (size_t)16 * vd, 1.0f);
         memcpy(O2, O1, sizeof(float) * 16 * vd);
-        kv_q16_accum(S1, Kb, d, N, vd, O1, vd);
+        memcpy(O3, O1, sizeof(float) * 16 * vd);
+        taken = 0;
+        kv_q16_accum(S1, t, K, rb, N, vd, O1, vd, it % 2 ? &kv_prefetch_none : &pf, &taken);
+        kv_q16_accum_ref(S1, t, K, rb, N, vd, O3, vd);
         for (int i = 0; i < 16; i++)
             for (int j = 0; j < N; j++) kv_row_axpy_ref(t, K + (size_t)j * rb, S1[j * 16 + i], O2 + (size_t)i * vd, vd);
-        e = test_max_abs_diff(O1, O2, (size_t)16 * vd);
-        CHECK(e <= N * 2.4e-7 * 3 * (1.0 + N), "16-query accum (%s) N=%d d=%d of %d: err %.3g", kvattn_type_name(t), N, vd,
-              d, e);
-        free(Q), kv_free_aligned(Qt), kv_free_aligned(Kb), free(Kb2), free(row), free(S1), free(S2), free(O1), free(O2), free(K);
+        e = test_max_abs_diff(O1, O2, (size_t)16 * vd), e2 = test_max_abs_diff(O3, O2, (size_t)16 * vd);
+        CHECK(e <= N * 2.4e-7 * 3 * (1.0 + N) && e2 == 0.0, "16-query accum (%s) N=%d d=%d of %d: err %.3g, twin %.3g",
+              kvattn_type_name(t), N, vd, d, e, e2);
+        free(Q), kv_free_aligned(Qt), free(row), free(S1), free(S2), free(O1), free(O2), free(O3), free(K);
     }
 }
 

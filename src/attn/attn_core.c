@@ -32,7 +32,7 @@ static int thread_index(void) { return 0; }
  * stays 64-byte aligned. */
 typedef struct {
     float *s;          /* scores [group][KV_TILE] */
-    float *kbuf, *vbuf; /* a K and a V tile widened into f32 [KV_TILE][dim] (q16: blocked, kv_q16_at) */
+    float *kbuf, *vbuf; /* a K and a V tile widened into f32 [KV_TILE][dim] */
     float *qp;         /* blocks of 16 queries: each lane's queries packed [MAX_LANES][group * k->dim] */
     float *st;         /* blocks of 16 queries: one block's scores, then weights [KV_TILE][16] */
 } tile_scratch;
@@ -103,10 +103,10 @@ static void lane_start(attn_lane *ln, int group, int vd) {
 }
 
 /* How a range's tiles are read, the same for all of them. In 512-bit builds,
- * queries in blocks of 16 (q16: MQA, absorbed MLA) read K and V tiles widened
- * once per part into f32 (attend_tile_q16); otherwise rows are read in place
- * and widened in registers (direct) when few queries share them, or each tile
- * is widened once into f32 and reused by all. */
+ * queries in blocks of 16 (q16: MQA, absorbed MLA) read the rows in place, one
+ * query per lane (attend_tile_q16); otherwise rows are read in place and
+ * widened in registers (direct) when few queries share them, or each tile is
+ * widened once into f32 and reused by all. */
 typedef struct {
     int direct, q16, shared_v;
     size_t k_bytes, v_bytes; /* one stored row */
@@ -152,46 +152,27 @@ static kv_prefetch_spans rows_ahead(const tile_reads *tr, const kv_rows *a, cons
     return spans_of(rows, heads, b ? 2 : 1, j + tr->ahead, n, j_end);
 }
 
-/* Rows of a tile that queries in blocks of 16 take at a time: the widened K
- * and V rows (f32) of a part fit in L1 (32 KiB, or 16 rows), where widening
- * them stores, and every block reads them back. A whole 64-row tile of MLA's
- * 576-wide rows (147 KiB) missed L1 on every store: widening took a fifth of
- * the step. */
-#define Q16_PART_BYTES (32 * 1024)
-
-static int q16_part_rows(const kv_rows *k, const kv_rows *v, int shared_v) {
-    const size_t row = sizeof(float) * ((size_t)k->dim + (shared_v ? 0 : (size_t)v->dim));
-    const int rows = (int)(Q16_PART_BYTES / row) & ~15;
-    return rows < 16 ? 16 : rows > KV_TILE ? KV_TILE : rows;
-}
-
-/* attend_tile for queries in blocks of 16, a part of the tile at a time: its
- * K and V rows widened into f32 once (MLA: V is the K rows' leading columns),
- * then per block its scores, softmax and accumulation, one query per lane.
- * While the blocks score a part, the same part of the next tile is
- * prefetched. */
+/* attend_tile for queries in blocks of 16, one query per lane (kv_q16_*):
+ * per block, the tile's scores, softmax and accumulation, rows read in place.
+ * The first block's scores prefetch the next tile's K rows and its
+ * accumulation the next tile's V rows (MLA: V is in the K rows). */
 static void attend_tile_q16(const attn_lane *ln, int group, const kv_rows *k, const kv_rows *v, const tile_reads *tr,
                             int j0, int nt, int j_end, float scale, const tile_scratch *ts) {
-    const int kd = k->dim, vd = v->dim, kvh = ln->kvh, part = q16_part_rows(k, v, tr->shared_v);
-    const float *vbuf = tr->shared_v ? ts->kbuf : ts->vbuf; /* MLA: V is the K tile's leading columns */
-    const int vbuf_d = tr->shared_v ? kd : vd;
+    const int kd = k->dim, vd = v->dim, kvh = ln->kvh;
     const kv_rows *rows[2] = {k, v};
     const int heads[2] = {kvh, kvh};
-    for (int p0 = 0; p0 < nt; p0 += part) {
-        const int j = j0 + p0, n = nt - p0 < part ? nt - p0 : part;
-        kv_q16_stage(k->type, kv_rows_at(k, kvh, j), k->token_stride, n, kd, ts->kbuf);
-        if (!tr->shared_v) kv_q16_stage(v->type, kv_rows_at(v, kvh, j), v->token_stride, n, vd, ts->vbuf);
-        const kv_prefetch_spans pf = spans_of(rows, heads, tr->shared_v ? 1 : 2, j + KV_TILE, part, j_end);
-        unsigned taken = 0; /* each block's scores go on with the prefetches */
-        for (int b = 0; b < group; b += KV_Q16) {
-            float corr[KV_Q16], *acc = ln->acc + (size_t)b * vd;
-            kv_q16_scores(ln->qp + (size_t)b * kd, ts->kbuf, n, kd, ts->st, &pf, &taken);
-            kv_q16_softmax(ts->st, n, scale, ln->m + b, ln->l + b, corr);
-            for (int i = 0; i < KV_Q16; i++)
-                if (corr[i] != 1.0f)
-                    for (int c = 0; c < vd; c++) acc[(size_t)i * vd + c] *= corr[i];
-            kv_q16_accum(ts->st, vbuf, vbuf_d, n, vd, acc, vd);
-        }
+    const kv_prefetch_spans pf_k = spans_of(rows, heads, 1, j0 + KV_TILE, KV_TILE, j_end);
+    const kv_prefetch_spans pf_v = tr->shared_v ? kv_prefetch_none : spans_of(rows + 1, heads + 1, 1, j0 + KV_TILE, KV_TILE, j_end);
+    unsigned taken_k = 0, taken_v = 0; /* later blocks go on with the takes: none left */
+    for (int b = 0; b < group; b += KV_Q16) {
+        float corr[KV_Q16], *acc = ln->acc + (size_t)b * vd;
+        kv_q16_scores(ln->qp + (size_t)b * kd, k->type, kv_rows_at(k, kvh, j0), k->token_stride, nt, kd, ts->st, &pf_k,
+                      &taken_k);
+        kv_q16_softmax(ts->st, nt, scale, ln->m + b, ln->l + b, corr);
+        for (int i = 0; i < KV_Q16; i++)
+            if (corr[i] != 1.0f)
+                for (int c = 0; c < vd; c++) acc[(size_t)i * vd + c] *= corr[i];
+        kv_q16_accum(ts->st, v->type, kv_rows_at(v, kvh, j0), v->token_stride, nt, vd, acc, vd, &pf_v, &taken_v);
     }
 }
 

@@ -6,9 +6,9 @@
  * registers). SIMD paths are register-blocked so each load feeds several
  * FMAs — AVX2: 2 queries × 4 rows and 2 queries × 32 columns; AVX-512: 16
  * accumulators, up to 4 queries × 4 rows and 4 queries × 64 columns, or, for
- * 16 queries one per lane (kv_q16_*), 16 rows and 16 columns of a staged f32
- * tile — and the _ref twins are plain loops. The projections' kernels are in
- * matmul_kernels.h. */
+ * 16 queries one per lane (kv_q16_*), 16 rows and 16 columns of all sixteen
+ * queries — and the _ref twins are plain loops. The projections' kernels are
+ * in matmul_kernels.h. */
 #ifndef KVATTN_TILE_H
 #define KVATTN_TILE_H
 
@@ -609,14 +609,17 @@ static inline void kv_tile_accum_h(const float *P, int ldp, int G, kvattn_type t
  *   scores     St[j][i] = Σ_c K[j][c] · Qt[c][i]  — a row element broadcast
  *              (a load, free beside the FMA) times the 16 queries' element c;
  *   accumulate O[i][c] += Σ_j St[j][i] · V[j][c]   — a weight broadcast times
- *              16 columns of a row, loaded once for all sixteen outputs.
- * A tile's K and V rows are widened once into f32 for all blocks, whatever
- * the cache type, in a blocked layout: rows in blocks of 16, each block chunk
- * by chunk, [⌈N/16⌉][d/16][16 rows][16] — then the sixteen rows' element c lie
- * 64 bytes apart, reached from one pointer (a pointer per row would not fit
- * in the registers). The queries are packed once as Qt [d][16]; the softmax
- * runs on St [N][16] a row of sixteen queries at a time, and St is then the
- * weights the accumulation broadcasts: no transposes. d % 16 == 0. */
+ *              16 columns of a row, widened once for all sixteen outputs.
+ * The rows are read in place, whatever the cache type. For the scores' broadcasts
+ * each block of 16 rows is widened a chunk of 16 columns at a time into a 1 KiB
+ * ring that stays in L1, and the chunk's 256 products follow at once. (Widening
+ * a whole part of the tile into an f32 copy first cost a sixth of an MLA step:
+ * its stores missed L1, which the queries and outputs kept full.) The
+ * accumulation widens each row chunk in registers and keeps 16 columns of all
+ * sixteen outputs there over the whole tile. The queries are packed once as
+ * Qt [d][16]; the softmax runs on St [N][16] a row of sixteen queries at a time,
+ * and St is then the weights the accumulation broadcasts: no transposes.
+ * d % 16 == 0 (q8_0: whole blocks). */
 #define KV_Q16 16
 
 /* Whether a group of G queries over rows of type t goes through these blocks. */
@@ -627,14 +630,6 @@ static inline int kv_q16_ok(kvattn_type t, int G, int kd, int vd) {
     (void)t, (void)G, (void)kd, (void)vd;
     return 0;
 #endif
-}
-
-/* Rows of a blocked tile: N rounded up to whole blocks of 16. */
-static inline int kv_q16_rows(int N) { return (N + 15) & ~15; }
-
-/* Index of element c of row j in a blocked tile of d columns. */
-static inline size_t kv_q16_at(int j, int c, int d) {
-    return ((size_t)(j / 16) * (size_t)(d / 16) + (size_t)(c / 16)) * 256 + (size_t)(j % 16) * 16 + (size_t)(c % 16);
 }
 
 /* Q [16][ldq] → Qt [d][16]. */
@@ -686,18 +681,13 @@ static inline void kv_q16_pack(const float *Q, int ldq, int d, float *Qt) {
 #endif
 }
 
-/* N rows of type t (`stride` bytes apart) → blocked f32 tile Tb; rows N..⌈N/16⌉·16 zero. */
-static inline void kv_q16_stage_ref(kvattn_type t, const unsigned char *rows, size_t stride, int N, int d, float *Tb) {
-    for (int j = 0; j < kv_q16_rows(N); j++)
-        for (int c = 0; c < d; c++) Tb[kv_q16_at(j, c, d)] = j < N ? kv_row_get_ref(t, rows + (size_t)j * stride, c) : 0.0f;
-}
-
-/* St[j][i] = K[j]·Q[i] for the 16 packed queries, all ⌈N/16⌉·16 rows of the blocked K tile. */
-static inline void kv_q16_scores_ref(const float *Qt, const float *Kb, int N, int d, float *St) {
-    for (int j = 0; j < kv_q16_rows(N); j++)
+/* St[j][i] = K[j]·Q[i] for the 16 packed queries, rows j < N of type t (`stride` bytes apart). */
+static inline void kv_q16_scores_ref(const float *Qt, kvattn_type t, const unsigned char *K, size_t stride, int N, int d,
+                                     float *St) {
+    for (int j = 0; j < N; j++)
         for (int i = 0; i < KV_Q16; i++) {
             float acc = 0.0f;
-            for (int c = 0; c < d; c++) acc += Kb[kv_q16_at(j, c, d)] * Qt[(size_t)c * KV_Q16 + i];
+            for (int c = 0; c < d; c++) acc += kv_row_get_ref(t, K + (size_t)j * stride, c) * Qt[(size_t)c * KV_Q16 + i];
             St[(size_t)j * KV_Q16 + i] = acc;
         }
 }
@@ -717,48 +707,64 @@ static inline void kv_q16_softmax_ref(float *St, int N, float scale, float *m, f
     }
 }
 
-/* O[i][c] += Σ_j St[j][i] · V[j][c], c < d, j < N, over the blocked V tile of tile_d columns (d ≤ tile_d). */
-static inline void kv_q16_accum_ref(const float *St, const float *Vb, int tile_d, int N, int d, float *O, int ldo) {
+/* O[i][c] += Σ_j St[j][i] · V[j][c], c < d, j < N, over rows of type t (`stride` bytes apart). */
+static inline void kv_q16_accum_ref(const float *St, kvattn_type t, const unsigned char *V, size_t stride, int N, int d,
+                                    float *O, int ldo) {
     for (int i = 0; i < KV_Q16; i++)
-        for (int j = 0; j < N; j++)
-            for (int c = 0; c < d; c++) O[(size_t)i * ldo + c] += St[(size_t)j * KV_Q16 + i] * Vb[kv_q16_at(j, c, tile_d)];
+        for (int j = 0; j < N; j++) kv_row_axpy_ref(t, V + (size_t)j * stride, St[(size_t)j * KV_Q16 + i], O + (size_t)i * ldo, d);
 }
 
 #if KV_HAVE_AVX512
-/* Written in order, a chunk of each of the block's rows in turn: a row at a
- * time, the stores went 1 KiB apart and stalled (a fifth of an MLA step). */
-static inline __attribute__((always_inline)) void kv_q16_stage512(kvattn_type t, const unsigned char *rows, size_t stride,
-                                                                  int N, int d, float *Tb) {
-    float *out = Tb;
-    for (int j = 0; j < N; j += 16) {
-        const int n = N - j < 16 ? N - j : 16;
-        const unsigned char *blk = rows + (size_t)j * stride;
-        for (int c = 0; c < d; c += 16) {
-            for (int r = 0; r < n; r++, out += 16) _mm512_store_ps(out, kv_load16_h(t, blk + (size_t)r * stride, c));
-            for (int r = n; r < 16; r++, out += 16) _mm512_store_ps(out, _mm512_setzero_ps());
-        }
-    }
+/* Rows of a tile whose q8_0 block scales are gathered once up front (64 rows
+ * of 576 columns: MLA's), then read by broadcast beside the multiply instead
+ * of widened per chunk and query block. */
+#define KV_Q16_TILE_SCALES 1152
+
+/* 16 elements of a row at c (c % 16 == 0), as f32; q8_0 with its scale from sc (the row's block scales) when given. */
+static inline __attribute__((always_inline)) __m512 kv_q16_load(kvattn_type t, const unsigned char *row, int c,
+                                                                const float *sc) {
+    if (t == KVATTN_TYPE_Q8_0 && sc)
+        return kv_q8_0_widen16(((const kv_block_q8_0 *)row)[c / KV_Q8_0_BLOCK].qs + c % KV_Q8_0_BLOCK,
+                               _mm512_set1_ps(sc[c / KV_Q8_0_BLOCK]));
+    return kv_load16_h(t, row, c);
 }
 
-/* Blocks of 16 rows, an accumulator per row (16 queries): per element c, the
- * queries' vector once and a broadcast of each row's element. A take of `pf`
- * (the *pi-th, on from call to call) per two elements of each block: 16 rows
- * of MLA's 1152-byte rows are 288 lines, and taken once per element they went
- * out in the first half of the products, faster than the fill buffers freed. */
-static KV_NOINLINE void kv_q16_scores512(const float *Qt, const float *Kb, int N, int d, float *St, const kv_prefetch_spans *pf,
-                                    unsigned *pi) {
-    const float *blk = Kb;
+/* Blocks of 16 rows, an accumulator per row (16 queries). Per chunk of 16
+ * columns: the block's rows widened into the ring (two slots, so a chunk's
+ * stores need not wait for the previous chunk's broadcasts), then per element
+ * the queries' vector once and a broadcast of each row's element. A take of
+ * `pf` (the *pi-th, on from call to call) per two elements: one per 32 columns
+ * of a row read, spread over the products. A last block of n < 16 rows widens
+ * zeros for the missing rows and stores only its n. */
+static inline __attribute__((always_inline)) void kv_q16_scores512(const float *Qt, kvattn_type t, const unsigned char *K,
+                                                                   size_t stride, int N, int d, float *St, const float *sc,
+                                                                   const kv_prefetch_spans *pf, unsigned *pi) {
+    float ring[2][256] __attribute__((aligned(64)));
+    const int nb = d / KV_Q8_0_BLOCK;
     for (int j = 0; j < N; j += 16) {
+        const int n = N - j < 16 ? N - j : 16;
+        const unsigned char *blk = K + (size_t)j * stride;
+        const float *bsc = sc ? sc + (size_t)j * nb : NULL;
         __m512 acc[16];
         KV_UNROLL for (int r = 0; r < 16; r++) acc[r] = _mm512_setzero_ps();
         const float *q = Qt;
-        for (int c = 0; c < d; c += 16, blk += 256)
+        for (int c = 0; c < d; c += 16) {
+            float *w = ring[(c >> 4) & 1];
+            if (n == 16) {
+                KV_UNROLL for (int r = 0; r < 16; r++)
+                    _mm512_store_ps(w + r * 16, kv_q16_load(t, blk + (size_t)r * stride, c, bsc ? bsc + r * nb : NULL));
+            } else {
+                for (int r = 0; r < 16; r++)
+                    _mm512_store_ps(w + r * 16, r < n ? kv_q16_load(t, blk + (size_t)r * stride, c, bsc ? bsc + r * nb : NULL)
+                                                      : _mm512_setzero_ps());
+            }
             for (int e = 0; e < 16; e++, q += KV_Q16) {
                 if (e & 1) kv_prefetch_take(pf, pi);
                 const __m512 qv = _mm512_load_ps(q);
-                KV_UNROLL for (int r = 0; r < 16; r++) acc[r] = _mm512_fmadd_ps(qv, _mm512_set1_ps(blk[r * 16 + e]), acc[r]);
+                KV_UNROLL for (int r = 0; r < 16; r++) acc[r] = _mm512_fmadd_ps(qv, _mm512_set1_ps(w[r * 16 + e]), acc[r]);
             }
-        KV_UNROLL for (int r = 0; r < 16; r++) _mm512_storeu_ps(St + (size_t)(j + r) * KV_Q16, acc[r]);
+        }
+        for (int r = 0; r < n; r++) _mm512_storeu_ps(St + (size_t)(j + r) * KV_Q16, acc[r]);
     }
 }
 
@@ -777,49 +783,70 @@ static inline void kv_q16_softmax512(float *St, int N, float scale, float *m, fl
     _mm512_storeu_ps(m, mt);
 }
 
-/* 16 columns of all sixteen outputs in registers over the rows. */
-static KV_NOINLINE void kv_q16_accum512(const float *St, const float *Vb, int tile_d, int N, int d, float *O, int ldo) {
-    const size_t block = (size_t)(tile_d / 16) * 256; /* floats per block of 16 rows */
+/* 16 columns of all sixteen outputs in registers over all N rows; a take of
+ * `pf` per row in every other chunk (one per 32 columns read). */
+static inline __attribute__((always_inline)) void kv_q16_accum512(const float *St, kvattn_type t, const unsigned char *V,
+                                                                  size_t stride, int N, int d, float *O, int ldo,
+                                                                  const float *sc, const kv_prefetch_spans *pf,
+                                                                  unsigned *pi) {
+    const int nb = d / KV_Q8_0_BLOCK;
     for (int c = 0; c < d; c += 16) {
         __m512 acc[KV_Q16];
         KV_UNROLL for (int i = 0; i < KV_Q16; i++) acc[i] = _mm512_loadu_ps(O + (size_t)i * ldo + c);
-        const float *blk = Vb + (size_t)(c / 16) * 256, *w = St;
-        for (int j = 0; j < N; j += 16, blk += block) {
-            const int rows = N - j < 16 ? N - j : 16;
-            for (int r = 0; r < rows; r++, w += KV_Q16) {
-                const __m512 v = _mm512_load_ps(blk + r * 16);
-                KV_UNROLL for (int i = 0; i < KV_Q16; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(w[i]), v, acc[i]);
-            }
+        const float *w = St;
+        for (int j = 0; j < N; j++, w += KV_Q16) {
+            if (!(c & 16)) kv_prefetch_take(pf, pi);
+            const __m512 v = kv_q16_load(t, V + (size_t)j * stride, c, sc ? sc + (size_t)j * nb : NULL);
+            KV_UNROLL for (int i = 0; i < KV_Q16; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(w[i]), v, acc[i]);
         }
         KV_UNROLL for (int i = 0; i < KV_Q16; i++) _mm512_storeu_ps(O + (size_t)i * ldo + c, acc[i]);
     }
 }
-#endif
 
-/* The four steps for 16 packed queries; Qt and the tiles 64-byte aligned.
- * Staging: one instance per element type, so its loop is free of type
- * branches. Scores: `pf` the rows to prefetch meanwhile (kv_prefetch_none
- * if none), from its *pi-th take on; St holds ⌈N/16⌉·16 rows. */
-static inline void kv_q16_stage(kvattn_type t, const unsigned char *rows, size_t stride, int N, int d, float *Tb) {
-#if KV_HAVE_AVX512
-    switch (t) {
-    case KVATTN_TYPE_F32: kv_q16_stage512(KVATTN_TYPE_F32, rows, stride, N, d, Tb); return;
-    case KVATTN_TYPE_F16: kv_q16_stage512(KVATTN_TYPE_F16, rows, stride, N, d, Tb); return;
-    case KVATTN_TYPE_BF16: kv_q16_stage512(KVATTN_TYPE_BF16, rows, stride, N, d, Tb); return;
-    case KVATTN_TYPE_Q8_0: kv_q16_stage512(KVATTN_TYPE_Q8_0, rows, stride, N, d, Tb); return;
-    default: break;
+/* One instance per element type, so each inner loop is free of type branches;
+ * out of line: inlined into the attention loop, the compiler's register
+ * allocation across it left an accumulator on the stack. */
+static KV_NOINLINE void kv_q16_scores_typed(const float *Qt, kvattn_type t, const unsigned char *K, size_t stride, int N,
+                                            int d, float *St, const kv_prefetch_spans *pf, unsigned *pi) {
+    float scales[KV_Q16_TILE_SCALES];
+    const float *sc = NULL;
+    if (t == KVATTN_TYPE_Q8_0 && (size_t)N * (size_t)(d / KV_Q8_0_BLOCK) <= KV_Q16_TILE_SCALES) {
+        kv_q8_0_scales(K, stride, N, d / KV_Q8_0_BLOCK, scales);
+        sc = scales;
     }
-#endif
-    kv_q16_stage_ref(t, rows, stride, N, d, Tb);
+    switch (t) {
+    case KVATTN_TYPE_F16: kv_q16_scores512(Qt, KVATTN_TYPE_F16, K, stride, N, d, St, NULL, pf, pi); return;
+    case KVATTN_TYPE_BF16: kv_q16_scores512(Qt, KVATTN_TYPE_BF16, K, stride, N, d, St, NULL, pf, pi); return;
+    default: kv_q16_scores512(Qt, KVATTN_TYPE_Q8_0, K, stride, N, d, St, sc, pf, pi); return;
+    }
 }
 
-static inline void kv_q16_scores(const float *Qt, const float *Kb, int N, int d, float *St, const kv_prefetch_spans *pf,
-                                 unsigned *pi) {
+static KV_NOINLINE void kv_q16_accum_typed(const float *St, kvattn_type t, const unsigned char *V, size_t stride, int N,
+                                           int d, float *O, int ldo, const kv_prefetch_spans *pf, unsigned *pi) {
+    float scales[KV_Q16_TILE_SCALES];
+    const float *sc = NULL;
+    if (t == KVATTN_TYPE_Q8_0 && (size_t)N * (size_t)(d / KV_Q8_0_BLOCK) <= KV_Q16_TILE_SCALES) {
+        kv_q8_0_scales(V, stride, N, d / KV_Q8_0_BLOCK, scales);
+        sc = scales;
+    }
+    switch (t) {
+    case KVATTN_TYPE_F16: kv_q16_accum512(St, KVATTN_TYPE_F16, V, stride, N, d, O, ldo, NULL, pf, pi); return;
+    case KVATTN_TYPE_BF16: kv_q16_accum512(St, KVATTN_TYPE_BF16, V, stride, N, d, O, ldo, NULL, pf, pi); return;
+    default: kv_q16_accum512(St, KVATTN_TYPE_Q8_0, V, stride, N, d, O, ldo, sc, pf, pi); return;
+    }
+}
+#endif
+
+/* The three steps for 16 packed queries (Qt 64-byte aligned) over rows of type
+ * t (not f32) read in place: `pf` the rows to prefetch meanwhile
+ * (kv_prefetch_none if none), from its *pi-th take on. */
+static inline void kv_q16_scores(const float *Qt, kvattn_type t, const unsigned char *K, size_t stride, int N, int d,
+                                 float *St, const kv_prefetch_spans *pf, unsigned *pi) {
 #if KV_HAVE_AVX512
-    kv_q16_scores512(Qt, Kb, N, d, St, pf, pi);
+    kv_q16_scores_typed(Qt, t, K, stride, N, d, St, pf, pi);
 #else
     for (int j = 0; j < N; j++) kv_prefetch_take_row(pf, pi, d);
-    kv_q16_scores_ref(Qt, Kb, N, d, St);
+    kv_q16_scores_ref(Qt, t, K, stride, N, d, St);
 #endif
 }
 
@@ -831,11 +858,13 @@ static inline void kv_q16_softmax(float *St, int N, float scale, float *m, float
 #endif
 }
 
-static inline void kv_q16_accum(const float *St, const float *Vb, int tile_d, int N, int d, float *O, int ldo) {
+static inline void kv_q16_accum(const float *St, kvattn_type t, const unsigned char *V, size_t stride, int N, int d,
+                                float *O, int ldo, const kv_prefetch_spans *pf, unsigned *pi) {
 #if KV_HAVE_AVX512
-    kv_q16_accum512(St, Vb, tile_d, N, d, O, ldo);
+    kv_q16_accum_typed(St, t, V, stride, N, d, O, ldo, pf, pi);
 #else
-    kv_q16_accum_ref(St, Vb, tile_d, N, d, O, ldo);
+    for (int j = 0; j < N; j++) kv_prefetch_take_row(pf, pi, d);
+    kv_q16_accum_ref(St, t, V, stride, N, d, O, ldo);
 #endif
 }
 

@@ -41,7 +41,7 @@
  * attention loop, the compiler's allocation across the whole loop left
  * accumulators of the blocks on the stack (a store-to-load chain per FMA). */
 #if defined(__GNUC__)
-#define KV_NOINLINE __attribute__((noinline))
+#define KV_NOINLINE __attribute__((noinline, unused))
 #else
 #define KV_NOINLINE
 #endif
