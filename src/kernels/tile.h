@@ -803,17 +803,23 @@ static inline __attribute__((always_inline)) void kv_q16_accum512(const float *S
     }
 }
 
+/* A q8_0 tile's block scales gathered into `scales` (NULL when the type is
+ * not q8_0 or the tile has more blocks than KV_Q16_TILE_SCALES: then each
+ * chunk widens its own). */
+static inline const float *kv_q16_tile_scales(kvattn_type t, const unsigned char *rows, size_t stride, int N, int d,
+                                              float *scales) {
+    if (t != KVATTN_TYPE_Q8_0 || (size_t)N * (size_t)(d / KV_Q8_0_BLOCK) > KV_Q16_TILE_SCALES) return NULL;
+    kv_q8_0_scales(rows, stride, N, d / KV_Q8_0_BLOCK, scales);
+    return scales;
+}
+
 /* One instance per element type, so each inner loop is free of type branches;
  * out of line: inlined into the attention loop, the compiler's register
  * allocation across it left an accumulator on the stack. */
 static KV_NOINLINE void kv_q16_scores_typed(const float *Qt, kvattn_type t, const unsigned char *K, size_t stride, int N,
                                             int d, float *St, const kv_prefetch_spans *pf, unsigned *pi) {
     float scales[KV_Q16_TILE_SCALES];
-    const float *sc = NULL;
-    if (t == KVATTN_TYPE_Q8_0 && (size_t)N * (size_t)(d / KV_Q8_0_BLOCK) <= KV_Q16_TILE_SCALES) {
-        kv_q8_0_scales(K, stride, N, d / KV_Q8_0_BLOCK, scales);
-        sc = scales;
-    }
+    const float *sc = kv_q16_tile_scales(t, K, stride, N, d, scales);
     switch (t) {
     case KVATTN_TYPE_F16: kv_q16_scores512(Qt, KVATTN_TYPE_F16, K, stride, N, d, St, NULL, pf, pi); return;
     case KVATTN_TYPE_BF16: kv_q16_scores512(Qt, KVATTN_TYPE_BF16, K, stride, N, d, St, NULL, pf, pi); return;
@@ -824,11 +830,7 @@ static KV_NOINLINE void kv_q16_scores_typed(const float *Qt, kvattn_type t, cons
 static KV_NOINLINE void kv_q16_accum_typed(const float *St, kvattn_type t, const unsigned char *V, size_t stride, int N,
                                            int d, float *O, int ldo, const kv_prefetch_spans *pf, unsigned *pi) {
     float scales[KV_Q16_TILE_SCALES];
-    const float *sc = NULL;
-    if (t == KVATTN_TYPE_Q8_0 && (size_t)N * (size_t)(d / KV_Q8_0_BLOCK) <= KV_Q16_TILE_SCALES) {
-        kv_q8_0_scales(V, stride, N, d / KV_Q8_0_BLOCK, scales);
-        sc = scales;
-    }
+    const float *sc = kv_q16_tile_scales(t, V, stride, N, d, scales);
     switch (t) {
     case KVATTN_TYPE_F16: kv_q16_accum512(St, KVATTN_TYPE_F16, V, stride, N, d, O, ldo, NULL, pf, pi); return;
     case KVATTN_TYPE_BF16: kv_q16_accum512(St, KVATTN_TYPE_BF16, V, stride, N, d, O, ldo, NULL, pf, pi); return;
