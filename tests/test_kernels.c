@@ -313,7 +313,7 @@ static void test_q8_0_scales(void) {
 }
 #endif
 
-/* The 16-query kernels: packing against its twin (exact), scores and the
+/* The 16-query kernels: packing and widening against their twins (exact), scores and the
  * accumulation against per-row dot/axpy over the rows as stored, the softmax
  * against its twin. 1 to 140 rows (whole and partial blocks of 16, more than
  * the q8_0 scales gathered up front), 16 to 576 columns, every cache type,
@@ -335,12 +335,13 @@ static void test_q16_kernels(void) {
         free(Q), free(Qt), free(Qt2);
     }
     for (int it = 0; it < 48; it++) {
-        kvattn_type t = cache_types[1 + it % 3]; /* f16, bf16, q8_0: f32 rows do not take this path */
+        kvattn_type t = cache_types[it % 4]; /* f32: the widened copy that q8_0 tiles are read through */
         int N = it < 3 ? it + 1 : it < 6 ? 64 + 2 * (it - 3) * 19 : test_randint(&r, 1, 70);
         int d = 16 * (it < 6 ? 36 : test_randint(&r, 1, 36));
         if (t == KVATTN_TYPE_Q8_0) d = 32 * (it < 6 ? 18 : test_randint(&r, 1, 18)); /* q8_0 rows are whole blocks */
         const int vd = it % 2 ? d : (t == KVATTN_TYPE_Q8_0 ? 32 * test_randint(&r, 1, d / 32) : 16 * test_randint(&r, 1, d / 16));
-        const size_t rb = kvattn_row_bytes(t, d) + (size_t)(it % 3 == 2 ? 0 : (it % 3) * 4 + 2); /* q8_0: also back to back */
+        /* rows at strides longer than a row (2-byte aligned for f16/bf16), or back to back */
+        const size_t rb = kvattn_row_bytes(t, d) + (size_t)(it % 3 == 2 ? 0 : (it % 3) * 4 + (t == KVATTN_TYPE_F32 ? 0 : 2));
         float *Q = malloc(sizeof(float) * 16 * (d + 5)), *Qt = kv_alloc_aligned(sizeof(float) * 16 * d);
         float *row = malloc(sizeof(float) * d), *S1 = malloc(sizeof(float) * N * 16), *S2 = malloc(sizeof(float) * N * 16);
         float *O1 = malloc(sizeof(float) * 16 * vd), *O2 = malloc(sizeof(float) * 16 * vd), *O3 = malloc(sizeof(float) * 16 * vd);
@@ -350,6 +351,11 @@ static void test_q16_kernels(void) {
             test_fill(&r, row, (size_t)d, 1.0f);
             kv_row_store(t, row, K + (size_t)j * rb, d);
         }
+        float *W = malloc(sizeof(float) * N * d), *W2 = malloc(sizeof(float) * N * d);
+        kv_q16_widen(t, K, rb, N, d, W);
+        kv_q16_widen_ref(t, K, rb, N, d, W2);
+        CHECK(memcmp(W, W2, sizeof(float) * N * d) == 0, "16-query widening (%s) N=%d d=%d is exact", kvattn_type_name(t), N, d);
+        free(W), free(W2);
         const void *spans[4] = {K, K + rb, K, K + rb}; /* a hint over the rows: must not change results */
         const size_t span_bytes[4] = {rb * N, rb * (N - 1), rb, rb};
         kv_prefetch_spans pf = kv_prefetch_spans_make(spans, span_bytes, 1 + it % 4);

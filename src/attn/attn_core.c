@@ -152,27 +152,63 @@ static kv_prefetch_spans rows_ahead(const tile_reads *tr, const kv_rows *a, cons
     return spans_of(rows, heads, b ? 2 : 1, j + tr->ahead, n, j_end);
 }
 
-/* attend_tile for queries in blocks of 16, one query per lane (kv_q16_*):
- * per block, the tile's scores, softmax and accumulation, rows read in place.
- * The first block's scores prefetch the next tile's K rows and its
- * accumulation the next tile's V rows (MLA: V is in the K rows). */
+/* Rows of a tile that a q8_0 cache widens into f32 at a time for the 16-query
+ * blocks: small enough for L1 (32 KiB, or 16 rows). */
+#define Q16_PART_BYTES (32 * 1024)
+
+static int q16_part_rows(const kv_rows *k, const kv_rows *v, int shared_v) {
+    const size_t row = sizeof(float) * ((size_t)k->dim + (shared_v ? 0 : (size_t)v->dim));
+    const int rows = (int)(Q16_PART_BYTES / row) & ~15;
+    return rows < 16 ? 16 : rows > KV_TILE ? KV_TILE : rows;
+}
+
+/* The blocks of 16 queries over rows [j, j + n) of K and V, read as stored
+ * (kt, vt: `t` rows at strides ks, vs): per block, scores, softmax and
+ * accumulation. The first block's scores take pf_k, its accumulation pf_v. */
+static void q16_blocks(const attn_lane *ln, int group, kvattn_type t, const unsigned char *kt, size_t ks, int kd,
+                       const unsigned char *vt, size_t vs, int vd, int n, float scale, float *st,
+                       const kv_prefetch_spans *pf_k, const kv_prefetch_spans *pf_v) {
+    unsigned taken_k = 0, taken_v = 0; /* later blocks go on with the takes: none left */
+    for (int b = 0; b < group; b += KV_Q16) {
+        float corr[KV_Q16], *acc = ln->acc + (size_t)b * vd;
+        kv_q16_scores(ln->qp + (size_t)b * kd, t, kt, ks, n, kd, st, pf_k, &taken_k);
+        kv_q16_softmax(st, n, scale, ln->m + b, ln->l + b, corr);
+        for (int i = 0; i < KV_Q16; i++)
+            if (corr[i] != 1.0f)
+                for (int c = 0; c < vd; c++) acc[(size_t)i * vd + c] *= corr[i];
+        kv_q16_accum(st, t, vt, vs, n, vd, acc, vd, pf_v, &taken_v);
+    }
+}
+
+/* attend_tile for queries in blocks of 16, one query per lane (kv_q16_*). f16
+ * and bf16 rows are read in place, the whole tile at once: the scores prefetch
+ * the next tile's K rows, the accumulation its V rows (MLA: V is in the K
+ * rows). q8_0 rows are widened into f32 a part at a time (kv_q16_widen; MLA:
+ * V is the copy's leading columns), and the part's products prefetch the same
+ * part of the next tile. */
 static void attend_tile_q16(const attn_lane *ln, int group, const kv_rows *k, const kv_rows *v, const tile_reads *tr,
                             int j0, int nt, int j_end, float scale, const tile_scratch *ts) {
     const int kd = k->dim, vd = v->dim, kvh = ln->kvh;
     const kv_rows *rows[2] = {k, v};
     const int heads[2] = {kvh, kvh};
-    const kv_prefetch_spans pf_k = spans_of(rows, heads, 1, j0 + KV_TILE, KV_TILE, j_end);
-    const kv_prefetch_spans pf_v = tr->shared_v ? kv_prefetch_none : spans_of(rows + 1, heads + 1, 1, j0 + KV_TILE, KV_TILE, j_end);
-    unsigned taken_k = 0, taken_v = 0; /* later blocks go on with the takes: none left */
-    for (int b = 0; b < group; b += KV_Q16) {
-        float corr[KV_Q16], *acc = ln->acc + (size_t)b * vd;
-        kv_q16_scores(ln->qp + (size_t)b * kd, k->type, kv_rows_at(k, kvh, j0), k->token_stride, nt, kd, ts->st, &pf_k,
-                      &taken_k);
-        kv_q16_softmax(ts->st, nt, scale, ln->m + b, ln->l + b, corr);
-        for (int i = 0; i < KV_Q16; i++)
-            if (corr[i] != 1.0f)
-                for (int c = 0; c < vd; c++) acc[(size_t)i * vd + c] *= corr[i];
-        kv_q16_accum(ts->st, v->type, kv_rows_at(v, kvh, j0), v->token_stride, nt, vd, acc, vd, &pf_v, &taken_v);
+    if (k->type != KVATTN_TYPE_Q8_0) {
+        const kv_prefetch_spans pf_k = spans_of(rows, heads, 1, j0 + KV_TILE, KV_TILE, j_end);
+        const kv_prefetch_spans pf_v =
+            tr->shared_v ? kv_prefetch_none : spans_of(rows + 1, heads + 1, 1, j0 + KV_TILE, KV_TILE, j_end);
+        q16_blocks(ln, group, k->type, kv_rows_at(k, kvh, j0), k->token_stride, kd, kv_rows_at(v, kvh, j0),
+                   v->token_stride, vd, nt, scale, ts->st, &pf_k, &pf_v);
+        return;
+    }
+    const int part = q16_part_rows(k, v, tr->shared_v);
+    const float *vbuf = tr->shared_v ? ts->kbuf : ts->vbuf;
+    const size_t vstride = sizeof(float) * (size_t)(tr->shared_v ? kd : vd);
+    for (int p0 = 0; p0 < nt; p0 += part) {
+        const int j = j0 + p0, n = nt - p0 < part ? nt - p0 : part;
+        kv_q16_widen(k->type, kv_rows_at(k, kvh, j), k->token_stride, n, kd, ts->kbuf);
+        if (!tr->shared_v) kv_q16_widen(v->type, kv_rows_at(v, kvh, j), v->token_stride, n, vd, ts->vbuf);
+        const kv_prefetch_spans pf = spans_of(rows, heads, tr->shared_v ? 1 : 2, j + KV_TILE, part, j_end);
+        q16_blocks(ln, group, KVATTN_TYPE_F32, (const unsigned char *)ts->kbuf, sizeof(float) * (size_t)kd, kd,
+                   (const unsigned char *)vbuf, vstride, vd, n, scale, ts->st, &pf, &kv_prefetch_none);
     }
 }
 

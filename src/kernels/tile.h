@@ -821,6 +821,7 @@ static KV_NOINLINE void kv_q16_scores_typed(const float *Qt, kvattn_type t, cons
     float scales[KV_Q16_TILE_SCALES];
     const float *sc = kv_q16_tile_scales(t, K, stride, N, d, scales);
     switch (t) {
+    case KVATTN_TYPE_F32: kv_q16_scores512(Qt, KVATTN_TYPE_F32, K, stride, N, d, St, NULL, pf, pi); return;
     case KVATTN_TYPE_F16: kv_q16_scores512(Qt, KVATTN_TYPE_F16, K, stride, N, d, St, NULL, pf, pi); return;
     case KVATTN_TYPE_BF16: kv_q16_scores512(Qt, KVATTN_TYPE_BF16, K, stride, N, d, St, NULL, pf, pi); return;
     default: kv_q16_scores512(Qt, KVATTN_TYPE_Q8_0, K, stride, N, d, St, sc, pf, pi); return;
@@ -832,6 +833,7 @@ static KV_NOINLINE void kv_q16_accum_typed(const float *St, kvattn_type t, const
     float scales[KV_Q16_TILE_SCALES];
     const float *sc = kv_q16_tile_scales(t, V, stride, N, d, scales);
     switch (t) {
+    case KVATTN_TYPE_F32: kv_q16_accum512(St, KVATTN_TYPE_F32, V, stride, N, d, O, ldo, NULL, pf, pi); return;
     case KVATTN_TYPE_F16: kv_q16_accum512(St, KVATTN_TYPE_F16, V, stride, N, d, O, ldo, NULL, pf, pi); return;
     case KVATTN_TYPE_BF16: kv_q16_accum512(St, KVATTN_TYPE_BF16, V, stride, N, d, O, ldo, NULL, pf, pi); return;
     default: kv_q16_accum512(St, KVATTN_TYPE_Q8_0, V, stride, N, d, O, ldo, sc, pf, pi); return;
@@ -839,9 +841,37 @@ static KV_NOINLINE void kv_q16_accum_typed(const float *St, kvattn_type t, const
 }
 #endif
 
+/* N rows of type t (`stride` bytes apart) → f32 rows W [N][d]. For q8_0 caches
+ * the 16-query products read such a copy, a part of a tile at a time: a q8_0
+ * chunk widens in 3 vector µops (f16: about one), and MLA reads its rows
+ * twice, MQA once per block of 16 queries. */
+static inline void kv_q16_widen_ref(kvattn_type t, const unsigned char *rows, size_t stride, int N, int d, float *W) {
+    for (int j = 0; j < N; j++)
+        for (int c = 0; c < d; c++) W[(size_t)j * d + c] = kv_row_get_ref(t, rows + (size_t)j * stride, c);
+}
+
+#if KV_HAVE_AVX512
+static KV_NOINLINE void kv_q16_widen512(kvattn_type t, const unsigned char *rows, size_t stride, int N, int d, float *W) {
+    float scales[KV_Q16_TILE_SCALES];
+    const float *sc = kv_q16_tile_scales(t, rows, stride, N, d, scales);
+    const int nb = d / KV_Q8_0_BLOCK;
+    for (int j = 0; j < N; j++)
+        for (int c = 0; c < d; c += 16)
+            _mm512_storeu_ps(W + (size_t)j * d + c, kv_q16_load(t, rows + (size_t)j * stride, c, sc ? sc + (size_t)j * nb : NULL));
+}
+#endif
+
+static inline void kv_q16_widen(kvattn_type t, const unsigned char *rows, size_t stride, int N, int d, float *W) {
+#if KV_HAVE_AVX512
+    kv_q16_widen512(t, rows, stride, N, d, W);
+#else
+    kv_q16_widen_ref(t, rows, stride, N, d, W);
+#endif
+}
+
 /* The three steps for 16 packed queries (Qt 64-byte aligned) over rows of type
- * t (not f32) read in place: `pf` the rows to prefetch meanwhile
- * (kv_prefetch_none if none), from its *pi-th take on. */
+ * t read in place (f32: rows widened by kv_q16_widen): `pf` the rows to
+ * prefetch meanwhile (kv_prefetch_none if none), from its *pi-th take on. */
 static inline void kv_q16_scores(const float *Qt, kvattn_type t, const unsigned char *K, size_t stride, int N, int d,
                                  float *St, const kv_prefetch_spans *pf, unsigned *pi) {
 #if KV_HAVE_AVX512
