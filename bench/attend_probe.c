@@ -14,7 +14,7 @@
 #include "attn/attn_core.h"
 #include "kernels/vec.h"
 
-#include <errno.h>
+#include "probe_args.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,16 +36,7 @@ static float uniform(uint64_t *s) { /* xorshift64, in [-1, 1) */
     return (float)(*s >> 40) * (2.0f / 16777216.0f) - 1.0f;
 }
 
-static int parse_int(const char *what, const char *s, int lo, int hi) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "attend_probe: %s '%s': expected an integer in [%d, %d]\n", what, s, lo, hi);
-        exit(2);
-    }
-    return (int)v;
-}
+static int parse_int(const char *what, const char *s, int lo, int hi) { return probe_int("attend_probe", what, s, lo, hi); }
 
 static float evict(const float *buf) {
     float s = 0.0f;

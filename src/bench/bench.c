@@ -4,6 +4,7 @@
 #include "attn/attn_layer.h"
 #include "kernels/ops.h"
 #include "kernels/vec.h"
+#include "bench/bench.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -32,13 +33,16 @@ static void fill_random(float *x, size_t n, uint64_t *s, float scale) {
 }
 
 /* Streams read at once by each thread. A core's hardware prefetchers keep each
- * sequential stream only so far ahead; one stream per core left ~30% of this
- * machine's bandwidth unused (21 vs 30 GB/s, 2 threads), so the bound is
- * measured the way the fastest reader (several far-apart streams) gets it. */
+ * sequential stream only so far ahead; one stream per core leaves part of this
+ * machine's bandwidth unused (`build/stream_probe 1 8`, bench/stream_probe.c),
+ * so the bound is measured the way the fastest reader (several far-apart
+ * streams) gets it. */
 #define READ_STREAMS 8
 
-/* Sum of a buffer, read once, in parallel; the result is used so the loads stay. */
-static float stream_sum(const float *x, size_t n, size_t *n_read) {
+/* Sum of a buffer, read once, in parallel, each thread reading `streams`
+ * far-apart parts of its share a cache line from each in turn; the result is
+ * used so the loads stay. *n_read: the floats read (whole lines). */
+static float stream_sum(const float *x, size_t n, int streams, size_t *n_read) {
     float total = 0.0f;
     size_t read = 0;
 #pragma omp parallel reduction(+ : total, read)
@@ -48,13 +52,13 @@ static float stream_sum(const float *x, size_t n, size_t *n_read) {
 #else
         const size_t t = 0, nt = 1;
 #endif
-        const size_t per = n / nt / READ_STREAMS / 16 * 16; /* floats per stream, whole cache lines */
-        const float *base = x + t * per * READ_STREAMS;
+        const size_t per = n / nt / (size_t)streams / 16 * 16; /* floats per stream, whole cache lines */
+        const float *base = x + t * per * (size_t)streams;
 #if KV_HAVE_AVX2
         __m256 acc = _mm256_setzero_ps(), acc2 = acc;
 #endif
-        for (size_t i = 0; i < per; i += 16) /* a cache line from each stream in turn (fastest here) */
-            for (int s = 0; s < READ_STREAMS; s++) {
+        for (size_t i = 0; i < per; i += 16)
+            for (int s = 0; s < streams; s++) {
                 const float *p = base + (size_t)s * per + i;
 #if KV_HAVE_AVX2
                 acc = _mm256_add_ps(acc, _mm256_load_ps(p));
@@ -68,10 +72,24 @@ static float stream_sum(const float *x, size_t n, size_t *n_read) {
 #if KV_HAVE_AVX2
         total += kv_hsum256(_mm256_add_ps(acc, acc2));
 #endif
-        read += per * READ_STREAMS;
+        read += per * (size_t)streams;
     }
     *n_read = read;
     return total;
+}
+
+double kv_read_gbps(const float *x, size_t n, int streams, int reps) {
+    double best = 1e30;
+    volatile float keep = 0.0f;
+    size_t n_read = 0;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        keep += stream_sum(x, n, streams, &n_read);
+        double t = now() - t0;
+        if (t < best) best = t;
+    }
+    (void)keep;
+    return (double)n_read * sizeof(float) / best / 1e9;
 }
 
 /* FMA throughput: 12 independent chains per thread, all in registers. */
@@ -113,21 +131,11 @@ kvattn_status kvattn_measure_machine(kvattn_machine_limits *out) {
     if (!x) return kv_fail(KVATTN_ERR_NOMEM, "measure machine: cannot allocate 512 MiB");
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) x[i] = (float)(i & 7); /* touched by the threads that will read it */
-    double best = 1e30;
-    volatile float keep = 0.0f;
-    size_t n_read = 0;
-    for (int r = 0; r < 5; r++) {
-        double t0 = now();
-        keep += stream_sum(x, n, &n_read);
-        double t = now() - t0;
-        if (t < best) best = t;
-    }
-    (void)keep;
+    out->read_gbps = kv_read_gbps(x, n, READ_STREAMS, 5);
     kv_free_aligned(x);
-    out->read_gbps = (double)n_read * sizeof(float) / best / 1e9;
     const long iters = 20000000;
     volatile double sink = 0.0;
-    best = 1e30;
+    double best = 1e30;
     for (int r = 0; r < 3; r++) {
         double t0 = now();
         sink += fma_run(iters);
@@ -187,7 +195,7 @@ kvattn_status kvattn_bench_attention(const kvattn_layer_config *cfg, int ctx, kv
             /* A decode step finds its layer's cache cold (every other layer and all the weights
              * were read since), so each step here starts after reading a buffer past the caches. */
             size_t n_read = 0;
-            evict_sink += stream_sum(evict, EVICT_FLOATS, &n_read);
+            evict_sink += stream_sum(evict, EVICT_FLOATS, READ_STREAMS, &n_read);
             double t0 = now();
             if (mla) st = kv_mla_attend(cfg, &w, cache, 0, ctx - 1, 1, q, o, mode);
             else if (kv_attend(q, 1, H, cfg->n_kv_heads, &kr, &vr, ctx - 1, scale, o) != 0)
