@@ -199,7 +199,8 @@ static void test_attend_core(void) {
  * read in place with 512-bit kernels, else tiles widened once into f32):
  * kv_attend against its twin for 16/32/48 queries, 1 or 2 KV heads, contexts
  * across tile borders and splits, separate V rows and V inside K (MLA's latent
- * rows), f32 rows of widths that are not a multiple of 16. */
+ * rows), f32 rows of widths that are not a multiple of 16, q8_0 rows whose last
+ * block is half used. */
 static void test_attend_many_queries(void) {
     test_rng r = {21};
     const int ctxs[] = {1, 17, 64, 65, 130, 300, 1000};
@@ -209,6 +210,8 @@ static void test_attend_many_queries(void) {
         int kd = 16 * test_randint(&r, 1, 12) - (it % 4 == 0 ? 3 : 0); /* f32 rows of any width */
         if (t == KVATTN_TYPE_Q8_0 && it % 8 == 3) kd = 32 * test_randint(&r, 1, 6); /* whole q8_0 blocks */
         int vd = shared ? kd - test_randint(&r, 0, kd - 1) : 16 * test_randint(&r, 1, 8);
+        if (t == KVATTN_TYPE_Q8_0 && it % 8 == 7) /* q8_0 rows whose last block is half used */
+            kd = 16 * (2 * test_randint(&r, 1, 5) + 1), vd = shared ? 16 * test_randint(&r, 1, kd / 16) : kd;
         int T = it % 5 == 4 ? 3 : 1, pos = ctxs[it % 7] - 1;
         double e = attend_vs_ref(&r, t, T, H, nkv, kd, vd, shared, pos);
         CHECK(e <= 1e-5, "attend, many queries per KV head, %s H=%d nkv=%d kd=%d vd=%d%s pos=%d T=%d: rel err %.3g",
@@ -338,8 +341,11 @@ static void test_q16_kernels(void) {
         kvattn_type t = cache_types[it % 4]; /* f32: the widened copy that q8_0 tiles are read through */
         int N = it < 3 ? it + 1 : it < 6 ? 64 + 2 * (it - 3) * 19 : test_randint(&r, 1, 70);
         int d = 16 * (it < 6 ? 36 : test_randint(&r, 1, 36));
-        if (t == KVATTN_TYPE_Q8_0) d = 32 * (it < 6 ? 18 : test_randint(&r, 1, 18)); /* q8_0 rows are whole blocks */
-        const int vd = it % 2 ? d : (t == KVATTN_TYPE_Q8_0 ? 32 * test_randint(&r, 1, d / 32) : 16 * test_randint(&r, 1, d / 16));
+        /* q8_0: whole blocks, or (it % 8 == 7) a last block half used, as the cache stores a width
+         * that is not a multiple of 32 */
+        if (t == KVATTN_TYPE_Q8_0)
+            d = it % 8 == 7 ? 16 * (2 * test_randint(&r, 0, 17) + 1) : 32 * (it < 6 ? 18 : test_randint(&r, 1, 18));
+        const int vd = it % 2 ? d : 16 * test_randint(&r, 1, d / 16);
         /* rows at strides longer than a row (2-byte aligned for f16/bf16), or back to back */
         const size_t rb = kvattn_row_bytes(t, d) + (size_t)(it % 3 == 2 ? 0 : (it % 3) * 4 + (t == KVATTN_TYPE_F32 ? 0 : 2));
         float *Q = malloc(sizeof(float) * 16 * (d + 5)), *Qt = kv_alloc_aligned(sizeof(float) * 16 * d);

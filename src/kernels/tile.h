@@ -37,6 +37,22 @@ static inline void kv_q8_0_scales(const unsigned char *rows, size_t stride, int 
     for (; k < n; k++) out[k] = _cvtsh_ss(((const kv_block_q8_0 *)(rows + (size_t)(k / nb) * stride))[k % nb].d);
 }
 
+/* Block scales of a q8_0 tile gathered once up front: 64 rows of 1024 elements. */
+#define KV_Q8_0_TILE_SCALES 2048
+
+/* The block scales of N q8_0 rows of d elements gathered into `scales`
+ * (kv_q8_0_scales), to be read by broadcast beside the multiply instead of
+ * widened per chunk; NULL when t is not q8_0, when d is not whole blocks (a
+ * row's blocks are then not d / 32: each chunk widens its own block's scale)
+ * or when the tile has more than KV_Q8_0_TILE_SCALES blocks. */
+static inline const float *kv_q8_0_tile_scales(kvattn_type t, const unsigned char *rows, size_t stride, int N, int d,
+                                               float *scales) {
+    if (t != KVATTN_TYPE_Q8_0 || d % KV_Q8_0_BLOCK || (size_t)N * (size_t)(d / KV_Q8_0_BLOCK) > KV_Q8_0_TILE_SCALES)
+        return NULL;
+    kv_q8_0_scales(rows, stride, N, d / KV_Q8_0_BLOCK, scales);
+    return scales;
+}
+
 /* 16 elements of a row at element c, as f32: f32/f16/bf16 at any c, q8_0 at c % 16 == 0. */
 static inline __m512 kv_load16_h(kvattn_type t, const unsigned char *row, int c) {
     if (t == KVATTN_TYPE_F32) return _mm512_loadu_ps((const float *)row + c);
@@ -294,9 +310,6 @@ static inline __attribute__((always_inline)) void kv_accum512_block(const float 
     }
 }
 
-/* Block scales of a q8_0 tile widened up front: 64 rows of 1024 elements. */
-#define KV_Q8_0_TILE_SCALES 2048
-
 /* Both products over all G queries: blocks of 4, a last block of 2 or 1 (3 = 2 + 1). */
 static inline __attribute__((always_inline)) void kv_tile512(int accumulate, const float *Q, int ldq, int G, kvattn_type t,
                                                              const unsigned char *KV, size_t stride, int N, int d, float *S,
@@ -304,11 +317,7 @@ static inline __attribute__((always_inline)) void kv_tile512(int accumulate, con
     /* q8_0: the tile's block scales widened once up front, then read by broadcast (a load beside
      * the multiply) instead of 3 µops of widening per block, row and query block */
     float scales[KV_Q8_0_TILE_SCALES];
-    const float *sc = NULL;
-    if (t == KVATTN_TYPE_Q8_0 && d % KV_Q8_0_BLOCK == 0 && (size_t)N * (size_t)(d / KV_Q8_0_BLOCK) <= KV_Q8_0_TILE_SCALES) {
-        kv_q8_0_scales(KV, stride, N, d / KV_Q8_0_BLOCK, scales);
-        sc = scales;
-    }
+    const float *sc = kv_q8_0_tile_scales(t, KV, stride, N, d, scales);
     for (int g = 0; g < G;) {
         const int ng = G - g >= 4 ? 4 : G - g >= 2 ? 2 : 1;
         const float *q[4];
@@ -619,7 +628,7 @@ static inline void kv_tile_accum_h(const float *P, int ldp, int G, kvattn_type t
  * sixteen outputs there over the whole tile. The queries are packed once as
  * Qt [d][16]; the softmax runs on St [N][16] a row of sixteen queries at a time,
  * and St is then the weights the accumulation broadcasts: no transposes.
- * d % 16 == 0 (q8_0: whole blocks). */
+ * d % 16 == 0 (q8_0 rows may end in a half-used block). */
 #define KV_Q16 16
 
 /* Whether a group of G queries over rows of type t goes through these blocks. */
@@ -715,11 +724,6 @@ static inline void kv_q16_accum_ref(const float *St, kvattn_type t, const unsign
 }
 
 #if KV_HAVE_AVX512
-/* Rows of a tile whose q8_0 block scales are gathered once up front (64 rows
- * of 576 columns: MLA's), then read by broadcast beside the multiply instead
- * of widened per chunk and query block. */
-#define KV_Q16_TILE_SCALES 1152
-
 /* 16 elements of a row at c (c % 16 == 0), as f32; q8_0 with its scale from sc (the row's block scales) when given. */
 static inline __attribute__((always_inline)) __m512 kv_q16_load(kvattn_type t, const unsigned char *row, int c,
                                                                 const float *sc) {
@@ -803,23 +807,13 @@ static inline __attribute__((always_inline)) void kv_q16_accum512(const float *S
     }
 }
 
-/* A q8_0 tile's block scales gathered into `scales` (NULL when the type is
- * not q8_0 or the tile has more blocks than KV_Q16_TILE_SCALES: then each
- * chunk widens its own). */
-static inline const float *kv_q16_tile_scales(kvattn_type t, const unsigned char *rows, size_t stride, int N, int d,
-                                              float *scales) {
-    if (t != KVATTN_TYPE_Q8_0 || (size_t)N * (size_t)(d / KV_Q8_0_BLOCK) > KV_Q16_TILE_SCALES) return NULL;
-    kv_q8_0_scales(rows, stride, N, d / KV_Q8_0_BLOCK, scales);
-    return scales;
-}
-
 /* One instance per element type, so each inner loop is free of type branches;
  * out of line: inlined into the attention loop, the compiler's register
  * allocation across it left an accumulator on the stack. */
 static KV_NOINLINE void kv_q16_scores_typed(const float *Qt, kvattn_type t, const unsigned char *K, size_t stride, int N,
                                             int d, float *St, const kv_prefetch_spans *pf, unsigned *pi) {
-    float scales[KV_Q16_TILE_SCALES];
-    const float *sc = kv_q16_tile_scales(t, K, stride, N, d, scales);
+    float scales[KV_Q8_0_TILE_SCALES];
+    const float *sc = kv_q8_0_tile_scales(t, K, stride, N, d, scales);
     switch (t) {
     case KVATTN_TYPE_F32: kv_q16_scores512(Qt, KVATTN_TYPE_F32, K, stride, N, d, St, NULL, pf, pi); return;
     case KVATTN_TYPE_F16: kv_q16_scores512(Qt, KVATTN_TYPE_F16, K, stride, N, d, St, NULL, pf, pi); return;
@@ -830,8 +824,8 @@ static KV_NOINLINE void kv_q16_scores_typed(const float *Qt, kvattn_type t, cons
 
 static KV_NOINLINE void kv_q16_accum_typed(const float *St, kvattn_type t, const unsigned char *V, size_t stride, int N,
                                            int d, float *O, int ldo, const kv_prefetch_spans *pf, unsigned *pi) {
-    float scales[KV_Q16_TILE_SCALES];
-    const float *sc = kv_q16_tile_scales(t, V, stride, N, d, scales);
+    float scales[KV_Q8_0_TILE_SCALES];
+    const float *sc = kv_q8_0_tile_scales(t, V, stride, N, d, scales);
     switch (t) {
     case KVATTN_TYPE_F32: kv_q16_accum512(St, KVATTN_TYPE_F32, V, stride, N, d, O, ldo, NULL, pf, pi); return;
     case KVATTN_TYPE_F16: kv_q16_accum512(St, KVATTN_TYPE_F16, V, stride, N, d, O, ldo, NULL, pf, pi); return;
@@ -852,8 +846,8 @@ static inline void kv_q16_widen_ref(kvattn_type t, const unsigned char *rows, si
 
 #if KV_HAVE_AVX512
 static KV_NOINLINE void kv_q16_widen512(kvattn_type t, const unsigned char *rows, size_t stride, int N, int d, float *W) {
-    float scales[KV_Q16_TILE_SCALES];
-    const float *sc = kv_q16_tile_scales(t, rows, stride, N, d, scales);
+    float scales[KV_Q8_0_TILE_SCALES];
+    const float *sc = kv_q8_0_tile_scales(t, rows, stride, N, d, scales);
     const int nb = d / KV_Q8_0_BLOCK;
     for (int j = 0; j < N; j++)
         for (int c = 0; c < d; c += 16)
