@@ -94,6 +94,13 @@ typedef struct {
     float *qp; /* q packed for kv_q16_scores: [group/16][k->dim][16] */
 } attn_lane;
 
+/* A query's outputs accumulated so far, times the online softmax's correction
+ * e^(m_old - m_new) (skipped when the running max did not move). */
+static void rescale_outputs(float *acc, int vd, float corr) {
+    if (corr != 1.0f)
+        for (int i = 0; i < vd; i++) acc[i] *= corr;
+}
+
 static void lane_start(attn_lane *ln, int group, int vd) {
     for (int g = 0; g < group; g++) {
         ln->m[g] = -INFINITY;
@@ -109,8 +116,7 @@ static void lane_start(attn_lane *ln, int group, int vd) {
  * widened once into f32 and reused by all. */
 typedef struct {
     int direct, q16, shared_v;
-    size_t k_bytes, v_bytes; /* one stored row */
-    int ahead;               /* rows read in place: prefetch distance in rows */
+    int ahead; /* rows read in place: prefetch distance in rows */
 } tile_reads;
 
 static tile_reads tile_reads_of(int group, const kv_rows *k, const kv_rows *v) {
@@ -118,9 +124,8 @@ static tile_reads tile_reads_of(int group, const kv_rows *k, const kv_rows *v) {
     tr.q16 = k->type == v->type && kv_q16_ok(k->type, group, k->dim, v->dim);
     tr.direct = !tr.q16 && k->type != KVATTN_TYPE_F32 && group <= 4 && k->dim % 8 == 0 && v->dim % 8 == 0;
     tr.shared_v = v_in_k(k, v);
-    tr.k_bytes = kvattn_row_bytes(k->type, k->dim);
-    tr.v_bytes = kvattn_row_bytes(v->type, v->dim);
-    size_t row = tr.k_bytes > tr.v_bytes ? tr.k_bytes : tr.v_bytes;
+    const size_t k_bytes = kvattn_row_bytes(k->type, k->dim), v_bytes = kvattn_row_bytes(v->type, v->dim);
+    const size_t row = k_bytes > v_bytes ? k_bytes : v_bytes;
     tr.ahead = row >= PREFETCH_BYTES ? 1 : (int)(PREFETCH_BYTES / row);
     return tr;
 }
@@ -173,9 +178,7 @@ static void q16_blocks(const attn_lane *ln, int group, kvattn_type t, const unsi
         float corr[KV_Q16], *acc = ln->acc + (size_t)b * vd;
         kv_q16_scores(ln->qp + (size_t)b * kd, t, kt, ks, n, kd, st, pf_k, &taken_k);
         kv_q16_softmax(st, n, scale, ln->m + b, ln->l + b, corr);
-        for (int i = 0; i < KV_Q16; i++)
-            if (corr[i] != 1.0f)
-                for (int c = 0; c < vd; c++) acc[(size_t)i * vd + c] *= corr[i];
+        for (int i = 0; i < KV_Q16; i++) rescale_outputs(acc + (size_t)i * vd, vd, corr[i]);
         kv_q16_accum(st, t, vt, vs, n, vd, acc, vd, pf_v, &taken_v);
     }
 }
@@ -236,10 +239,7 @@ static void attend_tile(const attn_lane *ln, int group, const kv_rows *k, const 
     for (int g = 0; g < group; g++) {
         float *sg = s + (size_t)g * KV_TILE, mt = kv_scale_max(sg, scale, ln->m[g], nt);
         float corr = expf(ln->m[g] - mt); /* 0 on the first tile */
-        if (corr != 1.0f) {
-            float *ag = ln->acc + (size_t)g * vd;
-            for (int i = 0; i < vd; i++) ag[i] *= corr;
-        }
+        rescale_outputs(ln->acc + (size_t)g * vd, vd, corr);
         ln->l[g] = ln->l[g] * corr + kv_exp_shift_sum(sg, mt, sg, nt);
         ln->m[g] = mt;
     }

@@ -32,8 +32,8 @@ void kv_gemv_rows(float *y, const float *x, kvattn_matrix W, int row0, int n, in
 
 /* y[i] = W[i]·x for one token (decode). Each thread takes an equal share of the
  * rows and reads KV_DOT_ROWS far-apart parts of it at once (kv_gemv_rows): a
- * single stream per core leaves about a third of this machine's bandwidth
- * unused (see bench.c). */
+ * single stream per core leaves part of this machine's bandwidth unused
+ * (bench/stream_probe.c). */
 static void gemv(float *y, const float *x, kvattn_matrix W, int n, int k) {
 #pragma omp parallel if ((long)n * k > 32768)
     {

@@ -837,7 +837,7 @@ static KV_NOINLINE void kv_q16_accum_typed(const float *St, kvattn_type t, const
 
 /* N rows of type t (`stride` bytes apart) → f32 rows W [N][d]. For q8_0 caches
  * the 16-query products read such a copy, a part of a tile at a time: a q8_0
- * chunk widens in 3 vector µops (f16: about one), and MLA reads its rows
+ * chunk widens in 3 vector µops (f16: 2), and MLA reads its rows
  * twice, MQA once per block of 16 queries. */
 static inline void kv_q16_widen_ref(kvattn_type t, const unsigned char *rows, size_t stride, int N, int d, float *W) {
     for (int j = 0; j < N; j++)
