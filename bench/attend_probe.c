@@ -14,27 +14,13 @@
 #include "attn/attn_core.h"
 #include "kernels/vec.h"
 
-#include "probe_args.h"
+#include "probe_util.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define EVICT_FLOATS ((size_t)512 << 20 >> 2) /* read between steps: past L2 and this machine's 300 MiB L3 */
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static float uniform(uint64_t *s) { /* xorshift64, in [-1, 1) */
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return (float)(*s >> 40) * (2.0f / 16777216.0f) - 1.0f;
-}
 
 static int parse_int(const char *what, const char *s, int lo, int hi) { return probe_int("attend_probe", what, s, lo, hi); }
 
@@ -59,16 +45,8 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[a], "--warm")) warm = 1;
         else if (!strcmp(argv[a], "--reps") && a + 1 < argc) reps = parse_int("--reps", argv[++a], 1, 100000);
         else if (!strcmp(argv[a], "--v-dim") && a + 1 < argc) vdim = parse_int("--v-dim", argv[++a], 1, D);
-        else if (!strcmp(argv[a], "--type") && a + 1 < argc) {
-            const char *t = argv[++a];
-            if (!strcmp(t, "f16")) type = KVATTN_TYPE_F16;
-            else if (!strcmp(t, "bf16")) type = KVATTN_TYPE_BF16;
-            else if (!strcmp(t, "q8_0")) type = KVATTN_TYPE_Q8_0;
-            else {
-                fprintf(stderr, "attend_probe: --type '%s': expected f16, bf16 or q8_0\n", t);
-                return 2;
-            }
-        } else {
+        else if (!strcmp(argv[a], "--type") && a + 1 < argc) type = probe_type("attend_probe", argv[++a], 0);
+        else {
             fprintf(stderr, "attend_probe: unknown or incomplete option '%s'\n", argv[a]);
             return 2;
         }
@@ -99,10 +77,10 @@ int main(int argc, char **argv) {
     }
     uint64_t seed = 0x9e3779b97f4a7c15ull;
     for (size_t r = 0; r < n_heads_stored * (size_t)N; r++) {
-        for (int c = 0; c < D; c++) x[c] = uniform(&seed);
+        for (int c = 0; c < D; c++) x[c] = probe_uniform(&seed);
         kv_row_store(type, x, rows + r * row, D);
     }
-    for (size_t i = 0; i < (size_t)H * D; i++) q[i] = uniform(&seed);
+    for (size_t i = 0; i < (size_t)H * D; i++) q[i] = probe_uniform(&seed);
     if (evict_buf) memset(evict_buf, 0, EVICT_FLOATS * sizeof(float));
     const kv_rows k = {type, rows, head, row, D};
     const kv_rows v = vdim ? (kv_rows){type, rows, head, row, vdim} : (kv_rows){type, rows + head * KVH, head, row, D};
@@ -125,9 +103,9 @@ int main(int argc, char **argv) {
     volatile float sink = 0.0f;
     for (int r = 0; r < reps; r++) {
         if (!warm) sink += evict(evict_buf);
-        const double t0 = now();
+        const double t0 = probe_now();
         kv_attend(q, 1, H, KVH, &k, &v, N - 1, scale, out);
-        const double t = now() - t0;
+        const double t = probe_now() - t0;
         if (t < best) best = t;
     }
     (void)sink;

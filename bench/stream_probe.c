@@ -11,7 +11,7 @@
 #include "bench/bench.h"
 #include "internal.h"
 
-#include "probe_args.h"
+#include "probe_util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

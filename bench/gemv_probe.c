@@ -1,0 +1,104 @@
+/* gemv_probe: the decode projection (kv_matmul of one token) alone, against
+ * this machine's read bandwidth measured in the same run: the figure behind
+ * the README's "the projections run at the bandwidth".
+ *
+ *   gemv_probe ROWS COLS [--mats N] [--type f32|f16|bf16|q8_0] [--reps R] [--mib M]
+ *
+ * Multiplies N distinct ROWS × COLS weight matrices (default 16), one after
+ * another as a token's projections are, and prints the best of R passes
+ * (default 5) in GB/s of weights read, with the bandwidth kvattn bench uses
+ * (an M MiB buffer, default 512, eight streams per thread; the higher of the
+ * readings before and after). One product is first checked against the
+ * scalar twin, kv_matmul_ref; a mismatch exits 1. Threads: OMP_NUM_THREADS. */
+#define _POSIX_C_SOURCE 200809L
+#include "bench/bench.h"
+#include "internal.h"
+#include "kernels/ops.h"
+#include "kernels/vec.h"
+
+#include "probe_util.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int parse_int(const char *what, const char *s, int lo, int hi) { return probe_int("gemv_probe", what, s, lo, hi); }
+
+static double bandwidth(float *buf, size_t n) { return kv_read_gbps(buf, n, 8, 3); }
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: gemv_probe ROWS COLS [--mats N] [--type f32|f16|bf16|q8_0] [--reps R] [--mib M]\n");
+        return 2;
+    }
+    const int rows = parse_int("ROWS", argv[1], 1, 1 << 20), cols = parse_int("COLS", argv[2], 1, 1 << 20);
+    int mats = 16, reps = 5, mib = 512;
+    kvattn_type type = KVATTN_TYPE_F16;
+    for (int a = 3; a < argc; a++) {
+        if (!strcmp(argv[a], "--mats") && a + 1 < argc) mats = parse_int("--mats", argv[++a], 1, 4096);
+        else if (!strcmp(argv[a], "--reps") && a + 1 < argc) reps = parse_int("--reps", argv[++a], 1, 100000);
+        else if (!strcmp(argv[a], "--mib") && a + 1 < argc) mib = parse_int("--mib", argv[++a], 1, 65536);
+        else if (!strcmp(argv[a], "--type") && a + 1 < argc) type = probe_type("gemv_probe", argv[++a], 1);
+        else {
+            fprintf(stderr, "gemv_probe: unknown or incomplete option '%s'\n", argv[a]);
+            return 2;
+        }
+    }
+    if (type == KVATTN_TYPE_Q8_0 && cols % 32) {
+        fprintf(stderr, "gemv_probe: COLS %d: q8_0 rows are whole blocks of 32\n", cols);
+        return 2;
+    }
+
+    const size_t row_bytes = kvattn_row_bytes(type, cols), mat_bytes = row_bytes * (size_t)rows;
+    const size_t probe_floats = (size_t)mib << 20 >> 2;
+    unsigned char **w = calloc((size_t)mats, sizeof *w);
+    float *x = malloc(sizeof(float) * (size_t)cols), *y = malloc(sizeof(float) * (size_t)rows);
+    float *want = malloc(sizeof(float) * (size_t)rows), *buf = kv_alloc_aligned(probe_floats * sizeof(float));
+    int ok = w && x && y && want && buf;
+    for (int m = 0; ok && m < mats; m++) ok = (w[m] = kv_alloc_aligned(mat_bytes)) != NULL;
+    if (!ok) {
+        fprintf(stderr, "gemv_probe: out of memory (%d matrices of %zu bytes)\n", mats, mat_bytes);
+        return 1;
+    }
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    for (int c = 0; c < cols; c++) x[c] = probe_uniform(&seed);
+    float *row = malloc(sizeof(float) * (size_t)cols);
+    if (!row) return 1;
+    for (int m = 0; m < mats; m++)
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) row[c] = probe_uniform(&seed);
+            kv_row_store(type, row, w[m] + (size_t)r * row_bytes, cols);
+        }
+    free(row);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < probe_floats; i++) buf[i] = (float)(i & 7);
+
+    /* one product against the scalar twin: the same terms summed in another order, each
+     * |w·x| ≤ 1, so the two differ by at most cols · 2^-23 (bound taken with a 3× margin) */
+    const kvattn_matrix W0 = {w[0], type};
+    kv_matmul(y, x, W0, 1, rows, cols);
+    kv_matmul_ref(want, x, W0, 1, rows, cols);
+    double err = 0.0;
+    for (int r = 0; r < rows; r++) err = fmax(err, fabs((double)y[r] - want[r]));
+    if (!(err <= 3.6e-7 * cols)) {
+        fprintf(stderr, "gemv_probe: kv_matmul differs from kv_matmul_ref by %.3g\n", err);
+        return 1;
+    }
+
+    const double gbps_before = bandwidth(buf, probe_floats);
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        const double t0 = probe_now();
+        for (int m = 0; m < mats; m++) kv_matmul(y, x, (kvattn_matrix){w[m], type}, 1, rows, cols);
+        const double t = probe_now() - t0;
+        if (t < best) best = t;
+    }
+    const double gbps_after = bandwidth(buf, probe_floats), limit = fmax(gbps_before, gbps_after);
+    const double gbps = (double)mat_bytes * mats / best / 1e9;
+    printf("%d × %d × %d %s: %.2f GB/s, %.0f%% of the read bandwidth (%.2f GB/s; max err %.2g)\n", mats, rows, cols,
+           kvattn_type_name(type), gbps, 100.0 * gbps / limit, limit, err);
+    for (int m = 0; m < mats; m++) kv_free_aligned(w[m]);
+    kv_free_aligned(buf);
+    free(w), free(x), free(y), free(want);
+    return 0;
+}
