@@ -53,8 +53,9 @@ int main(int argc, char **argv) {
     const size_t probe_floats = (size_t)mib << 20 >> 2;
     unsigned char **w = calloc((size_t)mats, sizeof *w);
     float *x = malloc(sizeof(float) * (size_t)cols), *y = malloc(sizeof(float) * (size_t)rows);
-    float *want = malloc(sizeof(float) * (size_t)rows), *buf = kv_alloc_aligned(probe_floats * sizeof(float));
-    int ok = w && x && y && want && buf;
+    float *want = malloc(sizeof(float) * (size_t)rows), *row = malloc(sizeof(float) * (size_t)cols);
+    float *buf = kv_read_buffer(probe_floats);
+    int ok = w && x && y && want && row && buf;
     for (int m = 0; ok && m < mats; m++) ok = (w[m] = kv_alloc_aligned(mat_bytes)) != NULL;
     if (!ok) {
         fprintf(stderr, "gemv_probe: out of memory (%d matrices of %zu bytes)\n", mats, mat_bytes);
@@ -62,16 +63,12 @@ int main(int argc, char **argv) {
     }
     uint64_t seed = 0x9e3779b97f4a7c15ull;
     for (int c = 0; c < cols; c++) x[c] = probe_uniform(&seed);
-    float *row = malloc(sizeof(float) * (size_t)cols);
-    if (!row) return 1;
     for (int m = 0; m < mats; m++)
         for (int r = 0; r < rows; r++) {
             for (int c = 0; c < cols; c++) row[c] = probe_uniform(&seed);
             kv_row_store(type, row, w[m] + (size_t)r * row_bytes, cols);
         }
     free(row);
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < probe_floats; i++) buf[i] = (float)(i & 7);
 
     /* one product against the scalar twin: the same terms summed in another order, each
      * |w·x| ≤ 1, so the two differ by at most cols · 2^-23 (bound taken with a 3× margin) */

@@ -36,13 +36,11 @@ int main(int argc, char **argv) {
         return 2;
     }
     const size_t n = (size_t)mib << 20 >> 2;
-    float *x = kv_alloc_aligned(n * sizeof(float));
+    float *x = kv_read_buffer(n);
     if (!x) {
         fprintf(stderr, "stream_probe: cannot allocate %d MiB\n", mib);
         return 1;
     }
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) x[i] = (float)(i & 7); /* touched by the threads that will read it */
     double best[MAX_COUNTS] = {0};
     for (int r = 0; r < rounds; r++)
         for (int c = 0; c < n_counts; c++) {

@@ -78,6 +78,14 @@ static float stream_sum(const float *x, size_t n, int streams, size_t *n_read) {
     return total;
 }
 
+float *kv_read_buffer(size_t n) {
+    float *x = kv_alloc_aligned(n * sizeof(float));
+    if (!x) return NULL;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) x[i] = (float)(i & 7);
+    return x;
+}
+
 double kv_read_gbps(const float *x, size_t n, int streams, int reps) {
     double best = 1e30;
     volatile float keep = 0.0f;
@@ -127,10 +135,8 @@ static double fma_run(long iters) {
 kvattn_status kvattn_measure_machine(kvattn_machine_limits *out) {
     if (!out) return kv_fail(KVATTN_ERR_INVALID_ARG, "measure machine: NULL");
     const size_t n = (size_t)512 << 20 >> 2; /* 512 MiB: far past any cache */
-    float *x = kv_alloc_aligned(n * sizeof(float));
+    float *x = kv_read_buffer(n);
     if (!x) return kv_fail(KVATTN_ERR_NOMEM, "measure machine: cannot allocate 512 MiB");
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) x[i] = (float)(i & 7); /* touched by the threads that will read it */
     out->read_gbps = kv_read_gbps(x, n, READ_STREAMS, 5);
     kv_free_aligned(x);
     const long iters = 20000000;
@@ -174,13 +180,9 @@ kvattn_status kvattn_bench_attention(const kvattn_layer_config *cfg, int ctx, kv
     float *wkv_b = malloc(sizeof(float) * wkv_b_n);
     uint16_t *wkv_b16 = malloc(sizeof(uint16_t) * wkv_b_n);
     double *t = malloc(sizeof(double) * (size_t)reps);
-    float *evict = kv_alloc_aligned(EVICT_FLOATS * sizeof(float));
+    float *evict = kv_read_buffer(EVICT_FLOATS);
     volatile float evict_sink = 0.0f;
     if (!q || !o || !wkv_b || !wkv_b16 || !t || !evict) st = kv_fail(KVATTN_ERR_NOMEM, "bench: out of memory");
-    else {
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < EVICT_FLOATS; i++) evict[i] = 0.0f;
-    }
     if (st == KVATTN_OK) st = kvattn_cache_fill_random(cache, 0, ctx, seed);
     if (st == KVATTN_OK) {
         fill_random(q, (size_t)H * dq, &seed, 1.0f);

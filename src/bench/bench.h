@@ -10,4 +10,9 @@
  * aligned). */
 double kv_read_gbps(const float *x, size_t n, int streams, int reps);
 
+/* n floats, 64-byte aligned, each page first touched by the thread (static
+ * schedule) that kv_read_gbps and the bench's cache-evicting reads have read
+ * it; NULL if out of memory. Free with kv_free_aligned. */
+float *kv_read_buffer(size_t n);
+
 #endif
