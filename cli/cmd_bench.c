@@ -65,7 +65,8 @@ static int bench_model(const char *path, const char *tok, const int64_t *depths,
     /* Bytes one generated token reads: every weight, except the experts no token routes to. */
     double wbytes = (double)kvattn_model_weight_bytes(m);
     if (d->n_routed_experts > 0) { /* less the share of expert weights no token of this step routes to */
-        int moe_layers = d->n_layers - d->n_dense_layers;
+        int moe_layers = 0;
+        for (int l = 0; l < d->n_layers; l++) moe_layers += kvattn_model_is_moe_layer(d, l);
         double share = (double)(d->n_routed_experts - d->n_active_experts) / d->n_routed_experts;
         double params_all = (double)kvattn_model_params(d);
         double params_exp = 3.0 * a->d_model * (double)d->moe_ffn_dim * d->n_routed_experts * moe_layers;

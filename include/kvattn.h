@@ -319,6 +319,10 @@ kvattn_status kvattn_model_from_hf_config(const char *path, kvattn_model_desc *o
  * Returns -1 for an invalid description or on overflow. */
 int64_t kvattn_model_params(const kvattn_model_desc *m);
 
+/* Whether `layer` has a mixture-of-experts FFN: after the n_dense_layers
+ * leading dense layers, every moe_layer_freq-th layer of an MoE model. */
+int kvattn_model_is_moe_layer(const kvattn_model_desc *m, int layer);
+
 /* The same layer in another design, keeping d_model, n_heads and the
  * per-head width: "mha", "mqa", "gqa:G" (G divides n_heads), "mla:DC+DR"
  * (d_nope = d_v = the head width; no query compression). From an MLA layer

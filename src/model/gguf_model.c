@@ -3,7 +3,7 @@
  * metadata (tokenizer.ggml.model "llama" or "gpt2"). GGUF's llama Q/K rows
  * are in the original (adjacent-pair) RoPE layout. */
 #include "gguf.h"
-#include "model.h"
+#include "loaders.h"
 #include "tokenizer.h"
 
 #include <math.h>
@@ -171,7 +171,7 @@ static void llama_blocks(builder *b) {
     uint64_t D = (uint64_t)a->d_model, qd = (uint64_t)a->n_heads * a->head_dim, kvd = (uint64_t)a->n_kv_heads * a->head_dim;
     uint64_t F = (uint64_t)m->desc.ffn_dim;
     for (int l = 0; l < m->desc.n_layers && b->st == KVATTN_OK; l++) {
-        kv_block *k = &m->blocks[l];
+        kv_layer *k = &m->layers[l];
         char nm[96];
 #define BLK(s) (snprintf(nm, sizeof nm, "blk.%d." s, l), nm)
         k->attn_norm = vector(b, BLK("attn_norm.weight"), D);
@@ -273,7 +273,7 @@ static void deepseek2_blocks(builder *b) {
     const uint64_t dv = (uint64_t)a->v_head_dim, dq = dn + dr, F = (uint64_t)d->ffn_dim;
     const uint64_t E = (uint64_t)d->n_routed_experts, Fm = (uint64_t)d->moe_ffn_dim, S = (uint64_t)d->n_shared_experts;
     for (int l = 0; l < d->n_layers && b->st == KVATTN_OK; l++) {
-        kv_block *k = &m->blocks[l];
+        kv_layer *k = &m->layers[l];
         char nm[96];
 #define BLK(s) (snprintf(nm, sizeof nm, "blk.%d." s, l), nm)
         k->attn_norm = vector(b, BLK("attn_norm.weight"), D);
@@ -296,7 +296,7 @@ static void deepseek2_blocks(builder *b) {
         }
         k->attn.wo = matrix(b, BLK("attn_output.weight"), H * dv, D);
         k->ffn_norm = vector(b, BLK("ffn_norm.weight"), D);
-        if (E == 0 || l < d->n_dense_layers) {
+        if (!kvattn_model_is_moe_layer(d, l)) {
             k->ffn_gate = matrix(b, BLK("ffn_gate.weight"), D, F);
             k->ffn_up = matrix(b, BLK("ffn_up.weight"), D, F);
             k->ffn_down = matrix(b, BLK("ffn_down.weight"), F, D);
@@ -323,7 +323,8 @@ static void deepseek2_blocks(builder *b) {
     }
 }
 
-kvattn_status kv_load_gguf(const char *path, kvattn_model *m) {
+kvattn_status kv_load_gguf(const char *path, const char *tokenizer_path, kvattn_model *m) {
+    (void)tokenizer_path; /* the vocabulary is in the file; load.c applies an explicit one */
     kv_mapping map;
     kvattn_status st = kv_map_file(path, &map);
     if (st != KVATTN_OK) return st;
@@ -366,7 +367,7 @@ kvattn_status kv_load_gguf(const char *path, kvattn_model *m) {
         b.st = kv_fail(KVATTN_ERR_FORMAT, "%s: token_embd.weight has %lld rows", path, (long long)V);
     if (b.st == KVATTN_OK) {
         d->vocab_size = V;
-        if (!(m->blocks = calloc((size_t)d->n_layers, sizeof *m->blocks))) b.st = kv_fail(KVATTN_ERR_NOMEM, "out of memory");
+        if (!(m->layers = calloc((size_t)d->n_layers, sizeof *m->layers))) b.st = kv_fail(KVATTN_ERR_NOMEM, "out of memory");
     }
     uint64_t D = (uint64_t)d->attn.d_model;
     m->tok_embd = matrix(&b, "token_embd.weight", D, (uint64_t)V);

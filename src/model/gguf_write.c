@@ -383,7 +383,7 @@ static kvattn_status write_llama(kvattn_gguf_writer *w, const kvattn_model *m, k
     if (!st && hd * H != D) st = kvattn_gguf_set_u32(w, "llama.attention.value_length", (uint32_t)hd);
     if (!st) st = kvattn_gguf_set_u32(w, "llama.rope.dimension_count", (uint32_t)(a->rope.n_rot ? a->rope.n_rot : hd));
     for (int l = 0; !st && l < d->n_layers; l++) {
-        const kv_block *b = &m->blocks[l];
+        const kv_layer *b = &m->layers[l];
         char nm[64];
 #define BLK(s) (snprintf(nm, sizeof nm, "blk.%d." s, l), nm)
         st = add_vector(w, BLK("attn_norm.weight"), b->attn_norm, D);
@@ -408,7 +408,7 @@ static kvattn_status write_deepseek2(kvattn_gguf_writer *w, const kvattn_model *
     const int D = a->d_model, H = a->n_heads, ql = a->q_lora_rank, dc = a->kv_lora_rank, dr = a->qk_rope_head_dim;
     const int dn = a->qk_nope_head_dim, dv = a->v_head_dim, F = (int)d->ffn_dim, E = d->n_routed_experts;
     const int Fm = (int)d->moe_ffn_dim, S = d->n_shared_experts;
-    const int split = m->blocks[0].attn.wkv_b.data == NULL;
+    const int split = m->layers[0].attn.wkv_b.data == NULL;
     kvattn_status st = common_head(w, m, "deepseek2", type);
     if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.attention.head_count_kv", split ? 1 : (uint32_t)H);
     /* Written even when 0: llama.cpp otherwise assumes a q_lora_rank unless the layer count is V2-Lite's. */
@@ -449,7 +449,7 @@ static kvattn_status write_deepseek2(kvattn_gguf_writer *w, const kvattn_model *
         }
     }
     for (int l = 0; !st && l < d->n_layers; l++) {
-        const kv_block *b = &m->blocks[l];
+        const kv_layer *b = &m->layers[l];
         const kvattn_layer_weights *aw = &b->attn;
         char nm[64];
 #define BLK(s) (snprintf(nm, sizeof nm, "blk.%d." s, l), nm)

@@ -2,7 +2,7 @@
  * int32 (dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size,
  * seq_len; vocab_size < 0 means a separate classifier), then f32 arrays.
  * The format has no magic: the file size must match the header exactly. */
-#include "model.h"
+#include "loaders.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -68,8 +68,8 @@ kvattn_status kv_load_llama2c(const char *path, const char *tokenizer_path, kvat
     desc->tied_embeddings = shared;
     desc->context_length = S;
     m->norm_eps = 1e-5f;
-    m->blocks = calloc((size_t)L, sizeof *m->blocks);
-    if (!m->blocks) return kv_fail(KVATTN_ERR_NOMEM, "%s: out of memory", path);
+    m->layers = calloc((size_t)L, sizeof *m->layers);
+    if (!m->layers) return kv_fail(KVATTN_ERR_NOMEM, "%s: out of memory", path);
 
     cursor c = {(const float *)((const char *)map.addr + 28), NULL};
     m->tok_embd = kvattn_f32_matrix(take(&c, (uint64_t)V * d));
@@ -80,7 +80,7 @@ kvattn_status kv_load_llama2c(const char *path, const char *tokenizer_path, kvat
     take(&c, (uint64_t)S * hs); /* the obsolete RoPE tables */
     m->output = shared ? m->tok_embd : kvattn_f32_matrix(take(&c, (uint64_t)V * d));
     for (int i = 0; i < L; i++) {
-        kv_block *b = &m->blocks[i];
+        kv_layer *b = &m->layers[i];
         b->attn_norm = attn_norm + (uint64_t)i * d;
         b->ffn_norm = ffn_norm + (uint64_t)i * d;
         b->attn.wq = kvattn_f32_matrix(wq + (uint64_t)i * d * d);

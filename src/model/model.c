@@ -1,4 +1,4 @@
-/* Loading: format detection, mapping, ownership. */
+/* What a loaded model holds and how it keeps it: files mapped, buffers owned. */
 #define _POSIX_C_SOURCE 200809L
 #include "model.h"
 
@@ -67,51 +67,9 @@ void kvattn_model_free(kvattn_model *m) {
     for (int i = 0; i < m->n_maps; i++) kv_unmap(&m->maps[i]);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
-    free(m->blocks);
+    free(m->layers);
     kvattn_tokenizer_free(m->tokenizer);
     free(m);
-}
-
-static int is_dir(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static int ends_with(const char *s, const char *suffix) {
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && !strcmp(s + a - b, suffix);
-}
-
-kvattn_status kvattn_model_load(const char *path, const char *tokenizer_path, kvattn_model **out) {
-    if (!path || !out) return kv_fail(KVATTN_ERR_INVALID_ARG, "model: NULL argument");
-    *out = NULL;
-    kvattn_model *m = calloc(1, sizeof *m);
-    if (!m) return kv_fail(KVATTN_ERR_NOMEM, "model: out of memory");
-    kvattn_status st;
-    char magic[4] = {0};
-    FILE *f = is_dir(path) ? NULL : fopen(path, "rb");
-    size_t got = f ? fread(magic, 1, 4, f) : 0;
-    if (f) fclose(f);
-    if (is_dir(path) || ends_with(path, ".safetensors") || ends_with(path, ".json")) {
-        st = kv_load_safetensors(path, m);
-    } else if (!f && !is_dir(path)) {
-        st = kv_fail(KVATTN_ERR_IO, "%s: cannot open", path);
-    } else if (got == 4 && !memcmp(magic, "GGUF", 4)) {
-        st = kv_load_gguf(path, m);
-    } else {
-        st = kv_load_llama2c(path, tokenizer_path, m);
-    }
-    if (st == KVATTN_OK && tokenizer_path) { /* an explicit tokenizer.bin wins over one in the file */
-        kvattn_tokenizer_free(m->tokenizer);
-        m->tokenizer = NULL;
-        st = kvattn_tokenizer_load_llama2c(tokenizer_path, (int)m->desc.vocab_size, &m->tokenizer);
-    }
-    if (st != KVATTN_OK) {
-        kvattn_model_free(m);
-        return st;
-    }
-    *out = m;
-    return KVATTN_OK;
 }
 
 const kvattn_model_desc *kvattn_model_describe(const kvattn_model *m) { return m ? &m->desc : NULL; }

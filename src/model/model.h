@@ -1,11 +1,12 @@
 /* A loaded transformer: its shapes, its weights (mapped in place or owned),
- * its tokenizer. Shared by the loaders and the forward pass. */
+ * its tokenizer; and the helpers that keep them (model.c). Shared by the
+ * loaders, the writer and the forward pass; it calls none of them. */
 #ifndef KVATTN_MODEL_H
 #define KVATTN_MODEL_H
 
 #include "internal.h"
 
-/* One transformer block (pre-norm, like llama2.c's run.c). The FFN is dense
+/* One transformer layer (pre-norm, like llama2.c's run.c). The FFN is dense
  * (ffn_*) or a mixture of experts (router.data set): routed experts chosen
  * per token, plus always-on shared experts. */
 typedef struct {
@@ -24,12 +25,7 @@ typedef struct {
     kvattn_matrix sh_gate;      /* [n_shared·moe_ffn_dim][d_model] or none  */
     kvattn_matrix sh_up;
     kvattn_matrix sh_down;      /* [d_model][n_shared·moe_ffn_dim]          */
-} kv_block;
-
-/* MoE routing of one token: top-k experts and their weights.
- *   logits [n_experts] → idx [k], weight [k] */
-void kv_moe_route(const kvattn_model_desc *d, const float *logits, const float *bias, int *idx, float *weight,
-                  float *scratch /* [2·n_experts] */);
+} kv_layer;
 
 typedef struct {
     void *addr;
@@ -43,7 +39,7 @@ struct kvattn_model {
     kvattn_matrix tok_embd;     /* [vocab][d_model]                            */
     kvattn_matrix output;       /* [vocab][d_model] (tok_embd when tied)       */
     const float *out_norm;      /* [d_model]                                   */
-    kv_block *blocks;           /* [n_layers]                                  */
+    kv_layer *layers;           /* [n_layers]                                  */
     kvattn_tokenizer *tokenizer;
     uint64_t weight_bytes;
     kv_mapping maps[64];        /* mapped files (safetensors shards)           */
@@ -62,8 +58,5 @@ void *kv_model_own(kvattn_model *m, void *p);
 /* A tensor's f32 copy when it is not f32 (norm vectors), owned by the model. */
 const float *kv_model_f32_vector(kvattn_model *m, const void *data, kvattn_type type, int n);
 
-kvattn_status kv_load_llama2c(const char *path, const char *tokenizer_path, kvattn_model *m);
-kvattn_status kv_load_gguf(const char *path, kvattn_model *m);
-kvattn_status kv_load_safetensors(const char *path, kvattn_model *m);
 
 #endif

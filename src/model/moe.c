@@ -8,7 +8,7 @@
  *           Hugging Face's modeling code fills 0 instead)
  *   top-k experts by choice (lowest index on ties); weight = probs, then
  *   normalised to sum 1 when expert_weights_norm, times expert_weights_scale. */
-#include "model.h"
+#include "moe.h"
 
 #include <math.h>
 #include <string.h>

@@ -2,7 +2,7 @@
  * by model.safetensors.index.json) + tokenizer.json, Llama layout. HF stores
  * Q/K rows for rotate_half RoPE, so the pairing is half-split. Tensors are
  * used in place when their dtype and alignment allow, else converted once. */
-#include "model.h"
+#include "loaders.h"
 #include "tokenizer.h"
 
 #include "kernels/vec.h"
@@ -293,7 +293,7 @@ static void deepseek_blocks(st_index *ix) {
     const uint64_t dv = (uint64_t)a->v_head_dim, F = (uint64_t)d->ffn_dim, E = (uint64_t)d->n_routed_experts;
     const uint64_t Fm = (uint64_t)d->moe_ffn_dim, S = (uint64_t)d->n_shared_experts;
     for (int l = 0; l < d->n_layers && ix->st == KVATTN_OK; l++) {
-        kv_block *b = &m->blocks[l];
+        kv_layer *b = &m->layers[l];
         char nm[160];
 #define T(s) (snprintf(nm, sizeof nm, "model.layers.%d." s, l), nm)
         b->attn_norm = st_vector(ix, T("input_layernorm.weight"), D);
@@ -309,8 +309,7 @@ static void deepseek_blocks(st_index *ix) {
         b->attn.wkv_b = st_matrix(ix, T("self_attn.kv_b_proj.weight"), H * (dn + dv), dc);
         b->attn.wo = st_matrix(ix, T("self_attn.o_proj.weight"), D, H * dv);
         b->ffn_norm = st_vector(ix, T("post_attention_layernorm.weight"), D);
-        int moe = E > 0 && l >= d->n_dense_layers && l % (d->moe_layer_freq > 0 ? d->moe_layer_freq : 1) == 0;
-        if (!moe) {
+        if (!kvattn_model_is_moe_layer(d, l)) {
             b->ffn_gate = st_matrix(ix, T("mlp.gate_proj.weight"), F, D);
             b->ffn_up = st_matrix(ix, T("mlp.up_proj.weight"), F, D);
             b->ffn_down = st_matrix(ix, T("mlp.down_proj.weight"), D, F);
@@ -350,7 +349,8 @@ static int file_exists(const char *p) {
     return f != NULL;
 }
 
-kvattn_status kv_load_safetensors(const char *path, kvattn_model *m) {
+kvattn_status kv_load_safetensors(const char *path, const char *tokenizer_path, kvattn_model *m) {
+    (void)tokenizer_path; /* tokenizer.json is beside the weights; load.c applies an explicit one */
     /* The folder: path itself, or the folder of a file in it (.safetensors, config.json, the index). */
     char dir[2048], p[2300];
     snprintf(dir, sizeof dir, "%s", path);
@@ -426,14 +426,14 @@ kvattn_status kv_load_safetensors(const char *path, kvattn_model *m) {
     }
     const uint64_t D = (uint64_t)d->attn.d_model, H = (uint64_t)d->attn.n_heads, hd = (uint64_t)d->attn.head_dim;
     const uint64_t KV = (uint64_t)d->attn.n_kv_heads, F = (uint64_t)d->ffn_dim, V = (uint64_t)d->vocab_size;
-    if (ix.st == KVATTN_OK && !(m->blocks = calloc((size_t)d->n_layers, sizeof *m->blocks)))
+    if (ix.st == KVATTN_OK && !(m->layers = calloc((size_t)d->n_layers, sizeof *m->layers)))
         ix.st = kv_fail(KVATTN_ERR_NOMEM, "out of memory");
     m->tok_embd = st_matrix(&ix, "model.embed_tokens.weight", V, D);
     m->out_norm = st_vector(&ix, "model.norm.weight", D);
     m->output = d->tied_embeddings ? m->tok_embd : st_matrix(&ix, "lm_head.weight", V, D);
     if (is_ds) deepseek_blocks(&ix);
     for (int l = 0; !is_ds && l < d->n_layers && ix.st == KVATTN_OK; l++) {
-        kv_block *b = &m->blocks[l];
+        kv_layer *b = &m->layers[l];
         char nm[160];
 #define T(s) (snprintf(nm, sizeof nm, "model.layers.%d." s, l), nm)
         b->attn_norm = st_vector(&ix, T("input_layernorm.weight"), D);

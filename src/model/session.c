@@ -3,6 +3,7 @@
  * RMSNorm, SwiGLU FFN, residual → final RMSNorm → logits. Tokens run in
  * chunks of up to CHUNK at once (prefill), one at a time when decoding. */
 #include "model.h"
+#include "moe.h"
 
 #include "kernels/ops.h"
 #include "kernels/vec.h"
@@ -110,7 +111,7 @@ static void swiglu(kvattn_session *s, kvattn_matrix gate, kvattn_matrix up, kvat
 /* Mixture of experts: each token's k routed experts, weighted, plus the shared
  * experts. Tokens routed to the same expert run through it together.
  *   xb [T][D] → xb2 [T][D] */
-static void ffn_moe(kvattn_session *s, const kv_block *b, int T) {
+static void ffn_moe(kvattn_session *s, const kv_layer *b, int T) {
     const kvattn_model_desc *d = &s->m->desc;
     const int D = d->attn.d_model, E = d->n_routed_experts, K = d->n_active_experts, F = (int)d->moe_ffn_dim;
     kv_matmul(s->router, s->xb, b->router, T, E, D);
@@ -142,7 +143,7 @@ static kvattn_status forward_chunk(kvattn_session *s, const int32_t *tokens, int
     for (int t = 0; t < T; t++) /* x[t] = embedding row of the token */
         kv_row_load(m->tok_embd.type, kv_matrix_row(m->tok_embd, tokens[t], D), s->x + (size_t)t * D, D);
     for (int l = 0; l < m->desc.n_layers; l++) {
-        const kv_block *b = &m->blocks[l];
+        const kv_layer *b = &m->layers[l];
         for (int t = 0; t < T; t++) kv_rmsnorm(s->xb + (size_t)t * D, s->x + (size_t)t * D, b->attn_norm, D, m->norm_eps);
         kvattn_status st = kvattn_attn_forward(&m->desc.attn, &b->attn, s->cache, l, s->pos, T, s->xb, s->xb2, s->mla_mode);
         if (st != KVATTN_OK) return st;
