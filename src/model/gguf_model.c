@@ -2,11 +2,13 @@
  * their kind as llama.cpp writes them), with its tokenizer from the
  * metadata (tokenizer.ggml.model "llama" or "gpt2"). GGUF's llama Q/K rows
  * are in the original (adjacent-pair) RoPE layout. */
+#include "arch_tensors.h"
 #include "gguf.h"
 #include "loaders.h"
 #include "tokenizer.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -165,28 +167,6 @@ static void load_llama(builder *b) {
     m->norm_eps = (float)eps;
 }
 
-static void llama_blocks(builder *b) {
-    kvattn_model *m = b->m;
-    const kvattn_layer_config *a = &m->desc.attn;
-    uint64_t D = (uint64_t)a->d_model, qd = (uint64_t)a->n_heads * a->head_dim, kvd = (uint64_t)a->n_kv_heads * a->head_dim;
-    uint64_t F = (uint64_t)m->desc.ffn_dim;
-    for (int l = 0; l < m->desc.n_layers && b->st == KVATTN_OK; l++) {
-        kv_layer *k = &m->layers[l];
-        char nm[96];
-#define BLK(s) (snprintf(nm, sizeof nm, "blk.%d." s, l), nm)
-        k->attn_norm = vector(b, BLK("attn_norm.weight"), D);
-        k->attn.wq = matrix(b, BLK("attn_q.weight"), D, qd);
-        k->attn.wk = matrix(b, BLK("attn_k.weight"), D, kvd);
-        k->attn.wv = matrix(b, BLK("attn_v.weight"), D, kvd);
-        k->attn.wo = matrix(b, BLK("attn_output.weight"), qd, D);
-        k->ffn_norm = vector(b, BLK("ffn_norm.weight"), D);
-        k->ffn_gate = matrix(b, BLK("ffn_gate.weight"), D, F);
-        k->ffn_up = matrix(b, BLK("ffn_up.weight"), D, F);
-        k->ffn_down = matrix(b, BLK("ffn_down.weight"), F, D);
-#undef BLK
-    }
-}
-
 /* Architecture "deepseek2": MLA attention (fused attn_kv_b, or attn_k_b/attn_v_b
  * when *.attention.key_length_mla is present), YaRN, dense then MoE FFNs. */
 static void load_deepseek2(builder *b) {
@@ -264,62 +244,60 @@ static kvattn_matrix *expert_slices(builder *b, const gguf_tensor *t, int n_exp,
     return e;
 }
 
-static void deepseek2_blocks(builder *b) {
+/* One tensor of the architecture's table into its field of layer L. */
+static void read_tensor(builder *b, const kv_tensor_spec *t, const char *name, kv_layer *L) {
+    const kvattn_model_desc *d = &b->m->desc;
+    const uint64_t rows = kv_dim_value(t->rows, d), cols = kv_dim_value(t->cols, d);
+    void *field = kv_tensor_field(t, L);
+    switch (t->form) {
+    case KV_FORM_MATRIX: *(kvattn_matrix *)field = matrix(b, name, cols, rows); break;
+    case KV_FORM_VECTOR: {
+        const gguf_tensor *v = tensor(b, name, rows, 1, t->optional);
+        if (v) *(const float **)field = kv_model_f32_vector(b->m, v->data, v->type, (int)rows);
+        if (v && !*(const float **)field) b->st = kv_fail(KVATTN_ERR_NOMEM, "%s: out of memory", b->g->path);
+        break;
+    }
+    case KV_FORM_HEADS: {
+        const gguf_tensor *h = tensor3(b, name, cols, rows, (uint64_t)d->attn.n_heads, t->optional);
+        if (h) *(kvattn_matrix *)field = (kvattn_matrix){h->data, h->type};
+        break;
+    }
+    case KV_FORM_EXPERTS:
+        *(kvattn_matrix **)field = expert_slices(
+            b, tensor3(b, name, cols, rows, (uint64_t)d->n_routed_experts, t->optional), d->n_routed_experts, cols, 0);
+        break;
+    }
+}
+
+/* Every layer's tensors, as the architecture's table names them. */
+static void read_layers(builder *b) {
     kvattn_model *m = b->m;
     const kvattn_model_desc *d = &m->desc;
-    const kvattn_layer_config *a = &d->attn;
-    const uint64_t D = (uint64_t)a->d_model, H = (uint64_t)a->n_heads, ql = (uint64_t)a->q_lora_rank;
-    const uint64_t dc = (uint64_t)a->kv_lora_rank, dr = (uint64_t)a->qk_rope_head_dim, dn = (uint64_t)a->qk_nope_head_dim;
-    const uint64_t dv = (uint64_t)a->v_head_dim, dq = dn + dr, F = (uint64_t)d->ffn_dim;
-    const uint64_t E = (uint64_t)d->n_routed_experts, Fm = (uint64_t)d->moe_ffn_dim, S = (uint64_t)d->n_shared_experts;
+    const int mla = d->attn.kind == KVATTN_ATTN_MLA;
+    const uint64_t D = (uint64_t)d->attn.d_model, Fm = (uint64_t)d->moe_ffn_dim, E = (uint64_t)d->n_routed_experts;
+    int n;
+    const kv_tensor_spec *specs = kv_arch_layer_tensors(d->arch, &n);
     for (int l = 0; l < d->n_layers && b->st == KVATTN_OK; l++) {
-        kv_layer *k = &m->layers[l];
+        kv_layer *L = &m->layers[l];
         char nm[96];
-#define BLK(s) (snprintf(nm, sizeof nm, "blk.%d." s, l), nm)
-        k->attn_norm = vector(b, BLK("attn_norm.weight"), D);
-        if (ql) {
-            k->attn.wq_a = matrix(b, BLK("attn_q_a.weight"), D, ql);
-            k->attn.q_norm = vector(b, BLK("attn_q_a_norm.weight"), ql);
-            k->attn.wq_b = matrix(b, BLK("attn_q_b.weight"), ql, H * dq);
-        } else {
-            k->attn.wq = matrix(b, BLK("attn_q.weight"), D, H * dq);
+        snprintf(nm, sizeof nm, "blk.%d.attn_kv_b.weight", l);
+        const kv_layer_shape shape = {d, l, mla && !gguf_tensor_find(b->g, nm)};
+        /* Some converters merge the experts' gate and up rows: per expert Fm gate rows, then Fm up rows. */
+        snprintf(nm, sizeof nm, "blk.%d.ffn_gate_up_exps.weight", l);
+        const gguf_tensor *gate_up =
+            kvattn_model_is_moe_layer(d, l) ? tensor3(b, nm, D, 2 * Fm, E, 1) : NULL;
+        if (gate_up) {
+            L->exp_gate = expert_slices(b, gate_up, (int)E, D, 0);
+            L->exp_up = expert_slices(b, gate_up, (int)E, D, Fm);
         }
-        k->attn.wkv_a = matrix(b, BLK("attn_kv_a_mqa.weight"), D, dc + dr);
-        k->attn.kv_norm = vector(b, BLK("attn_kv_a_norm.weight"), dc);
-        if (gguf_tensor_find(b->g, BLK("attn_kv_b.weight"))) {
-            k->attn.wkv_b = matrix(b, nm, dc, H * (dn + dv));
-        } else { /* split: k_b ne {d_nope, d_c, H} = W_UKᵀ per head; v_b ne {d_c, d_v, H} */
-            const gguf_tensor *kb = tensor3(b, BLK("attn_k_b.weight"), dn, dc, H, 0);
-            if (kb) k->attn.wk_b = (kvattn_matrix){kb->data, kb->type};
-            const gguf_tensor *vb = tensor3(b, BLK("attn_v_b.weight"), dc, dv, H, 0);
-            if (vb) k->attn.wv_b = (kvattn_matrix){vb->data, vb->type};
+        for (int i = 0; i < n && b->st == KVATTN_OK; i++) {
+            const kv_tensor_spec *t = &specs[i];
+            if (!kv_tensor_applies(t, &shape)) continue;
+            if (gate_up && (t->offset == offsetof(kv_layer, exp_gate) || t->offset == offsetof(kv_layer, exp_up)))
+                continue;
+            snprintf(nm, sizeof nm, t->gguf, l);
+            read_tensor(b, t, nm, L);
         }
-        k->attn.wo = matrix(b, BLK("attn_output.weight"), H * dv, D);
-        k->ffn_norm = vector(b, BLK("ffn_norm.weight"), D);
-        if (!kvattn_model_is_moe_layer(d, l)) {
-            k->ffn_gate = matrix(b, BLK("ffn_gate.weight"), D, F);
-            k->ffn_up = matrix(b, BLK("ffn_up.weight"), D, F);
-            k->ffn_down = matrix(b, BLK("ffn_down.weight"), F, D);
-            continue;
-        }
-        k->router = matrix(b, BLK("ffn_gate_inp.weight"), D, E);
-        const gguf_tensor *bias = tensor(b, BLK("exp_probs_b.bias"), E, 1, 1);
-        if (bias) k->router_bias = kv_model_f32_vector(m, bias->data, bias->type, (int)E);
-        const gguf_tensor *gu = tensor3(b, BLK("ffn_gate_up_exps.weight"), D, 2 * Fm, E, 1);
-        if (gu) { /* merged: per expert Fm gate rows, then Fm up rows */
-            k->exp_gate = expert_slices(b, gu, (int)E, D, 0);
-            k->exp_up = expert_slices(b, gu, (int)E, D, Fm);
-        } else {
-            k->exp_gate = expert_slices(b, tensor3(b, BLK("ffn_gate_exps.weight"), D, Fm, E, 0), (int)E, D, 0);
-            k->exp_up = expert_slices(b, tensor3(b, BLK("ffn_up_exps.weight"), D, Fm, E, 0), (int)E, D, 0);
-        }
-        k->exp_down = expert_slices(b, tensor3(b, BLK("ffn_down_exps.weight"), Fm, D, E, 0), (int)E, Fm, 0);
-        if (S) {
-            k->sh_gate = matrix(b, BLK("ffn_gate_shexp.weight"), D, Fm * S);
-            k->sh_up = matrix(b, BLK("ffn_up_shexp.weight"), D, Fm * S);
-            k->sh_down = matrix(b, BLK("ffn_down_shexp.weight"), Fm * S, D);
-        }
-#undef BLK
     }
 }
 
@@ -360,7 +338,7 @@ kvattn_status kv_load_gguf(const char *path, const char *tokenizer_path, kvattn_
         snprintf(why, sizeof why, "%s", kvattn_last_error());
         b.st = kv_fail(KVATTN_ERR_FORMAT, "%s: inconsistent %s.* shapes: %s", path, d->arch, why);
     }
-    const gguf_tensor *embd = b.st == KVATTN_OK ? gguf_tensor_find(&g, "token_embd.weight") : NULL;
+    const gguf_tensor *embd = b.st == KVATTN_OK ? gguf_tensor_find(&g, KV_GGUF_TOKEN_EMBD) : NULL;
     if (b.st == KVATTN_OK && !embd) b.st = kv_fail(KVATTN_ERR_FORMAT, "%s: tensor 'token_embd.weight' is missing", path);
     int64_t V = embd ? (int64_t)embd->ne[1] : 0;
     if (b.st == KVATTN_OK && (V < 1 || V > KV_MAX_DIM))
@@ -370,13 +348,12 @@ kvattn_status kv_load_gguf(const char *path, const char *tokenizer_path, kvattn_
         if (!(m->layers = calloc((size_t)d->n_layers, sizeof *m->layers))) b.st = kv_fail(KVATTN_ERR_NOMEM, "out of memory");
     }
     uint64_t D = (uint64_t)d->attn.d_model;
-    m->tok_embd = matrix(&b, "token_embd.weight", D, (uint64_t)V);
-    m->out_norm = vector(&b, "output_norm.weight", D);
-    const gguf_tensor *out = tensor(&b, "output.weight", D, (uint64_t)V, 1);
+    m->tok_embd = matrix(&b, KV_GGUF_TOKEN_EMBD, D, (uint64_t)V);
+    m->out_norm = vector(&b, KV_GGUF_OUTPUT_NORM, D);
+    const gguf_tensor *out = tensor(&b, KV_GGUF_OUTPUT, D, (uint64_t)V, 1);
     d->tied_embeddings = b.st == KVATTN_OK && !out;
     if (b.st == KVATTN_OK) m->output = out ? (kvattn_matrix){out->data, out->type} : m->tok_embd;
-    if (is_llama) llama_blocks(&b);
-    else deepseek2_blocks(&b);
+    if (b.st == KVATTN_OK) read_layers(&b);
     if (b.st == KVATTN_OK) b.st = gguf_tokenizer(&g, (int)V, &m->tokenizer);
     gguf_free(&g);
     return b.st;

@@ -1,5 +1,5 @@
 /* GGUF v3 writer, and a loaded model written through it. */
-#include "model.h"
+#include "arch_tensors.h"
 #include "tokenizer.h"
 
 #include "kernels/ops.h"
@@ -346,6 +346,58 @@ static kvattn_status add_stack(kvattn_gguf_writer *w, const char *name, const kv
     return st;
 }
 
+/* One tensor of the architecture's table from its field of layer L. */
+static kvattn_status write_tensor(kvattn_gguf_writer *w, const kvattn_model *m, const kv_tensor_spec *t,
+                                  const char *name, const kv_layer *L, kvattn_type type) {
+    const kvattn_model_desc *d = &m->desc;
+    const int rows = (int)kv_dim_value(t->rows, d), cols = (int)kv_dim_value(t->cols, d);
+    const void *field = (const char *)L + t->offset;
+    switch (t->form) {
+    case KV_FORM_VECTOR: {
+        const float *v = *(const float *const *)field;
+        return v || !t->optional ? add_vector(w, name, v, rows) : KVATTN_OK;
+    }
+    case KV_FORM_MATRIX: {
+        const kvattn_matrix mx = *(const kvattn_matrix *)field;
+        if (t->rope_rows && d->attn.rope.pairing == KVATTN_ROPE_HALF) /* GGUF llama rotates adjacent pairs */
+            return add_qk(w, name, mx, rows / d->attn.head_dim, d->attn.head_dim, cols, type, 1);
+        return add_matrix(w, name, mx, rows, cols, t->keep_f32 ? KVATTN_TYPE_F32 : type);
+    }
+    case KV_FORM_HEADS: { /* n_heads blocks of [rows][cols], one after another */
+        const kvattn_matrix mx = *(const kvattn_matrix *)field;
+        const int H = d->attn.n_heads;
+        kvattn_matrix *heads = malloc(sizeof *heads * (size_t)H);
+        if (!heads) return kv_fail(KVATTN_ERR_NOMEM, "gguf: out of memory for '%s'", name);
+        for (int h = 0; h < H; h++) heads[h] = (kvattn_matrix){kv_matrix_row(mx, h * rows, cols), mx.type};
+        kvattn_status st = add_stack(w, name, heads, H, rows, cols, type);
+        free(heads);
+        return st;
+    }
+    case KV_FORM_EXPERTS:
+        return add_stack(w, name, *(kvattn_matrix *const *)field, d->n_routed_experts, rows, cols, type);
+    }
+    return kv_fail(KVATTN_ERR_INVALID_ARG, "gguf: tensor '%s' has no form", name);
+}
+
+/* Every layer's tensors, as the architecture's table names them. */
+static kvattn_status write_layers(kvattn_gguf_writer *w, const kvattn_model *m, kvattn_type type) {
+    const kvattn_model_desc *d = &m->desc;
+    const int split = d->attn.kind == KVATTN_ATTN_MLA && m->layers[0].attn.wkv_b.data == NULL;
+    int n;
+    const kv_tensor_spec *specs = kv_arch_layer_tensors(d->attn.kind == KVATTN_ATTN_MLA ? "deepseek2" : "llama", &n);
+    kvattn_status st = KVATTN_OK;
+    for (int l = 0; !st && l < d->n_layers; l++) {
+        const kv_layer_shape shape = {d, l, split};
+        char nm[96];
+        for (int i = 0; !st && i < n; i++) {
+            if (!kv_tensor_applies(&specs[i], &shape)) continue;
+            snprintf(nm, sizeof nm, specs[i].gguf, l);
+            st = write_tensor(w, m, &specs[i], nm, &m->layers[l], type);
+        }
+    }
+    return st;
+}
+
 static kvattn_status common_head(kvattn_gguf_writer *w, const kvattn_model *m, const char *arch, kvattn_type type) {
     const kvattn_model_desc *d = &m->desc;
     char key[96];
@@ -364,9 +416,9 @@ static kvattn_status common_head(kvattn_gguf_writer *w, const kvattn_model *m, c
     if (!st) st = kvattn_gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), m->norm_eps);
 #undef KEY
     if (!st && m->tokenizer) st = add_tokenizer(w, m->tokenizer);
-    if (!st) st = add_matrix(w, "token_embd.weight", m->tok_embd, (int)d->vocab_size, d->attn.d_model, type);
-    if (!st) st = add_vector(w, "output_norm.weight", m->out_norm, d->attn.d_model);
-    if (!st && !d->tied_embeddings) st = add_matrix(w, "output.weight", m->output, (int)d->vocab_size, d->attn.d_model, type);
+    if (!st) st = add_matrix(w, KV_GGUF_TOKEN_EMBD, m->tok_embd, (int)d->vocab_size, d->attn.d_model, type);
+    if (!st) st = add_vector(w, KV_GGUF_OUTPUT_NORM, m->out_norm, d->attn.d_model);
+    if (!st && !d->tied_embeddings) st = add_matrix(w, KV_GGUF_OUTPUT, m->output, (int)d->vocab_size, d->attn.d_model, type);
     return st;
 }
 
@@ -375,28 +427,13 @@ static kvattn_status write_llama(kvattn_gguf_writer *w, const kvattn_model *m, k
     const kvattn_layer_config *a = &d->attn;
     if (a->rope.pairing == KVATTN_ROPE_HALF && a->rope.n_rot && a->rope.n_rot != a->head_dim)
         return kv_fail(KVATTN_ERR_UNSUPPORTED, "save gguf: partial rotary with half-split pairs has no llama GGUF layout");
-    const int D = a->d_model, H = a->n_heads, KV = a->n_kv_heads, hd = a->head_dim, F = (int)d->ffn_dim;
-    const int permute = a->rope.pairing == KVATTN_ROPE_HALF;
+    const int D = a->d_model, H = a->n_heads, KV = a->n_kv_heads, hd = a->head_dim;
     kvattn_status st = common_head(w, m, "llama", type);
     if (!st) st = kvattn_gguf_set_u32(w, "llama.attention.head_count_kv", (uint32_t)KV);
     if (!st && hd * H != D) st = kvattn_gguf_set_u32(w, "llama.attention.key_length", (uint32_t)hd);
     if (!st && hd * H != D) st = kvattn_gguf_set_u32(w, "llama.attention.value_length", (uint32_t)hd);
     if (!st) st = kvattn_gguf_set_u32(w, "llama.rope.dimension_count", (uint32_t)(a->rope.n_rot ? a->rope.n_rot : hd));
-    for (int l = 0; !st && l < d->n_layers; l++) {
-        const kv_layer *b = &m->layers[l];
-        char nm[64];
-#define BLK(s) (snprintf(nm, sizeof nm, "blk.%d." s, l), nm)
-        st = add_vector(w, BLK("attn_norm.weight"), b->attn_norm, D);
-        if (!st) st = add_qk(w, BLK("attn_q.weight"), b->attn.wq, H, hd, D, type, permute);
-        if (!st) st = add_qk(w, BLK("attn_k.weight"), b->attn.wk, KV, hd, D, type, permute);
-        if (!st) st = add_matrix(w, BLK("attn_v.weight"), b->attn.wv, KV * hd, D, type);
-        if (!st) st = add_matrix(w, BLK("attn_output.weight"), b->attn.wo, D, H * hd, type);
-        if (!st) st = add_vector(w, BLK("ffn_norm.weight"), b->ffn_norm, D);
-        if (!st) st = add_matrix(w, BLK("ffn_gate.weight"), b->ffn_gate, F, D, type);
-        if (!st) st = add_matrix(w, BLK("ffn_up.weight"), b->ffn_up, F, D, type);
-        if (!st) st = add_matrix(w, BLK("ffn_down.weight"), b->ffn_down, D, F, type);
-#undef BLK
-    }
+    if (!st) st = write_layers(w, m, type);
     return st;
 }
 
@@ -405,7 +442,7 @@ static kvattn_status write_llama(kvattn_gguf_writer *w, const kvattn_model *m, k
 static kvattn_status write_deepseek2(kvattn_gguf_writer *w, const kvattn_model *m, kvattn_type type) {
     const kvattn_model_desc *d = &m->desc;
     const kvattn_layer_config *a = &d->attn;
-    const int D = a->d_model, H = a->n_heads, ql = a->q_lora_rank, dc = a->kv_lora_rank, dr = a->qk_rope_head_dim;
+    const int H = a->n_heads, ql = a->q_lora_rank, dc = a->kv_lora_rank, dr = a->qk_rope_head_dim;
     const int dn = a->qk_nope_head_dim, dv = a->v_head_dim, F = (int)d->ffn_dim, E = d->n_routed_experts;
     const int Fm = (int)d->moe_ffn_dim, S = d->n_shared_experts;
     const int split = m->layers[0].attn.wkv_b.data == NULL;
@@ -448,52 +485,7 @@ static kvattn_status write_deepseek2(kvattn_gguf_writer *w, const kvattn_model *
             if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.expert_group_used_count", (uint32_t)d->n_expert_groups_used);
         }
     }
-    for (int l = 0; !st && l < d->n_layers; l++) {
-        const kv_layer *b = &m->layers[l];
-        const kvattn_layer_weights *aw = &b->attn;
-        char nm[64];
-#define BLK(s) (snprintf(nm, sizeof nm, "blk.%d." s, l), nm)
-        st = add_vector(w, BLK("attn_norm.weight"), b->attn_norm, D);
-        if (!st && ql) {
-            st = add_matrix(w, BLK("attn_q_a.weight"), aw->wq_a, ql, D, type);
-            if (!st) st = add_vector(w, BLK("attn_q_a_norm.weight"), aw->q_norm, ql);
-            if (!st) st = add_matrix(w, BLK("attn_q_b.weight"), aw->wq_b, H * (dn + dr), ql, type);
-        } else if (!st) {
-            st = add_matrix(w, BLK("attn_q.weight"), aw->wq, H * (dn + dr), D, type);
-        }
-        if (!st) st = add_matrix(w, BLK("attn_kv_a_mqa.weight"), aw->wkv_a, dc + dr, D, type);
-        if (!st) st = add_vector(w, BLK("attn_kv_a_norm.weight"), aw->kv_norm, dc);
-        if (!st && !split) st = add_matrix(w, BLK("attn_kv_b.weight"), aw->wkv_b, H * (dn + dv), dc, type);
-        if (!st && split) { /* per head blocks: k_b [dc][dn], v_b [dv][dc] */
-            kvattn_matrix *kb = malloc(sizeof *kb * (size_t)H), *vb = malloc(sizeof *vb * (size_t)H);
-            for (int h = 0; kb && vb && h < H; h++) {
-                kb[h] = (kvattn_matrix){kv_matrix_row(aw->wk_b, h * dc, dn), aw->wk_b.type};
-                vb[h] = (kvattn_matrix){kv_matrix_row(aw->wv_b, h * dv, dc), aw->wv_b.type};
-            }
-            st = kb && vb ? add_stack(w, BLK("attn_k_b.weight"), kb, H, dc, dn, type) : kv_fail(KVATTN_ERR_NOMEM, "out of memory");
-            if (!st) st = add_stack(w, BLK("attn_v_b.weight"), vb, H, dv, dc, type);
-            free(kb), free(vb);
-        }
-        if (!st) st = add_matrix(w, BLK("attn_output.weight"), aw->wo, D, H * dv, type);
-        if (!st) st = add_vector(w, BLK("ffn_norm.weight"), b->ffn_norm, D);
-        if (!st && !b->router.data) {
-            st = add_matrix(w, BLK("ffn_gate.weight"), b->ffn_gate, F, D, type);
-            if (!st) st = add_matrix(w, BLK("ffn_up.weight"), b->ffn_up, F, D, type);
-            if (!st) st = add_matrix(w, BLK("ffn_down.weight"), b->ffn_down, D, F, type);
-        } else if (!st) {
-            st = add_matrix(w, BLK("ffn_gate_inp.weight"), b->router, E, D, KVATTN_TYPE_F32);
-            if (!st && b->router_bias) st = add_vector(w, BLK("exp_probs_b.bias"), b->router_bias, E);
-            if (!st) st = add_stack(w, BLK("ffn_gate_exps.weight"), b->exp_gate, E, Fm, D, type);
-            if (!st) st = add_stack(w, BLK("ffn_up_exps.weight"), b->exp_up, E, Fm, D, type);
-            if (!st) st = add_stack(w, BLK("ffn_down_exps.weight"), b->exp_down, E, D, Fm, type);
-            if (!st && S) {
-                st = add_matrix(w, BLK("ffn_gate_shexp.weight"), b->sh_gate, S * Fm, D, type);
-                if (!st) st = add_matrix(w, BLK("ffn_up_shexp.weight"), b->sh_up, S * Fm, D, type);
-                if (!st) st = add_matrix(w, BLK("ffn_down_shexp.weight"), b->sh_down, D, S * Fm, type);
-            }
-        }
-#undef BLK
-    }
+    if (!st) st = write_layers(w, m, type);
     return st;
 }
 

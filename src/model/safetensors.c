@@ -2,6 +2,7 @@
  * by model.safetensors.index.json) + tokenizer.json, Llama layout. HF stores
  * Q/K rows for rotate_half RoPE, so the pairing is half-split. Tensors are
  * used in place when their dtype and alignment allow, else converted once. */
+#include "arch_tensors.h"
 #include "loaders.h"
 #include "tokenizer.h"
 
@@ -283,63 +284,50 @@ static kvattn_status load_tokenizer_json(const char *path, int n_vocab, int bos,
     return st;
 }
 
-/* DeepseekV2/V3ForCausalLM blocks: MLA projections, dense or MoE MLPs. */
-static void deepseek_blocks(st_index *ix) {
-    kvattn_model *m = ix->m;
-    const kvattn_model_desc *d = &m->desc;
-    const kvattn_layer_config *a = &d->attn;
-    const uint64_t D = (uint64_t)a->d_model, H = (uint64_t)a->n_heads, ql = (uint64_t)a->q_lora_rank;
-    const uint64_t dc = (uint64_t)a->kv_lora_rank, dr = (uint64_t)a->qk_rope_head_dim, dn = (uint64_t)a->qk_nope_head_dim;
-    const uint64_t dv = (uint64_t)a->v_head_dim, F = (uint64_t)d->ffn_dim, E = (uint64_t)d->n_routed_experts;
-    const uint64_t Fm = (uint64_t)d->moe_ffn_dim, S = (uint64_t)d->n_shared_experts;
-    for (int l = 0; l < d->n_layers && ix->st == KVATTN_OK; l++) {
-        kv_layer *b = &m->layers[l];
-        char nm[160];
-#define T(s) (snprintf(nm, sizeof nm, "model.layers.%d." s, l), nm)
-        b->attn_norm = st_vector(ix, T("input_layernorm.weight"), D);
-        if (ql) {
-            b->attn.wq_a = st_matrix(ix, T("self_attn.q_a_proj.weight"), ql, D);
-            b->attn.q_norm = st_vector(ix, T("self_attn.q_a_layernorm.weight"), ql);
-            b->attn.wq_b = st_matrix(ix, T("self_attn.q_b_proj.weight"), H * (dn + dr), ql);
-        } else {
-            b->attn.wq = st_matrix(ix, T("self_attn.q_proj.weight"), H * (dn + dr), D);
-        }
-        b->attn.wkv_a = st_matrix(ix, T("self_attn.kv_a_proj_with_mqa.weight"), dc + dr, D);
-        b->attn.kv_norm = st_vector(ix, T("self_attn.kv_a_layernorm.weight"), dc);
-        b->attn.wkv_b = st_matrix(ix, T("self_attn.kv_b_proj.weight"), H * (dn + dv), dc);
-        b->attn.wo = st_matrix(ix, T("self_attn.o_proj.weight"), D, H * dv);
-        b->ffn_norm = st_vector(ix, T("post_attention_layernorm.weight"), D);
-        if (!kvattn_model_is_moe_layer(d, l)) {
-            b->ffn_gate = st_matrix(ix, T("mlp.gate_proj.weight"), F, D);
-            b->ffn_up = st_matrix(ix, T("mlp.up_proj.weight"), F, D);
-            b->ffn_down = st_matrix(ix, T("mlp.down_proj.weight"), D, F);
-            continue;
-        }
-        b->router = st_matrix(ix, T("mlp.gate.weight"), E, D);
-        int has_bias = 0;
-        for (int i = 0; i < ix->n && !has_bias; i++) has_bias = !strcmp(ix->t[i].name, T("mlp.gate.e_score_correction_bias"));
-        if (has_bias) b->router_bias = st_vector(ix, nm, E);
-        b->exp_gate = kv_model_own(m, malloc(sizeof(kvattn_matrix) * E));
-        b->exp_up = kv_model_own(m, malloc(sizeof(kvattn_matrix) * E));
-        b->exp_down = kv_model_own(m, malloc(sizeof(kvattn_matrix) * E));
-        if (!b->exp_gate || !b->exp_up || !b->exp_down) {
+static int has_tensor(const st_index *ix, const char *name) {
+    for (int i = 0; i < ix->n; i++)
+        if (!strcmp(ix->t[i].name, name)) return 1;
+    return 0;
+}
+
+/* One tensor of the architecture's table into its field of layer L. */
+static void read_tensor(st_index *ix, const kv_tensor_spec *t, int l, kv_layer *L) {
+    const kvattn_model_desc *d = &ix->m->desc;
+    const uint64_t rows = kv_dim_value(t->rows, d), cols = kv_dim_value(t->cols, d);
+    void *field = kv_tensor_field(t, L);
+    char nm[160];
+    snprintf(nm, sizeof nm, t->hf, l);
+    if (t->optional && !has_tensor(ix, nm)) return;
+    switch (t->form) {
+    case KV_FORM_MATRIX: *(kvattn_matrix *)field = st_matrix(ix, nm, rows, cols); break;
+    case KV_FORM_VECTOR: *(const float **)field = st_vector(ix, nm, rows); break;
+    case KV_FORM_HEADS: break; /* Hugging Face checkpoints keep kv_b fused */
+    case KV_FORM_EXPERTS: {
+        const int E = d->n_routed_experts;
+        kvattn_matrix *e = kv_model_own(ix->m, malloc(sizeof *e * (size_t)E));
+        if (!e) {
             ix->st = kv_fail(KVATTN_ERR_NOMEM, "%s: out of memory", ix->dir);
-            break;
+            return;
         }
-        for (uint64_t e = 0; e < E && ix->st == KVATTN_OK; e++) {
-            snprintf(nm, sizeof nm, "model.layers.%d.mlp.experts.%llu.gate_proj.weight", l, (unsigned long long)e);
-            b->exp_gate[e] = st_matrix(ix, nm, Fm, D);
-            snprintf(nm, sizeof nm, "model.layers.%d.mlp.experts.%llu.up_proj.weight", l, (unsigned long long)e);
-            b->exp_up[e] = st_matrix(ix, nm, Fm, D);
-            snprintf(nm, sizeof nm, "model.layers.%d.mlp.experts.%llu.down_proj.weight", l, (unsigned long long)e);
-            b->exp_down[e] = st_matrix(ix, nm, D, Fm);
+        for (int x = 0; x < E && ix->st == KVATTN_OK; x++) {
+            snprintf(nm, sizeof nm, t->hf, l, x);
+            e[x] = st_matrix(ix, nm, rows, cols);
         }
-        if (S) {
-            b->sh_gate = st_matrix(ix, T("mlp.shared_experts.gate_proj.weight"), S * Fm, D);
-            b->sh_up = st_matrix(ix, T("mlp.shared_experts.up_proj.weight"), S * Fm, D);
-            b->sh_down = st_matrix(ix, T("mlp.shared_experts.down_proj.weight"), D, S * Fm);
-        }
-#undef T
+        *(kvattn_matrix **)field = e;
+        break;
+    }
+    }
+}
+
+/* Every layer's tensors, as the architecture's table names them. */
+static void read_layers(st_index *ix) {
+    const kvattn_model_desc *d = &ix->m->desc;
+    int n;
+    const kv_tensor_spec *specs = kv_arch_layer_tensors(d->arch, &n);
+    for (int l = 0; l < d->n_layers && ix->st == KVATTN_OK; l++) {
+        const kv_layer_shape shape = {d, l, 0};
+        for (int i = 0; i < n && ix->st == KVATTN_OK; i++)
+            if (specs[i].hf && kv_tensor_applies(&specs[i], &shape)) read_tensor(ix, &specs[i], l, &ix->m->layers[l]);
     }
 }
 
@@ -424,29 +412,13 @@ kvattn_status kv_load_safetensors(const char *path, const char *tokenizer_path, 
         snprintf(p, sizeof p, "%s/model.safetensors", dir);
         index_file(&ix, p);
     }
-    const uint64_t D = (uint64_t)d->attn.d_model, H = (uint64_t)d->attn.n_heads, hd = (uint64_t)d->attn.head_dim;
-    const uint64_t KV = (uint64_t)d->attn.n_kv_heads, F = (uint64_t)d->ffn_dim, V = (uint64_t)d->vocab_size;
+    const uint64_t D = (uint64_t)d->attn.d_model, V = (uint64_t)d->vocab_size;
     if (ix.st == KVATTN_OK && !(m->layers = calloc((size_t)d->n_layers, sizeof *m->layers)))
         ix.st = kv_fail(KVATTN_ERR_NOMEM, "out of memory");
-    m->tok_embd = st_matrix(&ix, "model.embed_tokens.weight", V, D);
-    m->out_norm = st_vector(&ix, "model.norm.weight", D);
-    m->output = d->tied_embeddings ? m->tok_embd : st_matrix(&ix, "lm_head.weight", V, D);
-    if (is_ds) deepseek_blocks(&ix);
-    for (int l = 0; !is_ds && l < d->n_layers && ix.st == KVATTN_OK; l++) {
-        kv_layer *b = &m->layers[l];
-        char nm[160];
-#define T(s) (snprintf(nm, sizeof nm, "model.layers.%d." s, l), nm)
-        b->attn_norm = st_vector(&ix, T("input_layernorm.weight"), D);
-        b->attn.wq = st_matrix(&ix, T("self_attn.q_proj.weight"), H * hd, D);
-        b->attn.wk = st_matrix(&ix, T("self_attn.k_proj.weight"), KV * hd, D);
-        b->attn.wv = st_matrix(&ix, T("self_attn.v_proj.weight"), KV * hd, D);
-        b->attn.wo = st_matrix(&ix, T("self_attn.o_proj.weight"), D, H * hd);
-        b->ffn_norm = st_vector(&ix, T("post_attention_layernorm.weight"), D);
-        b->ffn_gate = st_matrix(&ix, T("mlp.gate_proj.weight"), F, D);
-        b->ffn_up = st_matrix(&ix, T("mlp.up_proj.weight"), F, D);
-        b->ffn_down = st_matrix(&ix, T("mlp.down_proj.weight"), D, F);
-#undef T
-    }
+    m->tok_embd = st_matrix(&ix, KV_HF_TOKEN_EMBD, V, D);
+    m->out_norm = st_vector(&ix, KV_HF_OUTPUT_NORM, D);
+    m->output = d->tied_embeddings ? m->tok_embd : st_matrix(&ix, KV_HF_OUTPUT, V, D);
+    read_layers(&ix);
     free(ix.t);
     if (ix.st != KVATTN_OK) return ix.st;
     snprintf(p, sizeof p, "%s/tokenizer.json", dir);
