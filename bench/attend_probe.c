@@ -75,12 +75,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "attend_probe: out of memory (%zu bytes of rows)\n", head * n_heads_stored);
         return 1;
     }
-    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    kv_rng rng = {KV_RNG_DEFAULT_SEED};
     for (size_t r = 0; r < n_heads_stored * (size_t)N; r++) {
-        for (int c = 0; c < D; c++) x[c] = probe_uniform(&seed);
+        for (int c = 0; c < D; c++) x[c] = kv_rng_uniform(&rng);
         kv_row_store(type, x, rows + r * row, D);
     }
-    for (size_t i = 0; i < (size_t)H * D; i++) q[i] = probe_uniform(&seed);
+    for (size_t i = 0; i < (size_t)H * D; i++) q[i] = kv_rng_uniform(&rng);
     if (evict_buf) memset(evict_buf, 0, EVICT_FLOATS * sizeof(float));
     const kv_rows k = {type, rows, head, row, D};
     const kv_rows v = vdim ? (kv_rows){type, rows, head, row, vdim} : (kv_rows){type, rows + head * KVH, head, row, D};

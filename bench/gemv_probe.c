@@ -61,11 +61,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "gemv_probe: out of memory (%d matrices of %zu bytes)\n", mats, mat_bytes);
         return 1;
     }
-    uint64_t seed = 0x9e3779b97f4a7c15ull;
-    for (int c = 0; c < cols; c++) x[c] = probe_uniform(&seed);
+    kv_rng rng = {KV_RNG_DEFAULT_SEED};
+    for (int c = 0; c < cols; c++) x[c] = kv_rng_uniform(&rng);
     for (int m = 0; m < mats; m++)
         for (int r = 0; r < rows; r++) {
-            for (int c = 0; c < cols; c++) row[c] = probe_uniform(&seed);
+            for (int c = 0; c < cols; c++) row[c] = kv_rng_uniform(&rng);
             kv_row_store(type, row, w[m] + (size_t)r * row_bytes, cols);
         }
     free(row);

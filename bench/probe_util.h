@@ -3,6 +3,7 @@
 #define KVATTN_PROBE_UTIL_H
 
 #include "kvattn.h"
+#include "rng.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -39,14 +40,6 @@ static inline double probe_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* The next of a xorshift64 stream, in [-1, 1). */
-static inline float probe_uniform(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return (float)(*s >> 40) * (2.0f / 16777216.0f) - 1.0f;
 }
 
 #endif

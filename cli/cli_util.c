@@ -74,17 +74,6 @@ const char *cli_commas(uint64_t v, char *buf, size_t size) {
     return buf;
 }
 
-void cli_rng_fill(cli_rng *r, float *x, size_t n, float scale) {
-    uint64_t s = r->s ? r->s : 0x9e3779b97f4a7c15ull;
-    for (size_t i = 0; i < n; i++) {
-        s ^= s << 13; /* xorshift64 */
-        s ^= s >> 7;
-        s ^= s << 17;
-        x[i] = scale * ((float)(s >> 40) * (2.0f / 16777216.0f) - 1.0f);
-    }
-    r->s = s;
-}
-
 int cli_stderr_is_tty(void) { return isatty(STDERR_FILENO); }
 
 void cli_json_string(FILE *f, const char *s, size_t n) {

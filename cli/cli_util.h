@@ -26,10 +26,6 @@ const char *cli_bytes(double bytes, char *buf, size_t size);
 /* Integer with thousands separators. */
 const char *cli_commas(uint64_t v, char *buf, size_t size);
 
-/* Deterministic pseudo-random floats in [-scale, scale). */
-typedef struct { uint64_t s; } cli_rng;
-void cli_rng_fill(cli_rng *r, float *x, size_t n, float scale);
-
 /* Writes s (n bytes) to f as a JSON string literal: quotes, escapes, and
  * U+FFFD for bytes that are not valid UTF-8. */
 void cli_json_string(FILE *f, const char *s, size_t n);

@@ -100,8 +100,8 @@ static int make_weights(const kvattn_layer_config *c, owned_weights *ow, uint64_
         ow->w.wo = kvattn_f32_matrix(take(&p, D * H * c->v_head_dim));
     }
     ow->n_floats = total;
-    cli_rng rng = {seed};
-    cli_rng_fill(&rng, ow->mem, total, 1.0f / sqrtf((float)D));
+    uint64_t rng = seed;
+    kvattn_random_fill(&rng, ow->mem, total, 1.0f / sqrtf((float)D));
     /* Norm weights near 1, as trained models have them. */
     for (float *n = (float *)ow->w.kv_norm, *e = n ? n + c->kv_lora_rank : NULL; n && n < e; n++) *n = 1.0f + *n;
     for (float *n = (float *)ow->w.q_norm, *e = n ? n + c->q_lora_rank : NULL; n && n < e; n++) *n = 1.0f + *n;
@@ -240,8 +240,8 @@ int cmd_demo(int argc, char **argv) {
     }
     int first = 1, rc = 0;
     float x[4096], out[4096];
-    cli_rng rng = {12345};
-    cli_rng_fill(&rng, x, 4096, 1.0f);
+    uint64_t rng = 12345;
+    kvattn_random_fill(&rng, x, 4096, 1.0f);
     for (int r = 0; r < n_rows && rc == 0; r++) {
         const demo_design *d = &rows[r].d;
         owned_weights ow;
@@ -308,7 +308,7 @@ int cmd_demo(int argc, char **argv) {
              kvattn_cache_create(&ds.cfg, 1, TOTAL, kv_type, &ca) == KVATTN_OK &&
              kvattn_cache_create(&ds.cfg, 1, TOTAL, kv_type, &cn) == KVATTN_OK;
     if (ok) {
-        cli_rng_fill(&rng, xs, (size_t)TOTAL * 2048, 1.0f);
+        kvattn_random_fill(&rng, xs, (size_t)TOTAL * 2048, 1.0f);
         ok = kvattn_attn_forward(&ds.cfg, &ow.w, ca, 0, 0, PREFILL, xs, oa, KVATTN_MLA_ABSORBED) == KVATTN_OK &&
              kvattn_attn_forward(&ds.cfg, &ow.w, cn, 0, 0, PREFILL, xs, on, KVATTN_MLA_NAIVE) == KVATTN_OK;
         for (int t = PREFILL; ok && t < TOTAL; t++)

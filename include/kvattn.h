@@ -524,6 +524,16 @@ kvattn_status kvattn_bench_attention(const kvattn_layer_config *cfg, int ctx, kv
 kvattn_status kvattn_session_fill_random(kvattn_session *s, int n, uint64_t seed);
 
 /* ------------------------------------------------------------------------- */
+/* Random data                                                                */
+/* ------------------------------------------------------------------------- */
+
+/* Fills x[n] with floats uniform in [-scale, scale) from the generator whose
+ * state *state holds (advanced; 0 stands for a fixed seed): deterministic
+ * synthetic weights and activations, the same stream as the cache's
+ * kvattn_cache_fill_random. */
+void kvattn_random_fill(uint64_t *state, float *x, size_t n, float scale);
+
+/* ------------------------------------------------------------------------- */
 /* Threads                                                                    */
 /* ------------------------------------------------------------------------- */
 

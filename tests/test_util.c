@@ -12,18 +12,9 @@ int test_finish(const char *name) {
     return test_failures ? 1 : 0;
 }
 
-float test_uniform(test_rng *r) {
-    uint64_t s = r->s ? r->s : 0x2545f4914f6cdd1dull;
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    r->s = s;
-    return (float)(s >> 40) * (2.0f / 16777216.0f) - 1.0f;
-}
+float test_uniform(test_rng *r) { return kv_rng_uniform(r); }
 
-void test_fill(test_rng *r, float *x, size_t n, float scale) {
-    for (size_t i = 0; i < n; i++) x[i] = scale * test_uniform(r);
-}
+void test_fill(test_rng *r, float *x, size_t n, float scale) { kv_rng_fill(r, x, n, scale); }
 
 int test_randint(test_rng *r, int lo, int hi) {
     float u = 0.5f * (test_uniform(r) + 1.0f); /* [0, 1) */

@@ -3,6 +3,7 @@
 #define KVATTN_TEST_UTIL_H
 
 #include "kvattn.h"
+#include "rng.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -32,7 +33,7 @@ extern int test_checks;
 int test_finish(const char *name);
 
 /* Uniform floats in [-scale, scale), deterministic per seed. */
-typedef struct { uint64_t s; } test_rng;
+typedef kv_rng test_rng;
 float test_uniform(test_rng *r);
 void test_fill(test_rng *r, float *x, size_t n, float scale);
 int test_randint(test_rng *r, int lo, int hi); /* [lo, hi] */

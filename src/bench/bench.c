@@ -4,6 +4,7 @@
 #include "attn/attn_layer.h"
 #include "kernels/ops.h"
 #include "kernels/vec.h"
+#include "rng.h"
 #include "bench/bench.h"
 
 #include <math.h>
@@ -21,16 +22,6 @@ static double now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static uint64_t xorshift(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
-static void fill_random(float *x, size_t n, uint64_t *s, float scale) {
-    for (size_t i = 0; i < n; i++) x[i] = scale * ((float)(xorshift(s) >> 40) * (2.0f / 16777216.0f) - 1.0f);
-}
 
 /* Streams read at once by each thread. A core's hardware prefetchers keep each
  * sequential stream only so far ahead; one stream per core leaves part of this
@@ -174,7 +165,7 @@ kvattn_status kvattn_bench_attention(const kvattn_layer_config *cfg, int ctx, kv
     const int dv = mla ? cfg->v_head_dim : cfg->head_dim;
     kvattn_cache *cache = NULL;
     if ((st = kvattn_cache_create(cfg, 1, ctx, kv_type, &cache)) != KVATTN_OK) return st;
-    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    kv_rng rng = {KV_RNG_DEFAULT_SEED};
     size_t wkv_b_n = mla ? (size_t)H * (cfg->qk_nope_head_dim + dv) * cfg->kv_lora_rank : 1;
     float *q = malloc(sizeof(float) * (size_t)H * dq), *o = malloc(sizeof(float) * (size_t)H * dv);
     float *wkv_b = malloc(sizeof(float) * wkv_b_n);
@@ -183,10 +174,10 @@ kvattn_status kvattn_bench_attention(const kvattn_layer_config *cfg, int ctx, kv
     float *evict = kv_read_buffer(EVICT_FLOATS);
     volatile float evict_sink = 0.0f;
     if (!q || !o || !wkv_b || !wkv_b16 || !t || !evict) st = kv_fail(KVATTN_ERR_NOMEM, "bench: out of memory");
-    if (st == KVATTN_OK) st = kvattn_cache_fill_random(cache, 0, ctx, seed);
+    if (st == KVATTN_OK) st = kvattn_cache_fill_random(cache, 0, ctx, rng.s);
     if (st == KVATTN_OK) {
-        fill_random(q, (size_t)H * dq, &seed, 1.0f);
-        fill_random(wkv_b, wkv_b_n, &seed, 1.0f / sqrtf((float)cfg->kv_lora_rank + 1.0f));
+        kv_rng_fill(&rng, q, (size_t)H * dq, 1.0f);
+        kv_rng_fill(&rng, wkv_b, wkv_b_n, 1.0f / sqrtf((float)cfg->kv_lora_rank + 1.0f));
         kv_row_store(KVATTN_TYPE_BF16, wkv_b, wkv_b16, (int)wkv_b_n); /* as DeepSeek ships it */
         kvattn_layer_weights w = {0};
         w.wkv_b = (kvattn_matrix){wkv_b16, KVATTN_TYPE_BF16};

@@ -8,6 +8,7 @@
 #include "kv_cache.h"
 
 #include "kernels/vec.h"
+#include "rng.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -191,14 +192,12 @@ kvattn_status kvattn_cache_fill_random(kvattn_cache *c, int layer, int n, uint64
                              : (size_t)c->cfg.n_kv_heads * c->cfg.head_dim;
     float *k = malloc(sizeof(float) * width * chunk), *v = malloc(sizeof(float) * width * chunk);
     kvattn_status st = k && v ? KVATTN_OK : kv_fail(KVATTN_ERR_NOMEM, "cache fill: out of memory");
-    uint64_t x = seed ? seed : 0x9e3779b97f4a7c15ull;
+    kv_rng rng = {seed};
     for (int p = 0; st == KVATTN_OK && p < n; p += chunk) {
         int m = n - p < chunk ? n - p : chunk;
         for (size_t i = 0; i < width * (size_t)m; i++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
-            k[i] = (float)(x >> 40) * (2.0f / 16777216.0f) - 1.0f;
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            v[i] = (float)(x >> 40) * (2.0f / 16777216.0f) - 1.0f;
+            k[i] = kv_rng_uniform(&rng);
+            v[i] = kv_rng_uniform(&rng);
         }
         for (int l = layer < 0 ? 0 : layer; st == KVATTN_OK && l <= (layer < 0 ? c->n_layers - 1 : layer); l++)
             st = kvattn_cache_write(c, l, c->length[l], m, k, mla ? NULL : v);

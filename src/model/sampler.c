@@ -2,6 +2,8 @@
 #include "internal.h"
 
 #include <math.h>
+#include "rng.h"
+
 #include <stdlib.h>
 
 typedef struct {
@@ -9,14 +11,12 @@ typedef struct {
     int id;
 } prob_index;
 
-static uint64_t next_u64(uint64_t *s) { /* xorshift64* */
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 0x2545f4914f6cdd1dull;
+static float next_unit(uint64_t *state) { /* [0, 1) */
+    kv_rng r = {*state};
+    float u = kv_rng_unit(&r);
+    *state = r.s;
+    return u;
 }
-
-static float next_unit(uint64_t *s) { return (float)(next_u64(s) >> 40) / 16777216.0f; } /* [0, 1) */
 
 void kvattn_sampler_init(kvattn_sampler *s, const kvattn_sampler_params *p) {
     s->p = *p;

@@ -1,0 +1,36 @@
+/* kvattn's one pseudo-random generator: xorshift64 (Marsaglia 2003), for
+ * synthetic weights, random caches, test data and sampling. Deterministic per
+ * seed on every machine; not for anything secret. */
+#ifndef KVATTN_RNG_H
+#define KVATTN_RNG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    uint64_t s; /* 0 stands for KV_RNG_DEFAULT_SEED: xorshift never leaves 0 */
+} kv_rng;
+
+#define KV_RNG_DEFAULT_SEED 0x9e3779b97f4a7c15ull
+
+static inline uint64_t kv_rng_next(kv_rng *r) {
+    uint64_t s = r->s ? r->s : KV_RNG_DEFAULT_SEED;
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    r->s = s;
+    return s;
+}
+
+/* Uniform in [0, 1), 24 bits. */
+static inline float kv_rng_unit(kv_rng *r) { return (float)(kv_rng_next(r) >> 40) * (1.0f / 16777216.0f); }
+
+/* Uniform in [-1, 1), 24 bits. */
+static inline float kv_rng_uniform(kv_rng *r) { return (float)(kv_rng_next(r) >> 40) * (2.0f / 16777216.0f) - 1.0f; }
+
+/* x[i] uniform in [-scale, scale). */
+static inline void kv_rng_fill(kv_rng *r, float *x, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) x[i] = scale * kv_rng_uniform(r);
+}
+
+#endif
