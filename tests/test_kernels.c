@@ -53,7 +53,7 @@ static void test_row_ops(void) {
             double e = test_max_abs_diff(y1, y2, (size_t)n);
             CHECK(e <= 1e-6 * (1.0 + test_max_abs(y2, (size_t)n)), "%s axpy n=%d: err %.3g", kvattn_type_name(t), n, e);
             /* Round trip error of the storage type. */
-            kv_row_load(t, row, y1, n);
+            kv_row_load_ref(t, row, y1, n);
             double worst = 0;
             for (int b = 0; b < n; b += 32) { /* per q8_0 block: error ≤ d/2 = max|block|/254 (+ f16 scale rounding) */
                 int len = n - b < 32 ? n - b : 32;
@@ -336,7 +336,7 @@ static void test_q8_0_scales(void) {
  * rows at strides longer than a row; the accumulation reads the leading
  * columns of wider rows as MLA does. Bounds: the rounding of a d-term
  * (scores) or N-term (accumulation) f32 sum, as in test_tile_kernels;
- * kv_exp512 is within a few ulp of expf. */
+ * kv_exp_avx512 is within a few ulp of expf. */
 
 static void test_q16_kernels(void) {
     test_rng r = {13};
@@ -484,10 +484,10 @@ static void test_hsum16(void) {
         for (int l = 0; l < 16; l++) want[i] += in[i][l] = (float)test_randint(&r, -1000, 1000); /* exact sums */
         u[i] = _mm512_loadu_ps(in[i]);
     }
-    _mm512_storeu_ps(got, kv_hsum16(u));
+    _mm512_storeu_ps(got, kv_hsum16_avx512(u));
     int bad = 0;
     for (int i = 0; i < 16; i++) bad += got[i] != want[i];
-    CHECK(bad == 0, "kv_hsum16: %d of 16 lanes wrong", bad);
+    CHECK(bad == 0, "kv_hsum16_avx512: %d of 16 lanes wrong", bad);
 }
 #endif
 
@@ -503,14 +503,14 @@ static void test_tile_kernels(void) {
         float *S2 = malloc(sizeof(float) * G * N), *O1 = malloc(sizeof(float) * G * d), *O2 = malloc(sizeof(float) * G * d);
         test_fill(&r, Q, (size_t)G * d, 1.0f);
         test_fill(&r, K, (size_t)N * d, 1.0f);
-        kv_tile_scores(Q, d, G, K, d, N, d, S1, N);
-        kv_tile_scores_ref(Q, d, G, K, d, N, d, S2, N);
+        kv_tile_scores_f32(Q, d, G, K, d, N, d, S1, N);
+        kv_tile_scores_f32_ref(Q, d, G, K, d, N, d, S2, N);
         double e = test_max_abs_diff(S1, S2, (size_t)G * N);
         CHECK(e <= d * 2.4e-7 * d, "tile scores G=%d N=%d d=%d: err %.3g", G, N, d, e);
         test_fill(&r, O1, (size_t)G * d, 1.0f);
         memcpy(O2, O1, sizeof(float) * G * d);
-        kv_tile_accum(S2, N, G, K, d, N, d, O1, d);
-        kv_tile_accum_ref(S2, N, G, K, d, N, d, O2, d);
+        kv_tile_accum_f32(S2, N, G, K, d, N, d, O1, d);
+        kv_tile_accum_f32_ref(S2, N, G, K, d, N, d, O2, d);
         e = test_max_abs_diff(O1, O2, (size_t)G * d);
         CHECK(e <= N * 2.4e-7 * (1.0 + N * d), "tile accum G=%d N=%d d=%d: err %.3g", G, N, d, e);
         if (d % 8 == 0) /* rows stored as f16 / bf16 / q8_0, read in place */
@@ -522,7 +522,7 @@ static void test_tile_kernels(void) {
                 const void *span = Kq;
                 const size_t span_bytes = rb * N;
                 kv_prefetch_spans pf = kv_prefetch_spans_make(&span, &span_bytes, 1); /* a hint: must not change results */
-                kv_tile_scores_h(Q, d, G, t, Kq, rb, N, d, S1, N, it % 2 ? &pf : &kv_prefetch_none);
+                kv_tile_scores(Q, d, G, t, Kq, rb, N, d, S1, N, it % 2 ? &pf : &kv_prefetch_none);
                 for (int g = 0; g < G; g++)
                     for (int j = 0; j < N; j++) S2[g * N + j] = kv_row_dot_ref(t, Kq + (size_t)j * rb, Q + (size_t)g * d, d);
                 e = test_max_abs_diff(S1, S2, (size_t)G * N);
@@ -530,15 +530,15 @@ static void test_tile_kernels(void) {
                       N, d, e);
                 test_fill(&r, O1, (size_t)G * d, 1.0f);
                 memcpy(O2, O1, sizeof(float) * G * d);
-                kv_tile_accum_h(S2, N, G, t, Kq, rb, N, d, O1, d, it % 2 ? &pf : &kv_prefetch_none);
+                kv_tile_accum(S2, N, G, t, Kq, rb, N, d, O1, d, it % 2 ? &pf : &kv_prefetch_none);
                 for (int g = 0; g < G; g++)
                     for (int j = 0; j < N; j++) kv_row_axpy_ref(t, Kq + (size_t)j * rb, S2[g * N + j], O2 + (size_t)g * d, d);
                 e = test_max_abs_diff(O1, O2, (size_t)G * d);
                 CHECK(e <= N * 2.4e-7 * 3 * (1.0 + N * d), "tile accum in place (%s) G=%d N=%d d=%d: err %.3g",
                       kvattn_type_name(t), G, N, d, e);
                 float *row1 = malloc(sizeof(float) * d), *row2 = malloc(sizeof(float) * d);
-                kv_row_load_fast(t, Kq, row1, d);
-                kv_row_load(t, Kq, row2, d);
+                kv_row_load(t, Kq, row1, d);
+                kv_row_load_ref(t, Kq, row2, d);
                 CHECK(test_max_abs_diff(row1, row2, (size_t)d) == 0.0, "row load %s d=%d is exact", kvattn_type_name(t), d);
                 free(row1), free(row2), free(Kq);
             }

@@ -78,7 +78,7 @@ static const float *tile_rows(const kv_rows *r, int h, int j0, int nt, int dim, 
     }
     for (int j = 0; j < nt; j++) {
         if (j0 + ahead + j < j_end) kv_prefetch(kv_rows_at(r, h, j0 + ahead + j), row_bytes);
-        kv_row_load_fast(r->type, kv_rows_at(r, h, j0 + j), buf + (size_t)j * dim, dim);
+        kv_row_load(r->type, kv_rows_at(r, h, j0 + j), buf + (size_t)j * dim, dim);
     }
     *ld = dim;
     return buf;
@@ -230,11 +230,11 @@ static void attend_tile(const attn_lane *ln, int group, const kv_rows *k, const 
     }
     if (direct) {
         const kv_prefetch_spans pf = rows_ahead(tr, k, NULL, kvh, j0, nt, j_end);
-        kv_tile_scores_h(ln->q, kd, group, k->type, kv_rows_at(k, kvh, j0), k->token_stride, nt, kd, s, KV_TILE,
+        kv_tile_scores(ln->q, kd, group, k->type, kv_rows_at(k, kvh, j0), k->token_stride, nt, kd, s, KV_TILE,
                          unit_pf ? &unit_pf[0] : &pf);
     } else {
         kt = tile_rows(k, kvh, j0, nt, kd, ts->kbuf, &ldk, PREFETCH_AHEAD, j_end);
-        kv_tile_scores(ln->q, kd, group, kt, ldk, nt, kd, s, KV_TILE);
+        kv_tile_scores_f32(ln->q, kd, group, kt, ldk, nt, kd, s, KV_TILE);
     }
     for (int g = 0; g < group; g++) {
         float *sg = s + (size_t)g * KV_TILE, mt = kv_scale_max(sg, scale, ln->m[g], nt);
@@ -245,13 +245,13 @@ static void attend_tile(const attn_lane *ln, int group, const kv_rows *k, const 
     }
     if (direct) {
         const kv_prefetch_spans pf = shared_v ? kv_prefetch_none : rows_ahead(tr, v, NULL, kvh, j0, nt, j_end);
-        kv_tile_accum_h(s, KV_TILE, group, v->type, kv_rows_at(v, kvh, j0), v->token_stride, nt, vd, ln->acc, vd,
+        kv_tile_accum(s, KV_TILE, group, v->type, kv_rows_at(v, kvh, j0), v->token_stride, nt, vd, ln->acc, vd,
                         unit_pf ? &unit_pf[1] : &pf);
         return;
     }
     const float *vt = shared_v ? kt : tile_rows(v, kvh, j0, nt, vd, ts->vbuf, &ldv, PREFETCH_AHEAD, j_end);
     if (shared_v) ldv = ldk;
-    kv_tile_accum(s, KV_TILE, group, vt, ldv, nt, vd, ln->acc, vd);
+    kv_tile_accum_f32(s, KV_TILE, group, vt, ldv, nt, vd, ln->acc, vd);
 }
 
 /* A unit reading rows in place walks 2 streams per lane (its KV head's K and

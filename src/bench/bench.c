@@ -61,7 +61,7 @@ static float stream_sum(const float *x, size_t n, int streams, size_t *n_read) {
 #endif
             }
 #if KV_HAVE_AVX2
-        total += kv_hsum256(_mm256_add_ps(acc, acc2));
+        total += kv_hsum_avx2(_mm256_add_ps(acc, acc2));
 #endif
         read += per * (size_t)streams;
     }
@@ -111,7 +111,7 @@ static double fma_run(long iters) {
             for (int k = 0; k < 12; k++) a[k] = _mm256_fmadd_ps(a[k], m, c);
         __m256 s = a[0];
         for (int k = 1; k < 12; k++) s = _mm256_add_ps(s, a[k]);
-        sink += kv_hsum256(s);
+        sink += kv_hsum_avx2(s);
 #else
         float a[12];
         for (int k = 0; k < 12; k++) a[k] = (float)k;

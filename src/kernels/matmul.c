@@ -79,7 +79,7 @@ static int packed_gemm(float *y, const float *x, kvattn_matrix W, int T, int n, 
                     const int kc = k - c0 < GEMM_KC ? k - c0 : GEMM_KC;
                     for (int r = 0; r < KV_GEMM_ROWS; r++) {
                         if (r < nr)
-                            kv_row_load_fast(W.type, (const unsigned char *)W.data + (size_t)(r0 + r) * row_bytes +
+                            kv_row_load(W.type, (const unsigned char *)W.data + (size_t)(r0 + r) * row_bytes +
                                                          kvattn_row_bytes(W.type, c0), w + r * GEMM_KC, kc);
                         else
                             memset(w + r * GEMM_KC, 0, sizeof(float) * (size_t)kc);
@@ -114,9 +114,9 @@ void kv_matmul(float *y, const float *x, kvattn_matrix W, int T, int n, int k) {
             for (int t0 = 0; t0 < T; t0 += TOKEN_BLOCK) {
                 int tb = T - t0 < TOKEN_BLOCK ? T - t0 : TOKEN_BLOCK;
                 if (W.type == KVATTN_TYPE_F32)
-                    kv_tile_scores(x + (size_t)t0 * k, k, tb, (const float *)w, k, nr, k, y + (size_t)t0 * n + r0, n);
+                    kv_tile_scores_f32(x + (size_t)t0 * k, k, tb, (const float *)w, k, nr, k, y + (size_t)t0 * n + r0, n);
                 else
-                    kv_tile_scores_h(x + (size_t)t0 * k, k, tb, W.type, w, row_bytes, nr, k, y + (size_t)t0 * n + r0, n, &kv_prefetch_none);
+                    kv_tile_scores(x + (size_t)t0 * k, k, tb, W.type, w, row_bytes, nr, k, y + (size_t)t0 * n + r0, n, &kv_prefetch_none);
             }
         }
         return;

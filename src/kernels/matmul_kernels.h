@@ -26,11 +26,11 @@ static inline void kv_rows_dot_ref(kvattn_type t, const unsigned char *const *ro
 /* The whole q8_0 blocks of KV_DOT_ROWS rows against x, into z[r] (lanes to be
  * summed); returns the elements done. Per block, the ints' products with x are
  * summed first and multiplied by the block's scale once (Σ_b d_b Σ_i q_i x_i):
- * widening each chunk with its scale, as kv_load16_h does, cost a scalar scale
+ * widening each chunk with its scale, as kv_load16_avx512 does, cost a scalar scale
  * conversion, a broadcast and a multiply per 16 elements, and held the GEMV of
  * q8_0 weights to ~40% of the bandwidth. The scales of 16 blocks of each row
  * are gathered at once and read by broadcast beside the FMA. */
-static inline __attribute__((always_inline)) int kv_q8_0_rows_dot512(const unsigned char *const *rw, const float *x,
+static inline __attribute__((always_inline)) int kv_q8_0_rows_dot_avx512(const unsigned char *const *rw, const float *x,
                                                                      int k, __m512 *z) {
     const int nb = k / KV_Q8_0_BLOCK;
     float scales[KV_DOT_ROWS][16];
@@ -57,9 +57,9 @@ static inline __attribute__((always_inline)) int kv_q8_0_rows_dot512(const unsig
 #endif
 
 #if KV_HAVE_AVX2 && !KV_HAVE_AVX512
-/* kv_q8_0_rows_dot512's twin in 256-bit vectors, into a[r]; each block's scale
+/* kv_q8_0_rows_dot_avx512's twin in 256-bit vectors, into a[r]; each block's scale
  * is converted where it is read. */
-static inline __attribute__((always_inline)) int kv_q8_0_rows_dot256(const unsigned char *const *rw, const float *x,
+static inline __attribute__((always_inline)) int kv_q8_0_rows_dot_avx2(const unsigned char *const *rw, const float *x,
                                                                      int k, __m256 *a) {
     const int nb = k / KV_Q8_0_BLOCK;
     for (int b = 0; b < nb; b++) {
@@ -81,7 +81,7 @@ static inline __attribute__((always_inline)) int kv_q8_0_rows_dot256(const unsig
 
 #if KV_HAVE_AVX2
 /* Always inlined, so that a constant t leaves one branch-free loop per type. */
-static inline __attribute__((always_inline)) void kv_rows_dot_simd(kvattn_type t, const unsigned char *const *rows, int nr,
+static inline __attribute__((always_inline)) void kv_rows_dot_avx(kvattn_type t, const unsigned char *const *rows, int nr,
                                                                    const float *x, int k, float *y) {
     __m256 a[KV_DOT_ROWS];
     const unsigned char *rw[KV_DOT_ROWS];
@@ -90,19 +90,19 @@ static inline __attribute__((always_inline)) void kv_rows_dot_simd(kvattn_type t
 #if KV_HAVE_AVX512
     __m512 z[KV_DOT_ROWS];
     for (int r = 0; r < KV_DOT_ROWS; r++) z[r] = _mm512_setzero_ps();
-    if (t == KVATTN_TYPE_Q8_0) c = kv_q8_0_rows_dot512(rw, x, k, z);
+    if (t == KVATTN_TYPE_Q8_0) c = kv_q8_0_rows_dot_avx512(rw, x, k, z);
     for (; c + 16 <= k; c += 16) {
         __m512 xv = _mm512_loadu_ps(x + c);
-        for (int r = 0; r < KV_DOT_ROWS; r++) z[r] = _mm512_fmadd_ps(kv_load16_h(t, rw[r], c), xv, z[r]);
+        for (int r = 0; r < KV_DOT_ROWS; r++) z[r] = _mm512_fmadd_ps(kv_load16_avx512(t, rw[r], c), xv, z[r]);
     }
-    for (int r = 0; r < KV_DOT_ROWS; r++) a[r] = kv_fold512(z[r]);
+    for (int r = 0; r < KV_DOT_ROWS; r++) a[r] = kv_fold_avx512(z[r]);
 #else
     for (int r = 0; r < KV_DOT_ROWS; r++) a[r] = _mm256_setzero_ps();
-    if (t == KVATTN_TYPE_Q8_0) c = kv_q8_0_rows_dot256(rw, x, k, a);
+    if (t == KVATTN_TYPE_Q8_0) c = kv_q8_0_rows_dot_avx2(rw, x, k, a);
 #endif
     for (; c + 8 <= k; c += 8) {
         __m256 xv = _mm256_loadu_ps(x + c);
-        for (int r = 0; r < KV_DOT_ROWS; r++) a[r] = _mm256_fmadd_ps(kv_load8_h(t, rw[r], c), xv, a[r]);
+        for (int r = 0; r < KV_DOT_ROWS; r++) a[r] = _mm256_fmadd_ps(kv_load8_avx2(t, rw[r], c), xv, a[r]);
     }
     float s[KV_DOT_ROWS];
     _mm_storeu_ps(s, kv_hsum4(a[0], a[1], a[2], a[3]));
@@ -117,10 +117,10 @@ static inline __attribute__((always_inline)) void kv_rows_dot_simd(kvattn_type t
 static inline void kv_rows_dot(kvattn_type t, const unsigned char *const *rows, int nr, const float *x, int k, float *y) {
 #if KV_HAVE_AVX2
     switch (t) {
-    case KVATTN_TYPE_F32: kv_rows_dot_simd(KVATTN_TYPE_F32, rows, nr, x, k, y); return;
-    case KVATTN_TYPE_F16: kv_rows_dot_simd(KVATTN_TYPE_F16, rows, nr, x, k, y); return;
-    case KVATTN_TYPE_BF16: kv_rows_dot_simd(KVATTN_TYPE_BF16, rows, nr, x, k, y); return;
-    default: kv_rows_dot_simd(KVATTN_TYPE_Q8_0, rows, nr, x, k, y); return;
+    case KVATTN_TYPE_F32: kv_rows_dot_avx(KVATTN_TYPE_F32, rows, nr, x, k, y); return;
+    case KVATTN_TYPE_F16: kv_rows_dot_avx(KVATTN_TYPE_F16, rows, nr, x, k, y); return;
+    case KVATTN_TYPE_BF16: kv_rows_dot_avx(KVATTN_TYPE_BF16, rows, nr, x, k, y); return;
+    default: kv_rows_dot_avx(KVATTN_TYPE_Q8_0, rows, nr, x, k, y); return;
     }
 #else
     kv_rows_dot_ref(t, rows, nr, x, k, y);
@@ -146,7 +146,7 @@ static inline void kv_gemm_micro_ref(const float *w, int ldw, const float *xt, i
 }
 
 #if KV_HAVE_AVX512
-static inline __attribute__((always_inline)) void kv_gemm_micro512(const float *w, int ldw, const float *xt, int ldx,
+static inline __attribute__((always_inline)) void kv_gemm_micro_avx512(const float *w, int ldw, const float *xt, int ldx,
                                                                    int kc, const int NV, float *C) {
     __m512 acc[KV_GEMM_ROWS][4];
     for (int r = 0; r < KV_GEMM_ROWS; r++)
@@ -168,10 +168,10 @@ static inline __attribute__((always_inline)) void kv_gemm_micro512(const float *
 static inline void kv_gemm_micro(const float *w, int ldw, const float *xt, int ldx, int kc, int nv, float *C) {
 #if KV_HAVE_AVX512
     switch (nv) {
-    case 4: kv_gemm_micro512(w, ldw, xt, ldx, kc, 4, C); return;
-    case 3: kv_gemm_micro512(w, ldw, xt, ldx, kc, 3, C); return;
-    case 2: kv_gemm_micro512(w, ldw, xt, ldx, kc, 2, C); return;
-    default: kv_gemm_micro512(w, ldw, xt, ldx, kc, 1, C); return;
+    case 4: kv_gemm_micro_avx512(w, ldw, xt, ldx, kc, 4, C); return;
+    case 3: kv_gemm_micro_avx512(w, ldw, xt, ldx, kc, 3, C); return;
+    case 2: kv_gemm_micro_avx512(w, ldw, xt, ldx, kc, 2, C); return;
+    default: kv_gemm_micro_avx512(w, ldw, xt, ldx, kc, 1, C); return;
     }
 #else
     kv_gemm_micro_ref(w, ldw, xt, ldx, kc, nv, C);
@@ -187,19 +187,19 @@ static inline void kv_rows_axpy_ref(kvattn_type t, const unsigned char *const *r
 }
 
 #if KV_HAVE_AVX2
-static inline __attribute__((always_inline)) void kv_rows_axpy_simd(kvattn_type t, const unsigned char *const *rows,
+static inline __attribute__((always_inline)) void kv_rows_axpy_avx(kvattn_type t, const unsigned char *const *rows,
                                                                     int nr, const float *a, float *y, int n) {
     int c = 0;
 #if KV_HAVE_AVX512
     for (; c + 16 <= n; c += 16) {
         __m512 acc = _mm512_loadu_ps(y + c);
-        for (int r = 0; r < nr; r++) acc = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), kv_load16_h(t, rows[r], c), acc);
+        for (int r = 0; r < nr; r++) acc = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), kv_load16_avx512(t, rows[r], c), acc);
         _mm512_storeu_ps(y + c, acc);
     }
 #endif
     for (; c + 8 <= n; c += 8) {
         __m256 acc = _mm256_loadu_ps(y + c);
-        for (int r = 0; r < nr; r++) acc = _mm256_fmadd_ps(_mm256_set1_ps(a[r]), kv_load8_h(t, rows[r], c), acc);
+        for (int r = 0; r < nr; r++) acc = _mm256_fmadd_ps(_mm256_set1_ps(a[r]), kv_load8_avx2(t, rows[r], c), acc);
         _mm256_storeu_ps(y + c, acc);
     }
     for (; c < n; c++)
@@ -211,10 +211,10 @@ static inline __attribute__((always_inline)) void kv_rows_axpy_simd(kvattn_type 
 static inline void kv_rows_axpy(kvattn_type t, const unsigned char *const *rows, int nr, const float *a, float *y, int n) {
 #if KV_HAVE_AVX2
     switch (t) {
-    case KVATTN_TYPE_F32: kv_rows_axpy_simd(KVATTN_TYPE_F32, rows, nr, a, y, n); return;
-    case KVATTN_TYPE_F16: kv_rows_axpy_simd(KVATTN_TYPE_F16, rows, nr, a, y, n); return;
-    case KVATTN_TYPE_BF16: kv_rows_axpy_simd(KVATTN_TYPE_BF16, rows, nr, a, y, n); return;
-    default: kv_rows_axpy_simd(KVATTN_TYPE_Q8_0, rows, nr, a, y, n); return;
+    case KVATTN_TYPE_F32: kv_rows_axpy_avx(KVATTN_TYPE_F32, rows, nr, a, y, n); return;
+    case KVATTN_TYPE_F16: kv_rows_axpy_avx(KVATTN_TYPE_F16, rows, nr, a, y, n); return;
+    case KVATTN_TYPE_BF16: kv_rows_axpy_avx(KVATTN_TYPE_BF16, rows, nr, a, y, n); return;
+    default: kv_rows_axpy_avx(KVATTN_TYPE_Q8_0, rows, nr, a, y, n); return;
     }
 #else
     kv_rows_axpy_ref(t, rows, nr, a, y, n);

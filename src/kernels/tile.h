@@ -15,11 +15,6 @@
 #include "vec.h"
 
 #if KV_HAVE_AVX512
-/* 16 q8_0 quants at qs, times their block's scale, as f32. */
-static inline __m512 kv_q8_0_widen16(const int8_t *qs, __m512 scale) {
-    return _mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)qs))));
-}
-
 /* The f32 scales of nb q8_0 blocks of each of N rows (`stride` bytes apart): out[j·nb + b].
  * Rows back to back (the cache's): 16 scales per gather, 34 bytes apart. */
 static inline void kv_q8_0_scales(const unsigned char *rows, size_t stride, int N, int nb, float *out) {
@@ -53,16 +48,6 @@ static inline const float *kv_q8_0_tile_scales(kvattn_type t, const unsigned cha
     return scales;
 }
 
-/* 16 elements of a row at element c, as f32: f32/f16/bf16 at any c, q8_0 at c % 16 == 0. */
-static inline __m512 kv_load16_h(kvattn_type t, const unsigned char *row, int c) {
-    if (t == KVATTN_TYPE_F32) return _mm512_loadu_ps((const float *)row + c);
-    if (t == KVATTN_TYPE_Q8_0) {
-        const kv_block_q8_0 *b = (const kv_block_q8_0 *)row + c / KV_Q8_0_BLOCK;
-        return kv_q8_0_widen16(b->qs + c % KV_Q8_0_BLOCK, _mm512_set1_ps(_cvtsh_ss(b->d)));
-    }
-    __m256i h = _mm256_loadu_si256((const __m256i *)(row + 2 * (size_t)c));
-    return t == KVATTN_TYPE_F16 ? _mm512_cvtph_ps(h) : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
 #endif
 
 /* Scalar twin of kv_q8_0_scales. */
@@ -70,33 +55,6 @@ static inline void kv_q8_0_scales_ref(const unsigned char *rows, size_t stride, 
     for (int j = 0; j < N; j++)
         for (int b = 0; b < nb; b++)
             out[j * nb + b] = kv_f16_to_f32(((const kv_block_q8_0 *)(rows + (size_t)j * stride))[b].d);
-}
-
-/* Row of n elements of type t into f32 (SIMD where the type allows). */
-static inline void kv_row_load_fast(kvattn_type t, const void *row, float *y, int n) {
-#if KV_HAVE_AVX2
-    int i = 0;
-    if (t == KVATTN_TYPE_F32) {
-        memcpy(y, row, sizeof(float) * (size_t)n);
-        return;
-    }
-    if (t == KVATTN_TYPE_Q8_0) {
-        const kv_block_q8_0 *b = (const kv_block_q8_0 *)row;
-        for (; i + KV_Q8_0_BLOCK <= n; i += KV_Q8_0_BLOCK, b++) {
-            __m256 q[4], d = _mm256_set1_ps(_cvtsh_ss(b->d));
-            kv_q8_0_unpack(b, q);
-            for (int j = 0; j < 4; j++) _mm256_storeu_ps(y + i + 8 * j, _mm256_mul_ps(d, q[j]));
-        }
-    } else {
-#if KV_HAVE_AVX512
-        for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, kv_load16_h(t, (const unsigned char *)row, i));
-#endif
-        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, kv_load8(t, row, i));
-    }
-    for (; i < n; i++) y[i] = kv_row_get_ref(t, row, i);
-#else
-    kv_row_load(t, row, y, n);
-#endif
 }
 
 /* Later rows prefetched while a tile product reads rows in place: up to four
@@ -152,13 +110,13 @@ static inline void kv_prefetch_take_row(const kv_prefetch_spans *pf, unsigned *i
     for (int c = 0; c < d; c += 32) kv_prefetch_take(pf, i);
 }
 
-static inline void kv_tile_scores_ref(const float *Q, int ldq, int G, const float *K, int ldk, int N, int d, float *S,
+static inline void kv_tile_scores_f32_ref(const float *Q, int ldq, int G, const float *K, int ldk, int N, int d, float *S,
                                       int lds) {
     for (int g = 0; g < G; g++)
         for (int j = 0; j < N; j++) S[g * lds + j] = kv_dot_f32_ref(Q + (size_t)g * ldq, K + (size_t)j * ldk, d);
 }
 
-static inline void kv_tile_accum_ref(const float *P, int ldp, int G, const float *V, int ldv, int N, int d, float *O,
+static inline void kv_tile_accum_f32_ref(const float *P, int ldp, int G, const float *V, int ldv, int N, int d, float *O,
                                      int ldo) {
     for (int g = 0; g < G; g++)
         for (int j = 0; j < N; j++) {
@@ -184,7 +142,7 @@ static inline __m128 kv_hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
 /* Sixteen horizontal sums at once: lane i of the result is Σ u[i]. A butterfly
  * halves the vector count per level (45 shuffles and adds in all); reading the
  * inputs in the self-inverse order `perm` leaves the sums in lane order. */
-static inline __m512 kv_hsum16(const __m512 *u) {
+static inline __m512 kv_hsum16_avx512(const __m512 *u) {
     static const int perm[16] = {0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15};
     __m512 w[8], x[4], y[2];
     for (int k = 0; k < 8; k++) {
@@ -201,7 +159,7 @@ static inline __m512 kv_hsum16(const __m512 *u) {
 /* S[g][j] = Q[g]·K[j] for NG queries of Q (rows q[0..NG)), rows of type t at `stride` bytes.
  * d16 = d rounded down to 16; a tail of d - d16 < 16 elements is taken with masked
  * loads, which only f32 rows may have. */
-static inline __attribute__((always_inline)) void kv_scores512_block(const float *const *q, const int NG, kvattn_type t,
+static inline __attribute__((always_inline)) void kv_scores_avx512_block(const float *const *q, const int NG, kvattn_type t,
                                                                      const unsigned char *K, size_t stride, int N, int d,
                                                                      float *S, int lds, const kv_prefetch_spans *pf,
                                                                      const float *sc) {
@@ -219,7 +177,7 @@ static inline __attribute__((always_inline)) void kv_scores512_block(const float
                     const kv_block_q8_0 *b = (const kv_block_q8_0 *)(K + (size_t)(j + r) * stride) + c / KV_Q8_0_BLOCK;
                     const __m512 scale = _mm512_set1_ps(sc ? sc[(size_t)(j + r) * (size_t)(d / KV_Q8_0_BLOCK) + (size_t)(c / KV_Q8_0_BLOCK)]
                                                            : _cvtsh_ss(b->d));
-                    const __m512 kv0 = kv_q8_0_widen16(b->qs, scale), kv1 = kv_q8_0_widen16(b->qs + 16, scale);
+                    const __m512 kv0 = kv_q8_0_widen16_avx512(b->qs, scale), kv1 = kv_q8_0_widen16_avx512(b->qs + 16, scale);
                     KV_UNROLL for (int i = 0; i < NG; i++) {
                         acc[i * R + r] = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + c), kv0, acc[i * R + r]);
                         acc[i * R + r] = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + c + 16), kv1, acc[i * R + r]);
@@ -229,7 +187,7 @@ static inline __attribute__((always_inline)) void kv_scores512_block(const float
             for (int c = 0; c < d16; c += 16)
                 KV_UNROLL for (int r = 0; r < R; r++) {
                     if (!(c & 16)) kv_prefetch_take(pf, &pi);
-                    __m512 kv = kv_load16_h(t, K + (size_t)(j + r) * stride, c);
+                    __m512 kv = kv_load16_avx512(t, K + (size_t)(j + r) * stride, c);
                     KV_UNROLL for (int i = 0; i < NG; i++)
                         acc[i * R + r] = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + c), kv, acc[i * R + r]);
                 }
@@ -240,7 +198,7 @@ static inline __attribute__((always_inline)) void kv_scores512_block(const float
                     acc[i * R + r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, q[i] + d16), kv, acc[i * R + r]);
             }
         float sums[16];
-        _mm512_storeu_ps(sums, kv_hsum16(acc));
+        _mm512_storeu_ps(sums, kv_hsum16_avx512(acc));
         for (int i = 0; i < NG; i++) memcpy(S + (size_t)i * lds + j, sums + i * R, sizeof(float) * (size_t)R);
     }
     for (; j < N; j++) {
@@ -248,7 +206,7 @@ static inline __attribute__((always_inline)) void kv_scores512_block(const float
         kv_prefetch_take_row(pf, &pi, d);
         __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
         for (int c = 0; c < d16; c += 16) {
-            __m512 kv = kv_load16_h(t, kr, c);
+            __m512 kv = kv_load16_avx512(t, kr, c);
             for (int i = 0; i < NG; i++) acc[i] = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + c), kv, acc[i]);
         }
         if (tail) {
@@ -261,7 +219,7 @@ static inline __attribute__((always_inline)) void kv_scores512_block(const float
 
 /* O[g][c] += Σ_j P[g][j]·V[j][c] for NG queries (p[i], o[i]); columns in blocks of 64
  * held in registers over all N rows; a tail of d - d16 (f32 only) is masked. */
-static inline __attribute__((always_inline)) void kv_accum512_block(const float *const *p, float *const *o, const int NG,
+static inline __attribute__((always_inline)) void kv_accum_avx512_block(const float *const *p, float *const *o, const int NG,
                                                                     kvattn_type t, const unsigned char *V, size_t stride,
                                                                     int N, int d, const kv_prefetch_spans *pf, const float *sc) {
     const int d16 = d & ~15;
@@ -279,11 +237,11 @@ static inline __attribute__((always_inline)) void kv_accum512_block(const float 
                 const kv_block_q8_0 *b = (const kv_block_q8_0 *)vr + c / KV_Q8_0_BLOCK;
                 const float *sr = sc ? sc + (size_t)j * (size_t)(d / KV_Q8_0_BLOCK) + (size_t)(c / KV_Q8_0_BLOCK) : NULL;
                 const __m512 s0 = _mm512_set1_ps(sr ? sr[0] : _cvtsh_ss(b[0].d)), s1 = _mm512_set1_ps(sr ? sr[1] : _cvtsh_ss(b[1].d));
-                v0 = kv_q8_0_widen16(b[0].qs, s0), v1 = kv_q8_0_widen16(b[0].qs + 16, s0);
-                v2 = kv_q8_0_widen16(b[1].qs, s1), v3 = kv_q8_0_widen16(b[1].qs + 16, s1);
+                v0 = kv_q8_0_widen16_avx512(b[0].qs, s0), v1 = kv_q8_0_widen16_avx512(b[0].qs + 16, s0);
+                v2 = kv_q8_0_widen16_avx512(b[1].qs, s1), v3 = kv_q8_0_widen16_avx512(b[1].qs + 16, s1);
             } else {
-                v0 = kv_load16_h(t, vr, c), v1 = kv_load16_h(t, vr, c + 16), v2 = kv_load16_h(t, vr, c + 32);
-                v3 = kv_load16_h(t, vr, c + 48);
+                v0 = kv_load16_avx512(t, vr, c), v1 = kv_load16_avx512(t, vr, c + 16), v2 = kv_load16_avx512(t, vr, c + 32);
+                v3 = kv_load16_avx512(t, vr, c + 48);
             }
             KV_UNROLL for (int i = 0; i < NG; i++) {
                 __m512 pb = _mm512_set1_ps(p[i][j]);
@@ -303,7 +261,7 @@ static inline __attribute__((always_inline)) void kv_accum512_block(const float 
         for (int j = 0; j < N; j++) {
             const unsigned char *vr = V + (size_t)j * stride;
             if (!(c & 16)) kv_prefetch_take(pf, &pi);
-            __m512 v = c + 16 <= d ? kv_load16_h(t, vr, c) : _mm512_maskz_loadu_ps(mk, (const float *)vr + c);
+            __m512 v = c + 16 <= d ? kv_load16_avx512(t, vr, c) : _mm512_maskz_loadu_ps(mk, (const float *)vr + c);
             for (int i = 0; i < NG; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(p[i][j]), v, acc[i]);
         }
         for (int i = 0; i < NG; i++) _mm512_mask_storeu_ps(o[i] + c, mk, acc[i]);
@@ -311,7 +269,7 @@ static inline __attribute__((always_inline)) void kv_accum512_block(const float 
 }
 
 /* Both products over all G queries: blocks of 4, a last block of 2 or 1 (3 = 2 + 1). */
-static inline __attribute__((always_inline)) void kv_tile512(int accumulate, const float *Q, int ldq, int G, kvattn_type t,
+static inline __attribute__((always_inline)) void kv_tile_avx512_body(int accumulate, const float *Q, int ldq, int G, kvattn_type t,
                                                              const unsigned char *KV, size_t stride, int N, int d, float *S,
                                                              int lds, float *O, int ldo, const kv_prefetch_spans *pf) {
     /* q8_0: the tile's block scales widened once up front, then read by broadcast (a load beside
@@ -325,36 +283,36 @@ static inline __attribute__((always_inline)) void kv_tile512(int accumulate, con
         for (int i = 0; i < ng; i++) q[i] = Q + (size_t)(g + i) * ldq, o[i] = O + (size_t)(g + i) * ldo;
         const kv_prefetch_spans *pfg = g == 0 ? pf : &kv_prefetch_none; /* the first block of queries carries the prefetches */
         if (accumulate) {
-            if (ng == 4) kv_accum512_block(q, o, 4, t, KV, stride, N, d, pfg, sc);
-            else if (ng == 2) kv_accum512_block(q, o, 2, t, KV, stride, N, d, pfg, sc);
-            else kv_accum512_block(q, o, 1, t, KV, stride, N, d, pfg, sc);
+            if (ng == 4) kv_accum_avx512_block(q, o, 4, t, KV, stride, N, d, pfg, sc);
+            else if (ng == 2) kv_accum_avx512_block(q, o, 2, t, KV, stride, N, d, pfg, sc);
+            else kv_accum_avx512_block(q, o, 1, t, KV, stride, N, d, pfg, sc);
         } else {
             float *sg = S + (size_t)g * lds;
-            if (ng == 4) kv_scores512_block(q, 4, t, KV, stride, N, d, sg, lds, pfg, sc);
-            else if (ng == 2) kv_scores512_block(q, 2, t, KV, stride, N, d, sg, lds, pfg, sc);
-            else kv_scores512_block(q, 1, t, KV, stride, N, d, sg, lds, pfg, sc);
+            if (ng == 4) kv_scores_avx512_block(q, 4, t, KV, stride, N, d, sg, lds, pfg, sc);
+            else if (ng == 2) kv_scores_avx512_block(q, 2, t, KV, stride, N, d, sg, lds, pfg, sc);
+            else kv_scores_avx512_block(q, 1, t, KV, stride, N, d, sg, lds, pfg, sc);
         }
         g += ng;
     }
 }
 
 /* One instance per element type, so each inner loop is free of type branches. */
-static inline void kv_tile512_typed(int accumulate, const float *Q, int ldq, int G, kvattn_type t, const unsigned char *KV,
+static inline void kv_tile_avx512(int accumulate, const float *Q, int ldq, int G, kvattn_type t, const unsigned char *KV,
                                     size_t stride, int N, int d, float *S, int lds, float *O, int ldo,
                                     const kv_prefetch_spans *pf) {
     switch (t) {
-    case KVATTN_TYPE_F32: kv_tile512(accumulate, Q, ldq, G, KVATTN_TYPE_F32, KV, stride, N, d, S, lds, O, ldo, pf); break;
-    case KVATTN_TYPE_F16: kv_tile512(accumulate, Q, ldq, G, KVATTN_TYPE_F16, KV, stride, N, d, S, lds, O, ldo, pf); break;
-    case KVATTN_TYPE_BF16: kv_tile512(accumulate, Q, ldq, G, KVATTN_TYPE_BF16, KV, stride, N, d, S, lds, O, ldo, pf); break;
-    default: kv_tile512(accumulate, Q, ldq, G, KVATTN_TYPE_Q8_0, KV, stride, N, d, S, lds, O, ldo, pf); break;
+    case KVATTN_TYPE_F32: kv_tile_avx512_body(accumulate, Q, ldq, G, KVATTN_TYPE_F32, KV, stride, N, d, S, lds, O, ldo, pf); break;
+    case KVATTN_TYPE_F16: kv_tile_avx512_body(accumulate, Q, ldq, G, KVATTN_TYPE_F16, KV, stride, N, d, S, lds, O, ldo, pf); break;
+    case KVATTN_TYPE_BF16: kv_tile_avx512_body(accumulate, Q, ldq, G, KVATTN_TYPE_BF16, KV, stride, N, d, S, lds, O, ldo, pf); break;
+    default: kv_tile_avx512_body(accumulate, Q, ldq, G, KVATTN_TYPE_Q8_0, KV, stride, N, d, S, lds, O, ldo, pf); break;
     }
 }
 #endif
 
-static inline void kv_tile_scores(const float *Q, int ldq, int G, const float *K, int ldk, int N, int d, float *S,
+static inline void kv_tile_scores_f32(const float *Q, int ldq, int G, const float *K, int ldk, int N, int d, float *S,
                                   int lds) {
 #if KV_HAVE_AVX512
-    kv_tile512_typed(0, Q, ldq, G, KVATTN_TYPE_F32, (const unsigned char *)K, (size_t)ldk * sizeof(float), N, d, S, lds, NULL, 0,
+    kv_tile_avx512(0, Q, ldq, G, KVATTN_TYPE_F32, (const unsigned char *)K, (size_t)ldk * sizeof(float), N, d, S, lds, NULL, 0,
                      &kv_prefetch_none);
     return;
 #endif
@@ -414,14 +372,14 @@ static inline void kv_tile_scores(const float *Q, int ldq, int G, const float *K
         for (; j < N; j++) S[(size_t)g * lds + j] = kv_dot_f32(q0, K + (size_t)j * ldk, d);
     }
 #else
-    kv_tile_scores_ref(Q, ldq, G, K, ldk, N, d, S, lds);
+    kv_tile_scores_f32_ref(Q, ldq, G, K, ldk, N, d, S, lds);
 #endif
 }
 
-static inline void kv_tile_accum(const float *P, int ldp, int G, const float *V, int ldv, int N, int d, float *O,
+static inline void kv_tile_accum_f32(const float *P, int ldp, int G, const float *V, int ldv, int N, int d, float *O,
                                  int ldo) {
 #if KV_HAVE_AVX512
-    kv_tile512_typed(1, P, ldp, G, KVATTN_TYPE_F32, (const unsigned char *)V, (size_t)ldv * sizeof(float), N, d, NULL, 0, O, ldo,
+    kv_tile_avx512(1, P, ldp, G, KVATTN_TYPE_F32, (const unsigned char *)V, (size_t)ldv * sizeof(float), N, d, NULL, 0, O, ldo,
                      &kv_prefetch_none);
     return;
 #endif
@@ -483,31 +441,18 @@ static inline void kv_tile_accum(const float *P, int ldp, int G, const float *V,
             for (int j = 0; j < N; j++) o0[c] += p0[j] * V[(size_t)j * ldv + c];
     }
 #else
-    kv_tile_accum_ref(P, ldp, G, V, ldv, N, d, O, ldo);
+    kv_tile_accum_f32_ref(P, ldp, G, V, ldv, N, d, O, ldo);
 #endif
 }
 
 /* The same two products reading K / V rows stored as f16, bf16 or q8_0
  * directly (widened in registers, no staging). Rows at `base + j·stride`
  * bytes; d must be a multiple of 8 (a q8_0 chunk of 8 never crosses a block). */
-#if KV_HAVE_AVX2
-static inline __m256 kv_load8_h(kvattn_type t, const unsigned char *row, int c) {
-    if (t == KVATTN_TYPE_F32) return _mm256_loadu_ps((const float *)row + c);
-    if (t == KVATTN_TYPE_Q8_0) {
-        const kv_block_q8_0 *b = (const kv_block_q8_0 *)row + c / KV_Q8_0_BLOCK;
-        __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b->qs + c % KV_Q8_0_BLOCK))));
-        return _mm256_mul_ps(q, _mm256_set1_ps(_cvtsh_ss(b->d)));
-    }
-    __m128i h = _mm_loadu_si128((const __m128i *)(row + 2 * (size_t)c));
-    return t == KVATTN_TYPE_F16 ? _mm256_cvtph_ps(h) : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
-#endif
-
-static inline void kv_tile_scores_h(const float *Q, int ldq, int G, kvattn_type t, const unsigned char *K, size_t stride,
+static inline void kv_tile_scores(const float *Q, int ldq, int G, kvattn_type t, const unsigned char *K, size_t stride,
                                     int N, int d, float *S, int lds, const kv_prefetch_spans *pf) {
 #if KV_HAVE_AVX512
     if (d % 16 == 0) {
-        kv_tile512_typed(0, Q, ldq, G, t, K, stride, N, d, S, lds, NULL, 0, pf);
+        kv_tile_avx512(0, Q, ldq, G, t, K, stride, N, d, S, lds, NULL, 0, pf);
         return;
     }
 #endif
@@ -525,10 +470,10 @@ static inline void kv_tile_scores_h(const float *Q, int ldq, int G, kvattn_type 
             for (int c = 0; c < d; c += 8) {
                 kv_prefetch_take(pfg, &pi); /* 8 elements of 4 rows: one take per 32 read */
                 __m256 x0 = _mm256_loadu_ps(q0 + c), x1 = _mm256_loadu_ps(q1 + c), k;
-                k = kv_load8_h(t, k0, c), a00 = _mm256_fmadd_ps(x0, k, a00), a10 = _mm256_fmadd_ps(x1, k, a10);
-                k = kv_load8_h(t, k1, c), a01 = _mm256_fmadd_ps(x0, k, a01), a11 = _mm256_fmadd_ps(x1, k, a11);
-                k = kv_load8_h(t, k2, c), a02 = _mm256_fmadd_ps(x0, k, a02), a12 = _mm256_fmadd_ps(x1, k, a12);
-                k = kv_load8_h(t, k3, c), a03 = _mm256_fmadd_ps(x0, k, a03), a13 = _mm256_fmadd_ps(x1, k, a13);
+                k = kv_load8_avx2(t, k0, c), a00 = _mm256_fmadd_ps(x0, k, a00), a10 = _mm256_fmadd_ps(x1, k, a10);
+                k = kv_load8_avx2(t, k1, c), a01 = _mm256_fmadd_ps(x0, k, a01), a11 = _mm256_fmadd_ps(x1, k, a11);
+                k = kv_load8_avx2(t, k2, c), a02 = _mm256_fmadd_ps(x0, k, a02), a12 = _mm256_fmadd_ps(x1, k, a12);
+                k = kv_load8_avx2(t, k3, c), a03 = _mm256_fmadd_ps(x0, k, a03), a13 = _mm256_fmadd_ps(x1, k, a13);
             }
             _mm_storeu_ps(S + (size_t)g * lds + j, kv_hsum4(a00, a01, a02, a03));
             if (two) _mm_storeu_ps(S + (size_t)(g + 1) * lds + j, kv_hsum4(a10, a11, a12, a13));
@@ -538,12 +483,12 @@ static inline void kv_tile_scores_h(const float *Q, int ldq, int G, kvattn_type 
             const unsigned char *kr = K + (size_t)j * stride;
             kv_prefetch_take_row(pfg, &pi, d);
             for (int c = 0; c < d; c += 8) {
-                __m256 k = kv_load8_h(t, kr, c);
+                __m256 k = kv_load8_avx2(t, kr, c);
                 a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + c), k, a0);
                 a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q1 + c), k, a1);
             }
-            S[(size_t)g * lds + j] = kv_hsum256(a0);
-            if (two) S[(size_t)(g + 1) * lds + j] = kv_hsum256(a1);
+            S[(size_t)g * lds + j] = kv_hsum_avx2(a0);
+            if (two) S[(size_t)(g + 1) * lds + j] = kv_hsum_avx2(a1);
         }
     }
 #else
@@ -554,11 +499,11 @@ static inline void kv_tile_scores_h(const float *Q, int ldq, int G, kvattn_type 
 #endif
 }
 
-static inline void kv_tile_accum_h(const float *P, int ldp, int G, kvattn_type t, const unsigned char *V, size_t stride,
+static inline void kv_tile_accum(const float *P, int ldp, int G, kvattn_type t, const unsigned char *V, size_t stride,
                                    int N, int d, float *O, int ldo, const kv_prefetch_spans *pf) {
 #if KV_HAVE_AVX512
     if (d % 16 == 0) {
-        kv_tile512_typed(1, P, ldp, G, t, V, stride, N, d, NULL, 0, O, ldo, pf);
+        kv_tile_avx512(1, P, ldp, G, t, V, stride, N, d, NULL, 0, O, ldo, pf);
         return;
     }
 #endif
@@ -578,10 +523,10 @@ static inline void kv_tile_accum_h(const float *P, int ldp, int G, kvattn_type t
                 const unsigned char *vr = V + (size_t)j * stride;
                 kv_prefetch_take(pfg, &pi);
                 __m256 x0 = _mm256_set1_ps(p0[j]), x1 = _mm256_set1_ps(p1[j]), v;
-                v = kv_load8_h(t, vr, c), a0 = _mm256_fmadd_ps(x0, v, a0), b0 = _mm256_fmadd_ps(x1, v, b0);
-                v = kv_load8_h(t, vr, c + 8), a1 = _mm256_fmadd_ps(x0, v, a1), b1 = _mm256_fmadd_ps(x1, v, b1);
-                v = kv_load8_h(t, vr, c + 16), a2 = _mm256_fmadd_ps(x0, v, a2), b2 = _mm256_fmadd_ps(x1, v, b2);
-                v = kv_load8_h(t, vr, c + 24), a3 = _mm256_fmadd_ps(x0, v, a3), b3 = _mm256_fmadd_ps(x1, v, b3);
+                v = kv_load8_avx2(t, vr, c), a0 = _mm256_fmadd_ps(x0, v, a0), b0 = _mm256_fmadd_ps(x1, v, b0);
+                v = kv_load8_avx2(t, vr, c + 8), a1 = _mm256_fmadd_ps(x0, v, a1), b1 = _mm256_fmadd_ps(x1, v, b1);
+                v = kv_load8_avx2(t, vr, c + 16), a2 = _mm256_fmadd_ps(x0, v, a2), b2 = _mm256_fmadd_ps(x1, v, b2);
+                v = kv_load8_avx2(t, vr, c + 24), a3 = _mm256_fmadd_ps(x0, v, a3), b3 = _mm256_fmadd_ps(x1, v, b3);
             }
             _mm256_storeu_ps(o0 + c, a0), _mm256_storeu_ps(o0 + c + 8, a1), _mm256_storeu_ps(o0 + c + 16, a2),
                 _mm256_storeu_ps(o0 + c + 24, a3);
@@ -596,7 +541,7 @@ static inline void kv_tile_accum_h(const float *P, int ldp, int G, kvattn_type t
             __m256 a = _mm256_loadu_ps(o0 + c), b = _mm256_setzero_ps();
             for (int j = 0; j < N; j++) {
                 if (c % 32 == 0) kv_prefetch_take(pfg, &pi);
-                __m256 v = kv_load8_h(t, V + (size_t)j * stride, c);
+                __m256 v = kv_load8_avx2(t, V + (size_t)j * stride, c);
                 a = _mm256_fmadd_ps(_mm256_set1_ps(p0[j]), v, a);
                 b = _mm256_fmadd_ps(_mm256_set1_ps(p1[j]), v, b);
             }
@@ -654,7 +599,7 @@ static inline void kv_q16_pack_ref(const float *Q, int ldq, int d, float *Qt) {
  * and the new row r | b takes row r's element c + b where c has not. Element
  * by element (a store per float, each to its own line), packing MLA's 576-wide
  * queries took 8% of a decode step. */
-static inline __attribute__((always_inline)) void kv_transpose16_round(__m512 *x, const int b) {
+static inline __attribute__((always_inline)) void kv_transpose16_round_avx512(__m512 *x, const int b) {
     int lo[16], hi[16];
     for (int c = 0; c < 16; c++) {
         lo[c] = c & b ? 16 + (c ^ b) : c;
@@ -669,8 +614,8 @@ static inline __attribute__((always_inline)) void kv_transpose16_round(__m512 *x
     }
 }
 
-static inline __attribute__((always_inline)) void kv_transpose16(__m512 *x) {
-    kv_transpose16_round(x, 8), kv_transpose16_round(x, 4), kv_transpose16_round(x, 2), kv_transpose16_round(x, 1);
+static inline __attribute__((always_inline)) void kv_transpose16_avx512(__m512 *x) {
+    kv_transpose16_round_avx512(x, 8), kv_transpose16_round_avx512(x, 4), kv_transpose16_round_avx512(x, 2), kv_transpose16_round_avx512(x, 1);
 }
 #endif
 
@@ -680,7 +625,7 @@ static inline void kv_q16_pack(const float *Q, int ldq, int d, float *Qt) {
     for (; c + 16 <= d; c += 16) {
         __m512 x[16];
         KV_UNROLL for (int i = 0; i < 16; i++) x[i] = _mm512_loadu_ps(Q + (size_t)i * ldq + c);
-        kv_transpose16(x);
+        kv_transpose16_avx512(x);
         KV_UNROLL for (int i = 0; i < 16; i++) _mm512_storeu_ps(Qt + (size_t)(c + i) * KV_Q16, x[i]);
     }
     for (; c < d; c++)
@@ -728,9 +673,9 @@ static inline void kv_q16_accum_ref(const float *St, kvattn_type t, const unsign
 static inline __attribute__((always_inline)) __m512 kv_q16_load(kvattn_type t, const unsigned char *row, int c,
                                                                 const float *sc) {
     if (t == KVATTN_TYPE_Q8_0 && sc)
-        return kv_q8_0_widen16(((const kv_block_q8_0 *)row)[c / KV_Q8_0_BLOCK].qs + c % KV_Q8_0_BLOCK,
+        return kv_q8_0_widen16_avx512(((const kv_block_q8_0 *)row)[c / KV_Q8_0_BLOCK].qs + c % KV_Q8_0_BLOCK,
                                _mm512_set1_ps(sc[c / KV_Q8_0_BLOCK]));
-    return kv_load16_h(t, row, c);
+    return kv_load16_avx512(t, row, c);
 }
 
 /* Blocks of 16 rows, an accumulator per row (16 queries). Per chunk of 16
@@ -740,7 +685,7 @@ static inline __attribute__((always_inline)) __m512 kv_q16_load(kvattn_type t, c
  * `pf` (the *pi-th, on from call to call) per two elements: one per 32 columns
  * of a row read, spread over the products. A last block of n < 16 rows widens
  * zeros for the missing rows and stores only its n. */
-static inline __attribute__((always_inline)) void kv_q16_scores512(const float *Qt, kvattn_type t, const unsigned char *K,
+static inline __attribute__((always_inline)) void kv_q16_scores_avx512_body(const float *Qt, kvattn_type t, const unsigned char *K,
                                                                    size_t stride, int N, int d, float *St, const float *sc,
                                                                    const kv_prefetch_spans *pf, unsigned *pi) {
     float ring[2][256] __attribute__((aligned(64)));
@@ -772,16 +717,16 @@ static inline __attribute__((always_inline)) void kv_q16_scores512(const float *
     }
 }
 
-static inline void kv_q16_softmax512(float *St, int N, float scale, float *m, float *l, float *corr) {
+static inline void kv_q16_softmax_avx512(float *St, int N, float scale, float *m, float *l, float *corr) {
     const __m512 sc = _mm512_set1_ps(scale), m_old = _mm512_loadu_ps(m);
     __m512 mt = m_old, sum = _mm512_setzero_ps();
     for (int j = 0; j < N; j++) mt = _mm512_max_ps(mt, _mm512_mul_ps(_mm512_loadu_ps(St + (size_t)j * KV_Q16), sc));
     for (int j = 0; j < N; j++) {
-        __m512 e = kv_exp512(_mm512_fmsub_ps(_mm512_loadu_ps(St + (size_t)j * KV_Q16), sc, mt));
+        __m512 e = kv_exp_avx512(_mm512_fmsub_ps(_mm512_loadu_ps(St + (size_t)j * KV_Q16), sc, mt));
         _mm512_storeu_ps(St + (size_t)j * KV_Q16, e);
         sum = _mm512_add_ps(sum, e);
     }
-    const __m512 cr = kv_exp512(_mm512_sub_ps(m_old, mt));
+    const __m512 cr = kv_exp_avx512(_mm512_sub_ps(m_old, mt));
     _mm512_storeu_ps(corr, cr);
     _mm512_storeu_ps(l, _mm512_fmadd_ps(_mm512_loadu_ps(l), cr, sum));
     _mm512_storeu_ps(m, mt);
@@ -789,7 +734,7 @@ static inline void kv_q16_softmax512(float *St, int N, float scale, float *m, fl
 
 /* 16 columns of all sixteen outputs in registers over all N rows; a take of
  * `pf` per row in every other chunk (one per 32 columns read). */
-static inline __attribute__((always_inline)) void kv_q16_accum512(const float *St, kvattn_type t, const unsigned char *V,
+static inline __attribute__((always_inline)) void kv_q16_accum_avx512_body(const float *St, kvattn_type t, const unsigned char *V,
                                                                   size_t stride, int N, int d, float *O, int ldo,
                                                                   const float *sc, const kv_prefetch_spans *pf,
                                                                   unsigned *pi) {
@@ -810,27 +755,27 @@ static inline __attribute__((always_inline)) void kv_q16_accum512(const float *S
 /* One instance per element type, so each inner loop is free of type branches;
  * out of line: inlined into the attention loop, the compiler's register
  * allocation across it left an accumulator on the stack. */
-static KV_NOINLINE void kv_q16_scores_typed(const float *Qt, kvattn_type t, const unsigned char *K, size_t stride, int N,
+static KV_NOINLINE void kv_q16_scores_avx512(const float *Qt, kvattn_type t, const unsigned char *K, size_t stride, int N,
                                             int d, float *St, const kv_prefetch_spans *pf, unsigned *pi) {
     float scales[KV_Q8_0_TILE_SCALES];
     const float *sc = kv_q8_0_tile_scales(t, K, stride, N, d, scales);
     switch (t) {
-    case KVATTN_TYPE_F32: kv_q16_scores512(Qt, KVATTN_TYPE_F32, K, stride, N, d, St, NULL, pf, pi); return;
-    case KVATTN_TYPE_F16: kv_q16_scores512(Qt, KVATTN_TYPE_F16, K, stride, N, d, St, NULL, pf, pi); return;
-    case KVATTN_TYPE_BF16: kv_q16_scores512(Qt, KVATTN_TYPE_BF16, K, stride, N, d, St, NULL, pf, pi); return;
-    default: kv_q16_scores512(Qt, KVATTN_TYPE_Q8_0, K, stride, N, d, St, sc, pf, pi); return;
+    case KVATTN_TYPE_F32: kv_q16_scores_avx512_body(Qt, KVATTN_TYPE_F32, K, stride, N, d, St, NULL, pf, pi); return;
+    case KVATTN_TYPE_F16: kv_q16_scores_avx512_body(Qt, KVATTN_TYPE_F16, K, stride, N, d, St, NULL, pf, pi); return;
+    case KVATTN_TYPE_BF16: kv_q16_scores_avx512_body(Qt, KVATTN_TYPE_BF16, K, stride, N, d, St, NULL, pf, pi); return;
+    default: kv_q16_scores_avx512_body(Qt, KVATTN_TYPE_Q8_0, K, stride, N, d, St, sc, pf, pi); return;
     }
 }
 
-static KV_NOINLINE void kv_q16_accum_typed(const float *St, kvattn_type t, const unsigned char *V, size_t stride, int N,
+static KV_NOINLINE void kv_q16_accum_avx512(const float *St, kvattn_type t, const unsigned char *V, size_t stride, int N,
                                            int d, float *O, int ldo, const kv_prefetch_spans *pf, unsigned *pi) {
     float scales[KV_Q8_0_TILE_SCALES];
     const float *sc = kv_q8_0_tile_scales(t, V, stride, N, d, scales);
     switch (t) {
-    case KVATTN_TYPE_F32: kv_q16_accum512(St, KVATTN_TYPE_F32, V, stride, N, d, O, ldo, NULL, pf, pi); return;
-    case KVATTN_TYPE_F16: kv_q16_accum512(St, KVATTN_TYPE_F16, V, stride, N, d, O, ldo, NULL, pf, pi); return;
-    case KVATTN_TYPE_BF16: kv_q16_accum512(St, KVATTN_TYPE_BF16, V, stride, N, d, O, ldo, NULL, pf, pi); return;
-    default: kv_q16_accum512(St, KVATTN_TYPE_Q8_0, V, stride, N, d, O, ldo, sc, pf, pi); return;
+    case KVATTN_TYPE_F32: kv_q16_accum_avx512_body(St, KVATTN_TYPE_F32, V, stride, N, d, O, ldo, NULL, pf, pi); return;
+    case KVATTN_TYPE_F16: kv_q16_accum_avx512_body(St, KVATTN_TYPE_F16, V, stride, N, d, O, ldo, NULL, pf, pi); return;
+    case KVATTN_TYPE_BF16: kv_q16_accum_avx512_body(St, KVATTN_TYPE_BF16, V, stride, N, d, O, ldo, NULL, pf, pi); return;
+    default: kv_q16_accum_avx512_body(St, KVATTN_TYPE_Q8_0, V, stride, N, d, O, ldo, sc, pf, pi); return;
     }
 }
 #endif
@@ -845,7 +790,7 @@ static inline void kv_q16_widen_ref(kvattn_type t, const unsigned char *rows, si
 }
 
 #if KV_HAVE_AVX512
-static KV_NOINLINE void kv_q16_widen512(kvattn_type t, const unsigned char *rows, size_t stride, int N, int d, float *W) {
+static KV_NOINLINE void kv_q16_widen_avx512(kvattn_type t, const unsigned char *rows, size_t stride, int N, int d, float *W) {
     float scales[KV_Q8_0_TILE_SCALES];
     const float *sc = kv_q8_0_tile_scales(t, rows, stride, N, d, scales);
     const int nb = d / KV_Q8_0_BLOCK;
@@ -857,7 +802,7 @@ static KV_NOINLINE void kv_q16_widen512(kvattn_type t, const unsigned char *rows
 
 static inline void kv_q16_widen(kvattn_type t, const unsigned char *rows, size_t stride, int N, int d, float *W) {
 #if KV_HAVE_AVX512
-    kv_q16_widen512(t, rows, stride, N, d, W);
+    kv_q16_widen_avx512(t, rows, stride, N, d, W);
 #else
     kv_q16_widen_ref(t, rows, stride, N, d, W);
 #endif
@@ -869,7 +814,7 @@ static inline void kv_q16_widen(kvattn_type t, const unsigned char *rows, size_t
 static inline void kv_q16_scores(const float *Qt, kvattn_type t, const unsigned char *K, size_t stride, int N, int d,
                                  float *St, const kv_prefetch_spans *pf, unsigned *pi) {
 #if KV_HAVE_AVX512
-    kv_q16_scores_typed(Qt, t, K, stride, N, d, St, pf, pi);
+    kv_q16_scores_avx512(Qt, t, K, stride, N, d, St, pf, pi);
 #else
     for (int j = 0; j < N; j++) kv_prefetch_take_row(pf, pi, d);
     kv_q16_scores_ref(Qt, t, K, stride, N, d, St);
@@ -878,7 +823,7 @@ static inline void kv_q16_scores(const float *Qt, kvattn_type t, const unsigned 
 
 static inline void kv_q16_softmax(float *St, int N, float scale, float *m, float *l, float *corr) {
 #if KV_HAVE_AVX512
-    kv_q16_softmax512(St, N, scale, m, l, corr);
+    kv_q16_softmax_avx512(St, N, scale, m, l, corr);
 #else
     kv_q16_softmax_ref(St, N, scale, m, l, corr);
 #endif
@@ -887,7 +832,7 @@ static inline void kv_q16_softmax(float *St, int N, float scale, float *m, float
 static inline void kv_q16_accum(const float *St, kvattn_type t, const unsigned char *V, size_t stride, int N, int d,
                                 float *O, int ldo, const kv_prefetch_spans *pf, unsigned *pi) {
 #if KV_HAVE_AVX512
-    kv_q16_accum_typed(St, t, V, stride, N, d, O, ldo, pf, pi);
+    kv_q16_accum_avx512(St, t, V, stride, N, d, O, ldo, pf, pi);
 #else
     for (int j = 0; j < N; j++) kv_prefetch_take_row(pf, pi, d);
     kv_q16_accum_ref(St, t, V, stride, N, d, O, ldo);

@@ -81,7 +81,7 @@ static inline void kv_row_axpy_ref(kvattn_type t, const void *row, float a, floa
     for (int i = 0; i < n; i++) y[i] += a * kv_row_get_ref(t, row, i);
 }
 
-static inline void kv_row_load(kvattn_type t, const void *row, float *y, int n) {
+static inline void kv_row_load_ref(kvattn_type t, const void *row, float *y, int n) {
     for (int i = 0; i < n; i++) y[i] = kv_row_get_ref(t, row, i);
 }
 
@@ -124,7 +124,7 @@ static inline void kv_row_store(kvattn_type t, const float *x, void *row, int n)
 /* ---- SIMD paths ---------------------------------------------------------- */
 
 #if KV_HAVE_AVX2
-static inline float kv_hsum256(__m256 v) {
+static inline float kv_hsum_avx2(__m256 v) {
     __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
     lo = _mm_add_ps(lo, hi);
     lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
@@ -132,12 +132,16 @@ static inline float kv_hsum256(__m256 v) {
     return _mm_cvtss_f32(lo);
 }
 
-/* 8 elements of a row at element offset i, as f32 (f32/f16/bf16 only). */
-static inline __m256 kv_load8(kvattn_type t, const void *row, int i) {
-    if (t == KVATTN_TYPE_F32) return _mm256_loadu_ps((const float *)row + i);
-    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)row + i));
-    if (t == KVATTN_TYPE_F16) return _mm256_cvtph_ps(h);
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+/* 8 elements of a row stored as t at element c, as f32 (q8_0: c % 8 == 0). */
+static inline __m256 kv_load8_avx2(kvattn_type t, const unsigned char *row, int c) {
+    if (t == KVATTN_TYPE_F32) return _mm256_loadu_ps((const float *)row + c);
+    if (t == KVATTN_TYPE_Q8_0) {
+        const kv_block_q8_0 *b = (const kv_block_q8_0 *)row + c / KV_Q8_0_BLOCK;
+        __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b->qs + c % KV_Q8_0_BLOCK))));
+        return _mm256_mul_ps(q, _mm256_set1_ps(_cvtsh_ss(b->d)));
+    }
+    __m128i h = _mm_loadu_si128((const __m128i *)(row + 2 * (size_t)c));
+    return t == KVATTN_TYPE_F16 ? _mm256_cvtph_ps(h) : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
 /* The 32 quants of a q8_0 block as four vectors of 8 floats. */
@@ -149,10 +153,28 @@ static inline void kv_q8_0_unpack(const kv_block_q8_0 *b, __m256 q[4]) {
 }
 #endif
 
+#if KV_HAVE_AVX512
+/* 16 q8_0 quants at qs, times their block's scale, as f32. */
+static inline __m512 kv_q8_0_widen16_avx512(const int8_t *qs, __m512 scale) {
+    return _mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)qs))));
+}
+
+/* 16 elements of a row at element c, as f32: f32/f16/bf16 at any c, q8_0 at c % 16 == 0. */
+static inline __m512 kv_load16_avx512(kvattn_type t, const unsigned char *row, int c) {
+    if (t == KVATTN_TYPE_F32) return _mm512_loadu_ps((const float *)row + c);
+    if (t == KVATTN_TYPE_Q8_0) {
+        const kv_block_q8_0 *b = (const kv_block_q8_0 *)row + c / KV_Q8_0_BLOCK;
+        return kv_q8_0_widen16_avx512(b->qs + c % KV_Q8_0_BLOCK, _mm512_set1_ps(_cvtsh_ss(b->d)));
+    }
+    __m256i h = _mm256_loadu_si256((const __m256i *)(row + 2 * (size_t)c));
+    return t == KVATTN_TYPE_F16 ? _mm512_cvtph_ps(h) : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+#endif
+
 #if KV_HAVE_AVX2
 /* e^x for 8 lanes: x = n·ln2 + r with |r| ≤ ln2/2, e^r by a degree-6
  * polynomial, 2^n by exponent bits; ≈2 ulp; 0 below -87.3, inf above 88.7. */
-static inline __m256 kv_exp256(__m256 x) {
+static inline __m256 kv_exp_avx2(__m256 x) {
     const __m256 hi = _mm256_set1_ps(88.7f), lo = _mm256_set1_ps(-87.3f);
     __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
     x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
@@ -174,14 +196,14 @@ static inline __m256 kv_exp256(__m256 x) {
 
 #if KV_HAVE_AVX512
 /* A 512-bit vector's two 256-bit halves added. */
-static inline __m256 kv_fold512(__m512 v) {
+static inline __m256 kv_fold_avx512(__m512 v) {
     return _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
 }
 
-/* kv_exp256 on 16 lanes: the same reduction and polynomial. */
-static inline __m512 kv_exp512(__m512 x) {
+/* kv_exp_avx2 on 16 lanes: the same reduction and polynomial. */
+static inline __m512 kv_exp_avx512(__m512 x) {
     const __m512 hi = _mm512_set1_ps(88.7f), lo = _mm512_set1_ps(-87.3f);
-    __mmask16 keep = (__mmask16)~_mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ); /* 0 below -87.3, as kv_exp256 */
+    __mmask16 keep = (__mmask16)~_mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ); /* 0 below -87.3, as kv_exp_avx2 */
     x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -263,18 +285,18 @@ static inline float kv_exp_shift_sum(const float *x, float shift, float *y, int 
 #if KV_HAVE_AVX512
     __m512 acc16 = _mm512_setzero_ps(), sh16 = _mm512_set1_ps(shift);
     for (; i + 16 <= n; i += 16) {
-        __m512 e = kv_exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), sh16));
+        __m512 e = kv_exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(x + i), sh16));
         _mm512_storeu_ps(y + i, e);
         acc16 = _mm512_add_ps(acc16, e);
     }
-    acc = kv_fold512(acc16);
+    acc = kv_fold_avx512(acc16);
 #endif
     for (; i + 8 <= n; i += 8) {
-        __m256 e = kv_exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), sh));
+        __m256 e = kv_exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), sh));
         _mm256_storeu_ps(y + i, e);
         acc = _mm256_add_ps(acc, e);
     }
-    float s = kv_hsum256(acc);
+    float s = kv_hsum_avx2(acc);
     for (; i < n; i++) s += y[i] = expf(x[i] - shift);
     return s;
 #else
@@ -291,7 +313,7 @@ static inline float kv_dot_f32(const float *a, const float *b, int n) {
         s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
     }
     for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    float s = kv_hsum256(_mm256_add_ps(s0, s1));
+    float s = kv_hsum_avx2(_mm256_add_ps(s0, s1));
     for (; i < n; i++) s += a[i] * b[i];
     return s;
 #else
@@ -315,7 +337,7 @@ static inline float kv_row_dot(kvattn_type t, const void *row, const float *x, i
             s = _mm256_fmadd_ps(q[3], _mm256_loadu_ps(x + i + 24), s);
             acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(b->d)), s, acc);
         }
-        float s = kv_hsum256(acc);
+        float s = kv_hsum_avx2(acc);
         for (; i < n; i++) s += kv_row_get_ref(t, row, i) * x[i];
         return s;
     }
@@ -323,11 +345,11 @@ static inline float kv_row_dot(kvattn_type t, const void *row, const float *x, i
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     int i = 0;
     for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_fmadd_ps(kv_load8(t, row, i), _mm256_loadu_ps(x + i), s0);
-        s1 = _mm256_fmadd_ps(kv_load8(t, row, i + 8), _mm256_loadu_ps(x + i + 8), s1);
+        s0 = _mm256_fmadd_ps(kv_load8_avx2(t, row, i), _mm256_loadu_ps(x + i), s0);
+        s1 = _mm256_fmadd_ps(kv_load8_avx2(t, row, i + 8), _mm256_loadu_ps(x + i + 8), s1);
     }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(kv_load8(t, row, i), _mm256_loadu_ps(x + i), s0);
-    float s = kv_hsum256(_mm256_add_ps(s0, s1));
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(kv_load8_avx2(t, row, i), _mm256_loadu_ps(x + i), s0);
+    float s = kv_hsum_avx2(_mm256_add_ps(s0, s1));
     for (; i < n; i++) s += kv_row_get_ref(t, row, i) * x[i];
     return s;
 #else
@@ -351,11 +373,38 @@ static inline void kv_row_axpy(kvattn_type t, const void *row, float a, float *y
         }
     } else {
         for (; i + 8 <= n; i += 8)
-            _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, kv_load8(t, row, i), _mm256_loadu_ps(y + i)));
+            _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, kv_load8_avx2(t, row, i), _mm256_loadu_ps(y + i)));
     }
     for (; i < n; i++) y[i] += a * kv_row_get_ref(t, row, i);
 #else
     kv_row_axpy_ref(t, row, a, y, n);
+#endif
+}
+
+/* Row of n elements of type t into f32 (SIMD where the type allows). */
+static inline void kv_row_load(kvattn_type t, const void *row, float *y, int n) {
+#if KV_HAVE_AVX2
+    int i = 0;
+    if (t == KVATTN_TYPE_F32) {
+        memcpy(y, row, sizeof(float) * (size_t)n);
+        return;
+    }
+    if (t == KVATTN_TYPE_Q8_0) {
+        const kv_block_q8_0 *b = (const kv_block_q8_0 *)row;
+        for (; i + KV_Q8_0_BLOCK <= n; i += KV_Q8_0_BLOCK, b++) {
+            __m256 q[4], d = _mm256_set1_ps(_cvtsh_ss(b->d));
+            kv_q8_0_unpack(b, q);
+            for (int j = 0; j < 4; j++) _mm256_storeu_ps(y + i + 8 * j, _mm256_mul_ps(d, q[j]));
+        }
+    } else {
+#if KV_HAVE_AVX512
+        for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, kv_load16_avx512(t, (const unsigned char *)row, i));
+#endif
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, kv_load8_avx2(t, row, i));
+    }
+    for (; i < n; i++) y[i] = kv_row_get_ref(t, row, i);
+#else
+    kv_row_load_ref(t, row, y, n);
 #endif
 }
 
