@@ -114,6 +114,20 @@ static int plant_tensor_field(unsigned char *g, size_t n, const char *name, int 
     return -1;
 }
 
+/* Plants a value type in the metadata entry of `key` (the u32 after the key
+ * string). Returns 0 if the key was found. */
+static int plant_kv_type(unsigned char *g, size_t n, const char *key, uint32_t type) {
+    size_t len = strlen(key);
+    for (size_t i = 8; i + len + 4 < n; i++) {
+        uint64_t l;
+        memcpy(&l, g + i - 8, 8);
+        if (l != len || memcmp(g + i, key, len)) continue;
+        put_u32(g + i + len, type);
+        return 0;
+    }
+    return -1;
+}
+
 static void expect_refusal(const unsigned char *data, size_t n, const char *what, const char *w1, const char *w2) {
     write_file(tmp_model, data, n);
     kvattn_model *m = NULL;
@@ -196,6 +210,14 @@ int main(void) {
         if (plants[i].width == 8) put_u64(buf + plants[i].off, plants[i].value);
         else put_u32(buf + plants[i].off, (uint32_t)plants[i].value);
         try_model(buf, ng, 0, plants[i].what);
+    }
+    /* An optional tokenizer key of the wrong type is refused by name, not ignored (u32 → f32, same width). */
+    const char *typed_keys[] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"};
+    for (size_t i = 0; i < 2; i++) {
+        memcpy(buf, gguf, ng);
+        CHECK(plant_kv_type(buf, ng, typed_keys[i], 6) == 0, "%s not found in stories260K.gguf", typed_keys[i]);
+        snprintf(what, sizeof what, "%s as f32", typed_keys[i]);
+        expect_refusal(buf, ng, what, typed_keys[i], "wrong type");
     }
     /* llama2.c headers: each field huge, zero, negative. */
     int32_t vals[] = {0, -1, 1 << 30, 3, 7, 1 << 24};

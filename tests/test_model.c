@@ -215,8 +215,11 @@ static void test_bpe_tokenizer(void) {
     int32_t types[NB + 16];
     for (int i = 0; i < n; i++) types[i] = i == n - 1 ? 3 : 1;
     kvattn_tokenizer *t = NULL;
-    CHECK_OK(kv_tokenizer_build(KVATTN_VOCAB_BPE, n, pieces, lens, NULL, types, merge_list, mlens, 7, -1, n - 1, 0, 0,
-                                KV_PRE_GPT2, "test vocab", &t));
+    CHECK_OK(kv_tokenizer_build(&(kv_vocab_spec){.kind = KVATTN_VOCAB_BPE, .n_vocab = n, .pieces = pieces,
+                                                  .lens = lens, .token_type = types, .merges = merge_list,
+                                                  .merge_lens = mlens, .n_merges = 7, .bos = -1, .eos = n - 1,
+                                                  .pre = KV_PRE_GPT2, .source = "test vocab"},
+                                &t));
     if (!t) return;
     int32_t ids[64];
     int c = 0;

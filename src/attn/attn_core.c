@@ -167,19 +167,27 @@ static int q16_part_rows(const kv_rows *k, const kv_rows *v, int shared_v) {
     return rows < 16 ? 16 : rows > KV_TILE ? KV_TILE : rows;
 }
 
-/* The blocks of 16 queries over rows [j, j + n) of K and V, read as stored
- * (kt, vt: `t` rows at strides ks, vs): per block, scores, softmax and
+/* n rows of K and V as a 16-query block reads them: stored as `type`, row j
+ * of K at k + j·k_stride bytes (k_dim elements), of V likewise. */
+typedef struct {
+    kvattn_type type;
+    const unsigned char *k, *v;
+    size_t k_stride, v_stride;
+    int k_dim, v_dim, n;
+} q16_rows;
+
+/* The blocks of 16 queries over the rows r: per block, scores, softmax and
  * accumulation. The first block's scores take pf_k, its accumulation pf_v. */
-static void q16_blocks(const attn_lane *ln, int group, kvattn_type t, const unsigned char *kt, size_t ks, int kd,
-                       const unsigned char *vt, size_t vs, int vd, int n, float scale, float *st,
+static void q16_blocks(const attn_lane *ln, int group, const q16_rows *r, float scale, float *st,
                        const kv_prefetch_spans *pf_k, const kv_prefetch_spans *pf_v) {
+    const int kd = r->k_dim, vd = r->v_dim;
     unsigned taken_k = 0, taken_v = 0; /* later blocks go on with the takes: none left */
     for (int b = 0; b < group; b += KV_Q16) {
         float corr[KV_Q16], *acc = ln->acc + (size_t)b * vd;
-        kv_q16_scores(ln->qp + (size_t)b * kd, t, kt, ks, n, kd, st, pf_k, &taken_k);
-        kv_q16_softmax(st, n, scale, ln->m + b, ln->l + b, corr);
+        kv_q16_scores(ln->qp + (size_t)b * kd, r->type, r->k, r->k_stride, r->n, kd, st, pf_k, &taken_k);
+        kv_q16_softmax(st, r->n, scale, ln->m + b, ln->l + b, corr);
         for (int i = 0; i < KV_Q16; i++) rescale_outputs(acc + (size_t)i * vd, vd, corr[i]);
-        kv_q16_accum(st, t, vt, vs, n, vd, acc, vd, pf_v, &taken_v);
+        kv_q16_accum(st, r->type, r->v, r->v_stride, r->n, vd, acc, vd, pf_v, &taken_v);
     }
 }
 
@@ -198,8 +206,9 @@ static void attend_tile_q16(const attn_lane *ln, int group, const kv_rows *k, co
         const kv_prefetch_spans pf_k = spans_of(rows, heads, 1, j0 + KV_TILE, KV_TILE, j_end);
         const kv_prefetch_spans pf_v =
             tr->shared_v ? kv_prefetch_none : spans_of(rows + 1, heads + 1, 1, j0 + KV_TILE, KV_TILE, j_end);
-        q16_blocks(ln, group, k->type, kv_rows_at(k, kvh, j0), k->token_stride, kd, kv_rows_at(v, kvh, j0),
-                   v->token_stride, vd, nt, scale, ts->st, &pf_k, &pf_v);
+        const q16_rows r = {k->type, kv_rows_at(k, kvh, j0), kv_rows_at(v, kvh, j0), k->token_stride,
+                            v->token_stride, kd, vd, nt};
+        q16_blocks(ln, group, &r, scale, ts->st, &pf_k, &pf_v);
         return;
     }
     const int part = q16_part_rows(k, v, tr->shared_v);
@@ -210,8 +219,9 @@ static void attend_tile_q16(const attn_lane *ln, int group, const kv_rows *k, co
         kv_q16_widen(k->type, kv_rows_at(k, kvh, j), k->token_stride, n, kd, ts->kbuf);
         if (!tr->shared_v) kv_q16_widen(v->type, kv_rows_at(v, kvh, j), v->token_stride, n, vd, ts->vbuf);
         const kv_prefetch_spans pf = spans_of(rows, heads, tr->shared_v ? 1 : 2, j + KV_TILE, part, j_end);
-        q16_blocks(ln, group, KVATTN_TYPE_F32, (const unsigned char *)ts->kbuf, sizeof(float) * (size_t)kd, kd,
-                   (const unsigned char *)vbuf, vstride, vd, n, scale, ts->st, &pf, &kv_prefetch_none);
+        const q16_rows r = {KVATTN_TYPE_F32, (const unsigned char *)ts->kbuf, (const unsigned char *)vbuf,
+                            sizeof(float) * (size_t)kd, vstride, kd, vd, n};
+        q16_blocks(ln, group, &r, scale, ts->st, &pf, &kv_prefetch_none);
     }
 }
 

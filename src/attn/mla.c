@@ -19,6 +19,10 @@
 
 #include <string.h>
 
+/* Per-head products (query absorption, W_UV, the naive expansion) of fewer
+ * multiply-adds than this stay on the calling thread. */
+#define MLA_PARALLEL_MIN_MACS (2 * KV_PARALLEL_MIN_MACS)
+
 typedef struct {
     int D, H, dn, dr, dv, dc, dq, q_lora;
 } mla_dims;
@@ -95,7 +99,7 @@ static int mla_attend_absorbed(const mla_dims *d, const kvattn_layer_weights *w,
                                int pos, int T, const float *q, float scale, float *qa, float *lat, float *o) {
     const int dk = d->dc + d->dr;
     /* qa[t][h] = [W_UK,hᵀ q_C,h | q_R,h]  (dc + dr) */
-#pragma omp parallel for schedule(static) if ((long)T * d->H * d->dn * d->dc > 65536)
+#pragma omp parallel for schedule(static) if ((long)T * d->H * d->dn * d->dc > MLA_PARALLEL_MIN_MACS)
     for (int th = 0; th < T * d->H; th++) {
         const float *qh = q + (size_t)th * d->dq;
         float *ah = qa + (size_t)th * dk;
@@ -106,7 +110,7 @@ static int mla_attend_absorbed(const mla_dims *d, const kvattn_layer_weights *w,
     kv_cache_rows(cache, layer, &kr, &vr);
     if (kv_attend(qa, T, d->H, 1, &kr, &vr, pos, scale, lat) != 0) return -1; /* lat [T][H][dc] */
     /* o[t][h] = W_UV,h · lat[t][h] */
-#pragma omp parallel for schedule(static) if ((long)T * d->H * d->dv * d->dc > 65536)
+#pragma omp parallel for schedule(static) if ((long)T * d->H * d->dv * d->dc > MLA_PARALLEL_MIN_MACS)
     for (int th = 0; th < T * d->H; th++) {
         const int h = th % d->H;
         if (split_kv_b(w)) kv_gemv_rows(o + (size_t)th * d->dv, lat + (size_t)th * d->dc, w->wv_b, h * d->dv, d->dv, d->dc);
@@ -129,13 +133,17 @@ static kvattn_status mla_attend_naive(const mla_dims *d, const kvattn_layer_weig
     float *kvx = kv_arena_take(&a, sizes[2]);  /* [n_ctx][H][dn + dv] = W_kv_b c     */
     float *kx = kv_arena_take(&a, sizes[3]);   /* [n_ctx][H][dn + dr] expanded keys   */
     for (int t = 0; t < n_ctx; t++) {
-        kvattn_cache_read(cache, layer, t, lat + (size_t)t * dk, NULL);
+        kvattn_status st = kvattn_cache_read(cache, layer, t, lat + (size_t)t * dk, NULL);
+        if (st != KVATTN_OK) {
+            kv_arena_free(&a);
+            return st;
+        }
         memcpy(c + (size_t)t * d->dc, lat + (size_t)t * dk, sizeof(float) * (size_t)d->dc);
     }
     if (!split_kv_b(w)) {
         kv_matmul(kvx, c, w->wkv_b, n_ctx, d->H * dkv, d->dc);
     } else { /* the same [n_ctx][H][d_nope | d_v] from the split matrices */
-#pragma omp parallel for schedule(static) if ((long)n_ctx * d->H * dkv * d->dc > 65536)
+#pragma omp parallel for schedule(static) if ((long)n_ctx * d->H * dkv * d->dc > MLA_PARALLEL_MIN_MACS)
         for (int th = 0; th < n_ctx * d->H; th++) {
             int t = th / d->H, h = th % d->H;
             float *dst = kvx + (size_t)th * dkv;

@@ -43,4 +43,11 @@ static inline int kv_mul_size(size_t a, size_t b, size_t *out) {
  * far from overflow on 64-bit machines and rejects absurd inputs early. */
 #define KV_MAX_DIM (1 << 24)
 
+/* Bounds on counts a model file states, far above any real model's: layers,
+ * heads, experts and expert groups; and the bytes of one vocabulary piece. */
+#define KV_MAX_LAYERS 65536
+#define KV_MAX_HEADS 65536
+#define KV_MAX_EXPERTS 65536
+#define KV_MAX_PIECE_BYTES 65536
+
 #endif

@@ -35,7 +35,7 @@ void kv_gemv_rows(float *y, const float *x, kvattn_matrix W, int row0, int n, in
  * single stream per core leaves part of this machine's bandwidth unused
  * (bench/stream_probe.c). */
 static void gemv(float *y, const float *x, kvattn_matrix W, int n, int k) {
-#pragma omp parallel if ((long)n * k > 32768)
+#pragma omp parallel if ((long)n * k > KV_PARALLEL_MIN_MACS)
     {
 #ifdef _OPENMP
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -107,7 +107,7 @@ void kv_matmul(float *y, const float *x, kvattn_matrix W, int T, int n, int k) {
 #endif
     if (T >= 2 && k % 8 == 0) { /* prefill: y[t][i] = x[t]·W[i] is the attention's score product */
         const int blocks = (n + ROW_BLOCK - 1) / ROW_BLOCK;
-#pragma omp parallel for schedule(static) if ((long)n * k * T > 32768)
+#pragma omp parallel for schedule(static) if ((long)n * k * T > KV_PARALLEL_MIN_MACS)
         for (int b = 0; b < blocks; b++) {
             int r0 = b * ROW_BLOCK, nr = n - r0 < ROW_BLOCK ? n - r0 : ROW_BLOCK;
             const unsigned char *w = (const unsigned char *)W.data + (size_t)r0 * row_bytes;
@@ -123,8 +123,7 @@ void kv_matmul(float *y, const float *x, kvattn_matrix W, int T, int n, int k) {
     }
     for (int t0 = 0; t0 < T; t0 += TOKEN_BLOCK) {
         int t1 = t0 + TOKEN_BLOCK < T ? t0 + TOKEN_BLOCK : T;
-        /* Small products are not worth waking the thread team. */
-#pragma omp parallel for schedule(static) if ((long)n * k * (t1 - t0) > 32768)
+#pragma omp parallel for schedule(static) if ((long)n * k * (t1 - t0) > KV_PARALLEL_MIN_MACS)
         for (int i = 0; i < n; i++) {
             const void *w = (const unsigned char *)W.data + (size_t)i * row_bytes;
             for (int t = t0; t < t1; t++) y[(size_t)t * n + i] = kv_row_dot(W.type, w, x + (size_t)t * k, k);

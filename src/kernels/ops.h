@@ -24,6 +24,10 @@ void kv_gemv_rows(float *y, const float *x, kvattn_matrix W, int row0, int n, in
 /* y = x / sqrt(mean(x²) + eps) · w, n elements; y may alias x. */
 void kv_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
 
+/* Products of fewer multiply-adds than this run on the calling thread: waking
+ * the OpenMP team costs more than it saves. */
+#define KV_PARALLEL_MIN_MACS 32768
+
 /* Number of threads kernels use. */
 int kv_threads(void);
 

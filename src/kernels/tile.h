@@ -268,43 +268,66 @@ static inline __attribute__((always_inline)) void kv_accum_avx512_block(const fl
     }
 }
 
-/* Both products over all G queries: blocks of 4, a last block of 2 or 1 (3 = 2 + 1). */
-static inline __attribute__((always_inline)) void kv_tile_avx512_body(int accumulate, const float *Q, int ldq, int G, kvattn_type t,
-                                                             const unsigned char *KV, size_t stride, int N, int d, float *S,
-                                                             int lds, float *O, int ldo, const kv_prefetch_spans *pf) {
-    /* q8_0: the tile's block scales widened once up front, then read by broadcast (a load beside
-     * the multiply) instead of 3 µops of widening per block, row and query block */
+/* Both products take the G queries in blocks of 4, a last block of 2 or 1
+ * (3 = 2 + 1); the first block carries the prefetches. q8_0 tiles widen their
+ * block scales once up front, then read them by broadcast (a load beside the
+ * multiply) instead of 3 µops of widening per block, row and query block. */
+static inline __attribute__((always_inline)) void kv_tile_scores_avx512_body(const float *Q, int ldq, int G,
+                                                                             kvattn_type t, const unsigned char *K,
+                                                                             size_t stride, int N, int d, float *S,
+                                                                             int lds, const kv_prefetch_spans *pf) {
     float scales[KV_Q8_0_TILE_SCALES];
-    const float *sc = kv_q8_0_tile_scales(t, KV, stride, N, d, scales);
+    const float *sc = kv_q8_0_tile_scales(t, K, stride, N, d, scales);
     for (int g = 0; g < G;) {
         const int ng = G - g >= 4 ? 4 : G - g >= 2 ? 2 : 1;
         const float *q[4];
-        float *o[4];
-        for (int i = 0; i < ng; i++) q[i] = Q + (size_t)(g + i) * ldq, o[i] = O + (size_t)(g + i) * ldo;
-        const kv_prefetch_spans *pfg = g == 0 ? pf : &kv_prefetch_none; /* the first block of queries carries the prefetches */
-        if (accumulate) {
-            if (ng == 4) kv_accum_avx512_block(q, o, 4, t, KV, stride, N, d, pfg, sc);
-            else if (ng == 2) kv_accum_avx512_block(q, o, 2, t, KV, stride, N, d, pfg, sc);
-            else kv_accum_avx512_block(q, o, 1, t, KV, stride, N, d, pfg, sc);
-        } else {
-            float *sg = S + (size_t)g * lds;
-            if (ng == 4) kv_scores_avx512_block(q, 4, t, KV, stride, N, d, sg, lds, pfg, sc);
-            else if (ng == 2) kv_scores_avx512_block(q, 2, t, KV, stride, N, d, sg, lds, pfg, sc);
-            else kv_scores_avx512_block(q, 1, t, KV, stride, N, d, sg, lds, pfg, sc);
-        }
+        for (int i = 0; i < ng; i++) q[i] = Q + (size_t)(g + i) * ldq;
+        const kv_prefetch_spans *pfg = g == 0 ? pf : &kv_prefetch_none;
+        float *sg = S + (size_t)g * lds;
+        if (ng == 4) kv_scores_avx512_block(q, 4, t, K, stride, N, d, sg, lds, pfg, sc);
+        else if (ng == 2) kv_scores_avx512_block(q, 2, t, K, stride, N, d, sg, lds, pfg, sc);
+        else kv_scores_avx512_block(q, 1, t, K, stride, N, d, sg, lds, pfg, sc);
         g += ng;
     }
 }
 
-/* One instance per element type, so each inner loop is free of type branches. */
-static inline void kv_tile_avx512(int accumulate, const float *Q, int ldq, int G, kvattn_type t, const unsigned char *KV,
-                                    size_t stride, int N, int d, float *S, int lds, float *O, int ldo,
-                                    const kv_prefetch_spans *pf) {
+static inline __attribute__((always_inline)) void kv_tile_accum_avx512_body(const float *P, int ldp, int G,
+                                                                            kvattn_type t, const unsigned char *V,
+                                                                            size_t stride, int N, int d, float *O,
+                                                                            int ldo, const kv_prefetch_spans *pf) {
+    float scales[KV_Q8_0_TILE_SCALES];
+    const float *sc = kv_q8_0_tile_scales(t, V, stride, N, d, scales);
+    for (int g = 0; g < G;) {
+        const int ng = G - g >= 4 ? 4 : G - g >= 2 ? 2 : 1;
+        const float *p[4];
+        float *o[4];
+        for (int i = 0; i < ng; i++) p[i] = P + (size_t)(g + i) * ldp, o[i] = O + (size_t)(g + i) * ldo;
+        const kv_prefetch_spans *pfg = g == 0 ? pf : &kv_prefetch_none;
+        if (ng == 4) kv_accum_avx512_block(p, o, 4, t, V, stride, N, d, pfg, sc);
+        else if (ng == 2) kv_accum_avx512_block(p, o, 2, t, V, stride, N, d, pfg, sc);
+        else kv_accum_avx512_block(p, o, 1, t, V, stride, N, d, pfg, sc);
+        g += ng;
+    }
+}
+
+/* One instance of each body per element type, so each inner loop is free of type branches. */
+static inline void kv_tile_scores_avx512(const float *Q, int ldq, int G, kvattn_type t, const unsigned char *K,
+                                         size_t stride, int N, int d, float *S, int lds, const kv_prefetch_spans *pf) {
     switch (t) {
-    case KVATTN_TYPE_F32: kv_tile_avx512_body(accumulate, Q, ldq, G, KVATTN_TYPE_F32, KV, stride, N, d, S, lds, O, ldo, pf); break;
-    case KVATTN_TYPE_F16: kv_tile_avx512_body(accumulate, Q, ldq, G, KVATTN_TYPE_F16, KV, stride, N, d, S, lds, O, ldo, pf); break;
-    case KVATTN_TYPE_BF16: kv_tile_avx512_body(accumulate, Q, ldq, G, KVATTN_TYPE_BF16, KV, stride, N, d, S, lds, O, ldo, pf); break;
-    default: kv_tile_avx512_body(accumulate, Q, ldq, G, KVATTN_TYPE_Q8_0, KV, stride, N, d, S, lds, O, ldo, pf); break;
+    case KVATTN_TYPE_F32: kv_tile_scores_avx512_body(Q, ldq, G, KVATTN_TYPE_F32, K, stride, N, d, S, lds, pf); break;
+    case KVATTN_TYPE_F16: kv_tile_scores_avx512_body(Q, ldq, G, KVATTN_TYPE_F16, K, stride, N, d, S, lds, pf); break;
+    case KVATTN_TYPE_BF16: kv_tile_scores_avx512_body(Q, ldq, G, KVATTN_TYPE_BF16, K, stride, N, d, S, lds, pf); break;
+    default: kv_tile_scores_avx512_body(Q, ldq, G, KVATTN_TYPE_Q8_0, K, stride, N, d, S, lds, pf); break;
+    }
+}
+
+static inline void kv_tile_accum_avx512(const float *P, int ldp, int G, kvattn_type t, const unsigned char *V,
+                                        size_t stride, int N, int d, float *O, int ldo, const kv_prefetch_spans *pf) {
+    switch (t) {
+    case KVATTN_TYPE_F32: kv_tile_accum_avx512_body(P, ldp, G, KVATTN_TYPE_F32, V, stride, N, d, O, ldo, pf); break;
+    case KVATTN_TYPE_F16: kv_tile_accum_avx512_body(P, ldp, G, KVATTN_TYPE_F16, V, stride, N, d, O, ldo, pf); break;
+    case KVATTN_TYPE_BF16: kv_tile_accum_avx512_body(P, ldp, G, KVATTN_TYPE_BF16, V, stride, N, d, O, ldo, pf); break;
+    default: kv_tile_accum_avx512_body(P, ldp, G, KVATTN_TYPE_Q8_0, V, stride, N, d, O, ldo, pf); break;
     }
 }
 #endif
@@ -312,8 +335,8 @@ static inline void kv_tile_avx512(int accumulate, const float *Q, int ldq, int G
 static inline void kv_tile_scores_f32(const float *Q, int ldq, int G, const float *K, int ldk, int N, int d, float *S,
                                   int lds) {
 #if KV_HAVE_AVX512
-    kv_tile_avx512(0, Q, ldq, G, KVATTN_TYPE_F32, (const unsigned char *)K, (size_t)ldk * sizeof(float), N, d, S, lds, NULL, 0,
-                     &kv_prefetch_none);
+    kv_tile_scores_avx512(Q, ldq, G, KVATTN_TYPE_F32, (const unsigned char *)K, (size_t)ldk * sizeof(float), N, d, S,
+                          lds, &kv_prefetch_none);
     return;
 #endif
 #if KV_HAVE_AVX2
@@ -379,8 +402,8 @@ static inline void kv_tile_scores_f32(const float *Q, int ldq, int G, const floa
 static inline void kv_tile_accum_f32(const float *P, int ldp, int G, const float *V, int ldv, int N, int d, float *O,
                                  int ldo) {
 #if KV_HAVE_AVX512
-    kv_tile_avx512(1, P, ldp, G, KVATTN_TYPE_F32, (const unsigned char *)V, (size_t)ldv * sizeof(float), N, d, NULL, 0, O, ldo,
-                     &kv_prefetch_none);
+    kv_tile_accum_avx512(P, ldp, G, KVATTN_TYPE_F32, (const unsigned char *)V, (size_t)ldv * sizeof(float), N, d, O,
+                         ldo, &kv_prefetch_none);
     return;
 #endif
 #if KV_HAVE_AVX2
@@ -452,7 +475,7 @@ static inline void kv_tile_scores(const float *Q, int ldq, int G, kvattn_type t,
                                     int N, int d, float *S, int lds, const kv_prefetch_spans *pf) {
 #if KV_HAVE_AVX512
     if (d % 16 == 0) {
-        kv_tile_avx512(0, Q, ldq, G, t, K, stride, N, d, S, lds, NULL, 0, pf);
+        kv_tile_scores_avx512(Q, ldq, G, t, K, stride, N, d, S, lds, pf);
         return;
     }
 #endif
@@ -503,7 +526,7 @@ static inline void kv_tile_accum(const float *P, int ldp, int G, kvattn_type t, 
                                    int N, int d, float *O, int ldo, const kv_prefetch_spans *pf) {
 #if KV_HAVE_AVX512
     if (d % 16 == 0) {
-        kv_tile_avx512(1, P, ldp, G, t, V, stride, N, d, NULL, 0, O, ldo, pf);
+        kv_tile_accum_avx512(P, ldp, G, t, V, stride, N, d, O, ldo, pf);
         return;
     }
 #endif

@@ -3,6 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Alignments beyond a page or two are not what a writer means: the file is damaged. */
+#define GGUF_MAX_ALIGNMENT 65536
+
 typedef struct {
     const uint8_t *p, *end, *base;
     const char *path;
@@ -146,7 +149,7 @@ kvattn_status gguf_parse(const char *path, const void *base, uint64_t size, gguf
     int64_t align = 32;
     if (r.st == KVATTN_OK && gguf_get_int(g, "general.alignment", &align) == -2)
         r.st = kv_fail(KVATTN_ERR_FORMAT, "%s: general.alignment is not an integer", path);
-    if (r.st == KVATTN_OK && (align < 1 || align > 65536 || (align & (align - 1))))
+    if (r.st == KVATTN_OK && (align < 1 || align > GGUF_MAX_ALIGNMENT || (align & (align - 1))))
         r.st = kv_fail(KVATTN_ERR_FORMAT, "%s: general.alignment = %lld is not a power of two", path, (long long)align);
     g->alignment = (uint64_t)align;
     for (uint64_t i = 0; i < g->n_tensors && r.st == KVATTN_OK; i++) {

@@ -106,12 +106,14 @@ static kvattn_status gguf_tokenizer(const gguf_file *g, int n_vocab, kvattn_toke
     if (bpe && (!merges || merges->type != GGUF_ARRAY || merges->elem_type != GGUF_STRING))
         return kv_fail(KVATTN_ERR_FORMAT, "%s: tokenizer.ggml.merges is missing for a gpt2 vocabulary", g->path);
     int64_t bos = -1, eos = -1;
-    gguf_get_int(g, "tokenizer.ggml.bos_token_id", &bos);
-    gguf_get_int(g, "tokenizer.ggml.eos_token_id", &eos);
     int add_prefix = spm;
-    gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &add_prefix);
     gguf_str pre = {"", 0};
-    gguf_get_str(g, "tokenizer.ggml.pre", &pre);
+    const char *bad = gguf_get_int(g, "tokenizer.ggml.bos_token_id", &bos) == -2   ? "bos_token_id"
+                      : gguf_get_int(g, "tokenizer.ggml.eos_token_id", &eos) == -2 ? "eos_token_id"
+                      : gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &add_prefix) == -2 ? "add_space_prefix"
+                      : gguf_get_str(g, "tokenizer.ggml.pre", &pre) == -2                      ? "pre"
+                                                                                               : NULL;
+    if (bad) return kv_fail(KVATTN_ERR_FORMAT, "%s: metadata 'tokenizer.ggml.%s' has the wrong type", g->path, bad);
     kv_pretokenizer pt = (pre.len >= 5 && !memcmp(pre.s, "llama", 5)) || (pre.len == 9 && !memcmp(pre.s, "smaug-bpe", 9))
                              ? KV_PRE_LLAMA3 : KV_PRE_GPT2;
     uint64_t n_merges = merges ? merges->n : 0;
@@ -128,13 +130,18 @@ static kvattn_status gguf_tokenizer(const gguf_file *g, int n_vocab, kvattn_toke
         if (merges) gguf_array_strings(merges, strs + tokens->n);
         for (uint64_t i = 0; i < tokens->n + n_merges; i++) {
             pp[i] = strs[i].s;
-            lens[i] = strs[i].len > 65536 ? -1 : (int)strs[i].len;
+            lens[i] = strs[i].len > KV_MAX_PIECE_BYTES ? -1 : (int)strs[i].len;
         }
         if (sc) memcpy(sc, scores->value, sizeof *sc * (size_t)n_vocab);
         if (ty) memcpy(ty, types->value, sizeof *ty * (size_t)n_vocab);
-        st = kv_tokenizer_build(spm ? KVATTN_VOCAB_SPM : KVATTN_VOCAB_BPE, n_vocab, pp, lens, sc, ty,
-                                merges ? pp + tokens->n : NULL, merges ? lens + tokens->n : NULL, (int)n_merges,
-                                (int)bos, (int)eos, spm, add_prefix, pt, g->path, out);
+        st = kv_tokenizer_build(&(kv_vocab_spec){.kind = spm ? KVATTN_VOCAB_SPM : KVATTN_VOCAB_BPE,
+                                                 .n_vocab = n_vocab, .pieces = pp, .lens = lens, .scores = sc,
+                                                 .token_type = ty, .merges = merges ? pp + tokens->n : NULL,
+                                                 .merge_lens = merges ? lens + tokens->n : NULL,
+                                                 .n_merges = (int)n_merges, .bos = (int)bos, .eos = (int)eos,
+                                                 .spm_marker = spm, .add_space_prefix = add_prefix, .pre = pt,
+                                                 .source = g->path},
+                                out);
     }
     free(strs), free(pp), free(lens), free(sc), free(ty);
     return st;
@@ -146,11 +153,11 @@ static void load_llama(builder *b) {
     kvattn_model *m = b->m;
     kvattn_model_desc *d = &m->desc;
     int D = (int)meta_int(b, "llama.embedding_length", 1, 0, 1, KV_MAX_DIM);
-    int L = (int)meta_int(b, "llama.block_count", 1, 0, 1, 65536);
+    int L = (int)meta_int(b, "llama.block_count", 1, 0, 1, KV_MAX_LAYERS);
     int F = (int)meta_int(b, "llama.feed_forward_length", 1, 0, 1, KV_MAX_DIM);
-    int H = (int)meta_int(b, "llama.attention.head_count", 1, 0, 1, 65536);
-    int KV = (int)meta_int(b, "llama.attention.head_count_kv", 0, H, 1, 65536);
-    int64_t n_experts = meta_int(b, "llama.expert_count", 0, 0, 0, 65536);
+    int H = (int)meta_int(b, "llama.attention.head_count", 1, 0, 1, KV_MAX_HEADS);
+    int KV = (int)meta_int(b, "llama.attention.head_count_kv", 0, H, 1, KV_MAX_HEADS);
+    int64_t n_experts = meta_int(b, "llama.expert_count", 0, 0, 0, KV_MAX_EXPERTS);
     if (b->st == KVATTN_OK && n_experts > 0)
         b->st = kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: llama.expert_count = %lld: MoE llama models are not supported by "
                         "the runner yet", g->path, (long long)n_experts);
@@ -175,8 +182,8 @@ static void load_deepseek2(builder *b) {
     kvattn_model_desc *d = &m->desc;
     kvattn_layer_config *a = &d->attn;
     int D = (int)meta_int(b, "deepseek2.embedding_length", 1, 0, 1, KV_MAX_DIM);
-    int L = (int)meta_int(b, "deepseek2.block_count", 1, 0, 1, 65536);
-    int H = (int)meta_int(b, "deepseek2.attention.head_count", 1, 0, 1, 65536);
+    int L = (int)meta_int(b, "deepseek2.block_count", 1, 0, 1, KV_MAX_LAYERS);
+    int H = (int)meta_int(b, "deepseek2.attention.head_count", 1, 0, 1, KV_MAX_HEADS);
     int ql = (int)meta_int(b, "deepseek2.attention.q_lora_rank", 0, 0, 0, KV_MAX_DIM);
     int dc = (int)meta_int(b, "deepseek2.attention.kv_lora_rank", 1, 0, 1, KV_MAX_DIM);
     int dr = (int)meta_int(b, "deepseek2.rope.dimension_count", 1, 0, 2, KV_MAX_DIM);
@@ -209,19 +216,20 @@ static void load_deepseek2(builder *b) {
     d->n_layers = L;
     d->ffn_dim = meta_int(b, "deepseek2.feed_forward_length", 1, 0, 1, KV_MAX_DIM);
     d->ffn_gated = 1;
-    d->n_routed_experts = (int)meta_int(b, "deepseek2.expert_count", 0, 0, 0, 65536);
+    d->n_routed_experts = (int)meta_int(b, "deepseek2.expert_count", 0, 0, 0, KV_MAX_EXPERTS);
     if (d->n_routed_experts > 0) {
         d->n_active_experts = (int)meta_int(b, "deepseek2.expert_used_count", 1, 0, 1, d->n_routed_experts);
-        d->n_shared_experts = (int)meta_int(b, "deepseek2.expert_shared_count", 0, 0, 0, 65536);
+        d->n_shared_experts = (int)meta_int(b, "deepseek2.expert_shared_count", 0, 0, 0, KV_MAX_EXPERTS);
         d->moe_ffn_dim = meta_int(b, "deepseek2.expert_feed_forward_length", 1, 0, 1, KV_MAX_DIM);
         d->n_dense_layers = (int)meta_int(b, "deepseek2.leading_dense_block_count", 0, 0, 0, L);
         d->moe_layer_freq = 1;
         d->expert_weights_scale = (float)meta_float(b, "deepseek2.expert_weights_scale", 1.0);
         int norm = 0;
-        gguf_get_bool(g, "deepseek2.expert_weights_norm", &norm);
+        if (b->st == KVATTN_OK && gguf_get_bool(g, "deepseek2.expert_weights_norm", &norm) == -2)
+            b->st = kv_fail(KVATTN_ERR_FORMAT, "%s: metadata 'deepseek2.expert_weights_norm' is not a bool", g->path);
         d->expert_weights_norm = norm;
         d->expert_gating = meta_int(b, "deepseek2.expert_gating_func", 0, 1, 0, 2) == 2; /* 1 softmax, 2 sigmoid */
-        d->n_expert_groups = (int)meta_int(b, "deepseek2.expert_group_count", 0, 1, 1, 65536);
+        d->n_expert_groups = (int)meta_int(b, "deepseek2.expert_group_count", 0, 1, 1, KV_MAX_EXPERTS);
         d->n_expert_groups_used = (int)meta_int(b, "deepseek2.expert_group_used_count", 0, d->n_expert_groups, 1,
                                                 d->n_expert_groups);
         if (b->st == KVATTN_OK && d->n_routed_experts % d->n_expert_groups)

@@ -253,8 +253,10 @@ static kvattn_status load_tokenizer_json(const char *path, int n_vocab, int bos,
         /* SentencePiece conversion: a piece's priority is the rank of the first merge that makes it. */
         for (int v = 0; v < n_vocab; v++) scores[v] = -1e30f;
         kvattn_tokenizer *tmp = NULL;
-        st = kv_tokenizer_build(KVATTN_VOCAB_SPM, n_vocab, pieces, lens, NULL, types, NULL, NULL, 0, bos, eos, 1, 1,
-                                KV_PRE_GPT2, path, &tmp);
+        kv_vocab_spec spec = {.kind = KVATTN_VOCAB_SPM, .n_vocab = n_vocab, .pieces = pieces, .lens = lens,
+                              .token_type = types, .bos = bos, .eos = eos, .spm_marker = 1, .add_space_prefix = 1,
+                              .pre = KV_PRE_GPT2, .source = path};
+        st = kv_tokenizer_build(&spec, &tmp);
         for (int r = 0; st == KVATTN_OK && r < n_merges; r++) {
             const char *sp = strchr(mp[r], ' ');
             if (!sp) continue;
@@ -267,16 +269,20 @@ static kvattn_status load_tokenizer_json(const char *path, int n_vocab, int bos,
             if (id >= 0 && scores[id] < -(float)r) scores[id] = -(float)r;
         }
         kvattn_tokenizer_free(tmp);
-        if (st == KVATTN_OK)
-            st = kv_tokenizer_build(KVATTN_VOCAB_SPM, n_vocab, pieces, lens, scores, types, NULL, NULL, 0, bos, eos, 1, 1,
-                                    KV_PRE_GPT2, path, out);
+        if (st == KVATTN_OK) {
+            spec.scores = scores;
+            st = kv_tokenizer_build(&spec, out);
+        }
     } else if (st == KVATTN_OK) {
         const cJSON *pre = cJSON_GetObjectItemCaseSensitive(j, "pre_tokenizer");
         char *pre_txt = pre ? cJSON_PrintUnformatted(pre) : NULL;
         kv_pretokenizer pt = pre_txt && strstr(pre_txt, "{1,3}") ? KV_PRE_LLAMA3 : KV_PRE_GPT2;
         free(pre_txt);
-        st = kv_tokenizer_build(KVATTN_VOCAB_BPE, n_vocab, pieces, lens, NULL, types, mp, ml, n_merges, bos, eos, 0, 0, pt,
-                                path, out);
+        st = kv_tokenizer_build(&(kv_vocab_spec){.kind = KVATTN_VOCAB_BPE, .n_vocab = n_vocab, .pieces = pieces,
+                                                 .lens = lens, .token_type = types, .merges = mp, .merge_lens = ml,
+                                                 .n_merges = n_merges, .bos = bos, .eos = eos, .pre = pt,
+                                                 .source = path},
+                                out);
     }
     for (int k = 0; owned && k < n_merges; k++) free(owned[k]);
     free(owned), free(mp), free(ml), free(pieces), free(lens), free(types), free(scores);

@@ -87,11 +87,13 @@ void kvattn_tokenizer_free(kvattn_tokenizer *t) {
     free(t);
 }
 
-kvattn_status kv_tokenizer_build(kvattn_vocab_kind kind, int n_vocab, const char *const *pieces, const int *lens,
-                                 const float *scores, const int32_t *token_type, const char *const *merges,
-                                 const int *merge_lens, int n_merges, int bos, int eos, int spm_marker,
-                                 int add_space_prefix, kv_pretokenizer pre, const char *source,
-                                 kvattn_tokenizer **out) {
+kvattn_status kv_tokenizer_build(const kv_vocab_spec *v, kvattn_tokenizer **out) {
+    const kvattn_vocab_kind kind = v->kind;
+    const int n_vocab = v->n_vocab, bos = v->bos, eos = v->eos, n_merges = v->n_merges;
+    const char *const *pieces = v->pieces, *const *merges = v->merges, *source = v->source;
+    const int *lens = v->lens, *merge_lens = v->merge_lens;
+    const float *scores = v->scores;
+    const int32_t *token_type = v->token_type;
     *out = NULL;
     if (n_vocab < 1 || n_vocab > KV_MAX_DIM)
         return kv_fail(KVATTN_ERR_FORMAT, "%s: vocabulary size %d is out of range", source, n_vocab);
@@ -101,9 +103,9 @@ kvattn_status kv_tokenizer_build(kvattn_vocab_kind kind, int n_vocab, const char
     t->n_vocab = n_vocab;
     t->bos = bos >= 0 && bos < n_vocab ? bos : -1;
     t->eos = eos >= 0 && eos < n_vocab ? eos : -1;
-    t->spm_marker = spm_marker;
-    t->add_space_prefix = add_space_prefix;
-    t->pre = pre;
+    t->spm_marker = v->spm_marker;
+    t->add_space_prefix = v->add_space_prefix;
+    t->pre = v->pre;
     t->pieces = calloc((size_t)n_vocab, sizeof *t->pieces);
     t->piece_len = calloc((size_t)n_vocab, sizeof *t->piece_len);
     t->scores = calloc((size_t)n_vocab, sizeof *t->scores);
@@ -112,7 +114,7 @@ kvattn_status kv_tokenizer_build(kvattn_vocab_kind kind, int n_vocab, const char
     if (!t->pieces || !t->piece_len || !t->scores || !t->sorted || !t->is_control) goto nomem;
     for (int i = 0; i < n_vocab; i++) {
         int len = lens[i];
-        if (len < 0 || len > 65536 || memchr(pieces[i], 0, (size_t)len)) {
+        if (len < 0 || len > KV_MAX_PIECE_BYTES || memchr(pieces[i], 0, (size_t)len)) {
             kvattn_tokenizer_free(t);
             return kv_fail(KVATTN_ERR_FORMAT, "%s: token %d has an invalid piece (length %d or a NUL byte)", source,
                            i, len);
@@ -186,7 +188,7 @@ kvattn_status kvattn_tokenizer_load_llama2c(const char *path, int vocab_size, kv
     kvattn_status st = KVATTN_OK;
     int32_t max_len;
     if (!pieces || !lens || !scores) st = kv_fail(KVATTN_ERR_NOMEM, "%s: out of memory", path);
-    else if (fread(&max_len, 4, 1, f) != 1 || max_len < 1 || max_len > 65536)
+    else if (fread(&max_len, 4, 1, f) != 1 || max_len < 1 || max_len > KV_MAX_PIECE_BYTES)
         st = kv_fail(KVATTN_ERR_FORMAT, "%s: max_token_length missing or out of range", path);
     for (int i = 0; st == KVATTN_OK && i < vocab_size; i++) {
         int32_t len;
@@ -204,8 +206,11 @@ kvattn_status kvattn_tokenizer_load_llama2c(const char *path, int vocab_size, kv
     fclose(f);
     /* llama2.c's conventions: BOS 1, EOS 2, dummy-prefix " ", pieces with plain spaces. */
     if (st == KVATTN_OK)
-        st = kv_tokenizer_build(KVATTN_VOCAB_SPM, vocab_size, (const char *const *)pieces, lens, scores, NULL, NULL,
-                                NULL, 0, vocab_size > 1 ? 1 : -1, vocab_size > 2 ? 2 : -1, 0, 1, KV_PRE_GPT2, path, out);
+        st = kv_tokenizer_build(&(kv_vocab_spec){.kind = KVATTN_VOCAB_SPM, .n_vocab = vocab_size,
+                                                 .pieces = (const char *const *)pieces, .lens = lens, .scores = scores,
+                                                 .bos = vocab_size > 1 ? 1 : -1, .eos = vocab_size > 2 ? 2 : -1,
+                                                 .add_space_prefix = 1, .pre = KV_PRE_GPT2, .source = path},
+                                out);
     for (int i = 0; pieces && i < vocab_size; i++) free(pieces[i]);
     free(pieces), free(lens), free(scores);
     return st;

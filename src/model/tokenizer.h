@@ -27,14 +27,25 @@ struct kvattn_tokenizer {
     int16_t unicode_byte[324]; /* BPE: the byte a stand-in code point (< 324) means, or -1 */
 };
 
-/* Builds a tokenizer from pieces (copied). scores may be NULL for BPE.
- * merges: n_merges "left right" strings (BPE), may be NULL for SPM.
- * token_type: GGUF token types per id (may be NULL): 3 = control, 6 = byte. */
-kvattn_status kv_tokenizer_build(kvattn_vocab_kind kind, int n_vocab, const char *const *pieces, const int *lens,
-                                 const float *scores, const int32_t *token_type, const char *const *merges,
-                                 const int *merge_lens, int n_merges, int bos, int eos, int spm_marker,
-                                 int add_space_prefix, kv_pretokenizer pre, const char *source,
-                                 kvattn_tokenizer **out);
+/* What a tokenizer is built from; every array is copied. */
+typedef struct {
+    kvattn_vocab_kind kind;
+    int n_vocab;
+    const char *const *pieces;  /* [n_vocab], lens[i] bytes each                 */
+    const int *lens;
+    const float *scores;        /* [n_vocab] SPM merge priorities, or NULL (BPE)  */
+    const int32_t *token_type;  /* [n_vocab] GGUF types (3 control, 6 byte), or NULL */
+    const char *const *merges;  /* [n_merges] "left right" (BPE), or NULL (SPM)   */
+    const int *merge_lens;
+    int n_merges;
+    int bos, eos;               /* -1: none                                       */
+    int spm_marker;             /* SPM: spaces are "▁" (GGUF, HF), not " " (llama2.c) */
+    int add_space_prefix;
+    kv_pretokenizer pre;
+    const char *source;         /* the file errors name                          */
+} kv_vocab_spec;
+
+kvattn_status kv_tokenizer_build(const kv_vocab_spec *v, kvattn_tokenizer **out);
 
 /* The id of a piece, or -1. */
 int kv_tokenizer_find(const kvattn_tokenizer *t, const char *piece, int len);
