@@ -17,9 +17,9 @@ static int thread_index(void) { return 0; }
 #endif
 
 /* How far ahead rows read in place are prefetched, in bytes of the same
- * stream (2 KiB to 128 KiB measured alike here: what matters is that the
- * prefetches are spread over the work, see kv_prefetch_spans), and in rows for
- * tiles widened into f32 (two tiles). */
+ * stream, and in rows for tiles widened into f32 (two tiles). The distance
+ * matters little; that the prefetches are spread over the work does (see
+ * kv_prefetch_spans). */
 #define PREFETCH_BYTES 16384
 #define PREFETCH_AHEAD (2 * KV_TILE)
 
@@ -268,8 +268,7 @@ static void attend_tile(const attn_lane *ln, int group, const kv_rows *k, const 
  * V rows) one phase at a time: a lane's scores (phase 2i), then its
  * accumulation (2i + 1). Each phase prefetches its share of the next tile of
  * every stream, alongside its own rows, so all the unit's streams are in
- * flight a line at a time, as the fastest reads of this machine are (bench.c).
- * One stream at a time was about 20% slower for MHA. */
+ * flight a line at a time, as the fastest reads of this machine are (bench.c). */
 _Static_assert(2 * MAX_LANES <= KV_PREFETCH_STREAMS, "a prefetch stream for each lane's K and V");
 
 static kv_prefetch_spans unit_prefetch(const attn_lane *lanes, int n_lanes, const kv_rows *k, const kv_rows *v, int j0,

@@ -2,8 +2,8 @@
  *
  * A decode step's attention needs a few hundred KiB of scratch. Taken from
  * malloc and freed every call, a block that size comes from mmap, and every
- * step then pays page faults and the kernel zeroing the pages again (about a
- * tenth of an MLA decode step here). Each thread instead keeps its buffers,
+ * step then pays page faults and the kernel zeroing the pages again, a
+ * visible share of a short decode step. Each thread instead keeps its buffers,
  * grown when a call needs more, and frees them when it exits. */
 #define _POSIX_C_SOURCE 200809L
 #include "internal.h"

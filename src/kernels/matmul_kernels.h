@@ -12,9 +12,8 @@
 
 /* How far ahead of a q8_0 row stream the GEMV prefetches (into L2). Its ints
  * widen in two vector µops per 16, about as many as an f16 chunk for half the
- * bytes, so the kernel is near compute-bound and the hardware prefetchers fell
- * behind: 54–64% of the bandwidth without, 70–79% at 2 KiB (gemv_probe 5632
- * 2048 --mats 16 --type q8_0; 4–16 KiB measured alike or worse). */
+ * bytes, so the kernel runs near compute-bound and the hardware prefetchers
+ * fall behind without help (bench/gemv_probe times the choice). */
 #define KV_GEMV_Q8_0_AHEAD 2048
 
 static inline void kv_rows_dot_ref(kvattn_type t, const unsigned char *const *rows, int nr, const float *x, int k,
@@ -25,11 +24,10 @@ static inline void kv_rows_dot_ref(kvattn_type t, const unsigned char *const *ro
 #if KV_HAVE_AVX512
 /* The whole q8_0 blocks of KV_DOT_ROWS rows against x, into z[r] (lanes to be
  * summed); returns the elements done. Per block, the ints' products with x are
- * summed first and multiplied by the block's scale once (Σ_b d_b Σ_i q_i x_i):
- * widening each chunk with its scale, as kv_load16_avx512 does, cost a scalar scale
- * conversion, a broadcast and a multiply per 16 elements, and held the GEMV of
- * q8_0 weights to ~40% of the bandwidth. The scales of 16 blocks of each row
- * are gathered at once and read by broadcast beside the FMA. */
+ * summed first and multiplied by the block's scale once (Σ_b d_b Σ_i q_i x_i),
+ * which saves the scale conversion, broadcast and multiply per 16 elements that
+ * widening each chunk with its scale (kv_load16_avx512) costs. The scales of 16
+ * blocks of each row are gathered at once and read by broadcast beside the FMA. */
 static inline __attribute__((always_inline)) int kv_q8_0_rows_dot_avx512(const unsigned char *const *rw, const float *x,
                                                                      int k, __m512 *z) {
     const int nb = k / KV_Q8_0_BLOCK;

@@ -61,10 +61,9 @@ static inline void kv_q8_0_scales_ref(const unsigned char *rows, size_t stride, 
  * spans of the cache (a stream's next rows, contiguous), prefetched a line at
  * a time, round robin over the spans, one line per 32 elements the kernel
  * reads. The prefetches then go out evenly with the work: issued in bursts
- * they waited on the fill buffers and the FMAs behind them (decode here:
- * 12-20% slower). Taking a line costs a few instructions and no lookups, as
- * it runs in the innermost loops (a per-line check of each stream's rows cost
- * ~20 instructions and an integer division per line read). */
+ * they wait on the fill buffers, and the FMAs behind them wait too. Taking a
+ * line runs in the innermost loops, so it costs a few instructions and no
+ * lookups. */
 #define KV_PREFETCH_STREAMS 4
 typedef struct {
     const unsigned char *span[KV_PREFETCH_STREAMS];
@@ -589,9 +588,9 @@ static inline void kv_tile_accum(const float *P, int ldp, int G, kvattn_type t, 
  *              16 columns of a row, widened once for all sixteen outputs.
  * The rows are read in place, whatever the cache type. For the scores' broadcasts
  * each block of 16 rows is widened a chunk of 16 columns at a time into a 1 KiB
- * ring that stays in L1, and the chunk's 256 products follow at once. (Widening
- * a whole part of the tile into an f32 copy first cost a sixth of an MLA step:
- * its stores missed L1, which the queries and outputs kept full.) The
+ * ring that stays in L1, and the chunk's 256 products follow at once (an f32
+ * copy of a whole part of the tile would miss L1, which the queries and outputs
+ * keep full). The
  * accumulation widens each row chunk in registers and keeps 16 columns of all
  * sixteen outputs there over the whole tile. The queries are packed once as
  * Qt [d][16]; the softmax runs on St [N][16] a row of sixteen queries at a time,
@@ -620,8 +619,7 @@ static inline void kv_q16_pack_ref(const float *Q, int ldq, int d, float *Qt) {
  * off-diagonal sub-blocks of size b (8, 4, 2, 1) between rows r and r + b —
  * element c of the new row r is row (r | b)'s element c - b where c has bit b,
  * and the new row r | b takes row r's element c + b where c has not. Element
- * by element (a store per float, each to its own line), packing MLA's 576-wide
- * queries took 8% of a decode step. */
+ * by element, each float would be a store to a line of its own. */
 static inline __attribute__((always_inline)) void kv_transpose16_round_avx512(__m512 *x, const int b) {
     int lo[16], hi[16];
     for (int c = 0; c < 16; c++) {
