@@ -3,6 +3,7 @@
  * own limits, measured in the same run. */
 #include "cli_util.h"
 #include "commands.h"
+#include "options.h"
 #include "svg_plot.h"
 
 #include "kvattn.h"
@@ -24,22 +25,6 @@ typedef struct {
     double gbps, gflops, fraction;
     const char *bound;
 } bench_row;
-
-static void bench_usage(FILE *f) {
-    fprintf(f,
-            "usage: kvattn bench [--preset NAME | --config FILE] [--as DESIGN]... [--ctx LIST] [--kv-type LIST]\n"
-            "                    [--reps N] [--naive-max-ctx N] [-t THREADS] [--json | --csv] [--plot FILE.svg]\n"
-            "       kvattn bench -m MODEL [--depth LIST] [--prompt N] [--gen N] [--kv-type T] [--mla MODE] [--json]\n\n"
-            "Attention-only decode: for a model's shapes (default preset llama-3-8b) in its own design and in MHA,\n"
-            "GQA-8, MQA and MLA 512+64 (or the --as designs), one decode step over a cache of each context\n"
-            "(default 1K,4K,16K,64K) and KV type (default f16): time, bytes read, GB/s, GFLOP/s and the\n"
-            "fraction of its bound — memory (bytes / the streaming read bandwidth) or compute (flops / the FMA\n"
-            "peak), both measured in the same run. Each step starts with the cache cold, as in a real model.\n"
-            "MLA runs absorbed and naive (naive up to --naive-max-ctx, default 16K: it is slow).\n\n"
-            "With -m: end-to-end prompt and generation tokens/s at each depth (default 4K,16K; the cache is\n"
-            "filled with random rows to that depth), and generation as a fraction of the model's bound:\n"
-            "(weights read + KV read) / bandwidth + attention flops / FMA peak.\n");
-}
 
 static void fill_row_rates(bench_row *r, const kvattn_machine_limits *lim) {
     double s = r->t.us_per_step * 1e-6;
@@ -184,86 +169,79 @@ static int write_plot(const char *path, const char *model, const bench_row *rows
     return svg_close(f);
 }
 
+static const char *const mla_modes[] = {"absorbed", "naive", NULL}; /* in kvattn_mla_mode's order */
+
 int cmd_bench(int argc, char **argv) {
     const char *preset = "llama-3-8b", *config = NULL, *model = NULL, *tok = NULL, *plot = NULL;
     const char *designs[MAX_LIST];
-    int n_designs = 0, json = 0, csv = 0, reps = 5;
+    int n_designs = 0, json = 0, csv = 0, mla_mode = KVATTN_MLA_ABSORBED;
     int64_t ctxs[MAX_LIST] = {1024, 4096, 16384, 65536}, depths[MAX_LIST] = {4096, 16384}, naive_max = 16384;
-    int n_ctx = 4, n_depths = 2, prompt = 64, gen = 16;
+    int64_t reps = 5, prompt = 64, gen = 16, threads = 0;
+    int n_ctx = 4, n_depths = 2;
     kvattn_type types[MAX_LIST] = {KVATTN_TYPE_F16};
     int n_types = 1;
-    kvattn_mla_mode mla = KVATTN_MLA_ABSORBED;
-    for (int i = 1; i < argc;) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int64_t n;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            bench_usage(stdout);
-            return 0;
-        }
-        if (!strcmp(a, "--json") || !strcmp(a, "--csv")) {
-            if (a[2] == 'j') json = 1;
-            else csv = 1;
-            i++;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "kvattn bench: unknown option or missing value: '%s'\n\n", a);
-            bench_usage(stderr);
+    const cli_option opts[] = {
+        CLI_OPT_STRING("--preset", &preset, "NAME", "the model whose attention is timed (default llama-3-8b)"),
+        CLI_OPT_STRING("--config", &config, "FILE", "a Hugging Face config.json instead"),
+        CLI_OPT_LIST("--as", designs, &n_designs, MAX_LIST, "DESIGN",
+                     "time DESIGN beside the model's own (repeatable): mha, mqa, gqa:G, mla:DC+DR"),
+        CLI_OPT_COUNTS("--ctx", ctxs, &n_ctx, MAX_LIST, 1, 1 << 24, "LIST",
+                       "contexts of the attention-only steps (default 1K,4K,16K,64K)"),
+        CLI_OPT_TYPES("--kv-type", types, &n_types, MAX_LIST, 1, "LIST",
+                      "cache types, comma-separated: f32, f16, bf16, q8_0 (default f16; with -m one)"),
+        CLI_OPT_COUNT("--reps", &reps, 1, 1 << 24, "N", "timed steps per point, best reported (default 5)"),
+        CLI_OPT_COUNT("--naive-max-ctx", &naive_max, 1, 1 << 24, "N",
+                      "longest context timed for naive MLA (default 16K: it is slow)"),
+        CLI_OPT_FLAG("--json", &json, "one JSON object on stdout"),
+        CLI_OPT_FLAG("--csv", &csv, "CSV rows on stdout (attention-only)"),
+        CLI_OPT_STRING("--plot", &plot, "FILE.svg", "step time and fraction of the bound against context"),
+        CLI_OPT_STRING("-m", &model, "MODEL", "end to end: a model file instead of attention alone"),
+        CLI_OPT_STRING("-z", &tok, "TOKENIZER", "llama2.c tokenizer.bin, with -m"),
+        CLI_OPT_COUNTS("--depth", depths, &n_depths, MAX_LIST, 0, 1 << 24, "LIST",
+                       "with -m: cache depths to generate at (default 4K,16K)"),
+        CLI_OPT_COUNT("--prompt", &prompt, 0, 1 << 24, "N", "with -m: prompt tokens timed at each depth (default 64)"),
+        CLI_OPT_COUNT("--gen", &gen, 1, 1 << 24, "N", "with -m: tokens generated at each depth (default 16)"),
+        CLI_OPT_CHOICE("--mla", &mla_mode, mla_modes, "MODE", "MLA models run absorbed (default) or naive"),
+        CLI_OPT_COUNT("-t, --threads", &threads, 1, 1 << 16, "N", "threads (default: all cores)"),
+    };
+    const cli_command cmd = {
+        "bench", "[--preset NAME | --config FILE] [--as DESIGN]... [--ctx LIST] [--kv-type LIST] [options]\n"
+                 "       kvattn bench -m MODEL [--depth LIST] [--prompt N] [--gen N] [--kv-type T] [--mla MODE]",
+        "Attention-only decode: for a model's shapes in its own design and in MHA, GQA-8, MQA and MLA\n"
+        "512+64 (or the --as designs), one decode step over a cache of each context and KV type: time,\n"
+        "bytes read, GB/s, GFLOP/s and the fraction of its bound — memory (bytes / the streaming read\n"
+        "bandwidth) or compute (flops / the FMA peak), both measured in the same run. Each step starts\n"
+        "with the cache cold, as in a real model. MLA runs absorbed and naive.\n\n"
+        "With -m: end-to-end prompt and generation tokens/s at each depth (the cache is filled with\n"
+        "random rows to that depth), and generation as a fraction of the model's bound:\n"
+        "(weights read + KV read) / bandwidth + attention flops / FMA peak.",
+        opts, (int)(sizeof opts / sizeof opts[0])};
+    const int parsed = cli_parse(&cmd, argc, argv);
+    if (parsed != CLI_PARSED) return parsed == CLI_HELP ? 0 : 2;
+    static const char *const attention_only[] = {"--preset", "--config", "--as", "--ctx", "--reps",
+                                                 "--naive-max-ctx", "--csv", "--plot"};
+    static const char *const model_only[] = {"-z", "--depth", "--prompt", "--gen", "--mla"};
+    for (size_t i = 0; i < sizeof attention_only / sizeof attention_only[0]; i++)
+        if (model && cli_given(&cmd, argc, argv, attention_only[i])) {
+            fprintf(stderr, "kvattn bench: %s is for attention-only runs; with -m it would be ignored\n",
+                    attention_only[i]);
             return 2;
         }
-        if (!strcmp(a, "--preset")) preset = v;
-        else if (!strcmp(a, "--config")) config = v;
-        else if (!strcmp(a, "-m")) model = v;
-        else if (!strcmp(a, "-z")) tok = v;
-        else if (!strcmp(a, "--plot")) plot = v;
-        else if (!strcmp(a, "--as") && n_designs < MAX_LIST) designs[n_designs++] = v;
-        else if (!strcmp(a, "--ctx") || !strcmp(a, "--depth")) {
-            int64_t *dst = a[2] == 'c' ? ctxs : depths;
-            int got = cli_parse_count_list(v, dst, MAX_LIST);
-            for (int j = 0; j < got; j++) /* a depth may be 0: generation from an empty cache */
-                if (dst[j] < (a[2] == 'c' ? 1 : 0) || dst[j] > (1 << 24)) got = -1;
-            if (got < 1) {
-                fprintf(stderr, "kvattn bench: %s '%s': expected counts in [%d, 16M]\n", a, v, a[2] == 'c');
-                return 2;
-            }
-            if (a[2] == 'c') n_ctx = got;
-            else n_depths = got;
-        } else if (!strcmp(a, "--kv-type")) {
-            char buf[128];
-            snprintf(buf, sizeof buf, "%s", v);
-            n_types = 0;
-            for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-                if (n_types == MAX_LIST || kvattn_type_from_name(t, &types[n_types]) != KVATTN_OK ||
-                    !kvattn_type_is_cache_type(types[n_types])) {
-                    fprintf(stderr, "kvattn bench: --kv-type '%s': expected f32, f16, bf16, q8_0 (comma-separated)\n", v);
-                    return 2;
-                }
-                n_types++;
-            }
-        } else if (!strcmp(a, "--mla")) {
-            if (!strcmp(v, "naive")) mla = KVATTN_MLA_NAIVE;
-            else if (strcmp(v, "absorbed")) {
-                fprintf(stderr, "kvattn bench: --mla '%s': expected absorbed or naive\n", v);
-                return 2;
-            }
-        } else if (!strcmp(a, "--reps") || !strcmp(a, "--naive-max-ctx") || !strcmp(a, "-t") || !strcmp(a, "--prompt") ||
-                   !strcmp(a, "--gen")) {
-            if (cli_parse_count(v, &n) != 0 || n < (strcmp(a, "--prompt") ? 1 : 0) || n > (1 << 24)) {
-                fprintf(stderr, "kvattn bench: %s '%s': expected a count\n", a, v);
-                return 2;
-            }
-            if (!strcmp(a, "--reps")) reps = (int)n;
-            else if (!strcmp(a, "--naive-max-ctx")) naive_max = n;
-            else if (!strcmp(a, "--prompt")) prompt = (int)n;
-            else if (!strcmp(a, "--gen")) gen = (int)n;
-            else kvattn_set_threads((int)n);
-        } else {
-            fprintf(stderr, "kvattn bench: unknown option '%s'\n\n", a);
-            bench_usage(stderr);
+    for (size_t i = 0; i < sizeof model_only / sizeof model_only[0]; i++)
+        if (!model && cli_given(&cmd, argc, argv, model_only[i])) {
+            fprintf(stderr, "kvattn bench: %s needs -m MODEL\n", model_only[i]);
             return 2;
         }
-        i += 2;
+    if (model && n_types > 1) {
+        fprintf(stderr, "kvattn bench: with -m, --kv-type takes one type\n");
+        return 2;
     }
+    if (json && csv) {
+        fprintf(stderr, "kvattn bench: give --json or --csv, not both\n");
+        return 2;
+    }
+    if (threads) kvattn_set_threads((int)threads);
+    const kvattn_mla_mode mla = (kvattn_mla_mode)mla_mode;
     kvattn_machine_limits lim;
     if (cli_stderr_is_tty()) fprintf(stderr, "measuring the machine (read bandwidth, FMA peak)...\r");
     if (kvattn_measure_machine(&lim) != KVATTN_OK) {
@@ -272,8 +250,7 @@ int cmd_bench(int argc, char **argv) {
     }
     if (cli_stderr_is_tty()) fprintf(stderr, "%60s\r", "");
     if (model) {
-        int rc = bench_model(model, tok, depths, n_depths, prompt, gen, types[0], mla, json, &lim);
-        return rc;
+        return bench_model(model, tok, depths, n_depths, (int)prompt, (int)gen, types[0], mla, json, &lim);
     }
 
     kvattn_model_desc m;
@@ -309,7 +286,7 @@ int cmd_bench(int argc, char **argv) {
     if (!json && !csv) {
         printf("machine: %.1f GB/s streaming read, %.0f GFLOP/s f32 FMA (%d-bit), %d threads (measured now)\n",
                lim.read_gbps, lim.fma_gflops, lim.simd_bits, lim.threads);
-        printf("%s: one decode step of attention only, per layer (best of %d)\n\n", m.name, reps);
+        printf("%s: one decode step of attention only, per layer (best of %d)\n\n", m.name, (int)reps);
         printf("%-12s %-9s %7s %5s %10s %10s %9s %9s %8s %9s\n", "design", "mla", "ctx", "kv", "us/step", "KV read",
                "GB/s", "GFLOP/s", "bound", "of bound");
     } else if (csv) {
@@ -327,7 +304,7 @@ int cmd_bench(int argc, char **argv) {
                     r->kv_type = types[ti];
                     if (cli_stderr_is_tty())
                         fprintf(stderr, "  %s %s ctx %d %s...\r", r->design, r->mode, r->ctx, kvattn_type_name(r->kv_type));
-                    if (kvattn_bench_attention(&cfgs[c], r->ctx, r->kv_type, (kvattn_mla_mode)mode, reps, &r->t) != KVATTN_OK) {
+                    if (kvattn_bench_attention(&cfgs[c], r->ctx, r->kv_type, (kvattn_mla_mode)mode, (int)reps, &r->t) != KVATTN_OK) {
                         fprintf(stderr, "kvattn bench: %s\n", kvattn_last_error());
                         rc = 1;
                         break;

@@ -3,6 +3,7 @@
  * decode step at several context lengths, and MLA absorbed == naive. */
 #include "cli_util.h"
 #include "commands.h"
+#include "options.h"
 
 #include "kvattn.h"
 
@@ -128,18 +129,6 @@ static double time_decode(const kvattn_layer_config *c, const kvattn_layer_weigh
     return t[reps / 2];
 }
 
-static void demo_usage(FILE *f) {
-    fprintf(f, "usage: kvattn demo [--ctx LIST] [--kv-type TYPE] [--reps N] [--naive-max-ctx N] [-t THREADS]\n"
-               "                   [--quick] [--json]\n\n"
-               "  --ctx LIST          decode contexts to time (default 1K,4K,16K; K = 1024, k = 1000)\n"
-               "  --kv-type TYPE      cache element type: f32, f16, bf16, q8_0 (default f16)\n"
-               "  --reps N            timed decode steps per point, median reported (default 5)\n"
-               "  --naive-max-ctx N   longest context timed for naive MLA (default 4K; it is slow)\n"
-               "  -t, --threads N     threads (default: all cores)\n"
-               "  --quick             small contexts (128, 512), 2 reps: a smoke run\n"
-               "  --json              one JSON object on stdout instead of tables\n");
-}
-
 typedef struct {
     const char *label;
     demo_design d;
@@ -148,51 +137,29 @@ typedef struct {
 
 int cmd_demo(int argc, char **argv) {
     int64_t ctxs[MAX_CTX_LIST] = {1024, 4096, 16384};
-    int n_ctx = 3, reps = 5, json = 0;
-    int64_t naive_max = 4096;
+    int n_ctx = 3, json = 0, quick = 0;
+    int64_t reps = 5, naive_max = 4096, threads = 0;
     kvattn_type kv_type = KVATTN_TYPE_F16;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        int64_t n;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            demo_usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (!strcmp(a, "--quick")) {
-            ctxs[0] = 128, ctxs[1] = 512, n_ctx = 2, reps = 2;
-        } else if (!strcmp(a, "--ctx") && val) {
-            n_ctx = cli_parse_count_list(val, ctxs, MAX_CTX_LIST);
-            for (int j = 0; j < n_ctx; j++)
-                if (ctxs[j] < 1 || ctxs[j] > (1 << 24)) n_ctx = -1;
-            if (n_ctx < 1) {
-                fprintf(stderr, "kvattn demo: --ctx '%s': expected up to %d comma-separated counts in [1, 16M]\n", val,
-                        MAX_CTX_LIST);
-                return 2;
-            }
-            i++;
-        } else if (!strcmp(a, "--kv-type") && val) {
-            if (kvattn_type_from_name(val, &kv_type) != KVATTN_OK || !kvattn_type_is_cache_type(kv_type)) {
-                fprintf(stderr, "kvattn demo: --kv-type '%s': expected f32, f16, bf16 or q8_0\n", val);
-                return 2;
-            }
-            i++;
-        } else if ((!strcmp(a, "--reps") || !strcmp(a, "--naive-max-ctx") || !strcmp(a, "-t") ||
-                    !strcmp(a, "--threads")) && val) {
-            if (cli_parse_count(val, &n) != 0 || n < 1 || n > (1 << 24)) {
-                fprintf(stderr, "kvattn demo: %s '%s': expected a positive count\n", a, val);
-                return 2;
-            }
-            if (!strcmp(a, "--reps")) reps = (int)(n > 16 ? 16 : n);
-            else if (!strcmp(a, "--naive-max-ctx")) naive_max = n;
-            else kvattn_set_threads((int)n);
-            i++;
-        } else {
-            fprintf(stderr, "kvattn demo: unknown or incomplete option '%s'\n\n", a);
-            demo_usage(stderr);
-            return 2;
-        }
-    }
+    const cli_option opts[] = {
+        CLI_OPT_COUNTS("--ctx", ctxs, &n_ctx, MAX_CTX_LIST, 1, 1 << 24, "LIST",
+                       "decode contexts to time (default 1K,4K,16K; K = 1024, k = 1000)"),
+        CLI_OPT_TYPE("--kv-type", &kv_type, 1, "TYPE", "cache element type: f32, f16, bf16, q8_0 (default f16)"),
+        CLI_OPT_COUNT("--reps", &reps, 1, 16, "N", "timed decode steps per point, median reported (default 5)"),
+        CLI_OPT_COUNT("--naive-max-ctx", &naive_max, 1, 1 << 24, "N",
+                      "longest context timed for naive MLA (default 4K; it is slow)"),
+        CLI_OPT_COUNT("-t, --threads", &threads, 1, 1 << 16, "N", "threads (default: all cores)"),
+        CLI_OPT_FLAG("--quick", &quick, "small contexts (128, 512), 2 reps: a smoke run"),
+        CLI_OPT_FLAG("--json", &json, "one JSON object on stdout instead of tables"),
+    };
+    const cli_command cmd = {"demo", "[options]",
+                             "Llama-3-8B's attention layer as MHA, GQA-8 and MQA, and DeepSeek-V2-Lite's MLA layer,\n"
+                             "with synthetic weights: KV bytes, and one decode step timed at each context.",
+                             opts, (int)(sizeof opts / sizeof opts[0])};
+    const int parsed = cli_parse(&cmd, argc, argv);
+    if (parsed != CLI_PARSED) return parsed == CLI_HELP ? 0 : 2;
+    if (quick && !cli_given(&cmd, argc, argv, "--ctx")) ctxs[0] = 128, ctxs[1] = 512, n_ctx = 2;
+    if (quick && !cli_given(&cmd, argc, argv, "--reps")) reps = 2;
+    const int n_threads = kvattn_set_threads((int)threads); /* 0: the default */
 
     const timed_row rows[] = {
         {"MHA", llama3_8b(32), KVATTN_MLA_ABSORBED},
@@ -234,7 +201,7 @@ int cmd_demo(int argc, char **argv) {
         printf("\nOne decode step of one attention layer (f32 projections + attention over the cache),\n"
                "synthetic weights, %s cache, %d threads, median of %d steps. GB/s counts the weights\n"
                "and the cache read once per step; `kvattn bench` will set it against the machine's limit.\n\n",
-               kvattn_type_name(kv_type), kvattn_set_threads(0), reps);
+               kvattn_type_name(kv_type), n_threads, (int)reps);
         printf("%-14s %8s %10s %12s %12s %14s\n", "design", "context", "ms/step", "weights read", "KV read",
                "GB/s (all)");
     }

@@ -1,46 +1,28 @@
 /* kvattn export — a model written as GGUF (llama), weights in a chosen type. */
 #include "cli_util.h"
 #include "commands.h"
+#include "options.h"
 
 #include "kvattn.h"
 
 #include <stdio.h>
 #include <string.h>
 
-static void export_usage(FILE *f) {
-    fprintf(f, "usage: kvattn export -m MODEL [-z TOKENIZER] -o OUT.gguf [--type f32|f16|bf16|q8_0]\n\n"
-               "Writes any model kvattn runs (llama2.c, GGUF, Hugging Face folder) as a GGUF v3 file with\n"
-               "architecture llama and llama.cpp's names; 2-D weights in TYPE (default f16), norms in f32.\n");
-}
-
 int cmd_export(int argc, char **argv) {
     const char *in = NULL, *tok = NULL, *out = NULL;
     kvattn_type type = KVATTN_TYPE_F16;
-    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            export_usage(stdout);
-            return 0;
-        }
-        if (!v) {
-            fprintf(stderr, "kvattn export: unknown option or missing value: '%s'\n\n", a);
-            export_usage(stderr);
-            return 2;
-        }
-        if (!strcmp(a, "-m")) in = v;
-        else if (!strcmp(a, "-z")) tok = v;
-        else if (!strcmp(a, "-o")) out = v;
-        else if (!strcmp(a, "--type")) {
-            if (kvattn_type_from_name(v, &type) != KVATTN_OK || !kvattn_type_is_cache_type(type)) {
-                fprintf(stderr, "kvattn export: --type '%s': expected f32, f16, bf16 or q8_0\n", v);
-                return 2;
-            }
-        } else {
-            fprintf(stderr, "kvattn export: unknown option '%s'\n\n", a);
-            export_usage(stderr);
-            return 2;
-        }
-    }
+    const cli_option opts[] = {
+        CLI_OPT_STRING("-m", &in, "MODEL", "the model: GGUF, llama2.c checkpoint or Hugging Face folder"),
+        CLI_OPT_STRING("-z", &tok, "TOKENIZER", "llama2.c tokenizer.bin (llama2.c checkpoints)"),
+        CLI_OPT_STRING("-o", &out, "OUT.gguf", "the GGUF file to write"),
+        CLI_OPT_TYPE("--type", &type, 1, "TYPE", "2-D weights as f32, f16, bf16 or q8_0 (default f16)"),
+    };
+    const cli_command cmd = {"export", "-m MODEL [-z TOKENIZER] -o OUT.gguf [--type TYPE]",
+                             "Writes any model kvattn runs as a GGUF v3 file with llama.cpp's names (architecture\n"
+                             "llama, or deepseek2 for MLA); 2-D weights in TYPE, norms in f32.",
+                             opts, (int)(sizeof opts / sizeof opts[0])};
+    const int rc = cli_parse(&cmd, argc, argv);
+    if (rc != CLI_PARSED) return rc == CLI_HELP ? 0 : 2;
     if (!in || !out) {
         fprintf(stderr, "kvattn export: -m MODEL and -o OUT.gguf are required\n");
         return 2;

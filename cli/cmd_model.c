@@ -1,6 +1,7 @@
 /* kvattn run / info / eval — real models through the library. */
 #include "cli_util.h"
 #include "commands.h"
+#include "options.h"
 
 #include "kvattn.h"
 
@@ -19,7 +20,7 @@
 /* Options common to the model commands. */
 typedef struct {
     const char *model, *tokenizer, *prompt, *text_file, *logits_out;
-    int64_t steps, ctx, top_k, threads, logits_top;
+    int64_t steps, ctx, top_k, threads, logits_top, seed_arg;
     double temp, top_p;
     uint64_t seed;
     kvattn_type kv_type;
@@ -27,89 +28,50 @@ typedef struct {
     int json;
 } model_opts;
 
-static void run_usage(FILE *f) {
-    fprintf(f,
-            "usage: kvattn run -m MODEL [-z TOKENIZER] [-p PROMPT] [-n STEPS] [--temp T] [--top-k K] [--top-p P]\n"
-            "                  [--seed S] [-c CTX] [-t THREADS] [--kv-type TYPE] [--mla absorbed|naive] [--json]\n\n"
-            "  -m MODEL          GGUF (llama), llama2.c checkpoint, or a Hugging Face folder (safetensors)\n"
-            "  -z TOKENIZER      llama2.c tokenizer.bin (llama2.c checkpoints; default: tokenizer.bin beside it)\n"
-            "  -p PROMPT         prompt text (default: empty, generation starts from BOS)\n"
-            "  -n STEPS          positions to run, prompt included, as llama2.c's -n (default: the context)\n"
-            "  --temp T          temperature, 0 = greedy (default 1.0)\n"
-            "  --top-k K         keep the K most likely tokens (default 0 = off)\n"
-            "  --top-p P         nucleus sampling (default 0.9; 1 = off)\n"
-            "  --seed S          random seed (default: time)\n"
-            "  -c CTX            context length of the KV cache (default: the model's, at most 4096)\n"
-            "  -t THREADS        threads (default: all cores)\n"
-            "  --kv-type TYPE    cache element type f32, f16, bf16, q8_0 (default f16)\n"
-            "  --json            one JSON object instead of streamed text\n");
-}
+static const char *const mla_modes[] = {"absorbed", "naive", NULL}; /* in kvattn_mla_mode's order */
 
-static int parse_model_opts(int argc, char **argv, model_opts *o, const char *cmd, void (*usage)(FILE *)) {
-    for (int i = 1; i < argc;) { /* each option with a value consumes two arguments */
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int64_t n;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 1;
-        } else if (!strcmp(a, "--json")) {
-            o->json = 1;
-            i++;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "kvattn %s: unknown option or missing value: '%s'\n\n", cmd, a);
-            usage(stderr);
-            return -1;
-        }
-        if (!strcmp(a, "-m")) o->model = v;
-        else if (!strcmp(a, "-z")) o->tokenizer = v;
-        else if (!strcmp(a, "-p")) o->prompt = v;
-        else if (!strcmp(a, "-f")) o->text_file = v;
-        else if (!strcmp(a, "--logits-out")) o->logits_out = v;
-        else if (!strcmp(a, "--temp") || !strcmp(a, "--top-p")) {
-            char *end;
-            double d = strtod(v, &end);
-            if (*end || end == v || !(d >= 0) || d > 100) {
-                fprintf(stderr, "kvattn %s: %s '%s': expected a number >= 0\n", cmd, a, v);
-                return -1;
-            }
-            if (!strcmp(a, "--temp")) o->temp = d;
-            else o->top_p = d;
-        } else if (!strcmp(a, "--kv-type")) {
-            if (kvattn_type_from_name(v, &o->kv_type) != KVATTN_OK || !kvattn_type_is_cache_type(o->kv_type)) {
-                fprintf(stderr, "kvattn %s: --kv-type '%s': expected f32, f16, bf16 or q8_0\n", cmd, v);
-                return -1;
-            }
-        } else if (!strcmp(a, "--mla")) {
-            if (!strcmp(v, "absorbed")) o->mla = KVATTN_MLA_ABSORBED;
-            else if (!strcmp(v, "naive")) o->mla = KVATTN_MLA_NAIVE;
-            else {
-                fprintf(stderr, "kvattn %s: --mla '%s': expected absorbed or naive\n", cmd, v);
-                return -1;
-            }
-        } else if (!strcmp(a, "-n") || !strcmp(a, "-c") || !strcmp(a, "--top-k") || !strcmp(a, "-t") ||
-                   !strcmp(a, "--threads") || !strcmp(a, "--seed") || !strcmp(a, "--top")) {
-            if (cli_parse_count(v, &n) != 0 || n > (1 << 30) || (n < 1 && (!strcmp(a, "-c") || !strcmp(a, "-t")))) {
-                fprintf(stderr, "kvattn %s: %s '%s': expected a count\n", cmd, a, v);
-                return -1;
-            }
-            if (!strcmp(a, "-n")) o->steps = n;
-            else if (!strcmp(a, "-c")) o->ctx = n;
-            else if (!strcmp(a, "--top-k")) o->top_k = n;
-            else if (!strcmp(a, "--seed")) o->seed = (uint64_t)n;
-            else if (!strcmp(a, "--top")) o->logits_top = n;
-            else o->threads = n;
-        } else {
-            fprintf(stderr, "kvattn %s: unknown option '%s'\n\n", cmd, a);
-            usage(stderr);
-            return -1;
-        }
-        i += 2;
-    }
+/* Parses a model command's options: those of the shared set whose names are in `take`.
+ * Returns 0 to go on, 1 after --help, -1 on a bad command line. */
+static int parse_model_opts(int argc, char **argv, model_opts *o, const char *cmd, const char *synopsis,
+                            const char *about, const char *const *take) {
+    int mla = (int)o->mla;
+    const cli_option all[] = {
+        CLI_OPT_STRING("-m", &o->model, "MODEL",
+                       "GGUF (llama, deepseek2), llama2.c checkpoint, or a Hugging Face folder (safetensors)"),
+        CLI_OPT_STRING("-z", &o->tokenizer, "TOKENIZER",
+                       "llama2.c tokenizer.bin (llama2.c checkpoints; default: tokenizer.bin beside it)"),
+        CLI_OPT_STRING("-p", &o->prompt, "PROMPT", "prompt text (default: empty, generation starts from BOS)"),
+        CLI_OPT_STRING("-f", &o->text_file, "TEXT", "the text file to score"),
+        CLI_OPT_COUNT("-n", &o->steps, 0, 1 << 30, "STEPS",
+                      "positions to run, prompt included, as llama2.c's -n (default 0: the context)"),
+        CLI_OPT_NUMBER("--temp", &o->temp, 0.0, 100.0, "T", "temperature, 0 = greedy (default 1.0)"),
+        CLI_OPT_COUNT("--top-k", &o->top_k, 0, 1 << 30, "K", "keep the K most likely tokens (default 0 = off)"),
+        CLI_OPT_NUMBER("--top-p", &o->top_p, 0.0, 1.0, "P", "nucleus sampling (default 0.9; 1 = off)"),
+        CLI_OPT_COUNT("--seed", &o->seed_arg, 0, (int64_t)1 << 62, "S", "random seed (default 0: from the clock)"),
+        CLI_OPT_COUNT("-c", &o->ctx, 1, 1 << 30, "CTX",
+                      "context length of the KV cache (default: the model's, at most 4096)"),
+        CLI_OPT_COUNT("-t, --threads", &o->threads, 1, 1 << 16, "THREADS", "threads (default: all cores)"),
+        CLI_OPT_TYPE("--kv-type", &o->kv_type, 1, "TYPE", "cache element type f32, f16, bf16, q8_0 (default f16)"),
+        CLI_OPT_CHOICE("--mla", &mla, mla_modes, "MODE",
+                       "MLA models: absorbed (default: W_UK folded into the query, the latent\n"
+                       "attended as MQA) or naive (per-head K/V expanded from the latent each step)"),
+        CLI_OPT_STRING("--logits-out", &o->logits_out, "FILE",
+                       "one JSON line per scored position: next token, its log-probability, top K"),
+        CLI_OPT_COUNT("--top", &o->logits_top, 1, 1 << 20, "K", "entries of --logits-out's top list (default 10)"),
+        CLI_OPT_FLAG("--json", &o->json, "one JSON object on stdout"),
+    };
+    cli_option opts[sizeof all / sizeof all[0]];
+    int n = 0;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        for (const char *const *t = take; *t; t++)
+            if (!strcmp(*t, all[i].names)) opts[n++] = all[i];
+    const cli_command c = {cmd, synopsis, about, opts, n};
+    const int parsed = cli_parse(&c, argc, argv);
+    if (parsed != CLI_PARSED) return parsed == CLI_HELP ? 1 : -1;
+    o->mla = (kvattn_mla_mode)mla;
+    o->seed = (uint64_t)o->seed_arg;
     if (!o->model) {
-        fprintf(stderr, "kvattn %s: -m MODEL is required\n\n", cmd);
-        usage(stderr);
+        fprintf(stderr, "kvattn %s: -m MODEL is required (kvattn %s --help lists the options)\n", cmd, cmd);
         return -1;
     }
     if (o->threads) kvattn_set_threads((int)o->threads);
@@ -170,7 +132,10 @@ static void emit(const kvattn_tokenizer *tok, int prev, int id, int json, text_b
 int cmd_run(int argc, char **argv) {
     model_opts o = {0};
     o.temp = 1.0, o.top_p = 0.9, o.kv_type = KVATTN_TYPE_F16;
-    int rc = parse_model_opts(argc, argv, &o, "run", run_usage);
+    static const char *const take[] = {"-m", "-z", "-p", "-n", "--temp", "--top-k", "--top-p", "--seed", "-c",
+                                       "-t, --threads", "--kv-type", "--mla", "--json", NULL};
+    int rc = parse_model_opts(argc, argv, &o, "run", "-m MODEL [-z TOKENIZER] [-p PROMPT] [-n STEPS] [options]",
+                              "Generates text: the prompt and what follows stream to stdout, speeds to stderr.", take);
     if (rc) return rc > 0 ? 0 : 2;
     kvattn_model *m = load_model(&o, "run", 1);
     if (!m) return 1;
@@ -264,15 +229,13 @@ int cmd_run(int argc, char **argv) {
     return rc;
 }
 
-static void info_usage(FILE *f) {
-    fprintf(f, "usage: kvattn info -m MODEL [-z TOKENIZER] [--kv-type TYPE] [--json]\n\n"
-               "Architecture, shapes, attention design, parameters, KV bytes per token, context length.\n");
-}
-
 int cmd_info(int argc, char **argv) {
     model_opts o = {0};
     o.kv_type = KVATTN_TYPE_F16;
-    int rc = parse_model_opts(argc, argv, &o, "info", info_usage);
+    static const char *const take[] = {"-m", "-z", "--kv-type", "--json", NULL};
+    int rc = parse_model_opts(argc, argv, &o, "info", "-m MODEL [-z TOKENIZER] [--kv-type TYPE] [--json]",
+                              "Architecture, shapes, attention design, parameters, KV bytes per token, context length.",
+                              take);
     if (rc) return rc > 0 ? 0 : 2;
     kvattn_model *m = load_model(&o, "info", 0);
     if (!m) return 1;
@@ -328,13 +291,6 @@ static int complain(const char *fmt, ...) {
     return 1;
 }
 
-static void eval_usage(FILE *f) {
-    fprintf(f, "usage: kvattn eval -m MODEL -f TEXT [-z TOKENIZER] [-c CTX] [--kv-type TYPE] [--logits-out FILE]\n"
-               "                   [--top K] [--json]\n\n"
-               "Perplexity over TEXT in windows of CTX tokens (each window starts with BOS). --logits-out writes one\n"
-               "JSON line per scored position: the next token, its log-probability, and the top K (default 10).\n");
-}
-
 static char *read_text(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -361,7 +317,10 @@ int cmd_eval(int argc, char **argv) {
     model_opts o = {0};
     o.kv_type = KVATTN_TYPE_F16;
     o.logits_top = 10;
-    int rc = parse_model_opts(argc, argv, &o, "eval", eval_usage);
+    static const char *const take[] = {"-m", "-z", "-f", "-c", "-t, --threads", "--kv-type", "--mla", "--logits-out",
+                                       "--top", "--json", NULL};
+    int rc = parse_model_opts(argc, argv, &o, "eval", "-m MODEL -f TEXT [-z TOKENIZER] [-c CTX] [options]",
+                              "Perplexity over TEXT in windows of CTX tokens (each window starts with BOS).", take);
     if (rc) return rc > 0 ? 0 : 2;
     if (!o.text_file) {
         fprintf(stderr, "kvattn eval: -f TEXT is required\n");

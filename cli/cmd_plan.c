@@ -2,6 +2,7 @@
  * and in the others, and how many GPUs that takes. */
 #include "cli_util.h"
 #include "commands.h"
+#include "options.h"
 #include "plan_plot.h"
 
 #include "kvattn.h"
@@ -24,31 +25,6 @@ static const gpu_kind gpus[] = {
 };
 #define N_GPUS ((int)(sizeof gpus / sizeof gpus[0]))
 
-static void plan_usage(FILE *f) {
-    fprintf(f,
-            "usage: kvattn plan (--preset NAME | --config config.json | -m MODEL) [options]\n\n"
-            "  --preset NAME        a built-in model (--list-presets)\n"
-            "  -m MODEL             a model file: GGUF, llama2.c checkpoint, Hugging Face folder\n"
-            "  --config FILE        a Hugging Face config.json (llama, mistral, mixtral, qwen2, falcon, gpt2,\n"
-            "                       deepseek_v2, deepseek_v3)\n"
-            "  --ctx N              tokens per sequence (default: the model's context length; 80k = 80,000,\n"
-            "                       128K = 131,072)\n"
-            "  --batch B            sequences (default 1)\n"
-            "  --kv-type T          f32, f16, bf16, q8_0, q4_0, fp8 (default f16; block types include scales)\n"
-            "  --weights-type T     the same types, for the weights (default bf16)\n"
-            "  --as DESIGN          only the model's own design and DESIGN (repeatable): mha, mqa, gqa:G,\n"
-            "                       mla:DC+DR. Default: own, mha, gqa:8, mqa, mla:512+64\n"
-            "  --layers N, --heads N, --kv-heads N, --head-dim N\n"
-            "                       change the model's shape (e.g. --preset llama-2-7b --head-dim 64)\n"
-            "  --gpu NAME           size GPUs: a100-40g a100-80g h100-80g h200-141g b200-192g rtx4090-24g\n"
-            "                       mi300x-192g (nominal GiB)\n"
-            "  --gpu-mem SIZE       GPU memory instead, e.g. 48G (G = GiB, g = 10^9 bytes)\n"
-            "  --gpus N             GPUs available for the max-context column (default: as many as needed)\n"
-            "  --json               one JSON object on stdout\n"
-            "  --plot FILE.svg      KV memory against context per design, GPU capacities as lines\n"
-            "  --list-presets       the built-in models\n");
-}
-
 static int list_presets(void) {
     char b[32];
     printf("%-18s %-10s %-12s %6s %14s %10s\n", "preset", "arch", "attention", "layers", "params", "context");
@@ -62,96 +38,62 @@ static int list_presets(void) {
     return 0;
 }
 
-static int opt_count(const char *opt, const char *val, int64_t min, int64_t max, int64_t *out) {
-    if (!val || cli_parse_count(val, out) != 0 || *out < min || *out > max) {
-        fprintf(stderr, "kvattn plan: %s '%s': expected a count in [%lld, %lld]\n", opt, val ? val : "",
-                (long long)min, (long long)max);
-        return -1;
-    }
-    return 0;
-}
-
-static int opt_type(const char *opt, const char *val, kvattn_type *out) {
-    if (!val || kvattn_type_from_name(val, out) != KVATTN_OK) {
-        fprintf(stderr, "kvattn plan: %s '%s': expected f32, f16, bf16, q8_0, q4_0 or fp8\n", opt, val ? val : "");
-        return -1;
-    }
-    return 0;
-}
+static const char *const gpu_names[] = {"a100-40g", "a100-80g", "h100-80g", "h200-141g", "b200-192g",
+                                        "rtx4090-24g", "mi300x-192g", NULL};
+_Static_assert(sizeof gpu_names / sizeof gpu_names[0] == N_GPUS + 1, "a name for each GPU");
 
 int cmd_plan(int argc, char **argv) {
     const char *preset = NULL, *config = NULL, *model_file = NULL, *plot = NULL, *gpu_name = NULL;
     const char *designs[MAX_ROWS];
-    int n_designs = 0, json = 0;
-    int64_t ctx = 0, batch = 1, n_gpus = 0, shape[4] = {0, 0, 0, 0}; /* layers, heads, kv heads, head dim */
+    int n_designs = 0, json = 0, list = 0, gpu = -1;
+    int64_t ctx = 0, batch = 1, n_gpus = 0, gpu_mem_arg = 0;
+    int64_t shape[4] = {0, 0, 0, 0}; /* layers, heads, kv heads, head dim */
     uint64_t gpu_mem = 0;
     kvattn_plan_options opt = {0, 1, KVATTN_TYPE_F16, KVATTN_TYPE_BF16, 0, 0};
-    static const char *const shape_opts[4] = {"--layers", "--heads", "--kv-heads", "--head-dim"};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        int takes_value = 1, shape_i = -1;
-        for (int s = 0; s < 4; s++)
-            if (!strcmp(a, shape_opts[s])) shape_i = s;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            plan_usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--list-presets")) {
-            return list_presets();
-        } else if (!strcmp(a, "--json")) {
-            json = 1, takes_value = 0;
-        } else if (!val) {
-            fprintf(stderr, "kvattn plan: unknown option or missing value: '%s'\n\n", a);
-            plan_usage(stderr);
-            return 2;
-        } else if (!strcmp(a, "--preset")) {
-            preset = val;
-        } else if (!strcmp(a, "--config")) {
-            config = val;
-        } else if (!strcmp(a, "-m")) {
-            model_file = val;
-        } else if (!strcmp(a, "--plot")) {
-            plot = val;
-        } else if (!strcmp(a, "--ctx")) {
-            if (opt_count(a, val, 1, (int64_t)1 << 40, &ctx)) return 2;
-        } else if (!strcmp(a, "--batch")) {
-            if (opt_count(a, val, 1, (int64_t)1 << 30, &batch)) return 2;
-        } else if (!strcmp(a, "--gpus")) {
-            if (opt_count(a, val, 1, 1 << 20, &n_gpus)) return 2;
-        } else if (shape_i >= 0) {
-            if (opt_count(a, val, 1, 1 << 24, &shape[shape_i])) return 2;
-        } else if (!strcmp(a, "--kv-type")) {
-            if (opt_type(a, val, &opt.kv_type)) return 2;
-        } else if (!strcmp(a, "--weights-type")) {
-            if (opt_type(a, val, &opt.weights_type)) return 2;
-        } else if (!strcmp(a, "--as")) {
-            if (n_designs == MAX_ROWS - 1) {
-                fprintf(stderr, "kvattn plan: at most %d --as designs\n", MAX_ROWS - 1);
-                return 2;
-            }
-            designs[n_designs++] = val;
-        } else if (!strcmp(a, "--gpu")) {
-            gpu_name = val;
-            gpu_mem = 0;
-            for (int g = 0; g < N_GPUS; g++)
-                if (!strcmp(val, gpus[g].name)) gpu_mem = gpus[g].bytes;
-            if (!gpu_mem) {
-                fprintf(stderr, "kvattn plan: --gpu '%s': unknown GPU (known:", val);
-                for (int g = 0; g < N_GPUS; g++) fprintf(stderr, " %s", gpus[g].name);
-                fprintf(stderr, "; or --gpu-mem SIZE)\n");
-                return 2;
-            }
-        } else if (!strcmp(a, "--gpu-mem")) {
-            int64_t b;
-            if (opt_count(a, val, 1 << 20, (int64_t)1 << 50, &b)) return 2;
-            gpu_mem = (uint64_t)b;
-            gpu_name = val;
-        } else {
-            fprintf(stderr, "kvattn plan: unknown option '%s'\n\n", a);
-            plan_usage(stderr);
-            return 2;
-        }
-        i += takes_value;
+    const cli_option opts[] = {
+        CLI_OPT_STRING("--preset", &preset, "NAME", "a built-in model (--list-presets)"),
+        CLI_OPT_STRING("-m", &model_file, "MODEL", "a model file: GGUF, llama2.c checkpoint, Hugging Face folder"),
+        CLI_OPT_STRING("--config", &config, "FILE",
+                       "a Hugging Face config.json (llama, mistral, mixtral, qwen2, falcon, gpt2,\n"
+                       "deepseek_v2, deepseek_v3)"),
+        CLI_OPT_COUNT("--ctx", &ctx, 1, (int64_t)1 << 40, "N",
+                      "tokens per sequence (default: the model's context length; 80k = 80,000,\n128K = 131,072)"),
+        CLI_OPT_COUNT("--batch", &batch, 1, (int64_t)1 << 30, "B", "sequences (default 1)"),
+        CLI_OPT_TYPE("--kv-type", &opt.kv_type, 0, "T",
+                     "f32, f16, bf16, q8_0, q4_0, fp8 (default f16; block types include scales)"),
+        CLI_OPT_TYPE("--weights-type", &opt.weights_type, 0, "T", "the same types, for the weights (default bf16)"),
+        CLI_OPT_LIST("--as", designs, &n_designs, MAX_ROWS - 1, "DESIGN",
+                     "only the model's own design and DESIGN (repeatable): mha, mqa, gqa:G,\n"
+                     "mla:DC+DR. Default: own, mha, gqa:8, mqa, mla:512+64"),
+        CLI_OPT_COUNT("--layers", &shape[0], 1, 1 << 24, "N", "change the model's layer count"),
+        CLI_OPT_COUNT("--heads", &shape[1], 1, 1 << 24, "N", "change its query heads"),
+        CLI_OPT_COUNT("--kv-heads", &shape[2], 1, 1 << 24, "N", "change its KV heads (MHA/GQA/MQA models)"),
+        CLI_OPT_COUNT("--head-dim", &shape[3], 1, 1 << 24, "N",
+                      "change its head width (e.g. --preset llama-2-7b --head-dim 64)"),
+        CLI_OPT_CHOICE("--gpu", &gpu, gpu_names, "NAME",
+                       "size GPUs: a100-40g a100-80g h100-80g h200-141g b200-192g rtx4090-24g\n"
+                       "mi300x-192g (nominal GiB)"),
+        CLI_OPT_COUNT("--gpu-mem", &gpu_mem_arg, 1 << 20, (int64_t)1 << 50, "SIZE",
+                      "GPU memory instead, e.g. 48G (G = GiB, g = 10^9 bytes)"),
+        CLI_OPT_COUNT("--gpus", &n_gpus, 1, 1 << 20, "N",
+                      "GPUs available for the max-context column (default: as many as needed)"),
+        CLI_OPT_FLAG("--json", &json, "one JSON object on stdout"),
+        CLI_OPT_STRING("--plot", &plot, "FILE.svg", "KV memory against context per design, GPU capacities as lines"),
+        CLI_OPT_FLAG("--list-presets", &list, "the built-in models"),
+    };
+    const cli_command cmd = {"plan", "(--preset NAME | --config config.json | -m MODEL) [options]",
+                             "The KV cache and memory of a model in its own design and in the others.", opts,
+                             (int)(sizeof opts / sizeof opts[0])};
+    const int rc = cli_parse(&cmd, argc, argv);
+    if (rc != CLI_PARSED) return rc == CLI_HELP ? 0 : 2;
+    if (list) return list_presets();
+    if (gpu >= 0 && gpu_mem_arg) {
+        fprintf(stderr, "kvattn plan: give --gpu NAME or --gpu-mem SIZE, not both\n");
+        return 2;
     }
+    if (gpu >= 0) gpu_mem = gpus[gpu].bytes, gpu_name = gpus[gpu].name;
+    for (int i = 1; gpu_mem_arg && i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--gpu-mem")) gpu_mem = (uint64_t)gpu_mem_arg, gpu_name = argv[i + 1];
     if (!!preset + !!config + !!model_file != 1) {
         fprintf(stderr, "kvattn plan: give exactly one of --preset NAME, --config FILE or -m MODEL (--list-presets "
                         "lists the built-in models)\n");

@@ -237,5 +237,28 @@ if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); r=d["rows"]; ass
 expect_exit 2 "bench: bad kv type" "$kvattn" bench --kv-type q4_0
 expect_exit 2 "bench: bad ctx" "$kvattn" bench --ctx 0
 
+# Every command reads its own option table: another command's option, a value out of range, or
+# options that would be ignored are errors that name them.
+expect_exit 2 "info: run's --temp" "$kvattn" info -m "$models/stories260K.bin" -z "$models/tok512.bin" --temp 3
+expect_grep "kvattn info: unknown option '--temp'" "$tmp/err" "info names the foreign option"
+expect_exit 2 "eval: run's -p" "$kvattn" eval -m "$models/stories260K.bin" -f /dev/null -p x
+expect_exit 2 "run: eval's --logits-out" "$kvattn" run -m "$models/stories260K.bin" --logits-out "$tmp/x.jsonl"
+expect_exit 2 "run: --top-p 5" "$kvattn" run -m "$models/stories260K.bin" --top-p 5
+expect_grep "\-\-top-p '5': expected a number in \[0, 1\]" "$tmp/err" "top-p range named"
+expect_exit 2 "demo: --reps 100" "$kvattn" demo --reps 100
+expect_grep "\-\-reps '100': expected a count in \[1, 16\]" "$tmp/err" "reps range named"
+expect_exit 2 "bench -m with --ctx" "$kvattn" bench -m "$models/stories260K.gguf" --ctx 1K
+expect_grep "\-\-ctx is for attention-only runs" "$tmp/err" "bench says --ctx would be ignored"
+expect_exit 2 "bench --depth without -m" "$kvattn" bench --depth 64
+expect_exit 2 "plan: --gpu and --gpu-mem" "$kvattn" plan --preset llama-3-8b --gpu h100-80g --gpu-mem 48G
+expect_exit 2 "plan: stray argument" "$kvattn" plan --preset llama-3-8b extra
+expect_grep "unexpected argument 'extra'" "$tmp/err" "stray argument named"
+for c in demo plan run info eval export bench; do
+  expect_exit 0 "$c --help" "$kvattn" $c --help
+  expect_grep "^usage: kvattn $c" "$tmp/out" "$c --help prints its usage"
+done
+expect_exit 0 "bench --help" "$kvattn" bench --help
+expect_grep "\-\-naive-max-ctx N" "$tmp/out" "bench --help explains every option"
+
 echo "test_cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]
