@@ -37,6 +37,14 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *name = argv[1];
+    if (!strcmp(name, "help") && argc > 2) { /* kvattn help CMD = kvattn CMD --help */
+        char *help_argv[] = {argv[2], "--help", NULL};
+        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+            if (!strcmp(argv[2], commands[i].name)) return commands[i].run(2, help_argv);
+        fprintf(stderr, "kvattn help: unknown command '%s'\n\n", argv[2]);
+        usage(stderr);
+        return 2;
+    }
     if (!strcmp(name, "-h") || !strcmp(name, "--help") || !strcmp(name, "help")) {
         usage(stdout);
         return 0;

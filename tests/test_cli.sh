@@ -257,6 +257,8 @@ for c in demo plan run info eval export bench; do
   expect_exit 0 "$c --help" "$kvattn" $c --help
   expect_grep "^usage: kvattn $c" "$tmp/out" "$c --help prints its usage"
 done
+expect_exit 0 "help run" "$kvattn" help run
+expect_grep "^usage: kvattn run" "$tmp/out" "kvattn help run is run --help"
 expect_exit 0 "bench --help" "$kvattn" bench --help
 expect_grep "\-\-naive-max-ctx N" "$tmp/out" "bench --help explains every option"
 
