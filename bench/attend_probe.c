@@ -22,7 +22,9 @@
 
 #define EVICT_FLOATS ((size_t)512 << 20 >> 2) /* read between steps: past L2 and this machine's 300 MiB L3 */
 
-static int parse_int(const char *what, const char *s, int lo, int hi) { return probe_int("attend_probe", what, s, lo, hi); }
+static int parse_int(const char *what, const char *s, int lo, int hi) {
+    return probe_int("attend_probe", what, s, lo, hi);
+}
 
 static float evict(const float *buf) {
     float s = 0.0f;

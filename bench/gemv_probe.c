@@ -22,7 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int parse_int(const char *what, const char *s, int lo, int hi) { return probe_int("gemv_probe", what, s, lo, hi); }
+static int parse_int(const char *what, const char *s, int lo, int hi) {
+    return probe_int("gemv_probe", what, s, lo, hi);
+}
 
 static double bandwidth(float *buf, size_t n) { return kv_read_gbps(buf, n, 8, 3); }
 

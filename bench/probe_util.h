@@ -28,7 +28,8 @@ static inline int probe_int(const char *prog, const char *what, const char *s, i
  * message naming the program, option and value, and exit 2. */
 static inline kvattn_type probe_type(const char *prog, const char *s, int allow_f32) {
     kvattn_type t;
-    if (kvattn_type_from_name(s, &t) != KVATTN_OK || !kvattn_type_is_cache_type(t) || (!allow_f32 && t == KVATTN_TYPE_F32)) {
+    if (kvattn_type_from_name(s, &t) != KVATTN_OK || !kvattn_type_is_cache_type(t) ||
+        (!allow_f32 && t == KVATTN_TYPE_F32)) {
         fprintf(stderr, "%s: --type '%s': expected %sf16, bf16 or q8_0\n", prog, s, allow_f32 ? "f32, " : "");
         exit(2);
     }

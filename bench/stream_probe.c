@@ -18,7 +18,9 @@
 
 #define MAX_COUNTS 16
 
-static int parse_int(const char *what, const char *s, int lo, int hi) { return probe_int("stream_probe", what, s, lo, hi); }
+static int parse_int(const char *what, const char *s, int lo, int hi) {
+    return probe_int("stream_probe", what, s, lo, hi);
+}
 
 int main(int argc, char **argv) {
     int mib = 512, rounds = 3, counts[MAX_COUNTS], n_counts = 0;

@@ -57,9 +57,11 @@ static int bench_model(const char *path, const char *tok, const int64_t *depths,
         double params_exp = 3.0 * a->d_model * (double)d->moe_ffn_dim * d->n_routed_experts * moe_layers;
         wbytes *= 1.0 - share * params_exp / params_all;
     }
-    if (json) printf("{\"machine\": {\"read_gbps\": %.2f, \"fma_gflops\": %.1f, \"simd_bits\": %d, \"threads\": %d}, "
-                     "\"model\": \"%s\", \"design\": \"%s\", \"kv_type\": \"%s\", \"rows\": [", lim->read_gbps,
-                     lim->fma_gflops, lim->simd_bits, lim->threads, d->name, design, kvattn_type_name(kv_type));
+    if (json)
+        printf("{\"machine\": {\"read_gbps\": %.2f, \"fma_gflops\": %.1f, \"simd_bits\": %d, \"threads\": %d}, "
+               "\"model\": \"%s\", \"design\": \"%s\", \"kv_type\": \"%s\", \"rows\": [",
+               lim->read_gbps, lim->fma_gflops, lim->simd_bits, lim->threads, d->name, design,
+               kvattn_type_name(kv_type));
     else {
         printf("%s: %s, %d layers, %s of weights (%s read per token); KV %s\n", d->name, design, d->n_layers,
                cli_bytes((double)kvattn_model_weight_bytes(m), b1, sizeof b1), cli_bytes(wbytes, b2, sizeof b2),
@@ -88,7 +90,8 @@ static int bench_model(const char *path, const char *tok, const int64_t *depths,
         if (rc == 0) {
             kvattn_session_decode(s, ids, 1, logits, 0); /* warm-up */
             double t0 = cli_now();
-            for (int i = 1; rc == 0 && i <= gen; i++) rc = kvattn_session_decode(s, &ids[i % gen], 1, logits, 0) != KVATTN_OK;
+            for (int i = 1; rc == 0 && i <= gen; i++)
+                rc = kvattn_session_decode(s, &ids[i % gen], 1, logits, 0) != KVATTN_OK;
             tg = cli_now() - t0;
         }
         if (rc) {
@@ -102,9 +105,9 @@ static int bench_model(const char *path, const char *tok, const int64_t *depths,
             attn_flops = 2.0 * a->n_heads * (2.0 * a->kv_lora_rank + a->qk_rope_head_dim) * depth * d->n_layers;
         else if (a->kind == KVATTN_ATTN_MLA)
             attn_flops = (2.0 * a->kv_lora_rank * a->n_heads * (a->qk_nope_head_dim + a->v_head_dim) +
-                          2.0 * a->n_heads * (a->qk_nope_head_dim + a->qk_rope_head_dim + a->v_head_dim)) * depth * d->n_layers;
-        else
-            attn_flops = 4.0 * a->n_heads * a->head_dim * depth * d->n_layers;
+                          2.0 * a->n_heads * (a->qk_nope_head_dim + a->qk_rope_head_dim + a->v_head_dim)) *
+                         depth * d->n_layers;
+        else attn_flops = 4.0 * a->n_heads * a->head_dim * depth * d->n_layers;
         /* The limits again right after, keeping the higher: a noisy measurement only comes out low. */
         kvattn_machine_limits again;
         if (kvattn_measure_machine(&again) == KVATTN_OK) {
@@ -115,24 +118,27 @@ static int bench_model(const char *path, const char *tok, const int64_t *depths,
         double gtps = gen / tg, ptps = prompt > 0 ? prompt / tp : 0, btps = 1.0 / bound_s;
         if (json)
             printf("%s{\"depth\": %d, \"prompt_tok_per_s\": %.3f, \"gen_tok_per_s\": %.3f, \"bound_tok_per_s\": %.3f, "
-                   "\"fraction_of_bound\": %.3f, \"kv_bytes\": %.0f}", k ? ", " : "", depth, ptps, gtps, btps, gtps / btps,
-                   kv_bytes);
+                   "\"fraction_of_bound\": %.3f, \"kv_bytes\": %.0f}",
+                   k ? ", " : "", depth, ptps, gtps, btps, gtps / btps, kv_bytes);
         else
             printf("%8d %12.2f %12.2f %12.2f %13.0f%% %10s\n", depth, ptps, gtps, btps, 100.0 * gtps / btps,
                    cli_bytes(kv_bytes, b1, sizeof b1));
         fflush(stdout);
         kvattn_session_free(s);
     }
-    if (json) printf("], \"machine_final\": {\"read_gbps\": %.2f, \"fma_gflops\": %.1f}}\n", lim->read_gbps, lim->fma_gflops);
-    else printf("(bounds use the higher of the limits measured before and after each depth: %.1f GB/s, %.0f GFLOP/s)\n",
-                lim->read_gbps, lim->fma_gflops);
+    if (json)
+        printf("], \"machine_final\": {\"read_gbps\": %.2f, \"fma_gflops\": %.1f}}\n", lim->read_gbps, lim->fma_gflops);
+    else
+        printf("(bounds use the higher of the limits measured before and after each depth: %.1f GB/s, %.0f GFLOP/s)\n",
+               lim->read_gbps, lim->fma_gflops);
     free(ids), free(logits);
     kvattn_model_free(m);
     return rc;
 }
 
 /* Time per step and fraction of bound against context, one line per design / mode / type. */
-static int write_plot(const char *path, const char *model, const bench_row *rows, int n, const kvattn_machine_limits *lim) {
+static int write_plot(const char *path, const char *model, const bench_row *rows, int n,
+                      const kvattn_machine_limits *lim) {
     svg_series series[64];
     double xs[64][MAX_LIST], ts[64][MAX_LIST], fs[64][MAX_LIST];
     static char labels[64][64];
@@ -142,8 +148,7 @@ static int write_plot(const char *path, const char *model, const bench_row *rows
         char label[64];
         snprintf(label, sizeof label, "%s%s%s %s", rows[i].design, rows[i].mode[0] ? " " : "", rows[i].mode,
                  kvattn_type_name(rows[i].kv_type));
-        for (j = 0; j < ns && strcmp(labels[j], label); j++) {
-        }
+        for (j = 0; j < ns && strcmp(labels[j], label); j++) {}
         if (j == ns) {
             snprintf(labels[ns], sizeof labels[ns], "%s", label);
             series[ns] = (svg_series){labels[ns], 0, xs[ns], ts[ns]};
@@ -205,8 +210,9 @@ int cmd_bench(int argc, char **argv) {
         CLI_OPT_COUNT("-t, --threads", &threads, 1, 1 << 16, "N", "threads (default: all cores)"),
     };
     const cli_command cmd = {
-        "bench", "[--preset NAME | --config FILE] [--as DESIGN]... [--ctx LIST] [--kv-type LIST] [options]\n"
-                 "       kvattn bench -m MODEL [--depth LIST] [--prompt N] [--gen N] [--kv-type T] [--mla MODE]",
+        "bench",
+        "[--preset NAME | --config FILE] [--as DESIGN]... [--ctx LIST] [--kv-type LIST] [options]\n"
+        "       kvattn bench -m MODEL [--depth LIST] [--prompt N] [--gen N] [--kv-type T] [--mla MODE]",
         "Attention-only decode: for a model's shapes in its own design and in MHA, GQA-8, MQA and MLA\n"
         "512+64 (or the --as designs), one decode step over a cache of each context and KV type: time,\n"
         "bytes read, GB/s, GFLOP/s and the fraction of its bound — memory (bytes / the streaming read\n"
@@ -218,8 +224,8 @@ int cmd_bench(int argc, char **argv) {
         opts, (int)(sizeof opts / sizeof opts[0])};
     const int parsed = cli_parse(&cmd, argc, argv);
     if (parsed != CLI_PARSED) return parsed == CLI_HELP ? 0 : 2;
-    static const char *const attention_only[] = {"--preset", "--config", "--as", "--ctx", "--reps",
-                                                 "--naive-max-ctx", "--csv", "--plot"};
+    static const char *const attention_only[] = {"--preset", "--config",        "--as",  "--ctx",
+                                                 "--reps",   "--naive-max-ctx", "--csv", "--plot"};
     static const char *const model_only[] = {"-z", "--depth", "--prompt", "--gen", "--mla"};
     for (size_t i = 0; i < sizeof attention_only / sizeof attention_only[0]; i++)
         if (model && cli_given(&cmd, argc, argv, attention_only[i])) {
@@ -278,7 +284,8 @@ int cmd_bench(int argc, char **argv) {
         char a1[32], a2[32];
         int dup = 0;
         for (int j = 0; j < n_cfgs; j++)
-            dup |= !strcmp(kvattn_config_design_name(&cfgs[j], a1, sizeof a1), kvattn_config_design_name(&c, a2, sizeof a2));
+            dup |= !strcmp(kvattn_config_design_name(&cfgs[j], a1, sizeof a1),
+                           kvattn_config_design_name(&c, a2, sizeof a2));
         if (!dup) cfgs[n_cfgs++] = c;
     }
     bench_row *rows = calloc(MAX_ROWS, sizeof *rows);
@@ -303,8 +310,10 @@ int cmd_bench(int argc, char **argv) {
                     r->ctx = (int)ctxs[k];
                     r->kv_type = types[ti];
                     if (cli_stderr_is_tty())
-                        fprintf(stderr, "  %s %s ctx %d %s...\r", r->design, r->mode, r->ctx, kvattn_type_name(r->kv_type));
-                    if (kvattn_bench_attention(&cfgs[c], r->ctx, r->kv_type, (kvattn_mla_mode)mode, (int)reps, &r->t) != KVATTN_OK) {
+                        fprintf(stderr, "  %s %s ctx %d %s...\r", r->design, r->mode, r->ctx,
+                                kvattn_type_name(r->kv_type));
+                    if (kvattn_bench_attention(&cfgs[c], r->ctx, r->kv_type, (kvattn_mla_mode)mode, (int)reps, &r->t) !=
+                        KVATTN_OK) {
                         fprintf(stderr, "kvattn bench: %s\n", kvattn_last_error());
                         rc = 1;
                         break;
@@ -317,8 +326,8 @@ int cmd_bench(int argc, char **argv) {
                                r->gbps, r->gflops, r->bound, 100.0 * r->fraction);
                     else if (csv)
                         printf("%s,%s,%d,%s,%.2f,%.0f,%.3f,%.3f,%s,%.4f\n", r->design, r->mode, r->ctx,
-                               kvattn_type_name(r->kv_type), r->t.us_per_step, r->t.kv_bytes, r->gbps, r->gflops, r->bound,
-                               r->fraction);
+                               kvattn_type_name(r->kv_type), r->t.us_per_step, r->t.kv_bytes, r->gbps, r->gflops,
+                               r->bound, r->fraction);
                     fflush(stdout);
                     n_rows++;
                 }
@@ -347,8 +356,8 @@ int cmd_bench(int argc, char **argv) {
             printf("%s{\"design\": \"%s\", \"mla\": \"%s\", \"ctx\": %d, \"kv_type\": \"%s\", \"us_per_step\": %.3f, "
                    "\"us_median\": %.3f, \"kv_bytes\": %.0f, \"gbps\": %.4f, \"gflops\": %.4f, \"bound\": \"%s\", "
                    "\"fraction_of_bound\": %.4f}",
-                   i ? ", " : "", r->design, r->mode, r->ctx, kvattn_type_name(r->kv_type), r->t.us_per_step, r->t.us_median,
-                   r->t.kv_bytes, r->gbps, r->gflops, r->bound, r->fraction);
+                   i ? ", " : "", r->design, r->mode, r->ctx, kvattn_type_name(r->kv_type), r->t.us_per_step,
+                   r->t.us_median, r->t.kv_bytes, r->gbps, r->gflops, r->bound, r->fraction);
         }
         printf("]}\n");
     }

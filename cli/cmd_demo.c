@@ -162,10 +162,8 @@ int cmd_demo(int argc, char **argv) {
     const int n_threads = kvattn_set_threads((int)threads); /* 0: the default */
 
     const timed_row rows[] = {
-        {"MHA", llama3_8b(32), KVATTN_MLA_ABSORBED},
-        {"GQA-8", llama3_8b(8), KVATTN_MLA_ABSORBED},
-        {"MQA", llama3_8b(1), KVATTN_MLA_ABSORBED},
-        {"MLA absorbed", deepseek_v2_lite(), KVATTN_MLA_ABSORBED},
+        {"MHA", llama3_8b(32), KVATTN_MLA_ABSORBED},         {"GQA-8", llama3_8b(8), KVATTN_MLA_ABSORBED},
+        {"MQA", llama3_8b(1), KVATTN_MLA_ABSORBED},          {"MLA absorbed", deepseek_v2_lite(), KVATTN_MLA_ABSORBED},
         {"MLA naive", deepseek_v2_lite(), KVATTN_MLA_NAIVE},
     };
     const int n_rows = (int)(sizeof rows / sizeof rows[0]);
@@ -191,8 +189,9 @@ int cmd_demo(int argc, char **argv) {
                    r ? ", " : "", name, d->model, d->n_layers, (long long)elems, bpt, bpt * 32768, bpt * 131072);
         else
             printf("%-14s %-18s %6d %10lld %13s %12s %12s %7.1f%%\n", r == 3 ? "MLA 512+64" : rows[r].label, d->model,
-                   d->n_layers, (long long)elems, cli_commas(bpt, b1, sizeof b1), cli_bytes((double)bpt * 32768, b2, sizeof b2),
-                   cli_bytes((double)bpt * 131072, b3, sizeof b3), 100.0 * (double)bpt / (double)mha_bpt);
+                   d->n_layers, (long long)elems, cli_commas(bpt, b1, sizeof b1),
+                   cli_bytes((double)bpt * 32768, b2, sizeof b2), cli_bytes((double)bpt * 131072, b3, sizeof b3),
+                   100.0 * (double)bpt / (double)mha_bpt);
     }
 
     /* 2. One decode step of one layer at each context. */
@@ -227,8 +226,9 @@ int cmd_demo(int argc, char **argv) {
         for (int j = 0; j < n_ctx && rc == 0; j++) {
             int ctx = (int)ctxs[j];
             if (rows[r].mode == KVATTN_MLA_NAIVE && ctx > naive_max) {
-                if (!json) printf("%-14s %8d %12s   (naive MLA is slow here: --naive-max-ctx %d to time it)\n",
-                                  rows[r].label, ctx, "skipped", ctx);
+                if (!json)
+                    printf("%-14s %8d %12s   (naive MLA is slow here: --naive-max-ctx %d to time it)\n", rows[r].label,
+                           ctx, "skipped", ctx);
                 continue;
             }
             if (tty) fprintf(stderr, "\r  %s: filling the cache to %d tokens...", rows[r].label, ctx), fflush(stderr);
@@ -253,7 +253,8 @@ int cmd_demo(int argc, char **argv) {
                        s * 1e6, w_read, kv_read);
             else
                 printf("%-14s %8d %10.3f %12s %12s %14.2f\n", rows[r].label, ctx, s * 1e3,
-                       cli_bytes(w_read, b1, sizeof b1), cli_bytes(kv_read, b4, sizeof b4), (w_read + kv_read) / s / 1e9);
+                       cli_bytes(w_read, b1, sizeof b1), cli_bytes(kv_read, b4, sizeof b4),
+                       (w_read + kv_read) / s / 1e9);
             first = 0;
         }
         kvattn_cache_free(cache);
@@ -300,13 +301,14 @@ int cmd_demo(int argc, char **argv) {
                    "\"absorbed_vs_reference\": %.3g}}\n",
                    TOTAL, amax, d_an / amax, d_ar / amax);
         else
-            printf("\nMLA absorbed vs naive, deepseek-v2-lite layer, %s cache, prefill %d + decode %d tokens:\n"
-                   "  max|absorbed - naive| / max|out|     = %.2e\n"
-                   "  max|absorbed - reference| / max|out| = %.2e   (reference: no cache, f64, DeepSeek's naive math%s)\n"
-                   "  absorbed caches %d elements/token/layer; DeepSeek's naive cache would hold %d (%.0fx more)\n",
-                   kvattn_type_name(kv_type), PREFILL, DECODE, d_an / amax, d_ar / amax,
-                   kv_type == KVATTN_TYPE_F32 ? "" : "; includes the cache's rounding", 512 + 64,
-                   16 * (128 + 64) + 16 * 128, (16.0 * (128 + 64) + 16 * 128) / 576.0);
+            printf(
+                "\nMLA absorbed vs naive, deepseek-v2-lite layer, %s cache, prefill %d + decode %d tokens:\n"
+                "  max|absorbed - naive| / max|out|     = %.2e\n"
+                "  max|absorbed - reference| / max|out| = %.2e   (reference: no cache, f64, DeepSeek's naive math%s)\n"
+                "  absorbed caches %d elements/token/layer; DeepSeek's naive cache would hold %d (%.0fx more)\n",
+                kvattn_type_name(kv_type), PREFILL, DECODE, d_an / amax, d_ar / amax,
+                kv_type == KVATTN_TYPE_F32 ? "" : "; includes the cache's rounding", 512 + 64,
+                16 * (128 + 64) + 16 * 128, (16.0 * (128 + 64) + 16 * 128) / 576.0);
     }
     kvattn_cache_free(ca);
     kvattn_cache_free(cn);

@@ -132,8 +132,9 @@ static void emit(const kvattn_tokenizer *tok, int prev, int id, int json, text_b
 int cmd_run(int argc, char **argv) {
     model_opts o = {0};
     o.temp = 1.0, o.top_p = 0.9, o.kv_type = KVATTN_TYPE_F16;
-    static const char *const take[] = {"-m", "-z", "-p", "-n", "--temp", "--top-k", "--top-p", "--seed", "-c",
-                                       "-t, --threads", "--kv-type", "--mla", "--json", NULL};
+    static const char *const take[] = {"-m",        "-z",      "-p",     "-n", "--temp",
+                                       "--top-k",   "--top-p", "--seed", "-c", "-t, --threads",
+                                       "--kv-type", "--mla",   "--json", NULL};
     int rc = parse_model_opts(argc, argv, &o, "run", "-m MODEL [-z TOKENIZER] [-p PROMPT] [-n STEPS] [options]",
                               "Generates text: the prompt and what follows stream to stdout, speeds to stderr.", take);
     if (rc) return rc > 0 ? 0 : 2;
@@ -176,7 +177,8 @@ int cmd_run(int argc, char **argv) {
             rc = 1;
         }
         t_prompt = cli_now() - t0;
-        kvattn_sampler_params sp = {(float)o.temp, (int)o.top_k, (float)o.top_p, o.seed ? o.seed : (uint64_t)(cli_now() * 1e6)};
+        kvattn_sampler_params sp = {(float)o.temp, (int)o.top_k, (float)o.top_p,
+                                    o.seed ? o.seed : (uint64_t)(cli_now() * 1e6)};
         kvattn_sampler sampler;
         kvattn_sampler_init(&sampler, &sp);
         t0 = cli_now();
@@ -215,8 +217,10 @@ int cmd_run(int argc, char **argv) {
                    ptps, gtps, kv_bytes, kvattn_type_name(o.kv_type));
         } else {
             printf("\n");
-            fprintf(stderr, "prompt: %d tokens, %.1f tok/s | generated: %d tokens, %.1f tok/s | KV cache: %s in use "
-                    "(%s allocated, %s)\n", n_prompt, ptps, n_gen, gtps, cli_bytes((double)kv_bytes, b1, sizeof b1),
+            fprintf(stderr,
+                    "prompt: %d tokens, %.1f tok/s | generated: %d tokens, %.1f tok/s | KV cache: %s in use "
+                    "(%s allocated, %s)\n",
+                    n_prompt, ptps, n_gen, gtps, cli_bytes((double)kv_bytes, b1, sizeof b1),
                     cli_bytes((double)kvattn_cache_bytes_allocated(kvattn_session_cache(s)), b2, sizeof b2),
                     kvattn_type_name(o.kv_type));
         }
@@ -257,7 +261,9 @@ int cmd_info(int argc, char **argv) {
                a->kind == KVATTN_ATTN_GQA ? a->n_kv_heads : 1, a->kind == KVATTN_ATTN_GQA ? a->head_dim : 0,
                (long long)d->ffn_dim, (long long)d->vocab_size, (long long)d->context_length, (long long)params,
                (unsigned long long)kvattn_model_weight_bytes(m), kvattn_type_name(o.kv_type), bpt,
-               !tok ? "null" : kvattn_tokenizer_kind(tok) == KVATTN_VOCAB_SPM ? "\"spm\"" : "\"bpe\"");
+               !tok                                             ? "null"
+               : kvattn_tokenizer_kind(tok) == KVATTN_VOCAB_SPM ? "\"spm\""
+                                                                : "\"bpe\"");
     } else {
         printf("model:        %s (%s, %s)\n", d->name, kvattn_model_format(m), d->arch);
         printf("attention:    %s — %d heads", design, a->n_heads);
@@ -274,8 +280,7 @@ int cmd_info(int argc, char **argv) {
             printf("tokenizer:    %s, %d tokens, BOS %d, EOS %d\n",
                    kvattn_tokenizer_kind(tok) == KVATTN_VOCAB_SPM ? "SentencePiece-style BPE" : "byte-level BPE",
                    kvattn_tokenizer_vocab_size(tok), kvattn_tokenizer_bos(tok), kvattn_tokenizer_eos(tok));
-        else
-            printf("tokenizer:    none (give -z)\n");
+        else printf("tokenizer:    none (give -z)\n");
     }
     kvattn_model_free(m);
     return 0;
@@ -317,8 +322,8 @@ int cmd_eval(int argc, char **argv) {
     model_opts o = {0};
     o.kv_type = KVATTN_TYPE_F16;
     o.logits_top = 10;
-    static const char *const take[] = {"-m", "-z", "-f", "-c", "-t, --threads", "--kv-type", "--mla", "--logits-out",
-                                       "--top", "--json", NULL};
+    static const char *const take[] = {"-m",           "-z",    "-f",     "-c", "-t, --threads", "--kv-type", "--mla",
+                                       "--logits-out", "--top", "--json", NULL};
     int rc = parse_model_opts(argc, argv, &o, "eval", "-m MODEL -f TEXT [-z TOKENIZER] [-c CTX] [options]",
                               "Perplexity over TEXT in windows of CTX tokens (each window starts with BOS).", take);
     if (rc) return rc > 0 ? 0 : 2;
@@ -376,7 +381,8 @@ int cmd_eval(int argc, char **argv) {
             nll -= lp;
             scored++;
             if (lf) {
-                fprintf(lf, "{\"pos\": %lld, \"token\": %d, \"logprob\": %.6f, \"top\": [", (long long)(start + i), win[i + 1], lp);
+                fprintf(lf, "{\"pos\": %lld, \"token\": %d, \"logprob\": %.6f, \"top\": [", (long long)(start + i),
+                        win[i + 1], lp);
                 int k = o.logits_top < V ? (int)o.logits_top : V;
                 unsigned char *used = calloc((size_t)V, 1);
                 for (int r = 0; r < k && used; r++) { /* k largest, lowest id on ties */
@@ -391,16 +397,16 @@ int cmd_eval(int argc, char **argv) {
             }
         }
         if (cli_stderr_is_tty())
-            fprintf(stderr, "\r[%d/%d] %lld tokens, perplexity %.4f, %.1f tok/s   ", w + 1, n_windows, (long long)scored,
-                    exp(nll / (double)scored), (double)scored / (cli_now() - t0));
+            fprintf(stderr, "\r[%d/%d] %lld tokens, perplexity %.4f, %.1f tok/s   ", w + 1, n_windows,
+                    (long long)scored, exp(nll / (double)scored), (double)scored / (cli_now() - t0));
     }
     if (cli_stderr_is_tty()) fprintf(stderr, "\n");
     if (rc == 0) {
         double ppl = exp(nll / (double)scored), secs = cli_now() - t0;
         if (o.json)
             printf("{\"tokens\": %lld, \"windows\": %d, \"ctx\": %lld, \"nll\": %.6f, \"perplexity\": %.6f, "
-                   "\"tok_per_s\": %.2f}\n", (long long)scored, n_windows, (long long)ctx, nll / (double)scored, ppl,
-                   (double)scored / secs);
+                   "\"tok_per_s\": %.2f}\n",
+                   (long long)scored, n_windows, (long long)ctx, nll / (double)scored, ppl, (double)scored / secs);
         else
             printf("perplexity %.4f over %lld tokens (%d windows of up to %lld, %.1f tok/s)\n", ppl, (long long)scored,
                    n_windows, (long long)ctx, (double)scored / secs);

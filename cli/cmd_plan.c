@@ -20,8 +20,9 @@ typedef struct {
 
 /* Nominal memory, read as GiB (pass --gpu-mem for a usable figure). */
 static const gpu_kind gpus[] = {
-    {"a100-40g", 40ull << 30},  {"a100-80g", 80ull << 30},   {"h100-80g", 80ull << 30},    {"h200-141g", 141ull << 30},
-    {"b200-192g", 192ull << 30}, {"rtx4090-24g", 24ull << 30}, {"mi300x-192g", 192ull << 30},
+    {"a100-40g", 40ull << 30},     {"a100-80g", 80ull << 30},   {"h100-80g", 80ull << 30},
+    {"h200-141g", 141ull << 30},   {"b200-192g", 192ull << 30}, {"rtx4090-24g", 24ull << 30},
+    {"mi300x-192g", 192ull << 30},
 };
 #define N_GPUS ((int)(sizeof gpus / sizeof gpus[0]))
 
@@ -38,8 +39,8 @@ static int list_presets(void) {
     return 0;
 }
 
-static const char *const gpu_names[] = {"a100-40g", "a100-80g", "h100-80g", "h200-141g", "b200-192g",
-                                        "rtx4090-24g", "mi300x-192g", NULL};
+static const char *const gpu_names[] = {"a100-40g",  "a100-80g",    "h100-80g",    "h200-141g",
+                                        "b200-192g", "rtx4090-24g", "mi300x-192g", NULL};
 _Static_assert(sizeof gpu_names / sizeof gpu_names[0] == N_GPUS + 1, "a name for each GPU");
 
 int cmd_plan(int argc, char **argv) {
@@ -195,8 +196,9 @@ int cmd_plan(int argc, char **argv) {
             if (have_mha)
                 printf("\"kv_reduction_vs_mha_pct\": %.2f, ",
                        100.0 * (1.0 - (double)r->kv_bytes_per_token / (double)mha.kv_bytes_per_token));
-            if (gpu_mem) printf("\"gpus_needed\": %lld, \"max_context\": %lld}", (long long)r->gpus_needed,
-                                (long long)r->max_context);
+            if (gpu_mem)
+                printf("\"gpus_needed\": %lld, \"max_context\": %lld}", (long long)r->gpus_needed,
+                       (long long)r->max_context);
             else printf("\"gpus_needed\": null, \"max_context\": null}");
         }
         printf("]}\n");
@@ -211,10 +213,13 @@ int cmd_plan(int argc, char **argv) {
         printf("\n");
         for (int i = 0; i < n_rows; i++) {
             const kvattn_plan_row *r = &rows[i];
-            printf("%-12s %5s %10lld %12s %12s %12s %12s", r->design, r->native ? "yes" : "", (long long)r->kv_elems_per_token_layer,
-                   cli_commas(r->kv_bytes_per_token, b1, sizeof b1), cli_bytes((double)r->kv_bytes_total, b2, sizeof b2),
-                   cli_bytes((double)r->weights_bytes, b3, sizeof b3), cli_bytes((double)r->total_bytes, b4, sizeof b4));
-            if (have_mha) printf(" %7.2f%%", 100.0 * (1.0 - (double)r->kv_bytes_per_token / (double)mha.kv_bytes_per_token));
+            printf("%-12s %5s %10lld %12s %12s %12s %12s", r->design, r->native ? "yes" : "",
+                   (long long)r->kv_elems_per_token_layer, cli_commas(r->kv_bytes_per_token, b1, sizeof b1),
+                   cli_bytes((double)r->kv_bytes_total, b2, sizeof b2),
+                   cli_bytes((double)r->weights_bytes, b3, sizeof b3),
+                   cli_bytes((double)r->total_bytes, b4, sizeof b4));
+            if (have_mha)
+                printf(" %7.2f%%", 100.0 * (1.0 - (double)r->kv_bytes_per_token / (double)mha.kv_bytes_per_token));
             else printf(" %8s", "");
             if (gpu_mem) printf(" %6lld %12lld", (long long)r->gpus_needed, (long long)r->max_context);
             printf("\n");
@@ -224,12 +229,12 @@ int cmd_plan(int argc, char **argv) {
                    cli_bytes((double)gpu_mem, b1, sizeof b1), (long long)opt.batch,
                    n_gpus ? "the --gpus given" : "the GPUs needed");
         printf("KV -%%: reduction of the KV cache versus MHA of the same model. Weights: parameters of each design"
-               " in %s.\n", kvattn_type_name(opt.weights_type));
+               " in %s.\n",
+               kvattn_type_name(opt.weights_type));
         for (int i = 0; i < n_skipped; i++) printf("(skipped %s: %s)\n", skipped[i], skip_why[i]);
         /* The widely circulated example, worked correctly. */
         if (m.attn.kind == KVATTN_ATTN_GQA && m.n_layers == 32 && m.attn.n_heads == 32 && m.attn.head_dim == 64 &&
-            opt.ctx == 80000 && opt.batch == 1 && opt.kv_type == KVATTN_TYPE_F16)
-        {
+            opt.ctx == 80000 && opt.batch == 1 && opt.kv_type == KVATTN_TYPE_F16) {
             printf("\nNote: this is the circulating \"7B, 32 layers, 32 heads, head dim 64, 80,000 tokens\" example, "
                    "usually quoted as\n640 GB (MHA) / 80 GB (GQA-8) / 20 GB (MQA): about 30x too high. With "
                    "2 · layers · n_kv_heads · head_dim ·\ntokens · 2 bytes it is:");

@@ -23,8 +23,9 @@ static const command commands[] = {
 };
 
 static void usage(FILE *f) {
-    fprintf(f, "kvattn %s — KV-cached attention: MHA, GQA, MQA and MLA\n\n"
-               "usage: kvattn COMMAND [options]     (kvattn COMMAND --help for its options)\n\ncommands:\n",
+    fprintf(f,
+            "kvattn %s — KV-cached attention: MHA, GQA, MQA and MLA\n\n"
+            "usage: kvattn COMMAND [options]     (kvattn COMMAND --help for its options)\n\ncommands:\n",
             KVATTN_VERSION);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);

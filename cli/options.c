@@ -125,10 +125,11 @@ int cli_parse(const cli_command *c, int argc, char **argv) {
         for (int k = 0; !o && k < c->n_opts; k++)
             if (spelled(c->opts[k].names, arg)) o = &c->opts[k];
         if (!o) {
-            if (arg[0] == '-') fprintf(stderr, "kvattn %s: unknown option '%s' (kvattn %s --help lists them)\n",
-                                       c->cmd, arg, c->cmd);
-            else fprintf(stderr, "kvattn %s: unexpected argument '%s' (kvattn %s --help lists the options)\n", c->cmd,
-                         arg, c->cmd);
+            if (arg[0] == '-')
+                fprintf(stderr, "kvattn %s: unknown option '%s' (kvattn %s --help lists them)\n", c->cmd, arg, c->cmd);
+            else
+                fprintf(stderr, "kvattn %s: unexpected argument '%s' (kvattn %s --help lists the options)\n", c->cmd,
+                        arg, c->cmd);
             return CLI_BAD;
         }
         if (o->kind == CLI_FLAG) {

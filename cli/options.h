@@ -36,23 +36,30 @@ typedef struct {
     int cache;                  /* CLI_TYPE(S): only the KV cache's types           */
 } cli_option;
 
-#define CLI_OPT_FLAG(n, d, h) {.names = (n), .kind = CLI_FLAG, .dest = (d), .help = (h)}
-#define CLI_OPT_STRING(n, d, a, h) {.names = (n), .kind = CLI_STRING, .dest = (d), .arg = (a), .help = (h)}
-#define CLI_OPT_LIST(n, d, cnt, mx, a, h) \
-    {.names = (n), .kind = CLI_LIST, .dest = (d), .count = (cnt), .max_entries = (mx), .arg = (a), .help = (h)}
-#define CLI_OPT_COUNT(n, d, lo, hi, a, h) \
-    {.names = (n), .kind = CLI_COUNT, .dest = (d), .min = (lo), .max = (hi), .arg = (a), .help = (h)}
-#define CLI_OPT_COUNTS(n, d, cnt, mx, lo, hi, a, h)                                                                \
-    {.names = (n), .kind = CLI_COUNTS, .dest = (d), .count = (cnt), .max_entries = (mx), .min = (lo), .max = (hi),  \
-     .arg = (a), .help = (h)}
-#define CLI_OPT_NUMBER(n, d, lo, hi, a, h) \
-    {.names = (n), .kind = CLI_NUMBER, .dest = (d), .fmin = (lo), .fmax = (hi), .arg = (a), .help = (h)}
-#define CLI_OPT_TYPE(n, d, c, a, h) {.names = (n), .kind = CLI_TYPE, .dest = (d), .cache = (c), .arg = (a), .help = (h)}
-#define CLI_OPT_TYPES(n, d, cnt, mx, c, a, h)                                                                       \
-    {.names = (n), .kind = CLI_TYPES, .dest = (d), .count = (cnt), .max_entries = (mx), .cache = (c), .arg = (a),   \
-     .help = (h)}
-#define CLI_OPT_CHOICE(n, d, ch, a, h) \
-    {.names = (n), .kind = CLI_CHOICE, .dest = (d), .choices = (ch), .arg = (a), .help = (h)}
+#define CLI_OPT_FLAG(n, d, h)                                                                                          \
+    { .names = (n), .kind = CLI_FLAG, .dest = (d), .help = (h) }
+#define CLI_OPT_STRING(n, d, a, h)                                                                                     \
+    { .names = (n), .kind = CLI_STRING, .dest = (d), .arg = (a), .help = (h) }
+#define CLI_OPT_LIST(n, d, cnt, mx, a, h)                                                                              \
+    { .names = (n), .kind = CLI_LIST, .dest = (d), .count = (cnt), .max_entries = (mx), .arg = (a), .help = (h) }
+#define CLI_OPT_COUNT(n, d, lo, hi, a, h)                                                                              \
+    { .names = (n), .kind = CLI_COUNT, .dest = (d), .min = (lo), .max = (hi), .arg = (a), .help = (h) }
+#define CLI_OPT_COUNTS(n, d, cnt, mx, lo, hi, a, h)                                                                    \
+    {                                                                                                                  \
+        .names = (n), .kind = CLI_COUNTS, .dest = (d), .count = (cnt), .max_entries = (mx), .min = (lo), .max = (hi),  \
+        .arg = (a), .help = (h)                                                                                        \
+    }
+#define CLI_OPT_NUMBER(n, d, lo, hi, a, h)                                                                             \
+    { .names = (n), .kind = CLI_NUMBER, .dest = (d), .fmin = (lo), .fmax = (hi), .arg = (a), .help = (h) }
+#define CLI_OPT_TYPE(n, d, c, a, h)                                                                                    \
+    { .names = (n), .kind = CLI_TYPE, .dest = (d), .cache = (c), .arg = (a), .help = (h) }
+#define CLI_OPT_TYPES(n, d, cnt, mx, c, a, h)                                                                          \
+    {                                                                                                                  \
+        .names = (n), .kind = CLI_TYPES, .dest = (d), .count = (cnt), .max_entries = (mx), .cache = (c), .arg = (a),   \
+        .help = (h)                                                                                                    \
+    }
+#define CLI_OPT_CHOICE(n, d, ch, a, h)                                                                                 \
+    { .names = (n), .kind = CLI_CHOICE, .dest = (d), .choices = (ch), .arg = (a), .help = (h) }
 
 typedef struct {
     const char *cmd;      /* "plan"                                           */

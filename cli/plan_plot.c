@@ -30,7 +30,8 @@ int plan_plot_svg(const char *path, const char *title, const kvattn_plan_row *ro
         bmin = fmin(bmin, (double)rows[i].kv_bytes_per_token * batch * cmin);
         bmax = fmax(bmax, (double)rows[i].kv_bytes_per_token * batch * cmax);
     }
-    for (int i = 0; i < n_hlines; i++) bmin = fmin(bmin, (double)hlines[i].bytes), bmax = fmax(bmax, (double)hlines[i].bytes);
+    for (int i = 0; i < n_hlines; i++)
+        bmin = fmin(bmin, (double)hlines[i].bytes), bmax = fmax(bmax, (double)hlines[i].bytes);
     /* y spans whole powers of two; ticks every `step` doublings (at most ~8 ticks). */
     double e0 = floor(log2(bmin)), e1 = ceil(log2(bmax));
     if (e1 <= e0) e1 = e0 + 1;
@@ -39,8 +40,10 @@ int plan_plot_svg(const char *path, const char *title, const kvattn_plan_row *ro
     e0 = floor(e0 / step) * step;
     double x0 = log10(cmin), x1 = log10(cmax), y0 = e0 * log10(2.0), y1 = e1 * log10(2.0);
 
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" "
-               "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H);
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" "
+            "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+            W, H);
     fprintf(f, "<text x=\"%d\" y=\"28\" font-size=\"16\" font-weight=\"bold\">%s</text>\n", L, title);
     fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"#555\">dots: KV at %lld tokens</text>\n", W - R + 6, T + 180,
             (long long)ctx);
@@ -69,8 +72,8 @@ int plan_plot_svg(const char *path, const char *title, const kvattn_plan_row *ro
     /* Capacity lines: the memory wall. */
     for (int i = 0; i < n_hlines; i++) {
         double y = ypos((double)hlines[i].bytes, y0, y1);
-        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#555\" stroke-dasharray=\"6,4\"/>\n", L, y,
-                W - R, y);
+        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#555\" stroke-dasharray=\"6,4\"/>\n", L,
+                y, W - R, y);
         fprintf(f, "<text x=\"%d\" y=\"%.1f\" fill=\"#555\">%s</text>\n", W - R + 6, y + 4, hlines[i].label);
     }
     /* One line per design, and a marker at the planned context. */
@@ -81,7 +84,8 @@ int plan_plot_svg(const char *path, const char *title, const kvattn_plan_row *ro
                 xpos(cmin, x0, x1), ypos(bpt * cmin, y0, y1), xpos(cmax, x0, x1), ypos(bpt * cmax, y0, y1), col);
         fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", xpos((double)ctx, x0, x1),
                 ypos(bpt * ctx, y0, y1), col);
-        fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"4\" fill=\"%s\"/>\n", W - R + 6, T + 200 + 20 * i, col);
+        fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"4\" fill=\"%s\"/>\n", W - R + 6, T + 200 + 20 * i,
+                col);
         fprintf(f, "<text x=\"%d\" y=\"%d\">%s%s %s</text>\n", W - R + 26, T + 206 + 20 * i, rows[i].design,
                 rows[i].native ? " (own)" : "", cli_bytes((double)rows[i].kv_bytes_total, buf, sizeof buf));
     }

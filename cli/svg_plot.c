@@ -8,9 +8,10 @@ static const char *const colors[] = {"#d62728", "#1f77b4", "#2ca02c", "#9467bd",
 FILE *svg_open(const char *path, int width, int height, const char *title) {
     FILE *f = fopen(path, "w");
     if (!f) return NULL;
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" "
-               "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-               "<text x=\"20\" y=\"28\" font-size=\"15\" font-weight=\"bold\">%s</text>\n",
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" "
+            "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+            "<text x=\"20\" y=\"28\" font-size=\"15\" font-weight=\"bold\">%s</text>\n",
             width, height, title);
     return f;
 }
@@ -41,7 +42,8 @@ void svg_panel(FILE *f, int x0, int y0, int w, int h, const char *xlabel, const 
     fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#444\"/>\n", x0, y0, w, h);
     for (double v = pow(2, ceil(log2(xmin))); v <= xmax * 1.0001; v *= 2) {
         fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#eee\"/>\n", PX(v), y0, PX(v), y0 + h);
-        if (v >= 1024) fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%gK</text>\n", PX(v), y0 + h + 16, v / 1024);
+        if (v >= 1024)
+            fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%gK</text>\n", PX(v), y0 + h + 16, v / 1024);
         else fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%g</text>\n", PX(v), y0 + h + 16, v);
     }
     for (int i = 0; i <= 5; i++) {
@@ -50,8 +52,8 @@ void svg_panel(FILE *f, int x0, int y0, int w, int h, const char *xlabel, const 
         fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.3g</text>\n", x0 - 6, PY(v) + 4, v);
     }
     fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", x0 + w / 2, y0 + h + 36, xlabel);
-    fprintf(f, "<text transform=\"translate(%d,%d) rotate(-90)\" text-anchor=\"middle\">%s</text>\n", x0 - 60, y0 + h / 2,
-            ylabel);
+    fprintf(f, "<text transform=\"translate(%d,%d) rotate(-90)\" text-anchor=\"middle\">%s</text>\n", x0 - 60,
+            y0 + h / 2, ylabel);
     for (int i = 0; i < nh; i++) {
         fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#555\" stroke-dasharray=\"6,4\"/>\n", x0,
                 PY(hl[i].y), x0 + w, PY(hl[i].y));
@@ -66,7 +68,8 @@ void svg_panel(FILE *f, int x0, int y0, int w, int h, const char *xlabel, const 
         for (int k = 0; k < s[i].n; k++)
             if (s[i].x[k] > 0 && (!ylog || s[i].y[k] > 0))
                 fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", PX(s[i].x[k]), PY(s[i].y[k]), c);
-        fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"4\" fill=\"%s\"/>\n", x0 + w + 16, y0 + 20 + 18 * i, c);
+        fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"4\" fill=\"%s\"/>\n", x0 + w + 16, y0 + 20 + 18 * i,
+                c);
         fprintf(f, "<text x=\"%d\" y=\"%d\">%s</text>\n", x0 + w + 36, y0 + 26 + 18 * i, s[i].label);
     }
 #undef PX

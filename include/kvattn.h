@@ -92,8 +92,8 @@ typedef enum {
 } kvattn_rope_pairing;
 
 typedef struct {
-    float theta;                 /* base, e.g. 10000                                  */
-    int n_rot;                   /* dims of each head that rotate (first n_rot);
+    float theta; /* base, e.g. 10000                                  */
+    int n_rot;   /* dims of each head that rotate (first n_rot);
                                     GQA: 0 means head_dim; MLA: must be 0 or
                                     qk_rope_head_dim (the whole decoupled part)     */
     kvattn_rope_pairing pairing;
@@ -102,10 +102,10 @@ typedef struct {
      * precompute_freqs_cis and the softmax scale is multiplied by mscale²,
      * mscale = 0.1 · yarn_mscale · ln(yarn_factor) + 1. */
     float yarn_factor;
-    int yarn_orig_ctx;           /* original_max_position_embeddings             */
-    float yarn_beta_fast;        /* 0 → 32                                        */
-    float yarn_beta_slow;        /* 0 → 1                                         */
-    float yarn_mscale;           /* "mscale_all_dim" in HF configs; 0 → 1         */
+    int yarn_orig_ctx;    /* original_max_position_embeddings             */
+    float yarn_beta_fast; /* 0 → 32                                        */
+    float yarn_beta_slow; /* 0 → 1                                         */
+    float yarn_mscale;    /* "mscale_all_dim" in HF configs; 0 → 1         */
 } kvattn_rope_config;
 
 typedef struct {
@@ -172,21 +172,21 @@ static inline kvattn_matrix kvattn_f32_matrix(const float *data) {
 
 typedef struct {
     /* GQA family */
-    kvattn_matrix wq;      /* [n_heads·head_dim][d_model]              (MLA: see below) */
-    kvattn_matrix wk;      /* [n_kv_heads·head_dim][d_model]                            */
-    kvattn_matrix wv;      /* [n_kv_heads·head_dim][d_model]                            */
-    kvattn_matrix wo;      /* [d_model][n_heads·head_dim]  (MLA: [d_model][n_heads·d_v]) */
+    kvattn_matrix wq; /* [n_heads·head_dim][d_model]              (MLA: see below) */
+    kvattn_matrix wk; /* [n_kv_heads·head_dim][d_model]                            */
+    kvattn_matrix wv; /* [n_kv_heads·head_dim][d_model]                            */
+    kvattn_matrix wo; /* [d_model][n_heads·head_dim]  (MLA: [d_model][n_heads·d_v]) */
     /* MLA. Query: wq = [n_heads·(d_nope+d_R)][d_model] when q_lora_rank = 0,
      * otherwise wq_a, q_norm, wq_b. Per head, query rows are [d_nope | d_R]. */
-    kvattn_matrix wq_a;    /* [q_lora_rank][d_model]                           */
-    kvattn_matrix wq_b;    /* [n_heads·(d_nope+d_R)][q_lora_rank]              */
-    kvattn_matrix wkv_a;   /* [d_c + d_R][d_model]: W_DKV rows, then W_KR rows */
-    kvattn_matrix wkv_b;   /* [n_heads·(d_nope+d_v)][d_c]: per head W_UK then W_UV */
+    kvattn_matrix wq_a;  /* [q_lora_rank][d_model]                           */
+    kvattn_matrix wq_b;  /* [n_heads·(d_nope+d_R)][q_lora_rank]              */
+    kvattn_matrix wkv_a; /* [d_c + d_R][d_model]: W_DKV rows, then W_KR rows */
+    kvattn_matrix wkv_b; /* [n_heads·(d_nope+d_v)][d_c]: per head W_UK then W_UV */
     /* ... or wkv_b split as newer llama.cpp GGUFs store it (wkv_b.data NULL):  */
-    kvattn_matrix wk_b;    /* [n_heads·d_c][d_nope]: per head W_UKᵀ              */
-    kvattn_matrix wv_b;    /* [n_heads·d_v][d_c]:    per head W_UV               */
-    const float *q_norm;   /* [q_lora_rank]                                    */
-    const float *kv_norm;  /* [d_c]                                            */
+    kvattn_matrix wk_b;   /* [n_heads·d_c][d_nope]: per head W_UKᵀ              */
+    kvattn_matrix wv_b;   /* [n_heads·d_v][d_c]:    per head W_UV               */
+    const float *q_norm;  /* [q_lora_rank]                                    */
+    const float *kv_norm; /* [d_c]                                            */
 } kvattn_layer_weights;
 
 /* Checks that every matrix the config needs is set and of a kernel type. */
@@ -205,8 +205,8 @@ typedef struct kvattn_cache kvattn_cache;
 
 /* Creates a cache. The config is copied. Errors: invalid config or type,
  * capacity or n_layers < 1, size overflow, out of memory. */
-kvattn_status kvattn_cache_create(const kvattn_layer_config *cfg, int n_layers, int capacity,
-                                  kvattn_type type, kvattn_cache **out);
+kvattn_status kvattn_cache_create(const kvattn_layer_config *cfg, int n_layers, int capacity, kvattn_type type,
+                                  kvattn_cache **out);
 void kvattn_cache_free(kvattn_cache *c);
 
 /* Tokens held by `layer`; layer = -1 gives the minimum over all layers. */
@@ -230,8 +230,7 @@ kvattn_status kvattn_cache_truncate(kvattn_cache *c, int n_tokens);
  * GQA family: k and v are [T][n_kv_heads·head_dim] (k already rotated).
  * MLA: k is [T][d_c + d_R] = c_KV (normed) ‖ k_R (rotated); v must be NULL.
  * KVATTN_ERR_CACHE_FULL if pos + T > capacity. */
-kvattn_status kvattn_cache_write(kvattn_cache *c, int layer, int pos, int T,
-                                 const float *k, const float *v);
+kvattn_status kvattn_cache_write(kvattn_cache *c, int layer, int pos, int T, const float *k, const float *v);
 
 /* Appends n tokens of random rows (uniform in [-1, 1), deterministic per
  * seed) to `layer`, or to every layer when layer = -1 — a cache "as if" a
@@ -261,16 +260,15 @@ typedef enum {
  * pos ≤ length(layer) (writing at pos < length rewrites that suffix).
  * T = 1 is a decode step. `mla_mode` is ignored for the GQA family.
  * Errors: invalid arguments, cache full, config mismatch with the cache. */
-kvattn_status kvattn_attn_forward(const kvattn_layer_config *cfg, const kvattn_layer_weights *w,
-                                  kvattn_cache *cache, int layer, int pos, int T,
-                                  const float *x, float *out, kvattn_mla_mode mla_mode);
+kvattn_status kvattn_attn_forward(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, kvattn_cache *cache,
+                                  int layer, int pos, int T, const float *x, float *out, kvattn_mla_mode mla_mode);
 
 /* The scalar reference: attention of tokens 0..T-1 recomputed from scratch,
  * with no cache, in double precision accumulation: out[t] attends over
  * tokens 0..t of x. MLA follows DeepSeek's naive formulation. Slow; for
  * tests and for checking the fast path. */
-kvattn_status kvattn_attn_reference(const kvattn_layer_config *cfg, const kvattn_layer_weights *w,
-                                    int T, const float *x, float *out);
+kvattn_status kvattn_attn_reference(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, int T,
+                                    const float *x, float *out);
 
 /* ------------------------------------------------------------------------- */
 /* Models and the KV-cache planner                                            */
@@ -280,8 +278,8 @@ kvattn_status kvattn_attn_reference(const kvattn_layer_config *cfg, const kvattn
  * rest to count its parameters. Dense models have n_routed_experts = 0. */
 typedef struct {
     char name[64];
-    char arch[32];              /* "llama", "mistral", "mixtral", "qwen2", "falcon", "gpt2", "deepseek2", ... */
-    kvattn_layer_config attn;   /* the model's own attention design                          */
+    char arch[32];            /* "llama", "mistral", "mixtral", "qwen2", "falcon", "gpt2", "deepseek2", ... */
+    kvattn_layer_config attn; /* the model's own attention design                          */
     int n_layers;
     int64_t vocab_size;
     int64_t ffn_dim;            /* dense FFN hidden size                                      */
@@ -331,26 +329,26 @@ kvattn_status kvattn_redesign(const kvattn_layer_config *in, const char *design,
 
 /* One row of a plan: the KV cache and memory of a model in one design. */
 typedef struct {
-    char design[32];            /* "mha", "gqa:8", "mqa", "mla:512+64"                     */
-    int native;                 /* the model's own design                                  */
+    char design[32]; /* "mha", "gqa:8", "mqa", "mla:512+64"                     */
+    int native;      /* the model's own design                                  */
     int64_t kv_elems_per_token_layer;
-    uint64_t kv_bytes_per_token;  /* all layers                                            */
-    uint64_t kv_bytes_total;      /* · ctx · batch                                         */
-    uint64_t weights_bytes;       /* parameters of this design in weights_type            */
-    uint64_t total_bytes;         /* weights + KV                                          */
-    int64_t gpus_needed;          /* ceil(total / gpu_mem); 0 without a GPU                */
-    int64_t max_context;          /* longest context (per sequence, at this batch) that
+    uint64_t kv_bytes_per_token; /* all layers                                            */
+    uint64_t kv_bytes_total;     /* · ctx · batch                                         */
+    uint64_t weights_bytes;      /* parameters of this design in weights_type            */
+    uint64_t total_bytes;        /* weights + KV                                          */
+    int64_t gpus_needed;         /* ceil(total / gpu_mem); 0 without a GPU                */
+    int64_t max_context;         /* longest context (per sequence, at this batch) that
                                      fits on n_gpus (or gpus_needed) GPUs; 0 if the weights
                                      alone do not fit; -1 without a GPU                   */
 } kvattn_plan_row;
 
 typedef struct {
-    int64_t ctx;                /* tokens per sequence                          */
-    int64_t batch;              /* sequences                                    */
+    int64_t ctx;   /* tokens per sequence                          */
+    int64_t batch; /* sequences                                    */
     kvattn_type kv_type;
     kvattn_type weights_type;
-    uint64_t gpu_mem_bytes;     /* 0: no GPU sizing                              */
-    int64_t n_gpus;             /* GPUs for max_context; 0: gpus_needed          */
+    uint64_t gpu_mem_bytes; /* 0: no GPU sizing                              */
+    int64_t n_gpus;         /* GPUs for max_context; 0: gpus_needed          */
 } kvattn_plan_options;
 
 /* Plans `design` (NULL or "" = the model's own) for model m. Sizes use
@@ -380,8 +378,7 @@ int kvattn_tokenizer_eos(const kvattn_tokenizer *t); /* -1 if none */
 
 /* Encodes UTF-8 text into at most max ids (BOS first when add_bos). *n
  * receives the count; KVATTN_ERR_INVALID_ARG if max is too small. */
-kvattn_status kvattn_tokenize(const kvattn_tokenizer *t, const char *text, int add_bos, int32_t *ids, int max,
-                              int *n);
+kvattn_status kvattn_tokenize(const kvattn_tokenizer *t, const char *text, int add_bos, int32_t *ids, int max, int *n);
 
 /* The bytes token `id` stands for when it follows `prev` (-1 at the start):
  * byte tokens become their byte, "▁" a space, a leading space after BOS is
@@ -512,8 +509,8 @@ kvattn_status kvattn_measure_machine(kvattn_machine_limits *out);
 typedef struct {
     double us_per_step; /* best of reps */
     double us_median;
-    double kv_bytes;  /* cache bytes read per step         */
-    double flops;     /* floating-point operations per step */
+    double kv_bytes; /* cache bytes read per step         */
+    double flops;    /* floating-point operations per step */
 } kvattn_attn_timing;
 
 kvattn_status kvattn_bench_attention(const kvattn_layer_config *cfg, int ctx, kvattn_type kv_type,

@@ -14,7 +14,8 @@ int golden_load(const char *path, golden_file *g) {
     char magic[8];
     uint32_t count;
     int rc = -1;
-    if (fread(magic, 1, 8, f) != 8 || memcmp(magic, "KVGOLD01", 8) || read_u32(f, &count) || count > MAX_ARRAYS) goto out;
+    if (fread(magic, 1, 8, f) != 8 || memcmp(magic, "KVGOLD01", 8) || read_u32(f, &count) || count > MAX_ARRAYS)
+        goto out;
     for (uint32_t i = 0; i < count; i++) {
         golden_array *a = &g->a[i];
         uint32_t len, ndim, n = 1;

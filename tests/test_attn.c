@@ -19,8 +19,8 @@
 
 /* Runs tokens 0..T-1 through the cache in chunks (chunks[i] tokens each,
  * repeated from the last entry until T is reached). */
-static kvattn_status run_cached(const test_layer *L, kvattn_type type, kvattn_mla_mode mode, int T,
-                                const int *chunks, int n_chunks, const float *x, float *out) {
+static kvattn_status run_cached(const test_layer *L, kvattn_type type, kvattn_mla_mode mode, int T, const int *chunks,
+                                int n_chunks, const float *x, float *out) {
     kvattn_cache *c = NULL;
     kvattn_status st = kvattn_cache_create(&L->cfg, 1, T, type, &c);
     if (st != KVATTN_OK) return st;
@@ -104,8 +104,8 @@ static void test_mla_designs(void) {
         {32, 2, 8, 16, 8, 4, 8, 1, 140, "MLA, prefill longer than a tile"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        kvattn_layer_config cfg = test_mla_config(cases[i].D, cases[i].H, cases[i].ql, cases[i].dc, cases[i].dn,
-                                                  cases[i].dr, cases[i].dv);
+        kvattn_layer_config cfg =
+            test_mla_config(cases[i].D, cases[i].H, cases[i].ql, cases[i].dc, cases[i].dn, cases[i].dr, cases[i].dv);
         if (cases[i].yarn) {
             cfg.rope.yarn_factor = 40.0f;
             cfg.rope.yarn_orig_ctx = 64;
@@ -134,9 +134,9 @@ static void test_random_shapes(void) {
             cfg.rope.n_rot = 2 * test_randint(&r, 0, hd / 2);
             cfg.rope.pairing = test_randint(&r, 0, 1) ? KVATTN_ROPE_HALF : KVATTN_ROPE_ADJACENT;
         } else {
-            cfg = test_mla_config(test_randint(&r, 1, 64), test_randint(&r, 1, 6), test_randint(&r, 0, 1) * test_randint(&r, 1, 24),
-                                  test_randint(&r, 1, 40), test_randint(&r, 1, 12), 2 * test_randint(&r, 1, 6),
-                                  test_randint(&r, 1, 12));
+            cfg = test_mla_config(test_randint(&r, 1, 64), test_randint(&r, 1, 6),
+                                  test_randint(&r, 0, 1) * test_randint(&r, 1, 24), test_randint(&r, 1, 40),
+                                  test_randint(&r, 1, 12), 2 * test_randint(&r, 1, 6), test_randint(&r, 1, 12));
             cfg.rope.pairing = test_randint(&r, 0, 1) ? KVATTN_ROPE_HALF : KVATTN_ROPE_ADJACENT;
         }
         int T = test_randint(&r, 1, 90);
@@ -166,14 +166,17 @@ static void test_gqa_equals_replicated_mha(void) {
         test_layer_init(&G, &gcfg, 600 + i);
         float *wk = malloc(sizeof(float) * H * hd * D), *wv = malloc(sizeof(float) * H * hd * D);
         for (int h = 0; h < H; h++) {
-            memcpy(wk + (size_t)h * hd * D, (const float *)G.w.wk.data + (size_t)(h / group) * hd * D, sizeof(float) * hd * D);
-            memcpy(wv + (size_t)h * hd * D, (const float *)G.w.wv.data + (size_t)(h / group) * hd * D, sizeof(float) * hd * D);
+            memcpy(wk + (size_t)h * hd * D, (const float *)G.w.wk.data + (size_t)(h / group) * hd * D,
+                   sizeof(float) * hd * D);
+            memcpy(wv + (size_t)h * hd * D, (const float *)G.w.wv.data + (size_t)(h / group) * hd * D,
+                   sizeof(float) * hd * D);
         }
         test_layer M = G;
         M.cfg = mcfg;
         M.w.wk = kvattn_f32_matrix(wk);
         M.w.wv = kvattn_f32_matrix(wv);
-        float *x = malloc(sizeof(float) * T * D), *og = malloc(sizeof(float) * T * D), *om = malloc(sizeof(float) * T * D);
+        float *x = malloc(sizeof(float) * T * D), *og = malloc(sizeof(float) * T * D),
+              *om = malloc(sizeof(float) * T * D);
         test_rng r = {77 + i};
         test_fill(&r, x, (size_t)T * D, 1.0f);
         CHECK_OK(run_cached(&G, KVATTN_TYPE_F32, KVATTN_MLA_ABSORBED, T, MIXED, 7, x, og));
@@ -286,8 +289,10 @@ static void test_multi_layer_cache(void) {
     CHECK(kvattn_cache_length(c, -1) == T, "cache length %d", kvattn_cache_length(c, -1));
     CHECK_OK(kvattn_attn_reference(&cfg, &A.w, T, x, ra));
     CHECK_OK(kvattn_attn_reference(&cfg, &B.w, T, x, rb));
-    CHECK(test_max_abs_diff(oa, ra, sizeof x / sizeof x[0]) <= TOL * test_max_abs(ra, sizeof x / sizeof x[0]), "layer 0");
-    CHECK(test_max_abs_diff(ob, rb, sizeof x / sizeof x[0]) <= TOL * test_max_abs(rb, sizeof x / sizeof x[0]), "layer 1");
+    CHECK(test_max_abs_diff(oa, ra, sizeof x / sizeof x[0]) <= TOL * test_max_abs(ra, sizeof x / sizeof x[0]),
+          "layer 0");
+    CHECK(test_max_abs_diff(ob, rb, sizeof x / sizeof x[0]) <= TOL * test_max_abs(rb, sizeof x / sizeof x[0]),
+          "layer 1");
     kvattn_cache_free(c);
     test_layer_free(&A);
     test_layer_free(&B);
@@ -351,7 +356,8 @@ static void test_typed_weights(void) {
                 w->wq_a = convert_matrix(w->wq_a, ql, D, types[ti], &owned[1]);
                 w->wq_b = convert_matrix(w->wq_b, H * dq, ql, types[ti], &owned[2]);
                 w->wkv_a = convert_matrix(w->wkv_a, dc + k->qk_rope_head_dim, D, types[ti], &owned[3]);
-                w->wkv_b = convert_matrix(w->wkv_b, H * (k->qk_nope_head_dim + k->v_head_dim), dc, types[ti], &owned[4]);
+                w->wkv_b =
+                    convert_matrix(w->wkv_b, H * (k->qk_nope_head_dim + k->v_head_dim), dc, types[ti], &owned[4]);
                 w->wo = convert_matrix(w->wo, D, H * k->v_head_dim, types[ti], &owned[5]);
             }
             char what[96];

@@ -80,7 +80,8 @@ static void try_tokenizer(const unsigned char *data, size_t n, const char *what)
     kvattn_tokenizer *t = NULL;
     if (kvattn_tokenizer_load_llama2c(tmp_tok, 512, &t) != KVATTN_OK) {
         refused++;
-        CHECK(strstr(kvattn_last_error(), tmp_tok) != NULL, "%s: the error names the file: %s", what, kvattn_last_error());
+        CHECK(strstr(kvattn_last_error(), tmp_tok) != NULL, "%s: the error names the file: %s", what,
+              kvattn_last_error());
         return;
     }
     loaded++;
@@ -94,7 +95,6 @@ static void try_tokenizer(const unsigned char *data, size_t n, const char *what)
 
 static void put_u64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
 static void put_u32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
-
 
 /* Plants a value in the tensor-info entry that follows `name` in a GGUF:
  * field 0 = ne[0], field 1 = the type. Returns 0 if the name was found. */
@@ -142,7 +142,8 @@ int main(void) {
     snprintf(tmp_model, sizeof tmp_model, "/tmp/kvattn_corrupt_%d.model", (int)getpid());
     snprintf(tmp_tok, sizeof tmp_tok, "/tmp/kvattn_corrupt_%d.tok", (int)getpid());
     size_t nb, ng, nt;
-    unsigned char *bin = slurp("stories260K.bin", &nb), *gguf = slurp("stories260K.gguf", &ng), *tok = slurp("tok512.bin", &nt);
+    unsigned char *bin = slurp("stories260K.bin", &nb), *gguf = slurp("stories260K.gguf", &ng),
+                  *tok = slurp("tok512.bin", &nt);
     CHECK(bin && gguf && tok, "models not found under %s (set KVATTN_MODELS)", models_dir());
     if (!bin || !gguf || !tok) return test_finish("test_corrupt");
     write_file(tmp_tok, tok, nt);
@@ -201,9 +202,12 @@ int main(void) {
         uint64_t value;
         const char *what;
     } plants[] = {
-        {8, 8, UINT64_MAX, "gguf tensor count 2^64-1"},   {16, 8, (uint64_t)1 << 40, "gguf metadata count 2^40"},
-        {24, 8, (uint64_t)1 << 62, "gguf first key length 2^62"}, {4, 4, 1, "gguf version 1"},
-        {4, 4, 99, "gguf version 99"},                     {8, 8, 0, "gguf no tensors"},
+        {8, 8, UINT64_MAX, "gguf tensor count 2^64-1"},
+        {16, 8, (uint64_t)1 << 40, "gguf metadata count 2^40"},
+        {24, 8, (uint64_t)1 << 62, "gguf first key length 2^62"},
+        {4, 4, 1, "gguf version 1"},
+        {4, 4, 99, "gguf version 99"},
+        {8, 8, 0, "gguf no tensors"},
     };
     for (size_t i = 0; i < sizeof plants / sizeof plants[0]; i++) {
         memcpy(buf, gguf, ng);

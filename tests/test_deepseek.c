@@ -29,7 +29,7 @@ static kvattn_status write_gguf_vocab(const golden_file *g, const char *path, in
     if (st) return st;
     if (vocab) { /* <unk>, <s>, </s>, then byte tokens <0x00>…: enough to run from text */
         int V = (int)num(g, "V");
-        char (*pieces)[8] = malloc(sizeof *pieces * (size_t)V);
+        char(*pieces)[8] = malloc(sizeof *pieces * (size_t)V);
         const char **pp = malloc(sizeof *pp * (size_t)V);
         int32_t *types = malloc(sizeof *types * (size_t)V);
         for (int i = 0; i < V; i++) {
@@ -99,7 +99,8 @@ static kvattn_status write_gguf_vocab(const golden_file *g, const char *path, in
             float *kb = malloc(sizeof(float) * H * dc * dn), *vb = malloc(sizeof(float) * H * dv * dc);
             for (int h = 0; h < H; h++) {
                 for (int r = 0; r < dn; r++)
-                    for (int c = 0; c < dc; c++) kb[((size_t)h * dc + c) * dn + r] = a->data[((size_t)h * (dn + dv) + r) * dc + c];
+                    for (int c = 0; c < dc; c++)
+                        kb[((size_t)h * dc + c) * dn + r] = a->data[((size_t)h * (dn + dv) + r) * dc + c];
                 memcpy(vb + (size_t)h * dv * dc, a->data + ((size_t)h * (dn + dv) + dn) * dc, sizeof(float) * dv * dc);
             }
             char nm[64];
@@ -139,7 +140,8 @@ static void check_model(const char *fixture, int split) {
     }
     const kvattn_model_desc *d = kvattn_model_describe(m);
     const int V = (int)d->vocab_size, T = tok->n, P = (int)num(&g, "prefill"), steps = want->n / V;
-    CHECK(!strcmp(d->arch, "deepseek2") && d->attn.kind == KVATTN_ATTN_MLA && steps == T - P + 1, "%s: shapes", fixture);
+    CHECK(!strcmp(d->arch, "deepseek2") && d->attn.kind == KVATTN_ATTN_MLA && steps == T - P + 1, "%s: shapes",
+          fixture);
     int32_t ids[64];
     for (int i = 0; i < T; i++) ids[i] = (int32_t)tok->data[i];
     double scale = test_max_abs(want->data, (size_t)want->n);
@@ -152,7 +154,8 @@ static void check_model(const char *fixture, int split) {
         worst = fmax(worst, test_max_abs_diff(logits, want->data, (size_t)V));
         for (int t = P; t < T; t++) {
             CHECK_OK(kvattn_session_decode(s, &ids[t], 1, logits + (size_t)(t - P + 1) * V, 0));
-            worst = fmax(worst, test_max_abs_diff(logits + (size_t)(t - P + 1) * V, want->data + (size_t)(t - P + 1) * V, (size_t)V));
+            worst = fmax(worst, test_max_abs_diff(logits + (size_t)(t - P + 1) * V,
+                                                  want->data + (size_t)(t - P + 1) * V, (size_t)V));
         }
         CHECK(worst <= TOL * scale, "%s (%s kv_b, %s MLA) vs DeepSeek's reference: max err %.3g of %.3g", fixture,
               split ? "split" : "fused", mode ? "naive" : "absorbed", worst, scale);
@@ -161,7 +164,8 @@ static void check_model(const char *fixture, int split) {
         CHECK_OK(kvattn_session_create(m, 32, KVATTN_TYPE_F32, (kvattn_mla_mode)mode, &s));
         CHECK_OK(kvattn_session_decode(s, ids, T, all, 1));
         double e = test_max_abs_diff(all + (size_t)(P - 1) * V, logits, (size_t)(T - P + 1) * V);
-        CHECK(e <= TOL * scale, "%s: cached decode vs batched recompute (%s): err %.3g", fixture, mode ? "naive" : "absorbed", e);
+        CHECK(e <= TOL * scale, "%s: cached decode vs batched recompute (%s): err %.3g", fixture,
+              mode ? "naive" : "absorbed", e);
         kvattn_session_free(s);
     }
     /* kvattn's own deepseek2 writer: the loaded model written back gives the same logits. */
@@ -259,18 +263,24 @@ typedef struct {
 
 /* The fixture's GGUF-style name → Hugging Face names (experts: one per expert). */
 static int hf_names(const golden_array *a, hf_tensor *out, int max) {
-    static const char *const map[][2] = {
-        {"attn_norm.weight", "input_layernorm.weight"}, {"ffn_norm.weight", "post_attention_layernorm.weight"},
-        {"attn_q.weight", "self_attn.q_proj.weight"}, {"attn_q_a.weight", "self_attn.q_a_proj.weight"},
-        {"attn_q_a_norm.weight", "self_attn.q_a_layernorm.weight"}, {"attn_q_b.weight", "self_attn.q_b_proj.weight"},
-        {"attn_kv_a_mqa.weight", "self_attn.kv_a_proj_with_mqa.weight"},
-        {"attn_kv_a_norm.weight", "self_attn.kv_a_layernorm.weight"}, {"attn_kv_b.weight", "self_attn.kv_b_proj.weight"},
-        {"attn_output.weight", "self_attn.o_proj.weight"}, {"ffn_gate.weight", "mlp.gate_proj.weight"},
-        {"ffn_up.weight", "mlp.up_proj.weight"}, {"ffn_down.weight", "mlp.down_proj.weight"},
-        {"ffn_gate_inp.weight", "mlp.gate.weight"}, {"exp_probs_b.bias", "mlp.gate.e_score_correction_bias"},
-        {"ffn_gate_shexp.weight", "mlp.shared_experts.gate_proj.weight"},
-        {"ffn_up_shexp.weight", "mlp.shared_experts.up_proj.weight"},
-        {"ffn_down_shexp.weight", "mlp.shared_experts.down_proj.weight"}};
+    static const char *const map[][2] = {{"attn_norm.weight", "input_layernorm.weight"},
+                                         {"ffn_norm.weight", "post_attention_layernorm.weight"},
+                                         {"attn_q.weight", "self_attn.q_proj.weight"},
+                                         {"attn_q_a.weight", "self_attn.q_a_proj.weight"},
+                                         {"attn_q_a_norm.weight", "self_attn.q_a_layernorm.weight"},
+                                         {"attn_q_b.weight", "self_attn.q_b_proj.weight"},
+                                         {"attn_kv_a_mqa.weight", "self_attn.kv_a_proj_with_mqa.weight"},
+                                         {"attn_kv_a_norm.weight", "self_attn.kv_a_layernorm.weight"},
+                                         {"attn_kv_b.weight", "self_attn.kv_b_proj.weight"},
+                                         {"attn_output.weight", "self_attn.o_proj.weight"},
+                                         {"ffn_gate.weight", "mlp.gate_proj.weight"},
+                                         {"ffn_up.weight", "mlp.up_proj.weight"},
+                                         {"ffn_down.weight", "mlp.down_proj.weight"},
+                                         {"ffn_gate_inp.weight", "mlp.gate.weight"},
+                                         {"exp_probs_b.bias", "mlp.gate.e_score_correction_bias"},
+                                         {"ffn_gate_shexp.weight", "mlp.shared_experts.gate_proj.weight"},
+                                         {"ffn_up_shexp.weight", "mlp.shared_experts.up_proj.weight"},
+                                         {"ffn_down_shexp.weight", "mlp.shared_experts.down_proj.weight"}};
     hf_tensor t = {{0}, a->n_dims, {a->dims[0], a->dims[1], a->dims[2]}, a->data};
     if (!strcmp(a->name, "token_embd.weight")) snprintf(t.name, sizeof t.name, "model.embed_tokens.weight");
     else if (!strcmp(a->name, "output_norm.weight")) snprintf(t.name, sizeof t.name, "model.norm.weight");
@@ -279,8 +289,10 @@ static int hf_names(const golden_array *a, hf_tensor *out, int max) {
         int l;
         char rest[64];
         if (sscanf(a->name, "blk.%d.%63s", &l, rest) != 2) return 0;
-        const char *proj = strstr(rest, "gate_exps") ? "gate_proj" : strstr(rest, "up_exps") ? "up_proj"
-                         : strstr(rest, "down_exps") ? "down_proj" : NULL;
+        const char *proj = strstr(rest, "gate_exps")   ? "gate_proj"
+                           : strstr(rest, "up_exps")   ? "up_proj"
+                           : strstr(rest, "down_exps") ? "down_proj"
+                                                       : NULL;
         if (proj) { /* [E][rows][cols] → one matrix per expert */
             int n = 0;
             for (uint32_t e = 0; e < a->dims[0] && n < max; e++, n++) {
@@ -341,11 +353,13 @@ static int write_hf_folder(const golden_file *g, const char *dir) {
     const int E = (int)num(g, "experts"), sig = num(g, "sigmoid") == 1.0f, ql = (int)num(g, "ql");
     cJSON *c = cJSON_CreateObject();
     cJSON_AddStringToObject(c, "model_type", sig ? "deepseek_v3" : "deepseek_v2");
-    const char *ints[] = {"hidden_size", "D", "num_hidden_layers", "L", "num_attention_heads", "H",
-                          "num_key_value_heads", "H", "kv_lora_rank", "dc", "qk_nope_head_dim", "dn",
-                          "qk_rope_head_dim", "dr", "v_head_dim", "dv", "intermediate_size", "F",
-                          "moe_intermediate_size", "Fm", "vocab_size", "V", "max_position_embeddings", "max_seq"};
-    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i += 2) cJSON_AddNumberToObject(c, ints[i], num(g, ints[i + 1]));
+    const char *ints[] = {
+        "hidden_size",           "D",  "num_hidden_layers", "L",  "num_attention_heads",     "H",
+        "num_key_value_heads",   "H",  "kv_lora_rank",      "dc", "qk_nope_head_dim",        "dn",
+        "qk_rope_head_dim",      "dr", "v_head_dim",        "dv", "intermediate_size",       "F",
+        "moe_intermediate_size", "Fm", "vocab_size",        "V",  "max_position_embeddings", "max_seq"};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i += 2)
+        cJSON_AddNumberToObject(c, ints[i], num(g, ints[i + 1]));
     if (ql) cJSON_AddNumberToObject(c, "q_lora_rank", ql);
     else cJSON_AddNullToObject(c, "q_lora_rank");
     if (E) {
@@ -443,9 +457,15 @@ static void test_v2_lite_shaped_model(void) {
     struct {
         const char *name;
         int64_t ne0, ne1;
-    } t[] = {{"attn_norm.weight", D, 1},      {"attn_q.weight", D, H * (dn + dr)}, {"attn_kv_a_mqa.weight", D, dc + dr},
-             {"attn_kv_a_norm.weight", dc, 1}, {"attn_kv_b.weight", dc, H * (dn + dv)}, {"attn_output.weight", H * dv, D},
-             {"ffn_norm.weight", D, 1},        {"ffn_gate.weight", D, F},          {"ffn_up.weight", D, F},
+    } t[] = {{"attn_norm.weight", D, 1},
+             {"attn_q.weight", D, H * (dn + dr)},
+             {"attn_kv_a_mqa.weight", D, dc + dr},
+             {"attn_kv_a_norm.weight", dc, 1},
+             {"attn_kv_b.weight", dc, H * (dn + dv)},
+             {"attn_output.weight", H * dv, D},
+             {"ffn_norm.weight", D, 1},
+             {"ffn_gate.weight", D, F},
+             {"ffn_up.weight", D, F},
              {"ffn_down.weight", F, D}};
     int64_t ne[2] = {D, V};
     kvattn_gguf_add_tensor(w, "token_embd.weight", KVATTN_TYPE_F16, ne, 2, data);
@@ -455,7 +475,8 @@ static void test_v2_lite_shaped_model(void) {
             char nm[64];
             snprintf(nm, sizeof nm, "blk.%d.%s", l, t[i].name);
             int64_t e2[2] = {t[i].ne0, t[i].ne1};
-            kvattn_gguf_add_tensor(w, nm, t[i].ne1 > 1 ? KVATTN_TYPE_F16 : KVATTN_TYPE_F32, e2, t[i].ne1 > 1 ? 2 : 1, data);
+            kvattn_gguf_add_tensor(w, nm, t[i].ne1 > 1 ? KVATTN_TYPE_F16 : KVATTN_TYPE_F32, e2, t[i].ne1 > 1 ? 2 : 1,
+                                   data);
         }
     char path[128];
     snprintf(path, sizeof path, "/tmp/kvattn_v2lite_shape_%d.gguf", (int)getpid());
@@ -466,7 +487,8 @@ static void test_v2_lite_shaped_model(void) {
     CHECK_OK(kvattn_model_load(path, NULL, &m));
     if (m) {
         const kvattn_model_desc *d = kvattn_model_describe(m);
-        CHECK(kvattn_kv_bytes_per_token(&d->attn, d->n_layers, KVATTN_TYPE_F16) == 31104, "V2-Lite-shaped: 31,104 B/token");
+        CHECK(kvattn_kv_bytes_per_token(&d->attn, d->n_layers, KVATTN_TYPE_F16) == 31104,
+              "V2-Lite-shaped: 31,104 B/token");
         kvattn_session *s;
         CHECK_OK(kvattn_session_create(m, 4096, KVATTN_TYPE_F16, KVATTN_MLA_ABSORBED, &s));
         CHECK(kvattn_cache_bytes_allocated(kvattn_session_cache(s)) == 31104ull * 4096, "session cache: %zu bytes",

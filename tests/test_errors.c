@@ -85,7 +85,8 @@ static void test_forward_errors(void) {
     CHECK(strstr(kvattn_last_error(), "capacity of 4") != NULL, "message: %s", kvattn_last_error());
     CHECK(kvattn_cache_length(cache, 0) == 3, "length unchanged after a refused write");
     CHECK_OK(kvattn_attn_forward(&c, &L.w, cache, 0, 3, 1, x, out, 0));
-    CHECK(kvattn_attn_forward(&c, &L.w, cache, 0, 4, 1, x, out, 0) == KVATTN_ERR_CACHE_FULL, "decode into a full cache");
+    CHECK(kvattn_attn_forward(&c, &L.w, cache, 0, 4, 1, x, out, 0) == KVATTN_ERR_CACHE_FULL,
+          "decode into a full cache");
     /* Missing weights. */
     kvattn_layer_weights w = L.w;
     w.wv.data = NULL;

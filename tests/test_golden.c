@@ -28,7 +28,8 @@ static double run_and_compare(const kvattn_layer_config *cfg, const kvattn_layer
         kvattn_attn_forward(cfg, w, c, 0, 0, prefill, x->data, out, mode) == KVATTN_OK) {
         int ok = 1;
         for (int t = prefill; ok && t < T; t++)
-            ok = kvattn_attn_forward(cfg, w, c, 0, t, 1, x->data + (size_t)t * D, out + (size_t)t * D, mode) == KVATTN_OK;
+            ok = kvattn_attn_forward(cfg, w, c, 0, t, 1, x->data + (size_t)t * D, out + (size_t)t * D, mode) ==
+                 KVATTN_OK;
         if (ok) err = test_max_abs_diff(out, want->data, (size_t)x->n) / test_max_abs(want->data, (size_t)x->n);
     }
     if (!isfinite(err)) fprintf(stderr, "  run failed: %s\n", kvattn_last_error());
@@ -92,8 +93,8 @@ static void test_mla_fixture(const char *file) {
         for (int r = 0; r < 2; r++)
             for (int m = 0; m < 2; m++) {
                 double e = run_and_compare(&cfg, &w, &g, modes[m], refs[r]);
-                CHECK(e <= 1e-5, "%s: kvattn %s vs DeepSeek reference %s: rel err %.3g", file,
-                      m ? "naive" : "absorbed", refs[r], e);
+                CHECK(e <= 1e-5, "%s: kvattn %s vs DeepSeek reference %s: rel err %.3g", file, m ? "naive" : "absorbed",
+                      refs[r], e);
             }
     }
     golden_free(&g);

@@ -25,9 +25,9 @@ static void test_brief_table(void) {
         const char *model;
         int layers, H, nkv, hd;
         size_t bytes;
-    } gqa[] = {{"llama-2-7b", 32, 32, 32, 128, 524288},  {"llama-3-8b", 32, 32, 8, 128, 131072},
-               {"llama-3-70b", 80, 64, 8, 128, 327680},  {"llama-3.1-405b", 126, 128, 8, 128, 516096},
-               {"qwen2.5-7b", 28, 28, 4, 128, 57344},    {"falcon-7b", 32, 71, 1, 64, 8192}};
+    } gqa[] = {{"llama-2-7b", 32, 32, 32, 128, 524288}, {"llama-3-8b", 32, 32, 8, 128, 131072},
+               {"llama-3-70b", 80, 64, 8, 128, 327680}, {"llama-3.1-405b", 126, 128, 8, 128, 516096},
+               {"qwen2.5-7b", 28, 28, 4, 128, 57344},   {"falcon-7b", 32, 71, 1, 64, 8192}};
     for (size_t i = 0; i < sizeof gqa / sizeof gqa[0]; i++) {
         kvattn_layer_config c = test_gqa_config(4096, gqa[i].H, gqa[i].nkv, gqa[i].hd);
         size_t b = kvattn_kv_bytes_per_token(&c, gqa[i].layers, KVATTN_TYPE_F16);
@@ -55,9 +55,12 @@ static void test_brief_table(void) {
 
 /* Every design × every type: formula, planner function and allocation agree. */
 static void test_sizes_every_design_and_type(void) {
-    kvattn_layer_config cfgs[] = {test_gqa_config(64, 8, 8, 16), test_gqa_config(64, 8, 2, 16),
-                                  test_gqa_config(64, 8, 1, 16), test_gqa_config(30, 6, 3, 10),
-                                  test_mla_config(64, 4, 0, 512, 16, 64, 16), test_mla_config(64, 4, 8, 20, 8, 6, 8)};
+    kvattn_layer_config cfgs[] = {test_gqa_config(64, 8, 8, 16),
+                                  test_gqa_config(64, 8, 2, 16),
+                                  test_gqa_config(64, 8, 1, 16),
+                                  test_gqa_config(30, 6, 3, 10),
+                                  test_mla_config(64, 4, 0, 512, 16, 64, 16),
+                                  test_mla_config(64, 4, 8, 20, 8, 6, 8)};
     for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++)
         for (int t = 0; t < KVATTN_TYPE_COUNT; t++) {
             const kvattn_layer_config *cfg = &cfgs[c];
@@ -68,12 +71,14 @@ static void test_sizes_every_design_and_type(void) {
             size_t got = kvattn_kv_bytes_per_token(cfg, layers, (kvattn_type)t);
             char name[32];
             kvattn_config_design_name(cfg, name, sizeof name);
-            CHECK(got == want, "%s %s: bytes/token %zu, formula %zu", name, kvattn_type_name((kvattn_type)t), got, want);
+            CHECK(got == want, "%s %s: bytes/token %zu, formula %zu", name, kvattn_type_name((kvattn_type)t), got,
+                  want);
             CHECK(kvattn_kv_elems_per_token_layer(cfg) == rows * row_len, "%s elems/token/layer", name);
             kvattn_cache *cache = NULL;
             kvattn_status st = kvattn_cache_create(cfg, layers, capacity, (kvattn_type)t, &cache);
             if (kvattn_type_is_cache_type((kvattn_type)t)) {
-                CHECK(st == KVATTN_OK, "%s %s: create: %s", name, kvattn_type_name((kvattn_type)t), kvattn_last_error());
+                CHECK(st == KVATTN_OK, "%s %s: create: %s", name, kvattn_type_name((kvattn_type)t),
+                      kvattn_last_error());
                 CHECK(kvattn_cache_bytes_per_token(cache) == want, "%s cache bytes/token", name);
                 CHECK(kvattn_cache_bytes_allocated(cache) == want * capacity, "%s %s: allocated %zu, want %zu", name,
                       kvattn_type_name((kvattn_type)t), kvattn_cache_bytes_allocated(cache), want * capacity);
@@ -116,8 +121,9 @@ static void test_write_read(void) {
                 /* bound relative to the largest magnitude (q8_0 blocks share a scale) */
                 double amax = test_max_abs(k + t * width, (size_t)width);
                 worst = fmax(worst, test_max_abs_diff(kb, k + t * width, (size_t)width) / amax);
-                if (!mla) worst = fmax(worst, test_max_abs_diff(vb, v + t * width, (size_t)width) /
-                                                  test_max_abs(v + t * width, (size_t)width));
+                if (!mla)
+                    worst = fmax(worst, test_max_abs_diff(vb, v + t * width, (size_t)width) /
+                                            test_max_abs(v + t * width, (size_t)width));
             }
             CHECK(worst <= rel_bound[ti], "%s %s round trip rel err %.3g > %.3g", mla ? "MLA" : "GQA",
                   kvattn_type_name(types[ti]), worst, rel_bound[ti]);

@@ -138,9 +138,16 @@ static void round_trip(const kvattn_tokenizer *t, const char *text, const char *
     CHECK(!strcmp(out, text), "%s round trip: '%s' came back as '%s'", what, text, out);
 }
 
-static const char *const SAMPLES[] = {"Once upon a time", "Lily and Tom went to the park.", "hello",
-                                      "  two leading spaces", "tabs\tand\nnew lines\n", "caf\xc3\xa9 na\xc3\xafve",
-                                      "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", "emoji \xf0\x9f\x98\x80!", "a", "123 + 456 = 579"};
+static const char *const SAMPLES[] = {"Once upon a time",
+                                      "Lily and Tom went to the park.",
+                                      "hello",
+                                      "  two leading spaces",
+                                      "tabs\tand\nnew lines\n",
+                                      "caf\xc3\xa9 na\xc3\xafve",
+                                      "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e",
+                                      "emoji \xf0\x9f\x98\x80!",
+                                      "a",
+                                      "123 + 456 = 579"};
 
 static void test_spm_tokenizers(void) {
     kvattn_tokenizer *tb = NULL;
@@ -215,18 +222,26 @@ static void test_bpe_tokenizer(void) {
     int32_t types[NB + 16];
     for (int i = 0; i < n; i++) types[i] = i == n - 1 ? 3 : 1;
     kvattn_tokenizer *t = NULL;
-    CHECK_OK(kv_tokenizer_build(&(kv_vocab_spec){.kind = KVATTN_VOCAB_BPE, .n_vocab = n, .pieces = pieces,
-                                                  .lens = lens, .token_type = types, .merges = merge_list,
-                                                  .merge_lens = mlens, .n_merges = 7, .bos = -1, .eos = n - 1,
-                                                  .pre = KV_PRE_GPT2, .source = "test vocab"},
+    CHECK_OK(kv_tokenizer_build(&(kv_vocab_spec){.kind = KVATTN_VOCAB_BPE,
+                                                 .n_vocab = n,
+                                                 .pieces = pieces,
+                                                 .lens = lens,
+                                                 .token_type = types,
+                                                 .merges = merge_list,
+                                                 .merge_lens = mlens,
+                                                 .n_merges = 7,
+                                                 .bos = -1,
+                                                 .eos = n - 1,
+                                                 .pre = KV_PRE_GPT2,
+                                                 .source = "test vocab"},
                                 &t));
     if (!t) return;
     int32_t ids[64];
     int c = 0;
     CHECK_OK(kvattn_tokenize(t, "hello hello", 0, ids, 64, &c));
     /* "h e" outranks "Ġ h", so " hello" becomes Ġ + hello: ranks decide, not lengths. */
-    CHECK(c == 3 && ids[0] == NB + 3 && ids[1] == 32 && ids[2] == NB + 3, "'hello hello' → [hello, Ġ, hello], got %d ids",
-          c);
+    CHECK(c == 3 && ids[0] == NB + 3 && ids[1] == 32 && ids[2] == NB + 3,
+          "'hello hello' → [hello, Ġ, hello], got %d ids", c);
     CHECK_OK(kvattn_tokenize(t, "hell", 0, ids, 64, &c));
     CHECK(c == 1 && ids[0] == NB + 2, "'hell' → [hell]");
     CHECK_OK(kvattn_tokenize(t, "hex", 0, ids, 64, &c));
@@ -259,10 +274,11 @@ static void test_bpe_tokenizer(void) {
     struct {
         const char *name;
         int64_t ne0, ne1;
-    } tensors[] = {{"token_embd.weight", D, V}, {"output_norm.weight", D, 1}, {"blk.0.attn_norm.weight", D, 1},
-                   {"blk.0.attn_q.weight", D, D}, {"blk.0.attn_k.weight", D, 16}, {"blk.0.attn_v.weight", D, 16},
-                   {"blk.0.attn_output.weight", D, D}, {"blk.0.ffn_norm.weight", D, 1}, {"blk.0.ffn_gate.weight", D, F},
-                   {"blk.0.ffn_up.weight", D, F}, {"blk.0.ffn_down.weight", F, D}};
+    } tensors[] = {
+        {"token_embd.weight", D, V},        {"output_norm.weight", D, 1},    {"blk.0.attn_norm.weight", D, 1},
+        {"blk.0.attn_q.weight", D, D},      {"blk.0.attn_k.weight", D, 16},  {"blk.0.attn_v.weight", D, 16},
+        {"blk.0.attn_output.weight", D, D}, {"blk.0.ffn_norm.weight", D, 1}, {"blk.0.ffn_gate.weight", D, F},
+        {"blk.0.ffn_up.weight", D, F},      {"blk.0.ffn_down.weight", F, D}};
     for (size_t i = 0; i < sizeof tensors / sizeof tensors[0]; i++) {
         int64_t ne[2] = {tensors[i].ne0, tensors[i].ne1};
         CHECK_OK(kvattn_gguf_add_tensor(w, tensors[i].name, ne[1] > 1 ? KVATTN_TYPE_Q8_0 : KVATTN_TYPE_F32, ne,
@@ -282,7 +298,8 @@ static void test_bpe_tokenizer(void) {
         int nx = 0, ny = 0;
         kvattn_tokenize(t, texts[i], 0, x, 64, &nx);
         kvattn_tokenize(g, texts[i], 0, y, 64, &ny);
-        CHECK(nx == ny && !memcmp(x, y, sizeof(int32_t) * (size_t)nx), "'%s': the GGUF gpt2 vocabulary agrees", texts[i]);
+        CHECK(nx == ny && !memcmp(x, y, sizeof(int32_t) * (size_t)nx), "'%s': the GGUF gpt2 vocabulary agrees",
+              texts[i]);
         round_trip(g, texts[i], "GGUF gpt2 vocabulary");
     }
     if (m) { /* and it runs (q8_0 weights) */
@@ -336,7 +353,9 @@ static void test_gguf_roundtrip(void) {
         kvattn_type t;
         double tol;
         double bytes_ratio;
-    } cases[] = {{KVATTN_TYPE_F32, 1e-6, 1.0}, {KVATTN_TYPE_F16, 5e-3, 0.5}, {KVATTN_TYPE_BF16, 4e-2, 0.5},
+    } cases[] = {{KVATTN_TYPE_F32, 1e-6, 1.0},
+                 {KVATTN_TYPE_F16, 5e-3, 0.5},
+                 {KVATTN_TYPE_BF16, 4e-2, 0.5},
                  {KVATTN_TYPE_Q8_0, 4e-2, 0.33}};
     char path[256];
     for (int c = 0; c < 4; c++) {
@@ -349,8 +368,8 @@ static void test_gguf_roundtrip(void) {
         CHECK_OK(kvattn_session_decode(s, ids, T, lt, 1));
         kvattn_session_free(s);
         double e = test_max_abs_diff(lr, lt, (size_t)T * V) / test_max_abs(lr, (size_t)T * V);
-        CHECK(e <= cases[c].tol, "GGUF %s: logits vs the f32 .bin: rel err %.3g (bound %.3g)", kvattn_type_name(cases[c].t),
-              e, cases[c].tol);
+        CHECK(e <= cases[c].tol, "GGUF %s: logits vs the f32 .bin: rel err %.3g (bound %.3g)",
+              kvattn_type_name(cases[c].t), e, cases[c].tol);
         double ratio = (double)kvattn_model_weight_bytes(m) / (double)kvattn_model_weight_bytes(ref);
         CHECK(ratio > cases[c].bytes_ratio * 0.9 && ratio < cases[c].bytes_ratio * 1.25 + 0.05,
               "GGUF %s: weights %.2f of f32's", kvattn_type_name(cases[c].t), ratio);
@@ -403,7 +422,8 @@ static void test_cache_types_whole_model(void) {
         kvattn_session_free(s);
         if (!i) continue;
         double e = test_max_abs_diff(ref, got, (size_t)T * V) / test_max_abs(ref, (size_t)T * V);
-        CHECK(e <= c[i].tol, "%s cache vs f32 over the whole model: %.3g (bound %.3g)", kvattn_type_name(c[i].t), e, c[i].tol);
+        CHECK(e <= c[i].tol, "%s cache vs f32 over the whole model: %.3g (bound %.3g)", kvattn_type_name(c[i].t), e,
+              c[i].tol);
     }
     free(ref), free(got);
     kvattn_model_free(m);

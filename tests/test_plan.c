@@ -14,10 +14,18 @@ static void test_params(void) {
     struct {
         const char *name;
         int64_t params;
-    } known[] = {{"gpt-2", 124439808},          {"llama-2-7b", 6738415616},    {"llama-2-13b", 13015864320},
-                 {"llama-2-70b", 68976648192},  {"llama-3-8b", 8030261248},    {"llama-3-70b", 70553706496},
-                 {"mistral-7b", 7248023552},    {"mixtral-8x7b", 46702792704}, {"qwen2.5-0.5b", 494032768},
-                 {"qwen2.5-7b", 7615616512},    {"qwen2.5-72b", 72706203648},  {"falcon-7b", 6921720704},
+    } known[] = {{"gpt-2", 124439808},
+                 {"llama-2-7b", 6738415616},
+                 {"llama-2-13b", 13015864320},
+                 {"llama-2-70b", 68976648192},
+                 {"llama-3-8b", 8030261248},
+                 {"llama-3-70b", 70553706496},
+                 {"mistral-7b", 7248023552},
+                 {"mixtral-8x7b", 46702792704},
+                 {"qwen2.5-0.5b", 494032768},
+                 {"qwen2.5-7b", 7615616512},
+                 {"qwen2.5-72b", 72706203648},
+                 {"falcon-7b", 6921720704},
                  {"deepseek-v2-lite", 15706484224}};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
         kvattn_model_desc m;
@@ -41,7 +49,8 @@ static void test_cache_equals_plan(void) {
         const kvattn_model_desc *m = kvattn_preset_at(p);
         for (size_t d = 0; d < sizeof designs / sizeof designs[0]; d++) {
             kvattn_layer_config cfg = m->attn;
-            if (designs[d] && kvattn_redesign(&m->attn, designs[d], &cfg) != KVATTN_OK) continue; /* e.g. gqa:8 of 71 heads */
+            if (designs[d] && kvattn_redesign(&m->attn, designs[d], &cfg) != KVATTN_OK)
+                continue; /* e.g. gqa:8 of 71 heads */
             for (int t = 0; t < 4; t++) {
                 kvattn_plan_options opt = {3, 1, types[t], KVATTN_TYPE_F16, 0, 0};
                 kvattn_plan_row row;
@@ -78,7 +87,8 @@ static void test_plan_rows(void) {
     CHECK(r.total_bytes == total, "total");
     CHECK(r.gpus_needed == (int64_t)((total + (80ull << 30) - 1) / (80ull << 30)), "gpus needed %lld",
           (long long)r.gpus_needed);
-    CHECK(r.max_context == (int64_t)(((uint64_t)r.gpus_needed * (80ull << 30) - 2ull * 6738415616ull) / (524288ull * 2)),
+    CHECK(r.max_context ==
+              (int64_t)(((uint64_t)r.gpus_needed * (80ull << 30) - 2ull * 6738415616ull) / (524288ull * 2)),
           "max context %lld", (long long)r.max_context);
     opt.n_gpus = 1;
     opt.batch = 1;
@@ -122,9 +132,9 @@ static void test_plan_rows(void) {
 }
 
 static void test_hf_configs(void) {
-    const char *pairs[][2] = {{"llama-3-8b.json", "llama-3-8b"},     {"deepseek-v2-lite.json", "deepseek-v2-lite"},
-                              {"deepseek-v3.json", "deepseek-v3"},   {"qwen2.5-0.5b.json", "qwen2.5-0.5b"},
-                              {"falcon-7b.json", "falcon-7b"},       {"gpt2.json", "gpt-2"},
+    const char *pairs[][2] = {{"llama-3-8b.json", "llama-3-8b"},    {"deepseek-v2-lite.json", "deepseek-v2-lite"},
+                              {"deepseek-v3.json", "deepseek-v3"},  {"qwen2.5-0.5b.json", "qwen2.5-0.5b"},
+                              {"falcon-7b.json", "falcon-7b"},      {"gpt2.json", "gpt-2"},
                               {"mixtral-8x7b.json", "mixtral-8x7b"}};
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
         char path[512];
@@ -140,8 +150,8 @@ static void test_hf_configs(void) {
         CHECK(fromfile.context_length == preset.context_length, "%s: context %lld", pairs[i][0],
               (long long)fromfile.context_length);
         CHECK(kvattn_config_softmax_scale(&fromfile.attn) == kvattn_config_softmax_scale(&preset.attn),
-              "%s: softmax scale (YaRN mscale) %g vs %g", pairs[i][0], (double)kvattn_config_softmax_scale(&fromfile.attn),
-              (double)kvattn_config_softmax_scale(&preset.attn));
+              "%s: softmax scale (YaRN mscale) %g vs %g", pairs[i][0],
+              (double)kvattn_config_softmax_scale(&fromfile.attn), (double)kvattn_config_softmax_scale(&preset.attn));
     }
     struct {
         const char *file, *words[2];

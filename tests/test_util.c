@@ -61,8 +61,8 @@ void test_layer_init(test_layer *L, const kvattn_layer_config *cfg, uint64_t see
     }
     size_t ql = (size_t)cfg->q_lora_rank, dc = (size_t)cfg->kv_lora_rank, dr = (size_t)cfg->qk_rope_head_dim;
     size_t dq = (size_t)cfg->qk_nope_head_dim + dr, dkv = (size_t)cfg->qk_nope_head_dim + cfg->v_head_dim;
-    L->n_floats = (ql ? ql * D + ql + H * dq * ql : H * dq * D) + (dc + dr) * D + dc + H * dkv * dc +
-                  D * H * cfg->v_head_dim;
+    L->n_floats =
+        (ql ? ql * D + ql + H * dq * ql : H * dq * D) + (dc + dr) * D + dc + H * dkv * dc + D * H * cfg->v_head_dim;
     float *p = L->mem = malloc(L->n_floats * sizeof(float));
     test_fill(&r, L->mem, L->n_floats, 1.0f / sqrtf((float)D));
     if (ql) {

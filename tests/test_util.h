@@ -12,21 +12,21 @@
 extern int test_failures;
 extern int test_checks;
 
-#define CHECK(cond, ...)                                                                                      \
-    do {                                                                                                      \
-        test_checks++;                                                                                        \
-        if (!(cond)) {                                                                                        \
-            test_failures++;                                                                                  \
-            fprintf(stderr, "%s:%d: FAILED: %s: ", __FILE__, __LINE__, #cond);                              \
-            fprintf(stderr, __VA_ARGS__);                                                                     \
-            fputc('\n', stderr);                                                                              \
-        }                                                                                                     \
+#define CHECK(cond, ...)                                                                                               \
+    do {                                                                                                               \
+        test_checks++;                                                                                                 \
+        if (!(cond)) {                                                                                                 \
+            test_failures++;                                                                                           \
+            fprintf(stderr, "%s:%d: FAILED: %s: ", __FILE__, __LINE__, #cond);                                         \
+            fprintf(stderr, __VA_ARGS__);                                                                              \
+            fputc('\n', stderr);                                                                                       \
+        }                                                                                                              \
     } while (0)
 
-#define CHECK_OK(expr)                                                                                        \
-    do {                                                                                                      \
-        kvattn_status st_ = (expr);                                                                           \
-        CHECK(st_ == KVATTN_OK, "%s -> %s: %s", #expr, kvattn_status_name(st_), kvattn_last_error());        \
+#define CHECK_OK(expr)                                                                                                 \
+    do {                                                                                                               \
+        kvattn_status st_ = (expr);                                                                                    \
+        CHECK(st_ == KVATTN_OK, "%s -> %s: %s", #expr, kvattn_status_name(st_), kvattn_last_error());                  \
     } while (0)
 
 /* Prints the closing line and returns the exit code. */

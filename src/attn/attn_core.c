@@ -31,10 +31,10 @@ static int thread_index(void) { return 0; }
 /* Scratch of one thread, every part a multiple of 16 floats so that each
  * stays 64-byte aligned. */
 typedef struct {
-    float *s;          /* scores [group][KV_TILE] */
+    float *s;           /* scores [group][KV_TILE] */
     float *kbuf, *vbuf; /* a K and a V tile widened into f32 [KV_TILE][dim] */
-    float *qp;         /* blocks of 16 queries: each lane's queries packed [MAX_LANES][group * k->dim] */
-    float *st;         /* blocks of 16 queries: one block's scores, then weights [KV_TILE][16] */
+    float *qp;          /* blocks of 16 queries: each lane's queries packed [MAX_LANES][group * k->dim] */
+    float *st;          /* blocks of 16 queries: one block's scores, then weights [KV_TILE][16] */
 } tile_scratch;
 
 static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -206,8 +206,8 @@ static void attend_tile_q16(const attn_lane *ln, int group, const kv_rows *k, co
         const kv_prefetch_spans pf_k = spans_of(rows, heads, 1, j0 + KV_TILE, KV_TILE, j_end);
         const kv_prefetch_spans pf_v =
             tr->shared_v ? kv_prefetch_none : spans_of(rows + 1, heads + 1, 1, j0 + KV_TILE, KV_TILE, j_end);
-        const q16_rows r = {k->type, kv_rows_at(k, kvh, j0), kv_rows_at(v, kvh, j0), k->token_stride,
-                            v->token_stride, kd, vd, nt};
+        const q16_rows r = {
+            k->type, kv_rows_at(k, kvh, j0), kv_rows_at(v, kvh, j0), k->token_stride, v->token_stride, kd, vd, nt};
         q16_blocks(ln, group, &r, scale, ts->st, &pf_k, &pf_v);
         return;
     }
@@ -219,8 +219,14 @@ static void attend_tile_q16(const attn_lane *ln, int group, const kv_rows *k, co
         kv_q16_widen(k->type, kv_rows_at(k, kvh, j), k->token_stride, n, kd, ts->kbuf);
         if (!tr->shared_v) kv_q16_widen(v->type, kv_rows_at(v, kvh, j), v->token_stride, n, vd, ts->vbuf);
         const kv_prefetch_spans pf = spans_of(rows, heads, tr->shared_v ? 1 : 2, j + KV_TILE, part, j_end);
-        const q16_rows r = {KVATTN_TYPE_F32, (const unsigned char *)ts->kbuf, (const unsigned char *)vbuf,
-                            sizeof(float) * (size_t)kd, vstride, kd, vd, n};
+        const q16_rows r = {KVATTN_TYPE_F32,
+                            (const unsigned char *)ts->kbuf,
+                            (const unsigned char *)vbuf,
+                            sizeof(float) * (size_t)kd,
+                            vstride,
+                            kd,
+                            vd,
+                            n};
         q16_blocks(ln, group, &r, scale, ts->st, &pf, &kv_prefetch_none);
     }
 }
@@ -229,7 +235,8 @@ static void attend_tile_q16(const attn_lane *ln, int group, const kv_rows *k, co
  * group's queries, the online-softmax update, O += P·V (FlashAttention's
  * blocking, on a CPU). */
 static void attend_tile(const attn_lane *ln, int group, const kv_rows *k, const kv_rows *v, const tile_reads *tr,
-                        int j0, int nt, int j_end, float scale, const tile_scratch *ts, const kv_prefetch_spans *unit_pf) {
+                        int j0, int nt, int j_end, float scale, const tile_scratch *ts,
+                        const kv_prefetch_spans *unit_pf) {
     const int kd = k->dim, vd = v->dim, kvh = ln->kvh, direct = tr->direct, shared_v = tr->shared_v;
     float *s = ts->s;
     const float *kt = NULL;
@@ -241,7 +248,7 @@ static void attend_tile(const attn_lane *ln, int group, const kv_rows *k, const 
     if (direct) {
         const kv_prefetch_spans pf = rows_ahead(tr, k, NULL, kvh, j0, nt, j_end);
         kv_tile_scores(ln->q, kd, group, k->type, kv_rows_at(k, kvh, j0), k->token_stride, nt, kd, s, KV_TILE,
-                         unit_pf ? &unit_pf[0] : &pf);
+                       unit_pf ? &unit_pf[0] : &pf);
     } else {
         kt = tile_rows(k, kvh, j0, nt, kd, ts->kbuf, &ldk, PREFETCH_AHEAD, j_end);
         kv_tile_scores_f32(ln->q, kd, group, kt, ldk, nt, kd, s, KV_TILE);
@@ -256,7 +263,7 @@ static void attend_tile(const attn_lane *ln, int group, const kv_rows *k, const 
     if (direct) {
         const kv_prefetch_spans pf = shared_v ? kv_prefetch_none : rows_ahead(tr, v, NULL, kvh, j0, nt, j_end);
         kv_tile_accum(s, KV_TILE, group, v->type, kv_rows_at(v, kvh, j0), v->token_stride, nt, vd, ln->acc, vd,
-                        unit_pf ? &unit_pf[1] : &pf);
+                      unit_pf ? &unit_pf[1] : &pf);
         return;
     }
     const float *vt = shared_v ? kt : tile_rows(v, kvh, j0, nt, vd, ts->vbuf, &ldv, PREFETCH_AHEAD, j_end);

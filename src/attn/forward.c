@@ -1,9 +1,8 @@
 /* kvattn_attn_forward: argument checks, then the design's forward. */
 #include "attn_layer.h"
 
-kvattn_status kvattn_attn_forward(const kvattn_layer_config *cfg, const kvattn_layer_weights *w,
-                                  kvattn_cache *cache, int layer, int pos, int T, const float *x, float *out,
-                                  kvattn_mla_mode mla_mode) {
+kvattn_status kvattn_attn_forward(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, kvattn_cache *cache,
+                                  int layer, int pos, int T, const float *x, float *out, kvattn_mla_mode mla_mode) {
     kv_clear_error();
     kvattn_status st = kvattn_config_validate(cfg);
     if (st != KVATTN_OK) return st;
@@ -18,9 +17,8 @@ kvattn_status kvattn_attn_forward(const kvattn_layer_config *cfg, const kvattn_l
         return kv_fail(KVATTN_ERR_INVALID_ARG, "attention: pos = %d but layer %d of the cache holds %d tokens", pos,
                        layer, kvattn_cache_length(cache, layer));
     if (T > kvattn_cache_capacity(cache) - pos)
-        return kv_fail(KVATTN_ERR_CACHE_FULL,
-                       "cache full: %d tokens at position %d exceed the capacity of %d tokens", T, pos,
-                       kvattn_cache_capacity(cache));
+        return kv_fail(KVATTN_ERR_CACHE_FULL, "cache full: %d tokens at position %d exceed the capacity of %d tokens",
+                       T, pos, kvattn_cache_capacity(cache));
     if (cfg->kind == KVATTN_ATTN_MLA) {
         if (mla_mode != KVATTN_MLA_ABSORBED && mla_mode != KVATTN_MLA_NAIVE)
             return kv_fail(KVATTN_ERR_INVALID_ARG, "attention: mla_mode = %d is neither absorbed nor naive",

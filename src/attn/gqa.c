@@ -14,13 +14,13 @@ kvattn_status kv_gqa_forward(const kvattn_layer_config *cfg, const kvattn_layer_
     const size_t q_dim = (size_t)H * hd, kv_dim = (size_t)n_kv * hd;
 
     kv_arena a;
-    size_t sizes[] = {(size_t)T * q_dim, (size_t)T * kv_dim, (size_t)T * kv_dim, (size_t)T * q_dim,
-                      (size_t)n_rot / 2 + 1, 0};
+    size_t sizes[] = {(size_t)T * q_dim, (size_t)T * kv_dim,    (size_t)T * kv_dim,
+                      (size_t)T * q_dim, (size_t)n_rot / 2 + 1, 0};
     if (!kv_arena_init(&a, sizes)) return kv_fail(KVATTN_ERR_NOMEM, "attention: out of memory for %d tokens", T);
-    float *q = kv_arena_take(&a, sizes[0]);    /* [T][H][hd]     */
-    float *k = kv_arena_take(&a, sizes[1]);    /* [T][n_kv][hd]  */
-    float *v = kv_arena_take(&a, sizes[2]);    /* [T][n_kv][hd]  */
-    float *att = kv_arena_take(&a, sizes[3]);  /* [T][H][hd]     */
+    float *q = kv_arena_take(&a, sizes[0]);   /* [T][H][hd]     */
+    float *k = kv_arena_take(&a, sizes[1]);   /* [T][n_kv][hd]  */
+    float *v = kv_arena_take(&a, sizes[2]);   /* [T][n_kv][hd]  */
+    float *att = kv_arena_take(&a, sizes[3]); /* [T][H][hd]     */
     float *freqs = kv_arena_take(&a, sizes[4]);
 
     kv_matmul(q, x, w->wq, T, (int)q_dim, D);
@@ -29,7 +29,8 @@ kvattn_status kv_gqa_forward(const kvattn_layer_config *cfg, const kvattn_layer_
 
     kv_rope_freqs(&cfg->rope, n_rot, freqs);
     for (int t = 0; t < T; t++) {
-        for (int h = 0; h < H; h++) kv_rope_apply(q + ((size_t)t * H + h) * hd, n_rot, freqs, pos + t, cfg->rope.pairing);
+        for (int h = 0; h < H; h++)
+            kv_rope_apply(q + ((size_t)t * H + h) * hd, n_rot, freqs, pos + t, cfg->rope.pairing);
         for (int h = 0; h < n_kv; h++)
             kv_rope_apply(k + ((size_t)t * n_kv + h) * hd, n_rot, freqs, pos + t, cfg->rope.pairing);
     }
@@ -40,8 +41,7 @@ kvattn_status kv_gqa_forward(const kvattn_layer_config *cfg, const kvattn_layer_
         kv_cache_rows(cache, layer, &kr, &vr);
         if (kv_attend(q, T, H, n_kv, &kr, &vr, pos, kvattn_config_softmax_scale(cfg), att) != 0)
             st = kv_fail(KVATTN_ERR_NOMEM, "attention: out of memory for scratch");
-        else
-            kv_matmul(out, att, w->wo, T, D, (int)q_dim);
+        else kv_matmul(out, att, w->wo, T, D, (int)q_dim);
     }
     kv_arena_free(&a);
     return st;

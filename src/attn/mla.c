@@ -12,8 +12,8 @@
  *             cached token, then ordinary multi-head attention. */
 #include "attn_core.h"
 #include "attn_layer.h"
-#include "kernels/ops.h"
 #include "kernels/matmul_kernels.h"
+#include "kernels/ops.h"
 #include "kernels/vec.h"
 #include "rope.h"
 
@@ -28,8 +28,14 @@ typedef struct {
 } mla_dims;
 
 static mla_dims dims_of(const kvattn_layer_config *cfg) {
-    mla_dims d = {cfg->d_model, cfg->n_heads, cfg->qk_nope_head_dim, cfg->qk_rope_head_dim, cfg->v_head_dim,
-                  cfg->kv_lora_rank, cfg->qk_nope_head_dim + cfg->qk_rope_head_dim, cfg->q_lora_rank};
+    mla_dims d = {cfg->d_model,
+                  cfg->n_heads,
+                  cfg->qk_nope_head_dim,
+                  cfg->qk_rope_head_dim,
+                  cfg->v_head_dim,
+                  cfg->kv_lora_rank,
+                  cfg->qk_nope_head_dim + cfg->qk_rope_head_dim,
+                  cfg->q_lora_rank};
     return d;
 }
 
@@ -70,7 +76,8 @@ static void absorb_query(const kvattn_layer_weights *w, const mla_dims *d, int h
 /* k_C = W_UK,h c  (d_c → d_nope) from the split layout. */
 static void expand_key_split(const kvattn_layer_weights *w, const mla_dims *d, int h, const float *c, float *k) {
     memset(k, 0, sizeof(float) * (size_t)d->dn);
-    for (int j = 0; j < d->dc; j++) kv_row_axpy(w->wk_b.type, kv_matrix_row(w->wk_b, h * d->dc + j, d->dn), c[j], k, d->dn);
+    for (int j = 0; j < d->dc; j++)
+        kv_row_axpy(w->wk_b.type, kv_matrix_row(w->wk_b, h * d->dc + j, d->dn), c[j], k, d->dn);
 }
 
 /* q [T][H][dq] (rotated), latent [T][dc+dr] (c_KV normed, k_R rotated). */
@@ -78,7 +85,8 @@ static void mla_project(const kvattn_layer_config *cfg, const kvattn_layer_weigh
                         int T, const float *x, float *q, float *latent, float *cq, float *freqs) {
     if (d->q_lora > 0) {
         kv_matmul(cq, x, w->wq_a, T, d->q_lora, d->D);
-        for (int t = 0; t < T; t++) kv_rmsnorm(cq + (size_t)t * d->q_lora, cq + (size_t)t * d->q_lora, w->q_norm, d->q_lora, rms_eps(cfg));
+        for (int t = 0; t < T; t++)
+            kv_rmsnorm(cq + (size_t)t * d->q_lora, cq + (size_t)t * d->q_lora, w->q_norm, d->q_lora, rms_eps(cfg));
         kv_matmul(q, cq, w->wq_b, T, d->H * d->dq, d->q_lora);
     } else {
         kv_matmul(q, x, w->wq, T, d->H * d->dq, d->D);
@@ -109,12 +117,15 @@ static int mla_attend_absorbed(const mla_dims *d, const kvattn_layer_weights *w,
     kv_rows kr, vr;
     kv_cache_rows(cache, layer, &kr, &vr);
     if (kv_attend(qa, T, d->H, 1, &kr, &vr, pos, scale, lat) != 0) return -1; /* lat [T][H][dc] */
-    /* o[t][h] = W_UV,h · lat[t][h] */
+                                                                              /* o[t][h] = W_UV,h · lat[t][h] */
 #pragma omp parallel for schedule(static) if ((long)T * d->H * d->dv * d->dc > MLA_PARALLEL_MIN_MACS)
     for (int th = 0; th < T * d->H; th++) {
         const int h = th % d->H;
-        if (split_kv_b(w)) kv_gemv_rows(o + (size_t)th * d->dv, lat + (size_t)th * d->dc, w->wv_b, h * d->dv, d->dv, d->dc);
-        else kv_gemv_rows(o + (size_t)th * d->dv, lat + (size_t)th * d->dc, w->wkv_b, h * (d->dn + d->dv) + d->dn, d->dv, d->dc);
+        if (split_kv_b(w))
+            kv_gemv_rows(o + (size_t)th * d->dv, lat + (size_t)th * d->dc, w->wv_b, h * d->dv, d->dv, d->dc);
+        else
+            kv_gemv_rows(o + (size_t)th * d->dv, lat + (size_t)th * d->dc, w->wkv_b, h * (d->dn + d->dv) + d->dn, d->dv,
+                         d->dc);
     }
     return 0;
 }
@@ -128,10 +139,10 @@ static kvattn_status mla_attend_naive(const mla_dims *d, const kvattn_layer_weig
                       (size_t)n_ctx * d->H * d->dq, 0};
     if (!kv_arena_init(&a, sizes))
         return kv_fail(KVATTN_ERR_NOMEM, "naive MLA: out of memory expanding %d tokens × %d heads", n_ctx, d->H);
-    float *lat = kv_arena_take(&a, sizes[0]);  /* [n_ctx][dc + dr] dequantized cache  */
-    float *c = kv_arena_take(&a, sizes[1]);    /* [n_ctx][dc]                        */
-    float *kvx = kv_arena_take(&a, sizes[2]);  /* [n_ctx][H][dn + dv] = W_kv_b c     */
-    float *kx = kv_arena_take(&a, sizes[3]);   /* [n_ctx][H][dn + dr] expanded keys   */
+    float *lat = kv_arena_take(&a, sizes[0]); /* [n_ctx][dc + dr] dequantized cache  */
+    float *c = kv_arena_take(&a, sizes[1]);   /* [n_ctx][dc]                        */
+    float *kvx = kv_arena_take(&a, sizes[2]); /* [n_ctx][H][dn + dv] = W_kv_b c     */
+    float *kx = kv_arena_take(&a, sizes[3]);  /* [n_ctx][H][dn + dr] expanded keys   */
     for (int t = 0; t < n_ctx; t++) {
         kvattn_status st = kvattn_cache_read(cache, layer, t, lat + (size_t)t * dk, NULL);
         if (st != KVATTN_OK) {
@@ -186,13 +197,13 @@ kvattn_status kv_mla_forward(const kvattn_layer_config *cfg, const kvattn_layer_
     const mla_dims d = dims_of(cfg);
     const size_t dk = (size_t)d.dc + d.dr;
     kv_arena a;
-    size_t sizes[] = {(size_t)T * d.H * d.dq,             /* q      */
-                      (size_t)T * dk,                     /* latent */
+    size_t sizes[] = {(size_t)T * d.H * d.dq,                /* q      */
+                      (size_t)T * dk,                        /* latent */
                       (size_t)T * (d.q_lora ? d.q_lora : 1), /* cq  */
-                      (size_t)d.dr / 2 + 1,               /* freqs  */
-                      (size_t)T * d.H * dk,               /* qa     */
-                      (size_t)T * d.H * d.dc,             /* lat    */
-                      (size_t)T * d.H * d.dv,             /* o      */
+                      (size_t)d.dr / 2 + 1,                  /* freqs  */
+                      (size_t)T * d.H * dk,                  /* qa     */
+                      (size_t)T * d.H * d.dc,                /* lat    */
+                      (size_t)T * d.H * d.dv,                /* o      */
                       0};
     if (!kv_arena_init(&a, sizes)) return kv_fail(KVATTN_ERR_NOMEM, "MLA: out of memory for %d tokens", T);
     float *q = kv_arena_take(&a, sizes[0]), *latent = kv_arena_take(&a, sizes[1]);
@@ -203,8 +214,7 @@ kvattn_status kv_mla_forward(const kvattn_layer_config *cfg, const kvattn_layer_
     kvattn_status st = kvattn_cache_write(cache, layer, pos, T, latent, NULL);
     const float scale = kvattn_config_softmax_scale(cfg);
     if (st == KVATTN_OK) {
-        if (mode == KVATTN_MLA_NAIVE)
-            st = mla_attend_naive(&d, w, cache, layer, pos, T, q, scale, o);
+        if (mode == KVATTN_MLA_NAIVE) st = mla_attend_naive(&d, w, cache, layer, pos, T, q, scale, o);
         else if (mla_attend_absorbed(&d, w, cache, layer, pos, T, q, scale, qa, lat, o) != 0)
             st = kv_fail(KVATTN_ERR_NOMEM, "absorbed MLA: out of memory for scratch");
     }

@@ -64,8 +64,8 @@ static void out_proj(float *out, kvattn_matrix wo, const double *o, int D, int k
     for (int i = 0; i < D; i++) out[i] = (float)tmp[i];
 }
 
-static kvattn_status reference_gqa(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, int T,
-                                   const float *x, float *out) {
+static kvattn_status reference_gqa(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, int T, const float *x,
+                                   float *out) {
     const int D = cfg->d_model, H = cfg->n_heads, nkv = cfg->n_kv_heads, hd = cfg->head_dim, g = H / nkv;
     const int n_rot = cfg->rope.n_rot ? cfg->rope.n_rot : hd;
     const size_t qd = (size_t)H * hd, kvd = (size_t)nkv * hd;
@@ -91,8 +91,8 @@ static kvattn_status reference_gqa(const kvattn_layer_config *cfg, const kvattn_
         matvec_d(q, w->wq, xd, (int)qd, D);
         for (int h = 0; h < H; h++) {
             rope_d(q + (size_t)h * hd, n_rot, freqs, t, cfg->rope.pairing);
-            attend_d(q + (size_t)h * hd, K + (size_t)(h / g) * hd, kvd, V + (size_t)(h / g) * hd, kvd, t + 1, hd,
-                     hd, scale, o + (size_t)h * hd, sc);
+            attend_d(q + (size_t)h * hd, K + (size_t)(h / g) * hd, kvd, V + (size_t)(h / g) * hd, kvd, t + 1, hd, hd,
+                     scale, o + (size_t)h * hd, sc);
         }
         out_proj(out + (size_t)t * D, w->wo, o, D, (int)qd, tmp);
     }
@@ -100,8 +100,8 @@ static kvattn_status reference_gqa(const kvattn_layer_config *cfg, const kvattn_
     return KVATTN_OK;
 }
 
-static kvattn_status reference_mla(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, int T,
-                                   const float *x, float *out) {
+static kvattn_status reference_mla(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, int T, const float *x,
+                                   float *out) {
     const int D = cfg->d_model, H = cfg->n_heads, dn = cfg->qk_nope_head_dim, dr = cfg->qk_rope_head_dim;
     const int dv = cfg->v_head_dim, dc = cfg->kv_lora_rank, dq = dn + dr, ql = cfg->q_lora_rank;
     const double eps = cfg->rms_eps > 0.0f ? cfg->rms_eps : 1e-6;

@@ -14,7 +14,7 @@ kvattn_status kvattn_weights_validate(const kvattn_layer_config *cfg, const kvat
     if (!w) return kv_fail(KVATTN_ERR_INVALID_ARG, "layer weights: NULL");
     const char *bad = NULL;
     int bad_type = 0;
-#define NEED(field) \
+#define NEED(field)                                                                                                    \
     if (!bad) bad = check_matrix(&w->field, #field, &bad_type)
     if (cfg->kind == KVATTN_ATTN_GQA) {
         NEED(wq);
@@ -41,8 +41,8 @@ kvattn_status kvattn_weights_validate(const kvattn_layer_config *cfg, const kvat
     }
 #undef NEED
     if (bad && bad_type)
-        return kv_fail(KVATTN_ERR_UNSUPPORTED, "layer weights: %s has a type the kernels cannot read (f32, f16, bf16, q8_0)",
-                       bad);
+        return kv_fail(KVATTN_ERR_UNSUPPORTED,
+                       "layer weights: %s has a type the kernels cannot read (f32, f16, bf16, q8_0)", bad);
     if (bad) return kv_fail(KVATTN_ERR_INVALID_ARG, "layer weights: %s is NULL but the config needs it", bad);
     return KVATTN_OK;
 }

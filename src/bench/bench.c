@@ -1,11 +1,11 @@
 /* Measuring: the machine's limits, and attention kernels against them. */
 #define _POSIX_C_SOURCE 200809L
+#include "bench/bench.h"
 #include "attn/attn_core.h"
 #include "attn/attn_layer.h"
 #include "kernels/ops.h"
 #include "kernels/vec.h"
 #include "rng.h"
-#include "bench/bench.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -21,7 +21,6 @@ static double now(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
-
 
 /* Streams read at once by each thread. A core's hardware prefetchers keep each
  * sequential stream only so far ahead; one stream per core leaves part of this

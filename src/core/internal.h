@@ -45,9 +45,9 @@ static inline int kv_mul_size(size_t a, size_t b, size_t *out) {
 
 /* Bounds on counts a model file states, far above any real model's: layers,
  * heads, experts and expert groups; and the bytes of one vocabulary piece. */
-#define KV_MAX_LAYERS 65536
-#define KV_MAX_HEADS 65536
-#define KV_MAX_EXPERTS 65536
+#define KV_MAX_LAYERS      65536
+#define KV_MAX_HEADS       65536
+#define KV_MAX_EXPERTS     65536
 #define KV_MAX_PIECE_BYTES 65536
 
 #endif

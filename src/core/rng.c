@@ -1,6 +1,6 @@
 /* The generator of rng.h for callers of the public API (the CLI's synthetic weights). */
-#include "internal.h"
 #include "rng.h"
+#include "internal.h"
 
 void kvattn_random_fill(uint64_t *state, float *x, size_t n, float scale) {
     kv_rng r = {*state};

@@ -18,8 +18,7 @@ kvattn_status kvattn_type_from_name(const char *name, kvattn_type *out) {
             return KVATTN_OK;
         }
     }
-    return kv_fail(KVATTN_ERR_INVALID_ARG, "unknown element type '%s' (known: f32, f16, bf16, q8_0, q4_0, fp8)",
-                   name);
+    return kv_fail(KVATTN_ERR_INVALID_ARG, "unknown element type '%s' (known: f32, f16, bf16, q8_0, q4_0, fp8)", name);
 }
 
 size_t kvattn_row_bytes(kvattn_type t, int64_t n) {

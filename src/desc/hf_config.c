@@ -105,8 +105,10 @@ static void read_llama_like(cfg_reader *r, const cJSON *o, kvattn_model_desc *m,
     a->n_heads = (int)get_int(r, o, "num_attention_heads", 1, 0, 1);
     a->n_kv_heads = (int)get_int(r, o, "num_key_value_heads", 0, a->n_heads, 1);
     if (!failed(r) && !cJSON_GetObjectItemCaseSensitive(o, "head_dim") && a->d_model % a->n_heads != 0)
-        r->st = kv_fail(KVATTN_ERR_FORMAT, "%s: hidden_size = %d is not a multiple of num_attention_heads = %d "
-                        "and there is no head_dim", r->path, a->d_model, a->n_heads);
+        r->st = kv_fail(KVATTN_ERR_FORMAT,
+                        "%s: hidden_size = %d is not a multiple of num_attention_heads = %d "
+                        "and there is no head_dim",
+                        r->path, a->d_model, a->n_heads);
     a->head_dim = (int)get_int(r, o, "head_dim", 0, a->n_heads ? a->d_model / a->n_heads : 0, 1);
     a->rope.theta = (float)get_num(r, o, "rope_theta", 10000.0);
     a->rope.pairing = KVATTN_ROPE_HALF;
@@ -126,7 +128,8 @@ static void read_llama_like(cfg_reader *r, const cJSON *o, kvattn_model_desc *m,
 }
 
 static void read_falcon(cfg_reader *r, const cJSON *o, kvattn_model_desc *m) {
-    static const char *const hidden[] = {"hidden_size", "n_embd", NULL}, *const layers[] = {"num_hidden_layers", "n_layer", NULL},
+    static const char *const hidden[] = {"hidden_size", "n_embd", NULL},
+                             *const layers[] = {"num_hidden_layers", "n_layer", NULL},
                              *const heads[] = {"num_attention_heads", "n_head", NULL},
                              *const kv[] = {"num_kv_heads", "n_head_kv", NULL};
     kvattn_layer_config *a = &m->attn;
@@ -241,14 +244,20 @@ kvattn_status kvattn_model_from_hf_config(const char *path, kvattn_model_desc *o
         const cJSON *archs = cJSON_GetObjectItemCaseSensitive(root, "architectures");
         const cJSON *a0 = cJSON_IsArray(archs) ? cJSON_GetArrayItem(archs, 0) : NULL;
         const char *cls = cJSON_IsString(a0) ? a0->valuestring : "";
-        type = strstr(cls, "DeepseekV3") ? "deepseek_v3" : strstr(cls, "DeepseekV2") ? "deepseek_v2"
-             : strstr(cls, "Falcon") || strstr(cls, "RW") ? "falcon" : strstr(cls, "GPT2") ? "gpt2"
-             : strstr(cls, "Mixtral") ? "mixtral" : strstr(cls, "Mistral") ? "mistral"
-             : strstr(cls, "Qwen2") ? "qwen2" : strstr(cls, "Llama") ? "llama" : NULL;
+        type = strstr(cls, "DeepseekV3")                    ? "deepseek_v3"
+               : strstr(cls, "DeepseekV2")                  ? "deepseek_v2"
+               : strstr(cls, "Falcon") || strstr(cls, "RW") ? "falcon"
+               : strstr(cls, "GPT2")                        ? "gpt2"
+               : strstr(cls, "Mixtral")                     ? "mixtral"
+               : strstr(cls, "Mistral")                     ? "mistral"
+               : strstr(cls, "Qwen2")                       ? "qwen2"
+               : strstr(cls, "Llama")                       ? "llama"
+                                                            : NULL;
     }
     if (!type) {
         st = kv_fail(KVATTN_ERR_FORMAT, "%s: missing key 'model_type' (and no known 'architectures' entry)", path);
-    } else if (!strcmp(type, "llama") || !strcmp(type, "mistral") || !strcmp(type, "mixtral") || !strcmp(type, "qwen2")) {
+    } else if (!strcmp(type, "llama") || !strcmp(type, "mistral") || !strcmp(type, "mixtral") ||
+               !strcmp(type, "qwen2")) {
         read_llama_like(&r, root, &m, type);
     } else if (!strcmp(type, "falcon") || !strcmp(type, "RefinedWeb") || !strcmp(type, "RefinedWebModel")) {
         read_falcon(&r, root, &m);
@@ -261,15 +270,18 @@ kvattn_status kvattn_model_from_hf_config(const char *path, kvattn_model_desc *o
     } else {
         st = kv_fail(KVATTN_ERR_UNSUPPORTED,
                      "%s: model_type '%s' is not supported (llama, mistral, mixtral, qwen2, falcon, gpt2, "
-                     "deepseek_v2, deepseek_v3)", path, type);
+                     "deepseek_v2, deepseek_v3)",
+                     path, type);
     }
     if (st == KVATTN_OK) st = r.st;
     if (st == KVATTN_OK) {
         snprintf(m.arch, sizeof m.arch, "%s", type);
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(root, "_name_or_path");
         const char *base = strrchr(path, '/');
-        snprintf(m.name, sizeof m.name, "%s", cJSON_IsString(name) && *name->valuestring ? name->valuestring
-                                                                                          : base ? base + 1 : path);
+        snprintf(m.name, sizeof m.name, "%s",
+                 cJSON_IsString(name) && *name->valuestring ? name->valuestring
+                 : base                                     ? base + 1
+                                                            : path);
         if (kvattn_config_validate(&m.attn) != KVATTN_OK) {
             char why[512]; /* copied: kv_fail rewrites the buffer it would read */
             snprintf(why, sizeof why, "%s", kvattn_last_error());

@@ -50,8 +50,8 @@ int kvattn_model_is_moe_layer(const kvattn_model_desc *m, int layer) {
 }
 
 int64_t kvattn_model_params(const kvattn_model_desc *m) {
-    if (!m || kvattn_config_validate(&m->attn) != KVATTN_OK || m->n_layers < 1 || m->vocab_size < 0 ||
-        m->ffn_dim < 0 || m->moe_ffn_dim < 0 || m->n_routed_experts < 0 || m->n_shared_experts < 0)
+    if (!m || kvattn_config_validate(&m->attn) != KVATTN_OK || m->n_layers < 1 || m->vocab_size < 0 || m->ffn_dim < 0 ||
+        m->moe_ffn_dim < 0 || m->n_routed_experts < 0 || m->n_shared_experts < 0)
         return -1;
     int ovf = 0;
     int64_t D = m->attn.d_model, ffn_mats = m->ffn_gated ? 3 : 2;
@@ -72,4 +72,3 @@ int64_t kvattn_model_params(const kvattn_model_desc *m) {
     if (m->gpt2_style) acc_add(&total, mul3(m->context_length, D, 1, &ovf));   /* learned positions */
     return total.overflow || ovf ? -1 : total.v;
 }
-

@@ -54,7 +54,7 @@ static void gemv(float *y, const float *x, kvattn_matrix W, int n, int k) {
  * KV_GEMM_ROWS rows of W, widens GEMM_KC of their columns at a time to f32
  * (paid once per 64 tokens) and runs the micro-kernel over them. */
 #define GEMM_MIN_TOKENS 16
-#define GEMM_KC 256
+#define GEMM_KC         256
 
 static int packed_gemm(float *y, const float *x, kvattn_matrix W, int T, int n, int k, size_t row_bytes) {
     const int T16 = (T + 15) / 16 * 16, T64 = (T + 63) / 64 * 64, blocks = (n + KV_GEMM_ROWS - 1) / KV_GEMM_ROWS;
@@ -79,15 +79,17 @@ static int packed_gemm(float *y, const float *x, kvattn_matrix W, int T, int n, 
                     const int kc = k - c0 < GEMM_KC ? k - c0 : GEMM_KC;
                     for (int r = 0; r < KV_GEMM_ROWS; r++) {
                         if (r < nr)
-                            kv_row_load(W.type, (const unsigned char *)W.data + (size_t)(r0 + r) * row_bytes +
-                                                         kvattn_row_bytes(W.type, c0), w + r * GEMM_KC, kc);
-                        else
-                            memset(w + r * GEMM_KC, 0, sizeof(float) * (size_t)kc);
+                            kv_row_load(W.type,
+                                        (const unsigned char *)W.data + (size_t)(r0 + r) * row_bytes +
+                                            kvattn_row_bytes(W.type, c0),
+                                        w + r * GEMM_KC, kc);
+                        else memset(w + r * GEMM_KC, 0, sizeof(float) * (size_t)kc);
                     }
                     kv_gemm_micro(w, GEMM_KC, xb + (size_t)c0 * 64, 64, kc, nt / 16, C);
                 }
                 for (int r = 0; r < nr; r++)
-                    for (int t = t0; t < t0 + nt && t < T; t++) y[(size_t)t * n + r0 + r] = C[r * KV_GEMM_TOKENS + t - t0];
+                    for (int t = t0; t < t0 + nt && t < T; t++)
+                        y[(size_t)t * n + r0 + r] = C[r * KV_GEMM_TOKENS + t - t0];
             }
         }
     }
@@ -114,9 +116,11 @@ void kv_matmul(float *y, const float *x, kvattn_matrix W, int T, int n, int k) {
             for (int t0 = 0; t0 < T; t0 += TOKEN_BLOCK) {
                 int tb = T - t0 < TOKEN_BLOCK ? T - t0 : TOKEN_BLOCK;
                 if (W.type == KVATTN_TYPE_F32)
-                    kv_tile_scores_f32(x + (size_t)t0 * k, k, tb, (const float *)w, k, nr, k, y + (size_t)t0 * n + r0, n);
+                    kv_tile_scores_f32(x + (size_t)t0 * k, k, tb, (const float *)w, k, nr, k, y + (size_t)t0 * n + r0,
+                                       n);
                 else
-                    kv_tile_scores(x + (size_t)t0 * k, k, tb, W.type, w, row_bytes, nr, k, y + (size_t)t0 * n + r0, n, &kv_prefetch_none);
+                    kv_tile_scores(x + (size_t)t0 * k, k, tb, W.type, w, row_bytes, nr, k, y + (size_t)t0 * n + r0, n,
+                                   &kv_prefetch_none);
             }
         }
         return;

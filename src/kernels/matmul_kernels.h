@@ -29,7 +29,7 @@ static inline void kv_rows_dot_ref(kvattn_type t, const unsigned char *const *ro
  * widening each chunk with its scale (kv_load16_avx512) costs. The scales of 16
  * blocks of each row are gathered at once and read by broadcast beside the FMA. */
 static inline __attribute__((always_inline)) int kv_q8_0_rows_dot_avx512(const unsigned char *const *rw, const float *x,
-                                                                     int k, __m512 *z) {
+                                                                         int k, __m512 *z) {
     const int nb = k / KV_Q8_0_BLOCK;
     float scales[KV_DOT_ROWS][16];
     for (int b0 = 0; b0 < nb; b0 += 16) {
@@ -58,7 +58,7 @@ static inline __attribute__((always_inline)) int kv_q8_0_rows_dot_avx512(const u
 /* kv_q8_0_rows_dot_avx512's twin in 256-bit vectors, into a[r]; each block's scale
  * is converted where it is read. */
 static inline __attribute__((always_inline)) int kv_q8_0_rows_dot_avx2(const unsigned char *const *rw, const float *x,
-                                                                     int k, __m256 *a) {
+                                                                       int k, __m256 *a) {
     const int nb = k / KV_Q8_0_BLOCK;
     for (int b = 0; b < nb; b++) {
         const float *xb = x + (size_t)b * KV_Q8_0_BLOCK;
@@ -67,7 +67,8 @@ static inline __attribute__((always_inline)) int kv_q8_0_rows_dot_avx2(const uns
             if (b % 2 == 0) kv_prefetch(blk->qs + KV_GEMV_Q8_0_AHEAD, 1);
             __m256 sum = _mm256_setzero_ps();
             for (int i = 0; i < KV_Q8_0_BLOCK; i += 8) {
-                const __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk->qs + i))));
+                const __m256 q =
+                    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk->qs + i))));
                 sum = _mm256_fmadd_ps(q, _mm256_loadu_ps(xb + i), sum);
             }
             a[r] = _mm256_fmadd_ps(sum, _mm256_set1_ps(_cvtsh_ss(blk->d)), a[r]);
@@ -79,8 +80,8 @@ static inline __attribute__((always_inline)) int kv_q8_0_rows_dot_avx2(const uns
 
 #if KV_HAVE_AVX2
 /* Always inlined, so that a constant t leaves one branch-free loop per type. */
-static inline __attribute__((always_inline)) void kv_rows_dot_avx(kvattn_type t, const unsigned char *const *rows, int nr,
-                                                                   const float *x, int k, float *y) {
+static inline __attribute__((always_inline)) void kv_rows_dot_avx(kvattn_type t, const unsigned char *const *rows,
+                                                                  int nr, const float *x, int k, float *y) {
     __m256 a[KV_DOT_ROWS];
     const unsigned char *rw[KV_DOT_ROWS];
     for (int r = 0; r < KV_DOT_ROWS; r++) rw[r] = rows[r < nr ? r : 0]; /* spare lanes repeat row 0, unstored */
@@ -112,7 +113,8 @@ static inline __attribute__((always_inline)) void kv_rows_dot_avx(kvattn_type t,
 }
 #endif
 
-static inline void kv_rows_dot(kvattn_type t, const unsigned char *const *rows, int nr, const float *x, int k, float *y) {
+static inline void kv_rows_dot(kvattn_type t, const unsigned char *const *rows, int nr, const float *x, int k,
+                               float *y) {
 #if KV_HAVE_AVX2
     switch (t) {
     case KVATTN_TYPE_F32: kv_rows_dot_avx(KVATTN_TYPE_F32, rows, nr, x, k, y); return;
@@ -131,7 +133,7 @@ static inline void kv_rows_dot(kvattn_type t, const unsigned char *const *rows, 
  * ldx), c < kc. C is [KV_GEMM_ROWS][64]. The outer-product form: each step
  * loads nv vectors of Xt and multiplies them by a broadcast W element, so no
  * horizontal sums are needed (6 × 4 accumulators, 4 loads per 24 FMAs). */
-#define KV_GEMM_ROWS 6
+#define KV_GEMM_ROWS   6
 #define KV_GEMM_TOKENS 64
 
 static inline void kv_gemm_micro_ref(const float *w, int ldw, const float *xt, int ldx, int kc, int nv, float *C) {
@@ -144,8 +146,8 @@ static inline void kv_gemm_micro_ref(const float *w, int ldw, const float *xt, i
 }
 
 #if KV_HAVE_AVX512
-static inline __attribute__((always_inline)) void kv_gemm_micro_avx512(const float *w, int ldw, const float *xt, int ldx,
-                                                                   int kc, const int NV, float *C) {
+static inline __attribute__((always_inline)) void kv_gemm_micro_avx512(const float *w, int ldw, const float *xt,
+                                                                       int ldx, int kc, const int NV, float *C) {
     __m512 acc[KV_GEMM_ROWS][4];
     for (int r = 0; r < KV_GEMM_ROWS; r++)
         for (int v = 0; v < NV; v++) acc[r][v] = _mm512_loadu_ps(C + r * KV_GEMM_TOKENS + 16 * v);
@@ -186,7 +188,7 @@ static inline void kv_rows_axpy_ref(kvattn_type t, const unsigned char *const *r
 
 #if KV_HAVE_AVX2
 static inline __attribute__((always_inline)) void kv_rows_axpy_avx(kvattn_type t, const unsigned char *const *rows,
-                                                                    int nr, const float *a, float *y, int n) {
+                                                                   int nr, const float *a, float *y, int n) {
     int c = 0;
 #if KV_HAVE_AVX512
     for (; c + 16 <= n; c += 16) {
@@ -206,7 +208,8 @@ static inline __attribute__((always_inline)) void kv_rows_axpy_avx(kvattn_type t
 #endif
 
 /* n % 32 == 0 for q8_0 rows (whole blocks, as the cache and weights store them). */
-static inline void kv_rows_axpy(kvattn_type t, const unsigned char *const *rows, int nr, const float *a, float *y, int n) {
+static inline void kv_rows_axpy(kvattn_type t, const unsigned char *const *rows, int nr, const float *a, float *y,
+                                int n) {
 #if KV_HAVE_AVX2
     switch (t) {
     case KVATTN_TYPE_F32: kv_rows_axpy_avx(KVATTN_TYPE_F32, rows, nr, a, y, n); return;

@@ -109,14 +109,14 @@ static inline void kv_prefetch_take_row(const kv_prefetch_spans *pf, unsigned *i
     for (int c = 0; c < d; c += 32) kv_prefetch_take(pf, i);
 }
 
-static inline void kv_tile_scores_f32_ref(const float *Q, int ldq, int G, const float *K, int ldk, int N, int d, float *S,
-                                      int lds) {
+static inline void kv_tile_scores_f32_ref(const float *Q, int ldq, int G, const float *K, int ldk, int N, int d,
+                                          float *S, int lds) {
     for (int g = 0; g < G; g++)
         for (int j = 0; j < N; j++) S[g * lds + j] = kv_dot_f32_ref(Q + (size_t)g * ldq, K + (size_t)j * ldk, d);
 }
 
-static inline void kv_tile_accum_f32_ref(const float *P, int ldp, int G, const float *V, int ldv, int N, int d, float *O,
-                                     int ldo) {
+static inline void kv_tile_accum_f32_ref(const float *P, int ldp, int G, const float *V, int ldv, int N, int d,
+                                         float *O, int ldo) {
     for (int g = 0; g < G; g++)
         for (int j = 0; j < N; j++) {
             float p = P[g * ldp + j];
@@ -158,10 +158,10 @@ static inline __m512 kv_hsum16_avx512(const __m512 *u) {
 /* S[g][j] = Q[g]·K[j] for NG queries of Q (rows q[0..NG)), rows of type t at `stride` bytes.
  * d16 = d rounded down to 16; a tail of d - d16 < 16 elements is taken with masked
  * loads, which only f32 rows may have. */
-static inline __attribute__((always_inline)) void kv_scores_avx512_block(const float *const *q, const int NG, kvattn_type t,
-                                                                     const unsigned char *K, size_t stride, int N, int d,
-                                                                     float *S, int lds, const kv_prefetch_spans *pf,
-                                                                     const float *sc) {
+static inline __attribute__((always_inline)) void kv_scores_avx512_block(const float *const *q, const int NG,
+                                                                         kvattn_type t, const unsigned char *K,
+                                                                         size_t stride, int N, int d, float *S, int lds,
+                                                                         const kv_prefetch_spans *pf, const float *sc) {
     const int R = 16 / NG, d16 = d & ~15;
     const __mmask16 tail = (__mmask16)((1u << (d - d16)) - 1u);
     unsigned pi = 0;
@@ -170,25 +170,25 @@ static inline __attribute__((always_inline)) void kv_scores_avx512_block(const f
         __m512 acc[16];
         for (int a = 0; a < 16; a++) acc[a] = _mm512_setzero_ps();
         if (t == KVATTN_TYPE_Q8_0 && d16 % KV_Q8_0_BLOCK == 0) /* a block at a time: its scale widened once */
-            for (int c = 0; c < d16; c += KV_Q8_0_BLOCK)
-                KV_UNROLL for (int r = 0; r < R; r++) {
+            for (int c = 0; c < d16; c += KV_Q8_0_BLOCK) KV_UNROLL for (int r = 0; r < R; r++) {
                     kv_prefetch_take(pf, &pi);
                     const kv_block_q8_0 *b = (const kv_block_q8_0 *)(K + (size_t)(j + r) * stride) + c / KV_Q8_0_BLOCK;
-                    const __m512 scale = _mm512_set1_ps(sc ? sc[(size_t)(j + r) * (size_t)(d / KV_Q8_0_BLOCK) + (size_t)(c / KV_Q8_0_BLOCK)]
-                                                           : _cvtsh_ss(b->d));
-                    const __m512 kv0 = kv_q8_0_widen16_avx512(b->qs, scale), kv1 = kv_q8_0_widen16_avx512(b->qs + 16, scale);
+                    const __m512 scale = _mm512_set1_ps(
+                        sc ? sc[(size_t)(j + r) * (size_t)(d / KV_Q8_0_BLOCK) + (size_t)(c / KV_Q8_0_BLOCK)]
+                           : _cvtsh_ss(b->d));
+                    const __m512 kv0 = kv_q8_0_widen16_avx512(b->qs, scale),
+                                 kv1 = kv_q8_0_widen16_avx512(b->qs + 16, scale);
                     KV_UNROLL for (int i = 0; i < NG; i++) {
                         acc[i * R + r] = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + c), kv0, acc[i * R + r]);
                         acc[i * R + r] = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + c + 16), kv1, acc[i * R + r]);
                     }
                 }
         else
-            for (int c = 0; c < d16; c += 16)
-                KV_UNROLL for (int r = 0; r < R; r++) {
+            for (int c = 0; c < d16; c += 16) KV_UNROLL for (int r = 0; r < R; r++) {
                     if (!(c & 16)) kv_prefetch_take(pf, &pi);
                     __m512 kv = kv_load16_avx512(t, K + (size_t)(j + r) * stride, c);
-                    KV_UNROLL for (int i = 0; i < NG; i++)
-                        acc[i * R + r] = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + c), kv, acc[i * R + r]);
+                    KV_UNROLL for (int i = 0; i < NG; i++) acc[i * R + r] =
+                        _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + c), kv, acc[i * R + r]);
                 }
         if (tail)
             for (int r = 0; r < R; r++) {
@@ -218,9 +218,9 @@ static inline __attribute__((always_inline)) void kv_scores_avx512_block(const f
 
 /* O[g][c] += Σ_j P[g][j]·V[j][c] for NG queries (p[i], o[i]); columns in blocks of 64
  * held in registers over all N rows; a tail of d - d16 (f32 only) is masked. */
-static inline __attribute__((always_inline)) void kv_accum_avx512_block(const float *const *p, float *const *o, const int NG,
-                                                                    kvattn_type t, const unsigned char *V, size_t stride,
-                                                                    int N, int d, const kv_prefetch_spans *pf, const float *sc) {
+static inline __attribute__((always_inline)) void
+kv_accum_avx512_block(const float *const *p, float *const *o, const int NG, kvattn_type t, const unsigned char *V,
+                      size_t stride, int N, int d, const kv_prefetch_spans *pf, const float *sc) {
     const int d16 = d & ~15;
     unsigned pi = 0;
     int c = 0;
@@ -234,12 +234,15 @@ static inline __attribute__((always_inline)) void kv_accum_avx512_block(const fl
             __m512 v0, v1, v2, v3;
             if (t == KVATTN_TYPE_Q8_0) { /* two blocks, each block's scale widened once (or read from sc) */
                 const kv_block_q8_0 *b = (const kv_block_q8_0 *)vr + c / KV_Q8_0_BLOCK;
-                const float *sr = sc ? sc + (size_t)j * (size_t)(d / KV_Q8_0_BLOCK) + (size_t)(c / KV_Q8_0_BLOCK) : NULL;
-                const __m512 s0 = _mm512_set1_ps(sr ? sr[0] : _cvtsh_ss(b[0].d)), s1 = _mm512_set1_ps(sr ? sr[1] : _cvtsh_ss(b[1].d));
+                const float *sr =
+                    sc ? sc + (size_t)j * (size_t)(d / KV_Q8_0_BLOCK) + (size_t)(c / KV_Q8_0_BLOCK) : NULL;
+                const __m512 s0 = _mm512_set1_ps(sr ? sr[0] : _cvtsh_ss(b[0].d)),
+                             s1 = _mm512_set1_ps(sr ? sr[1] : _cvtsh_ss(b[1].d));
                 v0 = kv_q8_0_widen16_avx512(b[0].qs, s0), v1 = kv_q8_0_widen16_avx512(b[0].qs + 16, s0);
                 v2 = kv_q8_0_widen16_avx512(b[1].qs, s1), v3 = kv_q8_0_widen16_avx512(b[1].qs + 16, s1);
             } else {
-                v0 = kv_load16_avx512(t, vr, c), v1 = kv_load16_avx512(t, vr, c + 16), v2 = kv_load16_avx512(t, vr, c + 32);
+                v0 = kv_load16_avx512(t, vr, c), v1 = kv_load16_avx512(t, vr, c + 16),
+                v2 = kv_load16_avx512(t, vr, c + 32);
                 v3 = kv_load16_avx512(t, vr, c + 48);
             }
             KV_UNROLL for (int i = 0; i < NG; i++) {
@@ -332,7 +335,7 @@ static inline void kv_tile_accum_avx512(const float *P, int ldp, int G, kvattn_t
 #endif
 
 static inline void kv_tile_scores_f32(const float *Q, int ldq, int G, const float *K, int ldk, int N, int d, float *S,
-                                  int lds) {
+                                      int lds) {
 #if KV_HAVE_AVX512
     kv_tile_scores_avx512(Q, ldq, G, KVATTN_TYPE_F32, (const unsigned char *)K, (size_t)ldk * sizeof(float), N, d, S,
                           lds, &kv_prefetch_none);
@@ -346,7 +349,8 @@ static inline void kv_tile_scores_f32(const float *Q, int ldq, int G, const floa
         int j = 0;
         for (; j + 4 <= N; j += 4) {
             const float *k0 = K + (size_t)j * ldk, *k1 = k0 + ldk, *k2 = k1 + ldk, *k3 = k2 + ldk;
-            __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+            __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00,
+                   a13 = a00;
             for (int c = 0; c < d8; c += 8) {
                 __m256 x0 = _mm256_loadu_ps(q0 + c), x1 = _mm256_loadu_ps(q1 + c), k;
                 k = _mm256_loadu_ps(k0 + c), a00 = _mm256_fmadd_ps(x0, k, a00), a10 = _mm256_fmadd_ps(x1, k, a10);
@@ -399,7 +403,7 @@ static inline void kv_tile_scores_f32(const float *Q, int ldq, int G, const floa
 }
 
 static inline void kv_tile_accum_f32(const float *P, int ldp, int G, const float *V, int ldv, int N, int d, float *O,
-                                 int ldo) {
+                                     int ldo) {
 #if KV_HAVE_AVX512
     kv_tile_accum_avx512(P, ldp, G, KVATTN_TYPE_F32, (const unsigned char *)V, (size_t)ldv * sizeof(float), N, d, O,
                          ldo, &kv_prefetch_none);
@@ -439,7 +443,8 @@ static inline void kv_tile_accum_f32(const float *P, int ldp, int G, const float
             _mm256_storeu_ps(o0 + c, a), _mm256_storeu_ps(o1 + c, b);
         }
         for (; c < d; c++)
-            for (int j = 0; j < N; j++) o0[c] += p0[j] * V[(size_t)j * ldv + c], o1[c] += p1[j] * V[(size_t)j * ldv + c];
+            for (int j = 0; j < N; j++)
+                o0[c] += p0[j] * V[(size_t)j * ldv + c], o1[c] += p1[j] * V[(size_t)j * ldv + c];
     }
     for (; g < G; g++) { /* a last single query: 32 columns held in registers over the tile */
         float *o0 = O + (size_t)g * ldo;
@@ -471,7 +476,7 @@ static inline void kv_tile_accum_f32(const float *P, int ldp, int G, const float
  * directly (widened in registers, no staging). Rows at `base + j·stride`
  * bytes; d must be a multiple of 8 (a q8_0 chunk of 8 never crosses a block). */
 static inline void kv_tile_scores(const float *Q, int ldq, int G, kvattn_type t, const unsigned char *K, size_t stride,
-                                    int N, int d, float *S, int lds, const kv_prefetch_spans *pf) {
+                                  int N, int d, float *S, int lds, const kv_prefetch_spans *pf) {
 #if KV_HAVE_AVX512
     if (d % 16 == 0) {
         kv_tile_scores_avx512(Q, ldq, G, t, K, stride, N, d, S, lds, pf);
@@ -488,7 +493,8 @@ static inline void kv_tile_scores(const float *Q, int ldq, int G, kvattn_type t,
         int j = 0;
         for (; j + 4 <= N; j += 4) {
             const unsigned char *k0 = K + (size_t)j * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
-            __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+            __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00,
+                   a13 = a00;
             for (int c = 0; c < d; c += 8) {
                 kv_prefetch_take(pfg, &pi); /* 8 elements of 4 rows: one take per 32 read */
                 __m256 x0 = _mm256_loadu_ps(q0 + c), x1 = _mm256_loadu_ps(q1 + c), k;
@@ -517,12 +523,13 @@ static inline void kv_tile_scores(const float *Q, int ldq, int G, kvattn_type t,
     unsigned pi = 0;
     for (int j = 0; j < N; j++) kv_prefetch_take_row(pf, &pi, d);
     for (int g = 0; g < G; g++)
-        for (int j = 0; j < N; j++) S[(size_t)g * lds + j] = kv_row_dot_ref(t, K + (size_t)j * stride, Q + (size_t)g * ldq, d);
+        for (int j = 0; j < N; j++)
+            S[(size_t)g * lds + j] = kv_row_dot_ref(t, K + (size_t)j * stride, Q + (size_t)g * ldq, d);
 #endif
 }
 
 static inline void kv_tile_accum(const float *P, int ldp, int G, kvattn_type t, const unsigned char *V, size_t stride,
-                                   int N, int d, float *O, int ldo, const kv_prefetch_spans *pf) {
+                                 int N, int d, float *O, int ldo, const kv_prefetch_spans *pf) {
 #if KV_HAVE_AVX512
     if (d % 16 == 0) {
         kv_tile_accum_avx512(P, ldp, G, t, V, stride, N, d, O, ldo, pf);
@@ -575,7 +582,8 @@ static inline void kv_tile_accum(const float *P, int ldp, int G, kvattn_type t, 
     unsigned pi = 0;
     for (int j = 0; j < N; j++) kv_prefetch_take_row(pf, &pi, d);
     for (int g = 0; g < G; g++)
-        for (int j = 0; j < N; j++) kv_row_axpy_ref(t, V + (size_t)j * stride, P[(size_t)g * ldp + j], O + (size_t)g * ldo, d);
+        for (int j = 0; j < N; j++)
+            kv_row_axpy_ref(t, V + (size_t)j * stride, P[(size_t)g * ldp + j], O + (size_t)g * ldo, d);
 #endif
 }
 
@@ -636,7 +644,8 @@ static inline __attribute__((always_inline)) void kv_transpose16_round_avx512(__
 }
 
 static inline __attribute__((always_inline)) void kv_transpose16_avx512(__m512 *x) {
-    kv_transpose16_round_avx512(x, 8), kv_transpose16_round_avx512(x, 4), kv_transpose16_round_avx512(x, 2), kv_transpose16_round_avx512(x, 1);
+    kv_transpose16_round_avx512(x, 8), kv_transpose16_round_avx512(x, 4), kv_transpose16_round_avx512(x, 2),
+        kv_transpose16_round_avx512(x, 1);
 }
 #endif
 
@@ -657,12 +666,13 @@ static inline void kv_q16_pack(const float *Q, int ldq, int d, float *Qt) {
 }
 
 /* St[j][i] = K[j]·Q[i] for the 16 packed queries, rows j < N of type t (`stride` bytes apart). */
-static inline void kv_q16_scores_ref(const float *Qt, kvattn_type t, const unsigned char *K, size_t stride, int N, int d,
-                                     float *St) {
+static inline void kv_q16_scores_ref(const float *Qt, kvattn_type t, const unsigned char *K, size_t stride, int N,
+                                     int d, float *St) {
     for (int j = 0; j < N; j++)
         for (int i = 0; i < KV_Q16; i++) {
             float acc = 0.0f;
-            for (int c = 0; c < d; c++) acc += kv_row_get_ref(t, K + (size_t)j * stride, c) * Qt[(size_t)c * KV_Q16 + i];
+            for (int c = 0; c < d; c++)
+                acc += kv_row_get_ref(t, K + (size_t)j * stride, c) * Qt[(size_t)c * KV_Q16 + i];
             St[(size_t)j * KV_Q16 + i] = acc;
         }
 }
@@ -686,7 +696,8 @@ static inline void kv_q16_softmax_ref(float *St, int N, float scale, float *m, f
 static inline void kv_q16_accum_ref(const float *St, kvattn_type t, const unsigned char *V, size_t stride, int N, int d,
                                     float *O, int ldo) {
     for (int i = 0; i < KV_Q16; i++)
-        for (int j = 0; j < N; j++) kv_row_axpy_ref(t, V + (size_t)j * stride, St[(size_t)j * KV_Q16 + i], O + (size_t)i * ldo, d);
+        for (int j = 0; j < N; j++)
+            kv_row_axpy_ref(t, V + (size_t)j * stride, St[(size_t)j * KV_Q16 + i], O + (size_t)i * ldo, d);
 }
 
 #if KV_HAVE_AVX512
@@ -695,7 +706,7 @@ static inline __attribute__((always_inline)) __m512 kv_q16_load(kvattn_type t, c
                                                                 const float *sc) {
     if (t == KVATTN_TYPE_Q8_0 && sc)
         return kv_q8_0_widen16_avx512(((const kv_block_q8_0 *)row)[c / KV_Q8_0_BLOCK].qs + c % KV_Q8_0_BLOCK,
-                               _mm512_set1_ps(sc[c / KV_Q8_0_BLOCK]));
+                                      _mm512_set1_ps(sc[c / KV_Q8_0_BLOCK]));
     return kv_load16_avx512(t, row, c);
 }
 
@@ -706,9 +717,10 @@ static inline __attribute__((always_inline)) __m512 kv_q16_load(kvattn_type t, c
  * `pf` (the *pi-th, on from call to call) per two elements: one per 32 columns
  * of a row read, spread over the products. A last block of n < 16 rows widens
  * zeros for the missing rows and stores only its n. */
-static inline __attribute__((always_inline)) void kv_q16_scores_avx512_body(const float *Qt, kvattn_type t, const unsigned char *K,
-                                                                   size_t stride, int N, int d, float *St, const float *sc,
-                                                                   const kv_prefetch_spans *pf, unsigned *pi) {
+static inline __attribute__((always_inline)) void kv_q16_scores_avx512_body(const float *Qt, kvattn_type t,
+                                                                            const unsigned char *K, size_t stride,
+                                                                            int N, int d, float *St, const float *sc,
+                                                                            const kv_prefetch_spans *pf, unsigned *pi) {
     float ring[2][256] __attribute__((aligned(64)));
     const int nb = d / KV_Q8_0_BLOCK;
     for (int j = 0; j < N; j += 16) {
@@ -725,13 +737,15 @@ static inline __attribute__((always_inline)) void kv_q16_scores_avx512_body(cons
                     _mm512_store_ps(w + r * 16, kv_q16_load(t, blk + (size_t)r * stride, c, bsc ? bsc + r * nb : NULL));
             } else {
                 for (int r = 0; r < 16; r++)
-                    _mm512_store_ps(w + r * 16, r < n ? kv_q16_load(t, blk + (size_t)r * stride, c, bsc ? bsc + r * nb : NULL)
-                                                      : _mm512_setzero_ps());
+                    _mm512_store_ps(w + r * 16,
+                                    r < n ? kv_q16_load(t, blk + (size_t)r * stride, c, bsc ? bsc + r * nb : NULL)
+                                          : _mm512_setzero_ps());
             }
             for (int e = 0; e < 16; e++, q += KV_Q16) {
                 if (e & 1) kv_prefetch_take(pf, pi);
                 const __m512 qv = _mm512_load_ps(q);
-                KV_UNROLL for (int r = 0; r < 16; r++) acc[r] = _mm512_fmadd_ps(qv, _mm512_set1_ps(w[r * 16 + e]), acc[r]);
+                KV_UNROLL for (int r = 0; r < 16; r++) acc[r] =
+                    _mm512_fmadd_ps(qv, _mm512_set1_ps(w[r * 16 + e]), acc[r]);
             }
         }
         for (int r = 0; r < n; r++) _mm512_storeu_ps(St + (size_t)(j + r) * KV_Q16, acc[r]);
@@ -755,10 +769,10 @@ static inline void kv_q16_softmax_avx512(float *St, int N, float scale, float *m
 
 /* 16 columns of all sixteen outputs in registers over all N rows; a take of
  * `pf` per row in every other chunk (one per 32 columns read). */
-static inline __attribute__((always_inline)) void kv_q16_accum_avx512_body(const float *St, kvattn_type t, const unsigned char *V,
-                                                                  size_t stride, int N, int d, float *O, int ldo,
-                                                                  const float *sc, const kv_prefetch_spans *pf,
-                                                                  unsigned *pi) {
+static inline __attribute__((always_inline)) void kv_q16_accum_avx512_body(const float *St, kvattn_type t,
+                                                                           const unsigned char *V, size_t stride, int N,
+                                                                           int d, float *O, int ldo, const float *sc,
+                                                                           const kv_prefetch_spans *pf, unsigned *pi) {
     const int nb = d / KV_Q8_0_BLOCK;
     for (int c = 0; c < d; c += 16) {
         __m512 acc[KV_Q16];
@@ -776,8 +790,8 @@ static inline __attribute__((always_inline)) void kv_q16_accum_avx512_body(const
 /* One instance per element type, so each inner loop is free of type branches;
  * out of line: inlined into the attention loop, the compiler's register
  * allocation across it left an accumulator on the stack. */
-static KV_NOINLINE void kv_q16_scores_avx512(const float *Qt, kvattn_type t, const unsigned char *K, size_t stride, int N,
-                                            int d, float *St, const kv_prefetch_spans *pf, unsigned *pi) {
+static KV_NOINLINE void kv_q16_scores_avx512(const float *Qt, kvattn_type t, const unsigned char *K, size_t stride,
+                                             int N, int d, float *St, const kv_prefetch_spans *pf, unsigned *pi) {
     float scales[KV_Q8_0_TILE_SCALES];
     const float *sc = kv_q8_0_tile_scales(t, K, stride, N, d, scales);
     switch (t) {
@@ -788,14 +802,17 @@ static KV_NOINLINE void kv_q16_scores_avx512(const float *Qt, kvattn_type t, con
     }
 }
 
-static KV_NOINLINE void kv_q16_accum_avx512(const float *St, kvattn_type t, const unsigned char *V, size_t stride, int N,
-                                           int d, float *O, int ldo, const kv_prefetch_spans *pf, unsigned *pi) {
+static KV_NOINLINE void kv_q16_accum_avx512(const float *St, kvattn_type t, const unsigned char *V, size_t stride,
+                                            int N, int d, float *O, int ldo, const kv_prefetch_spans *pf,
+                                            unsigned *pi) {
     float scales[KV_Q8_0_TILE_SCALES];
     const float *sc = kv_q8_0_tile_scales(t, V, stride, N, d, scales);
     switch (t) {
     case KVATTN_TYPE_F32: kv_q16_accum_avx512_body(St, KVATTN_TYPE_F32, V, stride, N, d, O, ldo, NULL, pf, pi); return;
     case KVATTN_TYPE_F16: kv_q16_accum_avx512_body(St, KVATTN_TYPE_F16, V, stride, N, d, O, ldo, NULL, pf, pi); return;
-    case KVATTN_TYPE_BF16: kv_q16_accum_avx512_body(St, KVATTN_TYPE_BF16, V, stride, N, d, O, ldo, NULL, pf, pi); return;
+    case KVATTN_TYPE_BF16:
+        kv_q16_accum_avx512_body(St, KVATTN_TYPE_BF16, V, stride, N, d, O, ldo, NULL, pf, pi);
+        return;
     default: kv_q16_accum_avx512_body(St, KVATTN_TYPE_Q8_0, V, stride, N, d, O, ldo, sc, pf, pi); return;
     }
 }
@@ -811,13 +828,15 @@ static inline void kv_q16_widen_ref(kvattn_type t, const unsigned char *rows, si
 }
 
 #if KV_HAVE_AVX512
-static KV_NOINLINE void kv_q16_widen_avx512(kvattn_type t, const unsigned char *rows, size_t stride, int N, int d, float *W) {
+static KV_NOINLINE void kv_q16_widen_avx512(kvattn_type t, const unsigned char *rows, size_t stride, int N, int d,
+                                            float *W) {
     float scales[KV_Q8_0_TILE_SCALES];
     const float *sc = kv_q8_0_tile_scales(t, rows, stride, N, d, scales);
     const int nb = d / KV_Q8_0_BLOCK;
     for (int j = 0; j < N; j++)
         for (int c = 0; c < d; c += 16)
-            _mm512_storeu_ps(W + (size_t)j * d + c, kv_q16_load(t, rows + (size_t)j * stride, c, sc ? sc + (size_t)j * nb : NULL));
+            _mm512_storeu_ps(W + (size_t)j * d + c,
+                             kv_q16_load(t, rows + (size_t)j * stride, c, sc ? sc + (size_t)j * nb : NULL));
 }
 #endif
 

@@ -112,8 +112,7 @@ static inline void kv_row_store(kvattn_type t, const float *x, void *row, int n)
             float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
             kv_block_q8_0 *b = &blocks[b0 / KV_Q8_0_BLOCK];
             b->d = kv_f32_to_f16(d);
-            for (int i = 0; i < KV_Q8_0_BLOCK; i++)
-                b->qs[i] = i < len ? (int8_t)lrintf(x[b0 + i] * id) : 0;
+            for (int i = 0; i < KV_Q8_0_BLOCK; i++) b->qs[i] = i < len ? (int8_t)lrintf(x[b0 + i] * id) : 0;
         }
         break;
     }
@@ -137,11 +136,13 @@ static inline __m256 kv_load8_avx2(kvattn_type t, const unsigned char *row, int 
     if (t == KVATTN_TYPE_F32) return _mm256_loadu_ps((const float *)row + c);
     if (t == KVATTN_TYPE_Q8_0) {
         const kv_block_q8_0 *b = (const kv_block_q8_0 *)row + c / KV_Q8_0_BLOCK;
-        __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b->qs + c % KV_Q8_0_BLOCK))));
+        __m256 q =
+            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b->qs + c % KV_Q8_0_BLOCK))));
         return _mm256_mul_ps(q, _mm256_set1_ps(_cvtsh_ss(b->d)));
     }
     __m128i h = _mm_loadu_si128((const __m128i *)(row + 2 * (size_t)c));
-    return t == KVATTN_TYPE_F16 ? _mm256_cvtph_ps(h) : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    return t == KVATTN_TYPE_F16 ? _mm256_cvtph_ps(h)
+                                : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
 /* The 32 quants of a q8_0 block as four vectors of 8 floats. */
@@ -167,7 +168,8 @@ static inline __m512 kv_load16_avx512(kvattn_type t, const unsigned char *row, i
         return kv_q8_0_widen16_avx512(b->qs + c % KV_Q8_0_BLOCK, _mm512_set1_ps(_cvtsh_ss(b->d)));
     }
     __m256i h = _mm256_loadu_si256((const __m256i *)(row + 2 * (size_t)c));
-    return t == KVATTN_TYPE_F16 ? _mm512_cvtph_ps(h) : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    return t == KVATTN_TYPE_F16 ? _mm512_cvtph_ps(h)
+                                : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 #endif
 
@@ -265,7 +267,8 @@ static inline float kv_scale_max(float *x, float a, float m, int n) {
 /* Hints the cache to fetch bytes [p, p + n). */
 static inline void kv_prefetch(const void *p, size_t n) {
 #if defined(__GNUC__)
-    for (size_t o = 0; o < n; o += 64) __builtin_prefetch((const char *)p + o, 0, 1); /* into L2: L1 fill buffers stall */
+    for (size_t o = 0; o < n; o += 64)
+        __builtin_prefetch((const char *)p + o, 0, 1); /* into L2: L1 fill buffers stall */
 #else
     (void)p, (void)n;
 #endif

@@ -63,8 +63,9 @@ kvattn_status kvattn_cache_create(const kvattn_layer_config *cfg, int n_layers, 
     c->data = kv_alloc_aligned(total);
     if (!c->length || !c->data) {
         kvattn_cache_free(c);
-        return kv_fail(KVATTN_ERR_NOMEM, "cache: cannot allocate %zu bytes (%d layers × %d tokens × %zu bytes/token/layer)",
-                       total, n_layers, capacity, layer_bpt);
+        return kv_fail(KVATTN_ERR_NOMEM,
+                       "cache: cannot allocate %zu bytes (%d layers × %d tokens × %zu bytes/token/layer)", total,
+                       n_layers, capacity, layer_bpt);
     }
     *out = c;
     return KVATTN_OK;
@@ -90,9 +91,7 @@ int kvattn_cache_capacity(const kvattn_cache *c) { return c ? c->capacity : 0; }
 int kvattn_cache_n_layers(const kvattn_cache *c) { return c ? c->n_layers : 0; }
 kvattn_type kvattn_cache_type(const kvattn_cache *c) { return c ? c->type : KVATTN_TYPE_F32; }
 size_t kvattn_cache_bytes_per_token(const kvattn_cache *c) { return c ? c->bytes_per_token : 0; }
-size_t kvattn_cache_bytes_allocated(const kvattn_cache *c) {
-    return c ? c->layer_bytes * (size_t)c->n_layers : 0;
-}
+size_t kvattn_cache_bytes_allocated(const kvattn_cache *c) { return c ? c->layer_bytes * (size_t)c->n_layers : 0; }
 
 void kvattn_cache_clear(kvattn_cache *c) {
     if (c) memset(c->length, 0, (size_t)c->n_layers * sizeof *c->length);
@@ -119,8 +118,7 @@ void kv_cache_rows(const kvattn_cache *c, int layer, kv_rows *k, kv_rows *v) {
     }
     size_t head_stride = c->row_bytes * (size_t)c->capacity;
     *k = (kv_rows){c->type, base, head_stride, c->row_bytes, c->cfg.head_dim};
-    *v = (kv_rows){c->type, base + head_stride * (size_t)c->cfg.n_kv_heads, head_stride, c->row_bytes,
-                   c->cfg.head_dim};
+    *v = (kv_rows){c->type, base + head_stride * (size_t)c->cfg.n_kv_heads, head_stride, c->row_bytes, c->cfg.head_dim};
 }
 
 kvattn_status kv_cache_check_config(const kvattn_cache *c, const kvattn_layer_config *cfg) {
@@ -128,8 +126,7 @@ kvattn_status kv_cache_check_config(const kvattn_cache *c, const kvattn_layer_co
     int same = a->kind == cfg->kind;
     if (same && cfg->kind == KVATTN_ATTN_MLA)
         same = a->kv_lora_rank == cfg->kv_lora_rank && a->qk_rope_head_dim == cfg->qk_rope_head_dim;
-    else if (same)
-        same = a->n_kv_heads == cfg->n_kv_heads && a->head_dim == cfg->head_dim;
+    else if (same) same = a->n_kv_heads == cfg->n_kv_heads && a->head_dim == cfg->head_dim;
     if (!same) {
         char want[32], have[32];
         return kv_fail(KVATTN_ERR_CONFIG, "cache was created for %s (%s), the layer is %s (%s)",
@@ -152,8 +149,8 @@ kvattn_status kvattn_cache_write(kvattn_cache *c, int layer, int pos, int T, con
     kvattn_status st = check_layer(c, layer, "cache write");
     if (st != KVATTN_OK) return st;
     if (!k || (is_mla(c) ? v != NULL : v == NULL))
-        return kv_fail(KVATTN_ERR_INVALID_ARG, "cache write: %s", is_mla(c) ? "MLA needs k = c_KV ‖ k_R and v = NULL"
-                                                                             : "k and v must both be given");
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "cache write: %s",
+                       is_mla(c) ? "MLA needs k = c_KV ‖ k_R and v = NULL" : "k and v must both be given");
     if (T < 0 || pos < 0 || pos > c->length[layer])
         return kv_fail(KVATTN_ERR_INVALID_ARG, "cache write: pos = %d, T = %d, but layer %d holds %d tokens", pos, T,
                        layer, c->length[layer]);
@@ -188,8 +185,8 @@ kvattn_status kvattn_cache_fill_random(kvattn_cache *c, int layer, int n, uint64
     }
     if (n < 0) return kv_fail(KVATTN_ERR_INVALID_ARG, "cache fill: n = %d", n);
     const int mla = is_mla(c), chunk = 256;
-    const size_t width = mla ? (size_t)c->cfg.kv_lora_rank + c->cfg.qk_rope_head_dim
-                             : (size_t)c->cfg.n_kv_heads * c->cfg.head_dim;
+    const size_t width =
+        mla ? (size_t)c->cfg.kv_lora_rank + c->cfg.qk_rope_head_dim : (size_t)c->cfg.n_kv_heads * c->cfg.head_dim;
     float *k = malloc(sizeof(float) * width * chunk), *v = malloc(sizeof(float) * width * chunk);
     kvattn_status st = k && v ? KVATTN_OK : kv_fail(KVATTN_ERR_NOMEM, "cache fill: out of memory");
     kv_rng rng = {seed};
@@ -213,8 +210,8 @@ kvattn_status kvattn_cache_read(const kvattn_cache *c, int layer, int t, float *
         return kv_fail(KVATTN_ERR_INVALID_ARG, "cache read: token %d is outside [0, %d) of layer %d", t,
                        c->length[layer], layer);
     if (!k || (is_mla(c) ? v != NULL : v == NULL))
-        return kv_fail(KVATTN_ERR_INVALID_ARG, "cache read: %s", is_mla(c) ? "MLA reads k only (v = NULL)"
-                                                                           : "k and v must both be given");
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "cache read: %s",
+                       is_mla(c) ? "MLA reads k only (v = NULL)" : "k and v must both be given");
     kv_rows kr, vr;
     kv_cache_rows(c, layer, &kr, &vr);
     if (is_mla(c)) {

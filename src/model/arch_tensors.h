@@ -14,20 +14,20 @@
 typedef enum {
     KV_DIM_1,
     KV_DIM_D_MODEL,
-    KV_DIM_FFN,          /* dense FFN width                          */
-    KV_DIM_Q,            /* n_heads · head_dim (GQA family)           */
-    KV_DIM_KV,           /* n_kv_heads · head_dim                     */
-    KV_DIM_Q_LORA,       /* q_lora_rank                               */
-    KV_DIM_MLA_Q,        /* n_heads · (d_nope + d_rope)               */
-    KV_DIM_MLA_KV_A,     /* d_c + d_rope                              */
-    KV_DIM_KV_LORA,      /* d_c                                       */
-    KV_DIM_MLA_KV_B,     /* n_heads · (d_nope + d_v)                  */
-    KV_DIM_MLA_O,        /* n_heads · d_v                             */
-    KV_DIM_NOPE,         /* d_nope                                    */
-    KV_DIM_V,            /* d_v                                       */
-    KV_DIM_EXPERTS,      /* routed experts                            */
-    KV_DIM_EXPERT_FFN,   /* one expert's width                        */
-    KV_DIM_SHARED_FFN,   /* n_shared · one expert's width             */
+    KV_DIM_FFN,        /* dense FFN width                          */
+    KV_DIM_Q,          /* n_heads · head_dim (GQA family)           */
+    KV_DIM_KV,         /* n_kv_heads · head_dim                     */
+    KV_DIM_Q_LORA,     /* q_lora_rank                               */
+    KV_DIM_MLA_Q,      /* n_heads · (d_nope + d_rope)               */
+    KV_DIM_MLA_KV_A,   /* d_c + d_rope                              */
+    KV_DIM_KV_LORA,    /* d_c                                       */
+    KV_DIM_MLA_KV_B,   /* n_heads · (d_nope + d_v)                  */
+    KV_DIM_MLA_O,      /* n_heads · d_v                             */
+    KV_DIM_NOPE,       /* d_nope                                    */
+    KV_DIM_V,          /* d_v                                       */
+    KV_DIM_EXPERTS,    /* routed experts                            */
+    KV_DIM_EXPERT_FFN, /* one expert's width                        */
+    KV_DIM_SHARED_FFN, /* n_shared · one expert's width             */
 } kv_dim;
 
 /* How a tensor is stored and what the kv_layer field at `offset` is. */
@@ -42,26 +42,26 @@ typedef enum {
 /* Which layers have a tensor. */
 typedef enum {
     KV_WHEN_ALWAYS,
-    KV_WHEN_Q_LORA,       /* MLA with query compression         */
+    KV_WHEN_Q_LORA, /* MLA with query compression         */
     KV_WHEN_NO_Q_LORA,
-    KV_WHEN_KV_B_FUSED,   /* MLA: one W_UK/W_UV tensor          */
-    KV_WHEN_KV_B_SPLIT,   /* MLA: attn_k_b / attn_v_b (GGUF only) */
+    KV_WHEN_KV_B_FUSED, /* MLA: one W_UK/W_UV tensor          */
+    KV_WHEN_KV_B_SPLIT, /* MLA: attn_k_b / attn_v_b (GGUF only) */
     KV_WHEN_DENSE_FFN,
     KV_WHEN_MOE_FFN,
     KV_WHEN_SHARED_EXPERTS,
 } kv_tensor_when;
 
 typedef struct {
-    const char *gguf;      /* "blk.%d.attn_q.weight"                                 */
-    const char *hf;        /* "model.layers.%d.self_attn.q_proj.weight"; NULL: none   */
+    const char *gguf; /* "blk.%d.attn_q.weight"                                 */
+    const char *hf;   /* "model.layers.%d.self_attn.q_proj.weight"; NULL: none   */
     kv_tensor_form form;
     kv_dim rows, cols;
     kv_tensor_when when;
-    size_t offset;         /* of the field in kv_layer                               */
-    int optional;          /* a file may leave it out                                */
-    int rope_rows;         /* Q/K rows per head: HF's rotate_half order is permuted to
+    size_t offset; /* of the field in kv_layer                               */
+    int optional;  /* a file may leave it out                                */
+    int rope_rows; /* Q/K rows per head: HF's rotate_half order is permuted to
                               adjacent pairs when written as GGUF                    */
-    int keep_f32;          /* written as f32 whatever the weight type (the router)   */
+    int keep_f32;  /* written as f32 whatever the weight type (the router)   */
 } kv_tensor_spec;
 
 /* The per-layer tensors of an architecture ("llama" or "deepseek2"), n entries. */
@@ -84,11 +84,11 @@ uint64_t kv_dim_value(kv_dim d, const kvattn_model_desc *desc);
 static inline void *kv_tensor_field(const kv_tensor_spec *t, kv_layer *L) { return (char *)L + t->offset; }
 
 /* Names of the whole-model tensors. */
-#define KV_GGUF_TOKEN_EMBD "token_embd.weight"
+#define KV_GGUF_TOKEN_EMBD  "token_embd.weight"
 #define KV_GGUF_OUTPUT_NORM "output_norm.weight"
-#define KV_GGUF_OUTPUT "output.weight"
-#define KV_HF_TOKEN_EMBD "model.embed_tokens.weight"
-#define KV_HF_OUTPUT_NORM "model.norm.weight"
-#define KV_HF_OUTPUT "lm_head.weight"
+#define KV_GGUF_OUTPUT      "output.weight"
+#define KV_HF_TOKEN_EMBD    "model.embed_tokens.weight"
+#define KV_HF_OUTPUT_NORM   "model.norm.weight"
+#define KV_HF_OUTPUT        "lm_head.weight"
 
 #endif

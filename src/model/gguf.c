@@ -38,7 +38,8 @@ static gguf_str rd_str(reader *r, const char *what) {
     gguf_str s = {NULL, 0};
     uint64_t len = rd_u64(r, what);
     if (r->st == KVATTN_OK && len > (1u << 30)) {
-        r->st = kv_fail(KVATTN_ERR_FORMAT, "%s: %s: string length %llu is absurd", r->path, what, (unsigned long long)len);
+        r->st =
+            kv_fail(KVATTN_ERR_FORMAT, "%s: %s: string length %llu is absurd", r->path, what, (unsigned long long)len);
         return s;
     }
     if (need(r, len, what)) s.s = (const char *)r->p, s.len = len, r->p += len;
@@ -117,9 +118,10 @@ kvattn_status gguf_parse(const char *path, const void *base, uint64_t size, gguf
     g->n_kv = rd_u64(&r, "metadata count");
     /* Each entry needs at least 8 (key) + 4 (type) bytes; tensors 8 + 4 + 4 + 8. */
     if (g->n_kv > size / 12 || g->n_tensors > size / 24)
-        return kv_fail(KVATTN_ERR_FORMAT, "%s: header claims %llu metadata entries and %llu tensors, more than %llu "
-                       "bytes can hold", path, (unsigned long long)g->n_kv, (unsigned long long)g->n_tensors,
-                       (unsigned long long)size);
+        return kv_fail(KVATTN_ERR_FORMAT,
+                       "%s: header claims %llu metadata entries and %llu tensors, more than %llu "
+                       "bytes can hold",
+                       path, (unsigned long long)g->n_kv, (unsigned long long)g->n_tensors, (unsigned long long)size);
     g->kv = calloc(g->n_kv ? g->n_kv : 1, sizeof *g->kv);
     g->tensors = calloc(g->n_tensors ? g->n_tensors : 1, sizeof *g->tensors);
     if (!g->kv || !g->tensors) {
@@ -183,8 +185,8 @@ kvattn_status gguf_parse(const char *path, const void *base, uint64_t size, gguf
         uint64_t n = 1;
         for (int d = 0; d < 4; d++) {
             if (t->ne[d] == 0 || t->ne[d] > ((uint64_t)1 << 40) || n > ((uint64_t)1 << 50) / t->ne[d]) {
-                kvattn_status st = kv_fail(KVATTN_ERR_FORMAT, "%s: tensor '%.*s': dimension %d = %llu is out of range", path, nl,
-                               t->name.s, d, (unsigned long long)t->ne[d]);
+                kvattn_status st = kv_fail(KVATTN_ERR_FORMAT, "%s: tensor '%.*s': dimension %d = %llu is out of range",
+                                           path, nl, t->name.s, d, (unsigned long long)t->ne[d]);
                 gguf_free(g); /* after the message: t lives in g */
                 return st;
             }
@@ -193,17 +195,19 @@ kvattn_status gguf_parse(const char *path, const void *base, uint64_t size, gguf
         t->type = kernel_type(t->ggml_type);
         if (t->type == KVATTN_TYPE_COUNT) continue; /* sized and rejected by whoever needs it */
         if (t->type == KVATTN_TYPE_Q8_0 && t->ne[0] % 32) {
-            kvattn_status st = kv_fail(KVATTN_ERR_FORMAT, "%s: tensor '%.*s': Q8_0 rows of %llu elements are not whole blocks", path,
-                           nl, t->name.s, (unsigned long long)t->ne[0]);
+            kvattn_status st =
+                kv_fail(KVATTN_ERR_FORMAT, "%s: tensor '%.*s': Q8_0 rows of %llu elements are not whole blocks", path,
+                        nl, t->name.s, (unsigned long long)t->ne[0]);
             gguf_free(g);
             return st;
         }
         t->bytes = kvattn_row_bytes(t->type, (int64_t)t->ne[0]) * (n / t->ne[0]);
         if (t->offset % g->alignment || t->offset > data_size || t->bytes > data_size - t->offset) {
-            kvattn_status st = kv_fail(KVATTN_ERR_FORMAT, "%s: tensor '%.*s': offset %llu + %llu bytes lies outside the %llu-byte "
-                           "data section (or is not %llu-aligned)", path, nl, t->name.s, (unsigned long long)t->offset,
-                           (unsigned long long)t->bytes, (unsigned long long)data_size,
-                           (unsigned long long)g->alignment);
+            kvattn_status st = kv_fail(KVATTN_ERR_FORMAT,
+                                       "%s: tensor '%.*s': offset %llu + %llu bytes lies outside the %llu-byte "
+                                       "data section (or is not %llu-aligned)",
+                                       path, nl, t->name.s, (unsigned long long)t->offset, (unsigned long long)t->bytes,
+                                       (unsigned long long)data_size, (unsigned long long)g->alignment);
             gguf_free(g);
             return st;
         }
@@ -240,12 +244,43 @@ int gguf_get_int(const gguf_file *g, const char *key, int64_t *out) {
     switch (kv->type) {
     case GGUF_U8: *out = v[0]; return 0;
     case GGUF_I8: *out = (int8_t)v[0]; return 0;
-    case GGUF_U16: { uint16_t x; memcpy(&x, v, 2); *out = x; return 0; }
-    case GGUF_I16: { int16_t x; memcpy(&x, v, 2); *out = x; return 0; }
-    case GGUF_U32: { uint32_t x; memcpy(&x, v, 4); *out = x; return 0; }
-    case GGUF_I32: { int32_t x; memcpy(&x, v, 4); *out = x; return 0; }
-    case GGUF_U64: { uint64_t x; memcpy(&x, v, 8); if (x > INT64_MAX) return -2; *out = (int64_t)x; return 0; }
-    case GGUF_I64: { int64_t x; memcpy(&x, v, 8); *out = x; return 0; }
+    case GGUF_U16: {
+        uint16_t x;
+        memcpy(&x, v, 2);
+        *out = x;
+        return 0;
+    }
+    case GGUF_I16: {
+        int16_t x;
+        memcpy(&x, v, 2);
+        *out = x;
+        return 0;
+    }
+    case GGUF_U32: {
+        uint32_t x;
+        memcpy(&x, v, 4);
+        *out = x;
+        return 0;
+    }
+    case GGUF_I32: {
+        int32_t x;
+        memcpy(&x, v, 4);
+        *out = x;
+        return 0;
+    }
+    case GGUF_U64: {
+        uint64_t x;
+        memcpy(&x, v, 8);
+        if (x > INT64_MAX) return -2;
+        *out = (int64_t)x;
+        return 0;
+    }
+    case GGUF_I64: {
+        int64_t x;
+        memcpy(&x, v, 8);
+        *out = x;
+        return 0;
+    }
     default: return -2;
     }
 }
@@ -253,10 +288,23 @@ int gguf_get_int(const gguf_file *g, const char *key, int64_t *out) {
 int gguf_get_float(const gguf_file *g, const char *key, double *out) {
     const gguf_kv *kv = gguf_find(g, key);
     if (!kv) return -1;
-    if (kv->type == GGUF_F32) { float x; memcpy(&x, kv->value, 4); *out = x; return 0; }
-    if (kv->type == GGUF_F64) { double x; memcpy(&x, kv->value, 8); *out = x; return 0; }
+    if (kv->type == GGUF_F32) {
+        float x;
+        memcpy(&x, kv->value, 4);
+        *out = x;
+        return 0;
+    }
+    if (kv->type == GGUF_F64) {
+        double x;
+        memcpy(&x, kv->value, 8);
+        *out = x;
+        return 0;
+    }
     int64_t i;
-    if (gguf_get_int(g, key, &i) == 0) { *out = (double)i; return 0; }
+    if (gguf_get_int(g, key, &i) == 0) {
+        *out = (double)i;
+        return 0;
+    }
     return -2;
 }
 

@@ -6,8 +6,20 @@
 #include "internal.h"
 
 typedef enum {
-    GGUF_U8 = 0, GGUF_I8, GGUF_U16, GGUF_I16, GGUF_U32, GGUF_I32, GGUF_F32, GGUF_BOOL, GGUF_STRING, GGUF_ARRAY,
-    GGUF_U64, GGUF_I64, GGUF_F64, GGUF_TYPE_COUNT
+    GGUF_U8 = 0,
+    GGUF_I8,
+    GGUF_U16,
+    GGUF_I16,
+    GGUF_U32,
+    GGUF_I32,
+    GGUF_F32,
+    GGUF_BOOL,
+    GGUF_STRING,
+    GGUF_ARRAY,
+    GGUF_U64,
+    GGUF_I64,
+    GGUF_F64,
+    GGUF_TYPE_COUNT
 } gguf_type;
 
 typedef struct {
@@ -18,21 +30,21 @@ typedef struct {
 typedef struct {
     gguf_str key;
     gguf_type type;
-    const uint8_t *value;   /* scalar value, or the first array element       */
-    gguf_type elem_type;    /* arrays                                         */
-    uint64_t n;             /* arrays: element count                          */
-    const uint8_t *end;     /* one past the value                             */
+    const uint8_t *value; /* scalar value, or the first array element       */
+    gguf_type elem_type;  /* arrays                                         */
+    uint64_t n;           /* arrays: element count                          */
+    const uint8_t *end;   /* one past the value                             */
 } gguf_kv;
 
 typedef struct {
     gguf_str name;
     uint32_t n_dims;
-    uint64_t ne[4];         /* ne[0] fastest-varying                          */
+    uint64_t ne[4]; /* ne[0] fastest-varying                          */
     uint32_t ggml_type;
-    uint64_t offset;        /* from the data section                          */
+    uint64_t offset; /* from the data section                          */
     const uint8_t *data;
     uint64_t bytes;
-    kvattn_type type;       /* KVATTN_TYPE_COUNT if the kernels cannot read it */
+    kvattn_type type; /* KVATTN_TYPE_COUNT if the kernels cannot read it */
 } gguf_tensor;
 
 typedef struct {

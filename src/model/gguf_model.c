@@ -19,7 +19,8 @@ typedef struct {
 } builder;
 
 /* A required tensor with exactly this shape (ne0 fastest) and a kernel type. */
-static const gguf_tensor *tensor3(builder *b, const char *name, uint64_t ne0, uint64_t ne1, uint64_t ne2, int optional) {
+static const gguf_tensor *tensor3(builder *b, const char *name, uint64_t ne0, uint64_t ne1, uint64_t ne2,
+                                  int optional) {
     if (b->st != KVATTN_OK) return NULL;
     const gguf_tensor *t = gguf_tensor_find(b->g, name);
     if (!t) {
@@ -27,8 +28,10 @@ static const gguf_tensor *tensor3(builder *b, const char *name, uint64_t ne0, ui
         return NULL;
     }
     if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != ne2 || t->ne[3] != 1) {
-        b->st = kv_fail(KVATTN_ERR_FORMAT, "%s: tensor '%s' has shape [%llu, %llu, %llu, %llu], the metadata implies "
-                        "[%llu, %llu, %llu]", b->g->path, name, (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
+        b->st = kv_fail(KVATTN_ERR_FORMAT,
+                        "%s: tensor '%s' has shape [%llu, %llu, %llu, %llu], the metadata implies "
+                        "[%llu, %llu, %llu]",
+                        b->g->path, name, (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
                         (unsigned long long)t->ne[2], (unsigned long long)t->ne[3], (unsigned long long)ne0,
                         (unsigned long long)ne1, (unsigned long long)ne2);
         return NULL;
@@ -108,14 +111,15 @@ static kvattn_status gguf_tokenizer(const gguf_file *g, int n_vocab, kvattn_toke
     int64_t bos = -1, eos = -1;
     int add_prefix = spm;
     gguf_str pre = {"", 0};
-    const char *bad = gguf_get_int(g, "tokenizer.ggml.bos_token_id", &bos) == -2   ? "bos_token_id"
-                      : gguf_get_int(g, "tokenizer.ggml.eos_token_id", &eos) == -2 ? "eos_token_id"
+    const char *bad = gguf_get_int(g, "tokenizer.ggml.bos_token_id", &bos) == -2               ? "bos_token_id"
+                      : gguf_get_int(g, "tokenizer.ggml.eos_token_id", &eos) == -2             ? "eos_token_id"
                       : gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &add_prefix) == -2 ? "add_space_prefix"
                       : gguf_get_str(g, "tokenizer.ggml.pre", &pre) == -2                      ? "pre"
                                                                                                : NULL;
     if (bad) return kv_fail(KVATTN_ERR_FORMAT, "%s: metadata 'tokenizer.ggml.%s' has the wrong type", g->path, bad);
-    kv_pretokenizer pt = (pre.len >= 5 && !memcmp(pre.s, "llama", 5)) || (pre.len == 9 && !memcmp(pre.s, "smaug-bpe", 9))
-                             ? KV_PRE_LLAMA3 : KV_PRE_GPT2;
+    kv_pretokenizer pt =
+        (pre.len >= 5 && !memcmp(pre.s, "llama", 5)) || (pre.len == 9 && !memcmp(pre.s, "smaug-bpe", 9)) ? KV_PRE_LLAMA3
+                                                                                                         : KV_PRE_GPT2;
     uint64_t n_merges = merges ? merges->n : 0;
     gguf_str *strs = malloc(sizeof *strs * (size_t)(tokens->n + n_merges + 1));
     const char **pp = malloc(sizeof *pp * (size_t)(tokens->n + n_merges + 1));
@@ -135,11 +139,19 @@ static kvattn_status gguf_tokenizer(const gguf_file *g, int n_vocab, kvattn_toke
         if (sc) memcpy(sc, scores->value, sizeof *sc * (size_t)n_vocab);
         if (ty) memcpy(ty, types->value, sizeof *ty * (size_t)n_vocab);
         st = kv_tokenizer_build(&(kv_vocab_spec){.kind = spm ? KVATTN_VOCAB_SPM : KVATTN_VOCAB_BPE,
-                                                 .n_vocab = n_vocab, .pieces = pp, .lens = lens, .scores = sc,
-                                                 .token_type = ty, .merges = merges ? pp + tokens->n : NULL,
+                                                 .n_vocab = n_vocab,
+                                                 .pieces = pp,
+                                                 .lens = lens,
+                                                 .scores = sc,
+                                                 .token_type = ty,
+                                                 .merges = merges ? pp + tokens->n : NULL,
                                                  .merge_lens = merges ? lens + tokens->n : NULL,
-                                                 .n_merges = (int)n_merges, .bos = (int)bos, .eos = (int)eos,
-                                                 .spm_marker = spm, .add_space_prefix = add_prefix, .pre = pt,
+                                                 .n_merges = (int)n_merges,
+                                                 .bos = (int)bos,
+                                                 .eos = (int)eos,
+                                                 .spm_marker = spm,
+                                                 .add_space_prefix = add_prefix,
+                                                 .pre = pt,
                                                  .source = g->path},
                                 out);
     }
@@ -159,14 +171,20 @@ static void load_llama(builder *b) {
     int KV = (int)meta_int(b, "llama.attention.head_count_kv", 0, H, 1, KV_MAX_HEADS);
     int64_t n_experts = meta_int(b, "llama.expert_count", 0, 0, 0, KV_MAX_EXPERTS);
     if (b->st == KVATTN_OK && n_experts > 0)
-        b->st = kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: llama.expert_count = %lld: MoE llama models are not supported by "
-                        "the runner yet", g->path, (long long)n_experts);
+        b->st = kv_fail(KVATTN_ERR_UNSUPPORTED,
+                        "%s: llama.expert_count = %lld: MoE llama models are not supported by "
+                        "the runner yet",
+                        g->path, (long long)n_experts);
     int hd = H > 0 ? (int)meta_int(b, "llama.attention.key_length", 0, D / H, 1, KV_MAX_DIM) : 0;
     int n_rot = (int)meta_int(b, "llama.rope.dimension_count", 0, hd, 0, hd);
     double eps = meta_float(b, "llama.attention.layer_norm_rms_epsilon", 1e-5);
     double theta = meta_float(b, "llama.rope.freq_base", 10000.0);
     d->context_length = meta_int(b, "llama.context_length", 0, 2048, 1, (int64_t)1 << 30);
-    d->attn = (kvattn_layer_config){.kind = KVATTN_ATTN_GQA, .d_model = D, .n_heads = H, .n_kv_heads = KV, .head_dim = hd,
+    d->attn = (kvattn_layer_config){.kind = KVATTN_ATTN_GQA,
+                                    .d_model = D,
+                                    .n_heads = H,
+                                    .n_kv_heads = KV,
+                                    .head_dim = hd,
                                     .rope = {.theta = (float)theta, .n_rot = n_rot, .pairing = KVATTN_ROPE_ADJACENT}};
     d->n_layers = L;
     d->ffn_dim = F;
@@ -195,14 +213,22 @@ static void load_deepseek2(builder *b) {
         vl = meta_int(b, "deepseek2.attention.value_length", 1, 0, 1, KV_MAX_DIM);
     }
     if (b->st == KVATTN_OK && (kl <= dr || kl > KV_MAX_DIM))
-        b->st = kv_fail(KVATTN_ERR_FORMAT, "%s: deepseek2.attention.key_length%s = %lld must exceed rope.dimension_count "
-                        "= %d (it is d_nope + d_rope)", g->path, split ? "_mla" : "", (long long)kl, dr);
+        b->st = kv_fail(KVATTN_ERR_FORMAT,
+                        "%s: deepseek2.attention.key_length%s = %lld must exceed rope.dimension_count "
+                        "= %d (it is d_nope + d_rope)",
+                        g->path, split ? "_mla" : "", (long long)kl, dr);
     d->context_length = meta_int(b, "deepseek2.context_length", 0, 4096, 1, (int64_t)1 << 30);
     double theta = meta_float(b, "deepseek2.rope.freq_base", 10000.0);
     m->norm_eps = (float)meta_float(b, "deepseek2.attention.layer_norm_rms_epsilon", 1e-6);
-    *a = (kvattn_layer_config){.kind = KVATTN_ATTN_MLA, .d_model = D, .n_heads = H, .q_lora_rank = ql,
-                               .kv_lora_rank = dc, .qk_nope_head_dim = (int)(kl - dr), .qk_rope_head_dim = dr,
-                               .v_head_dim = (int)vl, .rms_eps = m->norm_eps,
+    *a = (kvattn_layer_config){.kind = KVATTN_ATTN_MLA,
+                               .d_model = D,
+                               .n_heads = H,
+                               .q_lora_rank = ql,
+                               .kv_lora_rank = dc,
+                               .qk_nope_head_dim = (int)(kl - dr),
+                               .qk_rope_head_dim = dr,
+                               .v_head_dim = (int)vl,
+                               .rms_eps = m->norm_eps,
                                .rope = {.theta = (float)theta, .pairing = KVATTN_ROPE_ADJACENT}};
     gguf_str stype;
     if (gguf_get_str(g, "deepseek2.rope.scaling.type", &stype) == 0 && stype.len == 4 && !memcmp(stype.s, "yarn", 4)) {
@@ -230,11 +256,11 @@ static void load_deepseek2(builder *b) {
         d->expert_weights_norm = norm;
         d->expert_gating = meta_int(b, "deepseek2.expert_gating_func", 0, 1, 0, 2) == 2; /* 1 softmax, 2 sigmoid */
         d->n_expert_groups = (int)meta_int(b, "deepseek2.expert_group_count", 0, 1, 1, KV_MAX_EXPERTS);
-        d->n_expert_groups_used = (int)meta_int(b, "deepseek2.expert_group_used_count", 0, d->n_expert_groups, 1,
-                                                d->n_expert_groups);
+        d->n_expert_groups_used =
+            (int)meta_int(b, "deepseek2.expert_group_used_count", 0, d->n_expert_groups, 1, d->n_expert_groups);
         if (b->st == KVATTN_OK && d->n_routed_experts % d->n_expert_groups)
-            b->st = kv_fail(KVATTN_ERR_FORMAT, "%s: deepseek2.expert_group_count = %d does not divide %d experts", g->path,
-                            d->n_expert_groups, d->n_routed_experts);
+            b->st = kv_fail(KVATTN_ERR_FORMAT, "%s: deepseek2.expert_group_count = %d does not divide %d experts",
+                            g->path, d->n_expert_groups, d->n_routed_experts);
     }
 }
 
@@ -292,8 +318,7 @@ static void read_layers(builder *b) {
         const kv_layer_shape shape = {d, l, mla && !gguf_tensor_find(b->g, nm)};
         /* Some converters merge the experts' gate and up rows: per expert Fm gate rows, then Fm up rows. */
         snprintf(nm, sizeof nm, "blk.%d.ffn_gate_up_exps.weight", l);
-        const gguf_tensor *gate_up =
-            kvattn_model_is_moe_layer(d, l) ? tensor3(b, nm, D, 2 * Fm, E, 1) : NULL;
+        const gguf_tensor *gate_up = kvattn_model_is_moe_layer(d, l) ? tensor3(b, nm, D, 2 * Fm, E, 1) : NULL;
         if (gate_up) {
             L->exp_gate = expert_slices(b, gate_up, (int)E, D, 0);
             L->exp_up = expert_slices(b, gate_up, (int)E, D, Fm);
@@ -337,8 +362,7 @@ kvattn_status kv_load_gguf(const char *path, const char *tokenizer_path, kvattn_
     const char *base = strrchr(path, '/');
     if (gguf_get_str(&g, "general.name", &name) == 0 && name.len > 0)
         snprintf(d->name, sizeof d->name, "%.*s", (int)(name.len > 63 ? 63 : name.len), name.s);
-    else
-        snprintf(d->name, sizeof d->name, "%s", base ? base + 1 : path);
+    else snprintf(d->name, sizeof d->name, "%s", base ? base + 1 : path);
     if (is_llama) load_llama(&b);
     else load_deepseek2(&b);
     if (b.st == KVATTN_OK && kvattn_config_validate(&d->attn) != KVATTN_OK) {
@@ -347,13 +371,15 @@ kvattn_status kv_load_gguf(const char *path, const char *tokenizer_path, kvattn_
         b.st = kv_fail(KVATTN_ERR_FORMAT, "%s: inconsistent %s.* shapes: %s", path, d->arch, why);
     }
     const gguf_tensor *embd = b.st == KVATTN_OK ? gguf_tensor_find(&g, KV_GGUF_TOKEN_EMBD) : NULL;
-    if (b.st == KVATTN_OK && !embd) b.st = kv_fail(KVATTN_ERR_FORMAT, "%s: tensor 'token_embd.weight' is missing", path);
+    if (b.st == KVATTN_OK && !embd)
+        b.st = kv_fail(KVATTN_ERR_FORMAT, "%s: tensor 'token_embd.weight' is missing", path);
     int64_t V = embd ? (int64_t)embd->ne[1] : 0;
     if (b.st == KVATTN_OK && (V < 1 || V > KV_MAX_DIM))
         b.st = kv_fail(KVATTN_ERR_FORMAT, "%s: token_embd.weight has %lld rows", path, (long long)V);
     if (b.st == KVATTN_OK) {
         d->vocab_size = V;
-        if (!(m->layers = calloc((size_t)d->n_layers, sizeof *m->layers))) b.st = kv_fail(KVATTN_ERR_NOMEM, "out of memory");
+        if (!(m->layers = calloc((size_t)d->n_layers, sizeof *m->layers)))
+            b.st = kv_fail(KVATTN_ERR_NOMEM, "out of memory");
     }
     uint64_t D = (uint64_t)d->attn.d_model;
     m->tok_embd = matrix(&b, KV_GGUF_TOKEN_EMBD, D, (uint64_t)V);

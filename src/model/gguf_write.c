@@ -143,7 +143,8 @@ kvattn_status kvattn_gguf_add_tensor(kvattn_gguf_writer *w, const char *name, kv
     for (int d = 0; d < 4; d++) {
         t.ne[d] = d < n_dims ? (uint64_t)ne[d] : 1;
         if (d < n_dims && (ne[d] < 1 || ne[d] > ((int64_t)1 << 40)))
-            return kv_fail(KVATTN_ERR_INVALID_ARG, "gguf writer: tensor '%s': dimension %d = %lld", name, d, (long long)ne[d]);
+            return kv_fail(KVATTN_ERR_INVALID_ARG, "gguf writer: tensor '%s': dimension %d = %lld", name, d,
+                           (long long)ne[d]);
         if (d > 0) rows *= t.ne[d];
     }
     if (type == KVATTN_TYPE_Q8_0 && t.ne[0] % 32)
@@ -265,16 +266,20 @@ static kvattn_status add_tokenizer(kvattn_gguf_writer *w, const kvattn_tokenizer
         else if (t->kind == KVATTN_VOCAB_SPM && i == t->eos) o = sprintf(q, "</s>");
         else
             for (int k = 0; k < len; k++) {
-                if (t->kind == KVATTN_VOCAB_SPM && !t->spm_marker && p[k] == ' ') memcpy(q + o, "\xe2\x96\x81", 3), o += 3;
+                if (t->kind == KVATTN_VOCAB_SPM && !t->spm_marker && p[k] == ' ')
+                    memcpy(q + o, "\xe2\x96\x81", 3), o += 3;
                 else q[o++] = p[k];
             }
         lens[i] = o;
         int is_byte = t->kind == KVATTN_VOCAB_SPM && len == 6 && !memcmp(p, "<0x", 3);
         types[i] = t->is_control[i] ? 3 : is_byte ? 6 : 1;
     }
-    if (st == KVATTN_OK) st = kvattn_gguf_set_str(w, "tokenizer.ggml.model", t->kind == KVATTN_VOCAB_SPM ? "llama" : "gpt2");
-    if (st == KVATTN_OK) st = kvattn_gguf_set_str_array(w, "tokenizer.ggml.tokens", (const char *const *)pieces, lens, n);
-    if (st == KVATTN_OK && t->kind == KVATTN_VOCAB_SPM) st = kvattn_gguf_set_f32_array(w, "tokenizer.ggml.scores", t->scores, n);
+    if (st == KVATTN_OK)
+        st = kvattn_gguf_set_str(w, "tokenizer.ggml.model", t->kind == KVATTN_VOCAB_SPM ? "llama" : "gpt2");
+    if (st == KVATTN_OK)
+        st = kvattn_gguf_set_str_array(w, "tokenizer.ggml.tokens", (const char *const *)pieces, lens, n);
+    if (st == KVATTN_OK && t->kind == KVATTN_VOCAB_SPM)
+        st = kvattn_gguf_set_f32_array(w, "tokenizer.ggml.scores", t->scores, n);
     if (st == KVATTN_OK) st = kvattn_gguf_set_i32_array(w, "tokenizer.ggml.token_type", types, n);
     if (st == KVATTN_OK && t->kind == KVATTN_VOCAB_BPE) { /* merges back as "a b", in rank order */
         int nm = 0;
@@ -293,8 +298,8 @@ static kvattn_status add_tokenizer(kvattn_gguf_writer *w, const kvattn_tokenizer
             if (ms[i]) sprintf(ms[i], "%s %s", t->pieces[me[i].a], t->pieces[me[i].b]);
             else bad = 1;
         }
-        st = bad ? kv_fail(KVATTN_ERR_NOMEM, "gguf: out of memory") :
-                   kvattn_gguf_set_str_array(w, "tokenizer.ggml.merges", (const char *const *)ms, NULL, nm);
+        st = bad ? kv_fail(KVATTN_ERR_NOMEM, "gguf: out of memory")
+                 : kvattn_gguf_set_str_array(w, "tokenizer.ggml.merges", (const char *const *)ms, NULL, nm);
         if (st == KVATTN_OK)
             st = kvattn_gguf_set_str(w, "tokenizer.ggml.pre", t->pre == KV_PRE_LLAMA3 ? "llama-bpe" : "gpt-2");
         for (int i = 0; ms && i < nm; i++) free(ms[i]);
@@ -332,13 +337,14 @@ static kvattn_status add_qk(kvattn_gguf_writer *w, const char *name, kvattn_matr
 }
 
 /* [n] matrices of rows × cols as one 3-D tensor, ne {cols, rows, n}. */
-static kvattn_status add_stack(kvattn_gguf_writer *w, const char *name, const kvattn_matrix *ms, int n, int rows, int cols,
-                               kvattn_type type) {
+static kvattn_status add_stack(kvattn_gguf_writer *w, const char *name, const kvattn_matrix *ms, int n, int rows,
+                               int cols, kvattn_type type) {
     size_t per = (size_t)rows * cols;
     float *f = malloc(sizeof(float) * per * (size_t)n);
     if (!f) return kv_fail(KVATTN_ERR_NOMEM, "gguf: out of memory for '%s'", name);
     for (int e = 0; e < n; e++)
-        for (int r = 0; r < rows; r++) kv_row_load(ms[e].type, kv_matrix_row(ms[e], r, cols), f + e * per + (size_t)r * cols, cols);
+        for (int r = 0; r < rows; r++)
+            kv_row_load(ms[e].type, kv_matrix_row(ms[e], r, cols), f + e * per + (size_t)r * cols, cols);
     kvattn_type t = type == KVATTN_TYPE_Q8_0 && cols % 32 ? KVATTN_TYPE_F16 : type;
     int64_t ne[3] = {cols, rows, n};
     kvattn_status st = kvattn_gguf_add_tensor(w, name, t, ne, 3, f);
@@ -404,8 +410,12 @@ static kvattn_status common_head(kvattn_gguf_writer *w, const kvattn_model *m, c
     kvattn_status st = kvattn_gguf_set_str(w, "general.architecture", arch);
     if (!st) st = kvattn_gguf_set_str(w, "general.name", d->name);
     if (!st) st = kvattn_gguf_set_u32(w, "general.alignment", ALIGN);
-    if (!st) st = kvattn_gguf_set_u32(w, "general.file_type", type == KVATTN_TYPE_F32 ? 0 : type == KVATTN_TYPE_F16 ? 1 :
-                                                                type == KVATTN_TYPE_Q8_0 ? 7 : 32);
+    if (!st)
+        st = kvattn_gguf_set_u32(w, "general.file_type",
+                                 type == KVATTN_TYPE_F32    ? 0
+                                 : type == KVATTN_TYPE_F16  ? 1
+                                 : type == KVATTN_TYPE_Q8_0 ? 7
+                                                            : 32);
 #define KEY(k) (snprintf(key, sizeof key, "%s." k, arch), key)
     if (!st) st = kvattn_gguf_set_u32(w, KEY("context_length"), (uint32_t)d->context_length);
     if (!st) st = kvattn_gguf_set_u32(w, KEY("embedding_length"), (uint32_t)d->attn.d_model);
@@ -418,7 +428,8 @@ static kvattn_status common_head(kvattn_gguf_writer *w, const kvattn_model *m, c
     if (!st && m->tokenizer) st = add_tokenizer(w, m->tokenizer);
     if (!st) st = add_matrix(w, KV_GGUF_TOKEN_EMBD, m->tok_embd, (int)d->vocab_size, d->attn.d_model, type);
     if (!st) st = add_vector(w, KV_GGUF_OUTPUT_NORM, m->out_norm, d->attn.d_model);
-    if (!st && !d->tied_embeddings) st = add_matrix(w, KV_GGUF_OUTPUT, m->output, (int)d->vocab_size, d->attn.d_model, type);
+    if (!st && !d->tied_embeddings)
+        st = add_matrix(w, KV_GGUF_OUTPUT, m->output, (int)d->vocab_size, d->attn.d_model, type);
     return st;
 }
 
@@ -426,7 +437,8 @@ static kvattn_status write_llama(kvattn_gguf_writer *w, const kvattn_model *m, k
     const kvattn_model_desc *d = &m->desc;
     const kvattn_layer_config *a = &d->attn;
     if (a->rope.pairing == KVATTN_ROPE_HALF && a->rope.n_rot && a->rope.n_rot != a->head_dim)
-        return kv_fail(KVATTN_ERR_UNSUPPORTED, "save gguf: partial rotary with half-split pairs has no llama GGUF layout");
+        return kv_fail(KVATTN_ERR_UNSUPPORTED,
+                       "save gguf: partial rotary with half-split pairs has no llama GGUF layout");
     const int D = a->d_model, H = a->n_heads, KV = a->n_kv_heads, hd = a->head_dim;
     kvattn_status st = common_head(w, m, "llama", type);
     if (!st) st = kvattn_gguf_set_u32(w, "llama.attention.head_count_kv", (uint32_t)KV);
@@ -459,16 +471,21 @@ static kvattn_status write_deepseek2(kvattn_gguf_writer *w, const kvattn_model *
     if (!st && a->rope.yarn_factor > 1.0f) {
         st = kvattn_gguf_set_str(w, "deepseek2.rope.scaling.type", "yarn");
         if (!st) st = kvattn_gguf_set_f32(w, "deepseek2.rope.scaling.factor", a->rope.yarn_factor);
-        if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.rope.scaling.original_context_length", (uint32_t)a->rope.yarn_orig_ctx);
-        if (!st) st = kvattn_gguf_set_f32(w, "deepseek2.rope.scaling.yarn_log_multiplier",
-                                          0.1f * (a->rope.yarn_mscale > 0.0f ? a->rope.yarn_mscale : 1.0f));
+        if (!st)
+            st = kvattn_gguf_set_u32(w, "deepseek2.rope.scaling.original_context_length",
+                                     (uint32_t)a->rope.yarn_orig_ctx);
+        if (!st)
+            st = kvattn_gguf_set_f32(w, "deepseek2.rope.scaling.yarn_log_multiplier",
+                                     0.1f * (a->rope.yarn_mscale > 0.0f ? a->rope.yarn_mscale : 1.0f));
         if (!st && a->rope.yarn_beta_fast > 0.0f)
             st = kvattn_gguf_set_f32(w, "deepseek2.rope.scaling.yarn_beta_fast", a->rope.yarn_beta_fast);
         if (!st && a->rope.yarn_beta_slow > 0.0f)
             st = kvattn_gguf_set_f32(w, "deepseek2.rope.scaling.yarn_beta_slow", a->rope.yarn_beta_slow);
     }
     /* llama.cpp needs these even without experts, and takes layers past the dense count as MoE */
-    if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.leading_dense_block_count", (uint32_t)(E ? d->n_dense_layers : d->n_layers));
+    if (!st)
+        st = kvattn_gguf_set_u32(w, "deepseek2.leading_dense_block_count",
+                                 (uint32_t)(E ? d->n_dense_layers : d->n_layers));
     if (!st && !E) st = kvattn_gguf_set_u32(w, "deepseek2.expert_feed_forward_length", (uint32_t)(Fm ? Fm : F));
     if (!st && !E) st = kvattn_gguf_set_u32(w, "deepseek2.expert_shared_count", 0);
     if (!st && E) {
@@ -476,13 +493,15 @@ static kvattn_status write_deepseek2(kvattn_gguf_writer *w, const kvattn_model *
         if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.expert_used_count", (uint32_t)d->n_active_experts);
         if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.expert_shared_count", (uint32_t)S);
         if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.expert_feed_forward_length", (uint32_t)Fm);
-        if (!st) st = kvattn_gguf_set_f32(w, "deepseek2.expert_weights_scale",
-                                          d->expert_weights_scale > 0.0f ? d->expert_weights_scale : 1.0f);
+        if (!st)
+            st = kvattn_gguf_set_f32(w, "deepseek2.expert_weights_scale",
+                                     d->expert_weights_scale > 0.0f ? d->expert_weights_scale : 1.0f);
         if (!st) st = kvattn_gguf_set_bool(w, "deepseek2.expert_weights_norm", d->expert_weights_norm);
         if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.expert_gating_func", d->expert_gating ? 2 : 1);
         if (!st && d->n_expert_groups > 1) {
             st = kvattn_gguf_set_u32(w, "deepseek2.expert_group_count", (uint32_t)d->n_expert_groups);
-            if (!st) st = kvattn_gguf_set_u32(w, "deepseek2.expert_group_used_count", (uint32_t)d->n_expert_groups_used);
+            if (!st)
+                st = kvattn_gguf_set_u32(w, "deepseek2.expert_group_used_count", (uint32_t)d->n_expert_groups_used);
         }
     }
     if (!st) st = write_layers(w, m, type);
@@ -492,7 +511,8 @@ static kvattn_status write_deepseek2(kvattn_gguf_writer *w, const kvattn_model *
 kvattn_status kvattn_model_save_gguf(const kvattn_model *m, const char *path, kvattn_type type) {
     if (!m || !path) return kv_fail(KVATTN_ERR_INVALID_ARG, "save gguf: NULL argument");
     if (!kvattn_type_is_cache_type(type))
-        return kv_fail(KVATTN_ERR_INVALID_ARG, "save gguf: weight type %s (f32, f16, bf16, q8_0)", kvattn_type_name(type));
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "save gguf: weight type %s (f32, f16, bf16, q8_0)",
+                       kvattn_type_name(type));
     kvattn_gguf_writer *w;
     kvattn_status st = kvattn_gguf_writer_create(&w);
     if (st) return st;

@@ -27,38 +27,51 @@ kvattn_status kv_load_llama2c(const char *path, const char *tokenizer_path, kvat
     int32_t h[7];
     memcpy(h, map.addr, sizeof h);
     if (!memcmp(map.addr, "ak42", 4))
-        return kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: llama2.c version-1 export (magic ak42) is not supported; use the "
-                       "legacy export", path);
-    static const char *const names[7] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"};
+        return kv_fail(KVATTN_ERR_UNSUPPORTED,
+                       "%s: llama2.c version-1 export (magic ak42) is not supported; use the "
+                       "legacy export",
+                       path);
+    static const char *const names[7] = {"dim",        "hidden_dim", "n_layers", "n_heads",
+                                         "n_kv_heads", "vocab_size", "seq_len"};
     for (int i = 0; i < 7; i++) {
         int32_t v = i == 5 ? abs(h[i] == INT32_MIN ? 0 : h[i]) : h[i];
         if (v < 1 || v > KV_MAX_DIM)
-            return kv_fail(KVATTN_ERR_FORMAT, "%s: header field %s = %d is out of range [1, %d] (not a llama2.c "
-                           "checkpoint?)", path, names[i], h[i], KV_MAX_DIM);
+            return kv_fail(KVATTN_ERR_FORMAT,
+                           "%s: header field %s = %d is out of range [1, %d] (not a llama2.c "
+                           "checkpoint?)",
+                           path, names[i], h[i], KV_MAX_DIM);
     }
     int D = h[0], F = h[1], L = h[2], H = h[3], KV = h[4], V = abs(h[5]), S = h[6];
     int shared = h[5] > 0;
     if (D % H != 0 || H % KV != 0 || (D / H) % 2 != 0)
-        return kv_fail(KVATTN_ERR_FORMAT, "%s: header: dim = %d, n_heads = %d, n_kv_heads = %d are inconsistent "
-                       "(dim/n_heads must be even, n_heads a multiple of n_kv_heads)", path, D, H, KV);
+        return kv_fail(KVATTN_ERR_FORMAT,
+                       "%s: header: dim = %d, n_heads = %d, n_kv_heads = %d are inconsistent "
+                       "(dim/n_heads must be even, n_heads a multiple of n_kv_heads)",
+                       path, D, H, KV);
     uint64_t hs = (uint64_t)D / H, kvd = hs * KV, d = (uint64_t)D, l = (uint64_t)L;
     double approx = (double)V * D * 2 + (double)L * D * ((double)D * 2 + 2.0 * kvd + 3.0 * F + 2) + (double)S * hs;
     if (approx > 1e18) /* a header this large cannot describe any real file (and would overflow below) */
-        return kv_fail(KVATTN_ERR_FORMAT, "%s: header shapes (dim %d, %d layers, hidden %d, vocab %d) describe more than "
-                       "4e18 bytes; this is not a llama2.c checkpoint", path, D, L, F, V);
+        return kv_fail(KVATTN_ERR_FORMAT,
+                       "%s: header shapes (dim %d, %d layers, hidden %d, vocab %d) describe more than "
+                       "4e18 bytes; this is not a llama2.c checkpoint",
+                       path, D, L, F, V);
     uint64_t count = (uint64_t)V * d + l * d + l * d * d + 2 * l * d * kvd + l * d * d + l * d + 3 * l * d * F + d +
                      (uint64_t)S * hs + (shared ? 0 : (uint64_t)V * d);
     if (count > (UINT64_MAX - 28) / 4 || 28 + 4 * count != map.size)
-        return kv_fail(KVATTN_ERR_FORMAT, "%s: size %zu bytes does not match the header's shapes (expected %llu bytes "
-                       "for dim %d, hidden %d, %d layers, %d/%d heads, vocab %d, seq_len %d)", path, map.size,
-                       (unsigned long long)(28 + 4 * count), D, F, L, H, KV, V, S);
+        return kv_fail(KVATTN_ERR_FORMAT,
+                       "%s: size %zu bytes does not match the header's shapes (expected %llu bytes "
+                       "for dim %d, hidden %d, %d layers, %d/%d heads, vocab %d, seq_len %d)",
+                       path, map.size, (unsigned long long)(28 + 4 * count), D, F, L, H, KV, V, S);
 
     kvattn_model_desc *desc = &m->desc;
     const char *base = strrchr(path, '/');
     snprintf(desc->name, sizeof desc->name, "%s", base ? base + 1 : path);
     snprintf(desc->arch, sizeof desc->arch, "llama");
     snprintf(m->format, sizeof m->format, "llama2.c");
-    desc->attn = (kvattn_layer_config){.kind = KVATTN_ATTN_GQA, .d_model = D, .n_heads = H, .n_kv_heads = KV,
+    desc->attn = (kvattn_layer_config){.kind = KVATTN_ATTN_GQA,
+                                       .d_model = D,
+                                       .n_heads = H,
+                                       .n_kv_heads = KV,
                                        .head_dim = (int)hs,
                                        .rope = {.theta = 10000.0f, .n_rot = (int)hs, .pairing = KVATTN_ROPE_ADJACENT}};
     desc->n_layers = L;

@@ -28,7 +28,8 @@ kvattn_status kv_map_file(const char *path, kv_mapping *out) {
     }
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    if (p == MAP_FAILED) return kv_fail(KVATTN_ERR_IO, "%s: cannot map %lld bytes (%s)", path, (long long)st.st_size, strerror(errno));
+    if (p == MAP_FAILED)
+        return kv_fail(KVATTN_ERR_IO, "%s: cannot map %lld bytes (%s)", path, (long long)st.st_size, strerror(errno));
     out->addr = p;
     out->size = (size_t)st.st_size;
     return KVATTN_OK;

@@ -10,21 +10,21 @@
  * (ffn_*) or a mixture of experts (router.data set): routed experts chosen
  * per token, plus always-on shared experts. */
 typedef struct {
-    const float *attn_norm;     /* [d_model]                 */
-    kvattn_layer_weights attn;  /* the attention layer       */
-    const float *ffn_norm;      /* [d_model]                 */
-    kvattn_matrix ffn_gate;     /* w1 [ffn_dim][d_model]     */
-    kvattn_matrix ffn_up;       /* w3 [ffn_dim][d_model]     */
-    kvattn_matrix ffn_down;     /* w2 [d_model][ffn_dim]     */
+    const float *attn_norm;    /* [d_model]                 */
+    kvattn_layer_weights attn; /* the attention layer       */
+    const float *ffn_norm;     /* [d_model]                 */
+    kvattn_matrix ffn_gate;    /* w1 [ffn_dim][d_model]     */
+    kvattn_matrix ffn_up;      /* w3 [ffn_dim][d_model]     */
+    kvattn_matrix ffn_down;    /* w2 [d_model][ffn_dim]     */
     /* MoE */
-    kvattn_matrix router;       /* [n_experts][d_model]                     */
-    const float *router_bias;   /* [n_experts] score correction (V3) or NULL */
-    kvattn_matrix *exp_gate;    /* [n_experts] of [moe_ffn_dim][d_model]    */
-    kvattn_matrix *exp_up;      /* [n_experts] of [moe_ffn_dim][d_model]    */
-    kvattn_matrix *exp_down;    /* [n_experts] of [d_model][moe_ffn_dim]    */
-    kvattn_matrix sh_gate;      /* [n_shared·moe_ffn_dim][d_model] or none  */
+    kvattn_matrix router;     /* [n_experts][d_model]                     */
+    const float *router_bias; /* [n_experts] score correction (V3) or NULL */
+    kvattn_matrix *exp_gate;  /* [n_experts] of [moe_ffn_dim][d_model]    */
+    kvattn_matrix *exp_up;    /* [n_experts] of [moe_ffn_dim][d_model]    */
+    kvattn_matrix *exp_down;  /* [n_experts] of [d_model][moe_ffn_dim]    */
+    kvattn_matrix sh_gate;    /* [n_shared·moe_ffn_dim][d_model] or none  */
     kvattn_matrix sh_up;
-    kvattn_matrix sh_down;      /* [d_model][n_shared·moe_ffn_dim]          */
+    kvattn_matrix sh_down; /* [d_model][n_shared·moe_ffn_dim]          */
 } kv_layer;
 
 typedef struct {
@@ -33,18 +33,18 @@ typedef struct {
 } kv_mapping;
 
 struct kvattn_model {
-    kvattn_model_desc desc;     /* shapes; desc.attn is every layer's attention */
-    char format[16];            /* "llama2.c", "gguf", "safetensors"           */
-    float norm_eps;             /* RMSNorm epsilon of the blocks               */
-    kvattn_matrix tok_embd;     /* [vocab][d_model]                            */
-    kvattn_matrix output;       /* [vocab][d_model] (tok_embd when tied)       */
-    const float *out_norm;      /* [d_model]                                   */
-    kv_layer *layers;           /* [n_layers]                                  */
+    kvattn_model_desc desc; /* shapes; desc.attn is every layer's attention */
+    char format[16];        /* "llama2.c", "gguf", "safetensors"           */
+    float norm_eps;         /* RMSNorm epsilon of the blocks               */
+    kvattn_matrix tok_embd; /* [vocab][d_model]                            */
+    kvattn_matrix output;   /* [vocab][d_model] (tok_embd when tied)       */
+    const float *out_norm;  /* [d_model]                                   */
+    kv_layer *layers;       /* [n_layers]                                  */
     kvattn_tokenizer *tokenizer;
     uint64_t weight_bytes;
-    kv_mapping maps[64];        /* mapped files (safetensors shards)           */
+    kv_mapping maps[64]; /* mapped files (safetensors shards)           */
     int n_maps;
-    void **owned;               /* buffers the model allocated (converted norms) */
+    void **owned; /* buffers the model allocated (converted norms) */
     int n_owned, cap_owned;
 };
 
@@ -57,6 +57,5 @@ void *kv_model_own(kvattn_model *m, void *p);
 
 /* A tensor's f32 copy when it is not f32 (norm vectors), owned by the model. */
 const float *kv_model_f32_vector(kvattn_model *m, const void *data, kvattn_type type, int n);
-
 
 #endif

@@ -74,11 +74,13 @@ static void index_file(st_index *ix, const char *path) {
     }
     for (cJSON *e = h->child; e && ix->st == KVATTN_OK; e = e->next) {
         if (!strcmp(e->string, "__metadata__")) continue;
-        const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype"), *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
+        const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype"),
+                    *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
         const cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
         if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2 ||
             cJSON_GetArraySize(sh) > 4 || strlen(e->string) >= sizeof ix->t[0].name) {
-            ix->st = kv_fail(KVATTN_ERR_FORMAT, "%s: tensor '%.100s': dtype, shape or data_offsets malformed", path, e->string);
+            ix->st = kv_fail(KVATTN_ERR_FORMAT, "%s: tensor '%.100s': dtype, shape or data_offsets malformed", path,
+                             e->string);
             break;
         }
         st_tensor t = {{0}, KVATTN_TYPE_COUNT, {1, 1, 1, 1}, cJSON_GetArraySize(sh), NULL, 0};
@@ -99,8 +101,10 @@ static void index_file(st_index *ix, const char *path) {
         }
         double b = cJSON_GetArrayItem(off, 0)->valuedouble, en = cJSON_GetArrayItem(off, 1)->valuedouble;
         if (ix->st == KVATTN_OK && (!(b >= 0) || !(en >= b) || en > (double)data_size)) {
-            ix->st = kv_fail(KVATTN_ERR_FORMAT, "%s: tensor '%s': data_offsets [%.0f, %.0f] lie outside the %llu-byte "
-                             "data section", path, t.name, b, en, (unsigned long long)data_size);
+            ix->st = kv_fail(KVATTN_ERR_FORMAT,
+                             "%s: tensor '%s': data_offsets [%.0f, %.0f] lie outside the %llu-byte "
+                             "data section",
+                             path, t.name, b, en, (unsigned long long)data_size);
         }
         if (ix->st != KVATTN_OK) break;
         t.bytes = (uint64_t)en - (uint64_t)b;
@@ -129,15 +133,18 @@ static const st_tensor *find(st_index *ix, const char *name, uint64_t rows, uint
     for (int i = 0; i < ix->n; i++) {
         const st_tensor *t = &ix->t[i];
         if (strcmp(t->name, name)) continue;
-        int ok = cols ? t->n_dims == 2 && t->shape[0] == rows && t->shape[1] == cols : t->n_dims == 1 && t->shape[0] == rows;
+        int ok =
+            cols ? t->n_dims == 2 && t->shape[0] == rows && t->shape[1] == cols : t->n_dims == 1 && t->shape[0] == rows;
         if (!ok) {
-            ix->st = kv_fail(KVATTN_ERR_FORMAT, "%s: tensor '%s' has shape [%llu, %llu], config.json implies [%llu, %llu]",
-                             ix->dir, name, (unsigned long long)t->shape[0], (unsigned long long)t->shape[1],
-                             (unsigned long long)rows, (unsigned long long)cols);
+            ix->st =
+                kv_fail(KVATTN_ERR_FORMAT, "%s: tensor '%s' has shape [%llu, %llu], config.json implies [%llu, %llu]",
+                        ix->dir, name, (unsigned long long)t->shape[0], (unsigned long long)t->shape[1],
+                        (unsigned long long)rows, (unsigned long long)cols);
             return NULL;
         }
         if (t->type == KVATTN_TYPE_COUNT) {
-            ix->st = kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: tensor '%s' has a dtype other than F32, F16, BF16", ix->dir, name);
+            ix->st =
+                kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: tensor '%s' has a dtype other than F32, F16, BF16", ix->dir, name);
             return NULL;
         }
         ix->m->weight_bytes += t->bytes;
@@ -200,8 +207,10 @@ static kvattn_status load_tokenizer_json(const char *path, int n_vocab, int bos,
     const cJSON *merges = model ? cJSON_GetObjectItemCaseSensitive(model, "merges") : NULL;
     if (!cJSON_IsString(type) || strcmp(type->valuestring, "BPE") || !cJSON_IsObject(vocab) || !cJSON_IsArray(merges)) {
         cJSON_Delete(j);
-        return kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: only BPE tokenizers (model.type \"BPE\" with vocab and merges) are "
-                       "supported", path);
+        return kv_fail(KVATTN_ERR_UNSUPPORTED,
+                       "%s: only BPE tokenizers (model.type \"BPE\" with vocab and merges) are "
+                       "supported",
+                       path);
     }
     int byte_fallback = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "byte_fallback"));
     const char **pieces = calloc((size_t)n_vocab, sizeof *pieces);
@@ -212,16 +221,19 @@ static kvattn_status load_tokenizer_json(const char *path, int n_vocab, int bos,
     int *ml = calloc((size_t)n_merges + 1, sizeof *ml);
     char **owned = calloc((size_t)n_merges + 1, sizeof *owned);
     float *scores = calloc((size_t)n_vocab, sizeof *scores);
-    if (!pieces || !lens || !types || !mp || !ml || !owned || !scores) st = kv_fail(KVATTN_ERR_NOMEM, "%s: out of memory", path);
+    if (!pieces || !lens || !types || !mp || !ml || !owned || !scores)
+        st = kv_fail(KVATTN_ERR_NOMEM, "%s: out of memory", path);
     for (const cJSON *e = vocab->child; st == KVATTN_OK && e; e = e->next) {
         int id = cJSON_IsNumber(e) ? (int)e->valuedouble : -1;
         if (id < 0 || id >= n_vocab)
-            st = kv_fail(KVATTN_ERR_FORMAT, "%s: vocab entry '%.60s' has id %d outside [0, %d)", path, e->string, id, n_vocab);
+            st = kv_fail(KVATTN_ERR_FORMAT, "%s: vocab entry '%.60s' has id %d outside [0, %d)", path, e->string, id,
+                         n_vocab);
         else pieces[id] = e->string, lens[id] = (int)strlen(e->string), types[id] = 1;
     }
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(j, "added_tokens");
     for (const cJSON *a = cJSON_IsArray(added) ? added->child : NULL; st == KVATTN_OK && a; a = a->next) {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(a, "id"), *c = cJSON_GetObjectItemCaseSensitive(a, "content");
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(a, "id"),
+                    *c = cJSON_GetObjectItemCaseSensitive(a, "content");
         int i = cJSON_IsNumber(id) ? (int)id->valuedouble : -1;
         if (i >= 0 && i < n_vocab && cJSON_IsString(c)) {
             pieces[i] = c->valuestring, lens[i] = (int)strlen(c->valuestring);
@@ -253,9 +265,17 @@ static kvattn_status load_tokenizer_json(const char *path, int n_vocab, int bos,
         /* SentencePiece conversion: a piece's priority is the rank of the first merge that makes it. */
         for (int v = 0; v < n_vocab; v++) scores[v] = -1e30f;
         kvattn_tokenizer *tmp = NULL;
-        kv_vocab_spec spec = {.kind = KVATTN_VOCAB_SPM, .n_vocab = n_vocab, .pieces = pieces, .lens = lens,
-                              .token_type = types, .bos = bos, .eos = eos, .spm_marker = 1, .add_space_prefix = 1,
-                              .pre = KV_PRE_GPT2, .source = path};
+        kv_vocab_spec spec = {.kind = KVATTN_VOCAB_SPM,
+                              .n_vocab = n_vocab,
+                              .pieces = pieces,
+                              .lens = lens,
+                              .token_type = types,
+                              .bos = bos,
+                              .eos = eos,
+                              .spm_marker = 1,
+                              .add_space_prefix = 1,
+                              .pre = KV_PRE_GPT2,
+                              .source = path};
         st = kv_tokenizer_build(&spec, &tmp);
         for (int r = 0; st == KVATTN_OK && r < n_merges; r++) {
             const char *sp = strchr(mp[r], ' ');
@@ -278,9 +298,17 @@ static kvattn_status load_tokenizer_json(const char *path, int n_vocab, int bos,
         char *pre_txt = pre ? cJSON_PrintUnformatted(pre) : NULL;
         kv_pretokenizer pt = pre_txt && strstr(pre_txt, "{1,3}") ? KV_PRE_LLAMA3 : KV_PRE_GPT2;
         free(pre_txt);
-        st = kv_tokenizer_build(&(kv_vocab_spec){.kind = KVATTN_VOCAB_BPE, .n_vocab = n_vocab, .pieces = pieces,
-                                                 .lens = lens, .token_type = types, .merges = mp, .merge_lens = ml,
-                                                 .n_merges = n_merges, .bos = bos, .eos = eos, .pre = pt,
+        st = kv_tokenizer_build(&(kv_vocab_spec){.kind = KVATTN_VOCAB_BPE,
+                                                 .n_vocab = n_vocab,
+                                                 .pieces = pieces,
+                                                 .lens = lens,
+                                                 .token_type = types,
+                                                 .merges = mp,
+                                                 .merge_lens = ml,
+                                                 .n_merges = n_merges,
+                                                 .bos = bos,
+                                                 .eos = eos,
+                                                 .pre = pt,
                                                  .source = path},
                                 out);
     }
@@ -363,9 +391,10 @@ kvattn_status kv_load_safetensors(const char *path, const char *tokenizer_path, 
     kvattn_model_desc *d = &m->desc;
     const int is_ds = !strcmp(d->arch, "deepseek2");
     if (strcmp(d->arch, "llama") && strcmp(d->arch, "mistral") && strcmp(d->arch, "qwen2") && !is_ds)
-        return kv_fail(KVATTN_ERR_UNSUPPORTED,
-                       "%s: model_type '%s' is not supported by the runner yet (llama, mistral, deepseek_v2, deepseek_v3)",
-                       p, d->arch);
+        return kv_fail(
+            KVATTN_ERR_UNSUPPORTED,
+            "%s: model_type '%s' is not supported by the runner yet (llama, mistral, deepseek_v2, deepseek_v3)", p,
+            d->arch);
     if (d->qkv_bias)
         return kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: Q/K/V biases (qwen2) are not supported by the runner yet", p);
     snprintf(m->format, sizeof m->format, "safetensors");
@@ -382,8 +411,9 @@ kvattn_status kv_load_safetensors(const char *path, const char *tokenizer_path, 
     const cJSON *eos = cJSON_GetObjectItemCaseSensitive(cfg, "eos_token_id");
     m->norm_eps = cJSON_IsNumber(eps) && eps->valuedouble > 0 ? (float)eps->valuedouble : 1e-6f;
     int bos_id = cJSON_IsNumber(bos) ? (int)bos->valuedouble : -1;
-    int eos_id = cJSON_IsNumber(eos) ? (int)eos->valuedouble : cJSON_IsArray(eos) && cJSON_IsNumber(eos->child)
-                                                                  ? (int)eos->child->valuedouble : -1;
+    int eos_id = cJSON_IsNumber(eos)                                ? (int)eos->valuedouble
+                 : cJSON_IsArray(eos) && cJSON_IsNumber(eos->child) ? (int)eos->child->valuedouble
+                                                                    : -1;
     cJSON_Delete(cfg);
 
     st_index ix = {NULL, 0, 0, m, dir, KVATTN_OK};

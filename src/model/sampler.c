@@ -1,8 +1,8 @@
 /* Token sampling: greedy, temperature, top-k, top-p (nucleus). */
 #include "internal.h"
 
-#include <math.h>
 #include "rng.h"
+#include <math.h>
 
 #include <stdlib.h>
 

@@ -27,12 +27,12 @@ struct kvattn_session {
     float *hb;  /* FFN gate          [CHUNK][ffn_width] */
     float *hb2; /* FFN up            [CHUNK][ffn_width] */
     /* MoE */
-    float *router;   /* [CHUNK][n_experts] logits                    */
-    int *sel;        /* [CHUNK][k] chosen experts                    */
-    float *sel_w;    /* [CHUNK][k] their weights                     */
+    float *router;        /* [CHUNK][n_experts] logits                    */
+    int *sel;             /* [CHUNK][k] chosen experts                    */
+    float *sel_w;         /* [CHUNK][k] their weights                     */
     float *route_scratch; /* [2·n_experts]                           */
-    int *rows;       /* [CHUNK] tokens routed to one expert          */
-    float *xg, *yg;  /* [CHUNK][d_model] gathered inputs / outputs   */
+    int *rows;            /* [CHUNK] tokens routed to one expert          */
+    float *xg, *yg;       /* [CHUNK][d_model] gathered inputs / outputs   */
 };
 
 kvattn_status kvattn_session_create(const kvattn_model *m, int n_ctx, kvattn_type kv_type, kvattn_mla_mode mla_mode,
@@ -126,7 +126,8 @@ static void ffn_moe(kvattn_session *s, const kv_layer *b, int T) {
             for (int r = 0; r < K; r++)
                 if (s->sel[t * K + r] == e) s->rows[n++] = t * K + r; /* token t, its r-th choice */
         if (!n) continue;
-        for (int i = 0; i < n; i++) memcpy(s->xg + (size_t)i * D, s->xb + (size_t)(s->rows[i] / K) * D, sizeof(float) * D);
+        for (int i = 0; i < n; i++)
+            memcpy(s->xg + (size_t)i * D, s->xb + (size_t)(s->rows[i] / K) * D, sizeof(float) * D);
         swiglu(s, b->exp_gate[e], b->exp_up[e], b->exp_down[e], F, s->xg, s->yg, n);
         for (int i = 0; i < n; i++) {
             float w = s->sel_w[s->rows[i]], *dst = s->xb2 + (size_t)(s->rows[i] / K) * D;
@@ -144,18 +145,22 @@ static kvattn_status forward_chunk(kvattn_session *s, const int32_t *tokens, int
         kv_row_load(m->tok_embd.type, kv_matrix_row(m->tok_embd, tokens[t], D), s->x + (size_t)t * D, D);
     for (int l = 0; l < m->desc.n_layers; l++) {
         const kv_layer *b = &m->layers[l];
-        for (int t = 0; t < T; t++) kv_rmsnorm(s->xb + (size_t)t * D, s->x + (size_t)t * D, b->attn_norm, D, m->norm_eps);
-        kvattn_status st = kvattn_attn_forward(&m->desc.attn, &b->attn, s->cache, l, s->pos, T, s->xb, s->xb2, s->mla_mode);
+        for (int t = 0; t < T; t++)
+            kv_rmsnorm(s->xb + (size_t)t * D, s->x + (size_t)t * D, b->attn_norm, D, m->norm_eps);
+        kvattn_status st =
+            kvattn_attn_forward(&m->desc.attn, &b->attn, s->cache, l, s->pos, T, s->xb, s->xb2, s->mla_mode);
         if (st != KVATTN_OK) return st;
         for (size_t i = 0; i < (size_t)T * D; i++) s->x[i] += s->xb2[i];
-        for (int t = 0; t < T; t++) kv_rmsnorm(s->xb + (size_t)t * D, s->x + (size_t)t * D, b->ffn_norm, D, m->norm_eps);
+        for (int t = 0; t < T; t++)
+            kv_rmsnorm(s->xb + (size_t)t * D, s->x + (size_t)t * D, b->ffn_norm, D, m->norm_eps);
         if (b->router.data) ffn_moe(s, b, T);
         else swiglu(s, b->ffn_gate, b->ffn_up, b->ffn_down, (int)m->desc.ffn_dim, s->xb, s->xb2, T);
         for (size_t i = 0; i < (size_t)T * D; i++) s->x[i] += s->xb2[i];
     }
     if (logits) {
         int first = all_logits ? 0 : T - 1, n = T - first;
-        for (int t = first; t < T; t++) kv_rmsnorm(s->xb + (size_t)(t - first) * D, s->x + (size_t)t * D, m->out_norm, D, m->norm_eps);
+        for (int t = first; t < T; t++)
+            kv_rmsnorm(s->xb + (size_t)(t - first) * D, s->x + (size_t)t * D, m->out_norm, D, m->norm_eps);
         kv_matmul(logits, s->xb, m->output, n, V, D);
     }
     s->pos += T;

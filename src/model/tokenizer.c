@@ -116,8 +116,8 @@ kvattn_status kv_tokenizer_build(const kv_vocab_spec *v, kvattn_tokenizer **out)
         int len = lens[i];
         if (len < 0 || len > KV_MAX_PIECE_BYTES || memchr(pieces[i], 0, (size_t)len)) {
             kvattn_tokenizer_free(t);
-            return kv_fail(KVATTN_ERR_FORMAT, "%s: token %d has an invalid piece (length %d or a NUL byte)", source,
-                           i, len);
+            return kv_fail(KVATTN_ERR_FORMAT, "%s: token %d has an invalid piece (length %d or a NUL byte)", source, i,
+                           len);
         }
         if (!(t->pieces[i] = malloc((size_t)len + 1))) goto nomem;
         memcpy(t->pieces[i], pieces[i], (size_t)len);
@@ -137,7 +137,8 @@ kvattn_status kv_tokenizer_build(const kv_vocab_spec *v, kvattn_tokenizer **out)
         int len = kind == KVATTN_VOCAB_SPM ? snprintf(buf, sizeof buf, "<0x%02X>", b) : byte_to_unicode(b, buf);
         t->byte_id[b] = kv_tokenizer_find(t, buf, len);
         if (kind == KVATTN_VOCAB_BPE) { /* the reverse map, for decoding */
-            int cp = len == 1 ? (unsigned char)buf[0] : (((unsigned char)buf[0] & 0x1f) << 6) | ((unsigned char)buf[1] & 0x3f);
+            int cp = len == 1 ? (unsigned char)buf[0]
+                              : (((unsigned char)buf[0] & 0x1f) << 6) | ((unsigned char)buf[1] & 0x3f);
             if (cp < 324) t->unicode_byte[cp] = (int16_t)b;
         }
     }
@@ -198,7 +199,8 @@ kvattn_status kvattn_tokenizer_load_llama2c(const char *path, int vocab_size, kv
             st = kv_fail(KVATTN_ERR_FORMAT, "%s: token %d: length %d is outside [0, max_token_length = %d]", path, i,
                          len, max_len);
         } else if (!(pieces[i] = malloc((size_t)len + 1)) || fread(pieces[i], 1, (size_t)len, f) != (size_t)len) {
-            st = kv_fail(pieces[i] ? KVATTN_ERR_FORMAT : KVATTN_ERR_NOMEM, "%s: truncated in the piece of token %d", path, i);
+            st = kv_fail(pieces[i] ? KVATTN_ERR_FORMAT : KVATTN_ERR_NOMEM, "%s: truncated in the piece of token %d",
+                         path, i);
         } else {
             lens[i] = len;
         }
@@ -206,10 +208,16 @@ kvattn_status kvattn_tokenizer_load_llama2c(const char *path, int vocab_size, kv
     fclose(f);
     /* llama2.c's conventions: BOS 1, EOS 2, dummy-prefix " ", pieces with plain spaces. */
     if (st == KVATTN_OK)
-        st = kv_tokenizer_build(&(kv_vocab_spec){.kind = KVATTN_VOCAB_SPM, .n_vocab = vocab_size,
-                                                 .pieces = (const char *const *)pieces, .lens = lens, .scores = scores,
-                                                 .bos = vocab_size > 1 ? 1 : -1, .eos = vocab_size > 2 ? 2 : -1,
-                                                 .add_space_prefix = 1, .pre = KV_PRE_GPT2, .source = path},
+        st = kv_tokenizer_build(&(kv_vocab_spec){.kind = KVATTN_VOCAB_SPM,
+                                                 .n_vocab = vocab_size,
+                                                 .pieces = (const char *const *)pieces,
+                                                 .lens = lens,
+                                                 .scores = scores,
+                                                 .bos = vocab_size > 1 ? 1 : -1,
+                                                 .eos = vocab_size > 2 ? 2 : -1,
+                                                 .add_space_prefix = 1,
+                                                 .pre = KV_PRE_GPT2,
+                                                 .source = path},
                                 out);
     for (int i = 0; pieces && i < vocab_size; i++) free(pieces[i]);
     free(pieces), free(lens), free(scores);
@@ -374,14 +382,17 @@ static int is_space_cp(uint32_t c) {
            c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f ||
            c == 0x3000;
 }
-static int is_digit_cp(uint32_t c) { return (c >= '0' && c <= '9') || (c >= 0x660 && c <= 0x669) || (c >= 0xff10 && c <= 0xff19); }
+static int is_digit_cp(uint32_t c) {
+    return (c >= '0' && c <= '9') || (c >= 0x660 && c <= 0x669) || (c >= 0xff10 && c <= 0xff19);
+}
 /* Letters: ASCII letters, and every non-ASCII code point outside the
  * punctuation and symbol blocks — an approximation of \p{L} without tables. */
 static int is_letter_cp(uint32_t c) {
     if (c < 0x80) return (c | 32) >= 'a' && (c | 32) <= 'z';
     if (is_space_cp(c) || is_digit_cp(c)) return 0;
-    if ((c >= 0xa1 && c <= 0xbf) || c == 0xd7 || c == 0xf7) return 0;      /* Latin-1 punctuation and signs */
-    if ((c >= 0x2010 && c <= 0x2bff) || (c >= 0x3001 && c <= 0x303f)) return 0; /* general punctuation, symbols, CJK punct */
+    if ((c >= 0xa1 && c <= 0xbf) || c == 0xd7 || c == 0xf7) return 0; /* Latin-1 punctuation and signs */
+    if ((c >= 0x2010 && c <= 0x2bff) || (c >= 0x3001 && c <= 0x303f))
+        return 0; /* general punctuation, symbols, CJK punct */
     if ((c >= 0xfe30 && c <= 0xfe4f) || (c >= 0xff01 && c <= 0xff0f) || (c >= 0x1f000 && c <= 0x1faff)) return 0;
     return 1;
 }
@@ -488,8 +499,7 @@ static int encode_bpe(const kvattn_tokenizer *t, const char *text, size_t len, s
     return 0;
 }
 
-kvattn_status kvattn_tokenize(const kvattn_tokenizer *t, const char *text, int add_bos, int32_t *ids, int max,
-                              int *n) {
+kvattn_status kvattn_tokenize(const kvattn_tokenizer *t, const char *text, int add_bos, int32_t *ids, int max, int *n) {
     if (!t || !text || !ids || !n || max < 0) return kv_fail(KVATTN_ERR_INVALID_ARG, "tokenize: NULL argument");
     *n = 0;
     if (add_bos && t->bos >= 0) {
@@ -521,7 +531,8 @@ kvattn_status kvattn_tokenize(const kvattn_tokenizer *t, const char *text, int a
         memcpy(norm, text, len);
         m = len;
     }
-    int rc = t->kind == KVATTN_VOCAB_SPM ? encode_spm(t, norm, m, s, ids, max, n) : encode_bpe(t, norm, m, s, ids, max, n);
+    int rc =
+        t->kind == KVATTN_VOCAB_SPM ? encode_spm(t, norm, m, s, ids, max, n) : encode_bpe(t, norm, m, s, ids, max, n);
     free(norm), free(s);
     if (rc == -2) return kv_fail(KVATTN_ERR_INVALID_ARG, "tokenize: the text needs more than %d tokens", max);
     if (rc == -3) return kv_fail(KVATTN_ERR_FORMAT, "tokenize: the vocabulary lacks a byte token");
@@ -532,7 +543,10 @@ kvattn_status kvattn_tokenize(const kvattn_tokenizer *t, const char *text, int a
 /* ---- decoding ------------------------------------------------------------ */
 
 static int hexval(char c) {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                  : -1;
 }
 
 int kvattn_token_to_bytes(const kvattn_tokenizer *t, int prev, int id, char *buf, int size) {
@@ -554,7 +568,8 @@ int kvattn_token_to_bytes(const kvattn_tokenizer *t, int prev, int id, char *buf
         }
         return o;
     }
-    if (len == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>' && hexval(p[3]) >= 0 && hexval(p[4]) >= 0) {
+    if (len == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>' && hexval(p[3]) >= 0 &&
+        hexval(p[4]) >= 0) {
         if (size > 0) buf[0] = (char)(hexval(p[3]) * 16 + hexval(p[4]));
         return size > 0 ? 1 : 0;
     }

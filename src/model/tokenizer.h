@@ -9,13 +9,13 @@ typedef enum { KV_PRE_GPT2 = 0, KV_PRE_LLAMA3 } kv_pretokenizer;
 struct kvattn_tokenizer {
     kvattn_vocab_kind kind;
     int n_vocab;
-    char **pieces;     /* [n_vocab] NUL-terminated (pieces never contain NUL) */
-    int *piece_len;    /* [n_vocab]                                           */
-    float *scores;     /* [n_vocab] SPM merge priority                        */
-    int *sorted;       /* ids sorted by piece, for lookup                     */
-    int byte_id[256];  /* SPM: id of <0xXX>; BPE: id of the byte's unicode stand-in; -1 if absent */
+    char **pieces;    /* [n_vocab] NUL-terminated (pieces never contain NUL) */
+    int *piece_len;   /* [n_vocab]                                           */
+    float *scores;    /* [n_vocab] SPM merge priority                        */
+    int *sorted;      /* ids sorted by piece, for lookup                     */
+    int byte_id[256]; /* SPM: id of <0xXX>; BPE: id of the byte's unicode stand-in; -1 if absent */
     int bos, eos;
-    int spm_marker;    /* SPM: spaces are "▁" (GGUF, HF) rather than " " (llama2.c)    */
+    int spm_marker; /* SPM: spaces are "▁" (GGUF, HF) rather than " " (llama2.c)    */
     int add_space_prefix;
     kv_pretokenizer pre;
     /* BPE merges: open-addressing hash of (left id, right id) → rank. */
@@ -31,18 +31,18 @@ struct kvattn_tokenizer {
 typedef struct {
     kvattn_vocab_kind kind;
     int n_vocab;
-    const char *const *pieces;  /* [n_vocab], lens[i] bytes each                 */
+    const char *const *pieces; /* [n_vocab], lens[i] bytes each                 */
     const int *lens;
-    const float *scores;        /* [n_vocab] SPM merge priorities, or NULL (BPE)  */
-    const int32_t *token_type;  /* [n_vocab] GGUF types (3 control, 6 byte), or NULL */
-    const char *const *merges;  /* [n_merges] "left right" (BPE), or NULL (SPM)   */
+    const float *scores;       /* [n_vocab] SPM merge priorities, or NULL (BPE)  */
+    const int32_t *token_type; /* [n_vocab] GGUF types (3 control, 6 byte), or NULL */
+    const char *const *merges; /* [n_merges] "left right" (BPE), or NULL (SPM)   */
     const int *merge_lens;
     int n_merges;
-    int bos, eos;               /* -1: none                                       */
-    int spm_marker;             /* SPM: spaces are "▁" (GGUF, HF), not " " (llama2.c) */
+    int bos, eos;   /* -1: none                                       */
+    int spm_marker; /* SPM: spaces are "▁" (GGUF, HF), not " " (llama2.c) */
     int add_space_prefix;
     kv_pretokenizer pre;
-    const char *source;         /* the file errors name                          */
+    const char *source; /* the file errors name                          */
 } kv_vocab_spec;
 
 kvattn_status kv_tokenizer_build(const kv_vocab_spec *v, kvattn_tokenizer **out);

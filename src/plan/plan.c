@@ -19,8 +19,8 @@ kvattn_status kvattn_plan(const kvattn_model_desc *m, const char *design, const 
     memset(row, 0, sizeof *row);
     char own[32];
     kvattn_config_design_name(&md.attn, row->design, sizeof row->design);
-    row->native = !strcmp(row->design, kvattn_config_design_name(&m->attn, own, sizeof own)) &&
-                  md.attn.kind == m->attn.kind;
+    row->native =
+        !strcmp(row->design, kvattn_config_design_name(&m->attn, own, sizeof own)) && md.attn.kind == m->attn.kind;
     int64_t params = kvattn_model_params(&md);
     if (params < 0) return kv_fail(KVATTN_ERR_CONFIG, "plan: model '%s' has an invalid or overflowing size", m->name);
     row->kv_elems_per_token_layer = kvattn_kv_elems_per_token_layer(&md.attn);
@@ -31,9 +31,8 @@ kvattn_status kvattn_plan(const kvattn_model_desc *m, const char *design, const 
         !mul_u64(row->kv_bytes_per_token, (uint64_t)opt->ctx, &per_seq) ||
         !mul_u64(per_seq, (uint64_t)opt->batch, &row->kv_bytes_total) ||
         __builtin_add_overflow(row->kv_bytes_total, row->weights_bytes, &row->total_bytes))
-        return kv_fail(KVATTN_ERR_INVALID_ARG,
-                       "plan: %s at ctx %lld × batch %lld overflows 64-bit byte counts", row->design,
-                       (long long)opt->ctx, (long long)opt->batch);
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "plan: %s at ctx %lld × batch %lld overflows 64-bit byte counts",
+                       row->design, (long long)opt->ctx, (long long)opt->batch);
     row->max_context = -1;
     if (opt->gpu_mem_bytes) {
         row->gpus_needed = (int64_t)((row->total_bytes + opt->gpu_mem_bytes - 1) / opt->gpu_mem_bytes);
