@@ -177,9 +177,12 @@ typedef struct {
 } q16_rows;
 
 /* The blocks of 16 queries over the rows r: per block, scores, softmax and
- * accumulation. The first block's scores take pf_k, its accumulation pf_v. */
-static void q16_blocks(const attn_lane *ln, int group, const q16_rows *r, float scale, float *st,
-                       const kv_prefetch_spans *pf_k, const kv_prefetch_spans *pf_v) {
+ * accumulation. The first block's scores take pf_k, its accumulation pf_v.
+ * Always inlined: out of line, GCC inlines less of the tile loop around it,
+ * and the 4-query paths, which never call it, run more instructions. */
+static inline __attribute__((always_inline)) void q16_blocks(const attn_lane *ln, int group, const q16_rows *r,
+                                                             float scale, float *st, const kv_prefetch_spans *pf_k,
+                                                             const kv_prefetch_spans *pf_v) {
     const int kd = r->k_dim, vd = r->v_dim;
     unsigned taken_k = 0, taken_v = 0; /* later blocks go on with the takes: none left */
     for (int b = 0; b < group; b += KV_Q16) {
