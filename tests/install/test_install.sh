@@ -5,6 +5,7 @@
 # usage: test_install.sh BUILD_DIR SOURCE_DIR C_COMPILER
 set -euo pipefail
 build=$1 src=$2 cc=$3
+cflags=${CONSUMER_CFLAGS:-} # the sanitizer build's flags, which its library needs in the program too
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
@@ -18,14 +19,15 @@ soname=$(objdump -p "$lib/libkvattn.so" | awk '/SONAME/ {print $2}')
 test -L "$lib/libkvattn.so" && test -e "$lib/libkvattn.so.0" || { echo "FAIL: versioned library links missing"; exit 1; }
 
 export PKG_CONFIG_PATH="$lib/pkgconfig"
-"$cc" -o "$tmp/pc_shared" "$src/tests/install/consumer.c" $(pkg-config --cflags --libs kvattn) -Wl,-rpath,"$lib"
+"$cc" $cflags -o "$tmp/pc_shared" "$src/tests/install/consumer.c" $(pkg-config --cflags --libs kvattn) -Wl,-rpath,"$lib"
 "$tmp/pc_shared"
-"$cc" -o "$tmp/pc_static" "$src/tests/install/consumer.c" $(pkg-config --cflags kvattn) "$lib/libkvattn.a" \
+"$cc" $cflags -o "$tmp/pc_static" "$src/tests/install/consumer.c" $(pkg-config --cflags kvattn) "$lib/libkvattn.a" \
   $(pkg-config --static --libs-only-other --libs-only-l kvattn | sed 's/-lkvattn//')
 if ldd "$tmp/pc_static" | grep -q libkvattn; then echo "FAIL: the static program loads libkvattn.so"; exit 1; fi
 "$tmp/pc_static"
 
-CC="$cc" cmake -S "$src/tests/install" -B "$tmp/consumer" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
+CC="$cc" cmake -S "$src/tests/install" -B "$tmp/consumer" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
+  -DCMAKE_C_FLAGS="$cflags" >/dev/null
 cmake --build "$tmp/consumer" >/dev/null
 "$tmp/consumer/consumer_shared"
 "$tmp/consumer/consumer_static"
