@@ -151,6 +151,11 @@ int64_t kvattn_kv_elems_per_token_layer(const kvattn_layer_config *cfg);
  * both use this function. */
 size_t kvattn_kv_bytes_per_token(const kvattn_layer_config *cfg, int n_layers, kvattn_type t);
 
+/* The same with K rows of k_type and V rows of v_type (llama.cpp's -ctk and
+ * -ctv); MLA's one latent row is counted in k_type. */
+size_t kvattn_kv_bytes_per_token_kv(const kvattn_layer_config *cfg, int n_layers, kvattn_type k_type,
+                                    kvattn_type v_type);
+
 /* ------------------------------------------------------------------------- */
 /* Layer weights (caller-owned, row-major [out][in])                          */
 /* ------------------------------------------------------------------------- */
@@ -207,14 +212,19 @@ typedef struct kvattn_cache kvattn_cache;
  * capacity or n_layers < 1, size overflow, out of memory. */
 kvattn_status kvattn_cache_create(const kvattn_layer_config *cfg, int n_layers, int capacity, kvattn_type type,
                                   kvattn_cache **out);
+/* The same with K rows of k_type and V rows of v_type (GQA family); an MLA
+ * cache needs k_type == v_type (its latent row is both). */
+kvattn_status kvattn_cache_create_kv(const kvattn_layer_config *cfg, int n_layers, int capacity, kvattn_type k_type,
+                                     kvattn_type v_type, kvattn_cache **out);
 void kvattn_cache_free(kvattn_cache *c);
 
 /* Tokens held by `layer`; layer = -1 gives the minimum over all layers. */
 int kvattn_cache_length(const kvattn_cache *c, int layer);
 int kvattn_cache_capacity(const kvattn_cache *c);
 int kvattn_cache_n_layers(const kvattn_cache *c);
-kvattn_type kvattn_cache_type(const kvattn_cache *c);
-/* = kvattn_kv_bytes_per_token(cfg, n_layers, type). */
+kvattn_type kvattn_cache_type(const kvattn_cache *c);   /* of the K rows (MLA: the latent) */
+kvattn_type kvattn_cache_type_v(const kvattn_cache *c); /* of the V rows */
+/* = kvattn_kv_bytes_per_token_kv(cfg, n_layers, k_type, v_type). */
 size_t kvattn_cache_bytes_per_token(const kvattn_cache *c);
 /* Bytes of cache storage allocated: capacity · bytes_per_token. */
 size_t kvattn_cache_bytes_allocated(const kvattn_cache *c);
@@ -417,6 +427,9 @@ typedef struct kvattn_session kvattn_session;
 
 kvattn_status kvattn_session_create(const kvattn_model *m, int n_ctx, kvattn_type kv_type, kvattn_mla_mode mla_mode,
                                     kvattn_session **out);
+/* The same with K rows of k_type and V rows of v_type (see kvattn_cache_create_kv). */
+kvattn_status kvattn_session_create_kv(const kvattn_model *m, int n_ctx, kvattn_type k_type, kvattn_type v_type,
+                                       kvattn_mla_mode mla_mode, kvattn_session **out);
 void kvattn_session_free(kvattn_session *s);
 
 /* Runs n tokens at the current position (then advanced by n). logits

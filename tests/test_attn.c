@@ -19,10 +19,10 @@
 
 /* Runs tokens 0..T-1 through the cache in chunks (chunks[i] tokens each,
  * repeated from the last entry until T is reached). */
-static kvattn_status run_cached(const test_layer *L, kvattn_type type, kvattn_mla_mode mode, int T, const int *chunks,
-                                int n_chunks, const float *x, float *out) {
+static kvattn_status run_cached_kv(const test_layer *L, kvattn_type k_type, kvattn_type v_type, kvattn_mla_mode mode,
+                                   int T, const int *chunks, int n_chunks, const float *x, float *out) {
     kvattn_cache *c = NULL;
-    kvattn_status st = kvattn_cache_create(&L->cfg, 1, T, type, &c);
+    kvattn_status st = kvattn_cache_create_kv(&L->cfg, 1, T, k_type, v_type, &c);
     if (st != KVATTN_OK) return st;
     const int D = L->cfg.d_model;
     for (int pos = 0, i = 0; pos < T && st == KVATTN_OK; i++) {
@@ -34,6 +34,11 @@ static kvattn_status run_cached(const test_layer *L, kvattn_type type, kvattn_ml
     if (st == KVATTN_OK && kvattn_cache_length(c, 0) != T) st = KVATTN_ERR_INVALID_ARG;
     kvattn_cache_free(c);
     return st;
+}
+
+static kvattn_status run_cached(const test_layer *L, kvattn_type type, kvattn_mla_mode mode, int T, const int *chunks,
+                                int n_chunks, const float *x, float *out) {
+    return run_cached_kv(L, type, type, mode, T, chunks, n_chunks, x, out);
 }
 
 /* Cached (in the given chunking) vs reference, relative max error. */
@@ -244,6 +249,47 @@ static void test_cache_types_close_to_f32(void) {
     }
 }
 
+/* K and V rows of different types: the cache holds what the one formula says,
+ * and the output stays within the coarser type's bound of the f32 cache (as
+ * above); MLA, whose one latent row is K and V, refuses two types. */
+static void test_mixed_kv_types(void) {
+    const kvattn_layer_config cfg = test_gqa_config(64, 8, 2, 32);
+    test_layer L;
+    test_layer_init(&L, &cfg, 4242);
+    const int T = 70;
+    const size_t n = (size_t)T * 64;
+    float *x = malloc(n * sizeof(float)), *o32 = malloc(n * sizeof(float)), *o = malloc(n * sizeof(float));
+    test_rng r = {56};
+    test_fill(&r, x, n, 1.0f);
+    CHECK_OK(run_cached(&L, KVATTN_TYPE_F32, KVATTN_MLA_ABSORBED, T, MIXED, 7, x, o32));
+    const kvattn_type kv[3][2] = {
+        {KVATTN_TYPE_F16, KVATTN_TYPE_Q8_0}, {KVATTN_TYPE_Q8_0, KVATTN_TYPE_F16}, {KVATTN_TYPE_F32, KVATTN_TYPE_BF16}};
+    for (int i = 0; i < 3; i++) {
+        kvattn_cache *c = NULL;
+        CHECK_OK(kvattn_cache_create_kv(&cfg, 3, 10, kv[i][0], kv[i][1], &c));
+        /* per layer and token: 2 KV heads × (a K row + a V row) */
+        const size_t want = 3 * 2 * (kvattn_row_bytes(kv[i][0], 32) + kvattn_row_bytes(kv[i][1], 32));
+        CHECK(kvattn_cache_bytes_per_token(c) == want &&
+                  kvattn_kv_bytes_per_token_kv(&cfg, 3, kv[i][0], kv[i][1]) == want &&
+                  kvattn_cache_bytes_allocated(c) == 10 * want && kvattn_cache_type(c) == kv[i][0] &&
+                  kvattn_cache_type_v(c) == kv[i][1],
+              "K %s, V %s: %zu bytes/token, want %zu", kvattn_type_name(kv[i][0]), kvattn_type_name(kv[i][1]),
+              kvattn_cache_bytes_per_token(c), want);
+        kvattn_cache_free(c);
+        CHECK_OK(run_cached_kv(&L, kv[i][0], kv[i][1], KVATTN_MLA_ABSORBED, T, MIXED, 7, x, o));
+        double e = test_max_abs_diff(o32, o, n) / test_max_abs(o32, n);
+        CHECK(e <= 1.6e-2 && e > 0.0, "K %s, V %s vs f32: rel err %.3g (bound 1.6e-2)", kvattn_type_name(kv[i][0]),
+              kvattn_type_name(kv[i][1]), e);
+    }
+    const kvattn_layer_config mla = test_mla_config(64, 4, 0, 64, 16, 32, 16);
+    kvattn_cache *c = NULL;
+    CHECK(kvattn_cache_create_kv(&mla, 1, 8, KVATTN_TYPE_F16, KVATTN_TYPE_Q8_0, &c) == KVATTN_ERR_UNSUPPORTED && !c &&
+              strstr(kvattn_last_error(), "MLA"),
+          "MLA with two cache types: %s", kvattn_last_error());
+    free(x), free(o32), free(o);
+    test_layer_free(&L);
+}
+
 /* Truncating and rewriting a suffix gives the same as a fresh run. */
 static void test_rewrite_suffix(void) {
     kvattn_layer_config cfgs[2] = {test_gqa_config(32, 4, 2, 8), test_mla_config(32, 4, 0, 16, 8, 4, 8)};
@@ -414,6 +460,7 @@ int main(void) {
     test_gqa_equals_replicated_mha();
     test_mla_absorbed_equals_naive();
     test_cache_types_close_to_f32();
+    test_mixed_kv_types();
     test_rewrite_suffix();
     test_multi_layer_cache();
     test_thread_count_invariance();

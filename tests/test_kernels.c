@@ -168,22 +168,24 @@ static void test_matmul(void) {
 }
 
 /* kv_attend against its twin on a random cache: nkv heads × (pos + T) rows
- * of K (kd) and V (vd), or V as the leading vd of each K row (MLA's latent
- * rows) when v_in_k. Returns the error relative to the largest output. */
-static double attend_vs_ref(test_rng *r, kvattn_type t, int T, int H, int nkv, int kd, int vd, int v_in_k, int pos) {
+ * of K (kd elements of type kt) and V (vd of type vt), or V as the leading vd
+ * of each K row (MLA's latent rows; vt is then kt) when v_in_k. Returns the
+ * error relative to the largest output. */
+static double attend_vs_ref_kv(test_rng *r, kvattn_type kt, kvattn_type vt, int T, int H, int nkv, int kd, int vd,
+                               int v_in_k, int pos) {
     const int n_ctx = pos + T;
-    size_t krow = kvattn_row_bytes(t, kd), vrow = kvattn_row_bytes(t, vd);
+    size_t krow = kvattn_row_bytes(kt, kd), vrow = kvattn_row_bytes(vt, vd);
     unsigned char *kb = malloc(krow * n_ctx * nkv), *vb = malloc(vrow * n_ctx * nkv);
     float *src = malloc(sizeof(float) * (kd > vd ? kd : vd));
     for (int h = 0; h < nkv; h++)
         for (int j = 0; j < n_ctx; j++) {
             test_fill(r, src, (size_t)kd, 2.0f);
-            kv_row_store(t, src, kb + ((size_t)h * n_ctx + j) * krow, kd);
+            kv_row_store(kt, src, kb + ((size_t)h * n_ctx + j) * krow, kd);
             test_fill(r, src, (size_t)vd, 2.0f);
-            kv_row_store(t, src, vb + ((size_t)h * n_ctx + j) * vrow, vd);
+            kv_row_store(vt, src, vb + ((size_t)h * n_ctx + j) * vrow, vd);
         }
-    kv_rows k = {t, kb, krow * n_ctx, krow, kd}, v = {t, vb, vrow * n_ctx, vrow, vd};
-    if (v_in_k) v = (kv_rows){t, kb, krow * n_ctx, krow, vd};
+    kv_rows k = {kt, kb, krow * n_ctx, krow, kd}, v = {vt, vb, vrow * n_ctx, vrow, vd};
+    if (v_in_k) v = (kv_rows){kt, kb, krow * n_ctx, krow, vd};
     float *q = malloc(sizeof(float) * T * H * kd), *o1 = malloc(sizeof(float) * T * H * vd);
     float *o2 = malloc(sizeof(float) * T * H * vd);
     test_fill(r, q, (size_t)T * H * kd, 1.0f);
@@ -195,6 +197,31 @@ static double attend_vs_ref(test_rng *r, kvattn_type t, int T, int H, int nkv, i
     }
     free(kb), free(vb), free(src), free(q), free(o1), free(o2);
     return e;
+}
+
+static double attend_vs_ref(test_rng *r, kvattn_type t, int T, int H, int nkv, int kd, int vd, int v_in_k, int pos) {
+    return attend_vs_ref_kv(r, t, t, T, H, nkv, kd, vd, v_in_k, pos);
+}
+
+/* K and V rows of different types (llama.cpp's -ctk/-ctv): every ordered pair of
+ * cache types, 1 to 16 queries per KV head (the 16-query blocks need one type and
+ * fall back), widths whole and ragged, contexts across tiles and splits. */
+static void test_attend_mixed_types(void) {
+    test_rng r = {77};
+    int cases = 0;
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++) {
+            if (a == b) continue;
+            for (int g = 0; g < 3; g++, cases++) {
+                const int group = g == 0 ? 1 : g == 1 ? 4 : 16, nkv = g == 2 ? 1 : 2, H = nkv * group;
+                const int kd = cases % 2 ? 8 * test_randint(&r, 1, 12) : test_randint(&r, 1, 90);
+                const int vd = cases % 2 ? 8 * test_randint(&r, 1, 12) : test_randint(&r, 1, 90);
+                const int T = cases % 3 == 0 ? 2 : 1, pos = test_randint(&r, 0, 700);
+                double e = attend_vs_ref_kv(&r, cache_types[a], cache_types[b], T, H, nkv, kd, vd, 0, pos);
+                CHECK(e <= 1e-5, "attend K %s, V %s, H=%d nkv=%d kd=%d vd=%d pos=%d T=%d: rel err %.3g",
+                      kvattn_type_name(cache_types[a]), kvattn_type_name(cache_types[b]), H, nkv, kd, vd, pos, T, e);
+            }
+        }
 }
 
 /* kv_attend (grouped, tiled, threaded, KV heads paired) vs kv_attend_ref on random caches. */
@@ -601,6 +628,7 @@ int main(void) {
     test_matmul();
     test_attend_core();
     test_attend_many_queries();
+    test_attend_mixed_types();
     test_thread_scratch();
     test_tile_kernels();
     test_prefetch_spans();

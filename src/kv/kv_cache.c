@@ -17,18 +17,18 @@ struct kvattn_cache {
     kvattn_layer_config cfg;
     int n_layers;
     int capacity;
-    kvattn_type type;
-    size_t row_bytes;       /* one stored row                           */
-    size_t bytes_per_token; /* over all layers                          */
-    size_t layer_bytes;     /* capacity · per-layer bytes per token     */
-    int *length;            /* [n_layers] tokens held                   */
-    uint8_t *data;          /* [n_layers][layer_bytes]                  */
+    kvattn_type k_type, v_type;      /* equal for MLA: V is inside the latent row */
+    size_t k_row_bytes, v_row_bytes; /* one stored row (MLA: v_row_bytes unused) */
+    size_t bytes_per_token;          /* over all layers                          */
+    size_t layer_bytes;              /* capacity · per-layer bytes per token     */
+    int *length;                     /* [n_layers] tokens held                   */
+    uint8_t *data;                   /* [n_layers][layer_bytes]                  */
 };
 
 static int is_mla(const kvattn_cache *c) { return c->cfg.kind == KVATTN_ATTN_MLA; }
 
-kvattn_status kvattn_cache_create(const kvattn_layer_config *cfg, int n_layers, int capacity, kvattn_type type,
-                                  kvattn_cache **out) {
+kvattn_status kvattn_cache_create_kv(const kvattn_layer_config *cfg, int n_layers, int capacity, kvattn_type k_type,
+                                     kvattn_type v_type, kvattn_cache **out) {
     if (!out) return kv_fail(KVATTN_ERR_INVALID_ARG, "cache: output pointer is NULL");
     *out = NULL;
     kvattn_status st = kvattn_config_validate(cfg);
@@ -37,11 +37,19 @@ kvattn_status kvattn_cache_create(const kvattn_layer_config *cfg, int n_layers, 
         return kv_fail(KVATTN_ERR_INVALID_ARG, "cache: n_layers = %d must be in [1, %d]", n_layers, KV_MAX_DIM);
     if (capacity < 1)
         return kv_fail(KVATTN_ERR_INVALID_ARG, "cache: capacity = %d tokens must be at least 1", capacity);
-    if (!kvattn_type_is_cache_type(type))
-        return kv_fail(KVATTN_ERR_UNSUPPORTED, "cache: element type '%s' is not a cache type (f32, f16, bf16, q8_0)",
-                       kvattn_type_name(type));
+    const kvattn_type types[2] = {k_type, v_type};
+    for (int i = 0; i < 2; i++)
+        if (!kvattn_type_is_cache_type(types[i]))
+            return kv_fail(KVATTN_ERR_UNSUPPORTED,
+                           "cache: %s element type '%s' is not a cache type (f32, f16, bf16, q8_0)", i ? "V" : "K",
+                           kvattn_type_name(types[i]));
+    if (cfg->kind == KVATTN_ATTN_MLA && k_type != v_type)
+        return kv_fail(KVATTN_ERR_UNSUPPORTED,
+                       "cache: MLA caches one latent row that is both K and V, so the K type (%s) and the V type "
+                       "(%s) must be the same",
+                       kvattn_type_name(k_type), kvattn_type_name(v_type));
 
-    size_t bpt = kvattn_kv_bytes_per_token(cfg, n_layers, type), layer_bpt = bpt / (size_t)n_layers;
+    size_t bpt = kvattn_kv_bytes_per_token_kv(cfg, n_layers, k_type, v_type), layer_bpt = bpt / (size_t)n_layers;
     size_t layer_bytes, total;
     if (bpt == 0 || !kv_mul_size(layer_bpt, (size_t)capacity, &layer_bytes) ||
         !kv_mul_size(layer_bytes, (size_t)n_layers, &total))
@@ -53,10 +61,10 @@ kvattn_status kvattn_cache_create(const kvattn_layer_config *cfg, int n_layers, 
     c->cfg = *cfg;
     c->n_layers = n_layers;
     c->capacity = capacity;
-    c->type = type;
-    c->row_bytes = cfg->kind == KVATTN_ATTN_MLA
-                       ? kvattn_row_bytes(type, (int64_t)cfg->kv_lora_rank + cfg->qk_rope_head_dim)
-                       : kvattn_row_bytes(type, cfg->head_dim);
+    c->k_type = k_type, c->v_type = v_type;
+    const int k_dim = cfg->kind == KVATTN_ATTN_MLA ? cfg->kv_lora_rank + cfg->qk_rope_head_dim : cfg->head_dim;
+    c->k_row_bytes = kvattn_row_bytes(k_type, k_dim);
+    c->v_row_bytes = kvattn_row_bytes(v_type, cfg->kind == KVATTN_ATTN_MLA ? 0 : cfg->head_dim);
     c->bytes_per_token = bpt;
     c->layer_bytes = layer_bytes;
     c->length = calloc((size_t)n_layers, sizeof *c->length);
@@ -69,6 +77,11 @@ kvattn_status kvattn_cache_create(const kvattn_layer_config *cfg, int n_layers, 
     }
     *out = c;
     return KVATTN_OK;
+}
+
+kvattn_status kvattn_cache_create(const kvattn_layer_config *cfg, int n_layers, int capacity, kvattn_type type,
+                                  kvattn_cache **out) {
+    return kvattn_cache_create_kv(cfg, n_layers, capacity, type, type, out);
 }
 
 void kvattn_cache_free(kvattn_cache *c) {
@@ -89,7 +102,8 @@ int kvattn_cache_length(const kvattn_cache *c, int layer) {
 
 int kvattn_cache_capacity(const kvattn_cache *c) { return c ? c->capacity : 0; }
 int kvattn_cache_n_layers(const kvattn_cache *c) { return c ? c->n_layers : 0; }
-kvattn_type kvattn_cache_type(const kvattn_cache *c) { return c ? c->type : KVATTN_TYPE_F32; }
+kvattn_type kvattn_cache_type(const kvattn_cache *c) { return c ? c->k_type : KVATTN_TYPE_F32; }
+kvattn_type kvattn_cache_type_v(const kvattn_cache *c) { return c ? c->v_type : KVATTN_TYPE_F32; }
 size_t kvattn_cache_bytes_per_token(const kvattn_cache *c) { return c ? c->bytes_per_token : 0; }
 size_t kvattn_cache_bytes_allocated(const kvattn_cache *c) { return c ? c->layer_bytes * (size_t)c->n_layers : 0; }
 
@@ -112,13 +126,13 @@ static uint8_t *layer_base(const kvattn_cache *c, int layer) { return c->data + 
 void kv_cache_rows(const kvattn_cache *c, int layer, kv_rows *k, kv_rows *v) {
     uint8_t *base = layer_base(c, layer);
     if (is_mla(c)) {
-        *k = (kv_rows){c->type, base, 0, c->row_bytes, c->cfg.kv_lora_rank + c->cfg.qk_rope_head_dim};
-        *v = (kv_rows){c->type, base, 0, c->row_bytes, c->cfg.kv_lora_rank};
+        *k = (kv_rows){c->k_type, base, 0, c->k_row_bytes, c->cfg.kv_lora_rank + c->cfg.qk_rope_head_dim};
+        *v = (kv_rows){c->k_type, base, 0, c->k_row_bytes, c->cfg.kv_lora_rank};
         return;
     }
-    size_t head_stride = c->row_bytes * (size_t)c->capacity;
-    *k = (kv_rows){c->type, base, head_stride, c->row_bytes, c->cfg.head_dim};
-    *v = (kv_rows){c->type, base + head_stride * (size_t)c->cfg.n_kv_heads, head_stride, c->row_bytes, c->cfg.head_dim};
+    const size_t k_stride = c->k_row_bytes * (size_t)c->capacity, v_stride = c->v_row_bytes * (size_t)c->capacity;
+    *k = (kv_rows){c->k_type, base, k_stride, c->k_row_bytes, c->cfg.head_dim};
+    *v = (kv_rows){c->v_type, base + k_stride * (size_t)c->cfg.n_kv_heads, v_stride, c->v_row_bytes, c->cfg.head_dim};
 }
 
 kvattn_status kv_cache_check_config(const kvattn_cache *c, const kvattn_layer_config *cfg) {
@@ -162,14 +176,14 @@ kvattn_status kvattn_cache_write(kvattn_cache *c, int layer, int pos, int T, con
     kv_cache_rows(c, layer, &kr, &vr);
     if (is_mla(c)) {
         for (int t = 0; t < T; t++)
-            kv_row_store(c->type, k + (size_t)t * kr.dim, (void *)kv_rows_at(&kr, 0, pos + t), kr.dim);
+            kv_row_store(c->k_type, k + (size_t)t * kr.dim, (void *)kv_rows_at(&kr, 0, pos + t), kr.dim);
     } else {
         int hd = c->cfg.head_dim, nkv = c->cfg.n_kv_heads;
         for (int t = 0; t < T; t++)
             for (int h = 0; h < nkv; h++) {
                 size_t off = ((size_t)t * nkv + h) * hd;
-                kv_row_store(c->type, k + off, (void *)kv_rows_at(&kr, h, pos + t), hd);
-                kv_row_store(c->type, v + off, (void *)kv_rows_at(&vr, h, pos + t), hd);
+                kv_row_store(c->k_type, k + off, (void *)kv_rows_at(&kr, h, pos + t), hd);
+                kv_row_store(c->v_type, v + off, (void *)kv_rows_at(&vr, h, pos + t), hd);
             }
     }
     c->length[layer] = pos + T;
@@ -215,13 +229,13 @@ kvattn_status kvattn_cache_read(const kvattn_cache *c, int layer, int t, float *
     kv_rows kr, vr;
     kv_cache_rows(c, layer, &kr, &vr);
     if (is_mla(c)) {
-        kv_row_load(c->type, kv_rows_at(&kr, 0, t), k, kr.dim);
+        kv_row_load(c->k_type, kv_rows_at(&kr, 0, t), k, kr.dim);
         return KVATTN_OK;
     }
     int hd = c->cfg.head_dim;
     for (int h = 0; h < c->cfg.n_kv_heads; h++) {
-        kv_row_load(c->type, kv_rows_at(&kr, h, t), k + (size_t)h * hd, hd);
-        kv_row_load(c->type, kv_rows_at(&vr, h, t), v + (size_t)h * hd, hd);
+        kv_row_load(c->k_type, kv_rows_at(&kr, h, t), k + (size_t)h * hd, hd);
+        kv_row_load(c->v_type, kv_rows_at(&vr, h, t), v + (size_t)h * hd, hd);
     }
     return KVATTN_OK;
 }

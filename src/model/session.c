@@ -37,6 +37,11 @@ struct kvattn_session {
 
 kvattn_status kvattn_session_create(const kvattn_model *m, int n_ctx, kvattn_type kv_type, kvattn_mla_mode mla_mode,
                                     kvattn_session **out) {
+    return kvattn_session_create_kv(m, n_ctx, kv_type, kv_type, mla_mode, out);
+}
+
+kvattn_status kvattn_session_create_kv(const kvattn_model *m, int n_ctx, kvattn_type k_type, kvattn_type v_type,
+                                       kvattn_mla_mode mla_mode, kvattn_session **out) {
     if (!m || !out) return kv_fail(KVATTN_ERR_INVALID_ARG, "session: NULL argument");
     *out = NULL;
     if (n_ctx < 1) return kv_fail(KVATTN_ERR_INVALID_ARG, "session: context %d must be at least 1", n_ctx);
@@ -44,7 +49,7 @@ kvattn_status kvattn_session_create(const kvattn_model *m, int n_ctx, kvattn_typ
     if (!s) return kv_fail(KVATTN_ERR_NOMEM, "session: out of memory");
     s->m = m;
     s->mla_mode = mla_mode;
-    kvattn_status st = kvattn_cache_create(&m->desc.attn, m->desc.n_layers, n_ctx, kv_type, &s->cache);
+    kvattn_status st = kvattn_cache_create_kv(&m->desc.attn, m->desc.n_layers, n_ctx, k_type, v_type, &s->cache);
     const kvattn_model_desc *d = &m->desc;
     size_t D = (size_t)d->attn.d_model, E = (size_t)d->n_routed_experts, K = (size_t)d->n_active_experts;
     size_t F = (size_t)d->ffn_dim, shared = (size_t)d->n_shared_experts * (size_t)d->moe_ffn_dim;
