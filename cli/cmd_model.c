@@ -177,8 +177,10 @@ int cmd_run(int argc, char **argv) {
             rc = 1;
         }
         t_prompt = cli_now() - t0;
-        kvattn_sampler_params sp = {(float)o.temp, (int)o.top_k, (float)o.top_p,
-                                    o.seed ? o.seed : (uint64_t)(cli_now() * 1e6)};
+        kvattn_sampler_params sp = {.temperature = (float)o.temp,
+                                    .top_k = (int)o.top_k,
+                                    .top_p = (float)o.top_p,
+                                    .seed = o.seed ? o.seed : (uint64_t)(cli_now() * 1e6)};
         kvattn_sampler sampler;
         kvattn_sampler_init(&sampler, &sp);
         t0 = cli_now();

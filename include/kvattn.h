@@ -476,11 +476,22 @@ kvattn_status kvattn_gguf_write_file(const kvattn_gguf_writer *w, const char *pa
 /* Sampling                                                                   */
 /* ------------------------------------------------------------------------- */
 
+/* What a token is drawn with, in llama.cpp's order: the penalties change the
+ * logits of tokens in the recent window; then top-k, top-p and min-p keep a
+ * set of candidates, judged at temperature 1; then the temperature scales what
+ * is left and one is drawn. llama.cpp's defaults are temperature 0.8, top_k
+ * 40, top_p 0.95, min_p 0.05, repeat_penalty 1, repeat_last_n 64. */
 typedef struct {
-    float temperature; /* 0: greedy (argmax, lowest id on ties)        */
-    int top_k;         /* 0: off                                       */
-    float top_p;       /* 1 (or 0): off                                */
-    uint64_t seed;
+    float temperature;       /* 0: greedy (argmax after the penalties, lowest id on ties) */
+    int top_k;               /* keep the k most likely; 0: off                          */
+    float top_p;             /* keep the smallest set whose mass reaches p; 1 (or 0): off */
+    float min_p;             /* keep tokens with p ≥ min_p · the largest p; 0: off       */
+    float repeat_penalty;    /* a window token's logit divided by it if > 0, else
+                                multiplied (CTRL's penalty); 1 (or 0): off               */
+    int repeat_last_n;       /* tokens the penalties look back on; 0: none; -1: all     */
+    float presence_penalty;  /* subtracted once from the logit of a token in the window  */
+    float frequency_penalty; /* subtracted per occurrence in the window                 */
+    uint64_t seed;           /* the same seed draws the same tokens                     */
 } kvattn_sampler_params;
 
 typedef struct {
@@ -488,12 +499,18 @@ typedef struct {
     uint64_t state;
     void *scratch; /* owned */
     int scratch_n;
+    int32_t *history; /* owned: the tokens accepted, for the penalties */
+    int n_history, cap_history;
 } kvattn_sampler;
 
 void kvattn_sampler_init(kvattn_sampler *s, const kvattn_sampler_params *p);
 void kvattn_sampler_free(kvattn_sampler *s);
 /* Picks a token from logits [n] (modified in place). -1 on allocation failure. */
 int kvattn_sample(kvattn_sampler *s, float *logits, int n);
+/* A token now in the context (prompt or generated), for the penalties. */
+void kvattn_sampler_accept(kvattn_sampler *s, int token);
+/* Forgets the accepted tokens (a new conversation). */
+void kvattn_sampler_reset(kvattn_sampler *s);
 
 /* ------------------------------------------------------------------------- */
 /* Benchmarks                                                                 */

@@ -44,7 +44,7 @@ static int generate(const kvattn_model *m, int steps, kvattn_type kv, int32_t *o
     kvattn_session *s;
     if (kvattn_session_create(m, steps, kv, KVATTN_MLA_ABSORBED, &s) != KVATTN_OK) return -1;
     int32_t token = kvattn_tokenizer_bos(tok);
-    kvattn_sampler_params sp = {0.0f, 0, 1.0f, 1};
+    kvattn_sampler_params sp = {.temperature = 0.0f, .top_p = 1.0f, .seed = 1};
     kvattn_sampler sampler;
     kvattn_sampler_init(&sampler, &sp);
     for (int pos = 0; pos < steps; pos++) {
@@ -429,7 +429,77 @@ static void test_cache_types_whole_model(void) {
     kvattn_model_free(m);
 }
 
+/* One draw from logits (copied: kvattn_sample changes them) with these parameters and history. */
+static int draw(kvattn_sampler_params p, const float *logits, int n, const int *hist, int n_hist) {
+    kvattn_sampler s;
+    kvattn_sampler_init(&s, &p);
+    for (int i = 0; i < n_hist; i++) kvattn_sampler_accept(&s, hist[i]);
+    float l[8];
+    memcpy(l, logits, sizeof(float) * (size_t)n);
+    int id = kvattn_sample(&s, l, n);
+    kvattn_sampler_free(&s);
+    return id;
+}
+
+/* The sampler in llama.cpp's order: penalties on the logits of the recent
+ * window, then top-k, top-p and min-p at temperature 1, then the temperature. */
+static void test_sampler(void) {
+    const kvattn_sampler_params greedy = {.temperature = 0.0f, .repeat_last_n = 64};
+    const float l3[3] = {2.0f, 1.9f, 0.0f};
+    const int h0[1] = {0}, h000[3] = {0, 0, 0}, h0555[4] = {0, 5, 5, 5};
+    CHECK(draw(greedy, l3, 3, h0, 1) == 0, "no penalty: argmax");
+    kvattn_sampler_params p = greedy;
+    p.repeat_penalty = 1.2f; /* 2 / 1.2 = 1.67 < 1.9 */
+    CHECK(draw(p, l3, 3, h0, 1) == 1, "repeat penalty divides a positive logit");
+    const float neg[2] = {-1.0f, -1.1f};
+    p.repeat_penalty = 2.0f; /* -1 · 2 = -2 < -1.1 */
+    CHECK(draw(p, neg, 2, h0, 1) == 1, "repeat penalty multiplies a negative logit");
+    p.repeat_last_n = 2; /* the window holds 5, 5: token 0 is out of it */
+    CHECK(draw(p, l3, 3, h0555, 4) == 0, "the window is the last repeat_last_n tokens");
+    p = greedy;
+    const float l2[2] = {1.0f, 0.9f};
+    p.frequency_penalty = 0.05f; /* 1 - 3 · 0.05 = 0.85 < 0.9 */
+    CHECK(draw(p, l2, 2, h000, 3) == 1, "frequency penalty per occurrence");
+    p.frequency_penalty = 0.02f; /* 1 - 0.06 = 0.94 > 0.9 */
+    CHECK(draw(p, l2, 2, h000, 3) == 0, "frequency penalty, smaller");
+    p.frequency_penalty = 0.0f, p.presence_penalty = 0.2f; /* once: 0.8 < 0.9 */
+    CHECK(draw(p, l2, 2, h000, 3) == 1, "presence penalty once");
+
+    /* Which tokens can be drawn: 2000 seeds each. */
+    const float probs[4] = {logf(0.5f), logf(0.3f), logf(0.15f), logf(0.05f)};
+    struct {
+        kvattn_sampler_params p;
+        int allowed; /* bit i: token i may be drawn */
+        const char *what;
+    } cases[] = {
+        {{.temperature = 1.0f, .top_k = 2}, 0x3, "top-k 2"},
+        {{.temperature = 1.0f, .top_p = 0.7f}, 0x3, "top-p 0.7 keeps 0.5 + 0.3"},
+        {{.temperature = 1.0f, .top_p = 0.9f}, 0x7, "top-p 0.9 keeps three"},
+        {{.temperature = 1.0f, .min_p = 0.5f}, 0x3, "min-p 0.5: p ≥ 0.25"},
+        {{.temperature = 50.0f, .top_k = 2}, 0x3, "the temperature acts after the truncation"},
+        {{.temperature = 1.0f}, 0xf, "no truncation"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int seen = 0, count1 = 0;
+        for (int seed = 1; seed <= 2000; seed++) {
+            kvattn_sampler_params q = cases[c].p;
+            q.seed = (uint64_t)seed * 0x9e3779b97f4a7c15ull;
+            int id = draw(q, probs, 4, NULL, 0);
+            seen |= 1 << id;
+            count1 += id == 1;
+        }
+        CHECK(seen == cases[c].allowed, "%s: drew the set 0x%x, want 0x%x", cases[c].what, seen, cases[c].allowed);
+        if (c == sizeof cases / sizeof cases[0] - 1) /* p(1) = 0.3: 600 ± 4.5 σ of 20 */
+            CHECK(count1 > 510 && count1 < 690, "plain sampling drew token 1 %d times in 2000 (p = 0.3)", count1);
+    }
+    kvattn_sampler_params q = {.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f, .seed = 7};
+    int same = 1;
+    for (int i = 0; i < 50; i++) same &= draw(q, probs, 4, NULL, 0) == draw(q, probs, 4, NULL, 0);
+    CHECK(same, "the same seed draws the same token");
+}
+
 int main(void) {
+    test_sampler();
     test_golden_generation();
     test_batched_vs_decode();
     test_spm_tokenizers();
