@@ -87,7 +87,11 @@ static kvattn_model *load_model(const model_opts *o, const char *cmd, int need_t
         return NULL;
     }
     if (need_tokenizer && !kvattn_model_tokenizer(m)) {
-        fprintf(stderr, "kvattn %s: %s: no tokenizer found (give a llama2.c tokenizer.bin with -z)\n", cmd, o->model);
+        const char *why = kvattn_model_tokenizer_error(m);
+        if (*why) fprintf(stderr, "kvattn %s: %s: no usable tokenizer: %s\n", cmd, o->model, why);
+        else
+            fprintf(stderr, "kvattn %s: %s: no tokenizer found (give a llama2.c tokenizer.bin with -z)\n", cmd,
+                    o->model);
         kvattn_model_free(m);
         return NULL;
     }
@@ -282,7 +286,9 @@ int cmd_info(int argc, char **argv) {
             printf("tokenizer:    %s, %d tokens, BOS %d, EOS %d\n",
                    kvattn_tokenizer_kind(tok) == KVATTN_VOCAB_SPM ? "SentencePiece-style BPE" : "byte-level BPE",
                    kvattn_tokenizer_vocab_size(tok), kvattn_tokenizer_bos(tok), kvattn_tokenizer_eos(tok));
-        else printf("tokenizer:    none (give -z)\n");
+        else
+            printf("tokenizer:    none (give -z)%s%s\n", *kvattn_model_tokenizer_error(m) ? ": " : "",
+                   kvattn_model_tokenizer_error(m));
     }
     kvattn_model_free(m);
     return 0;

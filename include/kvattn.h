@@ -421,6 +421,9 @@ const char *kvattn_model_format(const kvattn_model *m);
 uint64_t kvattn_model_weight_bytes(const kvattn_model *m);
 /* The tokenizer (owned by the model); NULL if none was found. */
 const kvattn_tokenizer *kvattn_model_tokenizer(const kvattn_model *m);
+/* Why a tokenizer found beside the model (llama2.c's tokenizer.bin) was not
+ * used, e.g. another model's vocabulary; "" if none was refused. */
+const char *kvattn_model_tokenizer_error(const kvattn_model *m);
 
 /* A sequence being generated: the KV cache and the work buffers. */
 typedef struct kvattn_session kvattn_session;

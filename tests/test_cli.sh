@@ -237,6 +237,15 @@ if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); r=d["rows"]; ass
 expect_exit 2 "bench: bad kv type" "$kvattn" bench --kv-type q4_0
 expect_exit 2 "bench: bad ctx" "$kvattn" bench --ctx 0
 
+# A tokenizer of another vocabulary is an error, whether given or found beside the model.
+expect_exit 1 "run: 32000-token tokenizer for a 512-token model" "$kvattn" run -m "$models/stories260K.bin" -z "$models/tokenizer.bin" -n 4
+expect_grep "holds 32000 tokens, the model 512" "$tmp/err" "vocabulary mismatch named"
+expect_exit 1 "run: 512-token tokenizer for a 32000-token model" "$kvattn" run -m "$models/stories15M.bin" -z "$models/tok512.bin" -n 4
+expect_grep "ends at token 512, the model has 32000" "$tmp/err" "short vocabulary named"
+mkdir -p "$tmp/beside" && ln -s "$(cd "$models" && pwd)/stories260K.bin" "$tmp/beside/stories260K.bin" && ln -s "$(cd "$models" && pwd)/tokenizer.bin" "$tmp/beside/tokenizer.bin"
+expect_exit 1 "run: tokenizer.bin beside the model of another vocabulary" "$kvattn" run -m "$tmp/beside/stories260K.bin" -n 4
+expect_grep "no usable tokenizer: .*holds 32000 tokens" "$tmp/err" "the tokenizer beside the model is refused with the reason"
+
 # Every command reads its own option table: another command's option, a value out of range, or
 # options that would be ignored are errors that name them.
 expect_exit 2 "info: run's --temp" "$kvattn" info -m "$models/stories260K.bin" -z "$models/tok512.bin" --temp 3

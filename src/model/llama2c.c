@@ -112,7 +112,10 @@ kvattn_status kv_load_llama2c(const char *path, const char *tokenizer_path, kvat
         FILE *f = fopen(tp, "rb");
         if (f) {
             fclose(f);
-            if (kvattn_tokenizer_load_llama2c(tp, V, &m->tokenizer) != KVATTN_OK) m->tokenizer = NULL;
+            if (kvattn_tokenizer_load_llama2c(tp, V, &m->tokenizer) != KVATTN_OK) { /* kept to say why */
+                m->tokenizer = NULL;
+                snprintf(m->tokenizer_error, sizeof m->tokenizer_error, "%s", kvattn_last_error());
+            }
         }
     }
     return KVATTN_OK;

@@ -41,6 +41,7 @@ struct kvattn_model {
     const float *out_norm;  /* [d_model]                                   */
     kv_layer *layers;       /* [n_layers]                                  */
     kvattn_tokenizer *tokenizer;
+    char tokenizer_error[512]; /* why a tokenizer found beside the model was not used */
     uint64_t weight_bytes;
     kv_mapping maps[64]; /* mapped files (safetensors shards)           */
     int n_maps;

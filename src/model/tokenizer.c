@@ -194,7 +194,10 @@ kvattn_status kvattn_tokenizer_load_llama2c(const char *path, int vocab_size, kv
     for (int i = 0; st == KVATTN_OK && i < vocab_size; i++) {
         int32_t len;
         if (fread(&scores[i], 4, 1, f) != 1 || fread(&len, 4, 1, f) != 1) {
-            st = kv_fail(KVATTN_ERR_FORMAT, "%s: truncated at token %d of %d (score/length)", path, i, vocab_size);
+            st = kv_fail(KVATTN_ERR_FORMAT,
+                         "%s: ends at token %d, the model has %d: a smaller vocabulary than the model's, or a "
+                         "truncated file",
+                         path, i, vocab_size);
         } else if (len < 0 || len > max_len) {
             st = kv_fail(KVATTN_ERR_FORMAT, "%s: token %d: length %d is outside [0, max_token_length = %d]", path, i,
                          len, max_len);
@@ -205,6 +208,19 @@ kvattn_status kvattn_tokenizer_load_llama2c(const char *path, int vocab_size, kv
             lens[i] = len;
         }
     }
+    /* More entries after the model's last: another model's vocabulary (llama2.c would read the first ones and
+     * print garbage). */
+    int extra = 0;
+    for (int32_t len; st == KVATTN_OK && extra < KV_MAX_DIM; extra++) {
+        float score;
+        if (fread(&score, 4, 1, f) != 1 || fread(&len, 4, 1, f) != 1 || len < 0 || len > max_len ||
+            fseek(f, len, SEEK_CUR) != 0)
+            break;
+    }
+    if (st == KVATTN_OK && (extra > 0 || fgetc(f) != EOF))
+        st = kv_fail(KVATTN_ERR_FORMAT,
+                     "%s: holds %s%d tokens, the model %d: not this model's vocabulary (give its tokenizer with -z)",
+                     path, extra > 0 ? "" : "more than ", vocab_size + extra, vocab_size);
     fclose(f);
     /* llama2.c's conventions: BOS 1, EOS 2, dummy-prefix " ", pieces with plain spaces. */
     if (st == KVATTN_OK)
