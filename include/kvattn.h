@@ -386,6 +386,9 @@ kvattn_vocab_kind kvattn_tokenizer_kind(const kvattn_tokenizer *t);
 int kvattn_tokenizer_bos(const kvattn_tokenizer *t); /* -1 if none */
 int kvattn_tokenizer_eos(const kvattn_tokenizer *t); /* -1 if none */
 
+/* The id whose piece is exactly `piece` (e.g. "<|im_end|>"), or -1. */
+int kvattn_token_id(const kvattn_tokenizer *t, const char *piece);
+
 /* Encodes UTF-8 text into at most max ids (BOS first when add_bos). *n
  * receives the count; KVATTN_ERR_INVALID_ARG if max is too small. */
 kvattn_status kvattn_tokenize(const kvattn_tokenizer *t, const char *text, int add_bos, int32_t *ids, int max, int *n);
@@ -424,6 +427,9 @@ const kvattn_tokenizer *kvattn_model_tokenizer(const kvattn_model *m);
 /* Why a tokenizer found beside the model (llama2.c's tokenizer.bin) was not
  * used, e.g. another model's vocabulary; "" if none was refused. */
 const char *kvattn_model_tokenizer_error(const kvattn_model *m);
+/* The chat template the file carries (GGUF tokenizer.chat_template, a Jinja
+ * text), or NULL. */
+const char *kvattn_model_chat_template(const kvattn_model *m);
 
 /* A sequence being generated: the KV cache and the work buffers. */
 typedef struct kvattn_session kvattn_session;

@@ -389,6 +389,14 @@ kvattn_status kv_load_gguf(const char *path, const char *tokenizer_path, kvattn_
     if (b.st == KVATTN_OK) m->output = out ? (kvattn_matrix){out->data, out->type} : m->tok_embd;
     if (b.st == KVATTN_OK) read_layers(&b);
     if (b.st == KVATTN_OK) b.st = gguf_tokenizer(&g, (int)V, &m->tokenizer);
+    gguf_str tmpl;
+    int rc = b.st == KVATTN_OK ? gguf_get_str(&g, "tokenizer.chat_template", &tmpl) : -1;
+    if (rc == -2) b.st = kv_fail(KVATTN_ERR_FORMAT, "%s: metadata 'tokenizer.chat_template' is not a string", path);
+    if (rc == 0 && !memchr(tmpl.s, 0, tmpl.len)) { /* kept as a C string, owned by the model */
+        char *t = kv_model_own(m, malloc(tmpl.len + 1));
+        if (!t) b.st = kv_fail(KVATTN_ERR_NOMEM, "%s: out of memory", path);
+        else memcpy(t, tmpl.s, tmpl.len), t[tmpl.len] = '\0', m->chat_template = t;
+    }
     gguf_free(&g);
     return b.st;
 }

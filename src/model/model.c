@@ -78,3 +78,4 @@ const char *kvattn_model_format(const kvattn_model *m) { return m ? m->format : 
 uint64_t kvattn_model_weight_bytes(const kvattn_model *m) { return m ? m->weight_bytes : 0; }
 const kvattn_tokenizer *kvattn_model_tokenizer(const kvattn_model *m) { return m ? m->tokenizer : NULL; }
 const char *kvattn_model_tokenizer_error(const kvattn_model *m) { return m ? m->tokenizer_error : ""; }
+const char *kvattn_model_chat_template(const kvattn_model *m) { return m ? m->chat_template : NULL; }

@@ -42,6 +42,7 @@ struct kvattn_model {
     kv_layer *layers;       /* [n_layers]                                  */
     kvattn_tokenizer *tokenizer;
     char tokenizer_error[512]; /* why a tokenizer found beside the model was not used */
+    const char *chat_template; /* owned, NUL-terminated; NULL if the file has none  */
     uint64_t weight_bytes;
     kv_mapping maps[64]; /* mapped files (safetensors shards)           */
     int n_maps;

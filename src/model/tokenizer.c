@@ -36,6 +36,12 @@ int kv_tokenizer_find(const kvattn_tokenizer *t, const char *piece, int len) {
     return found;
 }
 
+int kvattn_token_id(const kvattn_tokenizer *t, const char *piece) {
+    if (!t || !piece) return -1;
+    const size_t n = strlen(piece);
+    return n > (size_t)KV_MAX_PIECE_BYTES ? -1 : kv_tokenizer_find(t, piece, (int)n);
+}
+
 static uint64_t pair_key(int a, int b) { return ((uint64_t)(uint32_t)a << 32) | (uint32_t)b; }
 
 static size_t hash_slot(uint64_t k, size_t cap) {
