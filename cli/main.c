@@ -16,6 +16,7 @@ static const command commands[] = {
     {"demo", cmd_demo, "KV bytes and decode speed of MHA, GQA-8, MQA and MLA on built-in layer shapes"},
     {"plan", cmd_plan, "KV-cache memory of a model in every design, and the GPUs it needs"},
     {"run", cmd_run, "generate text with a model (GGUF llama, llama2.c, Hugging Face safetensors)"},
+    {"chat", cmd_chat, "a conversation with a model, in its chat template, over one KV cache"},
     {"info", cmd_info, "a model's architecture, shapes, parameters and KV bytes per token"},
     {"eval", cmd_eval, "perplexity of a model over a text file"},
     {"export", cmd_export, "write a model as GGUF (f32, f16, bf16 or q8_0 weights)"},

@@ -3,6 +3,7 @@
 
 #include "cli_util.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,17 @@ static int take_value(const cli_command *c, const cli_option *o, const char *arg
             return bad(c, arg, val, why);
         }
         break;
+    case CLI_INT: {
+        char *end;
+        errno = 0;
+        const long long v = strtoll(val, &end, 10);
+        if (end == val || *end || errno || v < o->min || v > o->max) {
+            snprintf(why, sizeof why, "expected an integer in [%lld, %lld]", (long long)o->min, (long long)o->max);
+            return bad(c, arg, val, why);
+        }
+        *(int64_t *)o->dest = v;
+        break;
+    }
     case CLI_COUNTS: {
         int64_t tmp[64];
         const int n = cli_parse_count_list(val, tmp, o->max_entries < 64 ? o->max_entries : 64);

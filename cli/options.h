@@ -15,6 +15,7 @@ typedef enum {
     CLI_STRING, /* const char *                                                    */
     CLI_LIST,   /* const char *[max], repeatable; *count entries                   */
     CLI_COUNT,  /* int64_t in [min, max]: 80000, 80k (10^3), 128K (2^10), 1M, 1G   */
+    CLI_INT,    /* int64_t in [min, max], a plain decimal integer (may be negative) */
     CLI_COUNTS, /* int64_t[max], comma-separated counts each in [min, max]; *count */
     CLI_NUMBER, /* double in [fmin, fmax]                                          */
     CLI_TYPE,   /* kvattn_type; cache types only when `cache` is set               */
@@ -44,6 +45,8 @@ typedef struct {
     { .names = (n), .kind = CLI_LIST, .dest = (d), .count = (cnt), .max_entries = (mx), .arg = (a), .help = (h) }
 #define CLI_OPT_COUNT(n, d, lo, hi, a, h)                                                                              \
     { .names = (n), .kind = CLI_COUNT, .dest = (d), .min = (lo), .max = (hi), .arg = (a), .help = (h) }
+#define CLI_OPT_INT(n, d, lo, hi, a, h)                                                                                \
+    { .names = (n), .kind = CLI_INT, .dest = (d), .min = (lo), .max = (hi), .arg = (a), .help = (h) }
 #define CLI_OPT_COUNTS(n, d, cnt, mx, lo, hi, a, h)                                                                    \
     {                                                                                                                  \
         .names = (n), .kind = CLI_COUNTS, .dest = (d), .count = (cnt), .max_entries = (mx), .min = (lo), .max = (hi),  \

@@ -102,10 +102,13 @@ if [ "$(cat "$tmp/out")" = "$golden" ]; then ok; else bad "GGUF run output diffe
 expect_exit 0 "run --json" "$kvattn" run -m "$models/stories260K.gguf" --temp 0 -n 20 -p "Lily and Tom" --json --kv-type q8_0
 if python3 - "$tmp/out" <<'PY'
 import json, sys
-d = json.load(open(sys.argv[1]))
+lines = [json.loads(l) for l in open(sys.argv[1])]
+d, stream = lines[-1], lines[:-1]
 assert d["prompt_tokens"][0] == 1 and len(d["prompt_tokens"]) > 2, d
-assert len(d["tokens"]) == 20 - len(d["prompt_tokens"]) + 1, d
-assert d["text"].startswith("Lily and Tom") and d["gen_tok_per_s"] > 0 and d["kv_bytes"] > 0, d
+assert len(d["tokens"]) == 20 and d["n_generated"] == 20 and d["finish_reason"] == "length", d   # -n: tokens to generate
+assert d["prompt"] == "Lily and Tom" and not d["text"].startswith("Lily"), d                  # text: the generated part only
+assert [x["token"] for x in stream] == d["tokens"] and "".join(x["piece"] for x in stream) == d["text"], stream
+assert d["gen_tok_per_s"] > 0 and d["kv_bytes"] > 0 and d["kv_type_k"] == d["kv_type_v"] == "q8_0", d
 PY
 then ok; else bad "run --json content"; fi
 expect_exit 0 "run: sampling" "$kvattn" run -m "$models/stories260K.bin" -z "$models/tok512.bin" --temp 0.9 --top-p 0.9 --top-k 40 --seed 7 -n 50
@@ -147,10 +150,10 @@ expect_exit 0 "run: safetensors bf16, sharded" "$kvattn" run -m "$tmp/hfbf16/mod
 expect_grep "Once upon a time" "$tmp/out" "bf16 shards generate the story"
 for m in "$models/stories260K.gguf" "$tmp/hf32"; do
   expect_exit 0 "tokens via $m" "$kvattn" run -m "$m" --temp 0 -n 1 --json -p "Lily's caf$(printf '\303\251') is 日本 fun!"
-  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["prompt_tokens"])' "$tmp/out" >> "$tmp/toks"
+  python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["prompt_tokens"])' "$tmp/out" >> "$tmp/toks"
 done
 expect_exit 0 "tokens via .bin" "$kvattn" run -m "$models/stories260K.bin" -z "$models/tok512.bin" --temp 0 -n 1 --json -p "Lily's caf$(printf '\303\251') is 日本 fun!"
-python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["prompt_tokens"])' "$tmp/out" >> "$tmp/toks"
+python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["prompt_tokens"])' "$tmp/out" >> "$tmp/toks"
 if [ "$(sort -u "$tmp/toks" | wc -l)" = 1 ]; then ok; else bad "tokenizer.bin, GGUF and tokenizer.json disagree: $(cat "$tmp/toks")"; fi
 cp -r "$tmp/hf32" "$tmp/hfbad" && head -c 5000 "$tmp/hf32/model.safetensors" > "$tmp/hfbad/model.safetensors"
 expect_exit 1 "run: truncated safetensors" "$kvattn" run -m "$tmp/hfbad"
@@ -200,7 +203,7 @@ if [ -n "$deepseek_model" ] && [ -f "$deepseek_model" ]; then
   if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["arch"]=="deepseek2" and d["design"]=="mla:32+8", d' "$tmp/out"; then ok; else bad "info on deepseek2"; fi
   for mode in absorbed naive; do
     expect_exit 0 "run --mla $mode" "$kvattn" run -m "$deepseek_model" --mla $mode --temp 0 -n 12 -p "ABC" --json --kv-type f32
-    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tokens"])' "$tmp/out" > "$tmp/mla_$mode"
+    python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["tokens"])' "$tmp/out" > "$tmp/mla_$mode"
   done
   if [ -s "$tmp/mla_absorbed" ] && cmp -s "$tmp/mla_absorbed" "$tmp/mla_naive"; then ok; else bad "absorbed and naive MLA give different tokens"; fi
   printf 'ABCABCABC BBB CCC AAA' > "$tmp/abc.txt"
@@ -236,6 +239,64 @@ expect_exit 0 "bench -m" "$kvattn" bench -m "$models/stories260K.gguf" --depth 6
 if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); r=d["rows"]; assert [x["depth"] for x in r]==[64,256] and all(x["gen_tok_per_s"]>0 and x["fraction_of_bound"]>0 for x in r), d' "$tmp/out"; then ok; else bad "bench -m content"; fi
 expect_exit 2 "bench: bad kv type" "$kvattn" bench --kv-type q4_0
 expect_exit 2 "bench: bad ctx" "$kvattn" bench --ctx 0
+
+# run: llama.cpp's meanings. -n counts generated tokens, -1 runs to the end; the prompt from -p -, --stdin,
+# -f (bytes as they are) or -p with -e escapes; stop strings; the finish reason; -s 0 is a seed like any other.
+m260=("$models/stories260K.bin" -z "$models/tok512.bin")
+last() { python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).read().splitlines()[-1]); print(eval(sys.argv[2]))' "$tmp/out" "$1"; }
+expect_exit 0 "run -n 7" "$kvattn" run -m "${m260[@]}" --temp 0 -n 7 -p "Once upon a time" --json
+[ "$(last 'd["n_generated"], d["finish_reason"]')" = "(7, 'length')" ] && ok || bad "-n 7 generates 7 tokens"
+expect_exit 0 "run -n -1 -c 24" "$kvattn" run -m "${m260[@]}" --temp 0 -n -1 -c 24 -p "Once upon a time"
+expect_grep "stopped: the context of 24 tokens is full" "$tmp/err" "reaching the context end is said"
+expect_grep "finish: context" "$tmp/err" "finish reason context"
+printf 'Once upon a time' > "$tmp/prompt.txt"
+expect_exit 0 "run -p -" sh -c "'$kvattn' run -m '$models/stories260K.bin' -z '$models/tok512.bin' --temp 0 -n 3 -p - --json < '$tmp/prompt.txt'"
+[ "$(last 'd["prompt"]')" = "Once upon a time" ] && ok || bad "-p - reads standard input"
+expect_exit 0 "run --stdin" sh -c "'$kvattn' run -m '$models/stories260K.bin' -z '$models/tok512.bin' --temp 0 -n 3 --stdin --json < '$tmp/prompt.txt'"
+[ "$(last 'd["prompt"]')" = "Once upon a time" ] && ok || bad "--stdin reads standard input"
+printf 'Once upon\n' > "$tmp/prompt_nl.txt"
+expect_exit 0 "run -f" "$kvattn" run -m "${m260[@]}" --temp 0 -n 3 -f "$tmp/prompt_nl.txt" --json
+[ "$(last 'repr(d["prompt"])')" = "'Once upon\\n'" ] && ok || bad "-f keeps the file's bytes, the trailing newline included"
+expect_exit 0 "run -e" "$kvattn" run -m "${m260[@]}" --temp 0 -n 1 -p 'a\nb\x41' -e --json
+[ "$(last 'repr(d["prompt"])')" = "'a\\nbA'" ] && ok || bad "-e processes \\n and \\xHH"
+expect_exit 0 "run without -e" "$kvattn" run -m "${m260[@]}" --temp 0 -n 1 -p 'a\nb' --json
+[ "$(last 'repr(d["prompt"])')" = "'a\\\\nb'" ] && ok || bad "without -e the backslash stays"
+expect_exit 2 "run: -p and -f" "$kvattn" run -m "${m260[@]}" -p x -f "$tmp/prompt.txt"
+expect_exit 0 "run -s 0" "$kvattn" run -m "${m260[@]}" --temp 1 -s 0 -n 30 --json
+last 'd["tokens"]' > "$tmp/seed0a"
+expect_exit 0 "run -s 0 again" "$kvattn" run -m "${m260[@]}" --temp 1 -s 0 -n 30 --json
+last 'd["tokens"]' > "$tmp/seed0b"
+cmp -s "$tmp/seed0a" "$tmp/seed0b" && ok || bad "-s 0 is reproducible"
+expect_exit 0 "run --stop" "$kvattn" run -m "${m260[@]}" --temp 0 -p "Once upon a time" --stop "park" --json
+[ "$(last 'd["finish_reason"], "park" in d["text"], d["text"].endswith("outside in the ")')" = "('stop', False, True)" ] && ok || bad "--stop ends at the stop string and leaves it out"
+expect_exit 0 "run -r (text)" "$kvattn" run -m "${m260[@]}" --temp 0 -p "Once upon a time" -r "park"
+if grep -q "park" "$tmp/out"; then bad "-r: the stop string is not printed"; else ok; fi
+expect_exit 0 "run --no-display-prompt" "$kvattn" run -m "${m260[@]}" --temp 0 -n 5 -p "Once upon a time" --no-display-prompt
+if head -c 4 "$tmp/out" | grep -q "Once"; then bad "--no-display-prompt prints the prompt"; else ok; fi
+expect_exit 0 "run: stats end their line with 2>&1" sh -c "'$kvattn' run -m '$models/stories260K.bin' -z '$models/tok512.bin' --temp 0 -n 5 > '$tmp/both' 2>&1"
+tail -1 "$tmp/both" | grep -q "^prompt: " && ok || bad "the stats line starts a line of its own"
+expect_exit 0 "run -c past the trained context" "$kvattn" run -m "${m260[@]}" --temp 0 -n 2 -c 1024
+expect_grep "warning: a context of 1024 tokens is past the 512 the model was trained for" "$tmp/err" "context beyond training warned, both numbers named"
+expect_exit 0 "run --repeat-penalty" "$kvattn" run -m "${m260[@]}" --temp 0 -n 40 --repeat-penalty 1.5 --no-display-prompt
+cp "$tmp/out" "$tmp/pen"
+expect_exit 0 "run greedy" "$kvattn" run -m "${m260[@]}" --temp 0 -n 40 --no-display-prompt
+cmp -s "$tmp/out" "$tmp/pen" && bad "--repeat-penalty changes greedy text" || ok
+expect_exit 0 "run -ctk f16 -ctv q8_0" "$kvattn" run -m "${m260[@]}" --temp 0 -n 4 -ctk f16 -ctv q8_0 --json
+[ "$(last 'd["kv_type_k"], d["kv_type_v"]')" = "('f16', 'q8_0')" ] && ok || bad "-ctk/-ctv reach the cache"
+if [ -n "$deepseek_model" ]; then
+  expect_exit 1 "run: MLA with two cache types" "$kvattn" run -m "$deepseek_model" -n 2 -ctk f16 -ctv q8_0
+  expect_grep "MLA caches one latent row" "$tmp/err" "MLA explains why K and V share a type"
+fi
+
+# chat: plain turns for a model without a template, the same greedy text as run, /clear starts over.
+expect_exit 0 "run for chat" "$kvattn" run -m "${m260[@]}" --temp 0 -n 12 -p "Once upon a time" --no-display-prompt
+head -1 "$tmp/out" > "$tmp/run12"
+expect_exit 0 "chat from a pipe" sh -c "printf 'Once upon a time\n/clear\nOnce upon a time\n/exit\nignored\n' | '$kvattn' chat -m '$models/stories260K.bin' -z '$models/tok512.bin' --temp 0 -n 12"
+expect_grep "no chat template" "$tmp/err" "chat says it uses plain turns"
+expect_grep "conversation cleared" "$tmp/err" "/clear"
+[ "$(sed -n 1p "$tmp/out")" = "$(cat "$tmp/run12")" ] && [ "$(sed -n 2p "$tmp/out")" = "$(cat "$tmp/run12")" ] && [ "$(wc -l < "$tmp/out")" = 2 ] && ok || bad "chat answers as run does, again after /clear, and stops at /exit"
+expect_exit 0 "run -cnv" sh -c "printf 'Once upon a time\n' | '$kvattn' run -cnv -m '$models/stories260K.bin' -z '$models/tok512.bin' --temp 0 -n 12"
+[ "$(sed -n 1p "$tmp/out")" = "$(cat "$tmp/run12")" ] && ok || bad "run -cnv is chat"
 
 # A tokenizer of another vocabulary is an error, whether given or found beside the model.
 expect_exit 1 "run: 32000-token tokenizer for a 512-token model" "$kvattn" run -m "$models/stories260K.bin" -z "$models/tokenizer.bin" -n 4
