@@ -168,9 +168,9 @@ static int write_plot(const char *path, const char *model, const bench_row *rows
              lim->read_gbps, lim->fma_gflops, lim->threads);
     FILE *f = svg_open(path, 1000, 900, title);
     if (!f) return -1;
-    svg_panel(f, 90, 60, 640, 340, "context (tokens)", "µs per step", SVG_LOG, series, ns, NULL, 0);
-    svg_hline hl[1] = {{"bound", 100.0}};
-    svg_panel(f, 90, 500, 640, 340, "context (tokens)", "% of bound", SVG_LINEAR, fr, ns, hl, 1);
+    svg_panel(f, 100, 60, 620, 340, "context (tokens)", "time per step", 1, SVG_MICROSECONDS, series, ns, NULL, 0);
+    svg_hline hl[1] = {{"the bound (100%)", 100.0}};
+    svg_panel(f, 100, 500, 620, 340, "context (tokens)", "fraction of the bound", 0, SVG_PERCENT, fr, ns, hl, 1);
     return svg_close(f);
 }
 

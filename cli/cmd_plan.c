@@ -245,20 +245,18 @@ int cmd_plan(int argc, char **argv) {
     }
 
     if (plot) {
-        plot_hline lines[5];
+        plot_hline lines[4];
         int n_lines = 0;
         uint64_t mem = gpu_mem ? gpu_mem : 80ull << 30;
         const char *gname = gpu_mem ? gpu_name : "h100-80g";
-        static char labels[5][64];
+        static char labels[4][64];
         for (int k = 1; k <= 8; k *= 2, n_lines++) {
             snprintf(labels[n_lines], sizeof labels[0], "%d× %s", k, gname);
             lines[n_lines] = (plot_hline){labels[n_lines], mem * (uint64_t)k};
         }
-        snprintf(labels[4], sizeof labels[4], "weights (%s)", kvattn_type_name(opt.weights_type));
-        lines[n_lines++] = (plot_hline){labels[4], rows[0].weights_bytes};
         char title[160];
-        snprintf(title, sizeof title, "%s: KV cache (%s) against context — the memory wall", m.name,
-                 kvattn_type_name(opt.kv_type));
+        snprintf(title, sizeof title, "%s: weights (%s) + KV cache (%s) against context — the memory wall", m.name,
+                 kvattn_type_name(opt.weights_type), kvattn_type_name(opt.kv_type));
         if (plan_plot_svg(plot, title, rows, n_rows, opt.batch, opt.ctx, lines, n_lines) != 0) {
             fprintf(stderr, "kvattn plan: --plot %s: cannot write the file\n", plot);
             return 1;

@@ -1,6 +1,7 @@
 #include "plan_plot.h"
 
 #include "cli_util.h"
+#include "svg_plot.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -12,10 +13,13 @@
 #define T 50
 #define B 60
 
-static const char *const colors[] = {"#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2"};
-
 static double xpos(double ctx, double x0, double x1) { return L + (log10(ctx) - x0) / (x1 - x0) * (W - L - R); }
 static double ypos(double b, double y0, double y1) { return H - B - (log10(b) - y0) / (y1 - y0) * (H - T - B); }
+
+/* Memory of a row at ctx tokens per sequence: its weights plus the KV cache of the batch. */
+static double total_at(const kvattn_plan_row *r, int64_t batch, double ctx) {
+    return (double)r->weights_bytes + (double)r->kv_bytes_per_token * (double)batch * ctx;
+}
 
 int plan_plot_svg(const char *path, const char *title, const kvattn_plan_row *rows, int n_rows, int64_t batch,
                   int64_t ctx, const plot_hline *hlines, int n_hlines) {
@@ -27,8 +31,8 @@ int plan_plot_svg(const char *path, const char *title, const kvattn_plan_row *ro
     if (ctx / 4.0 < cmin) cmin = fmax(1, ctx / 4.0);
     double bmin = INFINITY, bmax = 0;
     for (int i = 0; i < n_rows; i++) {
-        bmin = fmin(bmin, (double)rows[i].kv_bytes_per_token * batch * cmin);
-        bmax = fmax(bmax, (double)rows[i].kv_bytes_per_token * batch * cmax);
+        bmin = fmin(bmin, total_at(&rows[i], batch, cmin));
+        bmax = fmax(bmax, total_at(&rows[i], batch, cmax));
     }
     for (int i = 0; i < n_hlines; i++)
         bmin = fmin(bmin, (double)hlines[i].bytes), bmax = fmax(bmax, (double)hlines[i].bytes);
@@ -45,7 +49,7 @@ int plan_plot_svg(const char *path, const char *title, const kvattn_plan_row *ro
             "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
             W, H);
     fprintf(f, "<text x=\"%d\" y=\"28\" font-size=\"16\" font-weight=\"bold\">%s</text>\n", L, title);
-    fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"#555\">dots: KV at %lld tokens</text>\n", W - R + 6, T + 180,
+    fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"#555\">dots: at %lld tokens</text>\n", W - R + 16, T + 14,
             (long long)ctx);
     /* Grid and tick labels: powers of two of context, powers of ten of bytes. */
     char buf[32];
@@ -67,27 +71,35 @@ int plan_plot_svg(const char *path, const char *title, const kvattn_plan_row *ro
             H - T - B);
     fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">context (tokens per sequence, batch %lld)</text>\n",
             L + (W - L - R) / 2, H - 18, (long long)batch);
-    fprintf(f, "<text transform=\"translate(16,%d) rotate(-90)\" text-anchor=\"middle\">KV cache (bytes)</text>\n",
+    fprintf(f,
+            "<text transform=\"translate(16,%d) rotate(-90)\" text-anchor=\"middle\">memory: weights + KV "
+            "cache</text>\n",
             T + (H - T - B) / 2);
     /* Capacity lines: the memory wall. */
     for (int i = 0; i < n_hlines; i++) {
         double y = ypos((double)hlines[i].bytes, y0, y1);
         fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#555\" stroke-dasharray=\"6,4\"/>\n", L,
                 y, W - R, y);
-        fprintf(f, "<text x=\"%d\" y=\"%.1f\" fill=\"#555\">%s</text>\n", W - R + 6, y + 4, hlines[i].label);
+        fprintf(f, "<text x=\"%d\" y=\"%.1f\" fill=\"#555\">%s</text>\n", L + 6, y - 4, hlines[i].label);
     }
-    /* One line per design, and a marker at the planned context. */
+    /* One curve per design (weights + KV, the quantity the table's total counts), a dot at the planned context. */
     for (int i = 0; i < n_rows; i++) {
-        const char *col = colors[i % 7];
-        double bpt = (double)rows[i].kv_bytes_per_token * batch;
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2.5\"/>\n",
-                xpos(cmin, x0, x1), ypos(bpt * cmin, y0, y1), xpos(cmax, x0, x1), ypos(bpt * cmax, y0, y1), col);
+        const char *col = svg_design_color(rows[i].design);
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2.5\" points=\"", col);
+        for (int k = 0; k <= 64; k++) {
+            const double c = pow(10, x0 + (x1 - x0) * k / 64);
+            fprintf(f, "%.1f,%.1f ", xpos(c, x0, x1), ypos(total_at(&rows[i], batch, c), y0, y1));
+        }
+        fprintf(f, "\"/>\n");
         fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", xpos((double)ctx, x0, x1),
-                ypos(bpt * ctx, y0, y1), col);
-        fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"4\" fill=\"%s\"/>\n", W - R + 6, T + 200 + 20 * i,
+                ypos(total_at(&rows[i], batch, (double)ctx), y0, y1), col);
+        char kv[32];
+        fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"4\" fill=\"%s\"/>\n", W - R + 16, T + 30 + 36 * i,
                 col);
-        fprintf(f, "<text x=\"%d\" y=\"%d\">%s%s %s</text>\n", W - R + 26, T + 206 + 20 * i, rows[i].design,
-                rows[i].native ? " (own)" : "", cli_bytes((double)rows[i].kv_bytes_total, buf, sizeof buf));
+        fprintf(f, "<text x=\"%d\" y=\"%d\">%s%s: %s</text>\n", W - R + 36, T + 36 + 36 * i, rows[i].design,
+                rows[i].native ? " (own)" : "", cli_bytes((double)rows[i].total_bytes, buf, sizeof buf));
+        fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"#555\">KV %s of it</text>\n", W - R + 36, T + 52 + 36 * i,
+                cli_bytes((double)rows[i].kv_bytes_total, kv, sizeof kv));
     }
     fprintf(f, "</svg>\n");
     return fclose(f) == 0 ? 0 : -1;

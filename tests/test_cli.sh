@@ -235,6 +235,23 @@ then ok; else bad "bench --json content"; fi
 expect_exit 0 "bench --csv --plot" "$kvattn" bench --ctx 64,128 --reps 1 --as mqa --csv --plot "$tmp/b.svg" --kv-type f16,q8_0
 expect_grep "design,mla,ctx,kv_type,us_per_step" "$tmp/out" "bench csv header"
 if [ "$(grep -c ',q8_0,' "$tmp/out")" -ge 2 ] && head -c 4 "$tmp/b.svg" | grep -q "<svg"; then ok; else bad "bench csv rows per kv type, and the plot"; fi
+# The plots agree with the tables and with each other: the wall draws weights + KV (the table's total),
+# a design has one colour in every plot, ticks are round values in units.
+if python3 - "$tmp/p.svg" "$tmp/b.svg" <<'PY'
+import re, sys
+wall, bench = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+assert "memory: weights + KV cache" in wall and "gqa:8 (own): 30.96 GiB" in wall, "the legend gives the total: 16 GiB KV + 14.96 GiB weights"
+def colours(svg):   # design → the colour of its legend swatch (rect or line just before its label)
+    out = {}
+    for m in re.finditer(r'(?:fill|stroke)="(#[0-9a-f]{6})"[^>]*/>\n<text[^>]*>((?:mha|mqa|gqa:\d+|mla:\d+\+\d+))', svg):
+        out.setdefault(m.group(2), m.group(1))
+    return out
+w, b = colours(wall), colours(bench)
+assert w and b and all(w[d] == b[d] for d in w if d in b), (w, b)
+assert len(set(w.values())) == len(w), w                        # distinct designs, distinct colours
+assert "e+" not in bench and "µs" in bench and "%" in bench, "bench ticks in µs/ms and %"
+PY
+then ok; else bad "plots: totals, one colour per design, round ticks"; fi
 expect_exit 0 "bench -m" "$kvattn" bench -m "$models/stories260K.gguf" --depth 64,256 --prompt 8 --gen 4 --json
 if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); r=d["rows"]; assert [x["depth"] for x in r]==[64,256] and all(x["gen_tok_per_s"]>0 and x["fraction_of_bound"]>0 for x in r), d' "$tmp/out"; then ok; else bad "bench -m content"; fi
 expect_exit 2 "bench: bad kv type" "$kvattn" bench --kv-type q4_0
