@@ -141,6 +141,8 @@ static void expect_refusal(const unsigned char *data, size_t n, const char *what
 int main(void) {
     snprintf(tmp_model, sizeof tmp_model, "/tmp/kvattn_corrupt_%d.model", (int)getpid());
     snprintf(tmp_tok, sizeof tmp_tok, "/tmp/kvattn_corrupt_%d.tok", (int)getpid());
+    static const char *const needed[] = {"stories260K.bin", "stories260K.gguf", "tok512.bin", NULL};
+    if (!test_models_found(models_dir(), needed)) return test_models_missing("test_corrupt", models_dir());
     size_t nb, ng, nt;
     unsigned char *bin = slurp("stories260K.bin", &nb), *gguf = slurp("stories260K.gguf", &ng),
                   *tok = slurp("tok512.bin", &nt);

@@ -500,10 +500,12 @@ static void test_sampler(void) {
 
 int main(void) {
     test_sampler();
+    test_bpe_tokenizer();
+    static const char *const needed[] = {"stories260K.bin", "stories260K.gguf", "tok512.bin", NULL};
+    if (!test_models_found(models_dir(), needed)) return test_models_missing("test_model", models_dir());
     test_golden_generation();
     test_batched_vs_decode();
     test_spm_tokenizers();
-    test_bpe_tokenizer();
     test_gguf_roundtrip();
     test_cache_types_whole_model();
     return test_finish("test_model");

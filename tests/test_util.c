@@ -12,6 +12,30 @@ int test_finish(const char *name) {
     return test_failures ? 1 : 0;
 }
 
+int test_models_found(const char *dir, const char *const *files) {
+    for (; *files; files++) {
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", dir, *files);
+        FILE *f = fopen(path, "rb");
+        if (!f) return 0;
+        fclose(f);
+    }
+    return 1;
+}
+
+int test_models_missing(const char *name, const char *dir) {
+    const char *req = getenv("KVATTN_REQUIRE_MODELS");
+    if (test_failures || (req && *req && strcmp(req, "0"))) {
+        fprintf(stderr, "%s: FAILED: the real models are not under %s (set KVATTN_MODELS)\n", name, dir);
+        test_failures++;
+        return test_finish(name);
+    }
+    printf("%s: %d checks passed; the rest skipped: the real models are not under %s (set KVATTN_MODELS; see "
+           "../shared/models/README.md)\n",
+           name, test_checks, dir);
+    return 77;
+}
+
 float test_uniform(test_rng *r) { return kv_rng_uniform(r); }
 
 void test_fill(test_rng *r, float *x, size_t n, float scale) { kv_rng_fill(r, x, n, scale); }

@@ -32,6 +32,13 @@ extern int test_checks;
 /* Prints the closing line and returns the exit code. */
 int test_finish(const char *name);
 
+/* Whether every file (NULL-terminated list) is under dir. */
+int test_models_found(const char *dir, const char *const *files);
+/* For a test whose real models are absent: the exit code after saying so.
+ * 77 (ctest's skip) with the reason, unless KVATTN_REQUIRE_MODELS is set
+ * (CI sets it: there a missing model is a failure) or a check already failed. */
+int test_models_missing(const char *name, const char *dir);
+
 /* Uniform floats in [-scale, scale), deterministic per seed. */
 typedef kv_rng test_rng;
 float test_uniform(test_rng *r);
