@@ -393,8 +393,9 @@ static const chat_format *chat_format_of(const char *tmpl) {
 }
 
 /* Appends the tokens of `text` to ids: special tokens (<|...|>, [BOS], [EOS]) by
- * id, the rest tokenized without BOS. Returns the count, or -1 if a special
- * token is not in the vocabulary or ids would overflow cap. */
+ * id ([BOS] and [EOS] left out where the vocabulary has none), the rest
+ * tokenized without BOS. Returns the count; -1 if ids would overflow cap, -2
+ * if a <|...|> token is not in the vocabulary. */
 static int tokenize_turn(const kvattn_tokenizer *tok, const char *text, int32_t *ids, int n, int cap) {
     while (*text) {
         const char *sp = NULL, *e = NULL;
@@ -414,12 +415,15 @@ static int tokenize_turn(const kvattn_tokenizer *tok, const char *text, int32_t 
         if (!sp) break;
         char name[64];
         snprintf(name, sizeof name, "%.*s", (int)(e - sp), sp);
+        const int marker = !strcmp(name, "[BOS]") || !strcmp(name, "[EOS]");
         const int id = !strcmp(name, "[BOS]")   ? kvattn_tokenizer_bos(tok)
                        : !strcmp(name, "[EOS]") ? kvattn_tokenizer_eos(tok)
                                                 : kvattn_token_id(tok, name);
-        if (id < 0 || n >= cap) return -1;
-        ids[n++] = id;
         text = e;
+        if (id < 0 && marker) continue;
+        if (id < 0) return -2;
+        if (n >= cap) return -1;
+        ids[n++] = id;
     }
     return n;
 }
@@ -428,20 +432,21 @@ static int run_chat(const model_opts *o, kvattn_model *m, int64_t ctx) {
     const kvattn_tokenizer *tok = kvattn_model_tokenizer(m);
     const char *tmpl = kvattn_model_chat_template(m);
     const chat_format *fmt = chat_format_of(tmpl);
-    int32_t probe[8];
+    int32_t probe[256];
     if (fmt != &chat_formats[4] &&
-        (tokenize_turn(tok, fmt->respond, probe, 0, 8) < 0 || tokenize_turn(tok, fmt->user, probe, 0, 8) < 0)) {
+        (tokenize_turn(tok, fmt->respond, probe, 0, 256) == -2 || tokenize_turn(tok, fmt->user, probe, 0, 256) == -2)) {
         fprintf(stderr,
                 "kvattn chat: the model's template is %s, but its vocabulary lacks that format's special "
                 "tokens; using plain turns\n",
                 fmt->name);
         fmt = &chat_formats[4];
-    }
-    if (fmt == &chat_formats[4])
+    } else if (fmt == &chat_formats[4]) {
         fprintf(stderr, "kvattn chat: %s; each turn is your text as it is, and the model continues it\n",
                 tmpl ? "the model's chat template is not one kvattn knows (llama-3, chatml, llama-2, deepseek)"
                      : "the model has no chat template");
-    else fprintf(stderr, "kvattn chat: %s template\n", fmt->name);
+    } else {
+        fprintf(stderr, "kvattn chat: %s template\n", fmt->name);
+    }
     const int tty = isatty(STDIN_FILENO);
     if (tty) fprintf(stderr, "Type a message; /clear starts over, /exit or Ctrl-D ends, Ctrl-C stops an answer.\n");
 

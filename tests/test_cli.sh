@@ -4,6 +4,7 @@
 set -u
 kvattn=$1
 deepseek_model=${2:-}
+chat_model=${3:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 pass=0 fail=0
@@ -324,6 +325,12 @@ expect_grep "conversation cleared" "$tmp/err" "/clear"
 [ "$(sed -n 1p "$tmp/out")" = "$(cat "$tmp/run12")" ] && [ "$(sed -n 2p "$tmp/out")" = "$(cat "$tmp/run12")" ] && [ "$(wc -l < "$tmp/out")" = 2 ] && ok || bad "chat answers as run does, again after /clear, and stops at /exit"
 expect_exit 0 "run -cnv" sh -c "printf 'Once upon a time\n' | '$kvattn' run -cnv -m '$models/stories260K.bin' -z '$models/tok512.bin' --temp 0 -n 12"
 [ "$(sed -n 1p "$tmp/out")" = "$(cat "$tmp/run12")" ] && ok || bad "run -cnv is chat"
+
+if [ -n "$chat_model" ] && [ -f "$chat_model" ]; then # a tiny random model whose GGUF has a ChatML template
+  expect_exit 0 "chat in the ChatML template" sh -c "printf 'hello\nhello hello\n' | '$kvattn' chat -m '$chat_model' --temp 0 -n 3"
+  expect_grep "chatml template" "$tmp/err" "chat names the template it found"
+  [ "$(wc -l < "$tmp/out")" = 2 ] && ok || bad "chat answers each turn on its own line"
+fi
 
 # A tokenizer of another vocabulary is an error, whether given or found beside the model.
 expect_exit 1 "run: 32000-token tokenizer for a 512-token model" "$kvattn" run -m "$models/stories260K.bin" -z "$models/tokenizer.bin" -n 4

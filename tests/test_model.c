@@ -215,12 +215,14 @@ static void test_bpe_tokenizer(void) {
         pieces[n] = bytes[b];
         lens[n++] = l;
     }
-    const char *added[] = {"he", "ll", "hell", "hello", "\xc4\xa0h", "\xc4\xa0hell", "\xc4\xa0hello", "<|end|>"};
-    for (size_t i = 0; i < 8; i++) pieces[n] = added[i], lens[n++] = (int)strlen(added[i]);
+    const char *added[] = {"he",         "ll",           "hell",          "hello",
+                           "\xc4\xa0h",  "\xc4\xa0hell", "\xc4\xa0hello", "<|im_start|>",
+                           "<|im_end|>", "<|end|>"};
+    for (size_t i = 0; i < 10; i++) pieces[n] = added[i], lens[n++] = (int)strlen(added[i]);
     int mlens[7];
     for (int i = 0; i < 7; i++) mlens[i] = (int)strlen(merge_list[i]);
     int32_t types[NB + 16];
-    for (int i = 0; i < n; i++) types[i] = i == n - 1 ? 3 : 1;
+    for (int i = 0; i < n; i++) types[i] = i >= n - 3 ? 3 : 1; /* the three <|...|> are control tokens */
     kvattn_tokenizer *t = NULL;
     CHECK_OK(kv_tokenizer_build(&(kv_vocab_spec){.kind = KVATTN_VOCAB_BPE,
                                                  .n_vocab = n,
@@ -268,6 +270,9 @@ static void test_bpe_tokenizer(void) {
     kvattn_gguf_set_i32_array(w, "tokenizer.ggml.token_type", types, n);
     kvattn_gguf_set_str_array(w, "tokenizer.ggml.merges", merge_list, mlens, 7);
     kvattn_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)(n - 1));
+    static const char chatml[] = "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+                                 "{{ message['content'] }}<|im_end|>\n{% endfor %}<|im_start|>assistant\n";
+    kvattn_gguf_set_str(w, "tokenizer.chat_template", chatml);
     float *data = malloc(sizeof(float) * (size_t)V * D * 4);
     test_rng r = {3};
     test_fill(&r, data, (size_t)V * D * 4, 0.2f);
@@ -287,12 +292,18 @@ static void test_bpe_tokenizer(void) {
     char path[128];
     snprintf(path, sizeof path, "/tmp/kvattn_bpe_%d.gguf", (int)getpid());
     CHECK_OK(kvattn_gguf_write_file(w, path));
+    CHECK_OK(kvattn_gguf_write_file(w, KVATTN_CHAT_FIXTURE)); /* test_cli's ChatML model */
     kvattn_gguf_writer_free(w);
     free(data);
     kvattn_model *m = NULL;
     CHECK_OK(kvattn_model_load(path, NULL, &m));
     const kvattn_tokenizer *g = m ? kvattn_model_tokenizer(m) : NULL;
     CHECK(g && kvattn_tokenizer_kind(g) == KVATTN_VOCAB_BPE && kvattn_tokenizer_eos(g) == n - 1, "gpt2 GGUF tokenizer");
+    CHECK(m && kvattn_model_chat_template(m) && !strcmp(kvattn_model_chat_template(m), chatml),
+          "the GGUF's chat template, as written");
+    CHECK(g && kvattn_token_id(g, "<|im_start|>") == n - 3 && kvattn_token_id(g, "<|im_end|>") == n - 2 &&
+              kvattn_token_id(g, "<|none|>") == -1 && kvattn_token_id(g, "hello") == NB + 3,
+          "token ids by piece");
     for (int i = 0; g && i < 5; i++) {
         int32_t x[64], y[64];
         int nx = 0, ny = 0;
