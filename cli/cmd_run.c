@@ -232,6 +232,12 @@ static char *read_prompt(const model_opts *o, const char *cmd) {
 
 static int run_chat(const model_opts *o, kvattn_model *m, int64_t ctx);
 
+/* The options run and chat share: how tokens are drawn and where they are kept. */
+#define GENERATION_OPTIONS                                                                                             \
+    "-n, --n-predict", "-c, --ctx-size", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty",                \
+        "--repeat-last-n", "--presence-penalty", "--frequency-penalty", "-s, --seed", "-r, --reverse-prompt, --stop",  \
+        "-t, --threads", "--kv-type", "-ctk, --cache-type-k", "-ctv, --cache-type-v", "--mla"
+
 int cmd_run(int argc, char **argv) {
     model_opts o;
     model_opts_defaults(&o);
@@ -241,26 +247,10 @@ int cmd_run(int argc, char **argv) {
                                        "-f, --file",
                                        "--stdin",
                                        "-e, --escape",
-                                       "-n, --n-predict",
-                                       "-c, --ctx-size",
-                                       "--temp",
-                                       "--top-k",
-                                       "--top-p",
-                                       "--min-p",
-                                       "--repeat-penalty",
-                                       "--repeat-last-n",
-                                       "--presence-penalty",
-                                       "--frequency-penalty",
-                                       "-s, --seed",
-                                       "-r, --reverse-prompt, --stop",
                                        "--no-display-prompt",
                                        "-cnv, --conversation",
-                                       "-t, --threads",
-                                       "--kv-type",
-                                       "-ctk, --cache-type-k",
-                                       "-ctv, --cache-type-v",
-                                       "--mla",
                                        "--json",
+                                       GENERATION_OPTIONS,
                                        NULL};
     int rc = model_opts_parse(argc, argv, &o, "run", "-m MODEL [-p PROMPT | -f FILE | --stdin] [-n N] [options]",
                               "Generates text after the prompt. The prompt and the text stream to stdout, the speeds\n"
@@ -522,26 +512,7 @@ static int run_chat(const model_opts *o, kvattn_model *m, int64_t ctx) {
 int cmd_chat(int argc, char **argv) {
     model_opts o;
     model_opts_defaults(&o);
-    static const char *const take[] = {"-m, --model",
-                                       "-z",
-                                       "-n, --n-predict",
-                                       "-c, --ctx-size",
-                                       "--temp",
-                                       "--top-k",
-                                       "--top-p",
-                                       "--min-p",
-                                       "--repeat-penalty",
-                                       "--repeat-last-n",
-                                       "--presence-penalty",
-                                       "--frequency-penalty",
-                                       "-s, --seed",
-                                       "-r, --reverse-prompt, --stop",
-                                       "-t, --threads",
-                                       "--kv-type",
-                                       "-ctk, --cache-type-k",
-                                       "-ctv, --cache-type-v",
-                                       "--mla",
-                                       NULL};
+    static const char *const take[] = {"-m, --model", "-z", GENERATION_OPTIONS, NULL};
     int rc = model_opts_parse(argc, argv, &o, "chat", "-m MODEL [options]",
                               "A conversation: each line you type is a turn in the model's chat template (llama-3,\n"
                               "ChatML, llama-2 or DeepSeek, from the GGUF's tokenizer.chat_template; plain turns\n"
