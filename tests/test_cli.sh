@@ -323,6 +323,11 @@ expect_exit 0 "chat from a pipe" sh -c "printf 'Once upon a time\n/clear\nOnce u
 expect_grep "no chat template" "$tmp/err" "chat says it uses plain turns"
 expect_grep "conversation cleared" "$tmp/err" "/clear"
 [ "$(sed -n 1p "$tmp/out")" = "$(cat "$tmp/run12")" ] && [ "$(sed -n 2p "$tmp/out")" = "$(cat "$tmp/run12")" ] && [ "$(wc -l < "$tmp/out")" = 2 ] && ok || bad "chat answers as run does, again after /clear, and stops at /exit"
+# Ctrl-C at chat's prompt ends the chat (exit 0) without waiting for input.
+t0=$(date +%s%N)
+sleep 3 | (timeout --preserve-status -s INT 1 "$kvattn" chat -m "${m260[@]}" --temp 0 >/dev/null 2>&1; echo "$? $(date +%s%N)" > "$tmp/int")
+read -r int_rc int_t < "$tmp/int"
+[ "$int_rc" = 0 ] && [ $(( (int_t - t0) / 1000000 )) -lt 2500 ] && ok || bad "Ctrl-C at the chat prompt ends it (rc $int_rc after $(( (int_t - t0) / 1000000 )) ms)"
 expect_exit 0 "run -cnv" sh -c "printf 'Once upon a time\n' | '$kvattn' run -cnv -m '$models/stories260K.bin' -z '$models/tok512.bin' --temp 0 -n 12"
 [ "$(sed -n 1p "$tmp/out")" = "$(cat "$tmp/run12")" ] && ok || bad "run -cnv is chat"
 
