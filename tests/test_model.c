@@ -193,6 +193,124 @@ static void test_spm_tokenizers(void) {
     kvattn_model_free(m);
 }
 
+/* A tiny random llama with a given vocabulary, written as GGUF by the public
+ * writer: as it should be, or with one fault a hostile file might carry. */
+typedef struct {
+    const char *const *pieces;
+    const int *lens;
+    const int32_t *types;
+    int n;
+    const char *const *merges;
+    const int *merge_lens;
+    int n_merges;
+} tiny_vocab;
+
+typedef enum {
+    TINY_OK,
+    TINY_LLAMA_MERGES_F32, /* a "llama" vocabulary whose merges are numbers (read as string lengths, it crashed) */
+    TINY_BOS_OUT_OF_RANGE,
+    TINY_DUPLICATE_KEY,
+    TINY_DUPLICATE_TENSOR,
+    TINY_ALIGNMENT_1, /* general.alignment = 1 over data the writer aligned to 32 (pad: a key's length) */
+} tiny_fault;
+
+#define CHATML                                                                                                         \
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"             \
+    "{% endfor %}<|im_start|>assistant\n"
+
+static kvattn_status write_tiny_gguf(const char *path, const tiny_vocab *v, tiny_fault fault, int pad) {
+    kvattn_gguf_writer *w;
+    kvattn_status st = kvattn_gguf_writer_create(&w);
+    if (st != KVATTN_OK) return st;
+    const int D = 32, F = 64, V = v->n; /* q8_0 rows: whole blocks of 32 */
+    kvattn_gguf_set_str(w, "general.architecture", "llama");
+    if (fault == TINY_ALIGNMENT_1) {
+        char padding[8] = "xxxxxxx";
+        padding[pad] = '\0';
+        kvattn_gguf_set_u32(w, "general.alignment", 1);
+        kvattn_gguf_set_str(w, "test.padding", padding);
+    }
+    kvattn_gguf_set_u32(w, "llama.embedding_length", D);
+    kvattn_gguf_set_u32(w, "llama.block_count", 1);
+    kvattn_gguf_set_u32(w, "llama.feed_forward_length", F);
+    kvattn_gguf_set_u32(w, "llama.attention.head_count", 2);
+    kvattn_gguf_set_u32(w, "llama.attention.head_count_kv", 1);
+    kvattn_gguf_set_u32(w, "llama.context_length", 64);
+    if (fault == TINY_DUPLICATE_KEY) kvattn_gguf_set_u32(w, "llama.context_length", 128);
+    kvattn_gguf_set_str(w, "tokenizer.ggml.model", fault == TINY_LLAMA_MERGES_F32 ? "llama" : "gpt2");
+    kvattn_gguf_set_str(w, "tokenizer.ggml.pre", "gpt-2");
+    kvattn_gguf_set_str_array(w, "tokenizer.ggml.tokens", v->pieces, v->lens, v->n);
+    kvattn_gguf_set_i32_array(w, "tokenizer.ggml.token_type", v->types, v->n);
+    if (fault == TINY_LLAMA_MERGES_F32) {
+        const float numbers[4] = {1e9f, 3.0f, -1.0f, 7e30f};
+        kvattn_gguf_set_f32_array(w, "tokenizer.ggml.merges", numbers, 4);
+    } else {
+        kvattn_gguf_set_str_array(w, "tokenizer.ggml.merges", v->merges, v->merge_lens, v->n_merges);
+    }
+    kvattn_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)(v->n - 1));
+    if (fault == TINY_BOS_OUT_OF_RANGE) kvattn_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 100000);
+    kvattn_gguf_set_str(w, "tokenizer.chat_template", CHATML);
+    float *data = malloc(sizeof(float) * (size_t)V * D * 4);
+    test_rng r = {3};
+    test_fill(&r, data, (size_t)V * D * 4, 0.2f);
+    struct {
+        const char *name;
+        int64_t ne0, ne1;
+    } tensors[] = {
+        {"token_embd.weight", D, V},        {"output_norm.weight", D, 1},    {"blk.0.attn_norm.weight", D, 1},
+        {"blk.0.attn_q.weight", D, D},      {"blk.0.attn_k.weight", D, 16},  {"blk.0.attn_v.weight", D, 16},
+        {"blk.0.attn_output.weight", D, D}, {"blk.0.ffn_norm.weight", D, 1}, {"blk.0.ffn_gate.weight", D, F},
+        {"blk.0.ffn_up.weight", D, F},      {"blk.0.ffn_down.weight", F, D}};
+    const size_t n_tensors = sizeof tensors / sizeof tensors[0];
+    for (size_t i = 0; st == KVATTN_OK && i < n_tensors + (fault == TINY_DUPLICATE_TENSOR); i++) {
+        const size_t k = i < n_tensors ? i : 3; /* the duplicate: attn_q again */
+        int64_t ne[2] = {tensors[k].ne0, tensors[k].ne1};
+        /* f32 throughout for the alignment case: 4-byte elements show a misplaced data section */
+        const kvattn_type t = ne[1] > 1 && fault != TINY_ALIGNMENT_1 ? KVATTN_TYPE_Q8_0 : KVATTN_TYPE_F32;
+        st = kvattn_gguf_add_tensor(w, tensors[k].name, t, ne, ne[1] > 1 ? 2 : 1, data);
+    }
+    if (st == KVATTN_OK) st = kvattn_gguf_write_file(w, path);
+    kvattn_gguf_writer_free(w);
+    free(data);
+    return st;
+}
+
+/* Each fault is refused with a message naming the file and what is wrong;
+ * nothing crashes, and (under the sanitizers) nothing reads out of place. */
+static void test_malformed_tiny_ggufs(const tiny_vocab *v) {
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/kvattn_bad_%d.gguf", (int)getpid());
+    struct {
+        tiny_fault fault;
+        const char *says;
+    } cases[] = {
+        {TINY_LLAMA_MERGES_F32, "tokenizer.ggml.merges is not an array of strings"},
+        {TINY_BOS_OUT_OF_RANGE, "'tokenizer.ggml.bos_token_id' = 100000 is outside"},
+        {TINY_DUPLICATE_KEY, "metadata key 'llama.context_length' appears more than once"},
+        {TINY_DUPLICATE_TENSOR, "tensor 'blk.0.attn_q.weight' appears more than once"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK_OK(write_tiny_gguf(path, v, cases[i].fault, 0));
+        kvattn_model *m = NULL;
+        kvattn_status st = kvattn_model_load(path, NULL, &m);
+        CHECK(st != KVATTN_OK && strstr(kvattn_last_error(), cases[i].says) && strstr(kvattn_last_error(), path),
+              "fault %d: %s (want '%s')", (int)cases[i].fault, st ? kvattn_last_error() : "loaded", cases[i].says);
+        kvattn_model_free(m);
+    }
+    /* general.alignment = 1: the data section starts right after the header, so f32 tensors land on
+     * whatever offset the header ends at; three of four paddings put them off a multiple of 4. */
+    int misaligned = 0;
+    for (int pad = 0; pad < 4; pad++) {
+        CHECK_OK(write_tiny_gguf(path, v, TINY_ALIGNMENT_1, pad));
+        kvattn_model *m = NULL;
+        if (kvattn_model_load(path, NULL, &m) != KVATTN_OK)
+            misaligned += strstr(kvattn_last_error(), "not a multiple of 4 as F32 elements need") != NULL;
+        kvattn_model_free(m);
+    }
+    CHECK(misaligned == 3, "general.alignment = 1: %d of 4 paddings refused as misaligned, want 3", misaligned);
+    remove(path);
+}
+
 /* A small byte-level BPE vocabulary: the 256 byte stand-ins, then merges. */
 static void test_bpe_tokenizer(void) {
     enum { NB = 256 };
@@ -254,52 +372,17 @@ static void test_bpe_tokenizer(void) {
     CHECK(kvattn_token_to_bytes(t, -1, n - 1, buf, sizeof buf) == 0, "a control token decodes to nothing");
 
     /* The same vocabulary as a GGUF "gpt2" tokenizer on a tiny random llama, through the public writer. */
-    kvattn_gguf_writer *w;
-    CHECK_OK(kvattn_gguf_writer_create(&w));
-    const int D = 32, F = 64, V = n; /* q8_0 rows: whole blocks of 32 */
-    kvattn_gguf_set_str(w, "general.architecture", "llama");
-    kvattn_gguf_set_u32(w, "llama.embedding_length", D);
-    kvattn_gguf_set_u32(w, "llama.block_count", 1);
-    kvattn_gguf_set_u32(w, "llama.feed_forward_length", F);
-    kvattn_gguf_set_u32(w, "llama.attention.head_count", 2);
-    kvattn_gguf_set_u32(w, "llama.attention.head_count_kv", 1);
-    kvattn_gguf_set_u32(w, "llama.context_length", 64);
-    kvattn_gguf_set_str(w, "tokenizer.ggml.model", "gpt2");
-    kvattn_gguf_set_str(w, "tokenizer.ggml.pre", "gpt-2");
-    kvattn_gguf_set_str_array(w, "tokenizer.ggml.tokens", pieces, lens, n);
-    kvattn_gguf_set_i32_array(w, "tokenizer.ggml.token_type", types, n);
-    kvattn_gguf_set_str_array(w, "tokenizer.ggml.merges", merge_list, mlens, 7);
-    kvattn_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)(n - 1));
-    static const char chatml[] = "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
-                                 "{{ message['content'] }}<|im_end|>\n{% endfor %}<|im_start|>assistant\n";
-    kvattn_gguf_set_str(w, "tokenizer.chat_template", chatml);
-    float *data = malloc(sizeof(float) * (size_t)V * D * 4);
-    test_rng r = {3};
-    test_fill(&r, data, (size_t)V * D * 4, 0.2f);
-    struct {
-        const char *name;
-        int64_t ne0, ne1;
-    } tensors[] = {
-        {"token_embd.weight", D, V},        {"output_norm.weight", D, 1},    {"blk.0.attn_norm.weight", D, 1},
-        {"blk.0.attn_q.weight", D, D},      {"blk.0.attn_k.weight", D, 16},  {"blk.0.attn_v.weight", D, 16},
-        {"blk.0.attn_output.weight", D, D}, {"blk.0.ffn_norm.weight", D, 1}, {"blk.0.ffn_gate.weight", D, F},
-        {"blk.0.ffn_up.weight", D, F},      {"blk.0.ffn_down.weight", F, D}};
-    for (size_t i = 0; i < sizeof tensors / sizeof tensors[0]; i++) {
-        int64_t ne[2] = {tensors[i].ne0, tensors[i].ne1};
-        CHECK_OK(kvattn_gguf_add_tensor(w, tensors[i].name, ne[1] > 1 ? KVATTN_TYPE_Q8_0 : KVATTN_TYPE_F32, ne,
-                                        ne[1] > 1 ? 2 : 1, data));
-    }
+    const tiny_vocab tv = {pieces, lens, types, n, merge_list, mlens, 7};
     char path[128];
     snprintf(path, sizeof path, "/tmp/kvattn_bpe_%d.gguf", (int)getpid());
-    CHECK_OK(kvattn_gguf_write_file(w, path));
-    CHECK_OK(kvattn_gguf_write_file(w, KVATTN_CHAT_FIXTURE)); /* test_cli's ChatML model */
-    kvattn_gguf_writer_free(w);
-    free(data);
+    CHECK_OK(write_tiny_gguf(path, &tv, TINY_OK, 0));
+    CHECK_OK(write_tiny_gguf(KVATTN_CHAT_FIXTURE, &tv, TINY_OK, 0)); /* test_cli's ChatML model */
+    test_malformed_tiny_ggufs(&tv);
     kvattn_model *m = NULL;
     CHECK_OK(kvattn_model_load(path, NULL, &m));
     const kvattn_tokenizer *g = m ? kvattn_model_tokenizer(m) : NULL;
     CHECK(g && kvattn_tokenizer_kind(g) == KVATTN_VOCAB_BPE && kvattn_tokenizer_eos(g) == n - 1, "gpt2 GGUF tokenizer");
-    CHECK(m && kvattn_model_chat_template(m) && !strcmp(kvattn_model_chat_template(m), chatml),
+    CHECK(m && kvattn_model_chat_template(m) && !strcmp(kvattn_model_chat_template(m), CHATML),
           "the GGUF's chat template, as written");
     CHECK(g && kvattn_token_id(g, "<|im_start|>") == n - 3 && kvattn_token_id(g, "<|im_end|>") == n - 2 &&
               kvattn_token_id(g, "<|none|>") == -1 && kvattn_token_id(g, "hello") == NB + 3,

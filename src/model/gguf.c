@@ -1,5 +1,6 @@
 #include "gguf.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +72,27 @@ static void skip_value(reader *r, gguf_type t, const char *what, int depth) {
     } else if (need(r, scalar_size[t], what)) {
         r->p += scalar_size[t];
     }
+}
+
+static int str_cmp(const void *a, const void *b) {
+    const gguf_str *x = *(const gguf_str *const *)a, *y = *(const gguf_str *const *)b;
+    const int c = memcmp(x->s, y->s, x->len < y->len ? x->len : y->len);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* The first name found twice among n records (the gguf_str at `offset` in each
+ * `size`-byte record), or NULL; NULL too if the check cannot allocate. */
+static const gguf_str *first_duplicate(const void *records, uint64_t n, size_t size, size_t offset) {
+    if (n < 2) return NULL;
+    const gguf_str **names = malloc(sizeof *names * (size_t)n);
+    if (!names) return NULL;
+    for (uint64_t i = 0; i < n; i++) names[i] = (const gguf_str *)((const uint8_t *)records + i * size + offset);
+    qsort(names, (size_t)n, sizeof *names, str_cmp);
+    const gguf_str *dup = NULL;
+    for (uint64_t i = 1; i < n && !dup; i++)
+        if (!str_cmp(&names[i - 1], &names[i])) dup = names[i];
+    free(names);
+    return dup;
 }
 
 const char *gguf_ggml_type_name(uint32_t t) {
@@ -212,6 +234,27 @@ kvattn_status gguf_parse(const char *path, const void *base, uint64_t size, gguf
             return st;
         }
         t->data = g->data + t->offset;
+        const size_t elem_align = t->type == KVATTN_TYPE_F32 ? 4 : 2; /* f16, bf16 and q8_0's f16 scale: 2 */
+        if ((uintptr_t)t->data % elem_align) {
+            kvattn_status st = kv_fail(KVATTN_ERR_FORMAT,
+                                       "%s: tensor '%.*s' starts at file offset %llu, not a multiple of %zu as %s "
+                                       "elements need (general.alignment = %llu)",
+                                       path, nl, t->name.s, (unsigned long long)(t->data - g->base), elem_align,
+                                       gguf_ggml_type_name(t->ggml_type), (unsigned long long)g->alignment);
+            gguf_free(g);
+            return st;
+        }
+    }
+    /* A name twice would be read as whichever came first: refused. */
+    const gguf_str *dup_kv = first_duplicate(g->kv, g->n_kv, sizeof *g->kv, offsetof(gguf_kv, key));
+    const gguf_str *dup_t =
+        dup_kv ? NULL : first_duplicate(g->tensors, g->n_tensors, sizeof *g->tensors, offsetof(gguf_tensor, name));
+    if (dup_kv || dup_t) {
+        const gguf_str *d = dup_kv ? dup_kv : dup_t;
+        kvattn_status st = kv_fail(KVATTN_ERR_FORMAT, "%s: %s '%.*s' appears more than once", path,
+                                   dup_kv ? "metadata key" : "tensor", (int)(d->len > 100 ? 100 : d->len), d->s);
+        gguf_free(g);
+        return st;
     }
     return KVATTN_OK;
 }

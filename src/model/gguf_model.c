@@ -106,8 +106,10 @@ static kvattn_status gguf_tokenizer(const gguf_file *g, int n_vocab, kvattn_toke
         return kv_fail(KVATTN_ERR_FORMAT, "%s: tokenizer.ggml.scores must be %d f32 values", g->path, n_vocab);
     if (types && (types->type != GGUF_ARRAY || types->elem_type != GGUF_I32 || types->n != tokens->n))
         return kv_fail(KVATTN_ERR_FORMAT, "%s: tokenizer.ggml.token_type must be %d i32 values", g->path, n_vocab);
-    if (bpe && (!merges || merges->type != GGUF_ARRAY || merges->elem_type != GGUF_STRING))
+    if (bpe && !merges)
         return kv_fail(KVATTN_ERR_FORMAT, "%s: tokenizer.ggml.merges is missing for a gpt2 vocabulary", g->path);
+    if (merges && (merges->type != GGUF_ARRAY || merges->elem_type != GGUF_STRING)) /* whatever the vocabulary */
+        return kv_fail(KVATTN_ERR_FORMAT, "%s: tokenizer.ggml.merges is not an array of strings", g->path);
     int64_t bos = -1, eos = -1;
     int add_prefix = spm;
     gguf_str pre = {"", 0};
@@ -117,6 +119,12 @@ static kvattn_status gguf_tokenizer(const gguf_file *g, int n_vocab, kvattn_toke
                       : gguf_get_str(g, "tokenizer.ggml.pre", &pre) == -2                      ? "pre"
                                                                                                : NULL;
     if (bad) return kv_fail(KVATTN_ERR_FORMAT, "%s: metadata 'tokenizer.ggml.%s' has the wrong type", g->path, bad);
+    const int64_t ids[2] = {bos, eos};
+    for (int i = 0; i < 2; i++) /* absent is -1; present must name a token */
+        if (ids[i] != -1 && (ids[i] < 0 || ids[i] >= n_vocab))
+            return kv_fail(KVATTN_ERR_FORMAT,
+                           "%s: metadata 'tokenizer.ggml.%s_token_id' = %lld is outside the %d tokens", g->path,
+                           i ? "eos" : "bos", (long long)ids[i], n_vocab);
     kv_pretokenizer pt =
         (pre.len >= 5 && !memcmp(pre.s, "llama", 5)) || (pre.len == 9 && !memcmp(pre.s, "smaug-bpe", 9)) ? KV_PRE_LLAMA3
                                                                                                          : KV_PRE_GPT2;
