@@ -173,6 +173,40 @@ rm "$tmp/hfbad/config.json"
 expect_exit 1 "run: folder without config.json" "$kvattn" run -m "$tmp/hfbad"
 expect_grep "config.json" "$tmp/err" "missing config.json named"
 
+# Hostile files the fuzzing issue (#21) found, each refused by name: a FIFO (it blocked the open), a directory
+# as -z, tokenizer.json with an id of 1e12 (undefined float-to-int), empty or not JSON, a config whose
+# rms_norm_eps is -1, a text with a NUL byte for eval.
+mkfifo "$tmp/fifo"
+expect_exit 1 "run -m FIFO" timeout 10 "$kvattn" run -m "$tmp/fifo"
+expect_grep "fifo: is a FIFO, not a regular file" "$tmp/err" "a FIFO as -m is refused, not waited on"
+expect_exit 1 "run -z FIFO" timeout 10 "$kvattn" run -m "$models/stories260K.bin" -z "$tmp/fifo"
+expect_grep "is a FIFO" "$tmp/err" "a FIFO as -z is refused"
+expect_exit 1 "run -z directory" "$kvattn" run -m "$models/stories260K.bin" -z "$tmp"
+expect_grep "is a directory, not a file" "$tmp/err" "a directory as -z is named as one"
+for case in "empty:" "garbage:{not json" "huge_id:HUGE"; do
+  name=${case%%:*} body=${case#*:}
+  cp -r "$tmp/hf32" "$tmp/hftok_$name"
+  if [ "$body" = HUGE ]; then
+    python3 -c 'import json,sys; p=sys.argv[1]; d=json.load(open(p)); d.setdefault("added_tokens", []).append({"id": 1e12, "content": "<x>", "special": True}); json.dump(d, open(p, "w"))' "$tmp/hftok_$name/tokenizer.json"
+  else
+    printf '%s' "$body" > "$tmp/hftok_$name/tokenizer.json"
+  fi
+  expect_exit 1 "run: tokenizer.json $name" "$kvattn" run -m "$tmp/hftok_$name" -n 2
+done
+expect_exit 1 "run: empty tokenizer.json" "$kvattn" run -m "$tmp/hftok_empty" -n 2
+expect_grep "tokenizer.json: empty file" "$tmp/err" "an empty tokenizer.json is called empty"
+expect_exit 1 "run: garbage tokenizer.json" "$kvattn" run -m "$tmp/hftok_garbage" -n 2
+expect_grep "not a JSON object (parse error near byte" "$tmp/err" "garbage tokenizer.json is called not JSON"
+expect_exit 1 "run: added token id 1e12" "$kvattn" run -m "$tmp/hftok_huge_id" -n 2
+expect_grep "added_tokens entry '<x>'" "$tmp/err" "the added token is named"
+cp -r "$tmp/hf32" "$tmp/hfeps"
+python3 -c 'import json,sys; p=sys.argv[1]; d=json.load(open(p)); d["rms_norm_eps"] = -1; json.dump(d, open(p, "w"))' "$tmp/hfeps/config.json"
+expect_exit 1 "run: rms_norm_eps -1" "$kvattn" run -m "$tmp/hfeps" -n 2
+expect_grep "rms_norm_eps must be a positive number" "$tmp/err" "a negative rms_norm_eps is refused"
+printf 'Once upon\0 a time' > "$tmp/nul.txt"
+expect_exit 1 "eval: NUL byte" "$kvattn" eval -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/nul.txt"
+expect_grep "NUL byte at offset 9" "$tmp/err" "eval names the NUL byte"
+
 # corrupted safetensors headers and tokenizer.json: an error or a run, never a crash
 crashes=0
 for i in $(seq 1 40); do

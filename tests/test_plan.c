@@ -170,6 +170,8 @@ static void test_hf_configs(void) {
         {"negative_layers.json", {"'num_hidden_layers'", "-3"}, KVATTN_ERR_FORMAT},
         {"empty.json", {"not a JSON object", "empty.json"}, KVATTN_ERR_FORMAT},
         {"no_such_file.json", {"cannot open", "no_such_file.json"}, KVATTN_ERR_IO},
+        {"zero_context.json", {"'max_position_embeddings' = 0", "[1,"}, KVATTN_ERR_FORMAT},
+        {"negative_eps.json", {"'rms_norm_eps'", "non-negative"}, KVATTN_ERR_FORMAT},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char path[512];

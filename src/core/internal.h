@@ -19,6 +19,13 @@ kvattn_status kv_fail(kvattn_status s, const char *fmt, ...) KV_PRINTF(2, 3);
 /* Clears the per-thread error message. */
 void kv_clear_error(void);
 
+/* Opens a regular file for reading: a FIFO, a directory or a device is
+ * refused with a message naming the path (a FIFO would block the open). The
+ * descriptor, or -1 with *st set. */
+int kv_open_regular(const char *path, kvattn_status *st);
+/* The same as a stdio stream ("rb"), or NULL with *st set. */
+FILE *kv_fopen_regular(const char *path, kvattn_status *st);
+
 /* 64-byte aligned allocation (size rounded up); NULL on failure or size 0.
  * Free with kv_free_aligned. */
 void *kv_alloc_aligned(size_t size);

@@ -77,11 +77,8 @@ static int get_bool(cfg_reader *r, const cJSON *obj, const char *key, int def) {
 }
 
 static char *read_file(const char *path, kvattn_status *st) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        *st = kv_fail(KVATTN_ERR_IO, "%s: cannot open", path);
-        return NULL;
-    }
+    FILE *f = kv_fopen_regular(path, st);
+    if (!f) return NULL;
     char *buf = malloc(MAX_CONFIG_BYTES + 1);
     size_t n = buf ? fread(buf, 1, MAX_CONFIG_BYTES + 1, f) : 0;
     int err = ferror(f);
@@ -115,7 +112,7 @@ static void read_llama_like(cfg_reader *r, const cJSON *o, kvattn_model_desc *m,
     m->vocab_size = get_int(r, o, "vocab_size", 1, 0, 1);
     m->ffn_gated = 1;
     m->tied_embeddings = get_bool(r, o, "tie_word_embeddings", 0);
-    m->context_length = get_int(r, o, "max_position_embeddings", 0, 0, 0);
+    m->context_length = get_int(r, o, "max_position_embeddings", 0, 0, 1);
     m->qkv_bias = !strcmp(type, "qwen2");
     if (!strcmp(type, "mixtral")) {
         m->expert_weights_norm = 1; /* softmax over all, top-k renormalised */
@@ -150,7 +147,7 @@ static void read_falcon(cfg_reader *r, const cJSON *o, kvattn_model_desc *m) {
     m->ffn_gated = 0;
     m->parallel_attn = get_bool(r, o, "parallel_attn", 1);
     m->tied_embeddings = get_bool(r, o, "tie_word_embeddings", 1);
-    m->context_length = get_int(r, o, "max_position_embeddings", 0, 2048, 0);
+    m->context_length = get_int(r, o, "max_position_embeddings", 0, 2048, 1);
 }
 
 static void read_gpt2(cfg_reader *r, const cJSON *o, kvattn_model_desc *m) {
@@ -219,7 +216,7 @@ static void read_deepseek(cfg_reader *r, const cJSON *o, kvattn_model_desc *m) {
                             m->n_expert_groups, m->n_expert_groups_used, m->n_routed_experts);
     }
     m->tied_embeddings = get_bool(r, o, "tie_word_embeddings", 0);
-    m->context_length = get_int(r, o, "max_position_embeddings", 0, 0, 0);
+    m->context_length = get_int(r, o, "max_position_embeddings", 0, 0, 1);
 }
 
 kvattn_status kvattn_model_from_hf_config(const char *path, kvattn_model_desc *out) {

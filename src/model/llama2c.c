@@ -2,7 +2,10 @@
  * int32 (dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size,
  * seq_len; vocab_size < 0 means a separate classifier), then f32 arrays.
  * The format has no magic: the file size must match the header exactly. */
+#define _POSIX_C_SOURCE 200809L
 #include "loaders.h"
+
+#include <sys/stat.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -109,9 +112,8 @@ kvattn_status kv_load_llama2c(const char *path, const char *tokenizer_path, kvat
         char tp[4096];
         int n = base ? (int)(base - path) + 1 : 0;
         snprintf(tp, sizeof tp, "%.*stokenizer.bin", n, path);
-        FILE *f = fopen(tp, "rb");
-        if (f) {
-            fclose(f);
+        struct stat sb;
+        if (stat(tp, &sb) == 0) {
             if (kvattn_tokenizer_load_llama2c(tp, V, &m->tokenizer) != KVATTN_OK) { /* kept to say why */
                 m->tokenizer = NULL;
                 snprintf(m->tokenizer_error, sizeof m->tokenizer_error, "%s", kvattn_last_error());

@@ -43,8 +43,9 @@ kvattn_status kvattn_model_load(const char *path, const char *tokenizer_path, kv
     unsigned char magic[4] = {0};
     size_t got = 0;
     if (!is_dir) {
-        FILE *f = fopen(path, "rb");
-        if (!f) return kv_fail(KVATTN_ERR_IO, "%s: cannot open", path);
+        kvattn_status st;
+        FILE *f = kv_fopen_regular(path, &st);
+        if (!f) return st;
         got = fread(magic, 1, sizeof magic, f);
         fclose(f);
     }

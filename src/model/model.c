@@ -15,12 +15,13 @@
 kvattn_status kv_map_file(const char *path, kv_mapping *out) {
     out->addr = NULL;
     out->size = 0;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return kv_fail(KVATTN_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
+    kvattn_status status;
+    int fd = kv_open_regular(path, &status);
+    if (fd < 0) return status;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
         close(fd);
-        return kv_fail(KVATTN_ERR_IO, "%s: not a regular file", path);
+        return kv_fail(KVATTN_ERR_IO, "%s: cannot examine (%s)", path, strerror(errno));
     }
     if (st.st_size == 0) {
         close(fd);

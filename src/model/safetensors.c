@@ -2,6 +2,7 @@
  * by model.safetensors.index.json) + tokenizer.json, Llama layout. HF stores
  * Q/K rows for rotate_half RoPE, so the pairing is half-split. Tensors are
  * used in place when their dtype and alignment allow, else converted once. */
+#define _POSIX_C_SOURCE 200809L
 #include "arch_tensors.h"
 #include "loaders.h"
 #include "tokenizer.h"
@@ -9,8 +10,10 @@
 #include "kernels/vec.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define MAX_HEADER (100u << 20)
 
@@ -32,11 +35,8 @@ typedef struct {
 } st_index;
 
 static char *read_small_file(const char *path, size_t max, kvattn_status *st) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        *st = kv_fail(KVATTN_ERR_IO, "%s: cannot open", path);
-        return NULL;
-    }
+    FILE *f = kv_fopen_regular(path, st);
+    if (!f) return NULL;
     char *buf = malloc(max + 1);
     size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
     fclose(f);
@@ -192,6 +192,14 @@ static const float *st_vector(st_index *ix, const char *name, uint64_t n) {
     return v;
 }
 
+/* A JSON number that is a whole number in [0, n), as an int; -1 otherwise
+ * (checked as a double first: converting 1e12 to int is undefined). */
+static int json_index(const cJSON *v, int n) {
+    if (!cJSON_IsNumber(v)) return -1;
+    const double x = v->valuedouble;
+    return x >= 0 && x < (double)n && x == (double)(int)x ? (int)x : -1;
+}
+
 /* tokenizer.json: BPE with byte_fallback and "▁" (Llama-2 style SentencePiece
  * conversion) becomes our SentencePiece tokenizer with scores from merge
  * ranks; byte-level BPE (GPT-2, Llama-3) becomes our BPE tokenizer. */
@@ -200,17 +208,34 @@ static kvattn_status load_tokenizer_json(const char *path, int n_vocab, int bos,
     char *text = read_small_file(path, 256u << 20, &st);
     if (!text) return st;
     cJSON *j = cJSON_Parse(text);
+    const char *at = j ? NULL : cJSON_GetErrorPtr();
+    const size_t len = strlen(text), off = at && at >= text && at <= text + len ? (size_t)(at - text) : 0;
     free(text);
-    const cJSON *model = j ? cJSON_GetObjectItemCaseSensitive(j, "model") : NULL;
+    if (!j || !cJSON_IsObject(j)) { /* say what is wrong before asking for a BPE model */
+        cJSON_Delete(j);
+        return len == 0 ? kv_fail(KVATTN_ERR_FORMAT, "%s: empty file", path)
+                        : kv_fail(KVATTN_ERR_FORMAT, "%s: not a JSON object (parse error near byte %zu)", path, off);
+    }
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
     const cJSON *type = model ? cJSON_GetObjectItemCaseSensitive(model, "type") : NULL;
     const cJSON *vocab = model ? cJSON_GetObjectItemCaseSensitive(model, "vocab") : NULL;
     const cJSON *merges = model ? cJSON_GetObjectItemCaseSensitive(model, "merges") : NULL;
-    if (!cJSON_IsString(type) || strcmp(type->valuestring, "BPE") || !cJSON_IsObject(vocab) || !cJSON_IsArray(merges)) {
+    const char *why = !cJSON_IsObject(model)             ? "has no \"model\" object"
+                      : !cJSON_IsString(type)            ? "has no model.type"
+                      : strcmp(type->valuestring, "BPE") ? NULL
+                      : !cJSON_IsObject(vocab)           ? "has no model.vocab object"
+                      : !cJSON_IsArray(merges)           ? "has no model.merges array"
+                                                         : "";
+    if (!why) {
+        kvattn_status s =
+            kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: model.type \"%.40s\" is not supported (BPE tokenizers are)", path,
+                    type->valuestring);
         cJSON_Delete(j);
-        return kv_fail(KVATTN_ERR_UNSUPPORTED,
-                       "%s: only BPE tokenizers (model.type \"BPE\" with vocab and merges) are "
-                       "supported",
-                       path);
+        return s;
+    }
+    if (*why) {
+        cJSON_Delete(j);
+        return kv_fail(KVATTN_ERR_FORMAT, "%s: %s", path, why);
     }
     int byte_fallback = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "byte_fallback"));
     const char **pieces = calloc((size_t)n_vocab, sizeof *pieces);
@@ -224,18 +249,23 @@ static kvattn_status load_tokenizer_json(const char *path, int n_vocab, int bos,
     if (!pieces || !lens || !types || !mp || !ml || !owned || !scores)
         st = kv_fail(KVATTN_ERR_NOMEM, "%s: out of memory", path);
     for (const cJSON *e = vocab->child; st == KVATTN_OK && e; e = e->next) {
-        int id = cJSON_IsNumber(e) ? (int)e->valuedouble : -1;
-        if (id < 0 || id >= n_vocab)
-            st = kv_fail(KVATTN_ERR_FORMAT, "%s: vocab entry '%.60s' has id %d outside [0, %d)", path, e->string, id,
-                         n_vocab);
+        int id = json_index(e, n_vocab);
+        if (id < 0)
+            st = kv_fail(KVATTN_ERR_FORMAT, "%s: vocab entry '%.60s' has an id that is not a whole number in [0, %d)",
+                         path, e->string, n_vocab);
         else pieces[id] = e->string, lens[id] = (int)strlen(e->string), types[id] = 1;
     }
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(j, "added_tokens");
     for (const cJSON *a = cJSON_IsArray(added) ? added->child : NULL; st == KVATTN_OK && a; a = a->next) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(a, "id"),
                     *c = cJSON_GetObjectItemCaseSensitive(a, "content");
-        int i = cJSON_IsNumber(id) ? (int)id->valuedouble : -1;
-        if (i >= 0 && i < n_vocab && cJSON_IsString(c)) {
+        const int i = json_index(id, n_vocab);
+        if (!cJSON_IsString(c) || json_index(id, INT32_MAX) < 0) {
+            st = kv_fail(KVATTN_ERR_FORMAT,
+                         "%s: added_tokens entry '%.60s' needs a content string and an id that is a whole number "
+                         "from 0",
+                         path, cJSON_IsString(c) ? c->valuestring : "?");
+        } else if (i >= 0) { /* ids past the model's embedding rows name no token it has: left out */
             pieces[i] = c->valuestring, lens[i] = (int)strlen(c->valuestring);
             types[i] = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "special")) ? 3 : 1;
         }
@@ -365,10 +395,10 @@ static void read_layers(st_index *ix) {
     }
 }
 
+/* Whether something is at p (whatever it is: reading it refuses all but a regular file). */
 static int file_exists(const char *p) {
-    FILE *f = fopen(p, "rb");
-    if (f) fclose(f);
-    return f != NULL;
+    struct stat sb;
+    return stat(p, &sb) == 0;
 }
 
 kvattn_status kv_load_safetensors(const char *path, const char *tokenizer_path, kvattn_model *m) {
@@ -376,11 +406,8 @@ kvattn_status kv_load_safetensors(const char *path, const char *tokenizer_path, 
     /* The folder: path itself, or the folder of a file in it (.safetensors, config.json, the index). */
     char dir[2048], p[2300];
     snprintf(dir, sizeof dir, "%s", path);
-    FILE *probe = fopen(path, "rb");
-    char probe_byte;
-    int is_file = probe && fread(&probe_byte, 1, 1, probe) == 1; /* reading a folder fails */
-    if (probe) fclose(probe);
-    if (is_file) {
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
         char *slash = strrchr(dir, '/');
         if (slash) *slash = '\0';
         else snprintf(dir, sizeof dir, ".");
@@ -409,11 +436,21 @@ kvattn_status kv_load_safetensors(const char *path, const char *tokenizer_path, 
     const cJSON *eps = cJSON_GetObjectItemCaseSensitive(cfg, "rms_norm_eps");
     const cJSON *bos = cJSON_GetObjectItemCaseSensitive(cfg, "bos_token_id");
     const cJSON *eos = cJSON_GetObjectItemCaseSensitive(cfg, "eos_token_id");
-    m->norm_eps = cJSON_IsNumber(eps) && eps->valuedouble > 0 ? (float)eps->valuedouble : 1e-6f;
-    int bos_id = cJSON_IsNumber(bos) ? (int)bos->valuedouble : -1;
-    int eos_id = cJSON_IsNumber(eos)                                ? (int)eos->valuedouble
-                 : cJSON_IsArray(eos) && cJSON_IsNumber(eos->child) ? (int)eos->child->valuedouble
-                                                                    : -1;
+    const int V_ids = (int)d->vocab_size;
+    const cJSON *eos0 = cJSON_IsArray(eos) ? eos->child : eos;
+    const char *bad =
+        eps && !cJSON_IsNull(eps) && !(cJSON_IsNumber(eps) && eps->valuedouble > 0 && isfinite(eps->valuedouble))
+            ? "rms_norm_eps must be a positive number"
+        : bos && !cJSON_IsNull(bos) && json_index(bos, V_ids) < 0 ? "bos_token_id must name a token of the vocabulary"
+        : eos0 && !cJSON_IsNull(eos0) && json_index(eos0, V_ids) < 0
+            ? "eos_token_id must name a token of the vocabulary"
+            : NULL;
+    if (bad) {
+        cJSON_Delete(cfg);
+        return kv_fail(KVATTN_ERR_FORMAT, "%s: %s", p, bad);
+    }
+    m->norm_eps = cJSON_IsNumber(eps) ? (float)eps->valuedouble : 1e-6f;
+    int bos_id = json_index(bos, V_ids), eos_id = json_index(eos0, V_ids);
     cJSON_Delete(cfg);
 
     st_index ix = {NULL, 0, 0, m, dir, KVATTN_OK};

@@ -187,8 +187,9 @@ kvattn_status kvattn_tokenizer_load_llama2c(const char *path, int vocab_size, kv
     *out = NULL;
     if (vocab_size < 1 || vocab_size > KV_MAX_DIM)
         return kv_fail(KVATTN_ERR_INVALID_ARG, "%s: vocab_size = %d is out of range", path, vocab_size);
-    FILE *f = fopen(path, "rb");
-    if (!f) return kv_fail(KVATTN_ERR_IO, "%s: cannot open", path);
+    kvattn_status open_st;
+    FILE *f = kv_fopen_regular(path, &open_st);
+    if (!f) return open_st;
     char **pieces = calloc((size_t)vocab_size, sizeof *pieces);
     int *lens = calloc((size_t)vocab_size, sizeof *lens);
     float *scores = calloc((size_t)vocab_size, sizeof *scores);

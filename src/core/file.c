@@ -1,0 +1,44 @@
+/* Opening the files a model comes from: regular files only. A FIFO would
+ * block open() until a writer came, and a directory opens but cannot be read,
+ * so both are refused by name before anything is read. */
+#define _POSIX_C_SOURCE 200809L
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int kv_open_regular(const char *path, kvattn_status *st) {
+    /* O_NONBLOCK: opening a FIFO returns at once; it is refused just below */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        *st = kv_fail(KVATTN_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
+        return -1;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        const char *what = fstat(fd, &sb) != 0    ? "cannot be examined"
+                           : S_ISDIR(sb.st_mode)  ? "is a directory, not a file"
+                           : S_ISFIFO(sb.st_mode) ? "is a FIFO, not a regular file"
+                                                  : "is not a regular file";
+        close(fd);
+        *st = kv_fail(KVATTN_ERR_IO, "%s: %s", path, what);
+        return -1;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    return fd;
+}
+
+FILE *kv_fopen_regular(const char *path, kvattn_status *st) {
+    int fd = kv_open_regular(path, st);
+    if (fd < 0) return NULL;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        *st = kv_fail(KVATTN_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
+    }
+    return f;
+}
