@@ -171,6 +171,8 @@ static void test_hf_configs(void) {
         {"empty.json", {"not a JSON object", "empty.json"}, KVATTN_ERR_FORMAT},
         {"no_such_file.json", {"cannot open", "no_such_file.json"}, KVATTN_ERR_IO},
         {"zero_context.json", {"'max_position_embeddings' = 0", "[1,"}, KVATTN_ERR_FORMAT},
+        /* found by fuzz_config_json: the planner walked 167M layers (13 s) */
+        {"huge_layers.json", {"'num_hidden_layers' = 167772216", "65536"}, KVATTN_ERR_FORMAT},
         {"negative_eps.json", {"'rms_norm_eps'", "non-negative"}, KVATTN_ERR_FORMAT},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -186,7 +188,33 @@ static void test_hf_configs(void) {
     }
 }
 
+/* Parameter counts add the MoE layers without walking every layer: the same as
+ * summing kvattn_model_is_moe_layer layer by layer, for MoE layer frequencies
+ * and leading dense layers of every kind. */
+static void test_moe_layer_counting(void) {
+    kvattn_model_desc m;
+    CHECK_OK(kvattn_preset_find("deepseek-v2-lite", &m));
+    for (int freq = 0; freq <= 3; freq++)
+        for (int dense = 0; dense <= 5; dense++)
+            for (int layers = 1; layers <= 9; layers++) {
+                m.n_layers = layers, m.moe_layer_freq = freq, m.n_dense_layers = dense;
+                kvattn_model_desc dense_only = m;
+                dense_only.n_routed_experts = 0;
+                const int64_t all = kvattn_model_params(&m), base = kvattn_model_params(&dense_only);
+                kvattn_model_desc one = m; /* the difference one MoE layer makes */
+                one.n_layers = 1, one.n_dense_layers = 0, one.moe_layer_freq = 1;
+                kvattn_model_desc one_dense = one;
+                one_dense.n_routed_experts = 0;
+                const int64_t per_moe = kvattn_model_params(&one) - kvattn_model_params(&one_dense);
+                int moe = 0;
+                for (int l = 0; l < layers; l++) moe += kvattn_model_is_moe_layer(&m, l);
+                CHECK(all == base + moe * per_moe, "%d layers, %d dense, frequency %d: %lld params, want %lld", layers,
+                      dense, freq, (long long)all, (long long)(base + moe * per_moe));
+            }
+}
+
 int main(void) {
+    test_moe_layer_counting();
     test_params();
     test_cache_equals_plan();
     test_plan_rows();

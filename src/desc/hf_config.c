@@ -98,7 +98,7 @@ static void read_llama_like(cfg_reader *r, const cJSON *o, kvattn_model_desc *m,
     kvattn_layer_config *a = &m->attn;
     a->kind = KVATTN_ATTN_GQA;
     a->d_model = (int)get_int(r, o, "hidden_size", 1, 0, 1);
-    m->n_layers = (int)get_int(r, o, "num_hidden_layers", 1, 0, 1);
+    m->n_layers = (int)get_int_in(r, o, (const char *const[]){"num_hidden_layers", NULL}, 1, 0, 1, KV_MAX_LAYERS);
     a->n_heads = (int)get_int(r, o, "num_attention_heads", 1, 0, 1);
     a->n_kv_heads = (int)get_int(r, o, "num_key_value_heads", 0, a->n_heads, 1);
     if (!failed(r) && !cJSON_GetObjectItemCaseSensitive(o, "head_dim") && a->d_model % a->n_heads != 0)
@@ -132,7 +132,7 @@ static void read_falcon(cfg_reader *r, const cJSON *o, kvattn_model_desc *m) {
     kvattn_layer_config *a = &m->attn;
     a->kind = KVATTN_ATTN_GQA;
     a->d_model = (int)get_int_in(r, o, hidden, 1, 0, 1, KV_MAX_DIM);
-    m->n_layers = (int)get_int_in(r, o, layers, 1, 0, 1, KV_MAX_DIM);
+    m->n_layers = (int)get_int_in(r, o, layers, 1, 0, 1, KV_MAX_LAYERS);
     a->n_heads = (int)get_int_in(r, o, heads, 1, 0, 1, KV_MAX_DIM);
     if (!failed(r) && a->d_model % a->n_heads != 0)
         r->st = kv_fail(KVATTN_ERR_FORMAT, "%s: hidden_size = %d is not a multiple of num_attention_heads = %d",
@@ -155,7 +155,7 @@ static void read_gpt2(cfg_reader *r, const cJSON *o, kvattn_model_desc *m) {
     kvattn_layer_config *a = &m->attn;
     a->kind = KVATTN_ATTN_GQA;
     a->d_model = (int)get_int(r, o, "n_embd", 1, 0, 1);
-    m->n_layers = (int)get_int(r, o, "n_layer", 1, 0, 1);
+    m->n_layers = (int)get_int_in(r, o, (const char *const[]){"n_layer", NULL}, 1, 0, 1, KV_MAX_LAYERS);
     a->n_heads = a->n_kv_heads = (int)get_int(r, o, "n_head", 1, 0, 1);
     if (!failed(r) && a->d_model % a->n_heads != 0)
         r->st = kv_fail(KVATTN_ERR_FORMAT, "%s: n_embd = %d is not a multiple of n_head = %d", r->path, a->d_model,
@@ -174,7 +174,7 @@ static void read_deepseek(cfg_reader *r, const cJSON *o, kvattn_model_desc *m) {
     kvattn_layer_config *a = &m->attn;
     a->kind = KVATTN_ATTN_MLA;
     a->d_model = (int)get_int(r, o, "hidden_size", 1, 0, 1);
-    m->n_layers = (int)get_int(r, o, "num_hidden_layers", 1, 0, 1);
+    m->n_layers = (int)get_int_in(r, o, (const char *const[]){"num_hidden_layers", NULL}, 1, 0, 1, KV_MAX_LAYERS);
     a->n_heads = (int)get_int(r, o, "num_attention_heads", 1, 0, 1);
     a->q_lora_rank = (int)get_int(r, o, "q_lora_rank", 0, 0, 0);
     a->kv_lora_rank = (int)get_int(r, o, "kv_lora_rank", 1, 0, 1);

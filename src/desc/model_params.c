@@ -49,6 +49,16 @@ int kvattn_model_is_moe_layer(const kvattn_model_desc *m, int layer) {
     return layer % freq == 0;
 }
 
+/* How many layers are MoE, counted without walking them: a hostile config may
+ * claim a hundred million layers, and the planner must answer at once. */
+static int64_t moe_layer_count(const kvattn_model_desc *m) {
+    if (m->n_routed_experts <= 0 || m->n_dense_layers >= m->n_layers) return 0;
+    const int64_t freq = m->moe_layer_freq > 0 ? m->moe_layer_freq : 1,
+                  first = m->n_dense_layers > 0 ? m->n_dense_layers : 0;
+    /* multiples of freq in [first, n_layers) */
+    return (m->n_layers - 1) / freq - (first > 0 ? (first - 1) / freq : -1);
+}
+
 int64_t kvattn_model_params(const kvattn_model_desc *m) {
     if (!m || kvattn_config_validate(&m->attn) != KVATTN_OK || m->n_layers < 1 || m->vocab_size < 0 || m->ffn_dim < 0 ||
         m->moe_ffn_dim < 0 || m->n_routed_experts < 0 || m->n_shared_experts < 0)
@@ -62,11 +72,11 @@ int64_t kvattn_model_params(const kvattn_model_desc *m) {
     int64_t expert = mul3(3, D, m->moe_ffn_dim, &ovf);
     int64_t moe = mul3(expert, (int64_t)m->n_routed_experts + m->n_shared_experts, 1, &ovf) +
                   mul3(D, m->n_routed_experts, 1, &ovf);
-    for (int l = 0; l < m->n_layers; l++) {
-        acc_add(&total, attn);
-        acc_add(&total, norms);
-        acc_add(&total, kvattn_model_is_moe_layer(m, l) ? moe : dense);
-    }
+    const int64_t L = m->n_layers, n_moe = moe_layer_count(m);
+    acc_add(&total, mul3(L, attn, 1, &ovf));
+    acc_add(&total, mul3(L, norms, 1, &ovf));
+    acc_add(&total, mul3(n_moe, moe, 1, &ovf));
+    acc_add(&total, mul3(L - n_moe, dense, 1, &ovf));
     acc_add(&total, mul3(m->vocab_size, D, m->tied_embeddings ? 1 : 2, &ovf)); /* embedding (+ head) */
     acc_add(&total, m->gpt2_style || m->parallel_attn ? 2 * D : D);            /* final norm */
     if (m->gpt2_style) acc_add(&total, mul3(m->context_length, D, 1, &ovf));   /* learned positions */
