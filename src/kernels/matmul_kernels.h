@@ -42,7 +42,8 @@ static inline __attribute__((always_inline)) int kv_q8_0_rows_dot_avx512(const u
             const __m512 x0 = _mm512_loadu_ps(xb), x1 = _mm512_loadu_ps(xb + 16);
             KV_UNROLL for (int r = 0; r < KV_DOT_ROWS; r++) {
                 const int8_t *qs = ((const kv_block_q8_0 *)rw[r])[b0 + b].qs;
-                if (b % 2 == 0) kv_prefetch(qs + KV_GEMV_Q8_0_AHEAD, 1); /* a line per 68 bytes read */
+                if (b % 2 == 0)
+                    kv_prefetch((const unsigned char *)qs + KV_GEMV_Q8_0_AHEAD, 1); /* a line per 68 bytes */
                 const __m512 q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)qs)));
                 const __m512 q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(qs + 16))));
                 const __m512 sum = _mm512_fmadd_ps(q1, x1, _mm512_mul_ps(q0, x0));
@@ -64,7 +65,8 @@ static inline __attribute__((always_inline)) int kv_q8_0_rows_dot_avx2(const uns
         const float *xb = x + (size_t)b * KV_Q8_0_BLOCK;
         KV_UNROLL for (int r = 0; r < KV_DOT_ROWS; r++) {
             const kv_block_q8_0 *blk = (const kv_block_q8_0 *)rw[r] + b;
-            if (b % 2 == 0) kv_prefetch(blk->qs + KV_GEMV_Q8_0_AHEAD, 1);
+            if (b % 2 == 0) /* through a byte pointer: an index past qs[32] would be out of bounds */
+                kv_prefetch((const unsigned char *)blk + KV_GEMV_Q8_0_AHEAD, 1);
             __m256 sum = _mm256_setzero_ps();
             for (int i = 0; i < KV_Q8_0_BLOCK; i += 8) {
                 const __m256 q =
