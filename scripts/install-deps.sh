@@ -9,6 +9,7 @@ packages=(
   cmake            # the build
   pkg-config       # the install test links a program through kvattn.pc
   clang            # CI's second compiler and the sanitizer build
+  libclang-rt-dev  # clang's sanitizer and libFuzzer runtimes (fuzz/)
   clang-format     # the house style, checked by .ci/run
   libomp-dev       # OpenMP for clang
   libcjson-dev     # JSON: config.json, tokenizer.json, safetensors headers
