@@ -592,6 +592,91 @@ static void test_sampler(void) {
     CHECK(same, "the same seed draws the same token");
 }
 
+/* Thread counts: greedy decoding gives the same tokens with 1, 2 and 3 threads,
+ * and logits within 1e-5 of their largest (a split context merges its parts in
+ * another order: f32 rounding of sums of a few hundred terms, ~1e-6); and a
+ * seed samples the same text whatever the thread count. */
+static void test_thread_counts(void) {
+    kvattn_model *m = NULL;
+    CHECK_OK(kvattn_model_load(path_of("stories260K.gguf"), NULL, &m));
+    if (!m) return;
+    const int V = 512, steps = 120;
+    int32_t toks[3][120];
+    float *last[3];
+    for (int th = 1; th <= 3; th++) {
+        kvattn_set_threads(th);
+        last[th - 1] = malloc(sizeof(float) * V);
+        kvattn_session *s;
+        CHECK_OK(kvattn_session_create(m, steps + 1, KVATTN_TYPE_F16, KVATTN_MLA_ABSORBED, &s));
+        int32_t tok = 1;
+        for (int i = 0; i < steps; i++) {
+            CHECK_OK(kvattn_session_decode(s, &tok, 1, last[th - 1], 0));
+            int best = 0;
+            for (int j = 1; j < V; j++)
+                if (last[th - 1][j] > last[th - 1][best]) best = j;
+            toks[th - 1][i] = tok = best;
+        }
+        kvattn_session_free(s);
+    }
+    for (int th = 2; th <= 3; th++) {
+        CHECK(!memcmp(toks[0], toks[th - 1], sizeof toks[0]), "greedy tokens with %d threads differ from 1 thread", th);
+        double e = test_max_abs_diff(last[0], last[th - 1], V) / test_max_abs(last[0], V);
+        CHECK(e <= 1e-5, "logits with %d threads: %.3g from 1 thread's (bound 1e-5)", th, e);
+    }
+    /* sampling: seed 7, temperature 0.8 — the same 80 tokens at every thread count */
+    int32_t sampled[3][80];
+    for (int th = 1; th <= 3; th++) {
+        kvattn_set_threads(th);
+        kvattn_session *s;
+        kvattn_sampler sm;
+        const kvattn_sampler_params sp = {.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f, .seed = 7};
+        kvattn_sampler_init(&sm, &sp);
+        CHECK_OK(kvattn_session_create(m, 81, KVATTN_TYPE_F16, KVATTN_MLA_ABSORBED, &s));
+        int32_t tok = 1;
+        for (int i = 0; i < 80; i++) {
+            CHECK_OK(kvattn_session_decode(s, &tok, 1, last[0], 0));
+            sampled[th - 1][i] = tok = kvattn_sample(&sm, last[0], V);
+        }
+        kvattn_sampler_free(&sm);
+        kvattn_session_free(s);
+    }
+    CHECK(!memcmp(sampled[0], sampled[1], sizeof sampled[0]) && !memcmp(sampled[0], sampled[2], sizeof sampled[0]),
+          "seed 7 samples the same text with 1, 2 and 3 threads");
+    kvattn_set_threads(0);
+    for (int i = 0; i < 3; i++) free(last[i]);
+    kvattn_model_free(m);
+}
+
+/* The context filled to exactly its end, then one past: the extra token is
+ * refused as cache full, naming the limit, and nothing is written (the
+ * position stays; decoding goes on from it after a rewind). Every cache type. */
+static void test_context_end(void) {
+    kvattn_model *m = NULL;
+    CHECK_OK(kvattn_model_load(path_of("stories260K.gguf"), NULL, &m));
+    if (!m) return;
+    const kvattn_type types[4] = {KVATTN_TYPE_F32, KVATTN_TYPE_F16, KVATTN_TYPE_BF16, KVATTN_TYPE_Q8_0};
+    float *logits = malloc(sizeof(float) * 512 * 9);
+    const int32_t ids[9] = {1, 10, 20, 30, 40, 50, 60, 70, 80};
+    for (int t = 0; t < 4; t++) {
+        kvattn_session *s;
+        CHECK_OK(kvattn_session_create(m, 8, types[t], KVATTN_MLA_ABSORBED, &s));
+        if (!s) continue;
+        CHECK_OK(kvattn_session_decode(s, ids, 8, logits, 0)); /* exactly full */
+        kvattn_status st = kvattn_session_decode(s, ids + 8, 1, logits, 0);
+        CHECK(st == KVATTN_ERR_CACHE_FULL && strstr(kvattn_last_error(), "context of 8") &&
+                  kvattn_session_pos(s) == 8 && kvattn_cache_length(kvattn_session_cache(s), -1) == 8,
+              "%s: one past the end: %s, pos %d", kvattn_type_name(types[t]), kvattn_last_error(),
+              kvattn_session_pos(s));
+        CHECK(kvattn_session_decode(s, ids, 9, logits, 0) == KVATTN_ERR_CACHE_FULL && kvattn_session_pos(s) == 8,
+              "%s: a prefill past the end is refused whole", kvattn_type_name(types[t]));
+        CHECK_OK(kvattn_session_rewind(s, 7));
+        CHECK_OK(kvattn_session_decode(s, ids + 8, 1, logits, 0)); /* the last slot again */
+        kvattn_session_free(s);
+    }
+    free(logits);
+    kvattn_model_free(m);
+}
+
 int main(void) {
     test_sampler();
     test_bpe_tokenizer();
@@ -602,5 +687,7 @@ int main(void) {
     test_spm_tokenizers();
     test_gguf_roundtrip();
     test_cache_types_whole_model();
+    test_thread_counts();
+    test_context_end();
     return test_finish("test_model");
 }
