@@ -81,11 +81,14 @@ static int str_cmp(const void *a, const void *b) {
 }
 
 /* The first name found twice among n records (the gguf_str at `offset` in each
- * `size`-byte record), or NULL; NULL too if the check cannot allocate. */
-static const gguf_str *first_duplicate(const void *records, uint64_t n, size_t size, size_t offset) {
+ * `size`-byte record), or NULL; *nomem is set if the check cannot allocate. */
+static const gguf_str *first_duplicate(const void *records, uint64_t n, size_t size, size_t offset, int *nomem) {
     if (n < 2) return NULL;
     const gguf_str **names = malloc(sizeof *names * (size_t)n);
-    if (!names) return NULL;
+    if (!names) {
+        *nomem = 1;
+        return NULL;
+    }
     for (uint64_t i = 0; i < n; i++) names[i] = (const gguf_str *)((const uint8_t *)records + i * size + offset);
     qsort(names, (size_t)n, sizeof *names, str_cmp);
     const gguf_str *dup = NULL;
@@ -246,13 +249,17 @@ kvattn_status gguf_parse(const char *path, const void *base, uint64_t size, gguf
         }
     }
     /* A name twice would be read as whichever came first: refused. */
-    const gguf_str *dup_kv = first_duplicate(g->kv, g->n_kv, sizeof *g->kv, offsetof(gguf_kv, key));
-    const gguf_str *dup_t =
-        dup_kv ? NULL : first_duplicate(g->tensors, g->n_tensors, sizeof *g->tensors, offsetof(gguf_tensor, name));
-    if (dup_kv || dup_t) {
+    int nomem = 0;
+    const gguf_str *dup_kv = first_duplicate(g->kv, g->n_kv, sizeof *g->kv, offsetof(gguf_kv, key), &nomem);
+    const gguf_str *dup_t = dup_kv || nomem ? NULL
+                                            : first_duplicate(g->tensors, g->n_tensors, sizeof *g->tensors,
+                                                              offsetof(gguf_tensor, name), &nomem);
+    if (dup_kv || dup_t || nomem) {
         const gguf_str *d = dup_kv ? dup_kv : dup_t;
-        kvattn_status st = kv_fail(KVATTN_ERR_FORMAT, "%s: %s '%.*s' appears more than once", path,
-                                   dup_kv ? "metadata key" : "tensor", (int)(d->len > 100 ? 100 : d->len), d->s);
+        kvattn_status st = nomem
+                               ? kv_fail(KVATTN_ERR_NOMEM, "%s: out of memory checking names", path)
+                               : kv_fail(KVATTN_ERR_FORMAT, "%s: %s '%.*s' appears more than once", path,
+                                         dup_kv ? "metadata key" : "tensor", (int)(d->len > 100 ? 100 : d->len), d->s);
         gguf_free(g);
         return st;
     }
