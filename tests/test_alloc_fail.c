@@ -2,7 +2,7 @@
  * over loading a model (GGUF and llama2.c), making a session and decoding two
  * steps. Each failure must come back as a status with a message, never a crash,
  * and free what it took (the sanitizer runs check leaks). The library's calls
- * to malloc, calloc, realloc and aligned_alloc reach the wrappers below through
+ * to malloc, calloc, realloc, aligned_alloc and posix_memalign reach the wrappers below through
  * the linker's --wrap (the static library is linked into this test). */
 #include "test_util.h"
 
@@ -13,6 +13,7 @@ void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t size);
 void *__real_realloc(void *p, size_t n);
 void *__real_aligned_alloc(size_t align, size_t n);
+int __real_posix_memalign(void **p, size_t align, size_t n);
 
 static long calls, fail_at = -1; /* fail the call numbered fail_at (from 0); -1: none */
 
@@ -21,6 +22,9 @@ void *__wrap_malloc(size_t n) { return fail_now() ? NULL : __real_malloc(n); }
 void *__wrap_calloc(size_t n, size_t size) { return fail_now() ? NULL : __real_calloc(n, size); }
 void *__wrap_realloc(void *p, size_t n) { return fail_now() ? NULL : __real_realloc(p, n); }
 void *__wrap_aligned_alloc(size_t align, size_t n) { return fail_now() ? NULL : __real_aligned_alloc(align, n); }
+int __wrap_posix_memalign(void **p, size_t align, size_t n) {
+    return fail_now() ? 12 : __real_posix_memalign(p, align, n);
+}
 
 static const char *models_dir(void) {
     const char *e = getenv("KVATTN_MODELS");

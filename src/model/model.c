@@ -27,17 +27,37 @@ kvattn_status kv_map_file(const char *path, kv_mapping *out) {
         close(fd);
         return kv_fail(KVATTN_ERR_FORMAT, "%s: empty file", path);
     }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    const size_t size = (size_t)st.st_size;
+    if (size <= KV_COPY_MAX_BYTES) { /* read whole, page-aligned like a mapping */
+        void *p = NULL;
+        if (posix_memalign(&p, 4096, size) != 0) {
+            close(fd);
+            return kv_fail(KVATTN_ERR_NOMEM, "%s: out of memory for %zu bytes", path, size);
+        }
+        size_t got = 0;
+        while (got < size) {
+            const ssize_t r = read(fd, (char *)p + got, size - got);
+            if (r > 0) got += (size_t)r;
+            else if (r == 0 || errno != EINTR) break;
+        }
+        close(fd);
+        if (got != size) {
+            free(p);
+            return kv_fail(KVATTN_ERR_IO, "%s: read %zu of %zu bytes (the file changed?)", path, got, size);
+        }
+        *out = (kv_mapping){p, size, 1};
+        return KVATTN_OK;
+    }
+    void *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    if (p == MAP_FAILED)
-        return kv_fail(KVATTN_ERR_IO, "%s: cannot map %lld bytes (%s)", path, (long long)st.st_size, strerror(errno));
-    out->addr = p;
-    out->size = (size_t)st.st_size;
+    if (p == MAP_FAILED) return kv_fail(KVATTN_ERR_IO, "%s: cannot map %zu bytes (%s)", path, size, strerror(errno));
+    *out = (kv_mapping){p, size, 0};
     return KVATTN_OK;
 }
 
 void kv_unmap(kv_mapping *m) {
-    if (m->addr) munmap(m->addr, m->size);
+    if (m->addr && m->copied) free(m->addr);
+    else if (m->addr) munmap(m->addr, m->size);
     m->addr = NULL;
 }
 

@@ -27,9 +27,17 @@ typedef struct {
     kvattn_matrix sh_down; /* [d_model][n_shared·moe_ffn_dim]          */
 } kv_layer;
 
+/* A model file's bytes: mapped read-only, or, up to KV_COPY_MAX_BYTES, read
+ * into memory. A mapped file that shrinks while in use faults (SIGBUS) when a
+ * page past its new end is read, as in any program that maps it (llama.cpp
+ * included); a copy cannot, so small models and the tests are immune, and a
+ * large model costs no second copy of its weights. */
+#define KV_COPY_MAX_BYTES ((size_t)64 << 20)
+
 typedef struct {
     void *addr;
     size_t size;
+    int copied; /* read into memory (free) rather than mapped (munmap) */
 } kv_mapping;
 
 struct kvattn_model {
