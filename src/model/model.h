@@ -29,9 +29,9 @@ typedef struct {
 
 /* A model file's bytes: mapped read-only, or, up to KV_COPY_MAX_BYTES, read
  * into memory. A mapped file that shrinks while in use faults (SIGBUS) when a
- * page past its new end is read, as in any program that maps it (llama.cpp
- * included); a copy cannot, so small models and the tests are immune, and a
- * large model costs no second copy of its weights. */
+ * page past its new end is read, as in any program that maps a file; a copy
+ * cannot, so small models and the tests are immune, and a large model costs no
+ * second copy of its weights. */
 #define KV_COPY_MAX_BYTES ((size_t)64 << 20)
 
 typedef struct {
