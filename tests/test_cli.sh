@@ -207,6 +207,13 @@ printf 'Once upon\0 a time' > "$tmp/nul.txt"
 expect_exit 1 "eval: NUL byte" "$kvattn" eval -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/nul.txt"
 expect_grep "NUL byte at offset 9" "$tmp/err" "eval names the NUL byte"
 
+# A memory limit too small for the model is a clear error (not under the sanitizers: their shadow
+# memory needs more address space than any such limit leaves).
+if [ -z "${ASAN_OPTIONS:-}" ]; then
+  expect_exit 1 "run under ulimit -v 40000" sh -c "ulimit -v 40000; '$kvattn' run -m '$models/stories15M.bin' -z '$models/tokenizer.bin' -n 2"
+  expect_grep "stories15M.bin: out of memory for 60816028 bytes" "$tmp/err" "the memory limit is named as out of memory"
+fi
+
 # corrupted safetensors headers and tokenizer.json: an error or a run, never a crash
 crashes=0
 for i in $(seq 1 40); do
