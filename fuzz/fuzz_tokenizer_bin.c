@@ -9,15 +9,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int fd = fuzz_file(data + 2, size - 2, path, sizeof path);
     if (fd < 0) return 0;
     kvattn_tokenizer *t = NULL;
-    if (kvattn_tokenizer_load_llama2c(path, vocab, &t) == KVATTN_OK) {
-        int32_t ids[256];
-        int n = 0;
-        if (kvattn_tokenize(t, "Once upon a time \xf0\x9f\x98\x80 <0x41>", 1, ids, 256, &n) == KVATTN_OK)
-            for (int i = 0; i < n; i++) {
-                char piece[128];
-                kvattn_token_to_bytes(t, i ? ids[i - 1] : -1, ids[i], piece, sizeof piece);
-            }
-    }
+    if (kvattn_tokenizer_load_llama2c(path, vocab, &t) == KVATTN_OK)
+        fuzz_tokenize_text(t, "Once upon a time \xf0\x9f\x98\x80 <0x41>");
     kvattn_tokenizer_free(t);
     close(fd);
     return 0;

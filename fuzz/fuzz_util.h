@@ -44,6 +44,17 @@ static inline int fuzz_model_is_small(const kvattn_model *m) {
            kvattn_model_weight_bytes(m) <= ((uint64_t)64 << 20);
 }
 
+/* Text through a tokenizer and every id back to bytes. */
+static inline void fuzz_tokenize_text(const kvattn_tokenizer *tok, const char *text) {
+    int32_t ids[256];
+    int n = 0;
+    if (kvattn_tokenize(tok, text, 1, ids, 256, &n) != KVATTN_OK) return;
+    for (int i = 0; i < n; i++) {
+        char piece[128];
+        kvattn_token_to_bytes(tok, i ? ids[i - 1] : -1, ids[i], piece, sizeof piece);
+    }
+}
+
 /* Two decode steps of what loaded, with every cache type, and a tokenization;
  * a failure is fine (a clean error), a fault is not. */
 static inline void fuzz_run_model(const kvattn_model *m) {
@@ -61,15 +72,18 @@ static inline void fuzz_run_model(const kvattn_model *m) {
     }
     free(logits);
     const kvattn_tokenizer *tok = kvattn_model_tokenizer(m);
-    if (tok) {
-        int32_t ids[64];
-        int n = 0;
-        if (kvattn_tokenize(tok, "Once upon a time, caf\xc3\xa9 \xe6\x97\xa5!", 1, ids, 64, &n) == KVATTN_OK)
-            for (int i = 0; i < n; i++) {
-                char piece[64];
-                kvattn_token_to_bytes(tok, i ? ids[i - 1] : -1, ids[i], piece, sizeof piece);
-            }
-    }
+    if (tok) fuzz_tokenize_text(tok, "Once upon a time, caf\xc3\xa9 \xe6\x97\xa5!");
+}
+
+/* A model file given as bytes: loaded, and run when it loads. */
+static inline void fuzz_load_and_run(const uint8_t *data, size_t size) {
+    char path[64];
+    int fd = fuzz_file(data, size, path, sizeof path);
+    if (fd < 0) return;
+    kvattn_model *m = NULL;
+    if (kvattn_model_load(path, NULL, &m) == KVATTN_OK) fuzz_run_model(m);
+    kvattn_model_free(m);
+    close(fd);
 }
 
 #endif
