@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,8 +19,9 @@ int kv_open_regular(const char *path, kvattn_status *st) {
         return -1;
     }
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        const char *what = fstat(fd, &sb) != 0    ? "cannot be examined"
+    const int examined = fstat(fd, &sb) == 0;
+    if (!examined || !S_ISREG(sb.st_mode)) {
+        const char *what = !examined              ? "cannot be examined"
                            : S_ISDIR(sb.st_mode)  ? "is a directory, not a file"
                            : S_ISFIFO(sb.st_mode) ? "is a FIFO, not a regular file"
                                                   : "is not a regular file";
@@ -41,4 +43,22 @@ FILE *kv_fopen_regular(const char *path, kvattn_status *st) {
         *st = kv_fail(KVATTN_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
     }
     return f;
+}
+
+char *kv_read_file(const char *path, size_t max, kvattn_status *st) {
+    FILE *f = kv_fopen_regular(path, st);
+    if (!f) return NULL;
+    char *buf = malloc(max + 1);
+    const size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
+    const int err = ferror(f);
+    fclose(f);
+    if (!buf || err || n > max) {
+        free(buf);
+        *st = !buf  ? kv_fail(KVATTN_ERR_NOMEM, "%s: out of memory for %zu bytes", path, max)
+              : err ? kv_fail(KVATTN_ERR_IO, "%s: read error", path)
+                    : kv_fail(KVATTN_ERR_FORMAT, "%s: larger than %zu MiB", path, max >> 20);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
 }

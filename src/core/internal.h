@@ -25,6 +25,9 @@ void kv_clear_error(void);
 int kv_open_regular(const char *path, kvattn_status *st);
 /* The same as a stdio stream ("rb"), or NULL with *st set. */
 FILE *kv_fopen_regular(const char *path, kvattn_status *st);
+/* A whole regular file of at most max bytes, NUL-terminated; NULL with *st set
+ * (not regular, unreadable, larger than max, out of memory). */
+char *kv_read_file(const char *path, size_t max, kvattn_status *st);
 
 /* 64-byte aligned allocation (size rounded up); NULL on failure or size 0.
  * Free with kv_free_aligned. */

@@ -76,23 +76,6 @@ static int get_bool(cfg_reader *r, const cJSON *obj, const char *key, int def) {
     return cJSON_IsTrue(it);
 }
 
-static char *read_file(const char *path, kvattn_status *st) {
-    FILE *f = kv_fopen_regular(path, st);
-    if (!f) return NULL;
-    char *buf = malloc(MAX_CONFIG_BYTES + 1);
-    size_t n = buf ? fread(buf, 1, MAX_CONFIG_BYTES + 1, f) : 0;
-    int err = ferror(f);
-    fclose(f);
-    if (!buf || err || n > MAX_CONFIG_BYTES) {
-        free(buf);
-        *st = kv_fail(err ? KVATTN_ERR_IO : KVATTN_ERR_FORMAT, "%s: %s", path,
-                      err ? "read error" : "larger than 16 MiB: not a config.json");
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
-}
-
 /* Llama, Mistral, Mixtral, Qwen2: one family of keys. */
 static void read_llama_like(cfg_reader *r, const cJSON *o, kvattn_model_desc *m, const char *type) {
     kvattn_layer_config *a = &m->attn;
@@ -222,7 +205,7 @@ static void read_deepseek(cfg_reader *r, const cJSON *o, kvattn_model_desc *m) {
 kvattn_status kvattn_model_from_hf_config(const char *path, kvattn_model_desc *out) {
     if (!path || !out) return kv_fail(KVATTN_ERR_INVALID_ARG, "config: NULL argument");
     kvattn_status st = KVATTN_OK;
-    char *text = read_file(path, &st);
+    char *text = kv_read_file(path, MAX_CONFIG_BYTES, &st);
     if (!text) return st;
     cJSON *root = cJSON_Parse(text);
     if (!root || !cJSON_IsObject(root)) {

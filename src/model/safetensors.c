@@ -34,21 +34,6 @@ typedef struct {
     kvattn_status st;
 } st_index;
 
-static char *read_small_file(const char *path, size_t max, kvattn_status *st) {
-    FILE *f = kv_fopen_regular(path, st);
-    if (!f) return NULL;
-    char *buf = malloc(max + 1);
-    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
-    fclose(f);
-    if (!buf || n > max) {
-        free(buf);
-        *st = kv_fail(KVATTN_ERR_FORMAT, "%s: larger than %zu bytes", path, max);
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
-}
-
 /* Adds every tensor of one .safetensors file to the index. */
 static void index_file(st_index *ix, const char *path) {
     if (ix->st != KVATTN_OK) return;
@@ -205,7 +190,7 @@ static int json_index(const cJSON *v, int n) {
  * ranks; byte-level BPE (GPT-2, Llama-3) becomes our BPE tokenizer. */
 static kvattn_status load_tokenizer_json(const char *path, int n_vocab, int bos, int eos, kvattn_tokenizer **out) {
     kvattn_status st = KVATTN_OK;
-    char *text = read_small_file(path, 256u << 20, &st);
+    char *text = kv_read_file(path, 256u << 20, &st);
     if (!text) return st;
     cJSON *j = cJSON_Parse(text);
     const char *at = j ? NULL : cJSON_GetErrorPtr();
@@ -430,7 +415,7 @@ kvattn_status kv_load_safetensors(const char *path, const char *tokenizer_path, 
         snprintf(d->name, sizeof d->name, "%.63s", slash && slash[1] ? slash + 1 : dir);
     }
     /* Settings config.json carries beyond the shapes. */
-    char *cfg_text = read_small_file(p, 16u << 20, &st);
+    char *cfg_text = kv_read_file(p, 16u << 20, &st);
     cJSON *cfg = cfg_text ? cJSON_Parse(cfg_text) : NULL;
     free(cfg_text);
     const cJSON *eps = cJSON_GetObjectItemCaseSensitive(cfg, "rms_norm_eps");
@@ -456,7 +441,7 @@ kvattn_status kv_load_safetensors(const char *path, const char *tokenizer_path, 
     st_index ix = {NULL, 0, 0, m, dir, KVATTN_OK};
     snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
     if (file_exists(p)) { /* shards: every file the weight_map names, once */
-        char *txt = read_small_file(p, 64u << 20, &ix.st);
+        char *txt = kv_read_file(p, 64u << 20, &ix.st);
         cJSON *idx = txt ? cJSON_Parse(txt) : NULL;
         free(txt);
         const cJSON *wm = cJSON_GetObjectItemCaseSensitive(idx, "weight_map");
