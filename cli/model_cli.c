@@ -65,6 +65,13 @@ int model_opts_parse(int argc, char **argv, model_opts *o, const char *cmd, cons
                        "attended as MQA) or naive (per-head K/V expanded from the latent each step)"),
         CLI_OPT_STRING("--logits-out", &o->logits_out, "FILE",
                        "one JSON line per scored position: next token, its log-probability, top K"),
+        CLI_OPT_STRING("--ref", &o->ref, "MODEL",
+                       "a reference model run over the same windows: its perplexity, KL(ref || model)\n"
+                       "per token (mean, 99th percentile) and top-1 agreement"),
+        CLI_OPT_STRING("--ref-z", &o->ref_tokenizer, "TOKENIZER", "llama2.c tokenizer.bin of --ref (as -z)"),
+        CLI_OPT_FLAG("--score-second-half", &o->score_second_half,
+                     "llama-perplexity's windows: chunks of CTX tokens, the first replaced by BOS,\n"
+                     "only the second half of each scored"),
         CLI_OPT_COUNT("--top", &o->logits_top, 1, 1 << 20, "K", "entries of --logits-out's top list (default 10)"),
         CLI_OPT_FLAG("--json", &o->json,
                      eval ? "one JSON object on stdout"

@@ -13,14 +13,14 @@
 #define MAX_STOPS 16
 
 typedef struct {
-    const char *model, *tokenizer, *prompt, *file, *logits_out;
+    const char *model, *tokenizer, *prompt, *file, *logits_out, *ref, *ref_tokenizer;
     const char *stops[MAX_STOPS];
     int n_stops;
     int64_t n_predict, ctx, top_k, threads, logits_top, seed, repeat_last_n;
     double temp, top_p, min_p, repeat_penalty, presence_penalty, frequency_penalty;
     kvattn_type k_type, v_type;
     kvattn_mla_mode mla;
-    int json, use_stdin, escape, no_display_prompt, conversation;
+    int json, use_stdin, escape, no_display_prompt, conversation, score_second_half;
 } model_opts;
 
 /* llama.cpp's defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05, no

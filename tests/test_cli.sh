@@ -141,6 +141,20 @@ assert abs(math.exp(nll) - d["perplexity"]) < 1e-3 * d["perplexity"], (nll, d)
 assert all(r["top"][0][1] >= r["logprob"] - 1e-6 for r in rows)
 PY
 then ok; else bad "eval perplexity and --logits-out"; fi
+# eval --ref: a model against itself is KL 0 and full agreement; against its q8_0 export a small KL
+expect_exit 0 "eval --ref itself" "$kvattn" eval -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/text.txt" -c 64 --ref "$models/stories260K.bin" --ref-z "$models/tok512.bin" --json
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["kl_mean"]==0 and d["kl_p99"]==0 and d["top1_agree"]==1 and d["ppl"]==d["ref_ppl"], d' "$tmp/out"; then ok; else bad "eval --ref against itself"; fi
+expect_exit 0 "export q8_0 for --ref" "$kvattn" export -m "$models/stories260K.bin" -z "$models/tok512.bin" --type q8_0 -o "$tmp/q8.gguf"
+expect_exit 0 "eval --ref q8_0" "$kvattn" eval -m "$tmp/q8.gguf" -f "$tmp/text.txt" -c 64 --ref "$models/stories260K.bin" --ref-z "$models/tok512.bin" --json
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert 0 < d["kl_mean"] < 0.02 and d["kl_p99"] >= d["kl_median"] and 0.9 < d["top1_agree"] <= 1 and d["ppl"] != d["ref_ppl"], d' "$tmp/out"; then ok; else bad "eval --ref against a q8_0 copy"; fi
+expect_exit 1 "eval --ref: another vocabulary" "$kvattn" eval -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/text.txt" --ref "$models/stories15M.bin"
+expect_grep "vocabulary of 32000 tokens" "$tmp/err" "eval --ref names the vocabularies"
+# --score-second-half: llama-perplexity's chunks, ctx/2 - 1 tokens scored in each
+for i in 1 2 3; do printf '%s\n' "$golden"; done > "$tmp/text3.txt"
+expect_exit 0 "eval --score-second-half" "$kvattn" eval -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/text3.txt" -c 64 --score-second-half --json
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["windows"]>=2 and d["tokens"]==d["windows"]*31 and d["scoring"]=="second-half", d' "$tmp/out"; then ok; else bad "eval --score-second-half windows"; fi
+expect_exit 1 "eval --score-second-half: short text" "$kvattn" eval -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/text.txt" -c 256 --score-second-half
+expect_grep "at least twice the context" "$tmp/err" "second half needs 2 contexts"
 expect_exit 1 "run: prompt longer than the context" "$kvattn" run -m "$models/stories260K.bin" -z "$models/tok512.bin" -c 4 -p "Once upon a time there was a dog"
 expect_grep "longer than the context" "$tmp/err" "long prompt message"
 expect_exit 1 "run: missing model" "$kvattn" run -m "$tmp/nope.gguf"
