@@ -32,7 +32,7 @@ int cmd_info(int argc, char **argv) {
         printf(", \"format\": \"%s\", \"arch\": \"%s\", \"design\": \"%s\", \"layers\": %d, \"d_model\": %d, "
                "\"n_heads\": %d, \"n_kv_heads\": %d, \"head_dim\": %d, \"ffn_dim\": %lld, \"vocab_size\": %lld, "
                "\"context_length\": %lld, \"params\": %lld, \"weight_bytes\": %llu, \"kv_type\": \"%s\", "
-               "\"kv_bytes_per_token\": %zu, \"tokenizer\": %s}\n",
+               "\"kv_bytes_per_token\": %zu, \"tokenizer\": %s, \"conversion\": ",
                kvattn_model_format(m), d->arch, design, d->n_layers, a->d_model, a->n_heads,
                a->kind == KVATTN_ATTN_GQA ? a->n_kv_heads : 1, a->kind == KVATTN_ATTN_GQA ? a->head_dim : 0,
                (long long)d->ffn_dim, (long long)d->vocab_size, (long long)d->context_length, (long long)params,
@@ -40,11 +40,17 @@ int cmd_info(int argc, char **argv) {
                !tok                                             ? "null"
                : kvattn_tokenizer_kind(tok) == KVATTN_VOCAB_SPM ? "\"spm\""
                                                                 : "\"bpe\"");
+        const char *prov = kvattn_model_provenance(m);
+        if (*prov) cli_json_string(stdout, prov, strlen(prov));
+        else printf("null");
+        printf("}\n");
     } else {
         printf("model:        %s (%s, %s)\n", d->name, kvattn_model_format(m), d->arch);
         printf("attention:    %s — %d heads", design, a->n_heads);
         if (a->kind == KVATTN_ATTN_GQA) printf(", %d KV heads × %d dims", a->n_kv_heads, a->head_dim);
-        else printf(", latent %d + rope %d", a->kv_lora_rank, a->qk_rope_head_dim);
+        else
+            printf(", latent %d + rope %d%s", a->kv_lora_rank, a->qk_rope_head_dim,
+                   a->kv_norm_off ? ", latent not normed" : "");
         printf("\nshape:        %d layers, d_model %d, ffn %lld, vocab %lld\n", d->n_layers, a->d_model,
                (long long)d->ffn_dim, (long long)d->vocab_size);
         printf("parameters:   %s (%s of weights)\n", cli_commas((uint64_t)params, b1, sizeof b1),
@@ -52,6 +58,7 @@ int cmd_info(int argc, char **argv) {
         printf("KV cache:     %s bytes per token (%s), %s at the context of %lld\n", cli_commas(bpt, b1, sizeof b1),
                kvattn_type_name(o.k_type), cli_bytes((double)bpt * (double)d->context_length, b2, sizeof b2),
                (long long)d->context_length);
+        if (*kvattn_model_provenance(m)) printf("converted:    %s\n", kvattn_model_provenance(m));
         if (tok)
             printf("tokenizer:    %s, %d tokens, BOS %d, EOS %d\n",
                    kvattn_tokenizer_kind(tok) == KVATTN_VOCAB_SPM ? "SentencePiece-style BPE" : "byte-level BPE",

@@ -122,6 +122,9 @@ typedef struct {
     int qk_rope_head_dim; /* d_R, even                               */
     int v_head_dim;       /* d_v                                     */
     float rms_eps;        /* q_norm / kv_norm epsilon; 0 → 1e-6      */
+    int kv_norm_off;      /* 1: c_KV is cached as projected, without
+                             DeepSeek's RMSNorm (kv_norm unused): models
+                             converted from MHA/GQA (kvattn convert)    */
     /* Softmax scale; 0 → 1/sqrt(head_dim) (GQA) or 1/sqrt(d_nope + d_R),
      * times mscale² under YaRN (MLA). A nonzero value is used as given. */
     float softmax_scale;
@@ -430,6 +433,10 @@ const char *kvattn_model_tokenizer_error(const kvattn_model *m);
 /* The chat template the file carries (GGUF tokenizer.chat_template, a Jinja
  * text), or NULL. */
 const char *kvattn_model_chat_template(const kvattn_model *m);
+
+/* How `kvattn convert` made the model, e.g. "mla:48+48 from mha (stories15M)
+ * by rorope, ..." (GGUF key kvattn.conversion); "" for a model it did not make. */
+const char *kvattn_model_provenance(const kvattn_model *m);
 
 /* A sequence being generated: the KV cache and the work buffers. */
 typedef struct kvattn_session kvattn_session;

@@ -95,7 +95,7 @@ static void mla_project(const kvattn_layer_config *cfg, const kvattn_layer_weigh
     kv_rope_freqs(&cfg->rope, d->dr, freqs);
     for (int t = 0; t < T; t++) {
         float *lt = latent + (size_t)t * (d->dc + d->dr);
-        kv_rmsnorm(lt, lt, w->kv_norm, d->dc, rms_eps(cfg));
+        if (!cfg->kv_norm_off) kv_rmsnorm(lt, lt, w->kv_norm, d->dc, rms_eps(cfg));
         kv_rope_apply(lt + d->dc, d->dr, freqs, pos + t, cfg->rope.pairing);
         for (int h = 0; h < d->H; h++)
             kv_rope_apply(q + ((size_t)t * d->H + h) * d->dq + d->dn, d->dr, freqs, pos + t, cfg->rope.pairing);

@@ -121,7 +121,7 @@ static kvattn_status reference_mla(const kvattn_layer_config *cfg, const kvattn_
     for (int t = 0; t < T; t++) { /* expanded per-head keys and values, as DeepSeek's naive path caches them */
         to_double(xd, x + (size_t)t * D, D);
         matvec_d(lat, w->wkv_a, xd, dc + dr, D);
-        rmsnorm_d(lat, w->kv_norm, dc, eps);
+        if (!cfg->kv_norm_off) rmsnorm_d(lat, w->kv_norm, dc, eps);
         rope_d(lat + dc, dr, freqs, t, cfg->rope.pairing);
         if (w->wkv_b.data) {
             matvec_d(kvb, w->wkv_b, lat, (int)n_kvb, dc);

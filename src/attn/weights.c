@@ -37,7 +37,7 @@ kvattn_status kvattn_weights_validate(const kvattn_layer_config *cfg, const kvat
             NEED(wv_b);
         }
         NEED(wo);
-        if (!bad && !w->kv_norm) bad = "kv_norm";
+        if (!bad && !w->kv_norm && !cfg->kv_norm_off) bad = "kv_norm";
     }
 #undef NEED
     if (bad && bad_type)

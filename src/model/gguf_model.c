@@ -247,6 +247,10 @@ static void load_deepseek2(builder *b) {
         /* llama.cpp's converter stores 0.1 · mscale_all_dim */
         a->rope.yarn_mscale = (float)(meta_float(b, "deepseek2.rope.scaling.yarn_log_multiplier", 0.1) / 0.1);
     }
+    int kv_norm = 1; /* kvattn's converted models may cache the latent without its RMSNorm */
+    if (b->st == KVATTN_OK && gguf_get_bool(g, "kvattn.mla.kv_norm", &kv_norm) == -2)
+        b->st = kv_fail(KVATTN_ERR_FORMAT, "%s: metadata 'kvattn.mla.kv_norm' is not a bool", g->path);
+    a->kv_norm_off = !kv_norm;
     d->n_layers = L;
     d->ffn_dim = meta_int(b, "deepseek2.feed_forward_length", 1, 0, 1, KV_MAX_DIM);
     d->ffn_gated = 1;
@@ -371,6 +375,11 @@ kvattn_status kv_load_gguf(const char *path, const char *tokenizer_path, kvattn_
     if (gguf_get_str(&g, "general.name", &name) == 0 && name.len > 0)
         snprintf(d->name, sizeof d->name, "%.*s", (int)(name.len > 63 ? 63 : name.len), name.s);
     else snprintf(d->name, sizeof d->name, "%s", base ? base + 1 : path);
+    gguf_str prov;
+    int prc = gguf_get_str(&g, "kvattn.conversion", &prov);
+    if (prc == -2) b.st = kv_fail(KVATTN_ERR_FORMAT, "%s: metadata 'kvattn.conversion' is not a string", path);
+    else if (prc == 0)
+        snprintf(m->provenance, sizeof m->provenance, "%.*s", (int)(prov.len > 255 ? 255 : prov.len), prov.s);
     if (is_llama) load_llama(&b);
     else load_deepseek2(&b);
     if (b.st == KVATTN_OK && kvattn_config_validate(&d->attn) != KVATTN_OK) {

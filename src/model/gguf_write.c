@@ -425,6 +425,9 @@ static kvattn_status common_head(kvattn_gguf_writer *w, const kvattn_model *m, c
     if (!st) st = kvattn_gguf_set_f32(w, KEY("rope.freq_base"), d->attn.rope.theta);
     if (!st) st = kvattn_gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), m->norm_eps);
 #undef KEY
+    if (!st && m->provenance[0]) st = kvattn_gguf_set_str(w, "kvattn.conversion", m->provenance);
+    if (!st && d->attn.kind == KVATTN_ATTN_MLA && d->attn.kv_norm_off)
+        st = kvattn_gguf_set_bool(w, "kvattn.mla.kv_norm", 0);
     if (!st && m->tokenizer) st = add_tokenizer(w, m->tokenizer);
     if (!st) st = add_matrix(w, KV_GGUF_TOKEN_EMBD, m->tok_embd, (int)d->vocab_size, d->attn.d_model, type);
     if (!st) st = add_vector(w, KV_GGUF_OUTPUT_NORM, m->out_norm, d->attn.d_model);

@@ -90,7 +90,7 @@ void kvattn_model_free(kvattn_model *m) {
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     free(m->layers);
-    kvattn_tokenizer_free(m->tokenizer);
+    if (!m->tokenizer_borrowed) kvattn_tokenizer_free(m->tokenizer);
     free(m);
 }
 
@@ -100,3 +100,4 @@ uint64_t kvattn_model_weight_bytes(const kvattn_model *m) { return m ? m->weight
 const kvattn_tokenizer *kvattn_model_tokenizer(const kvattn_model *m) { return m ? m->tokenizer : NULL; }
 const char *kvattn_model_tokenizer_error(const kvattn_model *m) { return m ? m->tokenizer_error : ""; }
 const char *kvattn_model_chat_template(const kvattn_model *m) { return m ? m->chat_template : NULL; }
+const char *kvattn_model_provenance(const kvattn_model *m) { return m ? m->provenance : ""; }

@@ -51,12 +51,20 @@ struct kvattn_model {
     kvattn_tokenizer *tokenizer;
     char tokenizer_error[512]; /* why a tokenizer found beside the model was not used */
     const char *chat_template; /* owned, NUL-terminated; NULL if the file has none  */
+    char provenance[256];      /* how kvattn convert made it ("" if it did not)      */
+    int tokenizer_borrowed;    /* a converted model's tokenizer is its source's      */
     uint64_t weight_bytes;
     kv_mapping maps[64]; /* mapped files (safetensors shards)           */
     int n_maps;
     void **owned; /* buffers the model allocated (converted norms) */
     int n_owned, cap_owned;
 };
+
+/* Called by a session with each layer's attention input (the normed hidden
+ * states x [T][d_model] of T tokens) before the layer runs: what kvattn
+ * convert calibrates on. */
+typedef void (*kv_attn_input_tap)(void *ctx, int layer, int T, const float *x);
+void kv_session_set_attn_tap(kvattn_session *s, kv_attn_input_tap tap, void *ctx);
 
 /* Maps a whole file read-only. Errors name the file. */
 kvattn_status kv_map_file(const char *path, kv_mapping *out);
