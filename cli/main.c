@@ -18,7 +18,8 @@ static const command commands[] = {
     {"run", cmd_run, "generate text with a model (GGUF llama, llama2.c, Hugging Face safetensors)"},
     {"chat", cmd_chat, "a conversation with a model, in its chat template, over one KV cache"},
     {"info", cmd_info, "a model's architecture, shapes, parameters and KV bytes per token"},
-    {"eval", cmd_eval, "perplexity of a model over a text file"},
+    {"eval", cmd_eval, "perplexity of a model over a text file, or against a reference model"},
+    {"convert", cmd_convert, "a model's attention turned into GQA, MQA or MLA, written as GGUF"},
     {"export", cmd_export, "write a model as GGUF (f32, f16, bf16 or q8_0 weights)"},
     {"bench", cmd_bench, "attention and models against this machine's bandwidth and FMA peak"},
 };

@@ -459,6 +459,35 @@ int kvattn_session_pos(const kvattn_session *s);
 kvattn_status kvattn_session_rewind(kvattn_session *s, int pos);
 const kvattn_cache *kvattn_session_cache(const kvattn_session *s);
 
+/* Converting a model's attention to another design (kvattn convert). */
+typedef enum {
+    KVATTN_CONVERT_AWARE = 0, /* fitted on calibration activations (see the README)  */
+    KVATTN_CONVERT_MEAN       /* GQA/MQA: the K and V heads of a group averaged (Ainslie et al. 2023) */
+} kvattn_convert_method;
+
+typedef struct {
+    const char *design;           /* "gqa:G", "mqa", "mha" or "mla:DC+DR"                              */
+    kvattn_convert_method method; /* GQA/MQA targets; MLA is always fitted on calibration text          */
+    int mla_kv_norm;              /* MLA: 1 keeps DeepSeek's RMSNorm of the latent (W_UK, W_UV fitted
+                                     to the normed latent; a true deepseek2 file), 0 caches the latent as
+                                     projected (exact where the rank allows; kv_norm_off)               */
+    const int32_t *calib_tokens;  /* calibration text as token ids, without BOS                          */
+    int n_calib_tokens;
+    int calib_ctx;            /* windows of this many tokens, each from BOS; 0 → 256            */
+    const char *calib_source; /* what the calibration text was, for the provenance               */
+    void (*progress)(void *ctx, const char *stage, int done, int total); /* or NULL */
+    void *progress_ctx;
+} kvattn_convert_params;
+
+/* A new model whose attention layers are the source's in another design; the
+ * rest (embeddings, FFNs, norms, tokenizer) is the source's, borrowed: free
+ * the result before the source. Its provenance names the source design, the
+ * method and the calibration. Errors: a target the source cannot become
+ * (G not dividing the KV heads, more KV heads than the source, d_c + d_R
+ * larger than the source's cache, d_R other than its rotary dims), an MLA
+ * source, no calibration tokens where the method needs them. */
+kvattn_status kvattn_model_convert(const kvattn_model *src, const kvattn_convert_params *p, kvattn_model **out);
+
 /* Writes a loaded model as a GGUF v3 file with llama.cpp's tensor names and
  * metadata keys, the tokenizer included: architecture "llama" for the GQA
  * family, "deepseek2" for MLA (MoE layers, YaRN and the kv_b layout kept).

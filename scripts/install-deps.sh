@@ -13,6 +13,7 @@ packages=(
   clang-format     # the house style, checked by .ci/run
   libomp-dev       # OpenMP for clang
   libcjson-dev     # JSON: config.json, tokenizer.json, safetensors headers
+  liblapacke-dev   # LAPACK's C interface: kvattn convert's eigendecompositions and solves
   python3          # tests/data/make_hf_stories.py writes Hugging Face folders
 )
 

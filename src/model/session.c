@@ -27,13 +27,20 @@ struct kvattn_session {
     float *hb;  /* FFN gate          [CHUNK][ffn_width] */
     float *hb2; /* FFN up            [CHUNK][ffn_width] */
     /* MoE */
-    float *router;        /* [CHUNK][n_experts] logits                    */
-    int *sel;             /* [CHUNK][k] chosen experts                    */
-    float *sel_w;         /* [CHUNK][k] their weights                     */
-    float *route_scratch; /* [2·n_experts]                           */
-    int *rows;            /* [CHUNK] tokens routed to one expert          */
-    float *xg, *yg;       /* [CHUNK][d_model] gathered inputs / outputs   */
+    float *router;         /* [CHUNK][n_experts] logits                    */
+    int *sel;              /* [CHUNK][k] chosen experts                    */
+    float *sel_w;          /* [CHUNK][k] their weights                     */
+    float *route_scratch;  /* [2·n_experts]                           */
+    int *rows;             /* [CHUNK] tokens routed to one expert          */
+    float *xg, *yg;        /* [CHUNK][d_model] gathered inputs / outputs   */
+    kv_attn_input_tap tap; /* sees each layer's attention input (convert) */
+    void *tap_ctx;
 };
+
+void kv_session_set_attn_tap(kvattn_session *s, kv_attn_input_tap tap, void *ctx) {
+    s->tap = tap;
+    s->tap_ctx = ctx;
+}
 
 kvattn_status kvattn_session_create(const kvattn_model *m, int n_ctx, kvattn_type kv_type, kvattn_mla_mode mla_mode,
                                     kvattn_session **out) {
@@ -152,6 +159,7 @@ static kvattn_status forward_chunk(kvattn_session *s, const int32_t *tokens, int
         const kv_layer *b = &m->layers[l];
         for (int t = 0; t < T; t++)
             kv_rmsnorm(s->xb + (size_t)t * D, s->x + (size_t)t * D, b->attn_norm, D, m->norm_eps);
+        if (s->tap) s->tap(s->tap_ctx, l, T, s->xb);
         kvattn_status st =
             kvattn_attn_forward(&m->desc.attn, &b->attn, s->cache, l, s->pos, T, s->xb, s->xb2, s->mla_mode);
         if (st != KVATTN_OK) return st;

@@ -1,0 +1,100 @@
+/* Covariances of projected rows and the RoPE-commuting change of basis. */
+#include "convert_internal.h"
+#include "linalg.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+float *kv_to_float(const double *x, size_t n) {
+    float *y = malloc(sizeof(float) * (n ? n : 1));
+    if (y)
+        for (size_t i = 0; i < n; i++) y[i] = (float)x[i];
+    return y;
+}
+
+void kv_row_energy(const double *S, int D, const double *W, int n, double *e) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        const double *w = W + (size_t)i * D;
+        double acc = 0.0;
+        for (int k = 0; k < D; k++) {
+            double sk = 0.0;
+            const double *s = S + (size_t)k * D;
+            for (int j = 0; j < D; j++) sk += s[j] * w[j];
+            acc += w[k] * sk;
+        }
+        e[i] = acc;
+    }
+}
+
+kvattn_status kv_project_cov(const double *S, int D, const double *R, int n, double *C) {
+    double *T = malloc(sizeof(double) * (size_t)n * D);
+    if (!T) return kv_fail(KVATTN_ERR_NOMEM, "convert: out of memory");
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) { /* T = R S */
+        double *t = T + (size_t)i * D;
+        for (int j = 0; j < D; j++) t[j] = 0.0;
+        for (int k = 0; k < D; k++) {
+            const double r = R[(size_t)i * D + k];
+            if (r == 0.0) continue;
+            const double *s = S + (size_t)k * D;
+            for (int j = 0; j < D; j++) t[j] += r * s[j];
+        }
+    }
+#pragma omp parallel for schedule(dynamic, 4)
+    for (int i = 0; i < n; i++) /* C = T Rᵀ, symmetric */
+        for (int j = i; j < n; j++) {
+            double acc = 0.0;
+            const double *t = T + (size_t)i * D, *r = R + (size_t)j * D;
+            for (int k = 0; k < D; k++) acc += t[k] * r[k];
+            C[(size_t)i * n + j] = C[(size_t)j * n + i] = acc;
+        }
+    free(T);
+    return KVATTN_OK;
+}
+
+void kv_cmul_rows(double *out_a, double *out_b, double complex w, const double *a, const double *b, int D) {
+    const double re = creal(w), im = cimag(w);
+    for (int k = 0; k < D; k++) {
+        out_a[k] += re * a[k] - im * b[k];
+        out_b[k] += im * a[k] + re * b[k];
+    }
+}
+
+kvattn_status kv_rope_pair_basis(const double *S, int D, const double *const *a, const double *const *b,
+                                 const double *e, int n, double complex *W, double complex *B) {
+    double *R = malloc(sizeof(double) * 2 * (size_t)n * D), *S2 = malloc(sizeof(double) * 4 * (size_t)n * n);
+    double complex *C = malloc(sizeof(double complex) * (size_t)n * n);
+    double *ev = malloc(sizeof(double) * (size_t)n), *sq = malloc(sizeof(double) * (size_t)n);
+    kvattn_status st = R && S2 && C && ev && sq ? KVATTN_OK : kv_fail(KVATTN_ERR_NOMEM, "convert: out of memory");
+    if (st == KVATTN_OK) {
+        for (int t = 0; t < n; t++)
+            for (int k = 0; k < D; k++) R[(size_t)t * D + k] = a[t][k], R[(size_t)(n + t) * D + k] = b[t][k];
+        st = kv_project_cov(S, D, R, 2 * n, S2);
+    }
+    if (st == KVATTN_OK) {
+        double mean = 0.0;
+        for (int t = 0; t < n; t++) mean += e ? e[t] : 1.0;
+        mean /= n;
+        for (int t = 0; t < n; t++) { /* a head no query reads still gets a basis */
+            const double w = e ? e[t] : 1.0;
+            sq[t] = sqrt(w > 1e-12 * mean && w > 0.0 ? w : (mean > 0.0 ? 1e-12 * mean : 1.0));
+        }
+        const size_t m = 2 * (size_t)n;
+        for (int s = 0; s < n; s++) /* E[z_s conj(z_t)], weighted */
+            for (int t = 0; t < n; t++) {
+                const double re = S2[s * m + t] + S2[(n + s) * m + n + t];
+                const double im = S2[(n + s) * m + t] - S2[s * m + n + t];
+                C[(size_t)s * n + t] = sq[s] * sq[t] * (re + I * im);
+            }
+        st = kv_eigh_complex(n, C, ev);
+    }
+    if (st == KVATTN_OK)
+        for (int t = 0; t < n; t++)
+            for (int c = 0; c < n; c++) {
+                W[(size_t)t * n + c] = conj(C[(size_t)t * n + c]) * sq[t];
+                B[(size_t)t * n + c] = C[(size_t)t * n + c] / sq[t];
+            }
+    free(R), free(S2), free(C), free(ev), free(sq);
+    return st;
+}
