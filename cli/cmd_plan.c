@@ -44,7 +44,7 @@ static const char *const gpu_names[] = {"a100-40g",  "a100-80g",    "h100-80g", 
 _Static_assert(sizeof gpu_names / sizeof gpu_names[0] == N_GPUS + 1, "a name for each GPU");
 
 int cmd_plan(int argc, char **argv) {
-    const char *preset = NULL, *config = NULL, *model_file = NULL, *plot = NULL, *gpu_name = NULL;
+    const char *preset = NULL, *config = NULL, *model_file = NULL, *plot = NULL, *gpu_name = NULL, *tokenizer = NULL;
     const char *designs[MAX_ROWS];
     int n_designs = 0, json = 0, list = 0, gpu = -1;
     int64_t ctx = 0, batch = 1, n_gpus = 0, gpu_mem_arg = 0;
@@ -54,6 +54,7 @@ int cmd_plan(int argc, char **argv) {
     const cli_option opts[] = {
         CLI_OPT_STRING("--preset", &preset, "NAME", "a built-in model (--list-presets)"),
         CLI_OPT_STRING("-m", &model_file, "MODEL", "a model file: GGUF, llama2.c checkpoint, Hugging Face folder"),
+        CLI_OPT_STRING("-z", &tokenizer, "TOKENIZER", "llama2.c tokenizer.bin of -m (accepted as by run and eval)"),
         CLI_OPT_STRING("--config", &config, "FILE",
                        "a Hugging Face config.json (llama, mistral, mixtral, qwen2, falcon, gpt2,\n"
                        "deepseek_v2, deepseek_v3)"),
@@ -100,11 +101,16 @@ int cmd_plan(int argc, char **argv) {
                         "lists the built-in models)\n");
         return 2;
     }
+    if (tokenizer && !model_file) {
+        fprintf(stderr, "kvattn plan: -z %s is the tokenizer of a -m model; --preset and --config take none\n",
+                tokenizer);
+        return 2;
+    }
     kvattn_model_desc m;
     kvattn_status st;
     if (model_file) { /* the shapes of a model file: GGUF, llama2.c or a Hugging Face folder */
         kvattn_model *mf = NULL;
-        st = kvattn_model_load(model_file, NULL, &mf);
+        st = kvattn_model_load(model_file, tokenizer, &mf);
         if (st == KVATTN_OK) m = *kvattn_model_describe(mf);
         kvattn_model_free(mf);
     } else {
