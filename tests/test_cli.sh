@@ -149,6 +149,37 @@ expect_exit 0 "eval --ref q8_0" "$kvattn" eval -m "$tmp/q8.gguf" -f "$tmp/text.t
 if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert 0 < d["kl_mean"] < 0.02 and d["kl_p99"] >= d["kl_median"] and 0.9 < d["top1_agree"] <= 1 and d["ppl"] != d["ref_ppl"], d' "$tmp/out"; then ok; else bad "eval --ref against a q8_0 copy"; fi
 expect_exit 1 "eval --ref: another vocabulary" "$kvattn" eval -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/text.txt" --ref "$models/stories15M.bin"
 expect_grep "vocabulary of 32000 tokens" "$tmp/err" "eval --ref names the vocabularies"
+# kvattn convert: a GQA model to MQA and MLA, loaded back by info, eval and plan
+expect_exit 0 "convert mqa mean" "$kvattn" convert -m "$models/stories260K.bin" -z "$models/tok512.bin" --to mqa --method mean -o "$tmp/mqa.gguf" --json
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["from"]=="gqa:4" and d["to"]=="mqa" and d["method"]=="mean" and d["kv_bytes_per_token_to"]*4==d["kv_bytes_per_token_from"] and d["calib_tokens"]==0, d' "$tmp/out"; then ok; else bad "convert --json"; fi
+expect_exit 0 "info of a converted model" "$kvattn" info -m "$tmp/mqa.gguf"
+expect_grep "converted:    mqa from gqa:4 (stories260K.bin) by mean" "$tmp/out" "info names the conversion"
+expect_exit 0 "info --json of a converted model" "$kvattn" info -m "$tmp/mqa.gguf" --json
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["design"]=="mqa" and d["conversion"].startswith("mqa from gqa:4"), d' "$tmp/out"; then ok; else bad "info --json conversion"; fi
+expect_exit 0 "info --json of an original" "$kvattn" info -m "$models/stories260K.bin" -z "$models/tok512.bin" --json
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["conversion"] is None, d' "$tmp/out"; then ok; else bad "info --json: no conversion"; fi
+expect_exit 0 "convert mla with --calib and --latent-norm keep" "$kvattn" convert -m "$models/stories260K.bin" -z "$models/tok512.bin" --to mla:16+8 --latent-norm keep --calib "$tmp/text.txt" --calib-ctx 32 -o "$tmp/mla.gguf"
+expect_grep "gqa:4 → mla:16+8" "$tmp/out" "convert names both designs"
+expect_exit 0 "eval --ref of the MLA conversion" "$kvattn" eval -m "$tmp/mla.gguf" -f "$tmp/text.txt" -c 64 --ref "$models/stories260K.bin" --ref-z "$models/tok512.bin" --json
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert 0 < d["kl_mean"] < 5 and 0 < d["top1_agree"] < 1 and d["ppl"] > d["ref_ppl"], d' "$tmp/out"; then ok; else bad "eval --ref of a converted model"; fi
+expect_exit 0 "plan -m of a converted model" "$kvattn" plan -m "$tmp/mla.gguf" --ctx 512 --json
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); r=[x for x in d["rows"] if x["design"]=="mla:16+8"]; assert r and r[0]["kv_bytes_per_token"]==5*24*2, d["rows"]' "$tmp/out"; then ok; else bad "plan of the converted MLA model"; fi
+expect_exit 0 "convert: self-sampled calibration saved" "$kvattn" convert -m "$models/stories260K.bin" -z "$models/tok512.bin" --to gqa:2 --calib-tokens 300 --calib-ctx 64 --save-calib "$tmp/calib.txt" -o "$tmp/g2.gguf"
+if [ -s "$tmp/calib.txt" ] && grep -q "300 tokens of text the model sampled itself" "$tmp/out"; then ok; else bad "convert --save-calib"; fi
+expect_exit 1 "convert: G not dividing the KV heads" "$kvattn" convert -m "$models/stories260K.bin" -z "$models/tok512.bin" --to gqa:3 --method mean -o "$tmp/x.gguf"
+expect_grep "3 KV heads do not divide the source's 4" "$tmp/err" "convert names the bad group count"
+expect_exit 1 "convert: d_c + d_R too large" "$kvattn" convert -m "$models/stories260K.bin" -z "$models/tok512.bin" --to mla:60+8 --calib "$tmp/text.txt" -o "$tmp/x.gguf"
+expect_grep "d_c must be in \[1, 56\]" "$tmp/err" "convert names the rank limit"
+expect_exit 1 "convert: an MLA source" "$kvattn" convert -m "$tmp/mla.gguf" --to mqa --method mean -o "$tmp/x.gguf"
+expect_grep "already MLA" "$tmp/err" "convert refuses an MLA source"
+expect_exit 1 "convert: unreadable --calib" "$kvattn" convert -m "$models/stories260K.bin" -z "$models/tok512.bin" --to mqa --calib "$tmp/nope.txt" -o "$tmp/x.gguf"
+expect_grep "nope.txt: cannot read" "$tmp/err" "convert names the calibration file"
+expect_exit 2 "convert: no --to" "$kvattn" convert -m "$models/stories260K.bin" -z "$models/tok512.bin" -o "$tmp/x.gguf"
+expect_exit 2 "convert: mean to MLA" "$kvattn" convert -m "$models/stories260K.bin" -z "$models/tok512.bin" --to mla:16+8 --method mean -o "$tmp/x.gguf"
+expect_exit 2 "convert: bad --latent-norm" "$kvattn" convert -m "$models/stories260K.bin" -z "$models/tok512.bin" --to mla:16+8 --latent-norm maybe -o "$tmp/x.gguf"
+[ ! -e "$tmp/x.gguf" ] && ok || bad "a refused conversion left a file"
+expect_exit 0 "plan -m -z" "$kvattn" plan -m "$models/stories260K.bin" -z "$models/tok512.bin" --ctx 512
+expect_exit 2 "plan -z without -m" "$kvattn" plan --preset llama-2-7b -z "$models/tok512.bin"
 # --score-second-half: llama-perplexity's chunks, ctx/2 - 1 tokens scored in each
 for i in 1 2 3; do printf '%s\n' "$golden"; done > "$tmp/text3.txt"
 expect_exit 0 "eval --score-second-half" "$kvattn" eval -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/text3.txt" -c 64 --score-second-half --json
