@@ -1,6 +1,7 @@
 /* kvattn convert — a model's attention turned into GQA, MQA or MLA, written
  * as GGUF, with the calibration text it needs sampled from the model itself
  * or read from a file. */
+#include "calib.h"
 #include "cli_util.h"
 #include "commands.h"
 #include "model_cli.h"
@@ -17,61 +18,13 @@ static void show_progress(void *ctx, const char *stage, int done, int total) {
     if (cli_stderr_is_tty()) fprintf(stderr, "\r%-32s %d/%d   %s", stage, done, total, done == total ? "\n" : "");
 }
 
-/* n tokens the model samples itself at temperature 1, in windows of ctx that
- * each start from BOS (a window also ends at the end token); BOS left out.
- * With save, the text too, one window per paragraph. */
-static int32_t *self_generate(const kvattn_model *m, int n, int ctx, uint64_t seed, FILE *save) {
-    const kvattn_tokenizer *tok = kvattn_model_tokenizer(m);
-    const int V = (int)kvattn_model_describe(m)->vocab_size, bos = kvattn_tokenizer_bos(tok);
-    const int eos = kvattn_tokenizer_eos(tok);
-    int32_t *out = malloc(sizeof(int32_t) * (size_t)n);
-    float *logits = malloc(sizeof(float) * (size_t)V);
-    kvattn_session *s = NULL;
-    kvattn_sampler_params sp = {.temperature = 1.0f, .top_p = 1.0f, .seed = seed};
-    kvattn_sampler smp;
-    kvattn_sampler_init(&smp, &sp);
-    int got = 0,
-        ok = out && logits && kvattn_session_create(m, ctx, KVATTN_TYPE_F32, KVATTN_MLA_ABSORBED, &s) == KVATTN_OK;
-    double t0 = cli_now();
-    while (ok && got < n) {
-        int32_t cur = bos >= 0 ? bos : 0;
-        ok = kvattn_session_rewind(s, 0) == KVATTN_OK;
-        for (int pos = 0; ok && pos < ctx && got < n; pos++) {
-            if (kvattn_session_decode(s, &cur, 1, logits, 0) != KVATTN_OK) ok = 0;
-            else if ((cur = kvattn_sample(&smp, logits, V)) < 0) ok = 0;
-            else if (cur == bos || cur == eos) break;
-            else {
-                char piece[256];
-                const int nb =
-                    save ? kvattn_token_to_bytes(tok, got && pos ? out[got - 1] : bos, cur, piece, (int)sizeof piece)
-                         : 0;
-                if (nb > 0) fwrite(piece, 1, (size_t)nb, save);
-                out[got++] = cur;
-            }
-        }
-        if (save) fputs("\n\n", save);
-        if (cli_stderr_is_tty())
-            fprintf(stderr, "\rsampling calibration text          %d/%d tokens (%.0f tok/s)   ", got, n,
-                    got / (cli_now() - t0));
-    }
-    if (cli_stderr_is_tty()) fprintf(stderr, "\n");
-    kvattn_sampler_free(&smp);
-    kvattn_session_free(s);
-    free(logits);
-    if (!ok) {
-        free(out);
-        return NULL;
-    }
-    return out;
-}
-
 static const char *const methods[] = {"aware", "mean", NULL}; /* kvattn_convert_method's order */
 static const char *const norms[] = {"off", "keep", NULL};
 
 int cmd_convert(int argc, char **argv) {
     const char *in = NULL, *tok = NULL, *out = NULL, *design = NULL, *calib_file = NULL, *save_calib = NULL;
     int method = KVATTN_CONVERT_AWARE, norm = 0, json = 0;
-    int64_t calib_tokens = 8192, calib_ctx = 256, seed = 1234, threads = 0;
+    int64_t calib_tokens_n = 8192, calib_ctx = 256, seed = 1234, threads = 0;
     kvattn_type type = KVATTN_TYPE_F32;
     const cli_option opts[] = {
         CLI_OPT_STRING("-m, --model", &in, "MODEL", "the source: GGUF, llama2.c checkpoint or Hugging Face folder"),
@@ -84,7 +37,7 @@ int cmd_convert(int argc, char **argv) {
                        "RMSNorm kept, W_UK/W_UV fitted to it: a deepseek2 file llama.cpp runs as is)"),
         CLI_OPT_STRING("--calib", &calib_file, "FILE", "calibration text (default: text the model samples itself)"),
         CLI_OPT_STRING("--save-calib", &save_calib, "FILE", "write the self-sampled calibration text to FILE"),
-        CLI_OPT_COUNT("--calib-tokens", &calib_tokens, 1, 1 << 24, "N",
+        CLI_OPT_COUNT("--calib-tokens", &calib_tokens_n, 1, 1 << 24, "N",
                       "tokens of self-sampled calibration text (default 8192)"),
         CLI_OPT_COUNT("--calib-ctx", &calib_ctx, 2, 1 << 20, "N", "calibration windows of N tokens (default 256)"),
         CLI_OPT_INT("-s, --seed", &seed, 0, INT64_MAX, "S", "seed of the self-sampled text (default 1234)"),
@@ -119,34 +72,9 @@ int cmd_convert(int argc, char **argv) {
     int32_t *ids = NULL;
     int n_ids = 0, status = 0;
     char calib_source[160] = "";
-    if (needs_calib && calib_file) {
-        FILE *f = fopen(calib_file, "rb");
-        size_t len = 0;
-        char *text = f ? read_file_bytes(f, &len) : NULL;
-        if (f) fclose(f);
-        int max = text ? (int)(len * 4 + 8) : 0;
-        ids = text ? malloc(sizeof(int32_t) * (size_t)max) : NULL;
-        if (!text) status = fprintf(stderr, "kvattn convert: --calib %s: cannot read\n", calib_file) > 0;
-        else if (strlen(text) != len)
-            status = fprintf(stderr, "kvattn convert: --calib %s: holds a NUL byte at offset %zu\n", calib_file,
-                             strlen(text)) > 0;
-        else if (!ids || kvattn_tokenize(kvattn_model_tokenizer(src), text, 0, ids, max, &n_ids) != KVATTN_OK)
-            status = fprintf(stderr, "kvattn convert: --calib %s: %s\n", calib_file, kvattn_last_error()) > 0;
-        else if (n_ids < 1) status = fprintf(stderr, "kvattn convert: --calib %s: no tokens\n", calib_file) > 0;
-        snprintf(calib_source, sizeof calib_source, "%s", calib_file);
-        free(text);
-    } else if (needs_calib) {
-        n_ids = (int)calib_tokens;
-        FILE *save = save_calib ? fopen(save_calib, "wb") : NULL;
-        if (save_calib && !save)
-            status = fprintf(stderr, "kvattn convert: --save-calib %s: cannot write\n", save_calib) > 0;
-        ids = status ? NULL : self_generate(src, n_ids, (int)calib_ctx, (uint64_t)seed, save);
-        if (save && fclose(save) != 0 && !status)
-            status = fprintf(stderr, "kvattn convert: --save-calib %s: write failed\n", save_calib) > 0;
-        if (!ids && !status)
-            status = fprintf(stderr, "kvattn convert: sampling calibration text: %s\n", kvattn_last_error()) > 0;
-        snprintf(calib_source, sizeof calib_source, "text the model sampled itself (temperature 1, seed %lld)",
-                 (long long)seed);
+    if (needs_calib) {
+        const calib_opts co = {calib_file, calib_tokens_n, calib_ctx, seed, save_calib};
+        status = calib_tokens(src, &co, &ids, &n_ids, calib_source, sizeof calib_source, "convert");
     }
     kvattn_convert_params p = {.design = design,
                                .method = (kvattn_convert_method)method,

@@ -180,6 +180,32 @@ expect_exit 2 "convert: bad --latent-norm" "$kvattn" convert -m "$models/stories
 [ ! -e "$tmp/x.gguf" ] && ok || bad "a refused conversion left a file"
 expect_exit 0 "plan -m -z" "$kvattn" plan -m "$models/stories260K.bin" -z "$models/tok512.bin" --ctx 512
 expect_exit 2 "plan -z without -m" "$kvattn" plan --preset llama-2-7b -z "$models/tok512.bin"
+# kvattn retention: every default target of stories260K, both methods, the table, JSON and plot
+expect_exit 0 "retention --json --plot" "$kvattn" retention -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/text.txt" -c 64 --calib-tokens 600 --calib-ctx 64 --json --plot "$tmp/ret.svg" --out-dir "$tmp"
+if python3 - "$tmp/out" "$tmp/ret.svg" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+rows = {(r["design"], r["method"]): r for r in d["rows"]}
+assert d["design"] == "gqa:4" and d["kv_bytes_per_token"] == 640 and d["calib_tokens"] == 600, d
+assert sorted(rows) == sorted([("gqa:2", "mean"), ("gqa:2", "aware"), ("mqa", "mean"), ("mqa", "aware"),
+                               ("mla:24+8", "norm off"), ("mla:24+8", "norm kept"), ("mla:8+8", "norm off"),
+                               ("mla:8+8", "norm kept")]), sorted(rows)
+for g in ("gqa:2", "mqa"):
+    assert rows[(g, "aware")]["delta_ppl"] < rows[(g, "mean")]["delta_ppl"], (rows[(g, "aware")], rows[(g, "mean")])
+assert rows[("mqa", "aware")]["reduction"] == 4 and rows[("mla:24+8", "norm off")]["kv_bytes_per_token"] == 320
+assert all(0 < r["top1_agree"] < 1 and r["kl_mean"] > 0 and r["file"].endswith(".gguf") for r in d["rows"])
+svg = open(sys.argv[2]).read()
+assert svg.startswith("<svg") and svg.count("<circle") + svg.count("<rect x") + svg.count("<polygon") >= 8
+PY
+then ok; else bad "retention --json and --plot"; fi
+expect_exit 0 "eval of a file retention wrote" "$kvattn" eval -m "$tmp/stories260K-mqa-aware.gguf" -f "$tmp/text.txt" -c 64
+expect_exit 0 "retention table" "$kvattn" retention -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/text.txt" -c 64 --calib "$tmp/calib.txt" --to gqa:2
+expect_grep "gqa:2        aware" "$tmp/out" "retention's table has the aware row"
+expect_exit 1 "retention: a target the model cannot become" "$kvattn" retention -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/text.txt" --calib "$tmp/text.txt" --to gqa:3
+expect_grep "do not divide" "$tmp/err" "retention names the bad target"
+expect_exit 1 "retention: an MLA model" "$kvattn" retention -m "$tmp/mla.gguf" -f "$tmp/text.txt"
+expect_grep "already MLA" "$tmp/err" "retention refuses an MLA source"
+expect_exit 2 "retention: no text" "$kvattn" retention -m "$models/stories260K.bin" -z "$models/tok512.bin"
 # --score-second-half: llama-perplexity's chunks, ctx/2 - 1 tokens scored in each
 for i in 1 2 3; do printf '%s\n' "$golden"; done > "$tmp/text3.txt"
 expect_exit 0 "eval --score-second-half" "$kvattn" eval -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/text3.txt" -c 64 --score-second-half --json
