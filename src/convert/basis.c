@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 float *kv_to_float(const double *x, size_t n) {
     float *y = malloc(sizeof(float) * (n ? n : 1));
@@ -96,5 +97,29 @@ kvattn_status kv_rope_pair_basis(const double *S, int D, const double *const *a,
                 B[(size_t)t * n + c] = C[(size_t)t * n + c] / sq[t];
             }
     free(R), free(S2), free(C), free(ev), free(sq);
+    return st;
+}
+
+kvattn_status kv_sym_sqrt(int n, const double *M, double *half, double *inv_half) {
+    double *U = malloc(sizeof(double) * (size_t)n * n), *w = malloc(sizeof(double) * (size_t)n);
+    kvattn_status st = U && w ? KVATTN_OK : kv_fail(KVATTN_ERR_NOMEM, "convert: out of memory");
+    if (st == KVATTN_OK) {
+        memcpy(U, M, sizeof(double) * (size_t)n * n);
+        st = kv_eigh(n, U, w);
+    }
+    if (st == KVATTN_OK) {
+        const double floor_value = (w[0] > 0.0 ? w[0] : 1.0) * 1e-8; /* directions nothing reads still invert */
+        for (int k = 0; k < n; k++) w[k] = sqrt(w[k] > floor_value ? w[k] : floor_value);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++) {
+                double a = 0.0, b = 0.0;
+                for (int k = 0; k < n; k++) {
+                    const double uu = U[(size_t)i * n + k] * U[(size_t)j * n + k];
+                    a += uu * w[k], b += uu / w[k];
+                }
+                half[(size_t)i * n + j] = a, inv_half[(size_t)i * n + j] = b;
+            }
+    }
+    free(U), free(w);
     return st;
 }

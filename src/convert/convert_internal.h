@@ -54,6 +54,10 @@ void kv_cmul_rows(double *out_a, double *out_b, double complex w, const double *
 kvattn_status kv_rope_pair_basis(const double *S, int D, const double *const *a, const double *const *b,
                                  const double *e, int n, double complex *W, double complex *B);
 
+/* M^(1/2) and M^(-1/2) of the symmetric positive semi-definite M [n][n],
+ * eigenvalues floored at 1e-8 of the largest so both exist. */
+kvattn_status kv_sym_sqrt(int n, const double *M, double *half, double *inv_half);
+
 /* Converts to a GQA family layer with G KV heads (G divides K). */
 kvattn_status kv_convert_to_gqa(const kv_src_layer *s, int G, int aware, kv_new_layer *out);
 

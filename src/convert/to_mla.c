@@ -10,11 +10,14 @@
  * the rank (their rotation is dropped on both sides; RoRoPE put the least
  * energy there).
  *
- * Joint low rank: those no-RoPE keys and all K value heads, stacked and each
- * block scaled to the same total energy on the calibration inputs ("balanced"),
- * are compressed by their top d_c principal directions of the calibration
- * activations — an SVD of the weights weighted by the input covariance. The
- * latent c = P_dcᵀ [k_nope; v] is c_KV; W_UK and W_UV undo P and the scales;
+ * Joint low rank: those no-RoPE keys and all K value heads, each weighted by
+ * what reads it (keys by the queries' second moment, values by the output
+ * projection's Gram matrix), stacked, each block scaled to the same total
+ * energy on the calibration inputs ("balanced"), are compressed by their top
+ * d_c principal directions of the calibration activations — an SVD of the
+ * weights weighted by the input covariance on the right and by their readers
+ * on the left. The latent c = P_dcᵀ [k_nope; v] is c_KV; W_UK and W_UV undo
+ * P, the weights and the scales;
  * the query's no-RoPE part is folded into the latent's space when d_c is the
  * smaller (W_UK = I), kept with W_UK = P_k otherwise. The softmax scale
  * changes with the head width, so the queries carry the ratio. */
@@ -56,6 +59,26 @@ kvattn_status kv_mla_target(const kvattn_layer_config *src, int dc, int dr, kvat
     out->rope.n_rot = 0;
     out->rope.pairing = KVATTN_ROPE_ADJACENT;
     return kvattn_config_validate(out);
+}
+
+/* Rows y [nb·n][D] ← blockdiag(M_0 … M_{nb-1}) y, M_b [n][n] each. */
+static kvattn_status apply_blocks(double *y, int n, const double *M, int nb, int D) {
+    if (n == 0 || nb == 0) return KVATTN_OK;
+    double *tmp = malloc(sizeof(double) * (size_t)n * D);
+    if (!tmp) return kv_fail(KVATTN_ERR_NOMEM, "convert: out of memory");
+    for (int b = 0; b < nb; b++) {
+        double *yb = y + (size_t)b * n * D;
+        const double *m = M + (size_t)b * n * n;
+        memset(tmp, 0, sizeof(double) * (size_t)n * D);
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < n; k++) {
+                const double w = m[(size_t)i * n + k];
+                for (int x = 0; x < D; x++) tmp[(size_t)i * D + x] += w * yb[(size_t)k * D + x];
+            }
+        memcpy(yb, tmp, sizeof(double) * (size_t)n * D);
+    }
+    free(tmp);
+    return KVATTN_OK;
 }
 
 kvattn_status kv_convert_to_mla(const kv_src_layer *s, const kvattn_layer_config *cfg, kv_new_layer *out) {
@@ -118,10 +141,47 @@ kvattn_status kv_convert_to_mla(const kv_src_layer *s, const kvattn_layer_config
             for (int h = t * qpk; h < (t + 1) * qpk; h++)
                 memcpy(Qn + ((size_t)h * N + row) * Dz, s->wq + ((size_t)h * d + dim) * Dz, sizeof(double) * Dz);
         }
+    /* Weight each block by what reads it: a key's error by the queries'
+     * second moment (Σ_h E[q_h q_hᵀ]), a value's by the output projection
+     * (Σ_h W_O,hᵀ W_O,h over the heads reading it), so the low rank keeps what
+     * the scores and the output need; G maps the latent back through the
+     * inverse weights. */
+    double *Mk = NULL, *Mk_half = NULL, *Mk_inv = NULL, *Mv = NULL, *Mv_half = NULL, *Mv_inv = NULL, *G = NULL;
+    if (st == KVATTN_OK) {
+        Mk = calloc((size_t)(N ? N : 1) * (N ? N : 1), sizeof(double));
+        Mk_half = malloc(sizeof(double) * (size_t)(N ? N : 1) * (N ? N : 1));
+        Mk_inv = malloc(sizeof(double) * (size_t)(N ? N : 1) * (N ? N : 1));
+        Mv = calloc((size_t)K * d * d, sizeof(double)), Mv_half = malloc(sizeof(double) * (size_t)K * d * d);
+        Mv_inv = malloc(sizeof(double) * (size_t)K * d * d);
+        G = calloc((size_t)J * dc, sizeof(double));
+        double *C = malloc(sizeof(double) * (size_t)(N ? N : 1) * (N ? N : 1));
+        if (!Mk || !Mk_half || !Mk_inv || !Mv || !Mv_half || !Mv_inv || !G || !C)
+            st = kv_fail(KVATTN_ERR_NOMEM, "convert: out of memory");
+        for (int h = 0; st == KVATTN_OK && N > 0 && h < H; h++) {
+            st = kv_project_cov(s->xx, D, Qn + (size_t)h * N * Dz, N, C);
+            for (size_t k = 0; st == KVATTN_OK && k < (size_t)N * N; k++) Mk[k] += C[k];
+        }
+        free(C);
+        for (int h = 0; st == KVATTN_OK && h < H; h++) {
+            double *mv = Mv + (size_t)(h / qpk) * d * d;
+            for (int row = 0; row < D; row++) {
+                const double *o = s->wo + (size_t)row * H * d + (size_t)h * d;
+                for (int i = 0; i < d; i++)
+                    for (int j = 0; j < d; j++) mv[(size_t)i * d + j] += o[i] * o[j];
+            }
+        }
+        if (st == KVATTN_OK && N > 0) st = kv_sym_sqrt(N, Mk, Mk_half, Mk_inv);
+        for (int t = 0; st == KVATTN_OK && t < K; t++)
+            st = kv_sym_sqrt(d, Mv + (size_t)t * d * d, Mv_half + (size_t)t * d * d, Mv_inv + (size_t)t * d * d);
+    }
     /* balance the two blocks' energy, then the joint principal directions */
     double alpha = 1.0, beta = 1.0;
     if (st == KVATTN_OK) {
         memcpy(Y + (size_t)N * Dz, s->wv, sizeof(double) * (size_t)K * d * Dz);
+        st = apply_blocks(Y, N, Mk_half, 1, D);
+        if (st == KVATTN_OK) st = apply_blocks(Y + (size_t)N * Dz, d, Mv_half, K, D);
+    }
+    if (st == KVATTN_OK) {
         kv_row_energy(s->xx, D, Y, J, en);
         double ek = 0.0, evv = 0.0;
         for (int r = 0; r < N; r++) ek += en[r];
@@ -133,6 +193,17 @@ kvattn_status kv_convert_to_mla(const kv_src_layer *s, const kvattn_layer_config
         st = kv_project_cov(s->xx, D, Y, J, P);
     }
     if (st == KVATTN_OK) st = kv_eigh(J, P, ev);
+    if (st == KVATTN_OK) { /* G = blockdiag(Mk^(-1/2), Mv_t^(-1/2)) P[:, :dc] */
+        for (int j = 0; j < J; j++) {
+            const int key = j < N, n = key ? N : d, base = key ? 0 : N + ((j - N) / d) * d, i = j - base;
+            const double *inv = key ? Mk_inv : Mv_inv + (size_t)((j - N) / d) * d * d;
+            for (int m = 0; m < n; m++) {
+                const double w = inv[(size_t)i * n + m];
+                for (int c = 0; c < dc; c++) G[(size_t)j * dc + c] += w * P[(size_t)(base + m) * J + c];
+            }
+        }
+    }
+    free(Mk), free(Mk_half), free(Mk_inv), free(Mv), free(Mv_half), free(Mv_inv);
     /* assemble the DeepSeek layout */
     double *wq = NULL, *wkv_a = NULL, *wkv_b = NULL;
     if (st == KVATTN_OK) {
@@ -157,7 +228,7 @@ kvattn_status kv_convert_to_mla(const kv_src_layer *s, const kvattn_layer_config
             if (fold)
                 for (int c = 0; c < dc; c++)
                     for (int n = 0; n < N; n++) {
-                        const double p = P[(size_t)n * J + c] / alpha;
+                        const double p = G[(size_t)n * dc + c] / alpha;
                         for (size_t x = 0; x < Dz; x++) qh[(size_t)c * Dz + x] += p * qn[(size_t)n * Dz + x];
                     }
             else if (N > 0) memcpy(qh, qn, sizeof(double) * (size_t)N * Dz);
@@ -165,10 +236,11 @@ kvattn_status kv_convert_to_mla(const kv_src_layer *s, const kvattn_layer_config
             for (size_t x = 0; x < (size_t)(dn + dr) * Dz; x++) qh[x] *= scale;
             double *uk = wkv_b + (size_t)h * (dn + dv) * dc, *uv = uk + (size_t)dn * dc;
             for (int n = 0; n < dn && N > 0; n++)
-                for (int c = 0; c < dc; c++) uk[(size_t)n * dc + c] = fold ? (n == c) : P[(size_t)n * J + c] / alpha;
+                for (int c = 0; c < dc; c++) uk[(size_t)n * dc + c] = fold ? (n == c) : G[(size_t)n * dc + c] / alpha;
             const int t = h / qpk;
             for (int k = 0; k < dv; k++)
-                for (int c = 0; c < dc; c++) uv[(size_t)k * dc + c] = P[((size_t)N + (size_t)t * d + k) * J + c] / beta;
+                for (int c = 0; c < dc; c++)
+                    uv[(size_t)k * dc + c] = G[((size_t)N + (size_t)t * d + k) * dc + c] / beta;
         }
         out->wq = kv_to_float(wq, (size_t)H * (dn + dr) * Dz);
         out->wkv_a = kv_to_float(wkv_a, (size_t)(dc + dr) * Dz);
@@ -184,7 +256,7 @@ kvattn_status kv_convert_to_mla(const kv_src_layer *s, const kvattn_layer_config
         }
     }
     free(Y), free(Qn), free(Qr), free(Kr), free(qe), free(e), free(W), free(B), free((void *)a), free((void *)b);
-    free(P), free(ev), free(en), free(wq), free(wkv_a), free(wkv_b);
+    free(P), free(G), free(ev), free(en), free(wq), free(wkv_a), free(wkv_b);
     return st;
 }
 
