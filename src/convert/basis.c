@@ -123,3 +123,33 @@ kvattn_status kv_sym_sqrt(int n, const double *M, double *half, double *inv_half
     free(U), free(w);
     return st;
 }
+
+kvattn_status kv_apply_blocks(double *y, int n, const double *M, int nb, int D) {
+    if (n == 0 || nb == 0) return KVATTN_OK;
+    double *tmp = malloc(sizeof(double) * (size_t)n * D);
+    if (!tmp) return kv_fail(KVATTN_ERR_NOMEM, "convert: out of memory");
+    for (int b = 0; b < nb; b++) {
+        double *yb = y + (size_t)b * n * D;
+        const double *m = M + (size_t)b * n * n;
+        memset(tmp, 0, sizeof(double) * (size_t)n * D);
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < n; k++) {
+                const double w = m[(size_t)i * n + k];
+                for (int x = 0; x < D; x++) tmp[(size_t)i * D + x] += w * yb[(size_t)k * D + x];
+            }
+        memcpy(yb, tmp, sizeof(double) * (size_t)n * D);
+    }
+    free(tmp);
+    return KVATTN_OK;
+}
+
+void kv_output_gram(const kv_src_layer *s, int t, double *M) {
+    const int d = s->d, qpk = s->H / s->K;
+    memset(M, 0, sizeof(double) * (size_t)d * d);
+    for (int h = t * qpk; h < (t + 1) * qpk; h++)
+        for (int row = 0; row < s->D; row++) {
+            const double *o = s->wo + (size_t)row * s->H * d + (size_t)h * d;
+            for (int i = 0; i < d; i++)
+                for (int j = 0; j < d; j++) M[(size_t)i * d + j] += o[i] * o[j];
+        }
+}

@@ -58,6 +58,13 @@ kvattn_status kv_rope_pair_basis(const double *S, int D, const double *const *a,
  * eigenvalues floored at 1e-8 of the largest so both exist. */
 kvattn_status kv_sym_sqrt(int n, const double *M, double *half, double *inv_half);
 
+/* Rows y [nb·n][D] ← blockdiag(M_0 … M_{nb-1}) y, M_b [n][n] each. */
+kvattn_status kv_apply_blocks(double *y, int n, const double *M, int nb, int D);
+
+/* M [d][d] = Σ W_O,hᵀ W_O,h over the query heads h that read KV head t: how
+ * much an error in that head's values moves the layer's output. */
+void kv_output_gram(const kv_src_layer *s, int t, double *M);
+
 /* Converts to a GQA family layer with G KV heads (G divides K). */
 kvattn_status kv_convert_to_gqa(const kv_src_layer *s, int G, int aware, kv_new_layer *out);
 

@@ -30,9 +30,12 @@ kvattn_status kv_convert_to_gqa(const kv_src_layer *s, int G, int aware, kv_new_
     const double **a = malloc(sizeof(double *) * (size_t)r), **b = malloc(sizeof(double *) * (size_t)r);
     double *P = malloc(sizeof(double) * (size_t)r * d * r * d), *ev = malloc(sizeof(double) * (size_t)r * d);
     double *Vg = malloc(sizeof(double) * (size_t)r * d * Dz), *Cr = malloc(sizeof(double) * (size_t)r * r);
-    kvattn_status st = wq && wk && wv && wo && qe && e && W && B && a && b && P && ev && Vg && Cr
-                           ? KVATTN_OK
-                           : kv_fail(KVATTN_ERR_NOMEM, "convert: out of memory");
+    double *Mv = malloc(sizeof(double) * (size_t)d * d), *Mv_half = malloc(sizeof(double) * (size_t)r * d * d);
+    double *Mv_inv = malloc(sizeof(double) * (size_t)r * d * d);
+    kvattn_status st =
+        wq && wk && wv && wo && qe && e && W && B && a && b && P && ev && Vg && Cr && Mv && Mv_half && Mv_inv
+            ? KVATTN_OK
+            : kv_fail(KVATTN_ERR_NOMEM, "convert: out of memory");
     if (st == KVATTN_OK) {
         memcpy(wq, s->wq, sizeof(double) * (size_t)H * d * Dz);
         memcpy(wo, s->wo, sizeof(double) * (size_t)H * d * Dz);
@@ -93,11 +96,17 @@ kvattn_status kv_convert_to_gqa(const kv_src_layer *s, int G, int aware, kv_new_
                 for (size_t k = 0; k < Dz; k++) q[k] = s->wq[((size_t)h * d + dim) * Dz + k] * Cr[(size_t)t * r] / e[t];
             }
         }
-        /* values: the group's top d principal directions */
+        /* values: the group's top d principal directions, each head's
+         * weighted by its output projection (kv_output_gram) */
+        for (int t = 0; st == KVATTN_OK && t < r; t++) {
+            kv_output_gram(s, t0 + t, Mv);
+            st = kv_sym_sqrt(d, Mv, Mv_half + (size_t)t * d * d, Mv_inv + (size_t)t * d * d);
+        }
         if (st == KVATTN_OK) {
             const int n = r * d;
             memcpy(Vg, s->wv + (size_t)t0 * d * Dz, sizeof(double) * (size_t)n * Dz);
-            st = kv_project_cov(s->xx, D, Vg, n, P);
+            st = kv_apply_blocks(Vg, d, Mv_half, r, D);
+            if (st == KVATTN_OK) st = kv_project_cov(s->xx, D, Vg, n, P);
             if (st == KVATTN_OK) st = kv_eigh(n, P, ev);
         }
         if (st == KVATTN_OK) {
@@ -109,14 +118,21 @@ kvattn_status kv_convert_to_gqa(const kv_src_layer *s, int G, int aware, kv_new_
                     for (size_t x = 0; x < Dz; x++) row[x] += p * Vg[(size_t)k * Dz + x];
                 }
             }
-            for (int h = t0 * qpk; h < (t0 + r) * qpk; h++) { /* wo_h ← wo_h · P_t (its d×d block) */
+            for (int h = t0 * qpk; h < (t0 + r) * qpk; h++) { /* wo_h ← wo_h · Mv_t^(-1/2) · P_t */
                 const int t = h / qpk - t0;
+                const double *inv = Mv_inv + (size_t)t * d * d;
+                for (int k = 0; k < d; k++)
+                    for (int c = 0; c < d; c++) {
+                        double acc = 0.0;
+                        for (int m = 0; m < d; m++) acc += inv[(size_t)k * d + m] * P[((size_t)t * d + m) * n + c];
+                        Mv[(size_t)k * d + c] = acc; /* scratch: the block's map back */
+                    }
                 for (int row = 0; row < D; row++) {
                     const double *src = s->wo + (size_t)row * H * d + (size_t)h * d;
                     double *dst = wo + (size_t)row * H * d + (size_t)h * d;
                     for (int c = 0; c < d; c++) {
                         double acc = 0.0;
-                        for (int k = 0; k < d; k++) acc += src[k] * P[((size_t)t * d + k) * n + c];
+                        for (int k = 0; k < d; k++) acc += src[k] * Mv[(size_t)k * d + c];
                         dst[c] = acc;
                     }
                 }
@@ -133,6 +149,6 @@ kvattn_status kv_convert_to_gqa(const kv_src_layer *s, int G, int aware, kv_new_
         }
     }
     free(wq), free(wk), free(wv), free(wo), free(qe), free(e), free(W), free(B), free((void *)a), free((void *)b);
-    free(P), free(ev), free(Vg), free(Cr);
+    free(P), free(ev), free(Vg), free(Cr), free(Mv), free(Mv_half), free(Mv_inv);
     return st;
 }

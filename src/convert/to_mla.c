@@ -61,26 +61,6 @@ kvattn_status kv_mla_target(const kvattn_layer_config *src, int dc, int dr, kvat
     return kvattn_config_validate(out);
 }
 
-/* Rows y [nb·n][D] ← blockdiag(M_0 … M_{nb-1}) y, M_b [n][n] each. */
-static kvattn_status apply_blocks(double *y, int n, const double *M, int nb, int D) {
-    if (n == 0 || nb == 0) return KVATTN_OK;
-    double *tmp = malloc(sizeof(double) * (size_t)n * D);
-    if (!tmp) return kv_fail(KVATTN_ERR_NOMEM, "convert: out of memory");
-    for (int b = 0; b < nb; b++) {
-        double *yb = y + (size_t)b * n * D;
-        const double *m = M + (size_t)b * n * n;
-        memset(tmp, 0, sizeof(double) * (size_t)n * D);
-        for (int i = 0; i < n; i++)
-            for (int k = 0; k < n; k++) {
-                const double w = m[(size_t)i * n + k];
-                for (int x = 0; x < D; x++) tmp[(size_t)i * D + x] += w * yb[(size_t)k * D + x];
-            }
-        memcpy(yb, tmp, sizeof(double) * (size_t)n * D);
-    }
-    free(tmp);
-    return KVATTN_OK;
-}
-
 kvattn_status kv_convert_to_mla(const kv_src_layer *s, const kvattn_layer_config *cfg, kv_new_layer *out) {
     const int D = s->D, H = s->H, K = s->K, d = s->d, n_rot = s->n_rot, half = n_rot / 2, qpk = H / K;
     const int N = K * d - n_rot, J = N + K * d, dc = cfg->kv_lora_rank, dr = cfg->qk_rope_head_dim;
@@ -162,14 +142,7 @@ kvattn_status kv_convert_to_mla(const kv_src_layer *s, const kvattn_layer_config
             for (size_t k = 0; st == KVATTN_OK && k < (size_t)N * N; k++) Mk[k] += C[k];
         }
         free(C);
-        for (int h = 0; st == KVATTN_OK && h < H; h++) {
-            double *mv = Mv + (size_t)(h / qpk) * d * d;
-            for (int row = 0; row < D; row++) {
-                const double *o = s->wo + (size_t)row * H * d + (size_t)h * d;
-                for (int i = 0; i < d; i++)
-                    for (int j = 0; j < d; j++) mv[(size_t)i * d + j] += o[i] * o[j];
-            }
-        }
+        for (int t = 0; st == KVATTN_OK && t < K; t++) kv_output_gram(s, t, Mv + (size_t)t * d * d);
         if (st == KVATTN_OK && N > 0) st = kv_sym_sqrt(N, Mk, Mk_half, Mk_inv);
         for (int t = 0; st == KVATTN_OK && t < K; t++)
             st = kv_sym_sqrt(d, Mv + (size_t)t * d * d, Mv_half + (size_t)t * d * d, Mv_inv + (size_t)t * d * d);
@@ -178,8 +151,8 @@ kvattn_status kv_convert_to_mla(const kv_src_layer *s, const kvattn_layer_config
     double alpha = 1.0, beta = 1.0;
     if (st == KVATTN_OK) {
         memcpy(Y + (size_t)N * Dz, s->wv, sizeof(double) * (size_t)K * d * Dz);
-        st = apply_blocks(Y, N, Mk_half, 1, D);
-        if (st == KVATTN_OK) st = apply_blocks(Y + (size_t)N * Dz, d, Mv_half, K, D);
+        st = kv_apply_blocks(Y, N, Mk_half, 1, D);
+        if (st == KVATTN_OK) st = kv_apply_blocks(Y + (size_t)N * Dz, d, Mv_half, K, D);
     }
     if (st == KVATTN_OK) {
         kv_row_energy(s->xx, D, Y, J, en);
