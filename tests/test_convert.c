@@ -192,6 +192,23 @@ int main(void) {
         const double kb = mean_kl(gqa, big, ids), ks = mean_kl(gqa, small, ids);
         CHECK(kb < ks, "mla:56+8 KL %g is not below mla:8+8's %g", kb, ks);
     }
+    /* FreqFold: d_R = 4 folds the source's 4 rope pairs into 2 */
+    kvattn_model *folded = convert(gqa, "mla:16+4", KVATTN_CONVERT_AWARE, 0, calib, 600);
+    if (folded && small) {
+        const kvattn_layer_config *fa = &kvattn_model_describe(folded)->attn;
+        CHECK(fa->qk_rope_head_dim == 4 && fa->kv_lora_rank == 16, "mla:16+4 became %d+%d", fa->kv_lora_rank,
+              fa->qk_rope_head_dim);
+        const double kf = mean_kl(gqa, folded, ids);
+        CHECK(kf > 0 && kf < 10, "mla:16+4 KL %g", kf);
+    }
+    kvattn_model_free(folded);
+    /* d_R above the source's: two components of each source pair under RoPE */
+    kvattn_model *spread = convert(gqa, "mla:8+16", KVATTN_CONVERT_AWARE, 0, calib, 600);
+    if (spread) {
+        const double ks = mean_kl(gqa, spread, ids);
+        CHECK(kvattn_model_describe(spread)->attn.qk_rope_head_dim == 16 && ks > 0 && ks < 10, "mla:8+16: KL %g", ks);
+    }
+    kvattn_model_free(spread);
     kvattn_model_free(small);
     kvattn_model_free(big);
 
@@ -201,7 +218,9 @@ int main(void) {
     expect_refused(gqa, "gqa:0", KVATTN_CONVERT_MEAN, NULL, 0, KVATTN_ERR_CONFIG, "at least one KV head");
     expect_refused(gqa, "gqa:2x", KVATTN_CONVERT_MEAN, NULL, 0, KVATTN_ERR_CONFIG, "unknown target design");
     expect_refused(gqa, "mla:8+7", KVATTN_CONVERT_AWARE, calib, 600, KVATTN_ERR_CONFIG, "d_R even");
-    expect_refused(gqa, "mla:8+4", KVATTN_CONVERT_AWARE, calib, 600, KVATTN_ERR_CONFIG, "rotary dims per head, 8");
+    expect_refused(gqa, "mla:8+6", KVATTN_CONVERT_AWARE, calib, 600, KVATTN_ERR_CONFIG, "rotary dims per head, 8");
+    expect_refused(gqa, "mla:8+12", KVATTN_CONVERT_AWARE, calib, 600, KVATTN_ERR_CONFIG, "FreqFold");
+    expect_refused(gqa, "mla:8+40", KVATTN_CONVERT_AWARE, calib, 600, KVATTN_ERR_CONFIG, "multiple of it up to 32");
     expect_refused(gqa, "mla:57+8", KVATTN_CONVERT_AWARE, calib, 600, KVATTN_ERR_CONFIG, "d_c must be in [1, 56]");
     expect_refused(gqa, "mqa", KVATTN_CONVERT_AWARE, NULL, 0, KVATTN_ERR_INVALID_ARG, "needs calibration text");
     expect_refused(gqa, NULL, KVATTN_CONVERT_AWARE, calib, 600, KVATTN_ERR_INVALID_ARG, "no target design");

@@ -33,12 +33,17 @@ kvattn_status kv_mla_target(const kvattn_layer_config *src, int dc, int dr, kvat
         return kv_fail(KVATTN_ERR_UNSUPPORTED,
                        "convert: the source is already MLA; kvattn converts MHA/GQA/MQA models");
     const int K = src->n_kv_heads, d = src->head_dim, n_rot = src->rope.n_rot ? src->rope.n_rot : d;
-    const int cached = 2 * K * d, N = K * d - n_rot;
-    if (dr != n_rot)
-        return kv_fail(KVATTN_ERR_CONFIG,
-                       "convert: mla:%d+%d: d_R must be the source's rotary dims per head, %d: a deepseek2 file gives "
-                       "its rope dims the frequencies θ^(-2j/d_R), which are the source's only when d_R = %d",
-                       dc, dr, n_rot, n_rot);
+    const int cached = 2 * K * d, N = K * d - dr;
+    const int folds = dr >= 2 && dr <= n_rot && dr % 2 == 0 && (n_rot / 2) % (dr / 2) == 0;
+    const int spreads = dr > n_rot && dr % n_rot == 0 && dr / n_rot <= K;
+    if (!folds && !spreads)
+        return kv_fail(
+            KVATTN_ERR_CONFIG,
+            "convert: mla:%d+%d: d_R must be the source's rotary dims per head, %d, that divided by a whole "
+            "number of its frequency pairs (FreqFold), or a multiple of it up to %d (one head's worth per KV "
+            "head): a deepseek2 file turns rope pair j at θ^(-2j/d_R), which meets the source's frequencies "
+            "only then",
+            dc, dr, n_rot, K * n_rot);
     if (dc < 1 || dc + dr > cached)
         return kv_fail(
             KVATTN_ERR_CONFIG,
@@ -62,8 +67,12 @@ kvattn_status kv_mla_target(const kvattn_layer_config *src, int dc, int dr, kvat
 }
 
 kvattn_status kv_convert_to_mla(const kv_src_layer *s, const kvattn_layer_config *cfg, kv_new_layer *out) {
-    const int D = s->D, H = s->H, K = s->K, d = s->d, n_rot = s->n_rot, half = n_rot / 2, qpk = H / K;
-    const int N = K * d - n_rot, J = N + K * d, dc = cfg->kv_lora_rank, dr = cfg->qk_rope_head_dim;
+    const int D = s->D, H = s->H, K = s->K, d = s->d, n_rot = s->n_rot, qpk = H / K;
+    const int dc = cfg->kv_lora_rank, dr = cfg->qk_rope_head_dim;
+    /* fold source pairs share a target pair (FreqFold), or a source pair's
+     * first u components each get a target pair (d_R above the source's) */
+    const int fold = dr <= n_rot ? n_rot / dr : 1, u = dr > n_rot ? dr / n_rot : 1, groups = n_rot / 2 / fold;
+    const int N = K * d - dr, J = N + K * d, nb = K * fold; /* nb: complex keys sharing a rope pair */
     const int dn = cfg->qk_nope_head_dim, dv = d;
     const size_t Dz = (size_t)D;
     memset(out, 0, sizeof *out);
@@ -72,51 +81,51 @@ kvattn_status kv_convert_to_mla(const kv_src_layer *s, const kvattn_layer_config
     double *Qn = calloc((size_t)H * (N ? N : 1) * Dz, sizeof(double)); /* per head: its no-RoPE query */
     double *Qr = calloc((size_t)H * dr * Dz, sizeof(double));          /* per head: its RoPE query   */
     double *Kr = calloc((size_t)dr * Dz, sizeof(double));              /* k_R rows                   */
-    double *qe = malloc(sizeof(double) * (size_t)H * d), *e = malloc(sizeof(double) * (size_t)K);
-    double complex *W = malloc(sizeof(double complex) * (size_t)K * K);
-    double complex *B = malloc(sizeof(double complex) * (size_t)K * K);
-    const double **a = malloc(sizeof(double *) * (size_t)K), **b = malloc(sizeof(double *) * (size_t)K);
+    double *qe = malloc(sizeof(double) * (size_t)H * d), *e = malloc(sizeof(double) * (size_t)nb);
+    double complex *W = malloc(sizeof(double complex) * (size_t)nb * nb);
+    double complex *B = malloc(sizeof(double complex) * (size_t)nb * nb);
+    const double **a = malloc(sizeof(double *) * (size_t)nb), **b = malloc(sizeof(double *) * (size_t)nb);
     double *P = malloc(sizeof(double) * (size_t)J * J), *ev = malloc(sizeof(double) * (size_t)J);
     double *en = malloc(sizeof(double) * (size_t)J);
-    kvattn_status st = Y && Qn && Qr && Kr && qe && e && W && B && a && b && P && ev && en
+    int *ia = malloc(sizeof(int) * (size_t)fold), *ib = malloc(sizeof(int) * (size_t)fold); /* a pair's two rows */
+    kvattn_status st = Y && Qn && Qr && Kr && qe && e && W && B && a && b && P && ev && en && ia && ib
                            ? KVATTN_OK
                            : kv_fail(KVATTN_ERR_NOMEM, "convert: out of memory");
     if (st == KVATTN_OK) kv_row_energy(s->xx, D, s->wq, H * d, qe);
-    /* RoRoPE, pair by pair: component 0 → k_R, components 1..K-1 → k_nope */
-    for (int i = 0; st == KVATTN_OK && i < half; i++) {
-        int ia, ib;
-        kv_pair_dims(s->cfg->rope.pairing, n_rot, i, &ia, &ib);
-        for (int t = 0; t < K; t++) {
-            a[t] = s->wk + ((size_t)t * d + ia) * Dz, b[t] = s->wk + ((size_t)t * d + ib) * Dz;
-            e[t] = 0.0;
-            for (int h = t * qpk; h < (t + 1) * qpk; h++) e[t] += qe[(size_t)h * d + ia] + qe[(size_t)h * d + ib];
-        }
-        st = kv_rope_pair_basis(s->xx, D, a, b, e, K, W, B);
-        for (int c = 0; st == KVATTN_OK && c < K; c++) {
-            double *ka, *kb;
-            if (c == 0) ka = Kr + (size_t)(2 * i) * Dz, kb = Kr + (size_t)(2 * i + 1) * Dz;
-            else {
-                const size_t row = 2 * ((size_t)(c - 1) * half + i);
-                ka = Y + row * Dz, kb = Y + (row + 1) * Dz;
+    /* RoRoPE, group by group: the source pairs g·fold … g·fold+fold-1 of
+     * every KV head as nb complex keys in the basis of kv_rope_pair_basis;
+     * components c < u → k_R pair g·u + c, the rest → k_nope. The target
+     * pair g·u + c turns at θ^(-2(g·u+c)/d_R): the group's first source
+     * frequency for c = 0, between it and the next group's for c > 0. */
+    for (int g = 0; st == KVATTN_OK && g < groups; g++) {
+        for (int m = 0; m < fold; m++) kv_pair_dims(s->cfg->rope.pairing, n_rot, g * fold + m, &ia[m], &ib[m]);
+        for (int t = 0; t < K; t++)
+            for (int m = 0; m < fold; m++) {
+                const int x = t * fold + m;
+                a[x] = s->wk + ((size_t)t * d + ia[m]) * Dz, b[x] = s->wk + ((size_t)t * d + ib[m]) * Dz;
+                e[x] = 0.0;
+                for (int h = t * qpk; h < (t + 1) * qpk; h++)
+                    e[x] += qe[(size_t)h * d + ia[m]] + qe[(size_t)h * d + ib[m]];
             }
-            for (int t = 0; t < K; t++) kv_cmul_rows(ka, kb, W[(size_t)t * K + c], a[t], b[t], D);
+        st = kv_rope_pair_basis(s->xx, D, a, b, e, nb, W, B);
+        for (int c = 0; st == KVATTN_OK && c < nb; c++) {
+            const int rope = c < u;
+            const size_t row = rope ? 2 * ((size_t)g * u + c) : 2 * ((size_t)(c - u) * groups + g);
+            double *ka = (rope ? Kr : Y) + row * Dz, *kb = ka + Dz;
+            for (int x = 0; x < nb; x++) kv_cmul_rows(ka, kb, W[(size_t)x * nb + c], a[x], b[x], D);
             for (int h = 0; h < H; h++) {
                 const int t = h / qpk;
-                double *qa, *qb;
-                if (c == 0) qa = Qr + ((size_t)h * dr + 2 * i) * Dz, qb = Qr + ((size_t)h * dr + 2 * i + 1) * Dz;
-                else {
-                    const size_t row = 2 * ((size_t)(c - 1) * half + i);
-                    qa = Qn + ((size_t)h * N + row) * Dz, qb = Qn + ((size_t)h * N + row + 1) * Dz;
-                }
-                kv_cmul_rows(qa, qb, conj(B[(size_t)t * K + c]), s->wq + ((size_t)h * d + ia) * Dz,
-                             s->wq + ((size_t)h * d + ib) * Dz, D);
+                double *qa = rope ? Qr + ((size_t)h * dr + row) * Dz : Qn + ((size_t)h * N + row) * Dz, *qb = qa + Dz;
+                for (int m = 0; m < fold; m++)
+                    kv_cmul_rows(qa, qb, conj(B[(size_t)(t * fold + m) * nb + c]), s->wq + ((size_t)h * d + ia[m]) * Dz,
+                                 s->wq + ((size_t)h * d + ib[m]) * Dz, D);
             }
         }
     }
     /* dims the source never rotated: keys as they are, each query head reading its own KV head's */
     for (int t = 0; st == KVATTN_OK && t < K; t++)
         for (int dim = n_rot; dim < d; dim++) {
-            const size_t row = (size_t)(K - 1) * n_rot + (size_t)t * (d - n_rot) + (size_t)(dim - n_rot);
+            const size_t row = (size_t)K * n_rot - dr + (size_t)t * (d - n_rot) + (size_t)(dim - n_rot);
             memcpy(Y + row * Dz, s->wk + ((size_t)t * d + dim) * Dz, sizeof(double) * Dz);
             for (int h = t * qpk; h < (t + 1) * qpk; h++)
                 memcpy(Qn + ((size_t)h * N + row) * Dz, s->wq + ((size_t)h * d + dim) * Dz, sizeof(double) * Dz);
@@ -194,11 +203,11 @@ kvattn_status kv_convert_to_mla(const kv_src_layer *s, const kvattn_layer_config
             }
         }
         memcpy(wkv_a + (size_t)dc * Dz, Kr, sizeof(double) * (size_t)dr * Dz);
-        const int fold = N > dc; /* d_nope = d_c: the query meets the latent directly */
+        const int absorb_q = N > dc; /* d_nope = d_c: the query meets the latent directly */
         for (int h = 0; h < H; h++) {
             double *qh = wq + (size_t)h * (dn + dr) * Dz;
             const double *qn = Qn + (size_t)h * N * Dz;
-            if (fold)
+            if (absorb_q)
                 for (int c = 0; c < dc; c++)
                     for (int n = 0; n < N; n++) {
                         const double p = G[(size_t)n * dc + c] / alpha;
@@ -209,7 +218,8 @@ kvattn_status kv_convert_to_mla(const kv_src_layer *s, const kvattn_layer_config
             for (size_t x = 0; x < (size_t)(dn + dr) * Dz; x++) qh[x] *= scale;
             double *uk = wkv_b + (size_t)h * (dn + dv) * dc, *uv = uk + (size_t)dn * dc;
             for (int n = 0; n < dn && N > 0; n++)
-                for (int c = 0; c < dc; c++) uk[(size_t)n * dc + c] = fold ? (n == c) : G[(size_t)n * dc + c] / alpha;
+                for (int c = 0; c < dc; c++)
+                    uk[(size_t)n * dc + c] = absorb_q ? (n == c) : G[(size_t)n * dc + c] / alpha;
             const int t = h / qpk;
             for (int k = 0; k < dv; k++)
                 for (int c = 0; c < dc; c++)
@@ -229,7 +239,7 @@ kvattn_status kv_convert_to_mla(const kv_src_layer *s, const kvattn_layer_config
         }
     }
     free(Y), free(Qn), free(Qr), free(Kr), free(qe), free(e), free(W), free(B), free((void *)a), free((void *)b);
-    free(P), free(G), free(ev), free(en), free(wq), free(wkv_a), free(wkv_b);
+    free(P), free(G), free(ev), free(en), free(wq), free(wkv_a), free(wkv_b), free(ia), free(ib);
     return st;
 }
 
