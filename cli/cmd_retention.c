@@ -1,6 +1,7 @@
 /* kvattn retention — what a model loses when its KV cache shrinks: every
  * conversion of its attention that makes sense (GQA/MQA by mean-pooling and
- * by the activation-aware method, MLA at ½, ¼ and ⅛ of the cache with the
+ * by the activation-aware method, MLA at ½, ¼ and ⅛ of the cache, each with
+ * the source's rotary dims, half of them and twice them under RoPE, the
  * latent normed and not), each scored against the original over the same
  * held-out windows. The table, --json, and the frontier as SVG (--plot). */
 #include "calib.h"
@@ -38,10 +39,13 @@ static int default_targets(const kvattn_layer_config *a, char designs[][32], int
     const int K = a->n_kv_heads, n_rot = a->rope.n_rot ? a->rope.n_rot : a->head_dim;
     for (int G = K - 1; G >= 1 && n < max; G--)
         if (K % G == 0) snprintf(designs[n++], 32, G == 1 ? "mqa" : "gqa:%d", G);
-    for (int f = 2; f <= 8 && n < max; f *= 2) {
-        const int dc = 2 * K * a->head_dim / f - n_rot;
-        if (dc >= 1) snprintf(designs[n++], 32, "mla:%d+%d", dc, n_rot);
-    }
+    for (int f = 2; f <= 8; f *= 2) /* d_R: the source's rotary dims, folded to half (FreqFold), or doubled */
+        for (int k = 0; k < 3 && n < max; k++) {
+            const int dr = k == 0 ? n_rot / 2 : k == 1 ? n_rot : 2 * n_rot;
+            const int dc = 2 * K * a->head_dim / f - dr;
+            if (dc >= 1 && dr >= 2 && dr % 2 == 0 && (dr <= n_rot ? (n_rot / 2) % (dr / 2) == 0 : 2 <= K))
+                snprintf(designs[n++], 32, "mla:%d+%d", dc, dr);
+        }
     return n;
 }
 
@@ -77,7 +81,8 @@ int cmd_retention(int argc, char **argv) {
         CLI_OPT_STRING("-f, --file", &text, "TEXT", "held-out text to score on (never the calibration text)"),
         CLI_OPT_LIST("--to", designs_arg, &n_designs_arg, MAX_TARGETS, "DESIGN",
                      "a target (repeatable): gqa:G, mqa, mla:DC+DR. Default: every gqa:G with G\n"
-                     "dividing the KV heads, mqa, and MLA at 1/2, 1/4 and 1/8 of the cache"),
+                     "dividing the KV heads, mqa, and MLA at 1/2, 1/4 and 1/8 of the cache with\n"
+                     "d_R = half, once and twice the source's rotary dims"),
         CLI_OPT_STRING("--calib", &calib_file, "FILE", "calibration text (default: text the model samples itself)"),
         CLI_OPT_STRING("--save-calib", &save_calib, "FILE", "write the self-sampled calibration text to FILE"),
         CLI_OPT_COUNT("--calib-tokens", &calib_n, 1, 1 << 24, "N", "tokens of self-sampled calibration (default 8192)"),
@@ -141,11 +146,14 @@ int cmd_retention(int argc, char **argv) {
     int32_t *eval_ids = NULL, *calib = NULL;
     int n_eval = 0, n_calib = 0, rc = rows ? 0 : fprintf(stderr, "kvattn retention: out of memory\n") > 0;
     char calib_source[160] = "";
+    double calib_secs = 0.0;
     if (!rc)
         rc = eval_tokenize_file(text, kvattn_model_tokenizer(src), second_half, &eval_ids, &n_eval, "retention", "");
     if (!rc) {
         const calib_opts co = {calib_file, calib_n, calib_ctx, seed, save_calib};
+        const double t0 = cli_now();
         rc = calib_tokens(src, &co, &calib, &n_calib, calib_source, sizeof calib_source, "retention");
+        calib_secs = cli_now() - t0;
     }
     const eval_setup es = {.ctx = ctx,
                            .second_half = second_half,
@@ -202,7 +210,7 @@ int cmd_retention(int argc, char **argv) {
                    (long long)ctx, second_half ? "second-half" : "all", (long long)(n_rows ? rows[0].r.tokens : 0),
                    ref_ppl);
             cli_json_string(stdout, calib_source, strlen(calib_source));
-            printf(", \"calib_tokens\": %d, \"rows\": [", n_calib);
+            printf(", \"calib_tokens\": %d, \"calib_seconds\": %.3f, \"rows\": [", n_calib, calib_secs);
             for (int i = 0; i < n_rows; i++) {
                 const row *r = &rows[i];
                 printf("%s\n  {\"design\": \"%s\", \"method\": \"%s\", \"kv_bytes_per_token\": %zu, \"reduction\": "
@@ -218,9 +226,10 @@ int cmd_retention(int argc, char **argv) {
         } else {
             if (cli_stderr_is_tty()) fprintf(stderr, "\n");
             print_table(base, sd, own, ref_ppl, rows, n_rows);
-            printf("\nscored on %lld tokens of %s (-c %lld, %s); calibration: %d tokens of %s\n",
+            printf("\nscored on %lld tokens of %s (-c %lld, %s); calibration: %d tokens of %s, %.1f s to get, "
+                   "shared by every row (convert: the rest of each conversion's time)\n",
                    (long long)(n_rows ? rows[0].r.tokens : 0), text, (long long)ctx,
-                   second_half ? "second half of each window" : "every token", n_calib, calib_source);
+                   second_half ? "second half of each window" : "every token", n_calib, calib_source, calib_secs);
         }
         if (plot) {
             retention_point *pts = malloc(sizeof *pts * (size_t)(n_rows ? n_rows : 1));
