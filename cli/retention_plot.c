@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define W 900
@@ -34,12 +35,15 @@ int retention_plot_svg(const char *path, const char *title, const retention_poin
 #define YP(v) (H - B - (log10(v) - y0) / (y1 - y0) * (H - T - B))
     double ticks[16];
     char buf[32];
-    const int nx = svg_ticks(pow(10, x0), pow(10, x1), 1, ticks, 8);
-    for (int i = 0; i < nx; i++) {
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#eee\"/>\n", XP(ticks[i]), T,
-                XP(ticks[i]), H - B);
-        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", XP(ticks[i]), H - B + 18,
-                cli_bytes(ticks[i], buf, sizeof buf));
+    /* x ticks at the cache sizes the points have, and the original's */
+    for (int i = -1; i < n; i++) {
+        const double v = i < 0 ? original_bytes : p[i].kv_bytes;
+        int seen = 0;
+        for (int j = 0; j < i; j++) seen |= p[j].kv_bytes == v;
+        if (seen || (i >= 0 && v == original_bytes)) continue;
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#eee\"/>\n", XP(v), T, XP(v), H - B);
+        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", XP(v), H - B + 18,
+                cli_commas((uint64_t)v, buf, sizeof buf));
     }
     const int ny = svg_ticks(pow(10, y0), pow(10, y1), 1, ticks, 10);
     for (int i = 0; i < ny; i++) {
@@ -79,12 +83,19 @@ int retention_plot_svg(const char *path, const char *title, const retention_poin
     }
     if (isfinite(best)) fprintf(f, "%.1f,%.1f", XP(original_bytes), YP(best));
     fprintf(f, "\"/>\n");
-    /* The points: colour by design, shape by method. */
+    /* The points: colour by design, shape by method; one label per design
+     * and height (the shape tells norm off from kept), stacked where they
+     * would overlap. */
+    double *ys = malloc(sizeof(double) * (size_t)(n ? n : 1)), *label_y = malloc(sizeof(double) * (size_t)(n ? n : 1));
+    if (!ys || !label_y) {
+        free(ys), free(label_y), fclose(f);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) ys[i] = YP(shown_delta(p[i].delta_ppl, floor_value));
     for (int i = 0; i < n; i++) {
-        const double x = XP(p[i].kv_bytes), y = YP(shown_delta(p[i].delta_ppl, floor_value));
+        const double x = XP(p[i].kv_bytes), y = ys[i];
         const char *col = svg_design_color(p[i].design);
-        const char m = p[i].method[0];
-        if (m == 'm') /* mean: a square */
+        if (p[i].method[0] == 'm') /* mean: a square */
             fprintf(f,
                     "<rect x=\"%.1f\" y=\"%.1f\" width=\"9\" height=\"9\" fill=\"white\" stroke=\"%s\" "
                     "stroke-width=\"2\"/>\n",
@@ -93,12 +104,20 @@ int retention_plot_svg(const char *path, const char *title, const retention_poin
             fprintf(f, "<polygon points=\"%.1f,%.1f %.1f,%.1f %.1f,%.1f\" fill=\"%s\"/>\n", x, y - 6, x - 5.5, y + 4.5,
                     x + 5.5, y + 4.5, col);
         else fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"%s\"/>\n", x, y, col);
-        double ly = y + 4; /* labels of points at one cache size would overlap: stack them */
-        for (int j = 0; j < i; j++)
-            if (p[j].kv_bytes == p[i].kv_bytes && fabs(YP(shown_delta(p[j].delta_ppl, floor_value)) - y) < 12) ly += 12;
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#333\">%s %s</text>\n", x + 8, ly, p[i].design,
-                p[i].method);
+        label_y[i] = y + 4;
+        for (int j = 0; j < i; j++) {
+            if (!isfinite(label_y[j]) || p[j].kv_bytes != p[i].kv_bytes || fabs(ys[j] - y) >= 12) continue;
+            if (!strcmp(p[j].design, p[i].design)) {
+                label_y[i] = NAN; /* its twin's label serves */
+                break;
+            }
+            if (fabs(label_y[j] - label_y[i]) < 12) label_y[i] = label_y[j] + 12;
+        }
+        if (isfinite(label_y[i]))
+            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#333\">%s</text>\n", x + 8, label_y[i],
+                    p[i].design);
     }
+    free(ys), free(label_y);
     /* Legend */
     static const char *const shapes[] = {"● aware; MLA: latent not normed", "▲ MLA: latent normed",
                                          "□ mean-pooled (GQA paper)", "— the frontier"};
