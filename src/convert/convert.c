@@ -255,7 +255,8 @@ kvattn_status kvattn_model_convert(const kvattn_model *src, const kvattn_convert
             snprintf(calib, sizeof calib, "%d tokens of %s, windows of %d", p->n_calib_tokens,
                      p->calib_source && *p->calib_source ? p->calib_source : "text",
                      p->calib_ctx > 1 ? p->calib_ctx : 256);
-        snprintf(m->provenance, sizeof m->provenance, "%s from %s (%s) by %s%s; calibration: %s", to, from, sd->name,
+        snprintf(m->provenance, sizeof m->provenance, "%s from %s (%.63s) by %s%s; calibration: %.159s", to, from,
+                 sd->name,
                  t.kind == 1 ? "rorope + joint activation pca"
                  : aware     ? "aware"
                              : "mean",

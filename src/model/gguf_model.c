@@ -379,7 +379,7 @@ kvattn_status kv_load_gguf(const char *path, const char *tokenizer_path, kvattn_
     int prc = gguf_get_str(&g, "kvattn.conversion", &prov);
     if (prc == -2) b.st = kv_fail(KVATTN_ERR_FORMAT, "%s: metadata 'kvattn.conversion' is not a string", path);
     else if (prc == 0)
-        snprintf(m->provenance, sizeof m->provenance, "%.*s", (int)(prov.len > 255 ? 255 : prov.len), prov.s);
+        snprintf(m->provenance, sizeof m->provenance, "%.*s", (int)(prov.len > 511 ? 511 : prov.len), prov.s);
     if (is_llama) load_llama(&b);
     else load_deepseek2(&b);
     if (b.st == KVATTN_OK && kvattn_config_validate(&d->attn) != KVATTN_OK) {

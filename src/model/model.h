@@ -51,7 +51,7 @@ struct kvattn_model {
     kvattn_tokenizer *tokenizer;
     char tokenizer_error[512]; /* why a tokenizer found beside the model was not used */
     const char *chat_template; /* owned, NUL-terminated; NULL if the file has none  */
-    char provenance[256];      /* how kvattn convert made it ("" if it did not)      */
+    char provenance[512];      /* how kvattn convert made it ("" if it did not)      */
     int tokenizer_borrowed;    /* a converted model's tokenizer is its source's      */
     uint64_t weight_bytes;
     kv_mapping maps[64]; /* mapped files (safetensors shards)           */
