@@ -173,6 +173,25 @@ int main(void) {
                       kvattn_model_describe(back)->arch);
             }
             kvattn_model_free(back);
+            /* the no-norm flag with another type (a uint8 of the same size) is refused by name */
+            FILE *f = fopen(path, "r+b");
+            static char buf[1 << 16];
+            const size_t got = f ? fread(buf, 1, sizeof buf, f) : 0;
+            const char *key = "kvattn.mla.kv_norm";
+            char *at = NULL;
+            for (size_t i = 0; i + strlen(key) + 4 < got && !at; i++)
+                if (!memcmp(buf + i, key, strlen(key))) at = buf + i + strlen(key);
+            CHECK(at && at[0] == 7, "kvattn.mla.kv_norm not found as a bool in the first %zu bytes", got);
+            if (f && at) {
+                fseek(f, (long)(at - buf), SEEK_SET);
+                fputc(0, f); /* GGUF_TYPE_UINT8 */
+            }
+            if (f) fclose(f);
+            back = NULL;
+            const kvattn_status st = kvattn_model_load(path, NULL, &back);
+            CHECK(st == KVATTN_ERR_FORMAT && strstr(kvattn_last_error(), "'kvattn.mla.kv_norm' is not a bool"),
+                  "a uint8 kvattn.mla.kv_norm: %s, %s", kvattn_status_name(st), kvattn_last_error());
+            kvattn_model_free(back);
             unlink(path);
         }
         kvattn_model *normed = convert(aware, full, KVATTN_CONVERT_AWARE, 1, calib, 600);
