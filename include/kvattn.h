@@ -380,6 +380,10 @@ typedef enum {
     KVATTN_VOCAB_BPE      /* GPT-2 byte-level BPE by merge ranks (GGUF "gpt2", tokenizer.json)     */
 } kvattn_vocab_kind;
 
+/* The vocabulary of a GGUF file alone (tokenizer.ggml.*): a model's, or a
+ * vocabulary-only file such as llama.cpp's models/ggml-vocab-*.gguf. */
+kvattn_status kvattn_tokenizer_load_gguf(const char *path, kvattn_tokenizer **out);
+
 /* Reads a llama2.c tokenizer.bin for a model with vocab_size tokens. */
 kvattn_status kvattn_tokenizer_load_llama2c(const char *path, int vocab_size, kvattn_tokenizer **out);
 void kvattn_tokenizer_free(kvattn_tokenizer *t);
@@ -395,6 +399,16 @@ int kvattn_token_id(const kvattn_tokenizer *t, const char *piece);
 /* Encodes UTF-8 text into at most max ids (BOS first when add_bos). *n
  * receives the count; KVATTN_ERR_INVALID_ARG if max is too small. */
 kvattn_status kvattn_tokenize(const kvattn_tokenizer *t, const char *text, int add_bos, int32_t *ids, int max, int *n);
+
+/* Token id's piece as the vocabulary stores it (NUL-terminated, *len bytes
+ * when len is not NULL), or NULL for an id out of range. */
+const char *kvattn_tokenizer_piece(const kvattn_tokenizer *t, int id, int *len);
+
+/* A byte-level BPE vocabulary's pre-tokenizer, by llama.cpp's name
+ * ("llama-bpe", "qwen2", ...; "" for SentencePiece). *known is 0 when the
+ * vocabulary names one kvattn does not know: it then runs llama.cpp's
+ * default expressions, and the name returned is the vocabulary's. */
+const char *kvattn_tokenizer_pre(const kvattn_tokenizer *t, int *known);
 
 /* The bytes token `id` stands for when it follows `prev` (-1 at the start):
  * byte tokens become their byte, "▁" a space, a leading space after BOS is

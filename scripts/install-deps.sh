@@ -14,6 +14,7 @@ packages=(
   libomp-dev       # OpenMP for clang
   libcjson-dev     # JSON: config.json, tokenizer.json, safetensors headers
   liblapacke-dev   # LAPACK's C interface: kvattn convert's eigendecompositions and solves
+  libpcre2-dev     # Unicode regular expressions: the BPE vocabularies' pre-tokenizers
   python3          # tests/data/make_hf_stories.py writes Hugging Face folders
 )
 

@@ -197,6 +197,7 @@ kvattn_status gguf_parse(const char *path, const void *base, uint64_t size, gguf
     }
     uint64_t header = (uint64_t)(r.p - (const uint8_t *)base);
     uint64_t data_off = (header + g->alignment - 1) / g->alignment * g->alignment;
+    if (data_off > size && g->n_tensors == 0) data_off = size; /* a vocabulary-only file ends unpadded */
     if (data_off > size) {
         gguf_free(g);
         return kv_fail(KVATTN_ERR_FORMAT, "%s: the data section (offset %llu) starts past the end of the file", path,

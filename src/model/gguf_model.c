@@ -125,9 +125,8 @@ static kvattn_status gguf_tokenizer(const gguf_file *g, int n_vocab, kvattn_toke
             return kv_fail(KVATTN_ERR_FORMAT,
                            "%s: metadata 'tokenizer.ggml.%s_token_id' = %lld is outside the %d tokens", g->path,
                            i ? "eos" : "bos", (long long)ids[i], n_vocab);
-    kv_pretokenizer pt =
-        (pre.len >= 5 && !memcmp(pre.s, "llama", 5)) || (pre.len == 9 && !memcmp(pre.s, "smaug-bpe", 9)) ? KV_PRE_LLAMA3
-                                                                                                         : KV_PRE_GPT2;
+    const int known_pre = kv_pretokenizer_by_name(pre.s, pre.len); /* unknown: llama.cpp's default, said by info */
+    const kv_pretokenizer pt = known_pre >= 0 ? (kv_pretokenizer)known_pre : KV_PRE_DEFAULT;
     uint64_t n_merges = merges ? merges->n : 0;
     gguf_str *strs = malloc(sizeof *strs * (size_t)(tokens->n + n_merges + 1));
     const char **pp = malloc(sizeof *pp * (size_t)(tokens->n + n_merges + 1));
@@ -160,6 +159,8 @@ static kvattn_status gguf_tokenizer(const gguf_file *g, int n_vocab, kvattn_toke
                                                  .spm_marker = spm,
                                                  .add_space_prefix = add_prefix,
                                                  .pre = pt,
+                                                 .pre_name = pre.s,
+                                                 .pre_name_len = pre.len,
                                                  .source = g->path},
                                 out);
     }
@@ -416,4 +417,25 @@ kvattn_status kv_load_gguf(const char *path, const char *tokenizer_path, kvattn_
     }
     gguf_free(&g);
     return b.st;
+}
+
+kvattn_status kvattn_tokenizer_load_gguf(const char *path, kvattn_tokenizer **out) {
+    if (!path || !out) return kv_fail(KVATTN_ERR_INVALID_ARG, "tokenizer: NULL argument");
+    *out = NULL;
+    kv_mapping map;
+    kvattn_status st = kv_map_file(path, &map);
+    if (st != KVATTN_OK) return st;
+    gguf_file g;
+    if ((st = gguf_parse(path, map.addr, map.size, &g)) == KVATTN_OK) {
+        const gguf_kv *tokens = gguf_find(&g, "tokenizer.ggml.tokens");
+        if (!tokens || tokens->type != GGUF_ARRAY || tokens->elem_type != GGUF_STRING || tokens->n < 1 ||
+            tokens->n > (uint64_t)KV_MAX_DIM)
+            st = kv_fail(KVATTN_ERR_FORMAT, "%s: tokenizer.ggml.tokens is missing or not a string array", path);
+        else st = gguf_tokenizer(&g, (int)tokens->n, out);
+        if (st == KVATTN_OK && !*out)
+            st = kv_fail(KVATTN_ERR_FORMAT, "%s: metadata 'tokenizer.ggml.model' is missing", path);
+        gguf_free(&g);
+    }
+    kv_unmap(&map);
+    return st;
 }

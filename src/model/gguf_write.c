@@ -300,8 +300,7 @@ static kvattn_status add_tokenizer(kvattn_gguf_writer *w, const kvattn_tokenizer
         }
         st = bad ? kv_fail(KVATTN_ERR_NOMEM, "gguf: out of memory")
                  : kvattn_gguf_set_str_array(w, "tokenizer.ggml.merges", (const char *const *)ms, NULL, nm);
-        if (st == KVATTN_OK)
-            st = kvattn_gguf_set_str(w, "tokenizer.ggml.pre", t->pre == KV_PRE_LLAMA3 ? "llama-bpe" : "gpt-2");
+        if (st == KVATTN_OK) st = kvattn_gguf_set_str(w, "tokenizer.ggml.pre", kv_pretokenizer_name(t->pre));
         for (int i = 0; ms && i < nm; i++) free(ms[i]);
         free(ms), free(me);
     }

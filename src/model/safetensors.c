@@ -188,6 +188,20 @@ static int json_index(const cJSON *v, int n) {
 /* tokenizer.json: BPE with byte_fallback and "▁" (Llama-2 style SentencePiece
  * conversion) becomes our SentencePiece tokenizer with scores from merge
  * ranks; byte-level BPE (GPT-2, Llama-3) becomes our BPE tokenizer. */
+/* The first Split expression of a tokenizer.json pre_tokenizer ("pattern":
+ * {"Regex": ...}), or NULL. */
+static const char *split_regex(const cJSON *node) {
+    if (!node) return NULL;
+    const cJSON *pattern = cJSON_IsObject(node) ? cJSON_GetObjectItemCaseSensitive(node, "pattern") : NULL;
+    const cJSON *regex = pattern ? cJSON_GetObjectItemCaseSensitive(pattern, "Regex") : NULL;
+    if (cJSON_IsString(regex)) return regex->valuestring;
+    for (const cJSON *c = node->child; c; c = c->next) {
+        const char *r = split_regex(c);
+        if (r) return r;
+    }
+    return NULL;
+}
+
 static kvattn_status load_tokenizer_json(const char *path, int n_vocab, int bos, int eos, kvattn_tokenizer **out) {
     kvattn_status st = KVATTN_OK;
     char *text = kv_read_file(path, 256u << 20, &st);
@@ -310,22 +324,28 @@ static kvattn_status load_tokenizer_json(const char *path, int n_vocab, int bos,
         }
     } else if (st == KVATTN_OK) {
         const cJSON *pre = cJSON_GetObjectItemCaseSensitive(j, "pre_tokenizer");
-        char *pre_txt = pre ? cJSON_PrintUnformatted(pre) : NULL;
-        kv_pretokenizer pt = pre_txt && strstr(pre_txt, "{1,3}") ? KV_PRE_LLAMA3 : KV_PRE_GPT2;
+        const char *regex = split_regex(pre);
+        const int by_regex = regex ? kv_pretokenizer_by_regex(regex, strlen(regex)) : -1;
+        char *pre_txt = pre && by_regex < 0 ? cJSON_PrintUnformatted(pre) : NULL;
+        kv_pretokenizer pt = by_regex >= 0                         ? (kv_pretokenizer)by_regex
+                             : pre_txt && strstr(pre_txt, "{1,3}") ? KV_PRE_LLAMA3
+                                                                   : KV_PRE_GPT2;
         free(pre_txt);
-        st = kv_tokenizer_build(&(kv_vocab_spec){.kind = KVATTN_VOCAB_BPE,
-                                                 .n_vocab = n_vocab,
-                                                 .pieces = pieces,
-                                                 .lens = lens,
-                                                 .token_type = types,
-                                                 .merges = mp,
-                                                 .merge_lens = ml,
-                                                 .n_merges = n_merges,
-                                                 .bos = bos,
-                                                 .eos = eos,
-                                                 .pre = pt,
-                                                 .source = path},
-                                out);
+        st = kv_tokenizer_build(
+            &(kv_vocab_spec){.kind = KVATTN_VOCAB_BPE,
+                             .n_vocab = n_vocab,
+                             .pieces = pieces,
+                             .lens = lens,
+                             .token_type = types,
+                             .merges = mp,
+                             .merge_lens = ml,
+                             .n_merges = n_merges,
+                             .bos = bos,
+                             .eos = eos,
+                             .pre = pt,
+                             .ignore_merges = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "ignore_merges")),
+                             .source = path},
+            out);
     }
     for (int k = 0; owned && k < n_merges; k++) free(owned[k]);
     free(owned), free(mp), free(ml), free(pieces), free(lens), free(types), free(scores);

@@ -90,6 +90,8 @@ void kvattn_tokenizer_free(kvattn_tokenizer *t) {
         for (int i = 0; i < t->n_vocab; i++) free(t->pieces[i]);
     free(t->pieces), free(t->piece_len), free(t->scores), free(t->sorted), free(t->is_control);
     free(t->merge_keys), free(t->merge_rank), free(t->merge_result);
+    kv_pretok_free(t->pretok);
+    free(t->user_defined);
     free(t);
 }
 
@@ -112,6 +114,10 @@ kvattn_status kv_tokenizer_build(const kv_vocab_spec *v, kvattn_tokenizer **out)
     t->spm_marker = v->spm_marker;
     t->add_space_prefix = v->add_space_prefix;
     t->pre = v->pre;
+    if (v->pre_name && v->pre_name_len)
+        snprintf(t->pre_name, sizeof t->pre_name, "%.*s", (int)(v->pre_name_len < 63 ? v->pre_name_len : 63),
+                 v->pre_name);
+    t->pre_known = !t->pre_name[0] || kv_pretokenizer_by_name(t->pre_name, strlen(t->pre_name)) >= 0;
     t->pieces = calloc((size_t)n_vocab, sizeof *t->pieces);
     t->piece_len = calloc((size_t)n_vocab, sizeof *t->piece_len);
     t->scores = calloc((size_t)n_vocab, sizeof *t->scores);
@@ -173,6 +179,23 @@ kvattn_status kv_tokenizer_build(const kv_vocab_spec *v, kvattn_tokenizer **out)
             t->merge_keys[s] = k;
             t->merge_rank[s] = r;
             t->merge_result[s] = res;
+        }
+    }
+    if (kind == KVATTN_VOCAB_BPE) {
+        t->ignore_merges = v->ignore_merges || kv_pretokenizer_ignores_merges(v->pre_name, v->pre_name_len);
+        for (int i = 0; token_type && i < n_vocab; i++) t->n_user_defined += token_type[i] == 4 && t->piece_len[i] > 0;
+        if (t->n_user_defined && !(t->user_defined = malloc(sizeof(int) * (size_t)t->n_user_defined))) goto nomem;
+        for (int i = 0, k = 0; token_type && i < n_vocab; i++)
+            if (token_type[i] == 4 && t->piece_len[i] > 0) {
+                int j = k++; /* insertion by length, longest first, as llama.cpp matches them */
+                while (j > 0 && t->piece_len[t->user_defined[j - 1]] < t->piece_len[i])
+                    t->user_defined[j] = t->user_defined[j - 1], j--;
+                t->user_defined[j] = i;
+            }
+        const kvattn_status st = kv_pretok_create(t->pre, &t->pretok);
+        if (st != KVATTN_OK) {
+            kvattn_tokenizer_free(t);
+            return st;
         }
     }
     *out = t;
@@ -251,6 +274,16 @@ int kvattn_tokenizer_vocab_size(const kvattn_tokenizer *t) { return t ? t->n_voc
 kvattn_vocab_kind kvattn_tokenizer_kind(const kvattn_tokenizer *t) { return t ? t->kind : KVATTN_VOCAB_SPM; }
 int kvattn_tokenizer_bos(const kvattn_tokenizer *t) { return t ? t->bos : -1; }
 int kvattn_tokenizer_eos(const kvattn_tokenizer *t) { return t ? t->eos : -1; }
+const char *kvattn_tokenizer_piece(const kvattn_tokenizer *t, int id, int *len) {
+    if (!t || id < 0 || id >= t->n_vocab) return NULL;
+    if (len) *len = t->piece_len[id];
+    return t->pieces[id];
+}
+const char *kvattn_tokenizer_pre(const kvattn_tokenizer *t, int *known) {
+    if (known) *known = !t || t->kind != KVATTN_VOCAB_BPE || t->pre_known;
+    if (!t || t->kind != KVATTN_VOCAB_BPE) return "";
+    return t->pre_known ? kv_pretokenizer_name(t->pre) : t->pre_name;
+}
 
 /* ---- merging ------------------------------------------------------------- */
 
@@ -387,8 +420,6 @@ static int encode_spm(const kvattn_tokenizer *t, const char *text, size_t len, s
     return merge_symbols(t, s, n, out, max, count);
 }
 
-/* ---- GPT-2 pre-tokenization ---------------------------------------------- */
-
 static uint32_t decode_cp(const char *p, size_t len, int *cl) {
     const unsigned char *u = (const unsigned char *)p;
     int l = utf8_len(u[0]);
@@ -400,126 +431,68 @@ static uint32_t decode_cp(const char *p, size_t len, int *cl) {
     return cp;
 }
 
-static int is_space_cp(uint32_t c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' || c == 0x85 || c == 0xa0 ||
-           c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f ||
-           c == 0x3000;
-}
-static int is_digit_cp(uint32_t c) {
-    return (c >= '0' && c <= '9') || (c >= 0x660 && c <= 0x669) || (c >= 0xff10 && c <= 0xff19);
-}
-/* Letters: ASCII letters, and every non-ASCII code point outside the
- * punctuation and symbol blocks — an approximation of \p{L} without tables. */
-static int is_letter_cp(uint32_t c) {
-    if (c < 0x80) return (c | 32) >= 'a' && (c | 32) <= 'z';
-    if (is_space_cp(c) || is_digit_cp(c)) return 0;
-    if ((c >= 0xa1 && c <= 0xbf) || c == 0xd7 || c == 0xf7) return 0; /* Latin-1 punctuation and signs */
-    if ((c >= 0x2010 && c <= 0x2bff) || (c >= 0x3001 && c <= 0x303f))
-        return 0; /* general punctuation, symbols, CJK punct */
-    if ((c >= 0xfe30 && c <= 0xfe4f) || (c >= 0xff01 && c <= 0xff0f) || (c >= 0x1f000 && c <= 0x1faff)) return 0;
-    return 1;
+/* One pre-token through BPE: the whole piece when it is a token and the
+ * vocabulary says so (ignore_merges), else byte stand-ins merged by rank. */
+static int encode_piece(const kvattn_tokenizer *t, const char *text, size_t len, symbol *s, int32_t *out, int max,
+                        int *count) {
+    if (t->ignore_merges && len <= KV_MAX_PIECE_BYTES / 2) {
+        char standin[KV_MAX_PIECE_BYTES + 2];
+        int sl = 0;
+        for (size_t b = 0; b < len; b++) sl += byte_to_unicode((unsigned char)text[b], standin + sl);
+        const int id = kv_tokenizer_find(t, standin, sl);
+        if (id >= 0) {
+            if (*count >= max) return -2;
+            out[(*count)++] = id;
+            return 0;
+        }
+    }
+    int n = 0;
+    for (size_t b = 0; b < len; b++) {
+        const int id = t->byte_id[(unsigned char)text[b]];
+        if (id < 0) return -3;
+        s[n] = (symbol){id, n - 1, n + 1};
+        n++;
+    }
+    if (n) s[n - 1].next = -1;
+    return merge_symbols(t, s, n, out, max, count);
 }
 
-/* Length in bytes of the next pre-token at p (GPT-2 or Llama-3 pattern). */
-static size_t next_pretoken(const char *p, size_t len, kv_pretokenizer pre) {
-    int cl;
-    uint32_t c = decode_cp(p, len, &cl);
-    if (c == '\'' && len > 1) { /* contractions: 's 't 're 've 'm 'll 'd */
-        static const char *const cs[] = {"s", "t", "re", "ve", "m", "ll", "d"};
-        for (int i = 0; i < 7; i++) {
-            size_t l = strlen(cs[i]);
-            if (len > l) {
-                int ok = 1;
-                for (size_t j = 0; j < l && ok; j++) {
-                    char ch = p[1 + j];
-                    if (pre == KV_PRE_LLAMA3 && ch >= 'A' && ch <= 'Z') ch = (char)(ch + 32);
-                    ok = ch == cs[i][j];
-                }
-                if (ok) return 1 + l;
+/* Raw text (no user-defined token in it) through pre-tokenization and BPE. */
+static int encode_raw(const kvattn_tokenizer *t, const char *text, size_t len, symbol *s, int32_t *out, int max,
+                      int *count) {
+    size_t *ends = NULL, cap = 0;
+    const int pieces = kv_pretok_split(t->pretok, text, len, &ends, &cap);
+    if (pieces < 0) return -4;
+    int rc = 0;
+    for (int k = 0, i = 0; k < pieces && !rc; i = (int)ends[k++])
+        rc = encode_piece(t, text + i, ends[k] - (size_t)i, s, out, max, count);
+    free(ends);
+    return rc;
+}
+
+/* Byte-level BPE: user-defined tokens are cut out of the text first (the
+ * longest at its leftmost place, then the rest of the text either side), as
+ * llama.cpp does whether or not special tokens are parsed. */
+static int encode_bpe_from(const kvattn_tokenizer *t, int first_ud, const char *text, size_t len, symbol *s,
+                           int32_t *out, int max, int *count) {
+    for (int u = first_ud; u < t->n_user_defined; u++) {
+        const int id = t->user_defined[u];
+        const size_t pl = (size_t)t->piece_len[id];
+        for (size_t i = 0; pl <= len && i + pl <= len; i++)
+            if (!memcmp(text + i, t->pieces[id], pl)) {
+                int rc = encode_bpe_from(t, u + 1, text, i, s, out, max, count);
+                if (rc) return rc;
+                if (*count >= max) return -2;
+                out[(*count)++] = id;
+                return encode_bpe_from(t, u, text + i + pl, len - i - pl, s, out, max, count);
             }
-        }
     }
-    size_t i = 0;
-    int c2l;
-    if (pre == KV_PRE_LLAMA3) {
-        /* [^\r\n\p{L}\p{N}]?\p{L}+ */
-        size_t j = 0;
-        if (!is_letter_cp(c) && !is_digit_cp(c) && c != '\r' && c != '\n' && (size_t)cl < len) j = (size_t)cl;
-        if (j < len && is_letter_cp(decode_cp(p + j, len - j, &c2l))) {
-            while (j < len && is_letter_cp(decode_cp(p + j, len - j, &c2l))) j += (size_t)c2l;
-            return j;
-        }
-        if (is_digit_cp(c)) { /* \p{N}{1,3} */
-            int k = 0;
-            while (i < len && k < 3 && is_digit_cp(decode_cp(p + i, len - i, &c2l))) i += (size_t)c2l, k++;
-            return i;
-        }
-        /* ' ?[^\s\p{L}\p{N}]+[\r\n]*' */
-        j = c == ' ' && (size_t)cl < len ? 1 : 0;
-        size_t k = j;
-        while (k < len) {
-            uint32_t d = decode_cp(p + k, len - k, &c2l);
-            if (is_space_cp(d) || is_letter_cp(d) || is_digit_cp(d)) break;
-            k += (size_t)c2l;
-        }
-        if (k > j) {
-            while (k < len && (p[k] == '\r' || p[k] == '\n')) k++;
-            return k;
-        }
-        /* \s*[\r\n]+ */
-        k = 0;
-        size_t last_nl = 0;
-        while (k < len && is_space_cp(decode_cp(p + k, len - k, &c2l))) {
-            k += (size_t)c2l;
-            if (p[k - 1] == '\r' || p[k - 1] == '\n') last_nl = k;
-        }
-        if (last_nl) return last_nl;
-    } else {
-        /* ' ?\p{L}+', ' ?\p{N}+', ' ?[^\s\p{L}\p{N}]+' */
-        size_t j = c == ' ' && (size_t)cl < len ? 1 : 0;
-        uint32_t d = decode_cp(p + j, len - j, &c2l);
-        int cls = is_letter_cp(d) ? 1 : is_digit_cp(d) ? 2 : !is_space_cp(d) ? 3 : 0;
-        if (cls) {
-            size_t k = j;
-            while (k < len) {
-                uint32_t e = decode_cp(p + k, len - k, &c2l);
-                int ec = is_letter_cp(e) ? 1 : is_digit_cp(e) ? 2 : !is_space_cp(e) ? 3 : 0;
-                if (ec != cls) break;
-                k += (size_t)c2l;
-            }
-            return k;
-        }
-    }
-    /* \s+(?!\S) | \s+ : a run of spaces, leaving its last one to the next word */
-    size_t k = 0, prev = 0;
-    while (k < len) {
-        uint32_t e = decode_cp(p + k, len - k, &c2l);
-        if (!is_space_cp(e)) break;
-        prev = k;
-        k += (size_t)c2l;
-    }
-    if (k == 0) return (size_t)cl;
-    if (k < len && prev > 0) return prev; /* followed by a word: keep one space for it */
-    return k;
+    return encode_raw(t, text, len, s, out, max, count);
 }
 
 static int encode_bpe(const kvattn_tokenizer *t, const char *text, size_t len, symbol *s, int32_t *out, int max,
                       int *count) {
-    for (size_t i = 0; i < len;) {
-        size_t wl = next_pretoken(text + i, len - i, t->pre);
-        int n = 0;
-        for (size_t b = 0; b < wl; b++) {
-            int id = t->byte_id[(unsigned char)text[i + b]];
-            if (id < 0) return -3;
-            s[n] = (symbol){id, n - 1, n + 1};
-            n++;
-        }
-        if (n) s[n - 1].next = -1;
-        int rc = merge_symbols(t, s, n, out, max, count);
-        if (rc) return rc;
-        i += wl;
-    }
-    return 0;
+    return encode_bpe_from(t, 0, text, len, s, out, max, count);
 }
 
 kvattn_status kvattn_tokenize(const kvattn_tokenizer *t, const char *text, int add_bos, int32_t *ids, int max, int *n) {

@@ -3,8 +3,7 @@
 #define KVATTN_TOKENIZER_H
 
 #include "internal.h"
-
-typedef enum { KV_PRE_GPT2 = 0, KV_PRE_LLAMA3 } kv_pretokenizer;
+#include "pretokenize.h"
 
 struct kvattn_tokenizer {
     kvattn_vocab_kind kind;
@@ -18,6 +17,12 @@ struct kvattn_tokenizer {
     int spm_marker; /* SPM: spaces are "▁" (GGUF, HF) rather than " " (llama2.c)    */
     int add_space_prefix;
     kv_pretokenizer pre;
+    kv_pretok *pretok; /* BPE: pre's compiled expressions                         */
+    char pre_name[64]; /* the name the vocabulary gave, "" if none                 */
+    int pre_known;     /* whether kvattn knows it (else pre is llama.cpp's default) */
+    int ignore_merges; /* BPE: a piece that is a token is that token (tiktoken's rule)  */
+    int *user_defined; /* BPE: user-defined tokens, longest first, matched in raw text */
+    int n_user_defined;
     /* BPE merges: open-addressing hash of (left id, right id) → rank. */
     uint64_t *merge_keys;
     int *merge_rank;
@@ -42,6 +47,9 @@ typedef struct {
     int spm_marker; /* SPM: spaces are "▁" (GGUF, HF), not " " (llama2.c) */
     int add_space_prefix;
     kv_pretokenizer pre;
+    const char *pre_name; /* the vocabulary's own name for it (GGUF tokenizer.ggml.pre), or NULL */
+    size_t pre_name_len;
+    int ignore_merges;  /* tokenizer.json's model.ignore_merges; GGUF: from the pre name */
     const char *source; /* the file errors name                          */
 } kv_vocab_spec;
 

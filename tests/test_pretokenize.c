@@ -1,0 +1,90 @@
+/* The BPE pre-tokenizers: each vocabulary's expressions cut text where its
+ * tokenizer.json says (pieces checked by hand against the published
+ * patterns), every byte lands in exactly one piece whatever the input, and
+ * names map to the right expressions. */
+#include "test_util.h"
+
+#include "model/pretokenize.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The pieces of text under pre, joined by '|'. */
+static void split(kv_pretokenizer pre, const char *text, char *out, size_t cap) {
+    kv_pretok *p = NULL;
+    CHECK_OK(kv_pretok_create(pre, &p));
+    size_t *ends = NULL, n_cap = 0, o = 0, start = 0;
+    const int n = p ? kv_pretok_split(p, text, strlen(text), &ends, &n_cap) : -1;
+    out[0] = '\0';
+    for (int i = 0; i < n && o + 2 < cap; i++) {
+        const size_t len = ends[i] - start;
+        if (i) out[o++] = '|';
+        memcpy(out + o, text + start, len < cap - o - 1 ? len : cap - o - 1);
+        o += len < cap - o - 1 ? len : cap - o - 1;
+        start = ends[i];
+    }
+    out[o] = '\0';
+    free(ends);
+    kv_pretok_free(p);
+}
+
+static void expect(kv_pretokenizer pre, const char *text, const char *want) {
+    char got[512];
+    split(pre, text, got, sizeof got);
+    CHECK(!strcmp(got, want), "%s on '%s': got '%s', want '%s'", kv_pretokenizer_name(pre), text, got, want);
+}
+
+int main(void) {
+    expect(KV_PRE_GPT2, "Hello world's 12345!!", "Hello| world|'s| 12345|!!");
+    expect(KV_PRE_GPT2, "a  b", "a| | b"); /* \s+(?!\S) leaves one space for the word */
+    expect(KV_PRE_LLAMA3, "Hello 12345", "Hello| |123|45");
+    expect(KV_PRE_LLAMA3, "I'VE been", "I|'VE| been"); /* contractions in any case */
+    expect(KV_PRE_LLAMA3, "x\n\n  y", "x|\n\n| | y");
+    expect(KV_PRE_QWEN2, "v12345", "v|1|2|3|4|5");
+    expect(KV_PRE_DEEPSEEK_LLM, "Hello\nworld", "Hello|\n|world");
+    expect(KV_PRE_DEEPSEEK_CODER, "ab12", "ab|1|2");
+    expect(KV_PRE_FALCON, "1234567", "123|456|7");
+    expect(KV_PRE_STARCODER, "x 42", "x| |4|2");
+    expect(KV_PRE_GPT2, "Äpfel über", "Äpfel| über"); /* \p{L} beyond ASCII */
+    expect(KV_PRE_LLAMA3, "", "");
+
+    /* Any bytes, broken UTF-8 included: the pieces tile the text, in order, none empty. */
+    test_rng r = {77};
+    for (int pre = 0; pre < KV_PRE_COUNT; pre++) {
+        kv_pretok *p = NULL;
+        CHECK_OK(kv_pretok_create((kv_pretokenizer)pre, &p));
+        for (int trial = 0; p && trial < 200; trial++) {
+            char text[64];
+            const int len = test_randint(&r, 1, 63);
+            for (int i = 0; i < len; i++) {
+                const int k = test_randint(&r, 0, 5); /* letters, digits, spaces, newlines, raw bytes */
+                text[i] = k == 0   ? (char)test_randint(&r, 'a', 'z')
+                          : k == 1 ? (char)test_randint(&r, '0', '9')
+                          : k == 2 ? ' '
+                          : k == 3 ? '\n'
+                                   : (char)test_randint(&r, 1, 255);
+            }
+            size_t *ends = NULL, cap = 0, prev = 0;
+            const int n = kv_pretok_split(p, text, (size_t)len, &ends, &cap);
+            int ok = n >= 1 && ends[n - 1] == (size_t)len;
+            for (int i = 0; ok && i < n; prev = ends[i++]) ok = ends[i] > prev;
+            CHECK(ok, "%s: %d pieces do not tile %d bytes (trial %d)", kv_pretokenizer_name((kv_pretokenizer)pre), n,
+                  len, trial);
+            free(ends);
+        }
+        kv_pretok_free(p);
+    }
+
+    /* Names: llama.cpp's, several per list; unknown is -1; none is the default. */
+    CHECK(kv_pretokenizer_by_name("llama-bpe", 9) == KV_PRE_LLAMA3, "llama-bpe");
+    CHECK(kv_pretokenizer_by_name("smaug-bpe", 9) == KV_PRE_LLAMA3, "smaug-bpe");
+    CHECK(kv_pretokenizer_by_name("deepseek-r1-qwen", 16) == KV_PRE_QWEN2, "deepseek-r1-qwen");
+    CHECK(kv_pretokenizer_by_name("command-r", 9) == KV_PRE_STARCODER, "command-r");
+    CHECK(kv_pretokenizer_by_name("llama", 5) == -1, "a prefix is not a name");
+    CHECK(kv_pretokenizer_by_name("", 0) == KV_PRE_DEFAULT, "no name");
+    CHECK(!strcmp(kv_pretokenizer_name(KV_PRE_LLAMA3), "llama-bpe"), "%s", kv_pretokenizer_name(KV_PRE_LLAMA3));
+    CHECK(kv_pretokenizer_ignores_merges("llama-bpe", 9) && !kv_pretokenizer_ignores_merges("smaug-bpe", 9) &&
+              !kv_pretokenizer_ignores_merges("gpt-2", 5),
+          "ignore_merges by name");
+    return test_finish("test_pretokenize");
+}
