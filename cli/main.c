@@ -21,6 +21,7 @@ static const command commands[] = {
     {"eval", cmd_eval, "perplexity of a model over a text file, or against a reference model"},
     {"convert", cmd_convert, "a model's attention turned into GQA, MQA or MLA, written as GGUF"},
     {"retention", cmd_retention, "what each conversion of a model's attention costs: KV bytes against accuracy"},
+    {"tokenize", cmd_tokenize, "the ids a model's vocabulary gives a text (as llama-tokenize prints them)"},
     {"export", cmd_export, "write a model as GGUF (f32, f16, bf16 or q8_0 weights)"},
     {"bench", cmd_bench, "attention and models against this machine's bandwidth and FMA peak"},
 };
@@ -31,8 +32,8 @@ static void usage(FILE *f) {
             "usage: kvattn COMMAND [options]     (kvattn COMMAND --help for its options)\n\ncommands:\n",
             KVATTN_VERSION);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "  %-8s %s\n", "version", "print the version");
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "  %-9s %s\n", "version", "print the version");
 }
 
 int main(int argc, char **argv) {

@@ -206,6 +206,18 @@ expect_grep "do not divide" "$tmp/err" "retention names the bad target"
 expect_exit 1 "retention: an MLA model" "$kvattn" retention -m "$tmp/mla.gguf" -f "$tmp/text.txt"
 expect_grep "already MLA" "$tmp/err" "retention refuses an MLA source"
 expect_exit 2 "retention: no text" "$kvattn" retention -m "$models/stories260K.bin" -z "$models/tok512.bin"
+# kvattn tokenize: llama-tokenize's output, --ids, --no-bos; a BPE vocabulary from a GGUF
+expect_exit 0 "tokenize" "$kvattn" tokenize -m "$models/stories260K.bin" -z "$models/tok512.bin" -p "Once upon a time"
+if python3 -c 'import sys; l=open(sys.argv[1]).read().split("\n"); assert l[0] == "     1 -> '"'"'<s>'"'"'" and l[1] == "   403 -> '"'"'Once'"'"'" and l[2] == "   407 -> '"'"' upon'"'"'", l' "$tmp/out"; then ok; else bad "tokenize prints id -> piece"; fi
+expect_exit 0 "tokenize --ids --no-bos --show-count" "$kvattn" tokenize -m "$models/stories260K.bin" -z "$models/tok512.bin" -p "Once upon a time" --ids --no-bos --show-count
+expect_grep "^\[403, 407, 261, 378\]$" "$tmp/out" "tokenize --ids"
+expect_grep "Total number of tokens: 4" "$tmp/out" "tokenize --show-count"
+printf 'Hello world\n' > "$tmp/hello.txt"
+expect_exit 0 "tokenize -f (bytes as they are)" "$kvattn" tokenize -m "$chat_model" -f "$tmp/hello.txt" --ids --no-bos
+if python3 -c 'import sys; ids=eval(open(sys.argv[1]).read()); assert len(ids) >= 3 and ids[-1] == 10, ids' "$tmp/out"; then ok; else bad "tokenize -f keeps the final newline"; fi
+expect_exit 2 "tokenize: no text" "$kvattn" tokenize -m "$models/stories260K.bin" -z "$models/tok512.bin"
+expect_exit 1 "tokenize: missing file" "$kvattn" tokenize -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/nope.txt"
+expect_grep "nope.txt: cannot read" "$tmp/err" "tokenize names the missing file"
 # --score-second-half: llama-perplexity's chunks, ctx/2 - 1 tokens scored in each
 for i in 1 2 3; do printf '%s\n' "$golden"; done > "$tmp/text3.txt"
 expect_exit 0 "eval --score-second-half" "$kvattn" eval -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/text3.txt" -c 64 --score-second-half --json
