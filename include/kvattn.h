@@ -383,6 +383,9 @@ typedef enum {
 /* The vocabulary of a GGUF file alone (tokenizer.ggml.*): a model's, or a
  * vocabulary-only file such as llama.cpp's models/ggml-vocab-*.gguf. */
 kvattn_status kvattn_tokenizer_load_gguf(const char *path, kvattn_tokenizer **out);
+/* A Hugging Face tokenizer.json alone (BPE models); its size is one past the
+ * largest id it names. No BOS or EOS: those are in tokenizer_config.json. */
+kvattn_status kvattn_tokenizer_load_json(const char *path, kvattn_tokenizer **out);
 
 /* Reads a llama2.c tokenizer.bin for a model with vocab_size tokens. */
 kvattn_status kvattn_tokenizer_load_llama2c(const char *path, int vocab_size, kvattn_tokenizer **out);

@@ -2,6 +2,7 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,7 +10,8 @@ enum { MAX_EXPRS = 6 };
 
 /* Each vocabulary's expressions, applied in order (the patterns of the
  * models' own tokenizer.json files, under the tokenizer.ggml.pre names
- * llama.cpp gives them; several names share one list). */
+ * llama.cpp gives them; several names share one list). Code points beyond
+ * ASCII are written \x{...}, which PCRE2 reads as the character. */
 static const struct {
     const char *names; /* '|'-separated; the first is written to GGUF */
     const char *exprs[MAX_EXPRS];
@@ -27,19 +29,27 @@ static const struct {
     [KV_PRE_DEEPSEEK_LLM] =
         {"deepseek-llm",
          {"[\r\n]",
-          "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-"
-          "ἕἘ-"
-          "Ἕἠ-"
-          "ὅὈ-Ὅὐ-ὗὙὛὝὟ-ώᾀ-ᾴᾶ-ᾼιῂ-ῄῆ-ῌῐ-ΐῖ-Ίῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤΩℨK-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-"
-          "ꞎꭰ-"
-          "ꮿﬀ-"
-          "ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+",
-          "\\s?[!-/:-~！-／：-～‘-‟　-。]+", "\\s+$", "[一-龥ࠀ-一가-퟿]+", "\\p{N}+"}},
+          "\\s?[A-Za-z\\x{B5}\\x{C0}-\\x{D6}\\x{D8}-\\x{F6}\\x{F8}-\\x{1BA}\\x{1BC}-\\x{1BF}\\x{1C4}-\\x{293}\\x{295}-"
+          "\\x{2AF}\\x{370}-\\x{373}\\x{376}\\x{377}\\x{37B}-\\x{37D}\\x{37F}\\x{386}\\x{388}-\\x{38A}\\x{38C}\\x{38E}-"
+          "\\x{3A1}\\x{3A3}-\\x{3F5}\\x{3F7}-\\x{481}\\x{48A}-\\x{52F}\\x{531}-\\x{556}\\x{10A0}-\\x{10C5}\\x{13A0}-"
+          "\\x{13F5}\\x{13F8}-\\x{13FD}\\x{1C90}-\\x{1CBA}\\x{1CBD}-\\x{1CBF}\\x{1D00}-\\x{1D2B}\\x{1D6B}-\\x{1D77}\\x{"
+          "1D79}-\\x{1D9A}\\x{1E00}-\\x{1F15}\\x{1F18}-\\x{1F1D}\\x{1F20}-\\x{1F45}\\x{1F48}-\\x{1F4D}\\x{1F50}-\\x{"
+          "1F57}\\x{1F59}\\x{1F5B}\\x{1F5D}\\x{1F5F}-\\x{1F7D}\\x{1F80}-\\x{1FB4}\\x{1FB6}-\\x{1FBC}\\x{1FBE}\\x{1FC2}-"
+          "\\x{1FC4}\\x{1FC6}-\\x{1FCC}\\x{1FD0}-\\x{1FD3}\\x{1FD6}-\\x{1FDB}\\x{1FE0}-\\x{1FEC}\\x{1FF2}-\\x{1FF4}\\x{"
+          "1FF6}-\\x{1FFC}\\x{2102}\\x{2107}\\x{210A}-\\x{2113}\\x{2115}\\x{2119}-\\x{211D}\\x{2124}\\x{2126}\\x{2128}"
+          "\\x{212A}-\\x{212D}\\x{212F}-\\x{2134}\\x{2139}\\x{213C}-\\x{213F}\\x{2145}-\\x{2149}\\x{214E}\\x{2183}\\x{"
+          "2184}\\x{2C00}-\\x{2C7B}\\x{2C7E}-\\x{2CE4}\\x{2CEB}-\\x{2CEE}\\x{2CF2}\\x{2CF3}\\x{A640}-\\x{A66D}\\x{A680}"
+          "-\\x{A69B}\\x{A722}-\\x{A76F}\\x{A771}-\\x{A787}\\x{A78B}-\\x{A78E}\\x{AB70}-\\x{ABBF}\\x{FB00}-\\x{FB06}"
+          "\\x{FB13}-\\x{FB17}\\x{FF21}-\\x{FF3A}\\x{FF41}-\\x{FF5A}\\x{10400}-\\x{1044F}\\x{104B0}-\\x{104D3}\\x{"
+          "104D8}-\\x{104FB}\\x{10C80}-\\x{10CB2}\\x{10CC0}-\\x{10CF2}\\x{118A0}-\\x{118DF}\\x{1E900}-\\x{1E943}]+",
+          "\\s?[!-/:-~\\x{FF01}-\\x{FF0F}\\x{FF1A}-\\x{FF5E}\\x{2018}-\\x{201F}\\x{3000}-\\x{3002}]+", "\\s+$",
+          "[\\x{4E00}-\\x{9FA5}\\x{800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+", "\\p{N}+"}},
     [KV_PRE_DEEPSEEK_CODER] = {"deepseek-coder",
-                               {"[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", "[一-龥ࠀ-一가-퟿]+", "\\p{N}"}},
+                               {"[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+",
+                                "[\\x{4E00}-\\x{9FA5}\\x{800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+", "\\p{N}"}},
     [KV_PRE_DEEPSEEK3] =
         {"deepseek-v3|hunyuan-dense|joyai-llm",
-         {"\\p{N}{1,3}", "[一-龥぀-ゟ゠-ヿ]+",
+         {"\\p{N}{1,3}", "[\\x{4E00}-\\x{9FA5}\\x{3040}-\\x{309F}\\x{30A0}-\\x{30FF}]+",
           "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| "
           "?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"}},
     [KV_PRE_FALCON] = {"falcon",
@@ -57,8 +67,10 @@ static const struct {
     [KV_PRE_CHATGLM4] = {"glm4|chatglm-bpe",
                          {"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{"
                           "N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}},
-    [KV_PRE_PORO] = {"poro-chat|bloom|gpt3-finnish", {" ?[^(\\s|.,!?…。，、।۔،)]+"}},
-    [KV_PRE_VIKING] = {"viking", {" ?[^(\\s|.,!?…。，、।۔،)]+", "\\p{N}"}},
+    [KV_PRE_PORO] = {"poro-chat|bloom|gpt3-finnish",
+                     {" ?[^(\\s|.,!?\\x{2026}\\x{3002}\\x{FF0C}\\x{3001}\\x{964}\\x{6D4}\\x{60C})]+"}},
+    [KV_PRE_VIKING] = {"viking",
+                       {" ?[^(\\s|.,!?\\x{2026}\\x{3002}\\x{FF0C}\\x{3001}\\x{964}\\x{6D4}\\x{60C})]+", "\\p{N}"}},
     [KV_PRE_JAIS2] =
         {"jais-2",
          {"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
@@ -109,11 +121,39 @@ const char *kv_pretokenizer_name(kv_pretokenizer p) {
     return names[p];
 }
 
-int kv_pretokenizer_by_regex(const char *regex, size_t len) {
-    for (int i = 0; i < KV_PRE_COUNT; i++)
-        if (!pretokenizers[i].exprs[1] && strlen(pretokenizers[i].exprs[0]) == len &&
-            !memcmp(pretokenizers[i].exprs[0], regex, len))
-            return i;
+/* The next code point of a table expression (\x{...} read as its character)
+ * or of a UTF-8 string; advances *s. */
+static uint32_t next_cp(const char **s, int table) {
+    const unsigned char *p = (const unsigned char *)*s;
+    if (table && p[0] == '\\' && p[1] == 'x' && p[2] == '{') {
+        char *end;
+        const unsigned long cp = strtoul((const char *)p + 3, &end, 16);
+        if (*end == '}') {
+            *s = end + 1;
+            return (uint32_t)cp;
+        }
+    }
+    const int n = p[0] < 0x80 ? 1 : p[0] >> 5 == 6 ? 2 : p[0] >> 4 == 14 ? 3 : p[0] >> 3 == 30 ? 4 : 1;
+    uint32_t cp = n == 1 ? p[0] : p[0] & (0x7f >> n);
+    for (int i = 1; i < n && p[i]; i++) cp = cp << 6 | (p[i] & 0x3f);
+    *s += n;
+    return cp;
+}
+
+static int same_expression(const char *table, const char *utf8) {
+    while (*table && *utf8)
+        if (next_cp(&table, 1) != next_cp(&utf8, 0)) return 0;
+    return !*table && !*utf8;
+}
+
+int kv_pretokenizer_by_regexes(const char *const *regex, int n) {
+    for (int i = 0; i < KV_PRE_COUNT; i++) {
+        int k = 0;
+        while (k < n && k < MAX_EXPRS && pretokenizers[i].exprs[k] &&
+               same_expression(pretokenizers[i].exprs[k], regex[k]))
+            k++;
+        if (k == n && (k == MAX_EXPRS || !pretokenizers[i].exprs[k])) return i;
+    }
     return -1;
 }
 

@@ -39,9 +39,9 @@ int kv_pretokenizer_ignores_merges(const char *name, size_t len);
 /* Its canonical name, as written to GGUF. */
 const char *kv_pretokenizer_name(kv_pretokenizer p);
 
-/* The pre-tokenizer whose expression (a tokenizer.json Split pattern) is
- * `regex`, or -1. */
-int kv_pretokenizer_by_regex(const char *regex, size_t len);
+/* The pre-tokenizer whose expressions are exactly regex[n] (a
+ * tokenizer.json's Split patterns, in order), or -1. */
+int kv_pretokenizer_by_regexes(const char *const *regex, int n);
 
 /* The compiled expressions of one pre-tokenizer. */
 typedef struct kv_pretok kv_pretok;

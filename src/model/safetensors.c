@@ -188,18 +188,18 @@ static int json_index(const cJSON *v, int n) {
 /* tokenizer.json: BPE with byte_fallback and "▁" (Llama-2 style SentencePiece
  * conversion) becomes our SentencePiece tokenizer with scores from merge
  * ranks; byte-level BPE (GPT-2, Llama-3) becomes our BPE tokenizer. */
-/* The first Split expression of a tokenizer.json pre_tokenizer ("pattern":
- * {"Regex": ...}), or NULL. */
-static const char *split_regex(const cJSON *node) {
-    if (!node) return NULL;
+/* The Split expressions of a tokenizer.json pre_tokenizer ("pattern":
+ * {"Regex": ...}), in order: up to max into out; returns how many there are. */
+static int split_regexes(const cJSON *node, const char **out, int n, int max) {
+    if (!node) return n;
     const cJSON *pattern = cJSON_IsObject(node) ? cJSON_GetObjectItemCaseSensitive(node, "pattern") : NULL;
     const cJSON *regex = pattern ? cJSON_GetObjectItemCaseSensitive(pattern, "Regex") : NULL;
-    if (cJSON_IsString(regex)) return regex->valuestring;
-    for (const cJSON *c = node->child; c; c = c->next) {
-        const char *r = split_regex(c);
-        if (r) return r;
+    if (cJSON_IsString(regex)) {
+        if (n < max) out[n] = regex->valuestring;
+        return n + 1;
     }
-    return NULL;
+    for (const cJSON *c = node->child; c; c = c->next) n = split_regexes(c, out, n, max);
+    return n;
 }
 
 static kvattn_status load_tokenizer_json(const char *path, int n_vocab, int bos, int eos, kvattn_tokenizer **out) {
@@ -266,7 +266,7 @@ static kvattn_status load_tokenizer_json(const char *path, int n_vocab, int bos,
                          path, cJSON_IsString(c) ? c->valuestring : "?");
         } else if (i >= 0) { /* ids past the model's embedding rows name no token it has: left out */
             pieces[i] = c->valuestring, lens[i] = (int)strlen(c->valuestring);
-            types[i] = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "special")) ? 3 : 1;
+            types[i] = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "special")) ? 3 : 4; /* 4: user-defined */
         }
     }
     for (int i = 0; st == KVATTN_OK && i < n_vocab; i++)
@@ -324,8 +324,9 @@ static kvattn_status load_tokenizer_json(const char *path, int n_vocab, int bos,
         }
     } else if (st == KVATTN_OK) {
         const cJSON *pre = cJSON_GetObjectItemCaseSensitive(j, "pre_tokenizer");
-        const char *regex = split_regex(pre);
-        const int by_regex = regex ? kv_pretokenizer_by_regex(regex, strlen(regex)) : -1;
+        const char *regexes[8];
+        const int n_regex = split_regexes(pre, regexes, 0, 8);
+        const int by_regex = n_regex > 0 && n_regex <= 8 ? kv_pretokenizer_by_regexes(regexes, n_regex) : -1;
         char *pre_txt = pre && by_regex < 0 ? cJSON_PrintUnformatted(pre) : NULL;
         kv_pretokenizer pt = by_regex >= 0                         ? (kv_pretokenizer)by_regex
                              : pre_txt && strstr(pre_txt, "{1,3}") ? KV_PRE_LLAMA3
@@ -502,4 +503,29 @@ kvattn_status kv_load_safetensors(const char *path, const char *tokenizer_path, 
     snprintf(p, sizeof p, "%s/tokenizer.json", dir);
     if (file_exists(p)) return load_tokenizer_json(p, (int)V, bos_id, eos_id, &m->tokenizer);
     return KVATTN_OK;
+}
+
+kvattn_status kvattn_tokenizer_load_json(const char *path, kvattn_tokenizer **out) {
+    if (!path || !out) return kv_fail(KVATTN_ERR_INVALID_ARG, "tokenizer: NULL argument");
+    *out = NULL;
+    kvattn_status st = KVATTN_OK;
+    char *text = kv_read_file(path, 256u << 20, &st);
+    if (!text) return st;
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    /* the vocabulary's size: one past the largest id of model.vocab and added_tokens */
+    const cJSON *model = j ? cJSON_GetObjectItemCaseSensitive(j, "model") : NULL;
+    const cJSON *vocab = model ? cJSON_GetObjectItemCaseSensitive(model, "vocab") : NULL;
+    const cJSON *added = j ? cJSON_GetObjectItemCaseSensitive(j, "added_tokens") : NULL;
+    int n_vocab = 0;
+    for (const cJSON *e = cJSON_IsObject(vocab) ? vocab->child : NULL; e; e = e->next) {
+        const int id = json_index(e, KV_MAX_DIM);
+        if (id + 1 > n_vocab) n_vocab = id + 1;
+    }
+    for (const cJSON *a = cJSON_IsArray(added) ? added->child : NULL; a; a = a->next) {
+        const int id = json_index(cJSON_GetObjectItemCaseSensitive(a, "id"), KV_MAX_DIM);
+        if (id + 1 > n_vocab) n_vocab = id + 1;
+    }
+    cJSON_Delete(j);
+    return load_tokenizer_json(path, n_vocab > 0 ? n_vocab : 1, -1, -1, out);
 }
