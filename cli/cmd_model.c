@@ -26,13 +26,15 @@ int cmd_info(int argc, char **argv) {
     kvattn_config_design_name(a, design, sizeof design);
     int64_t params = kvattn_model_params(d);
     size_t bpt = kvattn_kv_bytes_per_token(a, d->n_layers, o.k_type);
+    int pre_known = 1;
+    const char *pre = tok ? kvattn_tokenizer_pre(tok, &pre_known) : "";
     if (o.json) {
         printf("{\"model\": ");
         cli_json_string(stdout, d->name, strlen(d->name));
         printf(", \"format\": \"%s\", \"arch\": \"%s\", \"design\": \"%s\", \"layers\": %d, \"d_model\": %d, "
                "\"n_heads\": %d, \"n_kv_heads\": %d, \"head_dim\": %d, \"ffn_dim\": %lld, \"vocab_size\": %lld, "
                "\"context_length\": %lld, \"params\": %lld, \"weight_bytes\": %llu, \"kv_type\": \"%s\", "
-               "\"kv_bytes_per_token\": %zu, \"tokenizer\": %s, \"conversion\": ",
+               "\"kv_bytes_per_token\": %zu, \"tokenizer\": %s",
                kvattn_model_format(m), d->arch, design, d->n_layers, a->d_model, a->n_heads,
                a->kind == KVATTN_ATTN_GQA ? a->n_kv_heads : 1, a->kind == KVATTN_ATTN_GQA ? a->head_dim : 0,
                (long long)d->ffn_dim, (long long)d->vocab_size, (long long)d->context_length, (long long)params,
@@ -40,6 +42,10 @@ int cmd_info(int argc, char **argv) {
                !tok                                             ? "null"
                : kvattn_tokenizer_kind(tok) == KVATTN_VOCAB_SPM ? "\"spm\""
                                                                 : "\"bpe\"");
+        printf(", \"pre_tokenizer\": ");
+        if (*pre) cli_json_string(stdout, pre, strlen(pre));
+        else printf("null");
+        printf(", \"pre_tokenizer_known\": %s, \"conversion\": ", pre_known ? "true" : "false");
         const char *prov = kvattn_model_provenance(m);
         if (*prov) cli_json_string(stdout, prov, strlen(prov));
         else printf("null");
@@ -60,8 +66,9 @@ int cmd_info(int argc, char **argv) {
                (long long)d->context_length);
         if (*kvattn_model_provenance(m)) printf("converted:    %s\n", kvattn_model_provenance(m));
         if (tok)
-            printf("tokenizer:    %s, %d tokens, BOS %d, EOS %d\n",
+            printf("tokenizer:    %s%s%s%s, %d tokens, BOS %d, EOS %d\n",
                    kvattn_tokenizer_kind(tok) == KVATTN_VOCAB_SPM ? "SentencePiece-style BPE" : "byte-level BPE",
+                   *pre ? ", pre-tokenizer " : "", pre, pre_known ? "" : " (unknown: llama.cpp's default used)",
                    kvattn_tokenizer_vocab_size(tok), kvattn_tokenizer_bos(tok), kvattn_tokenizer_eos(tok));
         else
             printf("tokenizer:    none (give -z)%s%s\n", *kvattn_model_tokenizer_error(m) ? ": " : "",

@@ -24,7 +24,8 @@ int cmd_tokenize(int argc, char **argv) {
     int ids_only = 0, no_bos = 0, show_count = 0, use_stdin = 0;
     const cli_option opts[] = {
         CLI_OPT_STRING("-m, --model", &model, "MODEL",
-                       "a model or a vocabulary-only GGUF (llama.cpp's models/ggml-vocab-*.gguf)"),
+                       "a model, a vocabulary-only GGUF (llama.cpp's models/ggml-vocab-*.gguf) or a\n"
+                       "tokenizer.json"),
         CLI_OPT_STRING("-z", &tok_path, "TOKENIZER", "llama2.c tokenizer.bin (llama2.c checkpoints)"),
         CLI_OPT_STRING("-p, --prompt", &prompt, "TEXT", "the text"),
         CLI_OPT_STRING("-f, --file", &file, "FILE", "the text: the file's bytes as they are (a final newline too)"),
@@ -65,8 +66,11 @@ int cmd_tokenize(int argc, char **argv) {
     kvattn_tokenizer *own = NULL;
     kvattn_model *m = NULL;
     const kvattn_tokenizer *tok = NULL;
-    if (!tok_path && is_gguf(model)) { /* vocabulary-only files have no tensors: read just the vocabulary */
-        if (kvattn_tokenizer_load_gguf(model, &own) != KVATTN_OK) {
+    const size_t ml = strlen(model);
+    const int is_json = ml >= 5 && !strcmp(model + ml - 5, ".json");
+    if (!tok_path && (is_json || is_gguf(model))) { /* a vocabulary alone: a tokenizer.json or a vocab-only GGUF */
+        if ((is_json ? kvattn_tokenizer_load_json(model, &own) : kvattn_tokenizer_load_gguf(model, &own)) !=
+            KVATTN_OK) {
             fprintf(stderr, "kvattn tokenize: %s\n", kvattn_last_error());
             free(text);
             return 1;

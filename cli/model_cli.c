@@ -118,6 +118,11 @@ kvattn_model *model_load(const model_opts *o, const char *cmd, int need_tokenize
         kvattn_model_free(m);
         return NULL;
     }
+    int known = 1;
+    const char *pre = kvattn_model_tokenizer(m) ? kvattn_tokenizer_pre(kvattn_model_tokenizer(m), &known) : "";
+    if (!known) /* llama.cpp falls back the same way; the ids may differ from the model's training */
+        fprintf(stderr, "kvattn %s: warning: %s: pre-tokenizer '%s' is unknown; using llama.cpp's default\n", cmd,
+                o->model, pre);
     if (cli_stderr_is_tty()) fprintf(stderr, "%60s\rloaded %s in %.2f s\n", "", o->model, cli_now() - t0);
     return m;
 }

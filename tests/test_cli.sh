@@ -218,6 +218,19 @@ if python3 -c 'import sys; ids=eval(open(sys.argv[1]).read()); assert len(ids) >
 expect_exit 2 "tokenize: no text" "$kvattn" tokenize -m "$models/stories260K.bin" -z "$models/tok512.bin"
 expect_exit 1 "tokenize: missing file" "$kvattn" tokenize -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/nope.txt"
 expect_grep "nope.txt: cannot read" "$tmp/err" "tokenize names the missing file"
+# An unknown pre-tokenizer name: info says so, run warns and falls back to llama.cpp's default
+python3 - "$chat_model" "$tmp/unknown_pre.gguf" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+k = b.find(b"tokenizer.ggml.pre") + len(b"tokenizer.ggml.pre")
+n = int.from_bytes(b[k + 4:k + 12], "little")  # type u32, then the string's length
+b[k + 12:k + 12 + n] = b"z" * n
+open(sys.argv[2], "wb").write(b)
+PY
+expect_exit 0 "info: an unknown pre-tokenizer" "$kvattn" info -m "$tmp/unknown_pre.gguf" --json
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["pre_tokenizer"] == "zzzzz" and d["pre_tokenizer_known"] is False, d' "$tmp/out"; then ok; else bad "info names the unknown pre-tokenizer"; fi
+expect_exit 0 "run: an unknown pre-tokenizer" "$kvattn" run -m "$tmp/unknown_pre.gguf" -p "hi" -n 2 --temp 0
+expect_grep "pre-tokenizer 'zzzzz' is unknown; using llama.cpp's default" "$tmp/err" "run warns of the unknown pre-tokenizer"
 # --score-second-half: llama-perplexity's chunks, ctx/2 - 1 tokens scored in each
 for i in 1 2 3; do printf '%s\n' "$golden"; done > "$tmp/text3.txt"
 expect_exit 0 "eval --score-second-half" "$kvattn" eval -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/text3.txt" -c 64 --score-second-half --json
