@@ -472,22 +472,32 @@ static int encode_raw(const kvattn_tokenizer *t, const char *text, size_t len, s
 
 /* Byte-level BPE: user-defined tokens are cut out of the text first (the
  * longest at its leftmost place, then the rest of the text either side), as
- * llama.cpp does whether or not special tokens are parsed. */
+ * llama.cpp does whether or not special tokens are parsed. The text left of
+ * a match holds no token before it in the list; the text right of it is
+ * taken on by the loop, so the recursion is at most the list's length deep. */
 static int encode_bpe_from(const kvattn_tokenizer *t, int first_ud, const char *text, size_t len, symbol *s,
                            int32_t *out, int max, int *count) {
-    for (int u = first_ud; u < t->n_user_defined; u++) {
-        const int id = t->user_defined[u];
-        const size_t pl = (size_t)t->piece_len[id];
-        for (size_t i = 0; pl <= len && i + pl <= len; i++)
-            if (!memcmp(text + i, t->pieces[id], pl)) {
-                int rc = encode_bpe_from(t, u + 1, text, i, s, out, max, count);
-                if (rc) return rc;
-                if (*count >= max) return -2;
-                out[(*count)++] = id;
-                return encode_bpe_from(t, u, text + i + pl, len - i - pl, s, out, max, count);
-            }
+    for (;;) {
+        int hit = -1;
+        size_t at = 0;
+        for (int u = first_ud; u < t->n_user_defined && hit < 0; u++) {
+            const int id = t->user_defined[u];
+            const size_t pl = (size_t)t->piece_len[id];
+            for (size_t i = 0; pl <= len && i + pl <= len; i++)
+                if (!memcmp(text + i, t->pieces[id], pl)) {
+                    hit = u, at = i;
+                    break;
+                }
+        }
+        if (hit < 0) return encode_raw(t, text, len, s, out, max, count);
+        const int id = t->user_defined[hit];
+        const int rc = encode_bpe_from(t, hit + 1, text, at, s, out, max, count);
+        if (rc) return rc;
+        if (*count >= max) return -2;
+        out[(*count)++] = id;
+        text += at + (size_t)t->piece_len[id], len -= at + (size_t)t->piece_len[id];
+        first_ud = hit;
     }
-    return encode_raw(t, text, len, s, out, max, count);
 }
 
 static int encode_bpe(const kvattn_tokenizer *t, const char *text, size_t len, symbol *s, int32_t *out, int max,
