@@ -1,8 +1,13 @@
 /* libFuzzer harness: any bytes (invalid UTF-8 included) through the
  * tokenizers and back: SentencePiece from tok512.bin under $KVATTN_MODELS, and
  * byte-level BPE from the GGUF at $KVATTN_FUZZ_BPE (test_model writes one,
- * build/tests/tiny_chatml.gguf). Byte-level BPE must give back every byte. */
+ * build/tests/tiny_chatml.gguf). Byte-level BPE must give back every byte,
+ * and every BPE pre-tokenizer's pieces must tile the text. */
 #include "fuzz_util.h"
+
+#include "model/pretokenize.h"
+
+static kv_pretok *pretoks[KV_PRE_COUNT];
 
 static kvattn_tokenizer *spm;
 static kvattn_model *bpe_model;
@@ -15,6 +20,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     if (kvattn_tokenizer_load_llama2c(p, 512, &spm) != KVATTN_OK) fprintf(stderr, "fuzz_tokenize: no %s\n", p);
     if (!bpe || kvattn_model_load(bpe, NULL, &bpe_model) != KVATTN_OK)
         fprintf(stderr, "fuzz_tokenize: no byte-level BPE vocabulary (set KVATTN_FUZZ_BPE)\n");
+    for (int i = 0; i < KV_PRE_COUNT; i++)
+        if (kv_pretok_create((kv_pretokenizer)i, &pretoks[i]) != KVATTN_OK) abort();
     return 0;
 }
 
@@ -44,6 +51,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const size_t len = strlen(text); /* the tokenizer reads C strings */
     if (spm) through(spm, text, len, 0);
     if (bpe_model && kvattn_model_tokenizer(bpe_model)) through(kvattn_model_tokenizer(bpe_model), text, len, 1);
+    size_t *ends = NULL, cap = 0;
+    for (int i = 0; i < KV_PRE_COUNT; i++) { /* pieces in order, none empty, the last ending the text */
+        const int n = kv_pretok_split(pretoks[i], text, len, &ends, &cap);
+        if (n < 0 || (len && (n < 1 || ends[n - 1] != len)) || (!len && n != 0)) abort();
+        for (int k = 0; k < n; k++)
+            if (ends[k] <= (k ? ends[k - 1] : 0)) abort();
+    }
+    free(ends);
     free(text);
     return 0;
 }
