@@ -87,14 +87,16 @@ int main(void) {
               !kv_pretokenizer_ignores_merges("gpt-2", 5),
           "ignore_merges by name");
     /* tokenizer.json Split patterns (raw UTF-8) name the same lists */
-    const char *const ds3[] = {"\\p{N}{1,3}", "[一-龥぀-ゟ゠-ヿ]+",
-                               "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}"
-                               "\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"};
+    static const char ds3_words[] =
+        "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}"
+        "\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+";
+    const char *const ds3[] = {"\\p{N}{1,3}", "[一-龥぀-ゟ゠-ヿ]+", ds3_words};
     CHECK(kv_pretokenizer_by_regexes(ds3, 3) == KV_PRE_DEEPSEEK3, "deepseek-v3's three Splits: %d",
           kv_pretokenizer_by_regexes(ds3, 3));
     CHECK(kv_pretokenizer_by_regexes(ds3, 2) == -1, "a prefix of a list is not the list");
-    const char *const qwen[] = {"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
-                                "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"};
+    static const char qwen_split[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+                                     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    const char *const qwen[] = {qwen_split};
     CHECK(kv_pretokenizer_by_regexes(qwen, 1) == KV_PRE_QWEN2, "qwen2's Split");
     return test_finish("test_pretokenize");
 }
