@@ -202,6 +202,7 @@ static int split_regexes(const cJSON *node, const char **out, int n, int max) {
     return n;
 }
 
+/* n_vocab: the model's embedding rows, or 0 for one past the largest id the file names. */
 static kvattn_status load_tokenizer_json(const char *path, int n_vocab, int bos, int eos, kvattn_tokenizer **out) {
     kvattn_status st = KVATTN_OK;
     char *text = kv_read_file(path, 256u << 20, &st);
@@ -236,6 +237,18 @@ static kvattn_status load_tokenizer_json(const char *path, int n_vocab, int bos,
         cJSON_Delete(j);
         return kv_fail(KVATTN_ERR_FORMAT, "%s: %s", path, why);
     }
+    const cJSON *added = cJSON_GetObjectItemCaseSensitive(j, "added_tokens");
+    if (n_vocab == 0) { /* a tokenizer.json alone: one past the largest id it names */
+        for (const cJSON *e = vocab->child; e; e = e->next) {
+            const int id = json_index(e, KV_MAX_DIM);
+            if (id + 1 > n_vocab) n_vocab = id + 1;
+        }
+        for (const cJSON *a = cJSON_IsArray(added) ? added->child : NULL; a; a = a->next) {
+            const int id = json_index(cJSON_GetObjectItemCaseSensitive(a, "id"), KV_MAX_DIM);
+            if (id + 1 > n_vocab) n_vocab = id + 1;
+        }
+        if (n_vocab == 0) n_vocab = 1; /* no token at all: tokenizing then says a byte token is missing */
+    }
     int byte_fallback = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "byte_fallback"));
     const char **pieces = calloc((size_t)n_vocab, sizeof *pieces);
     int *lens = calloc((size_t)n_vocab, sizeof *lens);
@@ -254,7 +267,6 @@ static kvattn_status load_tokenizer_json(const char *path, int n_vocab, int bos,
                          path, e->string, n_vocab);
         else pieces[id] = e->string, lens[id] = (int)strlen(e->string), types[id] = 1;
     }
-    const cJSON *added = cJSON_GetObjectItemCaseSensitive(j, "added_tokens");
     for (const cJSON *a = cJSON_IsArray(added) ? added->child : NULL; st == KVATTN_OK && a; a = a->next) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(a, "id"),
                     *c = cJSON_GetObjectItemCaseSensitive(a, "content");
@@ -508,24 +520,5 @@ kvattn_status kv_load_safetensors(const char *path, const char *tokenizer_path, 
 kvattn_status kvattn_tokenizer_load_json(const char *path, kvattn_tokenizer **out) {
     if (!path || !out) return kv_fail(KVATTN_ERR_INVALID_ARG, "tokenizer: NULL argument");
     *out = NULL;
-    kvattn_status st = KVATTN_OK;
-    char *text = kv_read_file(path, 256u << 20, &st);
-    if (!text) return st;
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    /* the vocabulary's size: one past the largest id of model.vocab and added_tokens */
-    const cJSON *model = j ? cJSON_GetObjectItemCaseSensitive(j, "model") : NULL;
-    const cJSON *vocab = model ? cJSON_GetObjectItemCaseSensitive(model, "vocab") : NULL;
-    const cJSON *added = j ? cJSON_GetObjectItemCaseSensitive(j, "added_tokens") : NULL;
-    int n_vocab = 0;
-    for (const cJSON *e = cJSON_IsObject(vocab) ? vocab->child : NULL; e; e = e->next) {
-        const int id = json_index(e, KV_MAX_DIM);
-        if (id + 1 > n_vocab) n_vocab = id + 1;
-    }
-    for (const cJSON *a = cJSON_IsArray(added) ? added->child : NULL; a; a = a->next) {
-        const int id = json_index(cJSON_GetObjectItemCaseSensitive(a, "id"), KV_MAX_DIM);
-        if (id + 1 > n_vocab) n_vocab = id + 1;
-    }
-    cJSON_Delete(j);
-    return load_tokenizer_json(path, n_vocab > 0 ? n_vocab : 1, -1, -1, out);
+    return load_tokenizer_json(path, 0, -1, -1, out);
 }
