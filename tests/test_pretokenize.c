@@ -98,5 +98,13 @@ int main(void) {
                                      "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
     const char *const qwen[] = {qwen_split};
     CHECK(kv_pretokenizer_by_regexes(qwen, 1) == KV_PRE_QWEN2, "qwen2's Split");
+    /* a pattern whose last character is cut short is no match, and nothing past its end is read */
+    char *cut = malloc(14);
+    if (cut) {
+        memcpy(cut, "\\p{N}{1,3}\xe4", 12), cut[12] = '\0';
+        const char *const cut_list[] = {cut};
+        CHECK(kv_pretokenizer_by_regexes(cut_list, 1) == -1, "a cut sequence matched");
+        free(cut);
+    }
     return test_finish("test_pretokenize");
 }

@@ -1,5 +1,7 @@
 #include "pretokenize.h"
 
+#include "utf8.h"
+
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <stdint.h>
@@ -121,8 +123,8 @@ const char *kv_pretokenizer_name(kv_pretokenizer p) {
     return names[p];
 }
 
-/* The next code point of a table expression (\x{...} read as its character)
- * or of a UTF-8 string; advances *s. */
+/* The next code point of a table expression (\\x{...} read as its character)
+ * or of a UTF-8 string, never past its NUL; advances *s. */
 static uint32_t next_cp(const char **s, int table) {
     const unsigned char *p = (const unsigned char *)*s;
     if (table && p[0] == '\\' && p[1] == 'x' && p[2] == '{') {
@@ -133,9 +135,10 @@ static uint32_t next_cp(const char **s, int table) {
             return (uint32_t)cp;
         }
     }
-    const int n = p[0] < 0x80 ? 1 : p[0] >> 5 == 6 ? 2 : p[0] >> 4 == 14 ? 3 : p[0] >> 3 == 30 ? 4 : 1;
-    uint32_t cp = n == 1 ? p[0] : p[0] & (0x7f >> n);
-    for (int i = 1; i < n && p[i]; i++) cp = cp << 6 | (p[i] & 0x3f);
+    size_t left = 0; /* a sequence cut by the NUL counts as one byte */
+    while (left < 4 && p[left]) left++;
+    int n;
+    const uint32_t cp = kv_utf8_decode(*s, left, &n);
     *s += n;
     return cp;
 }
@@ -201,12 +204,6 @@ static int push(size_t **ends, size_t *cap, int n, size_t end) {
     return n + 1;
 }
 
-/* The length of the UTF-8 sequence at p (1 for a stray byte). */
-static size_t utf8_step(const unsigned char *p, size_t left) {
-    const size_t n = *p < 0x80 ? 1 : *p >> 5 == 6 ? 2 : *p >> 4 == 14 ? 3 : *p >> 3 == 30 ? 4 : 1;
-    return n <= left ? n : left;
-}
-
 int kv_pretok_split(const kv_pretok *p, const char *text, size_t len, size_t **ends, size_t *cap) {
     int n = 0;
     if (len == 0) return 0;
@@ -231,7 +228,9 @@ int kv_pretok_split(const kv_pretok *p, const char *text, size_t len, size_t **e
                 if (ov[0] > done) m = push(&scratch, &scap, m, start + ov[0]); /* the text before the match */
                 if (m >= 0 && ov[1] > ov[0]) m = push(&scratch, &scap, m, start + ov[1]);
                 done = ov[1] > done ? ov[1] : done;
-                at = ov[1] > ov[0] ? ov[1] : ov[0] + utf8_step(subject + ov[0], plen - ov[0]);
+                int step; /* an empty match: past one character */
+                kv_utf8_decode((const char *)subject + ov[0], plen - ov[0], &step);
+                at = ov[1] > ov[0] ? ov[1] : ov[0] + (size_t)step;
             }
             if (m >= 0 && done < plen) m = push(&scratch, &scap, m, end);
             start = end;

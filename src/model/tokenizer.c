@@ -3,6 +3,7 @@
  * Face tokenizer.json). Merging uses a heap of candidate pairs, so long
  * texts cost O(n log n); the best pair wins, the leftmost among equals. */
 #include "tokenizer.h"
+#include "utf8.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -391,16 +392,12 @@ static int merge_symbols(const kvattn_tokenizer *t, symbol *s, int n, int32_t *o
     return 0;
 }
 
-static int utf8_len(unsigned char c) {
-    return c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
-}
-
 /* SentencePiece-style: code points (or their bytes) as symbols, then merges by score. */
 static int encode_spm(const kvattn_tokenizer *t, const char *text, size_t len, symbol *s, int32_t *out, int max,
                       int *count) {
     int n = 0;
     for (size_t i = 0; i < len;) {
-        int cl = utf8_len((unsigned char)text[i]);
+        int cl = kv_utf8_len((unsigned char)text[i]);
         if (i + (size_t)cl > len) cl = 1;
         int id = kv_tokenizer_find(t, text + i, cl);
         if (id >= 0) {
@@ -418,17 +415,6 @@ static int encode_spm(const kvattn_tokenizer *t, const char *text, size_t len, s
     }
     if (n) s[n - 1].next = -1;
     return merge_symbols(t, s, n, out, max, count);
-}
-
-static uint32_t decode_cp(const char *p, size_t len, int *cl) {
-    const unsigned char *u = (const unsigned char *)p;
-    int l = utf8_len(u[0]);
-    if ((size_t)l > len) l = 1;
-    *cl = l;
-    if (l == 1) return u[0];
-    uint32_t cp = u[0] & (0x7f >> l);
-    for (int i = 1; i < l; i++) cp = (cp << 6) | (u[i] & 0x3f);
-    return cp;
 }
 
 /* One pre-token through BPE: the whole piece when it is a token and the
@@ -563,7 +549,7 @@ int kvattn_token_to_bytes(const kvattn_tokenizer *t, int prev, int id, char *buf
     if (t->kind == KVATTN_VOCAB_BPE) { /* undo the byte ↔ unicode map */
         for (int i = 0; i < len;) {
             int cl;
-            uint32_t cp = decode_cp(p + i, (size_t)(len - i), &cl);
+            uint32_t cp = kv_utf8_decode(p + i, (size_t)(len - i), &cl);
             int b = cp < 324 ? t->unicode_byte[cp] : -1;
             if (b < 0) { /* not a byte stand-in (added tokens): copy as is */
                 for (int j = 0; j < cl && o < size; j++) buf[o++] = p[i + j];
