@@ -121,7 +121,8 @@ typedef struct {
     int qk_nope_head_dim; /* d_nope                                  */
     int qk_rope_head_dim; /* d_R, even                               */
     int v_head_dim;       /* d_v                                     */
-    float rms_eps;        /* q_norm / kv_norm epsilon; 0 → 1e-6      */
+    float rms_eps;        /* q_norm / kv_norm epsilon (MLA), per-head
+                             Q/K norm epsilon (GQA); 0 → 1e-6           */
     int kv_norm_off;      /* 1: c_KV is cached as projected, without
                              DeepSeek's RMSNorm (kv_norm unused): models
                              converted from MHA/GQA (kvattn convert)    */
@@ -184,6 +185,14 @@ typedef struct {
     kvattn_matrix wk; /* [n_kv_heads·head_dim][d_model]                            */
     kvattn_matrix wv; /* [n_kv_heads·head_dim][d_model]                            */
     kvattn_matrix wo; /* [d_model][n_heads·head_dim]  (MLA: [d_model][n_heads·d_v]) */
+    /* Optional, GQA family (NULL: none). Qwen2's projection biases, added to
+     * q, k, v before RoPE; Qwen3's RMSNorm of each head's q and k (one weight
+     * vector shared by the heads), after the bias and before RoPE. */
+    const float *bq;          /* [n_heads·head_dim]    */
+    const float *bk;          /* [n_kv_heads·head_dim] */
+    const float *bv;          /* [n_kv_heads·head_dim] */
+    const float *q_head_norm; /* [head_dim]            */
+    const float *k_head_norm; /* [head_dim]            */
     /* MLA. Query: wq = [n_heads·(d_nope+d_R)][d_model] when q_lora_rank = 0,
      * otherwise wq_a, q_norm, wq_b. Per head, query rows are [d_nope | d_R]. */
     kvattn_matrix wq_a;  /* [q_lora_rank][d_model]                           */

@@ -86,14 +86,20 @@ static void test_gqa_family(void) {
         {24, 4, 2, 6, 6, 0, 150, "prefill longer than a tile"},
         {7, 1, 1, 3, 2, 0, 9, "one head, d_model 7"},
     };
+    static const char *const qwen[] = {"", "with Q/K/V biases", "with per-head Q/K norms", "with biases and norms"};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         kvattn_layer_config cfg = test_gqa_config(cases[i].D, cases[i].H, cases[i].nkv, cases[i].hd);
         cfg.rope.n_rot = cases[i].n_rot;
         cfg.rope.pairing = cases[i].pairing ? KVATTN_ROPE_HALF : KVATTN_ROPE_ADJACENT;
-        test_layer L;
-        test_layer_init(&L, &cfg, 100 + i);
-        check_all_schedules(&L, KVATTN_MLA_ABSORBED, cases[i].T, cases[i].what, 7 + i);
-        test_layer_free(&L);
+        for (int variant = 0; variant < 4; variant++) { /* plain, Qwen2-like, Qwen3-like, both */
+            test_layer L;
+            test_layer_init(&L, &cfg, 100 + i);
+            test_layer_add_qwen(&L, variant & 1, variant & 2, 40 + i);
+            char what[96];
+            snprintf(what, sizeof what, "%s %s", cases[i].what, qwen[variant]);
+            check_all_schedules(&L, KVATTN_MLA_ABSORBED, cases[i].T, what, 7 + i);
+            test_layer_free(&L);
+        }
     }
 }
 
@@ -148,6 +154,7 @@ static void test_random_shapes(void) {
         int chunks[4] = {test_randint(&r, 1, T), test_randint(&r, 1, 3), test_randint(&r, 1, 70), 1};
         test_layer L;
         test_layer_init(&L, &cfg, 300 + (uint64_t)it);
+        if (!mla) test_layer_add_qwen(&L, test_randint(&r, 0, 1), test_randint(&r, 0, 1), 600 + (uint64_t)it);
         kvattn_mla_mode mode = test_randint(&r, 0, 1) ? KVATTN_MLA_NAIVE : KVATTN_MLA_ABSORBED;
         double e = cached_vs_reference(&L, mode, T, chunks, 4, 500 + (uint64_t)it);
         char name[32];

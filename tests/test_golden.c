@@ -55,6 +55,11 @@ static void test_gqa_fixture(const char *file) {
         w.wk = kvattn_f32_matrix(arr(&g, "wk"));
         w.wv = kvattn_f32_matrix(arr(&g, "wv"));
         w.wo = kvattn_f32_matrix(arr(&g, "wo"));
+        if (get(&g, "bq")) w.bq = arr(&g, "bq"), w.bk = arr(&g, "bk"), w.bv = arr(&g, "bv");
+        if (get(&g, "q_norm")) {
+            w.q_head_norm = arr(&g, "q_norm"), w.k_head_norm = arr(&g, "k_norm");
+            cfg.rms_eps = num(&g, "rms_eps");
+        }
         double e = run_and_compare(&cfg, &w, &g, KVATTN_MLA_ABSORBED, "out");
         CHECK(e <= 1e-5, "%s: kvattn vs PyTorch: rel err %.3g", file, e);
     }
@@ -104,6 +109,8 @@ int main(void) {
     test_gqa_fixture("gqa_adjacent.bin");
     test_gqa_fixture("mha_half_partial.bin");
     test_gqa_fixture("mqa_adjacent.bin");
+    test_gqa_fixture("qwen2_bias.bin");
+    test_gqa_fixture("qwen3_qk_norm.bin");
     test_mla_fixture("mla_qlora_yarn.bin");
     test_mla_fixture("mla_noqlora.bin");
     return test_finish("test_golden");

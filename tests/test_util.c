@@ -106,7 +106,20 @@ void test_layer_init(test_layer *L, const kvattn_layer_config *cfg, uint64_t see
     L->w.wo = kvattn_f32_matrix(carve(&p, D * H * cfg->v_head_dim));
 }
 
+void test_layer_add_qwen(test_layer *L, int biases, int head_norms, uint64_t seed) {
+    const kvattn_layer_config *c = &L->cfg;
+    size_t hd = (size_t)c->head_dim, qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv_heads * hd;
+    test_rng r = {seed * 0x9e3779b97f4a7c15ull + 3};
+    float *p = L->extra = malloc(sizeof(float) * (qd + 2 * kvd + 2 * hd));
+    test_fill(&r, p, qd + 2 * kvd, 0.5f);
+    float *bq = carve(&p, qd), *bk = carve(&p, kvd), *bv = carve(&p, kvd), *qn = carve(&p, hd), *kn = carve(&p, hd);
+    for (size_t i = 0; i < 2 * hd; i++) qn[i] = 1.0f + 0.3f * test_uniform(&r); /* qn and kn */
+    if (biases) L->w.bq = bq, L->w.bk = bk, L->w.bv = bv;
+    if (head_norms) L->w.q_head_norm = qn, L->w.k_head_norm = kn;
+}
+
 void test_layer_free(test_layer *L) {
+    free(L->extra);
     free(L->mem);
     L->mem = NULL;
 }

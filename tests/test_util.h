@@ -55,10 +55,14 @@ typedef struct {
     kvattn_layer_weights w;
     float *mem;
     size_t n_floats;
+    float *extra; /* biases and head norms (test_layer_add_qwen) */
 } test_layer;
 
 void test_layer_init(test_layer *L, const kvattn_layer_config *cfg, uint64_t seed);
 void test_layer_free(test_layer *L);
+/* Adds to a GQA-family layer random Q/K/V biases (Qwen2) and/or per-head
+ * Q/K RMSNorm weights (Qwen3). */
+void test_layer_add_qwen(test_layer *L, int biases, int head_norms, uint64_t seed);
 
 /* Config builders. */
 kvattn_layer_config test_gqa_config(int d_model, int n_heads, int n_kv_heads, int head_dim);

@@ -7,6 +7,19 @@
 
 #include <stdlib.h>
 
+/* y[T][n] += b[n] */
+static void add_bias(float *y, const float *b, int T, size_t n) {
+    if (!b) return;
+    for (int t = 0; t < T; t++)
+        for (size_t i = 0; i < n; i++) y[(size_t)t * n + i] += b[i];
+}
+
+/* RMSNorm of each of the `rows` head vectors y[rows][hd], in place. */
+static void head_norm(float *y, const float *w, size_t rows, int hd, float eps) {
+    if (!w) return;
+    for (size_t r = 0; r < rows; r++) kv_rmsnorm(y + r * hd, y + r * hd, w, hd, eps);
+}
+
 kvattn_status kv_gqa_forward(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, kvattn_cache *cache,
                              int layer, int pos, int T, const float *x, float *out) {
     const int D = cfg->d_model, H = cfg->n_heads, n_kv = cfg->n_kv_heads, hd = cfg->head_dim;
@@ -26,6 +39,12 @@ kvattn_status kv_gqa_forward(const kvattn_layer_config *cfg, const kvattn_layer_
     kv_matmul(q, x, w->wq, T, (int)q_dim, D);
     kv_matmul(k, x, w->wk, T, (int)kv_dim, D);
     kv_matmul(v, x, w->wv, T, (int)kv_dim, D);
+    add_bias(q, w->bq, T, q_dim);
+    add_bias(k, w->bk, T, kv_dim);
+    add_bias(v, w->bv, T, kv_dim);
+    const float eps = cfg->rms_eps > 0.0f ? cfg->rms_eps : 1e-6f;
+    head_norm(q, w->q_head_norm, (size_t)T * H, hd, eps);
+    head_norm(k, w->k_head_norm, (size_t)T * n_kv, hd, eps);
 
     kv_rope_freqs(&cfg->rope, n_rot, freqs);
     for (int t = 0; t < T; t++) {

@@ -28,6 +28,18 @@ static void rmsnorm_d(double *x, const float *w, int n, double eps) {
     for (int i = 0; i < n; i++) x[i] = x[i] * inv * w[i];
 }
 
+/* y[n] += b[n], when there is a bias */
+static void add_bias_d(double *y, const float *b, size_t n) {
+    if (b)
+        for (size_t i = 0; i < n; i++) y[i] += b[i];
+}
+
+/* RMSNorm of each of `heads` vectors of hd, when there is a weight */
+static void head_norm_d(double *y, const float *w, int heads, int hd, double eps) {
+    if (w)
+        for (int h = 0; h < heads; h++) rmsnorm_d(y + (size_t)h * hd, w, hd, eps);
+}
+
 static void rope_d(double *x, int n_rot, const float *freqs, int pos, kvattn_rope_pairing p) {
     float tmp[512];
     for (int i = 0; i < n_rot; i++) tmp[i] = (float)x[i];
@@ -69,6 +81,7 @@ static kvattn_status reference_gqa(const kvattn_layer_config *cfg, const kvattn_
     const int D = cfg->d_model, H = cfg->n_heads, nkv = cfg->n_kv_heads, hd = cfg->head_dim, g = H / nkv;
     const int n_rot = cfg->rope.n_rot ? cfg->rope.n_rot : hd;
     const size_t qd = (size_t)H * hd, kvd = (size_t)nkv * hd;
+    const double eps = cfg->rms_eps > 0.0f ? cfg->rms_eps : 1e-6;
     if (hd > 512) return kv_fail(KVATTN_ERR_UNSUPPORTED, "reference: head_dim = %d > 512", hd);
     double *xd = malloc(sizeof(double) * D), *q = malloc(sizeof(double) * qd);
     double *K = malloc(sizeof(double) * T * kvd), *V = malloc(sizeof(double) * T * kvd);
@@ -83,12 +96,17 @@ static kvattn_status reference_gqa(const kvattn_layer_config *cfg, const kvattn_
         to_double(xd, x + (size_t)t * D, D);
         matvec_d(K + t * kvd, w->wk, xd, (int)kvd, D);
         matvec_d(V + t * kvd, w->wv, xd, (int)kvd, D);
+        add_bias_d(K + t * kvd, w->bk, kvd);
+        add_bias_d(V + t * kvd, w->bv, kvd);
+        head_norm_d(K + t * kvd, w->k_head_norm, nkv, hd, eps);
         for (int h = 0; h < nkv; h++) rope_d(K + t * kvd + (size_t)h * hd, n_rot, freqs, t, cfg->rope.pairing);
     }
     double scale = kvattn_config_softmax_scale(cfg);
     for (int t = 0; t < T; t++) {
         to_double(xd, x + (size_t)t * D, D);
         matvec_d(q, w->wq, xd, (int)qd, D);
+        add_bias_d(q, w->bq, qd);
+        head_norm_d(q, w->q_head_norm, H, hd, eps);
         for (int h = 0; h < H; h++) {
             rope_d(q + (size_t)h * hd, n_rot, freqs, t, cfg->rope.pairing);
             attend_d(q + (size_t)h * hd, K + (size_t)(h / g) * hd, kvd, V + (size_t)(h / g) * hd, kvd, t + 1, hd, hd,

@@ -95,16 +95,33 @@ def rope_half(x, cos, sin):
 
 # ---------------------------------------------------------------- GQA family
 
-def gqa_fixture(name, seed, D, H, n_kv, hd, n_rot, pairing, theta):
+def rms_norm(x, w, eps=1e-6):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+
+def gqa_fixture(name, seed, D, H, n_kv, hd, n_rot, pairing, theta, bias=False, qk_norm=False, eps=1e-6):
+    """bias: Qwen2's q/k/v_proj biases; qk_norm: Qwen3's q_norm/k_norm (RMSNorm over each head's
+    head_dim, weights shared by the heads, applied before RoPE as Qwen3Attention does)."""
     gen = torch.Generator().manual_seed(seed)
     T = PREFILL + DECODE
     wq, wk, wv = randw(gen, H * hd, D), randw(gen, n_kv * hd, D), randw(gen, n_kv * hd, D)
     wo = randw(gen, D, H * hd)
     x = torch.randn(T, D, generator=gen, dtype=torch.float64)
+    extra = {}
+    bq, bk, bv = torch.zeros(H * hd), torch.zeros(n_kv * hd), torch.zeros(n_kv * hd)
+    if bias:
+        bq, bk, bv = (0.5 * torch.randn(n, generator=gen, dtype=torch.float64) for n in (H * hd, n_kv * hd, n_kv * hd))
+        extra.update(bq=bq, bk=bk, bv=bv)
 
-    q = (x @ wq.T).view(T, H, hd).transpose(0, 1)      # [H, T, hd]
-    k = (x @ wk.T).view(T, n_kv, hd).transpose(0, 1)   # [n_kv, T, hd]
-    v = (x @ wv.T).view(T, n_kv, hd).transpose(0, 1)
+    q = (x @ wq.T + bq).view(T, H, hd)
+    k = (x @ wk.T + bk).view(T, n_kv, hd)
+    v = (x @ wv.T + bv).view(T, n_kv, hd).transpose(0, 1)
+    if qk_norm:
+        qn = 1 + 0.3 * torch.randn(hd, generator=gen, dtype=torch.float64)
+        kn = 1 + 0.3 * torch.randn(hd, generator=gen, dtype=torch.float64)
+        q, k = rms_norm(q, qn, eps), rms_norm(k, kn, eps)
+        extra.update(q_norm=qn, k_norm=kn, rms_eps=scalar(eps))
+    q, k = q.transpose(0, 1), k.transpose(0, 1)        # [H, T, hd], [n_kv, T, hd]
     cos, sin = cos_sin(base_freqs(n_rot, theta), list(range(T)))
     rope = rope_adjacent if pairing == "adjacent" else rope_half
     q = torch.cat([rope(q[..., :n_rot], cos, sin), q[..., n_rot:]], -1)
@@ -120,14 +137,12 @@ def gqa_fixture(name, seed, D, H, n_kv, hd, n_rot, pairing, theta):
         "kind": scalar(0), "d_model": scalar(D), "n_heads": scalar(H), "n_kv_heads": scalar(n_kv),
         "head_dim": scalar(hd), "n_rot": scalar(n_rot), "pairing": scalar(0 if pairing == "adjacent" else 1),
         "theta": scalar(theta), "prefill": scalar(PREFILL),
-        "wq": wq, "wk": wk, "wv": wv, "wo": wo, "x": x, "out": out,
+        "wq": wq, "wk": wk, "wv": wv, "wo": wo, "x": x, "out": out, **extra,
     })
 
 
 # ---------------------------------------------------------------- MLA (DeepSeek-V3 reference math)
 
-def rms_norm(x, w, eps=1e-6):
-    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
 
 
 class ReferenceMLA:
@@ -350,6 +365,113 @@ def deepseek_model_fixture(name, seed, p):
     write_fixture(os.path.join(OUT, name + ".bin"), arrays)
 
 
+def gqa_model_fixture(name, seed, arch, D, H, n_kv, hd, V, L, F, experts=0, topk=2, eps=1e-5, theta=10000.0,
+                      tied=False):
+    """A whole tiny GQA-family model as llama.cpp's graphs and Hugging Face's modeling code compute it:
+    arch "llama" (RoPE on adjacent pairs, the GGUF layout; with experts, Mixtral's sparse MoE block:
+    softmax over all experts, top-k, weights renormalised), "qwen2" (Q/K/V biases) or "qwen3"
+    (RMSNorm of each head's q and k before RoPE), both rotate_half. Weights named as GGUF names them,
+    logits of a prefill then one-token decode steps in float64 (RoPE angles float32)."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def norm_w(n):
+        return 1 + 0.1 * torch.randn(n, generator=gen, dtype=torch.float64)
+
+    W = {"token_embd.weight": torch.randn(V, D, generator=gen, dtype=torch.float64),
+         "output_norm.weight": norm_w(D)}
+    if not tied:
+        W["output.weight"] = randw(gen, V, D)
+    layers = []
+    for l in range(L):
+        lw = {"attn_norm.weight": norm_w(D), "ffn_norm.weight": norm_w(D),
+              "attn_q.weight": randw(gen, H * hd, D), "attn_k.weight": randw(gen, n_kv * hd, D),
+              "attn_v.weight": randw(gen, n_kv * hd, D), "attn_output.weight": randw(gen, D, H * hd)}
+        if arch == "qwen2":
+            for k, n in (("attn_q.bias", H * hd), ("attn_k.bias", n_kv * hd), ("attn_v.bias", n_kv * hd)):
+                lw[k] = 0.5 * torch.randn(n, generator=gen, dtype=torch.float64)
+        if arch == "qwen3":
+            lw["attn_q_norm.weight"], lw["attn_k_norm.weight"] = norm_w(hd) + 0.2, norm_w(hd) - 0.2
+        if experts:
+            lw["ffn_gate_inp.weight"] = randw(gen, experts, D) * 4  # sharper routing: fewer near-ties
+            lw["ffn_gate_exps.weight"] = torch.stack([randw(gen, F, D) for _ in range(experts)])
+            lw["ffn_up_exps.weight"] = torch.stack([randw(gen, F, D) for _ in range(experts)])
+            lw["ffn_down_exps.weight"] = torch.stack([randw(gen, D, F) for _ in range(experts)])
+        else:
+            lw["ffn_gate.weight"], lw["ffn_up.weight"], lw["ffn_down.weight"] = randw(gen, F, D), randw(gen, F, D), randw(gen, D, F)
+        layers.append(lw)
+    T = 12
+    tokens = torch.randint(0, V, (T,), generator=gen)
+    rope = rope_adjacent if arch == "llama" else rope_half
+    freqs = base_freqs(hd, theta)
+
+    def attention(lw, x, cache, start):
+        n = x.shape[0]
+        q = x @ lw["attn_q.weight"].T + lw.get("attn_q.bias", 0)
+        k = x @ lw["attn_k.weight"].T + lw.get("attn_k.bias", 0)
+        v = x @ lw["attn_v.weight"].T + lw.get("attn_v.bias", 0)
+        q, k, v = q.view(n, H, hd), k.view(n, n_kv, hd), v.view(n, n_kv, hd)
+        if "attn_q_norm.weight" in lw:
+            q, k = rms_norm(q, lw["attn_q_norm.weight"], eps), rms_norm(k, lw["attn_k_norm.weight"], eps)
+        cos, sin = cos_sin(freqs, list(range(start, start + n)))
+        q = rope(q.transpose(0, 1), cos, sin)                   # [H, n, hd]
+        k = rope(k.transpose(0, 1), cos, sin)                   # [n_kv, n, hd]
+        cache["k"] = torch.cat([cache["k"], k], 1) if "k" in cache else k
+        cache["v"] = torch.cat([cache["v"], v.transpose(0, 1)], 1) if "v" in cache else v.transpose(0, 1)
+        K = cache["k"].repeat_interleave(H // n_kv, dim=0)
+        Vv = cache["v"].repeat_interleave(H // n_kv, dim=0)
+        s = torch.einsum("hqd,hkd->hqk", q, K) / math.sqrt(hd)
+        total = K.shape[1]
+        mask = torch.arange(total)[None, :] > (torch.arange(n)[:, None] + start)
+        s = s.masked_fill(mask, float("-inf"))
+        o = torch.einsum("hqk,hkd->hqd", torch.softmax(s, -1), Vv)
+        return o.transpose(0, 1).reshape(n, H * hd) @ lw["attn_output.weight"].T
+
+    def mixtral_moe(lw, x):
+        probs = torch.softmax(x @ lw["ffn_gate_inp.weight"].T, -1)
+        w, idx = torch.topk(probs, topk, -1)
+        w = w / w.sum(-1, keepdim=True)
+        y = torch.zeros_like(x)
+        for e in range(experts):
+            rows, which = torch.where(idx == e)
+            if len(rows):
+                y[rows] += silu_mlp(x[rows], lw["ffn_gate_exps.weight"][e], lw["ffn_down_exps.weight"][e],
+                                    lw["ffn_up_exps.weight"][e]) * w[rows, which, None]
+        return y
+
+    caches = [dict() for _ in range(L)]
+
+    def forward(ids, start):
+        h = W["token_embd.weight"][ids]
+        for lw, cache in zip(layers, caches):
+            h = h + attention(lw, rms_norm(h, lw["attn_norm.weight"], eps), cache, start)
+            x = rms_norm(h, lw["ffn_norm.weight"], eps)
+            h = h + (mixtral_moe(lw, x) if experts else
+                     silu_mlp(x, lw["ffn_gate.weight"], lw["ffn_down.weight"], lw["ffn_up.weight"]))
+        head = W["token_embd.weight"] if tied else W["output.weight"]
+        return rms_norm(h, W["output_norm.weight"], eps)[-1] @ head.T
+
+    steps = [forward(tokens[:PREFILL], 0)]
+    for t in range(PREFILL, T):
+        steps.append(forward(tokens[t:t + 1], t))
+    arrays = {"arch": scalar(("llama", "qwen2", "qwen3").index(arch)), "D": scalar(D), "H": scalar(H),
+              "n_kv": scalar(n_kv), "hd": scalar(hd), "V": scalar(V), "L": scalar(L), "F": scalar(F),
+              "experts": scalar(experts), "topk": scalar(topk), "eps": scalar(eps), "theta": scalar(theta),
+              "prefill": scalar(PREFILL), "tokens": tokens.double()}
+    arrays.update(W)
+    for l, lw in enumerate(layers):
+        arrays.update({"blk.%d.%s" % (l, k): v for k, v in lw.items()})
+    arrays["logits"] = torch.stack(steps)
+    write_fixture(os.path.join(OUT, name + ".bin"), arrays)
+
+
+def gqa_models():
+    gqa_model_fixture("model_qwen2", 21, "qwen2", D=32, H=4, n_kv=2, hd=8, V=97, L=2, F=48, eps=1e-6,
+                      theta=1000000.0, tied=True)
+    gqa_model_fixture("model_qwen3", 22, "qwen3", D=24, H=4, n_kv=1, hd=12, V=89, L=2, F=40, eps=1e-6,
+                      theta=1000000.0)
+    gqa_model_fixture("model_mixtral", 23, "llama", D=32, H=4, n_kv=2, hd=8, V=101, L=2, F=24, experts=6, topk=2)
+
+
 DS_BASE = dict(D=48, H=4, V=97, L=3, dn=16, dr=8, dv=16, dc=32, ql=0, F=80, experts=0, Fm=32, shared=0, topk=2,
                dense=1, groups=1, topk_groups=1, score="softmax", route_scale=1.0, bias=0, orig=16, max_seq=64)
 
@@ -369,7 +491,11 @@ if __name__ == "__main__":
     gqa_fixture("gqa_adjacent", 1, D=40, H=6, n_kv=2, hd=10, n_rot=10, pairing="adjacent", theta=10000.0)
     gqa_fixture("mha_half_partial", 2, D=36, H=4, n_kv=4, hd=12, n_rot=8, pairing="half", theta=500000.0)
     gqa_fixture("mqa_adjacent", 3, D=24, H=5, n_kv=1, hd=8, n_rot=8, pairing="adjacent", theta=10000.0)
+    gqa_fixture("qwen2_bias", 4, D=32, H=4, n_kv=2, hd=12, n_rot=12, pairing="half", theta=1000000.0, bias=True)
+    gqa_fixture("qwen3_qk_norm", 5, D=24, H=6, n_kv=2, hd=16, n_rot=16, pairing="half", theta=1000000.0,
+                qk_norm=True, eps=1e-5)
     mla_fixture("mla_qlora_yarn", 4, D=48, H=4, ql=24, dc=32, dn=16, dr=8, dv=12, theta=10000.0, yarn=True)
     mla_fixture("mla_noqlora", 5, D=40, H=3, ql=0, dc=20, dn=10, dr=16, dv=6, theta=10000.0, yarn=False)
     deepseek_models()
+    gqa_models()
     print("wrote fixtures to", OUT)
