@@ -300,7 +300,7 @@ kvattn_status kvattn_attn_reference(const kvattn_layer_config *cfg, const kvattn
  * rest to count its parameters. Dense models have n_routed_experts = 0. */
 typedef struct {
     char name[64];
-    char arch[32];            /* "llama", "mistral", "mixtral", "qwen2", "falcon", "gpt2", "deepseek2", ... */
+    char arch[32];            /* "llama", "mistral", "mixtral", "qwen2", "qwen3", "falcon", "gpt2", "deepseek2" */
     kvattn_layer_config attn; /* the model's own attention design                          */
     int n_layers;
     int64_t vocab_size;
@@ -319,6 +319,7 @@ typedef struct {
     float expert_weights_scale; /* MoE: routed_scaling_factor (0 → 1)                          */
     int tied_embeddings;        /* the output head is the token embedding                      */
     int qkv_bias;               /* Q, K, V projections have biases (Qwen2)                    */
+    int qk_norm;                /* RMSNorm of each head's q and k before RoPE (Qwen3)         */
     int gpt2_style;             /* learned positions, LayerNorm and biases everywhere (GPT-2)  */
     int parallel_attn;          /* one norm per block (Falcon)                                 */
     int64_t context_length;     /* trained / configured maximum context                       */
@@ -331,7 +332,7 @@ const kvattn_model_desc *kvattn_preset_at(int i);
  * if there is none. */
 kvattn_status kvattn_preset_find(const char *name, kvattn_model_desc *out);
 
-/* Reads a Hugging Face config.json (Llama, Mistral, Mixtral, Qwen2, Falcon,
+/* Reads a Hugging Face config.json (Llama, Mistral, Mixtral, Qwen2, Qwen3, Falcon,
  * GPT-2, DeepSeek-V2/V3 keys). Errors name the file and the key. */
 kvattn_status kvattn_model_from_hf_config(const char *path, kvattn_model_desc *out);
 
@@ -515,8 +516,9 @@ typedef struct {
 kvattn_status kvattn_model_convert(const kvattn_model *src, const kvattn_convert_params *p, kvattn_model **out);
 
 /* Writes a loaded model as a GGUF v3 file with llama.cpp's tensor names and
- * metadata keys, the tokenizer included: architecture "llama" for the GQA
- * family, "deepseek2" for MLA (MoE layers, YaRN and the kv_b layout kept).
+ * metadata keys, the tokenizer included: architecture "qwen2" or "qwen3" for
+ * those models, "llama" for the rest of the GQA family (Mixtral's experts
+ * kept), "deepseek2" for MLA (MoE layers, YaRN and the kv_b layout kept).
  * 2-D weights are stored as weight_type (f32, f16, bf16, q8_0; q8_0 needs
  * rows that are multiples of 32), norms as f32. */
 kvattn_status kvattn_model_save_gguf(const kvattn_model *m, const char *path, kvattn_type weight_type);

@@ -144,9 +144,17 @@ kvattn_status kvattn_model_convert(const kvattn_model *src, const kvattn_convert
     if (a->kind != KVATTN_ATTN_GQA)
         return kv_fail(KVATTN_ERR_UNSUPPORTED, "convert: %s is already MLA; kvattn converts MHA, GQA and MQA models",
                        sd->name);
-    if (sd->qkv_bias || sd->gpt2_style || sd->parallel_attn)
+    int biases = sd->qkv_bias, head_norms = sd->qk_norm;
+    for (int l = 0; l < sd->n_layers; l++) {
+        const kvattn_layer_weights *w = &src->layers[l].attn;
+        biases |= w->bq || w->bk || w->bv;
+        head_norms |= w->q_head_norm || w->k_head_norm;
+    }
+    if (biases || sd->gpt2_style || sd->parallel_attn)
         return kv_fail(KVATTN_ERR_UNSUPPORTED, "convert: %s: only Llama-style attention (no biases) converts",
                        sd->name);
+    if (head_norms) /* a norm per head does not commute with merging or rotating heads */
+        return kv_fail(KVATTN_ERR_UNSUPPORTED, "convert: %s: per-head Q/K norms (qwen3) do not convert", sd->name);
     target t;
     kvattn_status st = parse_design(a, p->design, &t);
     if (st != KVATTN_OK) return st;

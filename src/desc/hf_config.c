@@ -76,7 +76,7 @@ static int get_bool(cfg_reader *r, const cJSON *obj, const char *key, int def) {
     return cJSON_IsTrue(it);
 }
 
-/* Llama, Mistral, Mixtral, Qwen2: one family of keys. */
+/* Llama, Mistral, Mixtral, Qwen2, Qwen3: one family of keys. */
 static void read_llama_like(cfg_reader *r, const cJSON *o, kvattn_model_desc *m, const char *type) {
     kvattn_layer_config *a = &m->attn;
     a->kind = KVATTN_ATTN_GQA;
@@ -96,7 +96,12 @@ static void read_llama_like(cfg_reader *r, const cJSON *o, kvattn_model_desc *m,
     m->ffn_gated = 1;
     m->tied_embeddings = get_bool(r, o, "tie_word_embeddings", 0);
     m->context_length = get_int(r, o, "max_position_embeddings", 0, 0, 1);
-    m->qkv_bias = !strcmp(type, "qwen2");
+    m->qkv_bias = !strcmp(type, "qwen2") || get_bool(r, o, "attention_bias", 0);
+    m->qk_norm = !strcmp(type, "qwen3");
+    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(o, "rms_norm_eps");
+    if (!failed(r) && eps && !cJSON_IsNull(eps) && !(cJSON_IsNumber(eps) && eps->valuedouble > 0))
+        r->st = kv_fail(KVATTN_ERR_FORMAT, "%s: rms_norm_eps must be a positive number", r->path);
+    a->rms_eps = (float)get_num(r, o, "rms_norm_eps", 1e-6); /* Qwen3's head norms use the model's epsilon */
     if (!strcmp(type, "mixtral")) {
         m->expert_weights_norm = 1; /* softmax over all, top-k renormalised */
         m->n_routed_experts = (int)get_int(r, o, "num_local_experts", 1, 0, 1);
@@ -231,13 +236,14 @@ kvattn_status kvattn_model_from_hf_config(const char *path, kvattn_model_desc *o
                : strstr(cls, "Mixtral")                     ? "mixtral"
                : strstr(cls, "Mistral")                     ? "mistral"
                : strstr(cls, "Qwen2")                       ? "qwen2"
+               : strstr(cls, "Qwen3")                       ? "qwen3"
                : strstr(cls, "Llama")                       ? "llama"
                                                             : NULL;
     }
     if (!type) {
         st = kv_fail(KVATTN_ERR_FORMAT, "%s: missing key 'model_type' (and no known 'architectures' entry)", path);
     } else if (!strcmp(type, "llama") || !strcmp(type, "mistral") || !strcmp(type, "mixtral") ||
-               !strcmp(type, "qwen2")) {
+               !strcmp(type, "qwen2") || !strcmp(type, "qwen3")) {
         read_llama_like(&r, root, &m, type);
     } else if (!strcmp(type, "falcon") || !strcmp(type, "RefinedWeb") || !strcmp(type, "RefinedWebModel")) {
         read_falcon(&r, root, &m);
@@ -249,7 +255,7 @@ kvattn_status kvattn_model_from_hf_config(const char *path, kvattn_model_desc *o
         type = "deepseek2";
     } else {
         st = kv_fail(KVATTN_ERR_UNSUPPORTED,
-                     "%s: model_type '%s' is not supported (llama, mistral, mixtral, qwen2, falcon, gpt2, "
+                     "%s: model_type '%s' is not supported (llama, mistral, mixtral, qwen2, qwen3, falcon, gpt2, "
                      "deepseek_v2, deepseek_v3)",
                      path, type);
     }

@@ -29,6 +29,7 @@ static int64_t attn_params(const kvattn_model_desc *m, const kvattn_layer_config
         acc_add(&a, mul3(qd, D, 1, ovf));           /* wo */
         if (m->qkv_bias || m->gpt2_style) acc_add(&a, qd + 2 * kvd);
         if (m->gpt2_style) acc_add(&a, D);
+        if (m->qk_norm) acc_add(&a, 2 * (int64_t)c->head_dim);
     } else {
         int64_t ql = c->q_lora_rank, dq = (int64_t)c->qk_nope_head_dim + c->qk_rope_head_dim;
         int64_t dc = c->kv_lora_rank, dr = c->qk_rope_head_dim;

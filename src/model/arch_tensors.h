@@ -17,6 +17,7 @@ typedef enum {
     KV_DIM_FFN,        /* dense FFN width                          */
     KV_DIM_Q,          /* n_heads · head_dim (GQA family)           */
     KV_DIM_KV,         /* n_kv_heads · head_dim                     */
+    KV_DIM_HEAD,       /* head_dim                                  */
     KV_DIM_Q_LORA,     /* q_lora_rank                               */
     KV_DIM_MLA_Q,      /* n_heads · (d_nope + d_rope)               */
     KV_DIM_MLA_KV_A,   /* d_c + d_rope                              */
@@ -64,7 +65,8 @@ typedef struct {
     int keep_f32;  /* written as f32 whatever the weight type (the router)   */
 } kv_tensor_spec;
 
-/* The per-layer tensors of an architecture ("llama" or "deepseek2"), n entries. */
+/* The per-layer tensors of an architecture ("llama", "mistral", "mixtral",
+ * "qwen2", "qwen3" or "deepseek2"), n entries. */
 const kv_tensor_spec *kv_arch_layer_tensors(const char *arch, int *n);
 
 /* What decides the tensors of one layer. */

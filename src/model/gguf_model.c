@@ -1,7 +1,9 @@
-/* A transformer from a GGUF file: architecture "llama" (Llama, Mistral and
- * their kind as llama.cpp writes them), with its tokenizer from the
- * metadata (tokenizer.ggml.model "llama" or "gpt2"). GGUF's llama Q/K rows
- * are in the original (adjacent-pair) RoPE layout. */
+/* A transformer from a GGUF file: architecture "llama" (Llama, Mistral,
+ * Mixtral and their kind as llama.cpp writes them), "qwen2", "qwen3" or
+ * "deepseek2", with its tokenizer from the metadata (tokenizer.ggml.model
+ * "llama" or "gpt2"). GGUF's llama Q/K rows are in the original
+ * (adjacent-pair) RoPE layout; qwen2's and qwen3's keep Hugging Face's
+ * half-split order (llama.cpp's NEOX RoPE). */
 #include "arch_tensors.h"
 #include "gguf.h"
 #include "loaders.h"
@@ -168,37 +170,79 @@ static kvattn_status gguf_tokenizer(const gguf_file *g, int n_vocab, kvattn_toke
     return st;
 }
 
-/* Architecture "llama": GQA attention, SwiGLU FFN. */
-static void load_llama(builder *b) {
+/* Architectures "llama", "qwen2", "qwen3": GQA attention (qwen2 with Q/K/V
+ * biases, qwen3 with per-head Q/K norms), SwiGLU FFN; llama with
+ * expert_count is Mixtral: every layer's FFN is a mixture of experts, routed
+ * by softmax over all experts, top-k, weights renormalised (llama.cpp's
+ * llama graph). */
+static void load_gqa(builder *b, const char *arch) {
     const gguf_file *g = b->g;
     kvattn_model *m = b->m;
     kvattn_model_desc *d = &m->desc;
-    int D = (int)meta_int(b, "llama.embedding_length", 1, 0, 1, KV_MAX_DIM);
-    int L = (int)meta_int(b, "llama.block_count", 1, 0, 1, KV_MAX_LAYERS);
-    int F = (int)meta_int(b, "llama.feed_forward_length", 1, 0, 1, KV_MAX_DIM);
-    int H = (int)meta_int(b, "llama.attention.head_count", 1, 0, 1, KV_MAX_HEADS);
-    int KV = (int)meta_int(b, "llama.attention.head_count_kv", 0, H, 1, KV_MAX_HEADS);
-    int64_t n_experts = meta_int(b, "llama.expert_count", 0, 0, 0, KV_MAX_EXPERTS);
-    if (b->st == KVATTN_OK && n_experts > 0)
-        b->st = kv_fail(KVATTN_ERR_UNSUPPORTED,
-                        "%s: llama.expert_count = %lld: MoE llama models are not supported by "
-                        "the runner yet",
-                        g->path, (long long)n_experts);
-    int hd = H > 0 ? (int)meta_int(b, "llama.attention.key_length", 0, D / H, 1, KV_MAX_DIM) : 0;
-    int n_rot = (int)meta_int(b, "llama.rope.dimension_count", 0, hd, 0, hd);
-    double eps = meta_float(b, "llama.attention.layer_norm_rms_epsilon", 1e-5);
-    double theta = meta_float(b, "llama.rope.freq_base", 10000.0);
-    d->context_length = meta_int(b, "llama.context_length", 0, 2048, 1, (int64_t)1 << 30);
-    d->attn = (kvattn_layer_config){.kind = KVATTN_ATTN_GQA,
-                                    .d_model = D,
-                                    .n_heads = H,
-                                    .n_kv_heads = KV,
-                                    .head_dim = hd,
-                                    .rope = {.theta = (float)theta, .n_rot = n_rot, .pairing = KVATTN_ROPE_ADJACENT}};
+    char key[96];
+#define KEY(k) (snprintf(key, sizeof key, "%s." k, arch), key)
+    int D = (int)meta_int(b, KEY("embedding_length"), 1, 0, 1, KV_MAX_DIM);
+    int L = (int)meta_int(b, KEY("block_count"), 1, 0, 1, KV_MAX_LAYERS);
+    int F = (int)meta_int(b, KEY("feed_forward_length"), 1, 0, 1, KV_MAX_DIM);
+    int H = (int)meta_int(b, KEY("attention.head_count"), 1, 0, 1, KV_MAX_HEADS);
+    int KV = (int)meta_int(b, KEY("attention.head_count_kv"), 0, H, 1, KV_MAX_HEADS);
+    int hd = H > 0 ? (int)meta_int(b, KEY("attention.key_length"), 0, D / H, 1, KV_MAX_DIM) : 0;
+    int vd = (int)meta_int(b, KEY("attention.value_length"), 0, hd, 1, KV_MAX_DIM);
+    if (b->st == KVATTN_OK && vd != hd)
+        b->st = kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: %s.attention.value_length = %d differs from key_length = %d",
+                        g->path, arch, vd, hd);
+    int n_rot = (int)meta_int(b, KEY("rope.dimension_count"), 0, hd, 0, hd);
+    double eps = meta_float(b, KEY("attention.layer_norm_rms_epsilon"), 1e-5);
+    double theta = meta_float(b, KEY("rope.freq_base"), 10000.0);
+    d->context_length = meta_int(b, KEY("context_length"), 0, 2048, 1, (int64_t)1 << 30);
+    const int neox = strcmp(arch, "llama") != 0;
+    d->attn = (kvattn_layer_config){
+        .kind = KVATTN_ATTN_GQA,
+        .d_model = D,
+        .n_heads = H,
+        .n_kv_heads = KV,
+        .head_dim = hd,
+        .rms_eps = (float)eps, /* qwen3's head norms: llama.cpp uses the model's epsilon */
+        .rope = {.theta = (float)theta, .n_rot = n_rot, .pairing = neox ? KVATTN_ROPE_HALF : KVATTN_ROPE_ADJACENT}};
     d->n_layers = L;
     d->ffn_dim = F;
     d->ffn_gated = 1;
+    d->qk_norm = !strcmp(arch, "qwen3");
     m->norm_eps = (float)eps;
+    d->n_routed_experts = (int)meta_int(b, KEY("expert_count"), 0, 0, 0, KV_MAX_EXPERTS);
+    if (d->n_routed_experts > 0) {
+        if (b->st == KVATTN_OK && strcmp(arch, "llama"))
+            b->st = kv_fail(KVATTN_ERR_UNSUPPORTED,
+                            "%s: %s.expert_count = %d: only llama has experts here (%smoe "
+                            "is another architecture)",
+                            g->path, arch, d->n_routed_experts, arch);
+        d->n_active_experts = (int)meta_int(b, KEY("expert_used_count"), 1, 0, 1, d->n_routed_experts);
+        d->moe_ffn_dim = meta_int(b, KEY("expert_feed_forward_length"), 0, F, 1, KV_MAX_DIM);
+        d->moe_layer_freq = 1;
+        d->expert_weights_norm = 1;
+        d->expert_weights_scale = (float)meta_float(b, KEY("expert_weights_scale"), 1.0);
+        if (b->st == KVATTN_OK && gguf_find(g, KEY("expert_shared_feed_forward_length")))
+            b->st = kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: %s: shared experts in a llama model are not supported",
+                            g->path, key);
+    }
+#undef KEY
+}
+
+/* Tensors llama.cpp may find in these architectures that kvattn does not
+ * apply: refused by name rather than silently left out. */
+static void refuse_unsupported_tensors(builder *b) {
+    static const char *const layer_names[] = {"blk.%d.attn_qkv.weight", "blk.%d.attn_output.bias",
+                                              "blk.%d.ffn_gate.bias",   "blk.%d.ffn_up.bias",
+                                              "blk.%d.ffn_down.bias",   "blk.%d.ffn_gate_shexp.weight"};
+    char nm[96];
+    if (gguf_tensor_find(b->g, "output.bias"))
+        b->st = kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: tensor 'output.bias' is not supported", b->g->path);
+    for (int l = 0; l < b->m->desc.n_layers && b->st == KVATTN_OK; l++)
+        for (size_t i = 0; i < sizeof layer_names / sizeof *layer_names && b->st == KVATTN_OK; i++) {
+            snprintf(nm, sizeof nm, layer_names[i], l);
+            if (gguf_tensor_find(b->g, nm))
+                b->st = kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: tensor '%s' is not supported", b->g->path, nm);
+        }
 }
 
 /* Architecture "deepseek2": MLA attention (fused attn_kv_b, or attn_k_b/attn_v_b
@@ -361,16 +405,20 @@ kvattn_status kv_load_gguf(const char *path, const char *tokenizer_path, kvattn_
         gguf_free(&g);
         return kv_fail(KVATTN_ERR_FORMAT, "%s: metadata 'general.architecture' is missing", path);
     }
-    int is_llama = arch.len == 5 && !memcmp(arch.s, "llama", 5);
-    int is_ds2 = arch.len == 9 && !memcmp(arch.s, "deepseek2", 9);
-    if (!is_llama && !is_ds2) {
+    static const char *const archs[] = {"llama", "qwen2", "qwen3", "deepseek2"};
+    const char *arch_name = NULL;
+    for (size_t i = 0; i < sizeof archs / sizeof *archs; i++)
+        if (arch.len == strlen(archs[i]) && !memcmp(arch.s, archs[i], arch.len)) arch_name = archs[i];
+    if (!arch_name) {
         gguf_free(&g);
-        return kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: architecture '%.*s' is not supported (llama, deepseek2)", path,
+        return kv_fail(KVATTN_ERR_UNSUPPORTED,
+                       "%s: architecture '%.*s' is not supported (llama, qwen2, qwen3, deepseek2)", path,
                        (int)(arch.len > 40 ? 40 : arch.len), arch.s);
     }
+    const int is_ds2 = !strcmp(arch_name, "deepseek2");
     kvattn_model_desc *d = &m->desc;
     snprintf(m->format, sizeof m->format, "gguf");
-    snprintf(d->arch, sizeof d->arch, "%s", is_llama ? "llama" : "deepseek2");
+    snprintf(d->arch, sizeof d->arch, "%s", arch_name);
     gguf_str name;
     const char *base = strrchr(path, '/');
     if (gguf_get_str(&g, "general.name", &name) == 0 && name.len > 0)
@@ -381,8 +429,9 @@ kvattn_status kv_load_gguf(const char *path, const char *tokenizer_path, kvattn_
     if (prc == -2) b.st = kv_fail(KVATTN_ERR_FORMAT, "%s: metadata 'kvattn.conversion' is not a string", path);
     else if (prc == 0)
         snprintf(m->provenance, sizeof m->provenance, "%.*s", (int)(prov.len > 511 ? 511 : prov.len), prov.s);
-    if (is_llama) load_llama(&b);
-    else load_deepseek2(&b);
+    if (is_ds2) load_deepseek2(&b);
+    else load_gqa(&b, arch_name);
+    if (!is_ds2 && b.st == KVATTN_OK) refuse_unsupported_tensors(&b);
     if (b.st == KVATTN_OK && kvattn_config_validate(&d->attn) != KVATTN_OK) {
         char why[512];
         snprintf(why, sizeof why, "%s", kvattn_last_error());
@@ -406,6 +455,7 @@ kvattn_status kv_load_gguf(const char *path, const char *tokenizer_path, kvattn_
     d->tied_embeddings = b.st == KVATTN_OK && !out;
     if (b.st == KVATTN_OK) m->output = out ? (kvattn_matrix){out->data, out->type} : m->tok_embd;
     if (b.st == KVATTN_OK) read_layers(&b);
+    if (b.st == KVATTN_OK && d->attn.kind == KVATTN_ATTN_GQA) d->qkv_bias = m->layers[0].attn.bq != NULL;
     if (b.st == KVATTN_OK) b.st = gguf_tokenizer(&g, (int)V, &m->tokenizer);
     gguf_str tmpl;
     int rc = b.st == KVATTN_OK ? gguf_get_str(&g, "tokenizer.chat_template", &tmpl) : -1;

@@ -360,7 +360,12 @@ static kvattn_status write_tensor(kvattn_gguf_writer *w, const kvattn_model *m, 
     switch (t->form) {
     case KV_FORM_VECTOR: {
         const float *v = *(const float *const *)field;
-        return v || !t->optional ? add_vector(w, name, v, rows) : KVATTN_OK;
+        if (!v && t->optional) return KVATTN_OK;
+        if (!(t->rope_rows && d->attn.rope.pairing == KVATTN_ROPE_HALF)) return add_vector(w, name, v, rows);
+        float *p = to_adjacent_pairs(v, rows / d->attn.head_dim, d->attn.head_dim, 1); /* a Q/K bias */
+        kvattn_status st = p ? add_vector(w, name, p, rows) : kv_fail(KVATTN_ERR_NOMEM, "gguf: out of memory");
+        free(p);
+        return st;
     }
     case KV_FORM_MATRIX: {
         const kvattn_matrix mx = *(const kvattn_matrix *)field;
@@ -384,12 +389,18 @@ static kvattn_status write_tensor(kvattn_gguf_writer *w, const kvattn_model *m, 
     return kv_fail(KVATTN_ERR_INVALID_ARG, "gguf: tensor '%s' has no form", name);
 }
 
+/* The GGUF architecture a model is written as. */
+static const char *gguf_arch(const kvattn_model_desc *d) {
+    if (d->attn.kind == KVATTN_ATTN_MLA) return "deepseek2";
+    return !strcmp(d->arch, "qwen2") || !strcmp(d->arch, "qwen3") ? d->arch : "llama";
+}
+
 /* Every layer's tensors, as the architecture's table names them. */
 static kvattn_status write_layers(kvattn_gguf_writer *w, const kvattn_model *m, kvattn_type type) {
     const kvattn_model_desc *d = &m->desc;
     const int split = d->attn.kind == KVATTN_ATTN_MLA && m->layers[0].attn.wkv_b.data == NULL;
     int n;
-    const kv_tensor_spec *specs = kv_arch_layer_tensors(d->attn.kind == KVATTN_ATTN_MLA ? "deepseek2" : "llama", &n);
+    const kv_tensor_spec *specs = kv_arch_layer_tensors(gguf_arch(d), &n);
     kvattn_status st = KVATTN_OK;
     for (int l = 0; !st && l < d->n_layers; l++) {
         const kv_layer_shape shape = {d, l, split};
@@ -419,7 +430,9 @@ static kvattn_status common_head(kvattn_gguf_writer *w, const kvattn_model *m, c
     if (!st) st = kvattn_gguf_set_u32(w, KEY("context_length"), (uint32_t)d->context_length);
     if (!st) st = kvattn_gguf_set_u32(w, KEY("embedding_length"), (uint32_t)d->attn.d_model);
     if (!st) st = kvattn_gguf_set_u32(w, KEY("block_count"), (uint32_t)d->n_layers);
-    if (!st) st = kvattn_gguf_set_u32(w, KEY("feed_forward_length"), (uint32_t)d->ffn_dim);
+    /* a Mixtral's FFN width is its experts' */
+    if (!st)
+        st = kvattn_gguf_set_u32(w, KEY("feed_forward_length"), (uint32_t)(d->ffn_dim ? d->ffn_dim : d->moe_ffn_dim));
     if (!st) st = kvattn_gguf_set_u32(w, KEY("attention.head_count"), (uint32_t)d->attn.n_heads);
     if (!st) st = kvattn_gguf_set_f32(w, KEY("rope.freq_base"), d->attn.rope.theta);
     if (!st) st = kvattn_gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), m->norm_eps);
@@ -435,18 +448,34 @@ static kvattn_status common_head(kvattn_gguf_writer *w, const kvattn_model *m, c
     return st;
 }
 
-static kvattn_status write_llama(kvattn_gguf_writer *w, const kvattn_model *m, kvattn_type type) {
+/* llama (Mixtral with experts), qwen2 or qwen3. */
+static kvattn_status write_gqa(kvattn_gguf_writer *w, const kvattn_model *m, kvattn_type type) {
     const kvattn_model_desc *d = &m->desc;
     const kvattn_layer_config *a = &d->attn;
-    if (a->rope.pairing == KVATTN_ROPE_HALF && a->rope.n_rot && a->rope.n_rot != a->head_dim)
+    const char *arch = gguf_arch(d);
+    const int is_llama = !strcmp(arch, "llama");
+    if (is_llama && a->rope.pairing == KVATTN_ROPE_HALF && a->rope.n_rot && a->rope.n_rot != a->head_dim)
         return kv_fail(KVATTN_ERR_UNSUPPORTED,
                        "save gguf: partial rotary with half-split pairs has no llama GGUF layout");
+    if (!is_llama && a->rope.pairing != KVATTN_ROPE_HALF)
+        return kv_fail(KVATTN_ERR_UNSUPPORTED, "save gguf: %s rotates half-split pairs; this model's are adjacent",
+                       arch);
+    if (d->n_routed_experts && (!is_llama || d->n_shared_experts || d->n_dense_layers || !d->expert_weights_norm ||
+                                d->expert_gating || d->n_expert_groups > 1))
+        return kv_fail(KVATTN_ERR_UNSUPPORTED, "save gguf: this model's expert routing has no %s GGUF layout", arch);
     const int D = a->d_model, H = a->n_heads, KV = a->n_kv_heads, hd = a->head_dim;
-    kvattn_status st = common_head(w, m, "llama", type);
-    if (!st) st = kvattn_gguf_set_u32(w, "llama.attention.head_count_kv", (uint32_t)KV);
-    if (!st && hd * H != D) st = kvattn_gguf_set_u32(w, "llama.attention.key_length", (uint32_t)hd);
-    if (!st && hd * H != D) st = kvattn_gguf_set_u32(w, "llama.attention.value_length", (uint32_t)hd);
-    if (!st) st = kvattn_gguf_set_u32(w, "llama.rope.dimension_count", (uint32_t)(a->rope.n_rot ? a->rope.n_rot : hd));
+    char key[96];
+#define KEY(k) (snprintf(key, sizeof key, "%s." k, arch), key)
+    kvattn_status st = common_head(w, m, arch, type);
+    if (!st) st = kvattn_gguf_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)KV);
+    if (!st && hd * H != D) st = kvattn_gguf_set_u32(w, KEY("attention.key_length"), (uint32_t)hd);
+    if (!st && hd * H != D) st = kvattn_gguf_set_u32(w, KEY("attention.value_length"), (uint32_t)hd);
+    if (!st) st = kvattn_gguf_set_u32(w, KEY("rope.dimension_count"), (uint32_t)(a->rope.n_rot ? a->rope.n_rot : hd));
+    if (!st && d->n_routed_experts) {
+        st = kvattn_gguf_set_u32(w, KEY("expert_count"), (uint32_t)d->n_routed_experts);
+        if (!st) st = kvattn_gguf_set_u32(w, KEY("expert_used_count"), (uint32_t)d->n_active_experts);
+    }
+#undef KEY
     if (!st) st = write_layers(w, m, type);
     return st;
 }
@@ -518,7 +547,7 @@ kvattn_status kvattn_model_save_gguf(const kvattn_model *m, const char *path, kv
     kvattn_gguf_writer *w;
     kvattn_status st = kvattn_gguf_writer_create(&w);
     if (st) return st;
-    st = m->desc.attn.kind == KVATTN_ATTN_MLA ? write_deepseek2(w, m, type) : write_llama(w, m, type);
+    st = m->desc.attn.kind == KVATTN_ATTN_MLA ? write_deepseek2(w, m, type) : write_gqa(w, m, type);
     if (!st) st = kvattn_gguf_write_file(w, path);
     kvattn_gguf_writer_free(w);
     return st;

@@ -1,5 +1,6 @@
 /* Hugging Face checkpoints: config.json + model.safetensors (or shards named
- * by model.safetensors.index.json) + tokenizer.json, Llama layout. HF stores
+ * by model.safetensors.index.json) + tokenizer.json: Llama, Mistral, Mixtral,
+ * Qwen2, Qwen3 and DeepSeek-V2/V3 layouts. HF stores
  * Q/K rows for rotate_half RoPE, so the pairing is half-split. Tensors are
  * used in place when their dtype and alignment allow, else converted once. */
 #define _POSIX_C_SOURCE 200809L
@@ -434,14 +435,14 @@ kvattn_status kv_load_safetensors(const char *path, const char *tokenizer_path, 
     kvattn_status st = kvattn_model_from_hf_config(p, &m->desc);
     if (st != KVATTN_OK) return st;
     kvattn_model_desc *d = &m->desc;
-    const int is_ds = !strcmp(d->arch, "deepseek2");
-    if (strcmp(d->arch, "llama") && strcmp(d->arch, "mistral") && strcmp(d->arch, "qwen2") && !is_ds)
-        return kv_fail(
-            KVATTN_ERR_UNSUPPORTED,
-            "%s: model_type '%s' is not supported by the runner yet (llama, mistral, deepseek_v2, deepseek_v3)", p,
-            d->arch);
-    if (d->qkv_bias)
-        return kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: Q/K/V biases (qwen2) are not supported by the runner yet", p);
+    static const char *const runnable[] = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "deepseek2"};
+    int known = 0;
+    for (size_t i = 0; i < sizeof runnable / sizeof *runnable; i++) known |= !strcmp(d->arch, runnable[i]);
+    if (!known)
+        return kv_fail(KVATTN_ERR_UNSUPPORTED,
+                       "%s: model_type '%s' is not supported by the runner yet (llama, mistral, mixtral, qwen2, "
+                       "qwen3, deepseek_v2, deepseek_v3)",
+                       p, d->arch);
     snprintf(m->format, sizeof m->format, "safetensors");
     if (!strcmp(d->name, "config.json")) { /* no _name_or_path: the folder's name */
         const char *slash = strrchr(dir, '/');
@@ -510,6 +511,9 @@ kvattn_status kv_load_safetensors(const char *path, const char *tokenizer_path, 
     m->out_norm = st_vector(&ix, KV_HF_OUTPUT_NORM, D);
     m->output = d->tied_embeddings ? m->tok_embd : st_matrix(&ix, KV_HF_OUTPUT, V, D);
     read_layers(&ix);
+    for (int l = 0; d->qkv_bias && ix.st == KVATTN_OK && l < d->n_layers; l++)
+        if (!m->layers[l].attn.bq || !m->layers[l].attn.bk || !m->layers[l].attn.bv)
+            ix.st = kv_fail(KVATTN_ERR_FORMAT, "%s: config.json asks for Q/K/V biases; layer %d's are missing", dir, l);
     free(ix.t);
     if (ix.st != KVATTN_OK) return ix.st;
     snprintf(p, sizeof p, "%s/tokenizer.json", dir);
