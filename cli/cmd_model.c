@@ -45,6 +45,10 @@ int cmd_info(int argc, char **argv) {
         printf(", \"pre_tokenizer\": ");
         if (*pre) cli_json_string(stdout, pre, strlen(pre));
         else printf("null");
+        printf(", \"qkv_bias\": %s, \"qk_norm\": %s, \"experts\": %d, \"experts_per_token\": %d, "
+               "\"shared_experts\": %d, \"expert_ffn_dim\": %lld",
+               d->qkv_bias ? "true" : "false", d->qk_norm ? "true" : "false", d->n_routed_experts, d->n_active_experts,
+               d->n_shared_experts, (long long)d->moe_ffn_dim);
         printf(", \"pre_tokenizer_known\": %s, \"conversion\": ", pre_known ? "true" : "false");
         const char *prov = kvattn_model_provenance(m);
         if (*prov) cli_json_string(stdout, prov, strlen(prov));
@@ -53,12 +57,20 @@ int cmd_info(int argc, char **argv) {
     } else {
         printf("model:        %s (%s, %s)\n", d->name, kvattn_model_format(m), d->arch);
         printf("attention:    %s — %d heads", design, a->n_heads);
-        if (a->kind == KVATTN_ATTN_GQA) printf(", %d KV heads × %d dims", a->n_kv_heads, a->head_dim);
+        if (a->kind == KVATTN_ATTN_GQA)
+            printf(", %d KV heads × %d dims%s%s", a->n_kv_heads, a->head_dim, d->qkv_bias ? ", Q/K/V biases" : "",
+                   d->qk_norm ? ", per-head Q/K norm" : "");
         else
             printf(", latent %d + rope %d%s", a->kv_lora_rank, a->qk_rope_head_dim,
                    a->kv_norm_off ? ", latent not normed" : "");
         printf("\nshape:        %d layers, d_model %d, ffn %lld, vocab %lld\n", d->n_layers, a->d_model,
                (long long)d->ffn_dim, (long long)d->vocab_size);
+        int moe_layers = 0;
+        for (int l = 0; l < d->n_layers; l++) moe_layers += kvattn_model_is_moe_layer(d, l);
+        if (d->n_routed_experts)
+            printf("experts:      %d routed (%d per token)%s, each ffn %lld; %d of %d layers\n", d->n_routed_experts,
+                   d->n_active_experts, d->n_shared_experts ? " + shared" : "", (long long)d->moe_ffn_dim, moe_layers,
+                   d->n_layers);
         printf("parameters:   %s (%s of weights)\n", cli_commas((uint64_t)params, b1, sizeof b1),
                cli_bytes((double)kvattn_model_weight_bytes(m), b2, sizeof b2));
         printf("KV cache:     %s bytes per token (%s), %s at the context of %lld\n", cli_commas(bpt, b1, sizeof b1),

@@ -360,10 +360,26 @@ static void check_refusals(void) {
     unlink(gpath);
 }
 
+/* Leaves tiny_qwen2.gguf, tiny_qwen3.gguf and tiny_mixtral.gguf (no
+ * vocabulary) for test_cli's info / plan / export / convert checks. */
+static void write_cli_models(void) {
+    static const char *const names[] = {"qwen2", "qwen3", "mixtral"};
+    for (int i = 0; i < 3; i++) {
+        char path[512], out[64];
+        snprintf(path, sizeof path, "%s/model_%s.bin", KVATTN_GOLDEN_DIR, names[i]);
+        snprintf(out, sizeof out, "tiny_%s.gguf", names[i]);
+        golden_file g;
+        if (golden_load(path, &g) != 0) continue;
+        CHECK_OK(write_gguf(&g, out, KVATTN_TYPE_F16, NULL));
+        golden_free(&g);
+    }
+}
+
 int main(void) {
     check_fixture("model_qwen2.bin");
     check_fixture("model_qwen3.bin");
     check_fixture("model_mixtral.bin");
     check_refusals();
+    write_cli_models();
     return test_finish("test_arch");
 }

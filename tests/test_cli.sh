@@ -5,6 +5,7 @@ set -u
 kvattn=$1
 deepseek_model=${2:-}
 chat_model=${3:-}
+arch_dir=${4:-} # tiny_qwen2/qwen3/mixtral.gguf from test_arch
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 pass=0 fail=0
@@ -344,6 +345,26 @@ if [ "$(cat "$tmp/out")" = "$golden" ]; then ok; else bad "HF folder → GGUF f1
 expect_exit 2 "export: bad type" "$kvattn" export -m "$tmp/hf32" -o "$tmp/x.gguf" --type q4_0
 expect_exit 1 "export: unwritable" "$kvattn" export -m "$tmp/hf32" -o "$tmp/no/such/dir/x.gguf"
 expect_grep "x.gguf" "$tmp/err" "unwritable output named"
+
+# qwen2, qwen3 and Mixtral (from test_arch) through info, plan, export and convert
+if [ -n "$arch_dir" ] && [ -f "$arch_dir/tiny_qwen3.gguf" ]; then
+  expect_exit 0 "info: qwen2" "$kvattn" info -m "$arch_dir/tiny_qwen2.gguf"
+  expect_grep "Q/K/V biases" "$tmp/out" "info names qwen2's biases"
+  expect_exit 0 "info --json: qwen3" "$kvattn" info -m "$arch_dir/tiny_qwen3.gguf" --json
+  if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["arch"]=="qwen3" and d["qk_norm"] and not d["qkv_bias"] and d["head_dim"]==12 and d["experts"]==0, d' "$tmp/out"; then ok; else bad "info --json on qwen3"; fi
+  expect_exit 0 "info --json: mixtral" "$kvattn" info -m "$arch_dir/tiny_mixtral.gguf" --json
+  if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["arch"]=="llama" and d["experts"]==6 and d["experts_per_token"]==2 and d["expert_ffn_dim"]==24, d' "$tmp/out"; then ok; else bad "info --json on mixtral"; fi
+  expect_exit 0 "info: mixtral" "$kvattn" info -m "$arch_dir/tiny_mixtral.gguf"
+  expect_grep "6 routed (2 per token)" "$tmp/out" "info shows the experts"
+  expect_exit 0 "plan -m qwen3" "$kvattn" plan -m "$arch_dir/tiny_qwen3.gguf" --ctx 1024 --json
+  expect_exit 0 "export qwen3" "$kvattn" export -m "$arch_dir/tiny_qwen3.gguf" --type f32 -o "$tmp/q3.gguf"
+  expect_exit 0 "info of the exported qwen3" "$kvattn" info -m "$tmp/q3.gguf"
+  expect_grep "qwen3" "$tmp/out" "export keeps the qwen3 architecture"
+  expect_exit 1 "convert: qwen2's biases refused" "$kvattn" convert -m "$arch_dir/tiny_qwen2.gguf" --to mqa --method mean -o "$tmp/x.gguf"
+  expect_grep "biases" "$tmp/err" "convert names the biases"
+else
+  bad "the tiny qwen/mixtral models from test_arch are missing ($arch_dir)"
+fi
 
 # DeepSeek (MLA + MoE) through the CLI: absorbed and naive MLA give the same greedy tokens
 if [ -n "$deepseek_model" ] && [ -f "$deepseek_model" ]; then
