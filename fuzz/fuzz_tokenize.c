@@ -2,9 +2,11 @@
  * tokenizers and back: SentencePiece from tok512.bin under $KVATTN_MODELS, and
  * byte-level BPE from the GGUF at $KVATTN_FUZZ_BPE (test_model writes one,
  * build/tests/tiny_chatml.gguf). Byte-level BPE must give back every byte,
- * and every BPE pre-tokenizer's pieces must tile the text. */
+ * every BPE pre-tokenizer's pieces must tile the text, and every Unicode
+ * normalisation form must give a C string that it leaves as it is. */
 #include "fuzz_util.h"
 
+#include "model/normalize.h"
 #include "model/pretokenize.h"
 
 static kv_pretok *pretoks[KV_PRE_COUNT];
@@ -59,6 +61,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (ends[k] <= (k ? ends[k - 1] : 0)) abort();
     }
     free(ends);
+    for (int f = KV_NORM_NFC; f <= KV_NORM_NFKD; f++) { /* every form: a C string, and idempotent */
+        size_t n = 0, n2 = 0;
+        char *once = kv_normalize((kv_normalization)f, text, len, &n), *twice = NULL;
+        if (!once || strlen(once) != n) abort();
+        twice = kv_normalize((kv_normalization)f, once, n, &n2);
+        if (!twice || n2 != n || memcmp(once, twice, n)) abort();
+        free(once), free(twice);
+    }
     free(text);
     return 0;
 }

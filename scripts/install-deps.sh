@@ -15,6 +15,7 @@ packages=(
   libcjson-dev     # JSON: config.json, tokenizer.json, safetensors headers
   liblapacke-dev   # LAPACK's C interface: kvattn convert's eigendecompositions and solves
   libpcre2-dev     # Unicode regular expressions: the BPE vocabularies' pre-tokenizers
+  libutf8proc-dev  # Unicode normalisation (NFC/NFKC) that tokenizer.json files ask for
   python3          # tests/data/make_hf_stories.py writes Hugging Face folders
 )
 

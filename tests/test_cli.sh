@@ -296,6 +296,10 @@ expect_exit 1 "run: garbage tokenizer.json" "$kvattn" run -m "$tmp/hftok_garbage
 expect_grep "not a JSON object (parse error near byte" "$tmp/err" "garbage tokenizer.json is called not JSON"
 expect_exit 1 "run: added token id 1e12" "$kvattn" run -m "$tmp/hftok_huge_id" -n 2
 expect_grep "added_tokens entry '<x>'" "$tmp/err" "the added token is named"
+cp "$tmp/hf32/tokenizer.json" "$tmp/lower.json"
+python3 -c 'import json,sys; p=sys.argv[1]; d=json.load(open(p)); d["normalizer"] = {"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "Lowercase"}]}; json.dump(d, open(p, "w"))' "$tmp/lower.json"
+expect_exit 1 "tokenize: a normalizer kvattn does not apply" "$kvattn" tokenize -m "$tmp/lower.json" -p "Hi"
+expect_grep 'normalizer "Lowercase" is not supported' "$tmp/err" "the normalizer is refused by name"
 cp -r "$tmp/hf32" "$tmp/hfeps"
 python3 -c 'import json,sys; p=sys.argv[1]; d=json.load(open(p)); d["rms_norm_eps"] = -1; json.dump(d, open(p, "w"))' "$tmp/hfeps/config.json"
 expect_exit 1 "run: rms_norm_eps -1" "$kvattn" run -m "$tmp/hfeps" -n 2

@@ -1,9 +1,11 @@
 /* The BPE pre-tokenizers: each vocabulary's expressions cut text where its
  * tokenizer.json says (pieces checked by hand against the published
  * patterns), every byte lands in exactly one piece whatever the input, and
- * names map to the right expressions. */
+ * names map to the right expressions. And the Unicode normalisation that
+ * runs before them (forms checked by hand against the Unicode tables). */
 #include "test_util.h"
 
+#include "model/normalize.h"
 #include "model/pretokenize.h"
 
 #include <stdlib.h>
@@ -26,6 +28,37 @@ static void split(kv_pretokenizer pre, const char *text, char *out, size_t cap) 
     out[o] = '\0';
     free(ends);
     kv_pretok_free(p);
+}
+
+static void expect_normal(kv_normalization form, const char *text, size_t len, const char *want, size_t want_len) {
+    size_t n = 0;
+    char *got = kv_normalize(form, text, len, &n);
+    CHECK(got && n == want_len && !memcmp(got, want, n), "%s of '%.*s': %zu bytes '%.*s', want '%s'",
+          kv_normalization_name(form), (int)len, text, n, got ? (int)n : 0, got ? got : "", want);
+    free(got);
+}
+#define NORMAL(form, text, want) expect_normal(form, text, sizeof text - 1, want, sizeof want - 1)
+
+static void test_normalize(void) {
+    NORMAL(KV_NORM_NFC, "cafe\xCC\x81", "caf\xC3\xA9");      /* e + acute → é */
+    NORMAL(KV_NORM_NFD, "caf\xC3\xA9", "cafe\xCC\x81");      /* and back */
+    NORMAL(KV_NORM_NFC, "\xEF\xAC\x81", "\xEF\xAC\x81");     /* ﬁ stays under NFC */
+    NORMAL(KV_NORM_NFKC, "\xEF\xAC\x81\xE2\x91\xA0", "fi1"); /* ﬁ ① → fi1 under NFKC */
+    NORMAL(KV_NORM_NFKD, "\xC3\xA9\xEF\xAC\x81",
+           "e\xCC\x81"
+           "fi");                                                     /* é ﬁ → e + acute, fi */
+    NORMAL(KV_NORM_NFC, "\xE1\x84\x80\xE1\x85\xA1", "\xEA\xB0\x80");  /* jamo ᄀ + ᅡ → 가 */
+    NORMAL(KV_NORM_NFC, "\xE2\x84\xAB", "\xC3\x85");                  /* Å sign → Å (singleton) */
+    NORMAL(KV_NORM_NFC, "e\xCC\x81\xCC\xA3", "\xE1\xBA\xB9\xCC\x81"); /* acute, dot below → ẹ + acute */
+    /* bytes that are not UTF-8 pass through, and the valid runs around them are normalised */
+    NORMAL(KV_NORM_NFC,
+           "a\xFF"
+           "e\xCC\x81\xC3",
+           "a\xFF\xC3\xA9\xC3");
+    NORMAL(KV_NORM_NFC, "\xED\xA0\x80x", "\xED\xA0\x80x"); /* a surrogate's encoding: three raw bytes */
+    NORMAL(KV_NORM_NFC, "", "");
+    CHECK(kv_normalization_by_name("NFKC") == KV_NORM_NFKC && kv_normalization_by_name("Lowercase") == -1,
+          "normalizer names");
 }
 
 static void expect(kv_pretokenizer pre, const char *text, const char *want) {
@@ -106,5 +139,6 @@ int main(void) {
         CHECK(kv_pretokenizer_by_regexes(cut_list, 1) == -1, "a cut sequence matched");
         free(cut);
     }
+    test_normalize();
     return test_finish("test_pretokenize");
 }

@@ -186,6 +186,30 @@ static int json_index(const cJSON *v, int n) {
     return x >= 0 && x < (double)n && x == (double)(int)x ? (int)x : -1;
 }
 
+/* tokenizer.json's normalizer: none, a Unicode form (NFC, NFKC, NFD, NFKD),
+ * SentencePiece's Prepend/Replace of "▁" (which the byte_fallback path does
+ * itself), or a Sequence of those. Returns NULL, or what it cannot apply
+ * (a constant, or the type quoted into bad[80]) for the caller to refuse by name. */
+static const char *json_normalizer(const cJSON *n, kv_normalization *form, char *bad) {
+    if (!n || cJSON_IsNull(n)) return NULL;
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(n, "type");
+    if (!cJSON_IsObject(n) || !cJSON_IsString(type)) return "(not an object with a type)";
+    const char *t = type->valuestring;
+    if (!strcmp(t, "Sequence")) {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
+        if (!cJSON_IsArray(list)) return "Sequence (without a normalizers array)";
+        for (const cJSON *e = list->child; e; e = e->next) {
+            const char *why = json_normalizer(e, form, bad);
+            if (why) return why;
+        }
+        return NULL;
+    }
+    const int f = kv_normalization_by_name(t);
+    if (f > 0) *form = (kv_normalization)f;
+    else if (strcmp(t, "Prepend") && strcmp(t, "Replace")) return snprintf(bad, 80, "\"%.40s\"", t), bad;
+    return NULL;
+}
+
 /* tokenizer.json: BPE with byte_fallback and "▁" (Llama-2 style SentencePiece
  * conversion) becomes our SentencePiece tokenizer with scores from merge
  * ranks; byte-level BPE (GPT-2, Llama-3) becomes our BPE tokenizer. */
@@ -237,6 +261,13 @@ static kvattn_status load_tokenizer_json(const char *path, int n_vocab, int bos,
     if (*why) {
         cJSON_Delete(j);
         return kv_fail(KVATTN_ERR_FORMAT, "%s: %s", path, why);
+    }
+    kv_normalization normalize = KV_NORM_NONE;
+    char bad_normalizer[80];
+    if ((why = json_normalizer(cJSON_GetObjectItemCaseSensitive(j, "normalizer"), &normalize, bad_normalizer))) {
+        kvattn_status s = kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: normalizer %s is not supported", path, why);
+        cJSON_Delete(j);
+        return s;
     }
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(j, "added_tokens");
     if (n_vocab == 0) { /* a tokenizer.json alone: one past the largest id it names */
@@ -317,6 +348,7 @@ static kvattn_status load_tokenizer_json(const char *path, int n_vocab, int bos,
                               .spm_marker = 1,
                               .add_space_prefix = 1,
                               .pre = KV_PRE_GPT2,
+                              .normalize = normalize,
                               .source = path};
         st = kv_tokenizer_build(&spec, &tmp);
         for (int r = 0; st == KVATTN_OK && r < n_merges; r++) {
@@ -358,6 +390,7 @@ static kvattn_status load_tokenizer_json(const char *path, int n_vocab, int bos,
                              .eos = eos,
                              .pre = pt,
                              .ignore_merges = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "ignore_merges")),
+                             .normalize = normalize,
                              .source = path},
             out);
     }

@@ -115,6 +115,7 @@ kvattn_status kv_tokenizer_build(const kv_vocab_spec *v, kvattn_tokenizer **out)
     t->spm_marker = v->spm_marker;
     t->add_space_prefix = v->add_space_prefix;
     t->pre = v->pre;
+    t->normalize = v->normalize;
     if (v->pre_name && v->pre_name_len)
         snprintf(t->pre_name, sizeof t->pre_name, "%.*s", (int)(v->pre_name_len < 63 ? v->pre_name_len : 63),
                  v->pre_name);
@@ -500,12 +501,18 @@ kvattn_status kvattn_tokenize(const kvattn_tokenizer *t, const char *text, int a
     }
     size_t len = strlen(text);
     if (len == 0) return KVATTN_OK;
+    char *normalized = NULL;
+    if (t->normalize != KV_NORM_NONE) {
+        if (!(normalized = kv_normalize(t->normalize, text, len, &len)))
+            return kv_fail(KVATTN_ERR_NOMEM, "tokenize: out of memory for %zu bytes", len);
+        text = normalized;
+    }
     /* SentencePiece normalization: the dummy prefix, and "▁" for spaces where the vocabulary uses it. */
     size_t cap = (len + 1) * 3 + 1;
     char *norm = malloc(cap);
     symbol *s = malloc(sizeof(symbol) * (cap + 1));
     if (!norm || !s) {
-        free(norm), free(s);
+        free(norm), free(s), free(normalized);
         return kv_fail(KVATTN_ERR_NOMEM, "tokenize: out of memory for %zu bytes", len);
     }
     size_t m = 0;
@@ -525,7 +532,7 @@ kvattn_status kvattn_tokenize(const kvattn_tokenizer *t, const char *text, int a
     }
     int rc =
         t->kind == KVATTN_VOCAB_SPM ? encode_spm(t, norm, m, s, ids, max, n) : encode_bpe(t, norm, m, s, ids, max, n);
-    free(norm), free(s);
+    free(norm), free(s), free(normalized);
     if (rc == -2) return kv_fail(KVATTN_ERR_INVALID_ARG, "tokenize: the text needs more than %d tokens", max);
     if (rc == -3) return kv_fail(KVATTN_ERR_FORMAT, "tokenize: the vocabulary lacks a byte token");
     if (rc) return kv_fail(KVATTN_ERR_NOMEM, "tokenize: out of memory");

@@ -3,6 +3,7 @@
 #define KVATTN_TOKENIZER_H
 
 #include "internal.h"
+#include "normalize.h"
 #include "pretokenize.h"
 
 struct kvattn_tokenizer {
@@ -17,11 +18,12 @@ struct kvattn_tokenizer {
     int spm_marker; /* SPM: spaces are "▁" (GGUF, HF) rather than " " (llama2.c)    */
     int add_space_prefix;
     kv_pretokenizer pre;
-    kv_pretok *pretok; /* BPE: pre's compiled expressions                         */
-    char pre_name[64]; /* the name the vocabulary gave, "" if none                 */
-    int pre_known;     /* whether kvattn knows it (else pre is llama.cpp's default) */
-    int ignore_merges; /* BPE: a piece that is a token is that token (tiktoken's rule)  */
-    int *user_defined; /* BPE: user-defined tokens, longest first, matched in raw text */
+    kv_pretok *pretok;          /* BPE: pre's compiled expressions                         */
+    char pre_name[64];          /* the name the vocabulary gave, "" if none                 */
+    int pre_known;              /* whether kvattn knows it (else pre is llama.cpp's default) */
+    int ignore_merges;          /* BPE: a piece that is a token is that token (tiktoken's rule)  */
+    kv_normalization normalize; /* applied to the text first (tokenizer.json's normalizer) */
+    int *user_defined;          /* BPE: user-defined tokens, longest first, matched in raw text */
     int n_user_defined;
     /* BPE merges: open-addressing hash of (left id, right id) → rank. */
     uint64_t *merge_keys;
@@ -49,8 +51,9 @@ typedef struct {
     kv_pretokenizer pre;
     const char *pre_name; /* the vocabulary's own name for it (GGUF tokenizer.ggml.pre), or NULL */
     size_t pre_name_len;
-    int ignore_merges;  /* tokenizer.json's model.ignore_merges; GGUF: from the pre name */
-    const char *source; /* the file errors name                          */
+    int ignore_merges;          /* tokenizer.json's model.ignore_merges; GGUF: from the pre name */
+    kv_normalization normalize; /* tokenizer.json's NFC/NFKC/NFD/NFKD normalizer; GGUF: none, as llama.cpp */
+    const char *source;         /* the file errors name                          */
 } kv_vocab_spec;
 
 kvattn_status kv_tokenizer_build(const kv_vocab_spec *v, kvattn_tokenizer **out);
