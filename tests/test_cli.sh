@@ -300,6 +300,10 @@ cp "$tmp/hf32/tokenizer.json" "$tmp/lower.json"
 python3 -c 'import json,sys; p=sys.argv[1]; d=json.load(open(p)); d["normalizer"] = {"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "Lowercase"}]}; json.dump(d, open(p, "w"))' "$tmp/lower.json"
 expect_exit 1 "tokenize: a normalizer kvattn does not apply" "$kvattn" tokenize -m "$tmp/lower.json" -p "Hi"
 expect_grep 'normalizer "Lowercase" is not supported' "$tmp/err" "the normalizer is refused by name"
+cp -r "$tmp/hf32" "$tmp/hfswa"
+python3 -c 'import json,sys; p=sys.argv[1]; d=json.load(open(p)); d["use_sliding_window"] = True; json.dump(d, open(p, "w"))' "$tmp/hfswa/config.json"
+expect_exit 1 "run: sliding-window attention refused" "$kvattn" run -m "$tmp/hfswa" -n 2
+expect_grep "use_sliding_window" "$tmp/err" "the sliding window is named"
 cp -r "$tmp/hf32" "$tmp/hfeps"
 python3 -c 'import json,sys; p=sys.argv[1]; d=json.load(open(p)); d["rms_norm_eps"] = -1; json.dump(d, open(p, "w"))' "$tmp/hfeps/config.json"
 expect_exit 1 "run: rms_norm_eps -1" "$kvattn" run -m "$tmp/hfeps" -n 2

@@ -501,6 +501,11 @@ kvattn_status kv_load_safetensors(const char *path, const char *tokenizer_path, 
         cJSON_Delete(cfg);
         return kv_fail(KVATTN_ERR_FORMAT, "%s: %s", p, bad);
     }
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "use_sliding_window"))) {
+        cJSON_Delete(cfg);
+        return kv_fail(KVATTN_ERR_UNSUPPORTED,
+                       "%s: use_sliding_window = true: sliding-window attention is not supported", p);
+    }
     m->norm_eps = cJSON_IsNumber(eps) ? (float)eps->valuedouble : 1e-6f;
     int bos_id = json_index(bos, V_ids), eos_id = json_index(eos0, V_ids);
     cJSON_Delete(cfg);
