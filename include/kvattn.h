@@ -106,6 +106,11 @@ typedef struct {
     float yarn_beta_fast; /* 0 → 32                                        */
     float yarn_beta_slow; /* 0 → 1                                         */
     float yarn_mscale;    /* "mscale_all_dim" in HF configs; 0 → 1         */
+    /* Per-pair frequency divisors, [n_rot/2] or NULL: pair i turns at
+     * f_i / freq_factors[i] — Llama 3's rope_freqs (rope_scaling "llama3"),
+     * or "linear" scaling's factor in every entry. Not copied: the array
+     * must outlive the config (a loaded model owns its own). */
+    const float *freq_factors;
 } kvattn_rope_config;
 
 typedef struct {

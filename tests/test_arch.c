@@ -30,8 +30,11 @@ static const char *const ARCH[] = {"llama", "qwen2", "qwen3"};
 static int n_of(const golden_file *g, const char *k) { return (int)num(g, k); }
 
 /* The fixture as a GGUF of the fixture's architecture; weights of wtype, the
- * router and the vectors f32 (as llama.cpp's converter keeps them). */
-static kvattn_status write_gguf(const golden_file *g, const char *path, kvattn_type wtype, const char *extra) {
+ * router and the vectors f32 (as llama.cpp's converter keeps them). With
+ * linear > 0, RoPE scaling as the keys rope.scaling.type = linear and
+ * rope.scaling.factor instead of the fixture's rope_freqs.weight. */
+static kvattn_status write_gguf(const golden_file *g, const char *path, kvattn_type wtype, const char *extra,
+                                float linear) {
     const char *arch = ARCH[n_of(g, "arch")];
     const int D = n_of(g, "D"), H = n_of(g, "H"), hd = n_of(g, "hd");
     kvattn_gguf_writer *w;
@@ -53,6 +56,10 @@ static kvattn_status write_gguf(const golden_file *g, const char *path, kvattn_t
     }
     kvattn_gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), num(g, "eps"));
     kvattn_gguf_set_f32(w, KEY("rope.freq_base"), num(g, "theta"));
+    if (linear > 0) {
+        kvattn_gguf_set_str(w, KEY("rope.scaling.type"), "linear");
+        kvattn_gguf_set_f32(w, KEY("rope.scaling.factor"), linear);
+    }
     if (n_of(g, "experts")) {
         kvattn_gguf_set_u32(w, KEY("expert_count"), (uint32_t)n_of(g, "experts"));
         kvattn_gguf_set_u32(w, KEY("expert_used_count"), (uint32_t)n_of(g, "topk"));
@@ -61,6 +68,7 @@ static kvattn_status write_gguf(const golden_file *g, const char *path, kvattn_t
     for (int i = 0; i < g->count && !st; i++) {
         const golden_array *a = &g->a[i];
         if (!strstr(a->name, ".weight") && !strstr(a->name, ".bias")) continue;
+        if (linear > 0 && !strcmp(a->name, "rope_freqs.weight")) continue;
         int64_t ne[4];
         for (int d = 0; d < a->n_dims; d++) ne[d] = a->dims[a->n_dims - 1 - d];
         kvattn_type t = a->n_dims >= 2 && !strstr(a->name, "gate_inp") ? wtype : KVATTN_TYPE_F32;
@@ -130,7 +138,9 @@ static const char *hf_layer_name(const char *gguf_suffix) {
     return NULL;
 }
 
-static int write_hf_folder(const golden_file *g, const char *dir) {
+/* With linear > 0, rope_scaling {"rope_type": "linear"} instead of the
+ * fixture's Llama 3 scaling. */
+static int write_hf_folder(const golden_file *g, const char *dir, float linear) {
     const int arch = n_of(g, "arch"), hd = n_of(g, "hd"), E = n_of(g, "experts"), F = n_of(g, "F"), D = n_of(g, "D");
     const int tied = get(g, "output.weight") == NULL;
     mkdir(dir, 0755);
@@ -150,6 +160,13 @@ static int write_hf_folder(const golden_file *g, const char *dir) {
             D, n_of(g, "L"), n_of(g, "H"), n_of(g, "n_kv"), hd, F, n_of(g, "V"), (double)num(g, "eps"),
             (double)num(g, "theta"), tied ? "true" : "false");
     if (E) fprintf(f, ", \"num_local_experts\": %d, \"num_experts_per_tok\": %d", E, n_of(g, "topk"));
+    if (linear > 0) fprintf(f, ", \"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": %g}", (double)linear);
+    else if (get(g, "rope_factor"))
+        fprintf(f,
+                ", \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": %g, \"low_freq_factor\": %g,"
+                " \"high_freq_factor\": %g, \"original_max_position_embeddings\": %d}",
+                (double)num(g, "rope_factor"), (double)num(g, "rope_low"), (double)num(g, "rope_high"),
+                n_of(g, "rope_orig"));
     fprintf(f, "}\n");
     fclose(f);
 
@@ -259,7 +276,7 @@ static void check_fixture(const char *fixture) {
     snprintf(gpath, sizeof gpath, "/tmp/kvattn_arch_%d.gguf", (int)getpid());
 
     for (int f16 = 0; f16 < 2; f16++) {
-        CHECK_OK(write_gguf(&g, gpath, f16 ? KVATTN_TYPE_F16 : KVATTN_TYPE_F32, NULL));
+        CHECK_OK(write_gguf(&g, gpath, f16 ? KVATTN_TYPE_F16 : KVATTN_TYPE_F32, NULL, 0));
         kvattn_model *m = NULL;
         CHECK_OK(kvattn_model_load(gpath, NULL, &m));
         if (!m) continue;
@@ -310,7 +327,7 @@ static void check_fixture(const char *fixture) {
 
     /* the same weights as a Hugging Face folder */
     snprintf(dir, sizeof dir, "/tmp/kvattn_arch_hf_%d", (int)getpid());
-    CHECK(write_hf_folder(&g, dir) == 0, "%s: cannot write the HF folder", fixture);
+    CHECK(write_hf_folder(&g, dir, 0) == 0, "%s: cannot write the HF folder", fixture);
     kvattn_model *m = NULL;
     CHECK_OK(kvattn_model_load(dir, NULL, &m));
     if (m) {
@@ -339,6 +356,60 @@ static void check_fixture(const char *fixture) {
     golden_free(&g);
 }
 
+static int load_and_run(const char *path, const golden_file *g, float *logits) {
+    kvattn_model *m = NULL;
+    CHECK_OK(kvattn_model_load(path, NULL, &m));
+    if (!m) return -1;
+    int same;
+    run_steps(m, g, logits, &same);
+    kvattn_model_free(m);
+    return 0;
+}
+
+/* "linear" RoPE scaling three ways — a GGUF rope_freqs.weight of 4 in every
+ * pair, GGUF rope.scaling.type = linear with factor 4, a Hugging Face
+ * rope_scaling of type linear — gives the same logits, and they differ from
+ * the unscaled model's. */
+static void check_linear_scaling(void) {
+    char path[512], a[160], b[160], dir[160];
+    snprintf(path, sizeof path, "%s/model_llama31.bin", KVATTN_GOLDEN_DIR);
+    golden_file g;
+    if (golden_load(path, &g) != 0) return;
+    const golden_array *rf = get(&g, "rope_freqs.weight");
+    CHECK(rf != NULL, "model_llama31 has rope_freqs.weight");
+    if (!rf) return golden_free(&g);
+    const int V = n_of(&g, "V"), steps = get(&g, "tokens")->n - n_of(&g, "prefill") + 1;
+    float *la = malloc(sizeof(float) * (size_t)V * steps), *lb = malloc(sizeof(float) * (size_t)V * steps);
+    float *lc = malloc(sizeof(float) * (size_t)V * steps), *l1 = malloc(sizeof(float) * (size_t)V * steps);
+    for (int i = 0; i < rf->n; i++) rf->data[i] = 4.0f;
+    snprintf(a, sizeof a, "/tmp/kvattn_lin_a_%d.gguf", (int)getpid());
+    snprintf(b, sizeof b, "/tmp/kvattn_lin_b_%d.gguf", (int)getpid());
+    snprintf(dir, sizeof dir, "/tmp/kvattn_lin_hf_%d", (int)getpid());
+    CHECK_OK(write_gguf(&g, a, KVATTN_TYPE_F32, NULL, 0));
+    CHECK_OK(write_gguf(&g, b, KVATTN_TYPE_F32, NULL, 4.0f));
+    CHECK(write_hf_folder(&g, dir, 4.0f) == 0, "linear: HF folder written");
+    int ok = load_and_run(a, &g, la) == 0 && load_and_run(b, &g, lb) == 0 && load_and_run(dir, &g, lc) == 0;
+    for (int i = 0; i < rf->n; i++) rf->data[i] = 1.0f;
+    ok = ok && load_and_run(a, &g, l1) == 0 && write_gguf(&g, a, KVATTN_TYPE_F32, NULL, 0) == KVATTN_OK &&
+         load_and_run(a, &g, l1) == 0;
+    if (ok) {
+        const size_t n = (size_t)V * steps;
+        double scale = test_max_abs(la, n);
+        CHECK(test_max_abs_diff(la, lb, n) <= 1e-6 * scale, "linear: rope_freqs 4 == rope.scaling.factor 4: %.3g",
+              test_max_abs_diff(la, lb, n));
+        CHECK(test_max_abs_diff(la, lc, n) <= 1e-5 * scale, "linear: GGUF == HF rope_scaling linear: %.3g",
+              test_max_abs_diff(la, lc, n));
+        CHECK(test_max_abs_diff(la, l1, n) > 1e-3 * scale, "linear: the factor changes the logits (%.3g)",
+              test_max_abs_diff(la, l1, n));
+    }
+    char p[600];
+    snprintf(p, sizeof p, "%s/config.json", dir), unlink(p);
+    snprintf(p, sizeof p, "%s/model.safetensors", dir), unlink(p);
+    rmdir(dir), unlink(a), unlink(b);
+    free(la), free(lb), free(lc), free(l1);
+    golden_free(&g);
+}
+
 /* Refusals: tensors llama.cpp would apply and kvattn does not are named, not
  * silently skipped. */
 static void check_refusals(void) {
@@ -349,7 +420,7 @@ static void check_refusals(void) {
     if (golden_load(path, &g) != 0) return;
     snprintf(gpath, sizeof gpath, "/tmp/kvattn_arch_bad_%d.gguf", (int)getpid());
     for (size_t i = 0; i < sizeof extra / sizeof *extra; i++) {
-        CHECK_OK(write_gguf(&g, gpath, KVATTN_TYPE_F32, extra[i]));
+        CHECK_OK(write_gguf(&g, gpath, KVATTN_TYPE_F32, extra[i], 0));
         kvattn_model *m = NULL;
         kvattn_status st = kvattn_model_load(gpath, NULL, &m);
         CHECK(st == KVATTN_ERR_UNSUPPORTED && strstr(kvattn_last_error(), extra[i]),
@@ -370,7 +441,7 @@ static void write_cli_models(void) {
         snprintf(out, sizeof out, "tiny_%s.gguf", names[i]);
         golden_file g;
         if (golden_load(path, &g) != 0) continue;
-        CHECK_OK(write_gguf(&g, out, KVATTN_TYPE_F16, NULL));
+        CHECK_OK(write_gguf(&g, out, KVATTN_TYPE_F16, NULL, 0));
         golden_free(&g);
     }
 }
@@ -379,6 +450,8 @@ int main(void) {
     check_fixture("model_qwen2.bin");
     check_fixture("model_qwen3.bin");
     check_fixture("model_mixtral.bin");
+    check_fixture("model_llama31.bin");
+    check_linear_scaling();
     check_refusals();
     write_cli_models();
     return test_finish("test_arch");

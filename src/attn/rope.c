@@ -9,6 +9,7 @@ static double yarn_correction_dim(double rotations, int n_rot, double theta, int
 void kv_rope_freqs(const kvattn_rope_config *r, int n_rot, float *freqs) {
     int half = n_rot / 2;
     for (int i = 0; i < half; i++) freqs[i] = 1.0f / powf(r->theta, (float)(2 * i) / (float)n_rot);
+    for (int i = 0; r->freq_factors && i < half; i++) freqs[i] /= r->freq_factors[i];
     if (!(r->yarn_factor > 1.0f)) return;
     double beta_fast = r->yarn_beta_fast > 0.0f ? r->yarn_beta_fast : 32.0;
     double beta_slow = r->yarn_beta_slow > 0.0f ? r->yarn_beta_slow : 1.0;

@@ -5,7 +5,7 @@
 #include "kvattn.h"
 
 /* Inverse frequencies of the n_rot/2 rotating pairs:
- *   f_i = 1 / theta^(2i / n_rot)
+ *   f_i = 1 / theta^(2i / n_rot), divided by freq_factors[i] when given
  * YaRN (factor > 1, as DeepSeek-V3's precompute_freqs_cis): pairs below the
  * correction band keep f_i, pairs above it become f_i / factor, a linear ramp
  * in between. Band edges: floor/ceil of n_rot·ln(orig/(β·2π)) / (2 ln θ). */

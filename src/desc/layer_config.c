@@ -19,6 +19,11 @@ static kvattn_status validate_rope(const kvattn_layer_config *cfg, int rot_dims_
         return kv_fail(KVATTN_ERR_CONFIG, "layer config: rope.theta = %g must be a positive number", (double)r->theta);
     if (r->pairing != KVATTN_ROPE_ADJACENT && r->pairing != KVATTN_ROPE_HALF)
         return kv_fail(KVATTN_ERR_CONFIG, "layer config: rope.pairing = %d is not a pairing", (int)r->pairing);
+    const int pairs = (r->n_rot ? r->n_rot : rot_dims_max) / 2;
+    for (int i = 0; r->freq_factors && i < pairs; i++)
+        if (!(r->freq_factors[i] > 0.0f) || !isfinite(r->freq_factors[i]))
+            return kv_fail(KVATTN_ERR_CONFIG, "layer config: rope.freq_factors[%d] = %g must be a positive number", i,
+                           (double)r->freq_factors[i]);
     if (r->yarn_factor > 1.0f) {
         if (!isfinite(r->yarn_factor))
             return kv_fail(KVATTN_ERR_CONFIG, "layer config: rope.yarn_factor = %g", (double)r->yarn_factor);

@@ -9,6 +9,8 @@
 #include "loaders.h"
 #include "tokenizer.h"
 
+#include "kernels/vec.h"
+
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -228,6 +230,47 @@ static void load_gqa(builder *b, const char *arch) {
 #undef KEY
 }
 
+/* RoPE scaling of the GQA family, as llama.cpp applies it: "linear" (the
+ * default type) divides every frequency by rope.scaling.factor, and a llama
+ * model's rope_freqs.weight (Llama 3's scaling, computed by the converter)
+ * divides each pair's own. Both become the config's freq_factors. */
+static void read_rope_scaling(builder *b, const char *arch) {
+    kvattn_model *m = b->m;
+    kvattn_rope_config *r = &m->desc.attn.rope;
+    const int pairs = (r->n_rot ? r->n_rot : m->desc.attn.head_dim) / 2;
+    char key[96];
+    if (b->st != KVATTN_OK || pairs < 1) return;
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    gguf_str type = {"linear", 6};
+    if (gguf_get_str(b->g, key, &type) == -2) {
+        b->st = kv_fail(KVATTN_ERR_FORMAT, "%s: metadata '%s' is not a string", b->g->path, key);
+        return;
+    }
+    const int linear = type.len == 6 && !memcmp(type.s, "linear", 6),
+              none = type.len == 4 && !memcmp(type.s, "none", 4);
+    if (!linear && !none) {
+        b->st = kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: %s = '%.*s' is not supported for %s (linear, none)", b->g->path,
+                        key, (int)(type.len > 40 ? 40 : type.len), type.s, arch);
+        return;
+    }
+    snprintf(key, sizeof key, "%s.rope.scaling.factor", arch);
+    double factor = meta_float(b, key, 0.0);
+    snprintf(key, sizeof key, "%s.rope.scale_linear", arch); /* the older key */
+    if (factor == 0.0) factor = meta_float(b, key, 0.0);
+    if (!linear || factor == 0.0) factor = 1.0;
+    const gguf_tensor *freqs = !strcmp(arch, "llama") ? tensor(b, "rope_freqs.weight", (uint64_t)pairs, 1, 1) : NULL;
+    if (b->st != KVATTN_OK || (!freqs && factor == 1.0)) return;
+    float *ff = kv_model_own(m, malloc(sizeof(float) * (size_t)pairs));
+    if (!ff) {
+        b->st = kv_fail(KVATTN_ERR_NOMEM, "%s: out of memory", b->g->path);
+        return;
+    }
+    for (int i = 0; i < pairs; i++) ff[i] = 1.0f;
+    if (freqs) kv_row_load(freqs->type, freqs->data, ff, pairs);
+    for (int i = 0; i < pairs; i++) ff[i] = (float)(ff[i] * factor);
+    r->freq_factors = ff;
+}
+
 /* Tensors llama.cpp may find in these architectures that kvattn does not
  * apply: refused by name rather than silently left out. */
 static void refuse_unsupported_tensors(builder *b) {
@@ -430,7 +473,7 @@ kvattn_status kv_load_gguf(const char *path, const char *tokenizer_path, kvattn_
     else if (prc == 0)
         snprintf(m->provenance, sizeof m->provenance, "%.*s", (int)(prov.len > 511 ? 511 : prov.len), prov.s);
     if (is_ds2) load_deepseek2(&b);
-    else load_gqa(&b, arch_name);
+    else load_gqa(&b, arch_name), read_rope_scaling(&b, arch_name);
     if (!is_ds2 && b.st == KVATTN_OK) refuse_unsupported_tensors(&b);
     if (b.st == KVATTN_OK && kvattn_config_validate(&d->attn) != KVATTN_OK) {
         char why[512];

@@ -471,6 +471,17 @@ static kvattn_status write_gqa(kvattn_gguf_writer *w, const kvattn_model *m, kva
     if (!st && hd * H != D) st = kvattn_gguf_set_u32(w, KEY("attention.key_length"), (uint32_t)hd);
     if (!st && hd * H != D) st = kvattn_gguf_set_u32(w, KEY("attention.value_length"), (uint32_t)hd);
     if (!st) st = kvattn_gguf_set_u32(w, KEY("rope.dimension_count"), (uint32_t)(a->rope.n_rot ? a->rope.n_rot : hd));
+    const int pairs = (a->rope.n_rot ? a->rope.n_rot : hd) / 2;
+    if (!st && a->rope.freq_factors && is_llama) { /* llama.cpp's form of Llama 3's (and linear) scaling */
+        int64_t ne[1] = {pairs};
+        st = kvattn_gguf_add_tensor(w, "rope_freqs.weight", KVATTN_TYPE_F32, ne, 1, a->rope.freq_factors);
+    } else if (!st && a->rope.freq_factors) { /* qwen: only a factor shared by every pair has a key */
+        for (int i = 1; i < pairs; i++)
+            if (a->rope.freq_factors[i] != a->rope.freq_factors[0])
+                return kv_fail(KVATTN_ERR_UNSUPPORTED, "save gguf: per-pair RoPE factors have no %s GGUF layout", arch);
+        st = kvattn_gguf_set_str(w, KEY("rope.scaling.type"), "linear");
+        if (!st) st = kvattn_gguf_set_f32(w, KEY("rope.scaling.factor"), a->rope.freq_factors[0]);
+    }
     if (!st && d->n_routed_experts) {
         st = kvattn_gguf_set_u32(w, KEY("expert_count"), (uint32_t)d->n_routed_experts);
         if (!st) st = kvattn_gguf_set_u32(w, KEY("expert_used_count"), (uint32_t)d->n_active_experts);

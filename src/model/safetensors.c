@@ -400,6 +400,53 @@ static kvattn_status load_tokenizer_json(const char *path, int n_vocab, int bos,
     return st;
 }
 
+/* config.json's rope_scaling for the GQA family, as the config's
+ * freq_factors (owned by the model): "linear" divides every frequency by
+ * factor; "llama3" (transformers' _compute_llama3_parameters) keeps pairs
+ * whose wavelength is under original_max_position_embeddings /
+ * high_freq_factor, divides those over original / low_freq_factor by
+ * factor, and blends in between. Other types are refused by name. */
+static kvattn_status hf_rope_scaling(const cJSON *cfg, const char *path, kvattn_model *m) {
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(cfg, "rope_scaling");
+    if (!rs || cJSON_IsNull(rs)) return KVATTN_OK;
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
+    if (!type) type = cJSON_GetObjectItemCaseSensitive(rs, "type");
+    const char *t = cJSON_IsString(type) ? type->valuestring : NULL;
+    if (!cJSON_IsObject(rs) || !t) return kv_fail(KVATTN_ERR_FORMAT, "%s: rope_scaling has no rope_type", path);
+    if (!strcmp(t, "default")) return KVATTN_OK;
+    const int llama3 = !strcmp(t, "llama3");
+    if (!llama3 && strcmp(t, "linear"))
+        return kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: rope_scaling type '%.40s' is not supported (linear, llama3)", path,
+                       t);
+    const char *const keys[] = {"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"};
+    const double defaults[] = {-1, 1.0, 4.0, -1};
+    double v[4];
+    for (int k = 0; k < (llama3 ? 4 : 1); k++) {
+        const cJSON *it = cJSON_GetObjectItemCaseSensitive(rs, keys[k]);
+        v[k] = cJSON_IsNumber(it) ? it->valuedouble : defaults[k];
+        if (!(v[k] > 0) || !isfinite(v[k]))
+            return kv_fail(KVATTN_ERR_FORMAT, "%s: rope_scaling.%s must be a positive number", path, keys[k]);
+    }
+    if (llama3 && !(v[2] > v[1]))
+        return kv_fail(KVATTN_ERR_FORMAT, "%s: rope_scaling.high_freq_factor must exceed low_freq_factor", path);
+    kvattn_rope_config *r = &m->desc.attn.rope;
+    const int n_rot = r->n_rot ? r->n_rot : m->desc.attn.head_dim, pairs = n_rot / 2;
+    float *ff = kv_model_own(m, malloc(sizeof(float) * (size_t)(pairs > 0 ? pairs : 1)));
+    if (!ff) return kv_fail(KVATTN_ERR_NOMEM, "%s: out of memory", path);
+    for (int i = 0; i < pairs; i++) {
+        ff[i] = (float)v[0];
+        if (!llama3) continue;
+        const double inv_freq = 1.0 / pow(r->theta, 2.0 * i / n_rot), wavelen = 6.283185307179586 / inv_freq;
+        if (wavelen < v[3] / v[2]) ff[i] = 1.0f;
+        else if (wavelen <= v[3] / v[1]) { /* between: the blend of the two, as a divisor */
+            const double smooth = (v[3] / wavelen - v[1]) / (v[2] - v[1]);
+            ff[i] = (float)(1.0 / ((1.0 - smooth) / v[0] + smooth));
+        }
+    }
+    r->freq_factors = ff;
+    return KVATTN_OK;
+}
+
 static int has_tensor(const st_index *ix, const char *name) {
     for (int i = 0; i < ix->n; i++)
         if (!strcmp(ix->t[i].name, name)) return 1;
@@ -500,6 +547,11 @@ kvattn_status kv_load_safetensors(const char *path, const char *tokenizer_path, 
     if (bad) {
         cJSON_Delete(cfg);
         return kv_fail(KVATTN_ERR_FORMAT, "%s: %s", p, bad);
+    }
+    st = d->attn.kind == KVATTN_ATTN_GQA ? hf_rope_scaling(cfg, p, m) : KVATTN_OK;
+    if (st != KVATTN_OK) {
+        cJSON_Delete(cfg);
+        return st;
     }
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "use_sliding_window"))) {
         cJSON_Delete(cfg);

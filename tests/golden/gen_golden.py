@@ -365,8 +365,19 @@ def deepseek_model_fixture(name, seed, p):
     write_fixture(os.path.join(OUT, name + ".bin"), arrays)
 
 
+def llama3_inv_freq(inv_freq, factor, low, high, orig):
+    """transformers' _compute_llama3_parameters (Llama 3.1's rope_scaling "llama3"), float32."""
+    wavelen = 2 * math.pi / inv_freq
+    low_wavelen, high_wavelen = orig / low, orig / high
+    new = torch.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)
+    smooth = (orig / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * new / factor + smooth * new
+    medium = ~(wavelen < high_wavelen) & ~(wavelen > low_wavelen)
+    return torch.where(medium, smoothed, new)
+
+
 def gqa_model_fixture(name, seed, arch, D, H, n_kv, hd, V, L, F, experts=0, topk=2, eps=1e-5, theta=10000.0,
-                      tied=False):
+                      tied=False, rope_llama3=None):
     """A whole tiny GQA-family model as llama.cpp's graphs and Hugging Face's modeling code compute it:
     arch "llama" (RoPE on adjacent pairs, the GGUF layout; with experts, Mixtral's sparse MoE block:
     softmax over all experts, top-k, weights renormalised), "qwen2" (Q/K/V biases) or "qwen3"
@@ -403,6 +414,10 @@ def gqa_model_fixture(name, seed, arch, D, H, n_kv, hd, V, L, F, experts=0, topk
     tokens = torch.randint(0, V, (T,), generator=gen)
     rope = rope_adjacent if arch == "llama" else rope_half
     freqs = base_freqs(hd, theta)
+    if rope_llama3:  # GGUF keeps the divisors as rope_freqs.weight, as llama.cpp's converter writes them
+        scaled = llama3_inv_freq(freqs, *rope_llama3)
+        W["rope_freqs.weight"] = (freqs / scaled).double()
+        freqs = scaled
 
     def attention(lw, x, cache, start):
         n = x.shape[0]
@@ -457,6 +472,8 @@ def gqa_model_fixture(name, seed, arch, D, H, n_kv, hd, V, L, F, experts=0, topk
               "n_kv": scalar(n_kv), "hd": scalar(hd), "V": scalar(V), "L": scalar(L), "F": scalar(F),
               "experts": scalar(experts), "topk": scalar(topk), "eps": scalar(eps), "theta": scalar(theta),
               "prefill": scalar(PREFILL), "tokens": tokens.double()}
+    if rope_llama3:
+        arrays.update({k: scalar(v) for k, v in zip(("rope_factor", "rope_low", "rope_high", "rope_orig"), rope_llama3)})
     arrays.update(W)
     for l, lw in enumerate(layers):
         arrays.update({"blk.%d.%s" % (l, k): v for k, v in lw.items()})
@@ -469,6 +486,9 @@ def gqa_models():
                       theta=1000000.0, tied=True)
     gqa_model_fixture("model_qwen3", 22, "qwen3", D=24, H=4, n_kv=1, hd=12, V=89, L=2, F=40, eps=1e-6,
                       theta=1000000.0)
+    # Llama 3.1's RoPE scaling; original context 64 puts pairs in all three bands at head_dim 16
+    gqa_model_fixture("model_llama31", 24, "llama", D=32, H=2, n_kv=1, hd=16, V=83, L=2, F=40, theta=10000.0,
+                      rope_llama3=(8.0, 1.0, 4.0, 64))
     gqa_model_fixture("model_mixtral", 23, "llama", D=32, H=4, n_kv=2, hd=8, V=101, L=2, F=24, experts=6, topk=2)
 
 
