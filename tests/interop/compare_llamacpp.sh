@@ -3,7 +3,8 @@
 #  1. deepseek2, qwen2, qwen3 and Mixtral (llama with experts) GGUFs written by llama.cpp's gguf-py
 #     → greedy text in llama.cpp and in kvattn, on several prompts;
 #  2. the same models written again by kvattn (kvattn export) → greedy text in llama.cpp;
-#  3. qwen2/qwen3/Mixtral: the same weights as a Hugging Face folder → greedy text in kvattn.
+#  3. qwen2/qwen3/Mixtral/llama (Llama 3.1's RoPE scaling included): the same weights as a Hugging
+#     Face folder → greedy text in kvattn.
 # usage: tests/interop/compare_llamacpp.sh LLAMA_CPP_DIR KVATTN_BIN MODELS_DIR
 set -u
 lc=$1 kv=$2 models=$3
@@ -50,8 +51,9 @@ for flags in "" "--moe" "--q-lora" "--q-lora --moe" "--moe --split-kv-b" "--q-lo
     { echo "gguf-py failed for $name"; continue; }
   check "$name" "$tmp/$name.gguf" ""
 done
-for arch in qwen2 qwen3 mixtral; do
-  for flags in "" "--f16" "--tied"; do
+for arch in qwen2 qwen3 mixtral llama; do
+  for flags in "" "--f16" "--tied" "--llama3-rope"; do
+    [ "$flags" = "--llama3-rope" ] && [ "$arch" != llama ] && continue
     name=$(echo "$arch$flags" | tr -d ' -')
     PYTHONPATH="$lc/gguf-py" /usr/bin/python3 "$(dirname "$0")/make_gqa_gguf.py" "$models" "$tmp/$name.gguf" \
       --arch $arch $flags --hf "$tmp/$name-hf" || { echo "gguf-py failed for $name"; continue; }

@@ -1,12 +1,16 @@
 #!/usr/bin/python3
-"""A random-weight qwen2, qwen3 or Mixtral (llama with experts) GGUF written with llama.cpp's own
-gguf-py (the interop check of issue #20; not run in CI), and with --hf DIR the same weights as a
+"""A random-weight qwen2, qwen3, Mixtral (llama with experts) or llama GGUF written with llama.cpp's
+own gguf-py (the interop check of issue #20; not run in CI), and with --hf DIR the same weights as a
 Hugging Face folder (config.json + model.safetensors, HF's names and Q/K row order). The vocabulary
 is stories260K's tok512.bin, so both engines can print text. Weights are scaled so logits are
 peaked: greedy choices are far from ties.
 
 usage: PYTHONPATH=$LLAMA_CPP/gguf-py /usr/bin/python3 make_gqa_gguf.py MODELS_DIR OUT.gguf
-           --arch qwen2|qwen3|mixtral [--f16] [--tied] [--hf DIR]
+           --arch qwen2|qwen3|mixtral|llama [--f16] [--tied] [--llama3-rope] [--hf DIR]
+
+--llama3-rope: Llama 3.1's RoPE scaling (factor 8, low 1, high 4) over an original context of 64,
+so that the short generations here reach all three bands: rope_freqs.weight in the GGUF, computed
+as llama.cpp's converter computes it, and rope_scaling in config.json.
 """
 import json
 import os
@@ -60,10 +64,10 @@ def write_safetensors(path, tensors):
 
 def main():
     models, out, arch = sys.argv[1], sys.argv[2], arg("--arch")
-    f16, tied, hf = "--f16" in sys.argv, "--tied" in sys.argv, arg("--hf")
+    f16, tied, hf, llama3 = "--f16" in sys.argv, "--tied" in sys.argv, arg("--hf"), "--llama3-rope" in sys.argv
     moe = arch == "mixtral"
     gguf_arch = "llama" if moe else arch
-    rng = np.random.default_rng({"qwen2": 3, "qwen3": 5, "mixtral": 7}[arch] + 11 * tied)
+    rng = np.random.default_rng({"qwen2": 3, "qwen3": 5, "mixtral": 7, "llama": 9}[arch] + 11 * tied + 13 * llama3)
     V, D, L, H, KV, F = 512, 128, 3, 4, 2, 192
     hd = 48 if arch == "qwen3" else D // H  # qwen3: head_dim · heads ≠ d_model, as Qwen3 models have
     E, K = 8, 2
@@ -81,7 +85,8 @@ def main():
         w.add_key_length(hd)
         w.add_value_length(hd)
     w.add_layer_norm_rms_eps(1e-6)
-    w.add_rope_freq_base(1000000.0 if arch != "mixtral" else 10000.0)
+    theta = 1000000.0 if arch.startswith("qwen") else 10000.0
+    w.add_rope_freq_base(theta)
     if gguf_arch == "llama":
         w.add_rope_dimension_count(hd)
     if moe:
@@ -109,6 +114,19 @@ def main():
         if hf_name:
             hf_t[hf_name] = (t if hf_value is None else hf_value).astype(np.float32)
 
+    if llama3:  # llama.cpp's converter: a divisor per pair, 1 above the high band, factor below the low
+        factor, low, high, orig = 8.0, 1.0, 4.0, 64
+        divisors = []
+        for i in range(hd // 2):
+            wavelen = 2 * np.pi * theta ** (2 * i / hd)
+            if wavelen < orig / high:
+                divisors.append(1.0)
+            elif wavelen > orig / low:
+                divisors.append(factor)
+            else:
+                smooth = (orig / wavelen - low) / (high - low)
+                divisors.append(1 / ((1 - smooth) / factor + smooth))
+        w.add_tensor("rope_freqs.weight", np.array(divisors, dtype=np.float32))
     put("token_embd.weight", rng.standard_normal((V, D)).astype(dt), "model.embed_tokens.weight")
     put("output_norm.weight", vec(D), "model.norm.weight")
     if not tied:
@@ -149,10 +167,13 @@ def main():
         os.makedirs(hf, exist_ok=True)
         cfg = {"model_type": arch, "hidden_size": D, "num_hidden_layers": L, "num_attention_heads": H,
                "num_key_value_heads": KV, "head_dim": hd, "intermediate_size": F, "vocab_size": V,
-               "rms_norm_eps": 1e-6, "rope_theta": 1000000.0 if arch != "mixtral" else 10000.0,
+               "rms_norm_eps": 1e-6, "rope_theta": theta,
                "tie_word_embeddings": tied, "max_position_embeddings": 256, "bos_token_id": 1, "eos_token_id": 2}
         if moe:
             cfg.update(num_local_experts=E, num_experts_per_tok=K)
+        if llama3:
+            cfg["rope_scaling"] = {"rope_type": "llama3", "factor": factor, "low_freq_factor": low,
+                                   "high_freq_factor": high, "original_max_position_embeddings": orig}
         with open(os.path.join(hf, "config.json"), "w") as f:
             json.dump(cfg, f, indent=1)
         write_safetensors(os.path.join(hf, "model.safetensors"), hf_t)
