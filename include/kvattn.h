@@ -60,6 +60,16 @@ typedef enum {
     KVATTN_TYPE_Q8_0, /* blocks of 32: one f16 scale + 32 int8 = 34 bytes     */
     KVATTN_TYPE_Q4_0, /* blocks of 32: one f16 scale + 16 bytes = 18 bytes    */
     KVATTN_TYPE_FP8,  /* float8 e4m3, one byte, no scale (planner sizing)     */
+    /* GGUF's other block-quantized weight types (llama.cpp's layouts), read
+     * in place as weights, not cache types; Q4_0 above is one of them too. */
+    KVATTN_TYPE_Q4_1, /* blocks of 32, 20 bytes                               */
+    KVATTN_TYPE_Q5_0, /* blocks of 32, 22 bytes                               */
+    KVATTN_TYPE_Q5_1, /* blocks of 32, 24 bytes                               */
+    KVATTN_TYPE_Q2_K, /* super-blocks of 256, 84 bytes                        */
+    KVATTN_TYPE_Q3_K, /* super-blocks of 256, 110 bytes                       */
+    KVATTN_TYPE_Q4_K, /* super-blocks of 256, 144 bytes                       */
+    KVATTN_TYPE_Q5_K, /* super-blocks of 256, 176 bytes                       */
+    KVATTN_TYPE_Q6_K, /* super-blocks of 256, 210 bytes                       */
     KVATTN_TYPE_COUNT
 } kvattn_type;
 

@@ -15,6 +15,14 @@ static size_t elem_bytes_formula(kvattn_type t, int64_t row_len, int64_t rows) {
     case KVATTN_TYPE_Q8_0: return (size_t)(rows * ((row_len + 31) / 32) * 34);
     case KVATTN_TYPE_Q4_0: return (size_t)(rows * ((row_len + 31) / 32) * 18);
     case KVATTN_TYPE_FP8: return (size_t)(rows * row_len);
+    case KVATTN_TYPE_Q4_1: return (size_t)(rows * ((row_len + 31) / 32) * 20);
+    case KVATTN_TYPE_Q5_0: return (size_t)(rows * ((row_len + 31) / 32) * 22);
+    case KVATTN_TYPE_Q5_1: return (size_t)(rows * ((row_len + 31) / 32) * 24);
+    case KVATTN_TYPE_Q2_K: return (size_t)(rows * ((row_len + 255) / 256) * 84);
+    case KVATTN_TYPE_Q3_K: return (size_t)(rows * ((row_len + 255) / 256) * 110);
+    case KVATTN_TYPE_Q4_K: return (size_t)(rows * ((row_len + 255) / 256) * 144);
+    case KVATTN_TYPE_Q5_K: return (size_t)(rows * ((row_len + 255) / 256) * 176);
+    case KVATTN_TYPE_Q6_K: return (size_t)(rows * ((row_len + 255) / 256) * 210);
     default: return 0;
     }
 }

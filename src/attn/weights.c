@@ -1,9 +1,10 @@
 /* Checks that a layer's weights are all there and of a type the kernels read. */
 #include "internal.h"
+#include "kernels/quants.h"
 
 static const char *check_matrix(const kvattn_matrix *m, const char *name, int *bad_type) {
     if (!m->data) return name;
-    if (!kvattn_type_is_cache_type(m->type)) {
+    if (!kvattn_type_is_cache_type(m->type) && !kv_is_block_quant(m->type)) {
         *bad_type = 1;
         return name;
     }

@@ -107,7 +107,28 @@ void kv_matmul(float *y, const float *x, kvattn_matrix W, int T, int n, int k) {
     /* q8_0 rows are widened from whole blocks: GEMM_KC is a multiple of 32 */
     if (T >= GEMM_MIN_TOKENS && packed_gemm(y, x, W, T, n, k, row_bytes) == 0) return;
 #endif
-    if (T >= 2 && k % 8 == 0) { /* prefill: y[t][i] = x[t]·W[i] is the attention's score product */
+    if (T >= 2 && kv_is_block_quant(W.type)) { /* GGUF's 4-6-bit weights: rows decoded once, then f32 tiles */
+        const int blocks = (n + ROW_BLOCK - 1) / ROW_BLOCK;
+        int failed = 0;
+#pragma omp parallel for schedule(static) if ((long)n * k * T > KV_PARALLEL_MIN_MACS) reduction(| : failed)
+        for (int b = 0; b < blocks; b++) {
+            const int r0 = b * ROW_BLOCK, nr = n - r0 < ROW_BLOCK ? n - r0 : ROW_BLOCK;
+            float *w = malloc(sizeof(float) * (size_t)nr * k);
+            if (!w) {
+                failed = 1;
+                continue;
+            }
+            for (int r = 0; r < nr; r++) kv_row_load(W.type, kv_matrix_row(W, r0 + r, k), w + (size_t)r * k, k);
+            for (int t0 = 0; t0 < T; t0 += TOKEN_BLOCK) {
+                const int tb = T - t0 < TOKEN_BLOCK ? T - t0 : TOKEN_BLOCK;
+                kv_tile_scores_f32(x + (size_t)t0 * k, k, tb, w, k, nr, k, y + (size_t)t0 * n + r0, n);
+            }
+            free(w);
+        }
+        if (!failed) return; /* out of memory: the row-by-row products below need none */
+    }
+    if (T >= 2 && k % 8 == 0 &&
+        !kv_is_block_quant(W.type)) { /* prefill: y[t][i] = x[t]·W[i] is the attention's score product */
         const int blocks = (n + ROW_BLOCK - 1) / ROW_BLOCK;
 #pragma omp parallel for schedule(static) if ((long)n * k * T > KV_PARALLEL_MIN_MACS)
         for (int b = 0; b < blocks; b++) {

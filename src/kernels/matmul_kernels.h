@@ -117,6 +117,10 @@ static inline __attribute__((always_inline)) void kv_rows_dot_avx(kvattn_type t,
 
 static inline void kv_rows_dot(kvattn_type t, const unsigned char *const *rows, int nr, const float *x, int k,
                                float *y) {
+    if (kv_is_block_quant(t)) { /* GGUF's 4-6-bit weights: a row at a time, a block decoded at a time */
+        for (int r = 0; r < nr; r++) y[r] = kv_quant_row_dot(t, rows[r], x, k);
+        return;
+    }
 #if KV_HAVE_AVX2
     switch (t) {
     case KVATTN_TYPE_F32: kv_rows_dot_avx(KVATTN_TYPE_F32, rows, nr, x, k, y); return;
@@ -212,6 +216,10 @@ static inline __attribute__((always_inline)) void kv_rows_axpy_avx(kvattn_type t
 /* n % 32 == 0 for q8_0 rows (whole blocks, as the cache and weights store them). */
 static inline void kv_rows_axpy(kvattn_type t, const unsigned char *const *rows, int nr, const float *a, float *y,
                                 int n) {
+    if (kv_is_block_quant(t)) {
+        for (int r = 0; r < nr; r++) kv_row_axpy(t, rows[r], a[r], y, n);
+        return;
+    }
 #if KV_HAVE_AVX2
     switch (t) {
     case KVATTN_TYPE_F32: kv_rows_axpy_avx(KVATTN_TYPE_F32, rows, nr, a, y, n); return;

@@ -2,12 +2,14 @@
  * stored in any cache element type. Each has a plain scalar twin (suffix
  * _ref) that tests compare the SIMD path with. SIMD stays in this file.
  *
- * Element types handled here: f32, f16, bf16, q8_0 (the cache types). */
+ * Element types handled here: f32, f16, bf16, q8_0 (the cache types), and
+ * through quants.h the block-quantized weight types of GGUF files. */
 #ifndef KVATTN_VEC_H
 #define KVATTN_VEC_H
 
 #include "convert.h"
 #include "kvattn.h"
+#include "quants.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -61,7 +63,7 @@ static inline float kv_row_get_ref(kvattn_type t, const void *row, int i) {
         const kv_block_q8_0 *b = (const kv_block_q8_0 *)row + i / KV_Q8_0_BLOCK;
         return kv_f16_to_f32(b->d) * (float)b->qs[i % KV_Q8_0_BLOCK];
     }
-    default: return NAN;
+    default: return kv_is_block_quant(t) ? kv_quant_get_ref(t, row, i) : NAN;
     }
 }
 
@@ -326,6 +328,7 @@ static inline float kv_dot_f32(const float *a, const float *b, int n) {
 
 /* Σ row[i]·x[i] for a stored row of type t. */
 static inline float kv_row_dot(kvattn_type t, const void *row, const float *x, int n) {
+    if (kv_is_block_quant(t)) return kv_quant_row_dot(t, row, x, n);
 #if KV_HAVE_AVX2
     if (t == KVATTN_TYPE_Q8_0) {
         const kv_block_q8_0 *b = (const kv_block_q8_0 *)row;
@@ -362,6 +365,15 @@ static inline float kv_row_dot(kvattn_type t, const void *row, const float *x, i
 
 /* y[i] += a·row[i] for a stored row of type t. */
 static inline void kv_row_axpy(kvattn_type t, const void *row, float a, float *y, int n) {
+    if (kv_is_block_quant(t)) { /* a block decoded at a time */
+        float block[KV_QK_K];
+        const int qk = kv_quant_block_elems(t);
+        for (int i = 0; i + qk <= n; i += qk) {
+            kv_dequant_row_ref(t, (const unsigned char *)row + (size_t)(i / qk) * kv_quant_block_bytes(t), block, qk);
+            for (int j = 0; j < qk; j++) y[i + j] += a * block[j];
+        }
+        return;
+    }
 #if KV_HAVE_AVX2
     __m256 va = _mm256_set1_ps(a);
     int i = 0;
@@ -386,6 +398,10 @@ static inline void kv_row_axpy(kvattn_type t, const void *row, float a, float *y
 
 /* Row of n elements of type t into f32 (SIMD where the type allows). */
 static inline void kv_row_load(kvattn_type t, const void *row, float *y, int n) {
+    if (kv_is_block_quant(t)) {
+        kv_dequant_row_ref(t, row, y, n);
+        return;
+    }
 #if KV_HAVE_AVX2
     int i = 0;
     if (t == KVATTN_TYPE_F32) {

@@ -1,5 +1,7 @@
 #include "gguf.h"
 
+#include "kernels/quants.h"
+
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,7 +123,16 @@ static kvattn_type kernel_type(uint32_t t) {
     switch (t) {
     case 0: return KVATTN_TYPE_F32;
     case 1: return KVATTN_TYPE_F16;
+    case 2: return KVATTN_TYPE_Q4_0;
+    case 3: return KVATTN_TYPE_Q4_1;
+    case 6: return KVATTN_TYPE_Q5_0;
+    case 7: return KVATTN_TYPE_Q5_1;
     case 8: return KVATTN_TYPE_Q8_0;
+    case 10: return KVATTN_TYPE_Q2_K;
+    case 11: return KVATTN_TYPE_Q3_K;
+    case 12: return KVATTN_TYPE_Q4_K;
+    case 13: return KVATTN_TYPE_Q5_K;
+    case 14: return KVATTN_TYPE_Q6_K;
     case 30: return KVATTN_TYPE_BF16;
     default: return KVATTN_TYPE_COUNT;
     }
@@ -220,10 +231,11 @@ kvattn_status gguf_parse(const char *path, const void *base, uint64_t size, gguf
         }
         t->type = kernel_type(t->ggml_type);
         if (t->type == KVATTN_TYPE_COUNT) continue; /* sized and rejected by whoever needs it */
-        if (t->type == KVATTN_TYPE_Q8_0 && t->ne[0] % 32) {
-            kvattn_status st =
-                kv_fail(KVATTN_ERR_FORMAT, "%s: tensor '%.*s': Q8_0 rows of %llu elements are not whole blocks", path,
-                        nl, t->name.s, (unsigned long long)t->ne[0]);
+        const uint64_t block = t->type == KVATTN_TYPE_Q8_0 ? 32 : (uint64_t)kv_quant_block_elems(t->type);
+        if (t->ne[0] % block) {
+            kvattn_status st = kv_fail(
+                KVATTN_ERR_FORMAT, "%s: tensor '%.*s': %s rows of %llu elements are not whole blocks of %llu", path, nl,
+                t->name.s, gguf_ggml_type_name(t->ggml_type), (unsigned long long)t->ne[0], (unsigned long long)block);
             gguf_free(g);
             return st;
         }

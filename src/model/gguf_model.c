@@ -41,7 +41,9 @@ static const gguf_tensor *tensor3(builder *b, const char *name, uint64_t ne0, ui
         return NULL;
     }
     if (t->type == KVATTN_TYPE_COUNT) {
-        b->st = kv_fail(KVATTN_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s (%u); supported: F32, F16, BF16, Q8_0",
+        b->st = kv_fail(KVATTN_ERR_UNSUPPORTED,
+                        "%s: tensor '%s' has type %s (%u); supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, "
+                        "Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K",
                         b->g->path, name, gguf_ggml_type_name(t->ggml_type), t->ggml_type);
         return NULL;
     }

@@ -1,0 +1,244 @@
+/* Decoding llama.cpp's block-quantized weights, one block at a time, as the
+ * GGUF format defines them (ggml-quants' dequantize_row_* are the reference
+ * for the layouts; tests/golden/quants.bin holds gguf-py's decoding of random
+ * blocks). The fast paths decode a block into registers-sized pieces and dot
+ * it with x; the integer-dot kernels belong to the dispatch issue. */
+#include "quants.h"
+
+#include "convert.h"
+#include "vec.h"
+
+#include <string.h>
+
+_Static_assert(sizeof(kv_block_q4_0) == 18, "q4_0 block");
+_Static_assert(sizeof(kv_block_q4_1) == 20, "q4_1 block");
+_Static_assert(sizeof(kv_block_q5_0) == 22, "q5_0 block");
+_Static_assert(sizeof(kv_block_q5_1) == 24, "q5_1 block");
+_Static_assert(sizeof(kv_block_q2_k) == 84, "q2_K block");
+_Static_assert(sizeof(kv_block_q3_k) == 110, "q3_K block");
+_Static_assert(sizeof(kv_block_q4_k) == 144, "q4_K block");
+_Static_assert(sizeof(kv_block_q5_k) == 176, "q5_K block");
+_Static_assert(sizeof(kv_block_q6_k) == 210, "q6_K block");
+
+int kv_is_block_quant(kvattn_type t) { return kv_quant_block_bytes(t) != 0; }
+
+int kv_quant_block_elems(kvattn_type t) {
+    switch (t) {
+    case KVATTN_TYPE_Q4_0:
+    case KVATTN_TYPE_Q4_1:
+    case KVATTN_TYPE_Q5_0:
+    case KVATTN_TYPE_Q5_1: return KV_QK;
+    case KVATTN_TYPE_Q2_K:
+    case KVATTN_TYPE_Q3_K:
+    case KVATTN_TYPE_Q4_K:
+    case KVATTN_TYPE_Q5_K:
+    case KVATTN_TYPE_Q6_K: return KV_QK_K;
+    default: return 1;
+    }
+}
+
+size_t kv_quant_block_bytes(kvattn_type t) {
+    switch (t) {
+    case KVATTN_TYPE_Q4_0: return sizeof(kv_block_q4_0);
+    case KVATTN_TYPE_Q4_1: return sizeof(kv_block_q4_1);
+    case KVATTN_TYPE_Q5_0: return sizeof(kv_block_q5_0);
+    case KVATTN_TYPE_Q5_1: return sizeof(kv_block_q5_1);
+    case KVATTN_TYPE_Q2_K: return sizeof(kv_block_q2_k);
+    case KVATTN_TYPE_Q3_K: return sizeof(kv_block_q3_k);
+    case KVATTN_TYPE_Q4_K: return sizeof(kv_block_q4_k);
+    case KVATTN_TYPE_Q5_K: return sizeof(kv_block_q5_k);
+    case KVATTN_TYPE_Q6_K: return sizeof(kv_block_q6_k);
+    default: return 0;
+    }
+}
+
+static uint32_t le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* ---- blocks of 32: the low nibbles are elements 0..15, the high 16..31 ---- */
+
+static void dequant_q4_0(const kv_block_q4_0 *b, float *y) {
+    const float d = kv_f16_to_f32(b->d);
+    for (int j = 0; j < 16; j++) {
+        y[j] = ((b->qs[j] & 0xF) - 8) * d;
+        y[j + 16] = ((b->qs[j] >> 4) - 8) * d;
+    }
+}
+
+static void dequant_q4_1(const kv_block_q4_1 *b, float *y) {
+    const float d = kv_f16_to_f32(b->d), m = kv_f16_to_f32(b->m);
+    for (int j = 0; j < 16; j++) {
+        y[j] = (b->qs[j] & 0xF) * d + m;
+        y[j + 16] = (b->qs[j] >> 4) * d + m;
+    }
+}
+
+/* Element j's fifth bit is bit j of qh; element j + 16's is bit j + 16. */
+static void dequant_q5_0(const kv_block_q5_0 *b, float *y) {
+    const float d = kv_f16_to_f32(b->d);
+    const uint32_t qh = le32(b->qh);
+    for (int j = 0; j < 16; j++) {
+        const int lo = (b->qs[j] & 0xF) | (int)((qh >> j) & 1) << 4, hi = (b->qs[j] >> 4) | (int)((qh >> (j + 16)) & 1)
+                                                                                                << 4;
+        y[j] = (lo - 16) * d;
+        y[j + 16] = (hi - 16) * d;
+    }
+}
+
+static void dequant_q5_1(const kv_block_q5_1 *b, float *y) {
+    const float d = kv_f16_to_f32(b->d), m = kv_f16_to_f32(b->m);
+    const uint32_t qh = le32(b->qh);
+    for (int j = 0; j < 16; j++) {
+        const int lo = (b->qs[j] & 0xF) | (int)((qh >> j) & 1) << 4, hi = (b->qs[j] >> 4) | (int)((qh >> (j + 16)) & 1)
+                                                                                                << 4;
+        y[j] = lo * d + m;
+        y[j + 16] = hi * d + m;
+    }
+}
+
+/* ---- super-blocks of 256 --------------------------------------------------- */
+
+/* Q2_K: per 128 elements, 32 bytes of quants read four times (shifts 0, 2, 4,
+ * 6); each 16 elements have a 4-bit scale and a 4-bit min. */
+static void dequant_q2_k(const kv_block_q2_k *b, float *y) {
+    const float d = kv_f16_to_f32(b->d), dmin = kv_f16_to_f32(b->dmin);
+    const uint8_t *q = b->qs;
+    int is = 0;
+    for (int n = 0; n < KV_QK_K; n += 128, q += 32)
+        for (int shift = 0; shift < 8; shift += 2)
+            for (int half = 0; half < 2; half++) {
+                const uint8_t sc = b->scales[is++];
+                const float dl = d * (sc & 0xF), ml = dmin * (sc >> 4);
+                for (int l = 0; l < 16; l++) *y++ = dl * ((q[l + 16 * half] >> shift) & 3) - ml;
+            }
+}
+
+/* Q3_K's sixteen 6-bit scales: the low 4 bits in bytes 0..7 (two per byte),
+ * the high 2 bits in bytes 8..11 (four per byte); stored as scale + 32. */
+static void q3_k_scales(const uint8_t *s, int8_t out[16]) {
+    for (int i = 0; i < 16; i++) {
+        const int lo = i < 8 ? s[i] & 0xF : s[i - 8] >> 4, hi = (s[8 + i % 4] >> (2 * (i / 4))) & 3;
+        out[i] = (int8_t)((lo | hi << 4) - 32);
+    }
+}
+
+/* Q3_K: as Q2_K's layout, plus a third bit from hmask (set: +0, clear: -4). */
+static void dequant_q3_k(const kv_block_q3_k *b, float *y) {
+    const float d = kv_f16_to_f32(b->d);
+    int8_t sc[16];
+    q3_k_scales(b->scales, sc);
+    const uint8_t *q = b->qs;
+    int is = 0;
+    uint8_t m = 1;
+    for (int n = 0; n < KV_QK_K; n += 128, q += 32)
+        for (int shift = 0; shift < 8; shift += 2, m <<= 1)
+            for (int half = 0; half < 2; half++) {
+                const float dl = d * sc[is++];
+                for (int l = 16 * half; l < 16 * half + 16; l++)
+                    *y++ = dl * ((int)((q[l] >> shift) & 3) - ((b->hmask[l] & m) ? 0 : 4));
+            }
+}
+
+/* Q4_K/Q5_K's eight 6-bit scales and mins (get_scale_min_k4). */
+static void scale_min_k4(int j, const uint8_t *q, uint8_t *sc, uint8_t *mn) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *mn = q[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *mn = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+/* Q4_K: per 64 elements, 32 bytes: low nibbles the first 32, high the next. */
+static void dequant_q4_k(const kv_block_q4_k *b, float *y) {
+    const float d = kv_f16_to_f32(b->d), dmin = kv_f16_to_f32(b->dmin);
+    const uint8_t *q = b->qs;
+    for (int j = 0; j < 8; j += 2, q += 32) {
+        uint8_t s0, m0, s1, m1;
+        scale_min_k4(j, b->scales, &s0, &m0);
+        scale_min_k4(j + 1, b->scales, &s1, &m1);
+        const float d0 = d * s0, n0 = dmin * m0, d1 = d * s1, n1 = dmin * m1;
+        for (int l = 0; l < 32; l++) *y++ = d0 * (q[l] & 0xF) - n0;
+        for (int l = 0; l < 32; l++) *y++ = d1 * (q[l] >> 4) - n1;
+    }
+}
+
+/* Q5_K: Q4_K plus a fifth bit per element from qh (bit 2·(j/2) for the low
+ * nibbles of the j-th 64, the next bit for the high). */
+static void dequant_q5_k(const kv_block_q5_k *b, float *y) {
+    const float d = kv_f16_to_f32(b->d), dmin = kv_f16_to_f32(b->dmin);
+    const uint8_t *q = b->qs;
+    uint8_t u1 = 1, u2 = 2;
+    for (int j = 0; j < 8; j += 2, q += 32, u1 <<= 2, u2 <<= 2) {
+        uint8_t s0, m0, s1, m1;
+        scale_min_k4(j, b->scales, &s0, &m0);
+        scale_min_k4(j + 1, b->scales, &s1, &m1);
+        const float d0 = d * s0, n0 = dmin * m0, d1 = d * s1, n1 = dmin * m1;
+        for (int l = 0; l < 32; l++) *y++ = d0 * ((q[l] & 0xF) + (b->qh[l] & u1 ? 16 : 0)) - n0;
+        for (int l = 0; l < 32; l++) *y++ = d1 * ((q[l] >> 4) + (b->qh[l] & u2 ? 16 : 0)) - n1;
+    }
+}
+
+/* Q6_K: per 128 elements, 64 bytes of low nibbles and 32 of high 2-bit
+ * pairs; a signed 8-bit scale per 16. */
+static void dequant_q6_k(const kv_block_q6_k *b, float *y) {
+    const float d = kv_f16_to_f32(b->d);
+    const uint8_t *ql = b->ql, *qh = b->qh;
+    const int8_t *sc = b->scales;
+    for (int n = 0; n < KV_QK_K; n += 128, y += 128, ql += 64, qh += 32, sc += 8)
+        for (int l = 0; l < 32; l++) {
+            const int is = l / 16;
+            const int q1 = ((ql[l] & 0xF) | ((qh[l] >> 0) & 3) << 4) - 32;
+            const int q2 = ((ql[l + 32] & 0xF) | ((qh[l] >> 2) & 3) << 4) - 32;
+            const int q3 = ((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32;
+            const int q4 = ((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32;
+            y[l] = d * sc[is] * q1;
+            y[l + 32] = d * sc[is + 2] * q2;
+            y[l + 64] = d * sc[is + 4] * q3;
+            y[l + 96] = d * sc[is + 6] * q4;
+        }
+}
+
+/* One block of t at p into y (kv_quant_block_elems(t) floats). */
+static void dequant_block(kvattn_type t, const void *p, float *y) {
+    switch (t) {
+    case KVATTN_TYPE_Q4_0: dequant_q4_0(p, y); break;
+    case KVATTN_TYPE_Q4_1: dequant_q4_1(p, y); break;
+    case KVATTN_TYPE_Q5_0: dequant_q5_0(p, y); break;
+    case KVATTN_TYPE_Q5_1: dequant_q5_1(p, y); break;
+    case KVATTN_TYPE_Q2_K: dequant_q2_k(p, y); break;
+    case KVATTN_TYPE_Q3_K: dequant_q3_k(p, y); break;
+    case KVATTN_TYPE_Q4_K: dequant_q4_k(p, y); break;
+    case KVATTN_TYPE_Q5_K: dequant_q5_k(p, y); break;
+    case KVATTN_TYPE_Q6_K: dequant_q6_k(p, y); break;
+    default: memset(y, 0, sizeof(float) * (size_t)kv_quant_block_elems(t)); break;
+    }
+}
+
+void kv_dequant_row_ref(kvattn_type t, const void *row, float *y, int n) {
+    const int qk = kv_quant_block_elems(t);
+    const size_t bytes = kv_quant_block_bytes(t);
+    for (int i = 0; i + qk <= n; i += qk)
+        dequant_block(t, (const unsigned char *)row + (size_t)(i / qk) * bytes, y + i);
+}
+
+float kv_quant_get_ref(kvattn_type t, const void *row, int i) {
+    float block[KV_QK_K];
+    const int qk = kv_quant_block_elems(t);
+    dequant_block(t, (const unsigned char *)row + (size_t)(i / qk) * kv_quant_block_bytes(t), block);
+    return block[i % qk];
+}
+
+float kv_quant_row_dot(kvattn_type t, const void *row, const float *x, int n) {
+    float block[KV_QK_K];
+    const int qk = kv_quant_block_elems(t);
+    const size_t bytes = kv_quant_block_bytes(t);
+    float s = 0.0f;
+    for (int i = 0; i + qk <= n; i += qk) {
+        dequant_block(t, (const unsigned char *)row + (size_t)(i / qk) * bytes, block);
+        s += kv_dot_f32(block, x + i, qk);
+    }
+    return s;
+}

@@ -1,0 +1,91 @@
+/* The block-quantized weight types of GGUF files (llama.cpp's ggml-quants
+ * layouts): Q4_0, Q4_1, Q5_0, Q5_1 in blocks of 32 elements, and the
+ * K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K in super-blocks of 256. Weights only:
+ * the KV cache keeps its own types (vec.h). Rows are read in place; each
+ * function works on whole blocks (GGUF rows are whole blocks). */
+#ifndef KVATTN_QUANTS_H
+#define KVATTN_QUANTS_H
+
+#include "kvattn.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KV_QK   32  /* elements per block of Q4_0 … Q5_1           */
+#define KV_QK_K 256 /* elements per super-block of the K-quants    */
+
+typedef struct {
+    uint16_t d;     /* f16 scale                      */
+    uint8_t qs[16]; /* 4-bit quants, x = (q - 8)·d    */
+} kv_block_q4_0;
+
+typedef struct {
+    uint16_t d, m;  /* f16 scale and minimum          */
+    uint8_t qs[16]; /* x = q·d + m                    */
+} kv_block_q4_1;
+
+typedef struct {
+    uint16_t d;
+    uint8_t qh[4];  /* the fifth bits, little-endian u32 */
+    uint8_t qs[16]; /* x = (q - 16)·d                   */
+} kv_block_q5_0;
+
+typedef struct {
+    uint16_t d, m;
+    uint8_t qh[4];
+    uint8_t qs[16]; /* x = q·d + m                      */
+} kv_block_q5_1;
+
+typedef struct {
+    uint8_t scales[16]; /* per 16: low nibble scale, high nibble min */
+    uint8_t qs[64];     /* 2-bit quants                              */
+    uint16_t d, dmin;
+} kv_block_q2_k;
+
+typedef struct {
+    uint8_t hmask[32];  /* the third bits                          */
+    uint8_t qs[64];     /* low 2 bits                              */
+    uint8_t scales[12]; /* sixteen 6-bit scales, packed            */
+    uint16_t d;
+} kv_block_q3_k;
+
+typedef struct {
+    uint16_t d, dmin;
+    uint8_t scales[12]; /* eight 6-bit scales and eight 6-bit mins */
+    uint8_t qs[128];
+} kv_block_q4_k;
+
+typedef struct {
+    uint16_t d, dmin;
+    uint8_t scales[12];
+    uint8_t qh[32]; /* the fifth bits */
+    uint8_t qs[128];
+} kv_block_q5_k;
+
+typedef struct {
+    uint8_t ql[128];   /* low 4 bits                 */
+    uint8_t qh[64];    /* high 2 bits                */
+    int8_t scales[16]; /* one per 16 elements        */
+    uint16_t d;
+} kv_block_q6_k;
+
+/* Whether t is one of these types. */
+int kv_is_block_quant(kvattn_type t);
+
+/* Elements per block of t (32 or 256); 1 for the other types. */
+int kv_quant_block_elems(kvattn_type t);
+
+/* Bytes per block of t; 0 for the other types. */
+size_t kv_quant_block_bytes(kvattn_type t);
+
+/* The n elements (a multiple of the block) of a row as f32: the scalar
+ * reference, written from the format's definition. */
+void kv_dequant_row_ref(kvattn_type t, const void *row, float *y, int n);
+
+/* Element i of a row (its block decoded): for the reference paths. */
+float kv_quant_get_ref(kvattn_type t, const void *row, int i);
+
+/* Σ row[i]·x[i] over n elements, a block at a time. */
+float kv_quant_row_dot(kvattn_type t, const void *row, const float *x, int n);
+
+#endif

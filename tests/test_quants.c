@@ -1,0 +1,149 @@
+/* GGUF's block-quantized weight types (Q4_0 … Q6_K).
+ *  - Decoding against llama.cpp's gguf-py: tests/golden/quants.bin holds
+ *    random blocks of every type and gguf-py's float32 values for them
+ *    (tests/golden/gen_quants.py). Both compute each value with the same
+ *    float32 operations in the same order (scale × sub-scale, then × quant,
+ *    minus min), so they must be equal bit for bit.
+ *  - The fast paths (row dot, axpy, load, and kv_matmul's decode GEMV and
+ *    prefill GEMM) against the scalar reference on random blocks, odd row
+ *    counts and one to three blocks per row. Tolerance 1e-5 of the largest
+ *    output: f32 sums of at most 768 terms in another order (≈ sqrt(768) ·
+ *    2^-24 relative); a wrong nibble, scale or block offset is O(1). */
+#include "test_util.h"
+
+#include "kernels/ops.h"
+#include "kernels/quants.h"
+#include "kernels/vec.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static kvattn_type from_ggml(uint32_t id) {
+    switch (id) {
+    case 2: return KVATTN_TYPE_Q4_0;
+    case 3: return KVATTN_TYPE_Q4_1;
+    case 6: return KVATTN_TYPE_Q5_0;
+    case 7: return KVATTN_TYPE_Q5_1;
+    case 10: return KVATTN_TYPE_Q2_K;
+    case 11: return KVATTN_TYPE_Q3_K;
+    case 12: return KVATTN_TYPE_Q4_K;
+    case 13: return KVATTN_TYPE_Q5_K;
+    case 14: return KVATTN_TYPE_Q6_K;
+    default: return KVATTN_TYPE_COUNT;
+    }
+}
+
+static void test_against_gguf_py(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/quants.bin", KVATTN_GOLDEN_DIR);
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL, "cannot open %s", path);
+    if (!f) return;
+    char magic[8];
+    uint32_t count = 0;
+    CHECK(fread(magic, 1, 8, f) == 8 && !memcmp(magic, "KVQUANT1", 8) && fread(&count, 4, 1, f) == 1, "%s: header",
+          path);
+    int seen = 0;
+    for (uint32_t c = 0; c < count && c < 32; c++) {
+        uint32_t h[4];
+        if (fread(h, 4, 4, f) != 4) break;
+        const kvattn_type t = from_ggml(h[0]);
+        const size_t raw_bytes = (size_t)h[1] * h[2], n = (size_t)h[1] * h[3];
+        unsigned char *raw = malloc(raw_bytes);
+        float *want = malloc(sizeof(float) * n), *got = malloc(sizeof(float) * n);
+        int ok = raw && want && got && fread(raw, 1, raw_bytes, f) == raw_bytes && fread(want, 4, n, f) == n;
+        CHECK(ok && t != KVATTN_TYPE_COUNT, "%s: type %u unreadable", path, h[0]);
+        if (ok && t != KVATTN_TYPE_COUNT) {
+            seen++;
+            CHECK(kv_quant_block_bytes(t) == h[2] && (uint32_t)kv_quant_block_elems(t) == h[3] &&
+                      kvattn_row_bytes(t, (int64_t)n) == raw_bytes,
+                  "%s: block size %zu/%d, gguf-py %u/%u", kvattn_type_name(t), kv_quant_block_bytes(t),
+                  kv_quant_block_elems(t), h[2], h[3]);
+            kv_dequant_row_ref(t, raw, got, (int)n);
+            size_t differ = 0;
+            for (size_t i = 0; i < n; i++) differ += memcmp(&got[i], &want[i], 4) != 0;
+            CHECK(differ == 0, "%s: %zu of %zu values differ from gguf-py's (first block: %g vs %g)",
+                  kvattn_type_name(t), differ, n, (double)got[h[3]], (double)want[h[3]]);
+            for (size_t i = 0; i < n; i += 37) /* element access decodes the right block */
+                CHECK(kv_row_get_ref(t, raw, (int)i) == want[i], "%s: element %zu", kvattn_type_name(t), i);
+        }
+        free(raw), free(want), free(got);
+    }
+    fclose(f);
+    CHECK(seen == 9, "the fixture covers the nine types (%d)", seen);
+}
+
+/* Random blocks of t with finite scales of either sign (as gen_quants.py). */
+static void random_blocks(test_rng *r, kvattn_type t, unsigned char *p, int blocks) {
+    const size_t bytes = kv_quant_block_bytes(t);
+    for (size_t i = 0; i < bytes * (size_t)blocks; i++) p[i] = (unsigned char)test_randint(r, 0, 255);
+    int offs[2] = {-1, -1};
+    switch (t) {
+    case KVATTN_TYPE_Q4_1:
+    case KVATTN_TYPE_Q5_1:
+    case KVATTN_TYPE_Q4_K:
+    case KVATTN_TYPE_Q5_K: offs[0] = 0, offs[1] = 2; break;
+    case KVATTN_TYPE_Q2_K: offs[0] = 80, offs[1] = 82; break;
+    case KVATTN_TYPE_Q3_K: offs[0] = 108; break;
+    case KVATTN_TYPE_Q6_K: offs[0] = 208; break;
+    default: offs[0] = 0; break;
+    }
+    for (int b = 0; b < blocks; b++)
+        for (int k = 0; k < 2; k++)
+            if (offs[k] >= 0) {
+                uint16_t h = kv_f32_to_f16(0.05f * test_uniform(r));
+                memcpy(p + (size_t)b * bytes + offs[k], &h, 2);
+            }
+}
+
+static const kvattn_type TYPES[] = {KVATTN_TYPE_Q4_0, KVATTN_TYPE_Q4_1, KVATTN_TYPE_Q5_0,
+                                    KVATTN_TYPE_Q5_1, KVATTN_TYPE_Q2_K, KVATTN_TYPE_Q3_K,
+                                    KVATTN_TYPE_Q4_K, KVATTN_TYPE_Q5_K, KVATTN_TYPE_Q6_K};
+
+static void test_fast_vs_reference(void) {
+    test_rng r = {99};
+    for (size_t ti = 0; ti < sizeof TYPES / sizeof *TYPES; ti++) {
+        const kvattn_type t = TYPES[ti];
+        for (int nb = 1; nb <= 3; nb++) {
+            const int k = nb * kv_quant_block_elems(t), rows = 37;
+            const size_t row_bytes = kvattn_row_bytes(t, k);
+            unsigned char *w = malloc(row_bytes * rows);
+            random_blocks(&r, t, w, nb * rows);
+            float *x = malloc(sizeof(float) * (size_t)k * 40), *y = malloc(sizeof(float) * (size_t)rows * 40);
+            float *yr = malloc(sizeof(float) * (size_t)rows * 40), *a = malloc(sizeof(float) * k),
+                  *ar = malloc(sizeof(float) * k), *row = malloc(sizeof(float) * k);
+            test_fill(&r, x, (size_t)k * 40, 1.0f);
+            /* one row: dot, axpy, load */
+            const float dot = kv_row_dot(t, w, x, k), dot_ref = kv_row_dot_ref(t, w, x, k);
+            CHECK(fabsf(dot - dot_ref) <= 1e-5f * (fabsf(dot_ref) + 1e-3f) * k, "%s k=%d: row dot %g vs %g",
+                  kvattn_type_name(t), k, (double)dot, (double)dot_ref);
+            for (int i = 0; i < k; i++) a[i] = ar[i] = x[i];
+            kv_row_axpy(t, w, 0.7f, a, k);
+            kv_row_axpy_ref(t, w, 0.7f, ar, k);
+            CHECK(test_max_abs_diff(a, ar, k) <= 1e-6 * test_max_abs(ar, k), "%s k=%d: axpy", kvattn_type_name(t), k);
+            kv_row_load(t, w, row, k);
+            kv_row_load_ref(t, w, a, k);
+            CHECK(!memcmp(row, a, sizeof(float) * k), "%s k=%d: load", kvattn_type_name(t), k);
+            /* the projection: decode (T = 1), a short and a long prefill */
+            const int Ts[] = {1, 5, 40};
+            for (int i = 0; i < 3; i++) {
+                const kvattn_matrix W = {w, t};
+                kv_matmul(y, x, W, Ts[i], rows, k);
+                kv_matmul_ref(yr, x, W, Ts[i], rows, k);
+                const double e = test_max_abs_diff(y, yr, (size_t)rows * Ts[i]),
+                             s = test_max_abs(yr, (size_t)rows * Ts[i]);
+                CHECK(e <= 1e-5 * s, "%s: matmul T=%d, %d rows × %d: err %.3g of %.3g", kvattn_type_name(t), Ts[i],
+                      rows, k, e, s);
+            }
+            free(w), free(x), free(y), free(yr), free(a), free(ar), free(row);
+        }
+    }
+}
+
+int main(void) {
+    test_against_gguf_py();
+    test_fast_vs_reference();
+    return test_finish("test_quants");
+}
