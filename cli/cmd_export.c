@@ -15,7 +15,9 @@ int cmd_export(int argc, char **argv) {
         CLI_OPT_STRING("-m", &in, "MODEL", "the model: GGUF, llama2.c checkpoint or Hugging Face folder"),
         CLI_OPT_STRING("-z", &tok, "TOKENIZER", "llama2.c tokenizer.bin (llama2.c checkpoints)"),
         CLI_OPT_STRING("-o", &out, "OUT.gguf", "the GGUF file to write"),
-        CLI_OPT_TYPE("--type", &type, 1, "TYPE", "2-D weights as f32, f16, bf16 or q8_0 (default f16)"),
+        CLI_OPT_TYPE("--type", &type, 0, "TYPE",
+                     "2-D weights as f32, f16, bf16, q8_0, q4_0 or q4_k (default f16; a row that is not whole "
+                     "blocks falls back: q4_k to q4_0, block types to f16)"),
     };
     const cli_command cmd = {"export", "-m MODEL [-z TOKENIZER] -o OUT.gguf [--type TYPE]",
                              "Writes any model kvattn runs as a GGUF v3 file with llama.cpp's names (architecture\n"

@@ -534,8 +534,9 @@ kvattn_status kvattn_model_convert(const kvattn_model *src, const kvattn_convert
  * metadata keys, the tokenizer included: architecture "qwen2" or "qwen3" for
  * those models, "llama" for the rest of the GQA family (Mixtral's experts
  * kept), "deepseek2" for MLA (MoE layers, YaRN and the kv_b layout kept).
- * 2-D weights are stored as weight_type (f32, f16, bf16, q8_0; q8_0 needs
- * rows that are multiples of 32), norms as f32. */
+ * 2-D weights are stored as weight_type (f32, f16, bf16, q8_0, q4_0, q4_k; a
+ * row that is not whole blocks falls back: q4_k to q4_0, block types to
+ * f16), norms and the router as f32. */
 kvattn_status kvattn_model_save_gguf(const kvattn_model *m, const char *path, kvattn_type weight_type);
 
 /* A GGUF v3 writer: metadata and tensors in memory, then one file. */

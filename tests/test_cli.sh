@@ -148,6 +148,13 @@ if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["kl_mea
 expect_exit 0 "export q8_0 for --ref" "$kvattn" export -m "$models/stories260K.bin" -z "$models/tok512.bin" --type q8_0 -o "$tmp/q8.gguf"
 expect_exit 0 "eval --ref q8_0" "$kvattn" eval -m "$tmp/q8.gguf" -f "$tmp/text.txt" -c 64 --ref "$models/stories260K.bin" --ref-z "$models/tok512.bin" --json
 if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert 0 < d["kl_mean"] < 0.02 and d["kl_p99"] >= d["kl_median"] and 0.9 < d["top1_agree"] <= 1 and d["ppl"] != d["ref_ppl"], d' "$tmp/out"; then ok; else bad "eval --ref against a q8_0 copy"; fi
+# 4-bit weights written by kvattn (q4_k where rows are whole super-blocks, q4_0 elsewhere) run, and
+# cost stories15M little against its f32 original on the golden text (the --ref figures)
+expect_exit 0 "export q4_k" "$kvattn" export -m "$models/stories15M.bin" -z "$models/tokenizer.bin" --type q4_k -o "$tmp/q4k.gguf"
+expect_exit 0 "eval q4_k --ref f32" "$kvattn" eval -m "$tmp/q4k.gguf" -f "$tmp/text.txt" --ref "$models/stories15M.bin" --ref-z "$models/tokenizer.bin" --json
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ppl"] < 1.25 * d["ref_ppl"] and d["top1_agree"] > 0.7, d' "$tmp/out"; then ok; else bad "q4_k export: perplexity or agreement off ($(head -c 300 "$tmp/out"))"; fi
+expect_exit 1 "export: a type the writer does not write" "$kvattn" export -m "$models/stories260K.bin" -z "$models/tok512.bin" --type q6_k -o "$tmp/x.gguf"
+expect_grep "q4_0, q4_k" "$tmp/err" "export names the types it writes"
 expect_exit 1 "eval --ref: another vocabulary" "$kvattn" eval -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/text.txt" --ref "$models/stories15M.bin"
 expect_grep "vocabulary of 32000 tokens" "$tmp/err" "eval --ref names the vocabularies"
 # kvattn convert: a GQA model to MQA and MLA, loaded back by info, eval and plan
@@ -350,7 +357,7 @@ if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["format
 expect_exit 0 "export HF folder to GGUF f16" "$kvattn" export -m "$tmp/hf32" -o "$tmp/hf16.gguf" --type f16
 expect_exit 0 "run the HF export" "$kvattn" run -m "$tmp/hf16.gguf" --temp 0 -n 200
 if [ "$(cat "$tmp/out")" = "$golden" ]; then ok; else bad "HF folder → GGUF f16 (Q/K un-permuted) loses the golden text"; fi
-expect_exit 2 "export: bad type" "$kvattn" export -m "$tmp/hf32" -o "$tmp/x.gguf" --type q4_0
+expect_exit 2 "export: bad type" "$kvattn" export -m "$tmp/hf32" -o "$tmp/x.gguf" --type q9_9
 expect_exit 1 "export: unwritable" "$kvattn" export -m "$tmp/hf32" -o "$tmp/no/such/dir/x.gguf"
 expect_grep "x.gguf" "$tmp/err" "unwritable output named"
 

@@ -142,8 +142,57 @@ static void test_fast_vs_reference(void) {
     }
 }
 
+/* kvattn's Q4_0 writer against gguf-py's quantizer (llama.cpp's reference
+ * rule) on the same floats: the same bytes. And Q4_K, which has no gguf-py
+ * quantizer: its round trip is within the format's resolution. */
+static void test_writers(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/quants_write.bin", KVATTN_GOLDEN_DIR);
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL, "cannot open %s", path);
+    if (!f) return;
+    char magic[8];
+    uint32_t n = 0;
+    int ok = fread(magic, 1, 8, f) == 8 && !memcmp(magic, "KVQWRIT1", 8) && fread(&n, 4, 1, f) == 1 && n % 32 == 0 &&
+             n <= (1u << 20);
+    float *x = ok ? malloc(sizeof(float) * n) : NULL;
+    unsigned char *want = ok ? malloc(n / 32 * 18) : NULL, *got = ok ? malloc(n / 32 * 18) : NULL;
+    ok = ok && x && want && got && fread(x, 4, n, f) == n && fread(want, 1, n / 32 * 18, f) == n / 32 * 18;
+    CHECK(ok, "%s: unreadable", path);
+    if (ok) {
+        kv_row_store(KVATTN_TYPE_Q4_0, x, got, (int)n);
+        size_t differ = 0;
+        for (size_t b = 0; b < n / 32; b++) differ += memcmp(got + 18 * b, want + 18 * b, 18) != 0;
+        CHECK(differ == 0, "q4_0 writer: %zu of %u blocks differ from gguf-py's", differ, n / 32);
+    }
+    fclose(f);
+    free(x), free(want), free(got);
+    /* Q4_K: each element within half a step of its sub-block's grid (step = the
+     * 6-bit-quantized scale) plus the min's own rounding */
+    test_rng r = {5};
+    const int k = 4 * KV_QK_K;
+    float *v = malloc(sizeof(float) * k), *back = malloc(sizeof(float) * k);
+    unsigned char *row = malloc(kvattn_row_bytes(KVATTN_TYPE_Q4_K, k));
+    for (int i = 0; i < k; i++)
+        v[i] = test_uniform(&r) * (i < KV_QK_K ? 0.01f : 1.0f) + (i >= 3 * KV_QK_K ? 0.5f : 0.0f);
+    kv_row_store(KVATTN_TYPE_Q4_K, v, row, k);
+    kv_dequant_row_ref(KVATTN_TYPE_Q4_K, row, back, k);
+    for (int s = 0; s < 4; s++) {
+        double err = 0, range = 0;
+        for (int i = s * KV_QK_K; i < (s + 1) * KV_QK_K; i++) {
+            err = fmax(err, fabs(back[i] - v[i]));
+            range = fmax(range, fabs(v[i]));
+        }
+        /* a 4-bit grid over a range of up to 2·max|x|: half a step is max|x|/15, and the 6-bit scales add ~1/63 */
+        CHECK(err <= range * (1.0 / 15 + 2.0 / 63), "q4_k round trip, super-block %d: max err %.3g of range %.3g", s,
+              err, range);
+    }
+    free(v), free(back), free(row);
+}
+
 int main(void) {
     test_against_gguf_py();
     test_fast_vs_reference();
+    test_writers();
     return test_finish("test_quants");
 }

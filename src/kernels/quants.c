@@ -8,6 +8,7 @@
 #include "convert.h"
 #include "vec.h"
 
+#include <math.h>
 #include <string.h>
 
 _Static_assert(sizeof(kv_block_q4_0) == 18, "q4_0 block");
@@ -229,6 +230,77 @@ float kv_quant_get_ref(kvattn_type t, const void *row, int i) {
     const int qk = kv_quant_block_elems(t);
     dequant_block(t, (const unsigned char *)row + (size_t)(i / qk) * kv_quant_block_bytes(t), block);
     return block[i % qk];
+}
+
+/* ---- writing ---------------------------------------------------------------- */
+
+int kv_quant_can_write(kvattn_type t) { return t == KVATTN_TYPE_Q4_0 || t == KVATTN_TYPE_Q4_K; }
+
+static void quantize_q4_0(const float *x, kv_block_q4_0 *b) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < KV_QK; j++)
+        if (fabsf(x[j]) > amax) amax = fabsf(x[j]), max = x[j];
+    const float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    b->d = kv_f32_to_f16(d);
+    for (int j = 0; j < 16; j++) {
+        const int q0 = (int)(x[j] * id + 8.5f), q1 = (int)(x[j + 16] * id + 8.5f);
+        b->qs[j] = (uint8_t)((q0 < 15 ? q0 : 15) | (q1 < 15 ? q1 : 15) << 4);
+    }
+}
+
+static int nearest(float v, int hi) {
+    const int q = (int)lrintf(v);
+    return q < 0 ? 0 : q > hi ? hi : q;
+}
+
+static void quantize_q4_k(const float *x, kv_block_q4_k *b) {
+    float scale[8], minus_min[8], max_scale = 0.0f, max_min = 0.0f;
+    for (int j = 0; j < 8; j++) {
+        float lo = x[32 * j], hi = x[32 * j];
+        for (int l = 1; l < 32; l++) lo = fminf(lo, x[32 * j + l]), hi = fmaxf(hi, x[32 * j + l]);
+        if (lo > 0.0f) lo = 0.0f; /* the format subtracts a non-negative min */
+        scale[j] = (hi - lo) / 15.0f;
+        minus_min[j] = -lo;
+        max_scale = fmaxf(max_scale, scale[j]);
+        max_min = fmaxf(max_min, minus_min[j]);
+    }
+    const float d = max_scale / 63.0f, dmin = max_min / 63.0f;
+    b->d = kv_f32_to_f16(d);
+    b->dmin = kv_f32_to_f16(dmin);
+    const float dq = kv_f16_to_f32(b->d), mq = kv_f16_to_f32(b->dmin); /* as the reader will see them */
+    uint8_t ls[8], lm[8];
+    for (int j = 0; j < 8; j++) {
+        ls[j] = (uint8_t)(dq > 0.0f ? nearest(scale[j] / dq, 63) : 0);
+        lm[j] = (uint8_t)(mq > 0.0f ? nearest(minus_min[j] / mq, 63) : 0);
+    }
+    memset(b->scales, 0, sizeof b->scales);
+    for (int j = 0; j < 8; j++) { /* scale_min_k4's packing, inverted */
+        if (j < 4) {
+            b->scales[j] = ls[j];
+            b->scales[j + 4] = lm[j];
+        } else {
+            b->scales[j + 4] = (uint8_t)((ls[j] & 0xF) | (lm[j] & 0xF) << 4);
+            b->scales[j - 4] |= (uint8_t)((ls[j] >> 4) << 6);
+            b->scales[j] |= (uint8_t)((lm[j] >> 4) << 6);
+        }
+    }
+    for (int j = 0; j < 8; j += 2)
+        for (int l = 0; l < 32; l++) {
+            int q[2];
+            for (int h = 0; h < 2; h++) {
+                const float sc = dq * ls[j + h], mn = mq * lm[j + h];
+                q[h] = sc > 0.0f ? nearest((x[32 * (j + h) + l] + mn) / sc, 15) : 0;
+            }
+            b->qs[16 * j + l] = (uint8_t)(q[0] | q[1] << 4);
+        }
+}
+
+void kv_quantize_row(kvattn_type t, const float *x, void *row, int n) {
+    const int qk = kv_quant_block_elems(t);
+    for (int i = 0; i + qk <= n; i += qk) {
+        if (t == KVATTN_TYPE_Q4_0) quantize_q4_0(x + i, (kv_block_q4_0 *)row + i / qk);
+        else if (t == KVATTN_TYPE_Q4_K) quantize_q4_k(x + i, (kv_block_q4_k *)row + i / qk);
+    }
 }
 
 float kv_quant_row_dot(kvattn_type t, const void *row, const float *x, int n) {

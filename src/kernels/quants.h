@@ -85,6 +85,18 @@ void kv_dequant_row_ref(kvattn_type t, const void *row, float *y, int n);
 /* Element i of a row (its block decoded): for the reference paths. */
 float kv_quant_get_ref(kvattn_type t, const void *row, int i);
 
+/* Whether kv_quantize_row writes t (Q4_0 and Q4_K). */
+int kv_quant_can_write(kvattn_type t);
+
+/* x[n] (a multiple of the block) as a row of t. Q4_0 exactly as llama.cpp's
+ * reference quantizer (and gguf-py's): d = the signed value of largest
+ * magnitude / -8, q = min(15, trunc(x/d + 8.5)). Q4_K: per 32 elements a
+ * scale (max - min)/15 and a min ≤ 0, both quantized to 6 bits against the
+ * super-block's largest, then q = round((x + min) / scale) in 0..15 — a
+ * direct fit, not llama.cpp's iterative search, so its error is somewhat
+ * larger than llama-quantize's on the same weights. */
+void kv_quantize_row(kvattn_type t, const float *x, void *row, int n);
+
 /* Σ row[i]·x[i] over n elements, a block at a time. */
 float kv_quant_row_dot(kvattn_type t, const void *row, const float *x, int n);
 

@@ -118,7 +118,9 @@ static inline void kv_row_store(kvattn_type t, const float *x, void *row, int n)
         }
         break;
     }
-    default: break;
+    default:
+        if (kv_quant_can_write(t)) kv_quantize_row(t, x, row, n); /* whole blocks: the caller checks */
+        break;
     }
 }
 

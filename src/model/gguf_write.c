@@ -133,10 +133,21 @@ kvattn_status kvattn_gguf_set_i32_array(kvattn_gguf_writer *w, const char *key, 
     return st ? st : kv_value(w, v, sizeof(int32_t) * (size_t)n);
 }
 
+/* The types the writer stores: the cache types, and Q4_0 / Q4_K weights. */
+static int writable(kvattn_type t) { return kvattn_type_is_cache_type(t) || kv_quant_can_write(t); }
+
+static int block_of(kvattn_type t) { return t == KVATTN_TYPE_Q8_0 ? 32 : kv_quant_block_elems(t); }
+
+/* The type a row of cols elements is stored in when asked for t: a block type
+ * needs whole blocks, so Q4_K falls back to Q4_0, and a block type to f16. */
+static kvattn_type fit_type(kvattn_type t, int cols) {
+    if (cols % block_of(t) == 0) return t;
+    return t == KVATTN_TYPE_Q4_K && cols % 32 == 0 ? KVATTN_TYPE_Q4_0 : KVATTN_TYPE_F16;
+}
+
 kvattn_status kvattn_gguf_add_tensor(kvattn_gguf_writer *w, const char *name, kvattn_type type, const int64_t *ne,
                                      int n_dims, const float *data) {
-    static const uint32_t ggml_of[] = {0, 1, 30, 8}; /* f32, f16, bf16, q8_0 */
-    if (!w || !name || !ne || !data || n_dims < 1 || n_dims > 4 || !kvattn_type_is_cache_type(type))
+    if (!w || !name || !ne || !data || n_dims < 1 || n_dims > 4 || !writable(type))
         return kv_fail(KVATTN_ERR_INVALID_ARG, "gguf writer: tensor '%s': bad arguments", name ? name : "?");
     w_tensor t = {0};
     uint64_t rows = 1;
@@ -147,12 +158,17 @@ kvattn_status kvattn_gguf_add_tensor(kvattn_gguf_writer *w, const char *name, kv
                            (long long)ne[d]);
         if (d > 0) rows *= t.ne[d];
     }
-    if (type == KVATTN_TYPE_Q8_0 && t.ne[0] % 32)
-        return kv_fail(KVATTN_ERR_INVALID_ARG, "gguf writer: tensor '%s': q8_0 rows of %llu are not whole blocks", name,
-                       (unsigned long long)t.ne[0]);
+    if (t.ne[0] % (uint64_t)block_of(type))
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "gguf writer: tensor '%s': %s rows of %llu are not whole blocks of %d",
+                       name, kvattn_type_name(type), (unsigned long long)t.ne[0], block_of(type));
     size_t row = kvattn_row_bytes(type, (int64_t)t.ne[0]);
     t.n_dims = (uint32_t)n_dims;
-    t.ggml_type = ggml_of[type];
+    t.ggml_type = type == KVATTN_TYPE_F32    ? 0
+                  : type == KVATTN_TYPE_F16  ? 1
+                  : type == KVATTN_TYPE_BF16 ? 30
+                  : type == KVATTN_TYPE_Q8_0 ? 8
+                  : type == KVATTN_TYPE_Q4_0 ? 2
+                                             : 12; /* q4_K */
     t.size = row * rows;
     if (w->n_t == w->cap_t) {
         int cap = w->cap_t ? 2 * w->cap_t : 64;
@@ -225,8 +241,7 @@ static kvattn_status add_matrix(kvattn_gguf_writer *w, const char *name, kvattn_
                                 kvattn_type type) {
     float *f = matrix_f32(m, rows, cols);
     if (!f) return kv_fail(KVATTN_ERR_NOMEM, "gguf: out of memory for '%s'", name);
-    /* q8_0 needs whole blocks per row; others keep what they can. */
-    kvattn_type t = type == KVATTN_TYPE_Q8_0 && cols % 32 ? KVATTN_TYPE_F16 : type;
+    kvattn_type t = fit_type(type, cols);
     int64_t ne[2] = {cols, rows};
     kvattn_status st = kvattn_gguf_add_tensor(w, name, t, ne, 2, f);
     free(f);
@@ -344,7 +359,7 @@ static kvattn_status add_stack(kvattn_gguf_writer *w, const char *name, const kv
     for (int e = 0; e < n; e++)
         for (int r = 0; r < rows; r++)
             kv_row_load(ms[e].type, kv_matrix_row(ms[e], r, cols), f + e * per + (size_t)r * cols, cols);
-    kvattn_type t = type == KVATTN_TYPE_Q8_0 && cols % 32 ? KVATTN_TYPE_F16 : type;
+    kvattn_type t = fit_type(type, cols);
     int64_t ne[3] = {cols, rows, n};
     kvattn_status st = kvattn_gguf_add_tensor(w, name, t, ne, 3, f);
     free(f);
@@ -552,8 +567,8 @@ static kvattn_status write_deepseek2(kvattn_gguf_writer *w, const kvattn_model *
 
 kvattn_status kvattn_model_save_gguf(const kvattn_model *m, const char *path, kvattn_type type) {
     if (!m || !path) return kv_fail(KVATTN_ERR_INVALID_ARG, "save gguf: NULL argument");
-    if (!kvattn_type_is_cache_type(type))
-        return kv_fail(KVATTN_ERR_INVALID_ARG, "save gguf: weight type %s (f32, f16, bf16, q8_0)",
+    if (!writable(type))
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "save gguf: weight type %s (f32, f16, bf16, q8_0, q4_0, q4_k)",
                        kvattn_type_name(type));
     kvattn_gguf_writer *w;
     kvattn_status st = kvattn_gguf_writer_create(&w);

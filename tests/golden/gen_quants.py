@@ -7,6 +7,9 @@ either sign (random bytes would include NaN and infinity, which compare unequal 
 Format: b"KVQUANT1", u32 count, then per type: u32 ggml type id, u32 blocks, u32 bytes per block,
 u32 elements per block, the raw blocks, float32 values (little-endian).
 
+And quants_write.bin: gguf-py's Q4_0 quantization (llama.cpp's reference rule) of random floats,
+for kvattn's writer: b"KVQWRIT1", u32 n, float32 x[n], then the n / 32 blocks of 18 bytes.
+
 Run: PYTHONPATH=$LLAMA_CPP/gguf-py /usr/bin/python3 tests/golden/gen_quants.py  (Debian python3-numpy)
 """
 import os
@@ -14,7 +17,7 @@ import struct
 
 import numpy as np
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType as Q
-from gguf.quants import dequantize
+from gguf.quants import dequantize, quantize
 
 # (type, byte offsets of its f16 fields within a block)
 TYPES = [(Q.Q4_0, [0]), (Q.Q4_1, [0, 2]), (Q.Q5_0, [0]), (Q.Q5_1, [0, 2]), (Q.Q2_K, [80, 82]),
@@ -37,7 +40,13 @@ def main():
             values = dequantize(np.frombuffer(bytes(raw), dtype=np.uint8), qtype).astype("<f4").reshape(-1)
             assert values.size == BLOCKS * elems and np.all(np.isfinite(values))
             f.write(struct.pack("<4I", int(qtype), BLOCKS, size, elems) + bytes(raw) + values.tobytes())
-    print("wrote", out)
+    x = (rng.standard_normal(64 * 32) * rng.uniform(0.01, 2.0, 64).repeat(32)).astype(np.float32)
+    x[:32] = 0.0  # an all-zero block: d = 0
+    x[40] = -3.0  # a block whose largest magnitude is negative
+    q = quantize(x.reshape(64, 32), Q.Q4_0).tobytes()
+    with open(os.path.join(os.path.dirname(out), "quants_write.bin"), "wb") as f:
+        f.write(b"KVQWRIT1" + struct.pack("<I", x.size) + x.astype("<f4").tobytes() + q)
+    print("wrote", out, "and quants_write.bin")
 
 
 if __name__ == "__main__":
