@@ -69,6 +69,14 @@ typedef struct {
     uint16_t d;
 } kv_block_q6_k;
 
+/* Activations for the integer products: 256 values as d · q, q in
+ * [-127, 127], with the sums of each 16 (the K-quants' mins need them). */
+typedef struct {
+    float d;
+    int8_t qs[KV_QK_K];
+    int16_t bsums[KV_QK_K / 16];
+} kv_block_q8_k;
+
 /* Whether t is one of these types. */
 int kv_is_block_quant(kvattn_type t);
 
@@ -96,6 +104,22 @@ int kv_quant_can_write(kvattn_type t);
  * direct fit, not llama.cpp's iterative search, so its error is somewhat
  * larger than llama-quantize's on the same weights. */
 void kv_quantize_row(kvattn_type t, const float *x, void *row, int n);
+
+/* x[n] (a multiple of 256) as Q8_K blocks: d = max|x|/127, q = round(x/d). */
+void kv_quantize_q8_k(const float *x, kv_block_q8_k *y, int n);
+
+/* Whether rows of t have an integer product with Q8_K activations (Q4_K,
+ * Q6_K: the bulk of Q4_K_M, Q5_K_M and Q6_K files). */
+int kv_quant_has_q8_k_dot(kvattn_type t);
+
+/* Σ row[i]·x[i] with x as Q8_K blocks (n a multiple of 256): integer sums
+ * per super-block, scaled once. _ref is the scalar twin. */
+float kv_quant_row_dot_q8_k(kvattn_type t, const void *row, const kv_block_q8_k *x, int n);
+float kv_quant_row_dot_q8_k_ref(kvattn_type t, const void *row, const kv_block_q8_k *x, int n);
+
+/* The same for nr ≤ KV_Q8_K_ROWS rows read side by side: y[r] = rows[r]·x. */
+#define KV_Q8_K_ROWS 2
+void kv_quant_rows_dot_q8_k(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x, int n, float *y);
 
 /* Σ row[i]·x[i] over n elements, a block at a time. */
 float kv_quant_row_dot(kvattn_type t, const void *row, const float *x, int n);
