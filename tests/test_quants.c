@@ -107,6 +107,20 @@ static void q8k_checks(kvattn_type t, const unsigned char *w, int rows, int k, c
     kv_block_q8_k *xq = malloc(sizeof *xq * (size_t)(k / KV_QK_K));
     float *wr = malloc(sizeof(float) * k);
     kv_quantize_q8_k(x, xq, k);
+    int wrong = 0; /* the quantizer's fast path against its definition */
+    for (int b = 0; b < k / KV_QK_K; b++) {
+        float amax = 0.0f;
+        for (int i = 0; i < KV_QK_K; i++) amax = fmaxf(amax, fabsf(x[KV_QK_K * b + i]));
+        int sums[16] = {0};
+        for (int i = 0; i < KV_QK_K; i++) {
+            const int q = (int)lrintf(x[KV_QK_K * b + i] * (127.0f / amax));
+            wrong += xq[b].qs[i] != q;
+            sums[i / 16] += q;
+        }
+        for (int g = 0; g < 16; g++) wrong += xq[b].bsums[g] != sums[g];
+        wrong += xq[b].d != amax / 127.0f;
+    }
+    CHECK(wrong == 0, "%s: Q8_K activations: %d values off their definition", kvattn_type_name(t), wrong);
     for (int r = 0; r < rows; r++) {
         const unsigned char *row = w + (size_t)r * kvattn_row_bytes(t, k);
         const float ref = kv_quant_row_dot_q8_k_ref(t, row, xq, k);

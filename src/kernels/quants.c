@@ -237,12 +237,35 @@ float kv_quant_get_ref(kvattn_type t, const void *row, int i) {
 void kv_quantize_q8_k(const float *x, kv_block_q8_k *y, int n) {
     for (int b = 0; b < n / KV_QK_K; b++, x += KV_QK_K) {
         float amax = 0.0f;
-        for (int j = 0; j < KV_QK_K; j++) amax = fmaxf(amax, fabsf(x[j]));
+        int j = 0;
+#if KV_HAVE_AVX2
+        __m256 m = _mm256_setzero_ps();
+        const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+        for (; j < KV_QK_K; j += 8) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + j), abs_mask));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_shuffle_ps(h, h, 1)));
+#endif
+        for (; j < KV_QK_K; j++) amax = fmaxf(amax, fabsf(x[j]));
         const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
         y[b].d = amax / 127.0f;
+        j = 0;
+#if KV_HAVE_AVX2 /* cvtps rounds to nearest even, as lrintf in the default mode */
+        const __m256 vid = _mm256_set1_ps(id);
+        for (; j < KV_QK_K; j += 32) {
+            __m256i q[4];
+            for (int v = 0; v < 4; v++) q[v] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8 * v), vid));
+            /* packs interleave 128-bit lanes; the permute puts the 32 bytes back in order */
+            const __m256i p16a = _mm256_packs_epi32(q[0], q[1]), p16b = _mm256_packs_epi32(q[2], q[3]);
+            const __m256i p8 =
+                _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p16a, p16b), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256((__m256i *)(y[b].qs + j), p8);
+        }
+#endif
+        for (; j < KV_QK_K; j++) y[b].qs[j] = (int8_t)lrintf(x[j] * id);
         for (int g = 0; g < KV_QK_K / 16; g++) {
             int sum = 0;
-            for (int j = 16 * g; j < 16 * g + 16; j++) sum += y[b].qs[j] = (int8_t)lrintf(x[j] * id);
+            for (int i = 16 * g; i < 16 * g + 16; i++) sum += y[b].qs[i];
             y[b].bsums[g] = (int16_t)sum;
         }
     }
@@ -377,17 +400,28 @@ static float hsum128(__m128 v) {
 
 /* nr ≤ KV_Q8_K_ROWS rows, super-block by super-block: the rows are far-apart
  * streams read side by side (one stream per core leaves bandwidth unused). */
+/* How far ahead of each row stream the GEMV prefetches (into L2). */
+#define Q8_K_AHEAD 1024
+
 static void rows_dot_q8_k_avx2(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x, int nb,
                                float *out) {
     __m256 acc[KV_Q8_K_ROWS];
     __m128 mins[KV_Q8_K_ROWS];
     for (int r = 0; r < KV_Q8_K_ROWS; r++) acc[r] = _mm256_setzero_ps(), mins[r] = _mm_setzero_ps();
+    const void *rw[KV_Q8_K_ROWS];
+    for (int r = 0; r < KV_Q8_K_ROWS; r++) rw[r] = rows[r < nr ? r : 0]; /* spare lanes repeat row 0, unstored */
     if (t == KVATTN_TYPE_Q4_K)
-        for (int i = 0; i < nb; i++)
-            for (int r = 0; r < nr; r++) q4_k_block_avx2((const kv_block_q4_k *)rows[r] + i, x + i, &acc[r], &mins[r]);
+        for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
+                const kv_block_q4_k *b = (const kv_block_q4_k *)rw[r] + i;
+                kv_prefetch((const unsigned char *)b + Q8_K_AHEAD, sizeof *b);
+                q4_k_block_avx2(b, x + i, &acc[r], &mins[r]);
+            }
     else
-        for (int i = 0; i < nb; i++)
-            for (int r = 0; r < nr; r++) q6_k_block_avx2((const kv_block_q6_k *)rows[r] + i, x + i, &acc[r]);
+        for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
+                const kv_block_q6_k *b = (const kv_block_q6_k *)rw[r] + i;
+                kv_prefetch((const unsigned char *)b + Q8_K_AHEAD, sizeof *b);
+                q6_k_block_avx2(b, x + i, &acc[r]);
+            }
     for (int r = 0; r < nr; r++) out[r] = kv_hsum_avx2(acc[r]) - hsum128(mins[r]);
 }
 #endif
