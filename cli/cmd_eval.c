@@ -46,6 +46,7 @@ int cmd_eval(int argc, char **argv) {
                                        "--ref-z",
                                        "--score-second-half",
                                        "--logits-out",
+                                       "--kld-base-out",
                                        "--top",
                                        "--json",
                                        NULL};
@@ -82,6 +83,11 @@ int cmd_eval(int argc, char **argv) {
     FILE *lf = NULL;
     if (m && !rc && o.logits_out && !(lf = fopen(o.logits_out, "w")))
         rc = complain("kvattn eval: --logits-out %s: cannot write\n", o.logits_out);
+    FILE *kf = NULL;
+    if (m && !rc && o.kld_out && !o.score_second_half)
+        rc = complain("kvattn eval: --kld-base-out needs --score-second-half (llama-perplexity's windows)\n");
+    if (m && !rc && o.kld_out && !(kf = fopen(o.kld_out, "wb")))
+        rc = complain("kvattn eval: --kld-base-out %s: cannot write\n", o.kld_out);
     eval_stats r;
     const eval_setup e = {.ctx = m ? model_context(m, o.ctx, "eval") : 0,
                           .second_half = o.score_second_half,
@@ -89,6 +95,7 @@ int cmd_eval(int argc, char **argv) {
                           .v_type = o.v_type,
                           .mla = o.mla,
                           .logits_out = lf,
+                          .kld_out = kf,
                           .logits_top = (int)o.logits_top,
                           .cmd = "eval"};
     if (!m) rc = 1;
@@ -118,6 +125,7 @@ int cmd_eval(int argc, char **argv) {
         }
     }
     if (lf) fclose(lf);
+    if (kf && fclose(kf) != 0 && !rc) rc = complain("kvattn eval: --kld-base-out %s: write failed\n", o.kld_out);
     free(ids);
     kvattn_model_free(ref);
     kvattn_model_free(m);

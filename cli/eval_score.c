@@ -61,6 +61,26 @@ static void write_logits_line(FILE *lf, const eval_window *w, int p, const doubl
     fprintf(lf, "]}\n");
 }
 
+/* llama-perplexity's --kl-divergence-base record of one position: two floats
+ * (scale, the lowest log-probability kept), then each token's log-probability
+ * as a 16-bit step above it, over a range of at most 16 nats; padded to
+ * 2·ceil(V/2) + 4 u16. */
+static void write_kld_record(FILE *f, const float *logits, int V, uint16_t *rec) {
+    float mx = logits[0], mn = logits[0];
+    for (int j = 1; j < V; j++) mx = fmaxf(mx, logits[j]), mn = fminf(mn, logits[j]);
+    mn = fmaxf(mn, mx - 16.0f);
+    double z = 0.0;
+    for (int j = 0; j < V; j++) z += expf(logits[j] - mx);
+    const float lse = (float)log(z), min_lp = mn - mx - lse, scale = (mx - mn) / 65535.0f;
+    const int nv = 2 * ((V + 1) / 2) + 4;
+    memset(rec, 0, sizeof(uint16_t) * (size_t)nv);
+    memcpy(rec, &scale, 4);
+    memcpy(rec + 2, &min_lp, 4);
+    for (int j = 0; scale > 0.0f && j < V; j++)
+        rec[4 + j] = logits[j] > mn ? (uint16_t)lrintf((logits[j] - mn) / scale) : 0;
+    fwrite(rec, sizeof(uint16_t), (size_t)nv, f);
+}
+
 int eval_tokenize_file(const char *path, const kvattn_tokenizer *tok, int add_bos, int32_t **ids, int *n_ids,
                        const char *cmd, const char *what) {
     *ids = NULL, *n_ids = 0;
@@ -132,6 +152,16 @@ int eval_score(const kvattn_model *m, const kvattn_model *ref, const int32_t *id
     else if (kvattn_session_create_kv(m, (int)ctx, e->k_type, e->v_type, e->mla, &s) != KVATTN_OK ||
              (ref && kvattn_session_create_kv(ref, (int)ctx, e->k_type, e->v_type, e->mla, &rs) != KVATTN_OK))
         rc = fprintf(stderr, "kvattn %s: %s\n", e->cmd, kvattn_last_error()) > 0;
+    uint16_t *kld_rec = e->kld_out ? malloc(sizeof(uint16_t) * (size_t)(2 * ((V + 1) / 2) + 4)) : NULL;
+    if (rc == 0 && e->kld_out) { /* header: "_logits_", n_ctx, n_vocab, n_chunk, the chunks' tokens */
+        const int32_t head[3] = {(int32_t)ctx, V, n_windows};
+        if (!kld_rec) rc = fprintf(stderr, "kvattn %s: out of memory\n", e->cmd) > 0;
+        else {
+            fwrite("_logits_", 1, 8, e->kld_out);
+            fwrite(head, sizeof(int32_t), 3, e->kld_out);
+            fwrite(ids, sizeof(int32_t), (size_t)n_windows * (size_t)ctx, e->kld_out);
+        }
+    }
     int64_t scored = 0, agree = 0;
     double nll = 0.0, ref_nll = 0.0, kl_sum = 0.0, t0 = cli_now();
     for (int wi = 0; rc == 0 && wi < n_windows; wi++) {
@@ -168,6 +198,7 @@ int eval_score(const kvattn_model *m, const kvattn_model *ref, const int32_t *id
                 agree += argmax(lp, V) == argmax(ref_lp, V);
             }
             if (e->logits_out) write_logits_line(e->logits_out, &w, p, lp, V, e->logits_top);
+            if (e->kld_out) write_kld_record(e->kld_out, logits + (size_t)p * V, V, kld_rec);
             scored++;
         }
         if (cli_stderr_is_tty()) {
@@ -191,7 +222,7 @@ int eval_score(const kvattn_model *m, const kvattn_model *ref, const int32_t *id
             out->kl_max = kl[scored - 1], out->top1 = (double)agree / (double)scored;
         }
     }
-    free(kl), free(win_tokens), free(logits), free(ref_logits), free(lp), free(ref_lp);
+    free(kld_rec), free(kl), free(win_tokens), free(logits), free(ref_logits), free(lp), free(ref_lp);
     kvattn_session_free(s);
     kvattn_session_free(rs);
     return rc;

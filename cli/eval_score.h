@@ -15,6 +15,7 @@ typedef struct {
     kvattn_type k_type, v_type;
     kvattn_mla_mode mla;
     FILE *logits_out; /* one JSON line per scored position, or NULL */
+    FILE *kld_out;    /* second_half: llama-perplexity's --kl-divergence-base file, or NULL */
     int logits_top;
     const char *cmd; /* "eval", for messages */
 } eval_setup;

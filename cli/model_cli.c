@@ -63,6 +63,9 @@ int model_opts_parse(int argc, char **argv, model_opts *o, const char *cmd, cons
         CLI_OPT_CHOICE("--mla", &mla, mla_modes, "MODE",
                        "MLA models: absorbed (default: W_UK folded into the query, the latent\n"
                        "attended as MQA) or naive (per-head K/V expanded from the latent each step)"),
+        CLI_OPT_STRING("--kld-base-out", &o->kld_out, "FILE",
+                       "with --score-second-half: the scored positions' log-probabilities in llama-perplexity's "
+                       "--kl-divergence-base format, for llama.cpp to measure its KL divergence from kvattn"),
         CLI_OPT_STRING("--logits-out", &o->logits_out, "FILE",
                        "one JSON line per scored position: next token, its log-probability, top K"),
         CLI_OPT_STRING("--ref", &o->ref, "MODEL",

@@ -13,7 +13,7 @@
 #define MAX_STOPS 16
 
 typedef struct {
-    const char *model, *tokenizer, *prompt, *file, *logits_out, *ref, *ref_tokenizer;
+    const char *model, *tokenizer, *prompt, *file, *logits_out, *kld_out, *ref, *ref_tokenizer;
     const char *stops[MAX_STOPS];
     int n_stops;
     int64_t n_predict, ctx, top_k, threads, logits_top, seed, repeat_last_n;

@@ -148,6 +148,30 @@ if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["kl_mea
 expect_exit 0 "export q8_0 for --ref" "$kvattn" export -m "$models/stories260K.bin" -z "$models/tok512.bin" --type q8_0 -o "$tmp/q8.gguf"
 expect_exit 0 "eval --ref q8_0" "$kvattn" eval -m "$tmp/q8.gguf" -f "$tmp/text.txt" -c 64 --ref "$models/stories260K.bin" --ref-z "$models/tok512.bin" --json
 if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert 0 < d["kl_mean"] < 0.02 and d["kl_p99"] >= d["kl_median"] and 0.9 < d["top1_agree"] <= 1 and d["ppl"] != d["ref_ppl"], d' "$tmp/out"; then ok; else bad "eval --ref against a q8_0 copy"; fi
+# llama-perplexity's KL base format: header, tokens, and records whose probabilities sum to 1
+printf '%s %s %s %s\n' "$golden" "$golden" "$golden" "$golden" > "$tmp/text4.txt"
+expect_exit 0 "eval --kld-base-out" "$kvattn" eval -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/text4.txt" -c 64 --score-second-half --kld-base-out "$tmp/kv.kld" --json
+if python3 - "$tmp/kv.kld" "$tmp/out" <<'PY'
+import json, math, struct, sys
+b = open(sys.argv[1], "rb").read()
+assert b[:8] == b"_logits_", b[:8]
+ctx, V, chunks = struct.unpack("<3i", b[8:20])
+nv = 2 * ((V + 1) // 2) + 4
+per = ctx - 1 - ctx // 2
+assert (ctx, V) == (64, 512) and chunks >= 2, (ctx, V, chunks)
+rec0 = 20 + 4 * chunks * ctx
+assert len(b) == rec0 + chunks * per * nv * 2, (len(b), rec0, chunks, per, nv)
+assert chunks * per == json.load(open(sys.argv[2]))["tokens"]
+for r in (0, chunks * per - 1):
+    o = rec0 + r * nv * 2
+    scale, min_lp = struct.unpack("<2f", b[o:o + 8])
+    q = struct.unpack("<%dH" % V, b[o + 8:o + 8 + 2 * V])
+    total = sum(math.exp(min_lp + scale * v) for v in q if v)
+    assert abs(total - 1) < 0.01, total
+PY
+then ok; else bad "the --kld-base-out file is not llama-perplexity's format"; fi
+expect_exit 1 "eval --kld-base-out without --score-second-half" "$kvattn" eval -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/text4.txt" -c 64 --kld-base-out "$tmp/kv2.kld"
+expect_grep "needs --score-second-half" "$tmp/err" "the windowing is named"
 # 4-bit weights written by kvattn (q4_k where rows are whole super-blocks, q4_0 elsewhere) run, and
 # cost stories15M little against its f32 original on the golden text (the --ref figures)
 expect_exit 0 "export q4_k" "$kvattn" export -m "$models/stories15M.bin" -z "$models/tokenizer.bin" --type q4_k -o "$tmp/q4k.gguf"
