@@ -6,7 +6,8 @@
 # scored: kvattn eval --score-second-half). Prints file size, bits per weight, both perplexities,
 # and the KL divergence of llama.cpp's next-token distributions from kvattn's on the same file
 # (kvattn eval --kld-base-out, read by llama-perplexity --kl-divergence): mean, 99th percentile,
-# and how often the two engines' top tokens agree.
+# and how often the two engines' top tokens agree; and on three prompts whether 32 greedy tokens
+# are the same text in both (llama-simple against kvattn run --temp 0).
 # usage: tests/interop/quants_llamacpp.sh LLAMA_CPP_DIR KVATTN_BIN MODEL TOKENIZER TEXT [CTX] [TYPE...]
 set -u
 lc=$1 kv=$2 model=$3 tok=$4 text=$5 ctx=${6:-256}
@@ -17,7 +18,17 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$kv" export -m "$model" ${tok:+-z "$tok"} --type f32 -o "$tmp/F32.gguf" >/dev/null 2>&1 || { echo "export failed"; exit 1; }
 params=$("$kv" info -m "$tmp/F32.gguf" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["params"])')
-printf '%-8s %8s %6s %9s %9s %7s %10s %10s %7s\n' type MiB bpw kvattn llama.cpp differ "KL mean" "KL p99" "top-1"
+prompts=("Once upon a time" "Tom had a big red ball" "One day")
+greedy_same() { # file → how many prompts give the same 32 greedy tokens in both
+  local n=0
+  for p in "${prompts[@]}"; do
+    a=$("$lc/build/bin/llama-simple" -m "$1" -n 32 "$p" 2>/dev/null | tr -d '\0' | sed 's/^<s> //')
+    b=$("$kv" run -m "$1" --temp 0 -n 32 -p "$p" 2>/dev/null | tr -d '\0')
+    [ "$a" = "$b" ] && n=$((n + 1))
+  done
+  echo "$n/${#prompts[@]}"
+}
+printf '%-8s %8s %6s %9s %9s %7s %10s %10s %7s %7s\n' type MiB bpw kvattn llama.cpp differ "KL mean" "KL p99" "top-1" greedy
 worst=0
 for q in "${types[@]}"; do
   [ "$q" = F32 ] || "$lc/build/bin/llama-quantize" "$tmp/F32.gguf" "$tmp/$q.gguf" "$q" >/dev/null 2>&1 || { echo "$q: llama-quantize failed"; continue; }
@@ -30,8 +41,9 @@ for q in "${types[@]}"; do
   klp=$(sed -n 's/^99.0%   KLD: *\([-0-9.e]*\).*/\1/p' "$tmp/kld.txt")
   top=$(sed -n 's/^Same top p: *\([0-9.]*\).*/\1/p' "$tmp/kld.txt")
   d=$(python3 -c "print('%.3f%%' % (100 * abs(${a:-0} - ${b:-0}) / ${b:-1}))" 2>/dev/null || echo "?")
-  printf '%-8s %8.2f %6.2f %9s %9s %7s %10s %10s %6s%%\n' "$q" "$(python3 -c "print($size / 2**20)")" \
-    "$(python3 -c "print(8 * $size / $params)")" "${a:-failed}" "${b:-failed}" "$d" "${klm:-?}" "${klp:-?}" "${top:-?}"
+  g=$(greedy_same "$f")
+  printf '%-8s %8.2f %6.2f %9s %9s %7s %10s %10s %6s%% %7s\n' "$q" "$(python3 -c "print($size / 2**20)")" \
+    "$(python3 -c "print(8 * $size / $params)")" "${a:-failed}" "${b:-failed}" "$d" "${klm:-?}" "${klp:-?}" "${top:-?}" "$g"
   worst=$(python3 -c "print(max($worst, abs(${a:-0} - ${b:-0}) / ${b:-1}))")
 done
 python3 -c "import sys; w=$worst; print('largest difference %.3f%%' % (100 * w)); sys.exit(0 if w < 0.005 else 1)"
