@@ -271,7 +271,9 @@ void kv_quantize_q8_k(const float *x, kv_block_q8_k *y, int n) {
     }
 }
 
-int kv_quant_has_q8_k_dot(kvattn_type t) { return t == KVATTN_TYPE_Q4_K || t == KVATTN_TYPE_Q6_K; }
+int kv_quant_has_q8_k_dot(kvattn_type t) {
+    return t == KVATTN_TYPE_Q4_K || t == KVATTN_TYPE_Q5_K || t == KVATTN_TYPE_Q6_K || t == KVATTN_TYPE_Q4_0;
+}
 
 /* The 6-bit scales and mins of a Q4_K super-block. */
 static void q4_k_scales(const uint8_t *packed, uint8_t sc[8], uint8_t mn[8]) {
@@ -290,6 +292,35 @@ static float q4_k_dot_ref(const kv_block_q4_k *b, const kv_block_q8_k *x) {
         msum += mn[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
     }
     return x->d * (kv_f16_to_f32(b->d) * (float)isum - kv_f16_to_f32(b->dmin) * (float)msum);
+}
+
+static float q5_k_dot_ref(const kv_block_q5_k *b, const kv_block_q8_k *x) {
+    uint8_t sc[8], mn[8];
+    q4_k_scales(b->scales, sc, mn);
+    int32_t isum = 0, msum = 0;
+    for (int j = 0; j < 8; j++) {
+        const uint8_t *q = b->qs + 32 * (j / 2);
+        int32_t s = 0;
+        for (int l = 0; l < 32; l++) {
+            const int v = (j % 2 ? q[l] >> 4 : q[l] & 0xF) | ((b->qh[l] >> j) & 1) << 4;
+            s += v * x->qs[32 * j + l];
+        }
+        isum += sc[j] * s;
+        msum += mn[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
+    }
+    return x->d * (kv_f16_to_f32(b->d) * (float)isum - kv_f16_to_f32(b->dmin) * (float)msum);
+}
+
+/* Eight Q4_0 blocks (one super-block's worth) against one Q8_K block. */
+static float q4_0_dot_ref(const kv_block_q4_0 *b, const kv_block_q8_k *x) {
+    float s = 0.0f;
+    for (int j = 0; j < 8; j++) {
+        int32_t isum = 0;
+        for (int l = 0; l < 16; l++)
+            isum += ((b[j].qs[l] & 0xF) - 8) * x->qs[32 * j + l] + ((b[j].qs[l] >> 4) - 8) * x->qs[32 * j + 16 + l];
+        s += kv_f16_to_f32(b[j].d) * x->d * (float)isum;
+    }
+    return s;
 }
 
 static float q6_k_dot_ref(const kv_block_q6_k *b, const kv_block_q8_k *x) {
@@ -313,8 +344,10 @@ static float q6_k_dot_ref(const kv_block_q6_k *b, const kv_block_q8_k *x) {
 float kv_quant_row_dot_q8_k_ref(kvattn_type t, const void *row, const kv_block_q8_k *x, int n) {
     float s = 0.0f;
     for (int b = 0; b < n / KV_QK_K; b++)
-        s += t == KVATTN_TYPE_Q4_K ? q4_k_dot_ref((const kv_block_q4_k *)row + b, x + b)
-                                   : q6_k_dot_ref((const kv_block_q6_k *)row + b, x + b);
+        s += t == KVATTN_TYPE_Q4_K   ? q4_k_dot_ref((const kv_block_q4_k *)row + b, x + b)
+             : t == KVATTN_TYPE_Q5_K ? q5_k_dot_ref((const kv_block_q5_k *)row + b, x + b)
+             : t == KVATTN_TYPE_Q4_0 ? q4_0_dot_ref((const kv_block_q4_0 *)row + 8 * b, x + b)
+                                     : q6_k_dot_ref((const kv_block_q6_k *)row + b, x + b);
     return s;
 }
 
@@ -393,6 +426,55 @@ static inline __attribute__((always_inline)) void q6_k_block_avx2(const kv_block
     *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(x->d * _cvtsh_ss(b->d)), *acc);
 }
 
+/* One Q5_K super-block: Q4_K's products on 5-bit values, the fifth bit of
+ * the 2p-th and (2p+1)-th 32 elements being bits 2p and 2p + 1 of qh. */
+static inline __attribute__((always_inline)) void q5_k_block_avx2(const kv_block_q5_k *b, const kv_block_q8_k *x,
+                                                                  __m256 *acc, __m128 *mins) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    const __m256i sm = _mm256_cvtepu8_epi16(q4_k_scales_mins(b->scales));
+    const __m256i bs = _mm256_loadu_si256((const __m256i *)x->bsums);
+    const __m128i sums32 = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+    const __m128i msum = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), sums32);
+    *mins = _mm_fmadd_ps(_mm_cvtepi32_ps(msum), _mm_set1_ps(x->d * _cvtsh_ss(b->dmin)), *mins);
+    int16_t sc[16];
+    _mm256_storeu_si256((__m256i *)sc, sm);
+    const __m256i hb = _mm256_loadu_si256((const __m256i *)b->qh);
+    __m256i isum = _mm256_setzero_si256();
+    for (int p = 0; p < 4; p++) {
+        const __m256i q4 = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * p));
+        /* a 16-bit shift keeps each byte's own bit 2p at bit 0 once masked */
+        const __m256i h0 = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * p)), one);
+        const __m256i h1 = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * p + 1)), one);
+        const __m256i lo = _mm256_or_si256(_mm256_and_si256(q4, low4), _mm256_slli_epi16(h0, 4));
+        const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4, 4), low4), _mm256_slli_epi16(h1, 4));
+        const __m256i a = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(x->qs + 64 * p)));
+        const __m256i c = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(x->qs + 64 * p + 32)));
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(a, _mm256_set1_epi16(sc[2 * p])));
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(c, _mm256_set1_epi16(sc[2 * p + 1])));
+    }
+    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(x->d * _cvtsh_ss(b->d)), *acc);
+}
+
+/* Eight Q4_0 blocks against one Q8_K block: per 32, Σ (q - 8)·a =
+ * maddubs(q, a) - 8 Σa, Σa from the activations' sums of 16; each block's
+ * scale applied to its own integer sum. */
+static inline __attribute__((always_inline)) void q4_0_blocks_avx2(const kv_block_q4_0 *b, const kv_block_q8_k *x,
+                                                                   __m256 *acc, __m128 *mins) {
+    const __m128i low4 = _mm_set1_epi8(0x0F);
+    const __m256i ones = _mm256_set1_epi16(1);
+    float off = 0.0f;
+    for (int j = 0; j < 8; j++) {
+        const __m128i t = _mm_loadu_si128((const __m128i *)b[j].qs);
+        const __m256i q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(t, 4), low4), _mm_and_si128(t, low4));
+        const __m256i a = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * j));
+        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), ones);
+        const float d = _cvtsh_ss(b[j].d) * x->d;
+        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d), *acc);
+        off += d * 8.0f * (float)(x->bsums[2 * j] + x->bsums[2 * j + 1]);
+    }
+    *mins = _mm_add_ss(*mins, _mm_set_ss(off));
+}
+
 static float hsum128(__m128 v) {
     const __m128 h = _mm_add_ps(v, _mm_movehl_ps(v, v));
     return _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)));
@@ -410,7 +492,19 @@ static void rows_dot_q8_k_avx2(kvattn_type t, const void *const *rows, int nr, c
     for (int r = 0; r < KV_Q8_K_ROWS; r++) acc[r] = _mm256_setzero_ps(), mins[r] = _mm_setzero_ps();
     const void *rw[KV_Q8_K_ROWS];
     for (int r = 0; r < KV_Q8_K_ROWS; r++) rw[r] = rows[r < nr ? r : 0]; /* spare lanes repeat row 0, unstored */
-    if (t == KVATTN_TYPE_Q4_K)
+    if (t == KVATTN_TYPE_Q5_K)
+        for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
+                const kv_block_q5_k *b = (const kv_block_q5_k *)rw[r] + i;
+                kv_prefetch((const unsigned char *)b + Q8_K_AHEAD, sizeof *b);
+                q5_k_block_avx2(b, x + i, &acc[r], &mins[r]);
+            }
+    else if (t == KVATTN_TYPE_Q4_0)
+        for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
+                const kv_block_q4_0 *b = (const kv_block_q4_0 *)rw[r] + 8 * i;
+                kv_prefetch((const unsigned char *)b + Q8_K_AHEAD, 8 * sizeof *b);
+                q4_0_blocks_avx2(b, x + i, &acc[r], &mins[r]);
+            }
+    else if (t == KVATTN_TYPE_Q4_K)
         for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
                 const kv_block_q4_k *b = (const kv_block_q4_k *)rw[r] + i;
                 kv_prefetch((const unsigned char *)b + Q8_K_AHEAD, sizeof *b);

@@ -109,7 +109,7 @@ void kv_quantize_row(kvattn_type t, const float *x, void *row, int n);
 void kv_quantize_q8_k(const float *x, kv_block_q8_k *y, int n);
 
 /* Whether rows of t have an integer product with Q8_K activations (Q4_K,
- * Q6_K: the bulk of Q4_K_M, Q5_K_M and Q6_K files). */
+ * Q5_K, Q6_K: the bulk of Q4_K_M, Q5_K_M and Q6_K files; Q4_0). */
 int kv_quant_has_q8_k_dot(kvattn_type t);
 
 /* Σ row[i]·x[i] with x as Q8_K blocks (n a multiple of 256): integer sums
