@@ -30,50 +30,49 @@ void kv_gemv_rows(float *y, const float *x, kvattn_matrix W, int row0, int n, in
     }
 }
 
+/* This thread's equal share [*r0, *r1) of n rows. */
+static void thread_rows(int n, int *r0, int *r1) {
+#ifdef _OPENMP
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+    const int t = 0, nt = 1;
+#endif
+    *r0 = (int)((long)n * t / nt), *r1 = (int)((long)n * (t + 1) / nt);
+}
+
+/* Rows r0..r1 of W against Q8_K activations, as KV_Q8_K_ROWS far-apart
+ * streams read side by side (kv_gemv_rows' layout for the integer products). */
+static void gemv_q8_k_rows(float *y, const kv_block_q8_k *xq, kvattn_matrix W, int r0, int r1, int k) {
+    const int per = (r1 - r0 + KV_Q8_K_ROWS - 1) / KV_Q8_K_ROWS;
+    for (int i = 0; i < per; i++) {
+        const void *rows[KV_Q8_K_ROWS];
+        float out[KV_Q8_K_ROWS];
+        int idx[KV_Q8_K_ROWS], nr = 0;
+        for (int s = 0; s < KV_Q8_K_ROWS && r0 + s * per + i < r1; s++)
+            idx[nr] = r0 + s * per + i, rows[nr] = kv_matrix_row(W, idx[nr], k), nr++;
+        kv_quant_rows_dot_q8_k(W.type, rows, nr, xq, k, out);
+        for (int s = 0; s < nr; s++) y[idx[s]] = out[s];
+    }
+}
+
 /* y[i] = W[i]·x for one token (decode). Each thread takes an equal share of the
  * rows and reads KV_DOT_ROWS far-apart parts of it at once (kv_gemv_rows): a
  * single stream per core leaves part of this machine's bandwidth unused
- * (bench/stream_probe.c). */
+ * (bench/stream_probe.c). K-quant and Q4_0 rows meet x rounded once to 8 bits
+ * per 256 (as llama.cpp does) in integer products. */
 static void gemv(float *y, const float *x, kvattn_matrix W, int n, int k) {
-    if (kv_quant_has_q8_k_dot(W.type) && k % KV_QK_K == 0) {
-        /* K-quant rows: x rounded once to 8 bits per 256 (as llama.cpp does), then integer products */
-        kv_block_q8_k *xq = malloc(sizeof *xq * (size_t)(k / KV_QK_K));
-        if (xq) {
-            kv_quantize_q8_k(x, xq, k);
-#pragma omp parallel if ((long)n * k > KV_PARALLEL_MIN_MACS)
-            {
-#ifdef _OPENMP
-                const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-                const int t = 0, nt = 1;
-#endif
-                /* each thread's share as KV_Q8_K_ROWS far-apart streams, as kv_gemv_rows */
-                const int r0 = (int)((long)n * t / nt), r1 = (int)((long)n * (t + 1) / nt);
-                const int per = (r1 - r0 + KV_Q8_K_ROWS - 1) / KV_Q8_K_ROWS;
-                for (int i = 0; i < per; i++) {
-                    const void *rows[KV_Q8_K_ROWS];
-                    float out[KV_Q8_K_ROWS];
-                    int idx[KV_Q8_K_ROWS], nr = 0;
-                    for (int s = 0; s < KV_Q8_K_ROWS && r0 + s * per + i < r1; s++)
-                        idx[nr] = r0 + s * per + i, rows[nr] = kv_matrix_row(W, idx[nr], k), nr++;
-                    kv_quant_rows_dot_q8_k(W.type, rows, nr, xq, k, out);
-                    for (int s = 0; s < nr; s++) y[idx[s]] = out[s];
-                }
-            }
-            free(xq);
-            return;
-        }
-    }
+    kv_block_q8_k *xq = kv_quant_has_q8_k_dot(W.type) && k % KV_QK_K == 0
+                            ? malloc(sizeof *xq * (size_t)(k / KV_QK_K))
+                            : NULL; /* out of memory: the f32 path below needs none */
+    if (xq) kv_quantize_q8_k(x, xq, k);
 #pragma omp parallel if ((long)n * k > KV_PARALLEL_MIN_MACS)
     {
-#ifdef _OPENMP
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-        const int t = 0, nt = 1;
-#endif
-        const int r0 = (int)((long)n * t / nt), r1 = (int)((long)n * (t + 1) / nt);
-        kv_gemv_rows(y + r0, x, W, r0, r1 - r0, k);
+        int r0, r1;
+        thread_rows(n, &r0, &r1);
+        if (xq) gemv_q8_k_rows(y, xq, W, r0, r1, k);
+        else kv_gemv_rows(y + r0, x, W, r0, r1 - r0, k);
     }
+    free(xq);
 }
 
 #if KV_HAVE_AVX512

@@ -280,35 +280,24 @@ static void q4_k_scales(const uint8_t *packed, uint8_t sc[8], uint8_t mn[8]) {
     for (int j = 0; j < 8; j++) scale_min_k4(j, packed, &sc[j], &mn[j]);
 }
 
-static float q4_k_dot_ref(const kv_block_q4_k *b, const kv_block_q8_k *x) {
+/* Q4_K and Q5_K (qh: the fifth bits, or NULL) against one Q8_K block: per
+ * 32, the scale times Σ q·a, less the min times Σ a. */
+static float q45_k_dot_ref(uint16_t d, uint16_t dmin, const uint8_t *scales, const uint8_t *qs, const uint8_t *qh,
+                           const kv_block_q8_k *x) {
     uint8_t sc[8], mn[8];
-    q4_k_scales(b->scales, sc, mn);
+    q4_k_scales(scales, sc, mn);
     int32_t isum = 0, msum = 0;
     for (int j = 0; j < 8; j++) {
-        const uint8_t *q = b->qs + 32 * (j / 2);
-        int32_t s = 0;
-        for (int l = 0; l < 32; l++) s += (j % 2 ? q[l] >> 4 : q[l] & 0xF) * x->qs[32 * j + l];
-        isum += sc[j] * s;
-        msum += mn[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
-    }
-    return x->d * (kv_f16_to_f32(b->d) * (float)isum - kv_f16_to_f32(b->dmin) * (float)msum);
-}
-
-static float q5_k_dot_ref(const kv_block_q5_k *b, const kv_block_q8_k *x) {
-    uint8_t sc[8], mn[8];
-    q4_k_scales(b->scales, sc, mn);
-    int32_t isum = 0, msum = 0;
-    for (int j = 0; j < 8; j++) {
-        const uint8_t *q = b->qs + 32 * (j / 2);
+        const uint8_t *q = qs + 32 * (j / 2);
         int32_t s = 0;
         for (int l = 0; l < 32; l++) {
-            const int v = (j % 2 ? q[l] >> 4 : q[l] & 0xF) | ((b->qh[l] >> j) & 1) << 4;
+            const int v = (j % 2 ? q[l] >> 4 : q[l] & 0xF) | (qh ? ((qh[l] >> j) & 1) << 4 : 0);
             s += v * x->qs[32 * j + l];
         }
         isum += sc[j] * s;
         msum += mn[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
     }
-    return x->d * (kv_f16_to_f32(b->d) * (float)isum - kv_f16_to_f32(b->dmin) * (float)msum);
+    return x->d * (kv_f16_to_f32(d) * (float)isum - kv_f16_to_f32(dmin) * (float)msum);
 }
 
 /* Eight Q4_0 blocks (one super-block's worth) against one Q8_K block. */
@@ -343,11 +332,16 @@ static float q6_k_dot_ref(const kv_block_q6_k *b, const kv_block_q8_k *x) {
 
 float kv_quant_row_dot_q8_k_ref(kvattn_type t, const void *row, const kv_block_q8_k *x, int n) {
     float s = 0.0f;
-    for (int b = 0; b < n / KV_QK_K; b++)
-        s += t == KVATTN_TYPE_Q4_K   ? q4_k_dot_ref((const kv_block_q4_k *)row + b, x + b)
-             : t == KVATTN_TYPE_Q5_K ? q5_k_dot_ref((const kv_block_q5_k *)row + b, x + b)
-             : t == KVATTN_TYPE_Q4_0 ? q4_0_dot_ref((const kv_block_q4_0 *)row + 8 * b, x + b)
-                                     : q6_k_dot_ref((const kv_block_q6_k *)row + b, x + b);
+    for (int b = 0; b < n / KV_QK_K; b++) {
+        const kv_block_q4_k *q4 = (const kv_block_q4_k *)row + b;
+        const kv_block_q5_k *q5 = (const kv_block_q5_k *)row + b;
+        switch (t) {
+        case KVATTN_TYPE_Q4_K: s += q45_k_dot_ref(q4->d, q4->dmin, q4->scales, q4->qs, NULL, x + b); break;
+        case KVATTN_TYPE_Q5_K: s += q45_k_dot_ref(q5->d, q5->dmin, q5->scales, q5->qs, q5->qh, x + b); break;
+        case KVATTN_TYPE_Q4_0: s += q4_0_dot_ref((const kv_block_q4_0 *)row + 8 * b, x + b); break;
+        default: s += q6_k_dot_ref((const kv_block_q6_k *)row + b, x + b); break;
+        }
+    }
     return s;
 }
 
