@@ -6,11 +6,11 @@ print text. Weights are scaled so logits are peaked: greedy choices are far from
 usage: PYTHONPATH=$LLAMA_CPP/gguf-py /usr/bin/python3 make_deepseek2_gguf.py MODELS_DIR OUT.gguf
            [--moe] [--q-lora] [--split-kv-b] [--yarn] [--f16]
 """
-import struct
 import sys
 
 import numpy as np
 import gguf
+from tok512 import add_tok512_vocab
 
 
 def main():
@@ -22,16 +22,6 @@ def main():
     V, D, L, H, F = 512, 128, 3 if qlora else 27, 4, 192
     dc, dr, dn, dv, ql = 64, 32, 32, 32, 48
     E, K, S, Fm = 8, 2, 1, 64
-    with open(f"{models}/tok512.bin", "rb") as f:
-        f.read(4)
-        tokens, scores, types = [], [], []
-        for i in range(V):
-            sc, n = struct.unpack("<fi", f.read(8))
-            piece = f.read(n).decode("utf-8")
-            piece = {1: "<s>", 2: "</s>"}.get(i, piece.replace(" ", "\u2581") if i > 258 else piece)
-            tokens.append(piece)
-            scores.append(sc)
-            types.append(3 if i in (1, 2) else 2 if i == 0 else 6 if 3 <= i <= 258 else 1)
 
     w = gguf.GGUFWriter(out, "deepseek2")
     w.add_name("tiny-deepseek2" + ("-moe" if moe else "") + ("-qlora" if qlora else ""))
@@ -69,13 +59,7 @@ def main():
         w.add_expert_weights_scale(1.0)
         w.add_expert_weights_norm(False)
         w.add_expert_gating_func(gguf.ExpertGatingFuncType.SOFTMAX)
-    w.add_tokenizer_model("llama")
-    w.add_token_list(tokens)
-    w.add_token_scores(scores)
-    w.add_token_types(types)
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
-    w.add_add_space_prefix(True)
+    add_tok512_vocab(w, models, V)
 
     dt = np.float16 if f16 else np.float32
 

@@ -19,24 +19,11 @@ import sys
 
 import numpy as np
 import gguf
+from tok512 import add_tok512_vocab
 
 
 def arg(name, default=None):
     return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
-
-
-def read_vocab(models, V):
-    with open(f"{models}/tok512.bin", "rb") as f:
-        f.read(4)
-        tokens, scores, types = [], [], []
-        for i in range(V):
-            sc, n = struct.unpack("<fi", f.read(8))
-            piece = f.read(n).decode("utf-8")
-            piece = {1: "<s>", 2: "</s>"}.get(i, piece.replace(" ", "\u2581") if i > 258 else piece)
-            tokens.append(piece)
-            scores.append(sc)
-            types.append(3 if i in (1, 2) else 2 if i == 0 else 6 if 3 <= i <= 258 else 1)
-    return tokens, scores, types
 
 
 def to_half_order(w, hd):
@@ -71,7 +58,6 @@ def main():
     V, D, L, H, KV, F = 512, 128, 3, 4, 2, 192
     hd = 48 if arch == "qwen3" else D // H  # qwen3: head_dim · heads ≠ d_model, as Qwen3 models have
     E, K = 8, 2
-    tokens, scores, types = read_vocab(models, V)
 
     w = gguf.GGUFWriter(out, gguf_arch)
     w.add_name(f"tiny-{arch}")
@@ -92,13 +78,7 @@ def main():
     if moe:
         w.add_expert_count(E)
         w.add_expert_used_count(K)
-    w.add_tokenizer_model("llama")
-    w.add_token_list(tokens)
-    w.add_token_scores(scores)
-    w.add_token_types(types)
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
-    w.add_add_space_prefix(True)
+    add_tok512_vocab(w, models, V)
 
     dt = np.float16 if f16 else np.float32
     hf_t = {}
