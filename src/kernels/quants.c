@@ -358,32 +358,42 @@ static __m128i q4_k_scales_mins(const uint8_t *packed) {
     return _mm_set_epi32((int)m47, (int)(u1 & 0x3f3f3f3fu), (int)s47, (int)(u0 & 0x3f3f3f3fu));
 }
 
-/* One Q4_K super-block against its Q8_K activations, into acc (the scaled
- * integer sums) and mins (the mins' share, subtracted at the end). Per 64
- * elements: 32 bytes of nibbles against 64 int8 activations (maddubs:
- * unsigned × signed pairs to int16, at most 15·127·2), weighted by the two
- * sub-blocks' scales (madd: int16 pairs to int32). The mins meet the
- * activations' sums of 32 (bsums added in pairs) in one madd. */
-static inline __attribute__((always_inline)) void q4_k_block_avx2(const kv_block_q4_k *b, const kv_block_q8_k *x,
-                                                                  __m256 *acc, __m128 *mins) {
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
-    const __m256i sm = _mm256_cvtepu8_epi16(q4_k_scales_mins(b->scales)); /* 8 scales, 8 mins */
+/* One Q4_K or Q5_K super-block (qh: Q5_K's fifth bits, or NULL) against its
+ * Q8_K activations, into acc (the scaled integer sums) and mins (the mins'
+ * share, subtracted at the end). Per 64 elements: 32 bytes of nibbles (with
+ * the fifth bit of the 2p-th and (2p+1)-th 32 elements from bits 2p and
+ * 2p + 1 of qh) against 64 int8 activations (maddubs: unsigned × signed pairs
+ * to int16, at most 31·127·2), weighted by the two sub-blocks' scales (madd:
+ * int16 pairs to int32). The mins meet the activations' sums of 32 (bsums
+ * added in pairs) in one madd. */
+static inline __attribute__((always_inline)) void q45_k_block_avx2(uint16_t d, uint16_t dmin, const uint8_t *scales,
+                                                                   const uint8_t *qs, const uint8_t *qh,
+                                                                   const kv_block_q8_k *x, __m256 *acc, __m128 *mins) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    const __m256i sm = _mm256_cvtepu8_epi16(q4_k_scales_mins(scales)); /* 8 scales, 8 mins */
     const __m256i bs = _mm256_loadu_si256((const __m256i *)x->bsums);
     const __m128i sums32 = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
     const __m128i msum = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), sums32);
-    *mins = _mm_fmadd_ps(_mm_cvtepi32_ps(msum), _mm_set1_ps(x->d * _cvtsh_ss(b->dmin)), *mins);
+    *mins = _mm_fmadd_ps(_mm_cvtepi32_ps(msum), _mm_set1_ps(x->d * _cvtsh_ss(dmin)), *mins);
     int16_t sc[16];
     _mm256_storeu_si256((__m256i *)sc, sm);
+    const __m256i hb = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
     __m256i isum = _mm256_setzero_si256();
     for (int p = 0; p < 4; p++) {
-        const __m256i q4 = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * p));
-        const __m256i lo = _mm256_and_si256(q4, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), low4);
+        const __m256i q4 = _mm256_loadu_si256((const __m256i *)(qs + 32 * p));
+        __m256i lo = _mm256_and_si256(q4, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), low4);
+        if (qh) { /* a 16-bit shift keeps each byte's own bit 2p at bit 0 once masked */
+            const __m256i h0 = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * p)), one);
+            const __m256i h1 = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * p + 1)), one);
+            lo = _mm256_or_si256(lo, _mm256_slli_epi16(h0, 4));
+            hi = _mm256_or_si256(hi, _mm256_slli_epi16(h1, 4));
+        }
         const __m256i a = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(x->qs + 64 * p)));
         const __m256i c = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(x->qs + 64 * p + 32)));
         isum = _mm256_add_epi32(isum, _mm256_madd_epi16(a, _mm256_set1_epi16(sc[2 * p])));
         isum = _mm256_add_epi32(isum, _mm256_madd_epi16(c, _mm256_set1_epi16(sc[2 * p + 1])));
     }
-    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(x->d * _cvtsh_ss(b->d)), *acc);
+    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(x->d * _cvtsh_ss(d)), *acc);
 }
 
 /* One Q6_K super-block. Per 128 elements: four 32-element slices of 6-bit
@@ -416,35 +426,6 @@ static inline __attribute__((always_inline)) void q6_k_block_avx2(const kv_block
             const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
             isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, s));
         }
-    }
-    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(x->d * _cvtsh_ss(b->d)), *acc);
-}
-
-/* One Q5_K super-block: Q4_K's products on 5-bit values, the fifth bit of
- * the 2p-th and (2p+1)-th 32 elements being bits 2p and 2p + 1 of qh. */
-static inline __attribute__((always_inline)) void q5_k_block_avx2(const kv_block_q5_k *b, const kv_block_q8_k *x,
-                                                                  __m256 *acc, __m128 *mins) {
-    const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
-    const __m256i sm = _mm256_cvtepu8_epi16(q4_k_scales_mins(b->scales));
-    const __m256i bs = _mm256_loadu_si256((const __m256i *)x->bsums);
-    const __m128i sums32 = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-    const __m128i msum = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), sums32);
-    *mins = _mm_fmadd_ps(_mm_cvtepi32_ps(msum), _mm_set1_ps(x->d * _cvtsh_ss(b->dmin)), *mins);
-    int16_t sc[16];
-    _mm256_storeu_si256((__m256i *)sc, sm);
-    const __m256i hb = _mm256_loadu_si256((const __m256i *)b->qh);
-    __m256i isum = _mm256_setzero_si256();
-    for (int p = 0; p < 4; p++) {
-        const __m256i q4 = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * p));
-        /* a 16-bit shift keeps each byte's own bit 2p at bit 0 once masked */
-        const __m256i h0 = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * p)), one);
-        const __m256i h1 = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * p + 1)), one);
-        const __m256i lo = _mm256_or_si256(_mm256_and_si256(q4, low4), _mm256_slli_epi16(h0, 4));
-        const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4, 4), low4), _mm256_slli_epi16(h1, 4));
-        const __m256i a = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(x->qs + 64 * p)));
-        const __m256i c = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(x->qs + 64 * p + 32)));
-        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(a, _mm256_set1_epi16(sc[2 * p])));
-        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(c, _mm256_set1_epi16(sc[2 * p + 1])));
     }
     *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(x->d * _cvtsh_ss(b->d)), *acc);
 }
@@ -490,7 +471,7 @@ static void rows_dot_q8_k_avx2(kvattn_type t, const void *const *rows, int nr, c
         for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
                 const kv_block_q5_k *b = (const kv_block_q5_k *)rw[r] + i;
                 kv_prefetch((const unsigned char *)b + Q8_K_AHEAD, sizeof *b);
-                q5_k_block_avx2(b, x + i, &acc[r], &mins[r]);
+                q45_k_block_avx2(b->d, b->dmin, b->scales, b->qs, b->qh, x + i, &acc[r], &mins[r]);
             }
     else if (t == KVATTN_TYPE_Q4_0)
         for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
@@ -502,7 +483,7 @@ static void rows_dot_q8_k_avx2(kvattn_type t, const void *const *rows, int nr, c
         for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
                 const kv_block_q4_k *b = (const kv_block_q4_k *)rw[r] + i;
                 kv_prefetch((const unsigned char *)b + Q8_K_AHEAD, sizeof *b);
-                q4_k_block_avx2(b, x + i, &acc[r], &mins[r]);
+                q45_k_block_avx2(b->d, b->dmin, b->scales, b->qs, NULL, x + i, &acc[r], &mins[r]);
             }
     else
         for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
