@@ -12,6 +12,7 @@
  * attention flops over it. */
 #define _POSIX_C_SOURCE 200809L
 #include "attn/attn_core.h"
+#include "kernels/kernels.h"
 #include "kernels/vec.h"
 
 #include "probe_util.h"

@@ -13,6 +13,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "bench/bench.h"
 #include "internal.h"
+#include "kernels/kernels.h"
 #include "kernels/ops.h"
 #include "kernels/vec.h"
 

@@ -35,6 +35,14 @@ static void fill_row_rates(bench_row *r, const kvattn_machine_limits *lim) {
     r->fraction = (t_cmp > t_mem ? t_cmp : t_mem) / s;
 }
 
+/* `{"machine": {...}, ` : the limits measured, the CPU and the kernels' level. */
+static void print_machine_json(const kvattn_machine_limits *lim) {
+    printf("{\"machine\": {\"cpu\": ");
+    cli_json_string(stdout, kvattn_cpu_name(), strlen(kvattn_cpu_name()));
+    printf(", \"isa\": \"%s\", \"read_gbps\": %.3f, \"fma_gflops\": %.2f, \"simd_bits\": %d, \"threads\": %d}, ",
+           kvattn_isa(), lim->read_gbps, lim->fma_gflops, lim->simd_bits, lim->threads);
+}
+
 static int bench_model(const char *path, const char *tok, const int64_t *depths, int n_depths, int prompt, int gen,
                        kvattn_type kv_type, kvattn_mla_mode mla, int json, kvattn_machine_limits *lim) {
     kvattn_model *m = NULL;
@@ -57,12 +65,11 @@ static int bench_model(const char *path, const char *tok, const int64_t *depths,
         double params_exp = 3.0 * a->d_model * (double)d->moe_ffn_dim * d->n_routed_experts * moe_layers;
         wbytes *= 1.0 - share * params_exp / params_all;
     }
-    if (json)
-        printf("{\"machine\": {\"read_gbps\": %.2f, \"fma_gflops\": %.1f, \"simd_bits\": %d, \"threads\": %d}, "
-               "\"model\": \"%s\", \"design\": \"%s\", \"kv_type\": \"%s\", \"rows\": [",
-               lim->read_gbps, lim->fma_gflops, lim->simd_bits, lim->threads, d->name, design,
+    if (json) {
+        print_machine_json(lim);
+        printf("\"model\": \"%s\", \"design\": \"%s\", \"kv_type\": \"%s\", \"rows\": [", d->name, design,
                kvattn_type_name(kv_type));
-    else {
+    } else {
         printf("%s: %s, %d layers, %s of weights (%s read per token); KV %s\n", d->name, design, d->n_layers,
                cli_bytes((double)kvattn_model_weight_bytes(m), b1, sizeof b1), cli_bytes(wbytes, b2, sizeof b2),
                kvattn_type_name(kv_type));
@@ -291,8 +298,9 @@ int cmd_bench(int argc, char **argv) {
     bench_row *rows = calloc(MAX_ROWS, sizeof *rows);
     int n_rows = 0, rc = 0;
     if (!json && !csv) {
-        printf("machine: %.1f GB/s streaming read, %.0f GFLOP/s f32 FMA (%d-bit), %d threads (measured now)\n",
-               lim.read_gbps, lim.fma_gflops, lim.simd_bits, lim.threads);
+        printf("machine: %s, kernels %s; %.1f GB/s streaming read, %.0f GFLOP/s f32 FMA (%d-bit), %d threads "
+               "(measured now)\n",
+               kvattn_cpu_name(), kvattn_isa(), lim.read_gbps, lim.fma_gflops, lim.simd_bits, lim.threads);
         printf("%s: one decode step of attention only, per layer (best of %d)\n\n", m.name, (int)reps);
         printf("%-12s %-9s %7s %5s %10s %10s %9s %9s %8s %9s\n", "design", "mla", "ctx", "kv", "us/step", "KV read",
                "GB/s", "GFLOP/s", "bound", "of bound");
@@ -348,9 +356,8 @@ int cmd_bench(int argc, char **argv) {
         }
     }
     if (json) {
-        printf("{\"machine\": {\"read_gbps\": %.3f, \"fma_gflops\": %.2f, \"simd_bits\": %d, \"threads\": %d}, "
-               "\"model\": \"%s\", \"rows\": [",
-               lim.read_gbps, lim.fma_gflops, lim.simd_bits, lim.threads, m.name);
+        print_machine_json(&lim);
+        printf("\"model\": \"%s\", \"rows\": [", m.name);
         for (int i = 0; i < n_rows; i++) {
             bench_row *r = &rows[i];
             printf("%s{\"design\": \"%s\", \"mla\": \"%s\", \"ctx\": %d, \"kv_type\": \"%s\", \"us_per_step\": %.3f, "

@@ -56,6 +56,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(name, "version") || !strcmp(name, "--version")) {
         printf("kvattn %s\n", KVATTN_VERSION);
+        printf("cpu: %s\nkernels: %s\n", kvattn_cpu_name(), kvattn_isa());
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

@@ -657,6 +657,24 @@ void kvattn_random_fill(uint64_t *state, float *x, size_t n, float scale);
  * number in effect (1 in a build without OpenMP). */
 int kvattn_set_threads(int n);
 
+/* ------------------------------------------------------------------------- */
+/* Instruction sets                                                           */
+/* ------------------------------------------------------------------------- */
+
+/* The kernels are built once per instruction-set level — "scalar", "avx2"
+ * (AVX2 + FMA + F16C), "avx512" (AVX-512 F/BW/DQ/VL) — and the best one this
+ * CPU and OS support runs, unless the environment variable KVATTN_ISA names a
+ * lower one. kvattn_isa() is the level running. */
+const char *kvattn_isa(void);
+
+/* The CPU's model name (cpuid's brand string), or "unknown". */
+const char *kvattn_cpu_name(void);
+
+/* Runs the kernels at level `name` from now on: KVATTN_ERR_INVALID_ARG for an
+ * unknown name, KVATTN_ERR_UNSUPPORTED for a level this CPU or build lacks.
+ * Not while another thread runs kernels. */
+kvattn_status kvattn_set_isa(const char *name);
+
 #ifdef __cplusplus
 }
 #endif

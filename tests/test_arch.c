@@ -447,6 +447,7 @@ static void write_cli_models(void) {
 }
 
 int main(void) {
+    if (test_isa_skip("test_arch")) return 77;
     check_fixture("model_qwen2.bin");
     check_fixture("model_qwen3.bin");
     check_fixture("model_mixtral.bin");

@@ -9,6 +9,7 @@
  * (a wrong head mapping, position or mask changes outputs by O(1)). */
 #include "test_util.h"
 
+#include "kernels/kernels.h"
 #include "kernels/vec.h"
 
 #include <math.h>
@@ -461,6 +462,7 @@ static void test_mla_split_kv_b(void) {
 }
 
 int main(void) {
+    if (test_isa_skip("test_attn")) return 77;
     test_gqa_family();
     test_mla_designs();
     test_random_shapes();

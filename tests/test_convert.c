@@ -107,6 +107,7 @@ static void expect_refused(const kvattn_model *src, const char *design, kvattn_c
 }
 
 int main(void) {
+    if (test_isa_skip("test_convert")) return 77;
     static const char *const needed[] = {"stories260K.bin", "tok512.bin", NULL};
     if (!test_models_found(models_dir(), needed)) return test_models_missing("test_convert", models_dir());
     kvattn_model *gqa = NULL;

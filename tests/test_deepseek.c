@@ -513,6 +513,7 @@ static void write_cli_model(void) {
 }
 
 int main(void) {
+    if (test_isa_skip("test_deepseek")) return 77;
     const char *fixtures[] = {"ds_v2lite_like.bin", "ds_v3_like.bin", "ds_dense.bin"};
     write_cli_model();
     for (int f = 0; f < 3; f++)

@@ -106,6 +106,7 @@ static void test_mla_fixture(const char *file) {
 }
 
 int main(void) {
+    if (test_isa_skip("test_golden")) return 77;
     test_gqa_fixture("gqa_adjacent.bin");
     test_gqa_fixture("mha_half_partial.bin");
     test_gqa_fixture("mqa_adjacent.bin");

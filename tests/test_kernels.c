@@ -8,6 +8,7 @@
 #include "test_util.h"
 
 #include "attn/attn_core.h"
+#include "kernels/kernels.h"
 #include "kernels/matmul_kernels.h"
 #include "kernels/ops.h"
 #include "kernels/tile.h"
@@ -97,18 +98,6 @@ static void test_f16_bf16_bits(void) {
     CHECK(kv_f32_to_bf16(1.00390625f) == 0x3f80, "bf16 ties to even (down)");
     CHECK(kv_f32_to_bf16(1.01171875f) == 0x3f82, "bf16 ties to even (up)");
     CHECK(isnan(kv_bf16_to_f32(kv_f32_to_bf16(NAN))), "bf16 keeps NaN");
-#if KV_HAVE_AVX2
-    /* The F16C instruction and the scalar conversion agree bit for bit. */
-    test_rng r = {99};
-    int mismatches = 0;
-    for (int i = 0; i < 200000; i++) {
-        float f = ldexpf(test_uniform(&r), test_randint(&r, -30, 17));
-        uint16_t hw = (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
-        mismatches += hw != kv_f32_to_f16(f);
-        mismatches += _cvtsh_ss(hw) != kv_f16_to_f32(hw);
-    }
-    CHECK(mismatches == 0, "%d F16C vs scalar conversion mismatches", mismatches);
-#endif
 }
 
 /* Projections with weights of every kernel type against the scalar twin. */
@@ -351,30 +340,6 @@ static void test_prefetch_spans(void) {
     kv_free_aligned(buf);
 }
 
-#if KV_HAVE_AVX512
-/* q8_0 block scales of a tile: the gather (rows back to back) and the
- * per-block loop (rows further apart) against the twin, exactly; 1 to 70 rows,
- * 1 to 40 blocks, counts with and without a tail of fewer than 16 scales. */
-static void test_q8_0_scales(void) {
-    test_rng r = {17};
-    for (int it = 0; it < 60; it++) {
-        const int N = test_randint(&r, 1, 70), nb = test_randint(&r, 1, 40), d = nb * 32;
-        const size_t rb = kvattn_row_bytes(KVATTN_TYPE_Q8_0, d) + (it % 2 ? 0 : 2 * (size_t)test_randint(&r, 1, 20));
-        unsigned char *rows = malloc(rb * N);
-        float *row = malloc(sizeof(float) * d), *s1 = malloc(sizeof(float) * N * nb),
-              *s2 = malloc(sizeof(float) * N * nb);
-        for (int j = 0; j < N; j++) {
-            test_fill(&r, row, (size_t)d, 4.0f * test_uniform(&r) + 0.01f);
-            kv_row_store(KVATTN_TYPE_Q8_0, row, rows + (size_t)j * rb, d);
-        }
-        kv_q8_0_scales(rows, rb, N, nb, s1);
-        kv_q8_0_scales_ref(rows, rb, N, nb, s2);
-        CHECK(memcmp(s1, s2, sizeof(float) * N * nb) == 0, "q8_0 scales N=%d blocks=%d stride=%zu: exact", N, nb, rb);
-        free(rows), free(row), free(s1), free(s2);
-    }
-}
-#endif
-
 /* The 16-query kernels: packing and widening against their twins (exact), scores and the
  * accumulation against per-row dot/axpy over the rows as stored, the softmax
  * against its twin. 1 to 140 rows (whole and partial blocks of 16, more than
@@ -504,6 +469,7 @@ static void test_rows_axpy(void) {
 /* The prefill GEMM's micro-kernel against its twin: every token-vector count,
  * column counts with and without tails; bound as for the tile products. */
 static void test_gemm_micro(void) {
+    if (!kv_kernels_active->gemm_micro) return; /* the level's prefill runs on the tile products */
     test_rng r = {8};
     const int kcs[] = {1, 7, 64, 255, 256};
     for (size_t i = 0; i < sizeof kcs / sizeof kcs[0]; i++)
@@ -515,7 +481,7 @@ static void test_gemm_micro(void) {
             test_fill(&r, xt, (size_t)256 * 64, 1.0f);
             test_fill(&r, C1, KV_GEMM_ROWS * KV_GEMM_TOKENS, 1.0f);
             memcpy(C2, C1, sizeof C1);
-            kv_gemm_micro(w, 256, xt, 64, kc, nv, C1);
+            kv_kernels_active->gemm_micro(w, 256, xt, 64, kc, nv, C1);
             kv_gemm_micro_ref(w, 256, xt, 64, kc, nv, C2);
             double e = 0;
             for (int rr = 0; rr < KV_GEMM_ROWS; rr++)
@@ -524,24 +490,6 @@ static void test_gemm_micro(void) {
             free(w), free(xt);
         }
 }
-
-#if KV_HAVE_AVX512
-/* The 16-way horizontal sum behind the 512-bit score blocks: lane i = Σ u[i]. */
-static void test_hsum16(void) {
-    test_rng r = {5};
-    __m512 u[16];
-    float in[16][16], want[16], got[16];
-    for (int i = 0; i < 16; i++) {
-        want[i] = 0.0f;
-        for (int l = 0; l < 16; l++) want[i] += in[i][l] = (float)test_randint(&r, -1000, 1000); /* exact sums */
-        u[i] = _mm512_loadu_ps(in[i]);
-    }
-    _mm512_storeu_ps(got, kv_hsum16_avx512(u));
-    int bad = 0;
-    for (int i = 0; i < 16; i++) bad += got[i] != want[i];
-    CHECK(bad == 0, "kv_hsum16_avx512: %d of 16 lanes wrong", bad);
-}
-#endif
 
 /* The tile kernels and softmax helpers against their scalar twins. Bounds:
  * f32 sums of up to a few hundred terms in another order (≤ n·2^-23·Σ|terms|),
@@ -622,22 +570,32 @@ static void test_tile_kernels(void) {
     CHECK(m1 == m2 && !memcmp(a, b, sizeof a), "scale+max");
 }
 
-int main(void) {
+void test_kernels_avx2(void);   /* test_kernels_avx2.c */
+void test_kernels_avx512(void); /* test_kernels_avx512.c */
+
+/* Every kernel of the table in force against its scalar twin. */
+static void test_level(const char *isa) {
     test_row_ops();
-    test_f16_bf16_bits();
     test_matmul();
     test_attend_core();
     test_attend_many_queries();
     test_attend_mixed_types();
-    test_thread_scratch();
     test_tile_kernels();
-    test_prefetch_spans();
     test_q16_kernels();
     test_rows_axpy();
     test_gemm_micro();
-#if KV_HAVE_AVX512
-    test_hsum16();
-    test_q8_0_scales();
+#ifdef KVATTN_TEST_X86
+    if (strcmp(isa, "scalar")) test_kernels_avx2();
+    if (!strcmp(isa, "avx512")) test_kernels_avx512();
+#else
+    (void)isa;
 #endif
+}
+
+int main(void) {
+    test_f16_bf16_bits();
+    test_thread_scratch();
+    test_prefetch_spans();
+    CHECK(test_each_isa(test_level) >= 1, "the scalar level runs everywhere");
     return test_finish("test_kernels");
 }

@@ -707,6 +707,7 @@ static void test_file_truncated_in_use(void) {
 }
 
 int main(void) {
+    if (test_isa_skip("test_model")) return 77;
     test_sampler();
     test_bpe_tokenizer();
     static const char *const needed[] = {"stories260K.bin", "stories260K.gguf", "tok512.bin", NULL};

@@ -11,6 +11,7 @@
  *    2^-24 relative); a wrong nibble, scale or block offset is O(1). */
 #include "test_util.h"
 
+#include "kernels/kernels.h"
 #include "kernels/ops.h"
 #include "kernels/quants.h"
 #include "kernels/vec.h"
@@ -121,6 +122,11 @@ static void q8k_checks(kvattn_type t, const unsigned char *w, int rows, int k, c
         wrong += xq[b].d != amax / 127.0f;
     }
     CHECK(wrong == 0, "%s: Q8_K activations: %d values off their definition", kvattn_type_name(t), wrong);
+    kv_block_q8_k *xr = malloc(sizeof *xr * (size_t)(k / KV_QK_K));
+    kv_quantize_q8_k_ref(x, xr, k);
+    CHECK(memcmp(xq, xr, sizeof *xr * (size_t)(k / KV_QK_K)) == 0, "%s: Q8_K activations: the same bytes as the twin",
+          kvattn_type_name(t));
+    free(xr);
     for (int r = 0; r < rows; r++) {
         const unsigned char *row = w + (size_t)r * kvattn_row_bytes(t, k);
         const float ref = kv_quant_row_dot_q8_k_ref(t, row, xq, k);
@@ -237,9 +243,14 @@ static void test_writers(void) {
     free(v), free(back), free(row);
 }
 
+static void test_level(const char *isa) {
+    (void)isa;
+    test_fast_vs_reference();
+}
+
 int main(void) {
     test_against_gguf_py();
-    test_fast_vs_reference();
+    CHECK(test_each_isa(test_level) >= 1, "the scalar level runs everywhere");
     test_writers();
     return test_finish("test_quants");
 }

@@ -12,6 +12,31 @@ int test_finish(const char *name) {
     return test_failures ? 1 : 0;
 }
 
+int test_each_isa(void (*fn)(const char *isa)) {
+    static const char *const levels[] = {"scalar", "avx2", "avx512"};
+    const char *best = kvattn_isa();
+    int ran = 0;
+    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+        if (kvattn_set_isa(levels[i]) != KVATTN_OK) {
+            printf("level %s: not on this CPU (%s), skipped\n", levels[i], kvattn_cpu_name());
+            continue;
+        }
+        const int before = test_checks, failed = test_failures;
+        fn(levels[i]);
+        printf("level %s: %d checks, %d failed\n", levels[i], test_checks - before, test_failures - failed);
+        ran++;
+    }
+    if (kvattn_set_isa(best) != KVATTN_OK) test_failures++;
+    return ran;
+}
+
+int test_isa_skip(const char *name) {
+    const char *want = getenv("KVATTN_ISA");
+    if (!want || !*want || !strcmp(want, kvattn_isa())) return 0;
+    printf("%s: skipped: KVATTN_ISA=%s, but this CPU (%s) runs %s\n", name, want, kvattn_cpu_name(), kvattn_isa());
+    return 77;
+}
+
 int test_models_found(const char *dir, const char *const *files) {
     for (; *files; files++) {
         char path[2048];

@@ -32,6 +32,15 @@ extern int test_checks;
 /* Prints the closing line and returns the exit code. */
 int test_finish(const char *name);
 
+/* Runs fn once per instruction-set level this CPU and build support
+ * (kvattn_set_isa), lowest first, saying each; the best is left in force.
+ * Returns how many levels ran. */
+int test_each_isa(void (*fn)(const char *isa));
+
+/* Where KVATTN_ISA names a level the kernels do not run at (this CPU lacks it):
+ * 77, ctest's skip, after saying so; else 0. For the per-level ctest runs. */
+int test_isa_skip(const char *name);
+
 /* Whether every file (NULL-terminated list) is under dir. */
 int test_models_found(const char *dir, const char *const *files);
 /* For a test whose real models are absent: the exit code after saying so.

@@ -1,5 +1,6 @@
 #include "attn_core.h"
 
+#include "kernels/kernels.h"
 #include "kernels/tile.h"
 #include "kernels/vec.h"
 

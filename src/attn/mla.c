@@ -12,6 +12,7 @@
  *             cached token, then ordinary multi-head attention. */
 #include "attn_core.h"
 #include "attn_layer.h"
+#include "kernels/kernels.h"
 #include "kernels/matmul_kernels.h"
 #include "kernels/ops.h"
 #include "kernels/vec.h"

@@ -3,6 +3,7 @@
  * cached fast path is tested against it. RoPE uses the library's rotation
  * (its convention is checked separately against PyTorch golden vectors). */
 #include "internal.h"
+#include "kernels/kernels.h"
 #include "kernels/ops.h"
 #include "kernels/vec.h"
 #include "rope.h"

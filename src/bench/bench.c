@@ -3,6 +3,7 @@
 #include "bench/bench.h"
 #include "attn/attn_core.h"
 #include "attn/attn_layer.h"
+#include "kernels/kernels.h"
 #include "kernels/ops.h"
 #include "kernels/vec.h"
 #include "rng.h"
@@ -44,24 +45,7 @@ static float stream_sum(const float *x, size_t n, int streams, size_t *n_read) {
 #endif
         const size_t per = n / nt / (size_t)streams / 16 * 16; /* floats per stream, whole cache lines */
         const float *base = x + t * per * (size_t)streams;
-#if KV_HAVE_AVX2
-        __m256 acc = _mm256_setzero_ps(), acc2 = acc;
-#endif
-        for (size_t i = 0; i < per; i += 16)
-            for (int s = 0; s < streams; s++) {
-                const float *p = base + (size_t)s * per + i;
-#if KV_HAVE_AVX2
-                acc = _mm256_add_ps(acc, _mm256_load_ps(p));
-                acc2 = _mm256_add_ps(acc2, _mm256_load_ps(p + 8));
-#else
-                float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-                for (int k = 0; k < 16; k += 4) s0 += p[k], s1 += p[k + 1], s2 += p[k + 2], s3 += p[k + 3];
-                total += s0 + s1 + s2 + s3;
-#endif
-            }
-#if KV_HAVE_AVX2
-        total += kv_hsum_avx2(_mm256_add_ps(acc, acc2));
-#endif
+        total += kv_kernels_active->sum_streams(base, per, streams);
         read += per * (size_t)streams;
     }
     *n_read = read;
@@ -90,35 +74,11 @@ double kv_read_gbps(const float *x, size_t n, int streams, int reps) {
     return (double)n_read * sizeof(float) / best / 1e9;
 }
 
-/* FMA throughput: 12 independent chains per thread, all in registers. */
+/* FMA throughput: 12 independent chains per thread, all in registers, at the kernels' width. */
 static double fma_run(long iters) {
     double sink = 0.0;
 #pragma omp parallel reduction(+ : sink)
-    {
-#if KV_HAVE_AVX512
-        __m512 a[12], m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
-        for (int k = 0; k < 12; k++) a[k] = _mm512_set1_ps((float)k);
-        for (long i = 0; i < iters; i++)
-            for (int k = 0; k < 12; k++) a[k] = _mm512_fmadd_ps(a[k], m, c);
-        __m512 s = a[0];
-        for (int k = 1; k < 12; k++) s = _mm512_add_ps(s, a[k]);
-        sink += _mm512_reduce_add_ps(s);
-#elif KV_HAVE_AVX2
-        __m256 a[12], m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-        for (int k = 0; k < 12; k++) a[k] = _mm256_set1_ps((float)k);
-        for (long i = 0; i < iters; i++)
-            for (int k = 0; k < 12; k++) a[k] = _mm256_fmadd_ps(a[k], m, c);
-        __m256 s = a[0];
-        for (int k = 1; k < 12; k++) s = _mm256_add_ps(s, a[k]);
-        sink += kv_hsum_avx2(s);
-#else
-        float a[12];
-        for (int k = 0; k < 12; k++) a[k] = (float)k;
-        for (long i = 0; i < iters; i++)
-            for (int k = 0; k < 12; k++) a[k] = fmaf(a[k], 0.999999f, 1e-7f);
-        for (int k = 0; k < 12; k++) sink += a[k];
-#endif
-    }
+    { sink += kv_kernels_active->fma_chains(iters); }
     return sink;
 }
 
@@ -140,8 +100,8 @@ kvattn_status kvattn_measure_machine(kvattn_machine_limits *out) {
     }
     (void)sink;
     out->threads = kv_threads();
-    out->simd_bits = KV_SIMD_BITS;
-    const double lanes = KV_SIMD_BITS / 32;
+    out->simd_bits = kv_kernels_active->simd_bits;
+    const double lanes = out->simd_bits / 32.0;
     out->fma_gflops = (double)out->threads * iters * 12 * lanes * 2 / best / 1e9;
     return KVATTN_OK;
 }

@@ -1,6 +1,7 @@
 /* kvattn_model_convert: calibrate on the source model, convert each attention
  * layer (to_gqa.c, to_mla.c), and assemble a model that borrows the rest. */
 #include "convert_internal.h"
+#include "kernels/kernels.h"
 #include "kernels/ops.h"
 #include "kernels/vec.h"
 

@@ -1,6 +1,7 @@
 #include "ops.h"
 
 #include "internal.h"
+#include "kernels.h"
 #include "kvattn.h"
 #include "matmul_kernels.h"
 #include "vec.h"
@@ -75,16 +76,16 @@ static void gemv(float *y, const float *x, kvattn_matrix W, int n, int k) {
     free(xq);
 }
 
-#if KV_HAVE_AVX512
-/* Prefill GEMM from GEMM_MIN_TOKENS tokens on: x is transposed once into
- * blocks of 64 tokens, xt [T64 / 64][k][64] (zero padded), so the micro-kernel
- * reads it sequentially. For each block of 64 tokens, each task takes
+/* Prefill GEMM from GEMM_MIN_TOKENS tokens on, at levels with a micro-kernel:
+ * x is transposed once into blocks of 64 tokens, xt [T64 / 64][k][64] (zero
+ * padded), so the micro-kernel reads it sequentially. For each block of 64 tokens, each task takes
  * KV_GEMM_ROWS rows of W, widens GEMM_KC of their columns at a time to f32
  * (paid once per 64 tokens) and runs the micro-kernel over them. */
 #define GEMM_MIN_TOKENS 16
 #define GEMM_KC         256
 
 static int packed_gemm(float *y, const float *x, kvattn_matrix W, int T, int n, int k, size_t row_bytes) {
+    const kv_kernels *kern = kv_kernels_active;
     const int T16 = (T + 15) / 16 * 16, T64 = (T + 63) / 64 * 64, blocks = (n + KV_GEMM_ROWS - 1) / KV_GEMM_ROWS;
     float *xt = kv_thread_scratch(KV_SCRATCH_GEMM, (size_t)k * T64);
     if (!xt) return -1;
@@ -107,13 +108,13 @@ static int packed_gemm(float *y, const float *x, kvattn_matrix W, int T, int n, 
                     const int kc = k - c0 < GEMM_KC ? k - c0 : GEMM_KC;
                     for (int r = 0; r < KV_GEMM_ROWS; r++) {
                         if (r < nr)
-                            kv_row_load(W.type,
-                                        (const unsigned char *)W.data + (size_t)(r0 + r) * row_bytes +
-                                            kvattn_row_bytes(W.type, c0),
-                                        w + r * GEMM_KC, kc);
+                            kern->row_load(W.type,
+                                           (const unsigned char *)W.data + (size_t)(r0 + r) * row_bytes +
+                                               kvattn_row_bytes(W.type, c0),
+                                           w + r * GEMM_KC, kc);
                         else memset(w + r * GEMM_KC, 0, sizeof(float) * (size_t)kc);
                     }
-                    kv_gemm_micro(w, GEMM_KC, xb + (size_t)c0 * 64, 64, kc, nt / 16, C);
+                    kern->gemm_micro(w, GEMM_KC, xb + (size_t)c0 * 64, 64, kc, nt / 16, C);
                 }
                 for (int r = 0; r < nr; r++)
                     for (int t = t0; t < t0 + nt && t < T; t++)
@@ -123,7 +124,6 @@ static int packed_gemm(float *y, const float *x, kvattn_matrix W, int T, int n, 
     }
     return 0;
 }
-#endif
 
 void kv_matmul(float *y, const float *x, kvattn_matrix W, int T, int n, int k) {
     const size_t row_bytes = kvattn_row_bytes(W.type, k);
@@ -131,10 +131,8 @@ void kv_matmul(float *y, const float *x, kvattn_matrix W, int T, int n, int k) {
         gemv(y, x, W, n, k);
         return;
     }
-#if KV_HAVE_AVX512
     /* q8_0 rows are widened from whole blocks: GEMM_KC is a multiple of 32 */
-    if (T >= GEMM_MIN_TOKENS && packed_gemm(y, x, W, T, n, k, row_bytes) == 0) return;
-#endif
+    if (kv_kernels_active->gemm_micro && T >= GEMM_MIN_TOKENS && packed_gemm(y, x, W, T, n, k, row_bytes) == 0) return;
     if (T >= 2 && kv_is_block_quant(W.type)) { /* GGUF's 4-6-bit weights: rows decoded once, then f32 tiles */
         const int blocks = (n + ROW_BLOCK - 1) / ROW_BLOCK;
         int failed = 0;

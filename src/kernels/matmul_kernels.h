@@ -115,10 +115,10 @@ static inline __attribute__((always_inline)) void kv_rows_dot_avx(kvattn_type t,
 }
 #endif
 
-static inline void kv_rows_dot(kvattn_type t, const unsigned char *const *rows, int nr, const float *x, int k,
-                               float *y) {
+static inline void isa_rows_dot(kvattn_type t, const unsigned char *const *rows, int nr, const float *x, int k,
+                                float *y) {
     if (kv_is_block_quant(t)) { /* GGUF's 4-6-bit weights: a row at a time, a block decoded at a time */
-        for (int r = 0; r < nr; r++) y[r] = kv_quant_row_dot(t, rows[r], x, k);
+        for (int r = 0; r < nr; r++) y[r] = isa_quant_row_dot(t, rows[r], x, k);
         return;
     }
 #if KV_HAVE_AVX2
@@ -171,7 +171,7 @@ static inline __attribute__((always_inline)) void kv_gemm_micro_avx512(const flo
 #endif
 
 /* nv = 1..4 vectors of 16 tokens. */
-static inline void kv_gemm_micro(const float *w, int ldw, const float *xt, int ldx, int kc, int nv, float *C) {
+static inline void isa_gemm_micro(const float *w, int ldw, const float *xt, int ldx, int kc, int nv, float *C) {
 #if KV_HAVE_AVX512
     switch (nv) {
     case 4: kv_gemm_micro_avx512(w, ldw, xt, ldx, kc, 4, C); return;
@@ -214,10 +214,10 @@ static inline __attribute__((always_inline)) void kv_rows_axpy_avx(kvattn_type t
 #endif
 
 /* n % 32 == 0 for q8_0 rows (whole blocks, as the cache and weights store them). */
-static inline void kv_rows_axpy(kvattn_type t, const unsigned char *const *rows, int nr, const float *a, float *y,
-                                int n) {
+static inline void isa_rows_axpy(kvattn_type t, const unsigned char *const *rows, int nr, const float *a, float *y,
+                                 int n) {
     if (kv_is_block_quant(t)) {
-        for (int r = 0; r < nr; r++) kv_row_axpy(t, rows[r], a[r], y, n);
+        for (int r = 0; r < nr; r++) isa_row_axpy(t, rows[r], a[r], y, n);
         return;
     }
 #if KV_HAVE_AVX2

@@ -105,23 +105,18 @@ int kv_quant_can_write(kvattn_type t);
  * larger than llama-quantize's on the same weights. */
 void kv_quantize_row(kvattn_type t, const float *x, void *row, int n);
 
-/* x[n] (a multiple of 256) as Q8_K blocks: d = max|x|/127, q = round(x/d). */
-void kv_quantize_q8_k(const float *x, kv_block_q8_k *y, int n);
+/* x[n] (a multiple of 256) as Q8_K blocks: d = max|x|/127, q = round(x/d);
+ * the scalar twin of kv_quantize_q8_k (kernels.h), which gives the same bytes. */
+void kv_quantize_q8_k_ref(const float *x, kv_block_q8_k *y, int n);
 
 /* Whether rows of t have an integer product with Q8_K activations (Q4_K,
  * Q5_K, Q6_K: the bulk of Q4_K_M, Q5_K_M and Q6_K files; Q4_0). */
 int kv_quant_has_q8_k_dot(kvattn_type t);
 
 /* Σ row[i]·x[i] with x as Q8_K blocks (n a multiple of 256): integer sums
- * per super-block, scaled once. _ref is the scalar twin. */
-float kv_quant_row_dot_q8_k(kvattn_type t, const void *row, const kv_block_q8_k *x, int n);
+ * per super-block, scaled once. The scalar twin of kv_quant_row_dot_q8_k
+ * (kernels.h, which also reads KV_Q8_K_ROWS rows side by side). */
 float kv_quant_row_dot_q8_k_ref(kvattn_type t, const void *row, const kv_block_q8_k *x, int n);
-
-/* The same for nr ≤ KV_Q8_K_ROWS rows read side by side: y[r] = rows[r]·x. */
 #define KV_Q8_K_ROWS 2
-void kv_quant_rows_dot_q8_k(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x, int n, float *y);
-
-/* Σ row[i]·x[i] over n elements, a block at a time. */
-float kv_quant_row_dot(kvattn_type t, const void *row, const float *x, int n);
 
 #endif

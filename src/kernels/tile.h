@@ -12,6 +12,7 @@
 #ifndef KVATTN_TILE_H
 #define KVATTN_TILE_H
 
+#include "prefetch.h"
 #include "vec.h"
 
 #if KV_HAVE_AVX512
@@ -55,58 +56,6 @@ static inline void kv_q8_0_scales_ref(const unsigned char *rows, size_t stride, 
     for (int j = 0; j < N; j++)
         for (int b = 0; b < nb; b++)
             out[j * nb + b] = kv_f16_to_f32(((const kv_block_q8_0 *)(rows + (size_t)j * stride))[b].d);
-}
-
-/* Later rows prefetched while a tile product reads rows in place: up to four
- * spans of the cache (a stream's next rows, contiguous), prefetched a line at
- * a time, round robin over the spans, one line per 32 elements the kernel
- * reads. The prefetches then go out evenly with the work: issued in bursts
- * they wait on the fill buffers, and the FMAs behind them wait too. Taking a
- * line runs in the innermost loops, so it costs a few instructions and no
- * lookups. */
-#define KV_PREFETCH_STREAMS 4
-typedef struct {
-    const unsigned char *span[KV_PREFETCH_STREAMS];
-    unsigned spans_log2; /* spans in use: 1 << spans_log2 */
-    unsigned takes;      /* takes that prefetch: lines per span << spans_log2 (0: none) */
-} kv_prefetch_spans;
-
-static const kv_prefetch_spans kv_prefetch_none = {{NULL, NULL, NULL, NULL}, 0, 0};
-
-/* Spans over the byte ranges [start[s], start[s] + bytes[s]), s < n (at most
- * KV_PREFETCH_STREAMS): whole lines, each span as long as the longest. */
-static inline kv_prefetch_spans kv_prefetch_spans_make(const void *const *start, const size_t *bytes, int n) {
-    kv_prefetch_spans pf = kv_prefetch_none;
-    size_t lines = 0;
-    int used = 0;
-    for (; used < n && used < KV_PREFETCH_STREAMS; used++) {
-        const uintptr_t at = (uintptr_t)start[used];
-        pf.span[used] = (const unsigned char *)(at & ~(uintptr_t)63);
-        const size_t span_lines = (at % 64 + bytes[used] + 63) / 64;
-        if (span_lines > lines) lines = span_lines;
-    }
-    if (!used || !lines) return kv_prefetch_none;
-    for (; used & (used - 1); used++) pf.span[used] = pf.span[0]; /* 3 spans: the round robin takes 4 */
-    pf.spans_log2 = used == 4 ? 2u : used == 2 ? 1u : 0u;
-    pf.takes = (unsigned)(lines << pf.spans_log2);
-    return pf;
-}
-
-/* The line the i-th take prefetches (line i >> spans_log2 of span i % spans), or NULL past the last. */
-static inline const void *kv_prefetch_line(const kv_prefetch_spans *pf, unsigned i) {
-    if (i >= pf->takes) return NULL;
-    return pf->span[i & ((1u << pf->spans_log2) - 1u)] + (size_t)(i >> pf->spans_log2) * 64;
-}
-
-/* The i-th take, then i + 1. */
-static inline void kv_prefetch_take(const kv_prefetch_spans *pf, unsigned *i) {
-    if (*i < pf->takes) kv_prefetch(kv_prefetch_line(pf, *i), 1);
-    ++*i;
-}
-
-/* Takes for rows of d elements: one per 32 elements (the kernels' rate). */
-static inline void kv_prefetch_take_row(const kv_prefetch_spans *pf, unsigned *i, int d) {
-    for (int c = 0; c < d; c += 32) kv_prefetch_take(pf, i);
 }
 
 static inline void kv_tile_scores_f32_ref(const float *Q, int ldq, int G, const float *K, int ldk, int N, int d,
@@ -334,8 +283,8 @@ static inline void kv_tile_accum_avx512(const float *P, int ldp, int G, kvattn_t
 }
 #endif
 
-static inline void kv_tile_scores_f32(const float *Q, int ldq, int G, const float *K, int ldk, int N, int d, float *S,
-                                      int lds) {
+static inline void isa_tile_scores_f32(const float *Q, int ldq, int G, const float *K, int ldk, int N, int d, float *S,
+                                       int lds) {
 #if KV_HAVE_AVX512
     kv_tile_scores_avx512(Q, ldq, G, KVATTN_TYPE_F32, (const unsigned char *)K, (size_t)ldk * sizeof(float), N, d, S,
                           lds, &kv_prefetch_none);
@@ -372,8 +321,8 @@ static inline void kv_tile_scores_f32(const float *Q, int ldq, int G, const floa
             memcpy(S + (size_t)(g + 1) * lds + j, t1, sizeof t1);
         }
         for (; j < N; j++) {
-            S[(size_t)g * lds + j] = kv_dot_f32(q0, K + (size_t)j * ldk, d);
-            S[(size_t)(g + 1) * lds + j] = kv_dot_f32(q1, K + (size_t)j * ldk, d);
+            S[(size_t)g * lds + j] = isa_dot_f32(q0, K + (size_t)j * ldk, d);
+            S[(size_t)(g + 1) * lds + j] = isa_dot_f32(q1, K + (size_t)j * ldk, d);
         }
     }
     for (; g < G; g++) { /* a last single query: 4 rows at a time */
@@ -395,15 +344,15 @@ static inline void kv_tile_scores_f32(const float *Q, int ldq, int G, const floa
                 for (int r = 0; r < 4; r++) t0[r] += q0[c] * K[(size_t)(j + r) * ldk + c];
             memcpy(S + (size_t)g * lds + j, t0, sizeof t0);
         }
-        for (; j < N; j++) S[(size_t)g * lds + j] = kv_dot_f32(q0, K + (size_t)j * ldk, d);
+        for (; j < N; j++) S[(size_t)g * lds + j] = isa_dot_f32(q0, K + (size_t)j * ldk, d);
     }
 #else
     kv_tile_scores_f32_ref(Q, ldq, G, K, ldk, N, d, S, lds);
 #endif
 }
 
-static inline void kv_tile_accum_f32(const float *P, int ldp, int G, const float *V, int ldv, int N, int d, float *O,
-                                     int ldo) {
+static inline void isa_tile_accum_f32(const float *P, int ldp, int G, const float *V, int ldv, int N, int d, float *O,
+                                      int ldo) {
 #if KV_HAVE_AVX512
     kv_tile_accum_avx512(P, ldp, G, KVATTN_TYPE_F32, (const unsigned char *)V, (size_t)ldv * sizeof(float), N, d, O,
                          ldo, &kv_prefetch_none);
@@ -475,8 +424,8 @@ static inline void kv_tile_accum_f32(const float *P, int ldp, int G, const float
 /* The same two products reading K / V rows stored as f16, bf16 or q8_0
  * directly (widened in registers, no staging). Rows at `base + j·stride`
  * bytes; d must be a multiple of 8 (a q8_0 chunk of 8 never crosses a block). */
-static inline void kv_tile_scores(const float *Q, int ldq, int G, kvattn_type t, const unsigned char *K, size_t stride,
-                                  int N, int d, float *S, int lds, const kv_prefetch_spans *pf) {
+static inline void isa_tile_scores(const float *Q, int ldq, int G, kvattn_type t, const unsigned char *K, size_t stride,
+                                   int N, int d, float *S, int lds, const kv_prefetch_spans *pf) {
 #if KV_HAVE_AVX512
     if (d % 16 == 0) {
         kv_tile_scores_avx512(Q, ldq, G, t, K, stride, N, d, S, lds, pf);
@@ -528,8 +477,8 @@ static inline void kv_tile_scores(const float *Q, int ldq, int G, kvattn_type t,
 #endif
 }
 
-static inline void kv_tile_accum(const float *P, int ldp, int G, kvattn_type t, const unsigned char *V, size_t stride,
-                                 int N, int d, float *O, int ldo, const kv_prefetch_spans *pf) {
+static inline void isa_tile_accum(const float *P, int ldp, int G, kvattn_type t, const unsigned char *V, size_t stride,
+                                  int N, int d, float *O, int ldo, const kv_prefetch_spans *pf) {
 #if KV_HAVE_AVX512
     if (d % 16 == 0) {
         kv_tile_accum_avx512(P, ldp, G, t, V, stride, N, d, O, ldo, pf);
@@ -607,7 +556,7 @@ static inline void kv_tile_accum(const float *P, int ldp, int G, kvattn_type t, 
 #define KV_Q16 16
 
 /* Whether a group of G queries over rows of type t goes through these blocks. */
-static inline int kv_q16_ok(kvattn_type t, int G, int kd, int vd) {
+static inline int isa_q16_ok(kvattn_type t, int G, int kd, int vd) {
 #if KV_HAVE_AVX512
     return t != KVATTN_TYPE_F32 && G % KV_Q16 == 0 && kd % 16 == 0 && vd % 16 == 0;
 #else
@@ -649,7 +598,7 @@ static inline __attribute__((always_inline)) void kv_transpose16_avx512(__m512 *
 }
 #endif
 
-static inline void kv_q16_pack(const float *Q, int ldq, int d, float *Qt) {
+static inline void isa_q16_pack(const float *Q, int ldq, int d, float *Qt) {
 #if KV_HAVE_AVX512
     int c = 0;
     for (; c + 16 <= d; c += 16) {
@@ -840,7 +789,7 @@ static KV_NOINLINE void kv_q16_widen_avx512(kvattn_type t, const unsigned char *
 }
 #endif
 
-static inline void kv_q16_widen(kvattn_type t, const unsigned char *rows, size_t stride, int N, int d, float *W) {
+static inline void isa_q16_widen(kvattn_type t, const unsigned char *rows, size_t stride, int N, int d, float *W) {
 #if KV_HAVE_AVX512
     kv_q16_widen_avx512(t, rows, stride, N, d, W);
 #else
@@ -849,10 +798,10 @@ static inline void kv_q16_widen(kvattn_type t, const unsigned char *rows, size_t
 }
 
 /* The three steps for 16 packed queries (Qt 64-byte aligned) over rows of type
- * t read in place (f32: rows widened by kv_q16_widen): `pf` the rows to
+ * t read in place (f32: rows widened by isa_q16_widen): `pf` the rows to
  * prefetch meanwhile (kv_prefetch_none if none), from its *pi-th take on. */
-static inline void kv_q16_scores(const float *Qt, kvattn_type t, const unsigned char *K, size_t stride, int N, int d,
-                                 float *St, const kv_prefetch_spans *pf, unsigned *pi) {
+static inline void isa_q16_scores(const float *Qt, kvattn_type t, const unsigned char *K, size_t stride, int N, int d,
+                                  float *St, const kv_prefetch_spans *pf, unsigned *pi) {
 #if KV_HAVE_AVX512
     kv_q16_scores_avx512(Qt, t, K, stride, N, d, St, pf, pi);
 #else
@@ -861,7 +810,7 @@ static inline void kv_q16_scores(const float *Qt, kvattn_type t, const unsigned 
 #endif
 }
 
-static inline void kv_q16_softmax(float *St, int N, float scale, float *m, float *l, float *corr) {
+static inline void isa_q16_softmax(float *St, int N, float scale, float *m, float *l, float *corr) {
 #if KV_HAVE_AVX512
     kv_q16_softmax_avx512(St, N, scale, m, l, corr);
 #else
@@ -869,8 +818,8 @@ static inline void kv_q16_softmax(float *St, int N, float scale, float *m, float
 #endif
 }
 
-static inline void kv_q16_accum(const float *St, kvattn_type t, const unsigned char *V, size_t stride, int N, int d,
-                                float *O, int ldo, const kv_prefetch_spans *pf, unsigned *pi) {
+static inline void isa_q16_accum(const float *St, kvattn_type t, const unsigned char *V, size_t stride, int N, int d,
+                                 float *O, int ldo, const kv_prefetch_spans *pf, unsigned *pi) {
 #if KV_HAVE_AVX512
     kv_q16_accum_avx512(St, t, V, stride, N, d, O, ldo, pf, pi);
 #else

@@ -1,6 +1,9 @@
 /* Vector helpers used by every kernel: dot products and axpy over rows
  * stored in any cache element type. Each has a plain scalar twin (suffix
- * _ref) that tests compare the SIMD path with. SIMD stays in this file.
+ * _ref) that tests compare the SIMD path with. The isa_ functions take the
+ * SIMD path of the level the including file is compiled for (KV_HAVE_*): only
+ * the isa_*.c files of kernel_table_def.h call them; everything else calls
+ * their kernels.h wrappers, which reach the level chosen at run time.
  *
  * Element types handled here: f32, f16, bf16, q8_0 (the cache types), and
  * through quants.h the block-quantized weight types of GGUF files. */
@@ -9,6 +12,7 @@
 
 #include "convert.h"
 #include "kvattn.h"
+#include "prefetch.h"
 #include "quants.h"
 
 #include <math.h>
@@ -236,7 +240,7 @@ static inline float kv_scale_max_ref(float *x, float a, float m, int n) {
     return m;
 }
 
-static inline float kv_scale_max(float *x, float a, float m, int n) {
+static inline float isa_scale_max(float *x, float a, float m, int n) {
 #if KV_HAVE_AVX2
     int i = 0;
 #if KV_HAVE_AVX512
@@ -268,16 +272,6 @@ static inline float kv_scale_max(float *x, float a, float m, int n) {
 #endif
 }
 
-/* Hints the cache to fetch bytes [p, p + n). */
-static inline void kv_prefetch(const void *p, size_t n) {
-#if defined(__GNUC__)
-    for (size_t o = 0; o < n; o += 64)
-        __builtin_prefetch((const char *)p + o, 0, 1); /* into L2: L1 fill buffers stall */
-#else
-    (void)p, (void)n;
-#endif
-}
-
 /* y[i] = e^(x[i] - shift), returning Σ y; the softmax step. */
 static inline float kv_exp_shift_sum_ref(const float *x, float shift, float *y, int n) {
     float s = 0.0f;
@@ -285,7 +279,7 @@ static inline float kv_exp_shift_sum_ref(const float *x, float shift, float *y, 
     return s;
 }
 
-static inline float kv_exp_shift_sum(const float *x, float shift, float *y, int n) {
+static inline float isa_exp_shift_sum(const float *x, float shift, float *y, int n) {
 #if KV_HAVE_AVX2
     __m256 acc = _mm256_setzero_ps(), sh = _mm256_set1_ps(shift);
     int i = 0;
@@ -311,7 +305,7 @@ static inline float kv_exp_shift_sum(const float *x, float shift, float *y, int 
 #endif
 }
 
-static inline float kv_dot_f32(const float *a, const float *b, int n) {
+static inline float isa_dot_f32(const float *a, const float *b, int n) {
 #if KV_HAVE_AVX2
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     int i = 0;
@@ -328,9 +322,22 @@ static inline float kv_dot_f32(const float *a, const float *b, int n) {
 #endif
 }
 
+/* Σ row[i]·x[i] over n elements of a block-quantized row, a block decoded at a time. */
+static inline float isa_quant_row_dot(kvattn_type t, const void *row, const float *x, int n) {
+    float block[KV_QK_K];
+    const int qk = kv_quant_block_elems(t);
+    const size_t bytes = kv_quant_block_bytes(t);
+    float s = 0.0f;
+    for (int i = 0; i + qk <= n; i += qk) {
+        kv_dequant_row_ref(t, (const unsigned char *)row + (size_t)(i / qk) * bytes, block, qk);
+        s += isa_dot_f32(block, x + i, qk);
+    }
+    return s;
+}
+
 /* Σ row[i]·x[i] for a stored row of type t. */
-static inline float kv_row_dot(kvattn_type t, const void *row, const float *x, int n) {
-    if (kv_is_block_quant(t)) return kv_quant_row_dot(t, row, x, n);
+static inline float isa_row_dot(kvattn_type t, const void *row, const float *x, int n) {
+    if (kv_is_block_quant(t)) return isa_quant_row_dot(t, row, x, n);
 #if KV_HAVE_AVX2
     if (t == KVATTN_TYPE_Q8_0) {
         const kv_block_q8_0 *b = (const kv_block_q8_0 *)row;
@@ -349,7 +356,7 @@ static inline float kv_row_dot(kvattn_type t, const void *row, const float *x, i
         for (; i < n; i++) s += kv_row_get_ref(t, row, i) * x[i];
         return s;
     }
-    if (t == KVATTN_TYPE_F32) return kv_dot_f32((const float *)row, x, n);
+    if (t == KVATTN_TYPE_F32) return isa_dot_f32((const float *)row, x, n);
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     int i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -366,7 +373,7 @@ static inline float kv_row_dot(kvattn_type t, const void *row, const float *x, i
 }
 
 /* y[i] += a·row[i] for a stored row of type t. */
-static inline void kv_row_axpy(kvattn_type t, const void *row, float a, float *y, int n) {
+static inline void isa_row_axpy(kvattn_type t, const void *row, float a, float *y, int n) {
     if (kv_is_block_quant(t)) { /* a block decoded at a time */
         float block[KV_QK_K];
         const int qk = kv_quant_block_elems(t);
@@ -399,7 +406,7 @@ static inline void kv_row_axpy(kvattn_type t, const void *row, float a, float *y
 }
 
 /* Row of n elements of type t into f32 (SIMD where the type allows). */
-static inline void kv_row_load(kvattn_type t, const void *row, float *y, int n) {
+static inline void isa_row_load(kvattn_type t, const void *row, float *y, int n) {
     if (kv_is_block_quant(t)) {
         kv_dequant_row_ref(t, row, y, n);
         return;

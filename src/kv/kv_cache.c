@@ -7,6 +7,7 @@
  *   MLA:        L[C][R(d_c + d_R)] — c_KV ‖ k_R, one row per token. */
 #include "kv_cache.h"
 
+#include "kernels/kernels.h"
 #include "kernels/vec.h"
 #include "rng.h"
 

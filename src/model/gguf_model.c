@@ -9,6 +9,7 @@
 #include "loaders.h"
 #include "tokenizer.h"
 
+#include "kernels/kernels.h"
 #include "kernels/vec.h"
 
 #include <math.h>

@@ -2,6 +2,7 @@
 #include "arch_tensors.h"
 #include "tokenizer.h"
 
+#include "kernels/kernels.h"
 #include "kernels/ops.h"
 #include "kernels/vec.h"
 

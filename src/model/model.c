@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "model.h"
 
+#include "kernels/kernels.h"
 #include "kernels/vec.h"
 
 #include <errno.h>

@@ -8,6 +8,7 @@
 #include "loaders.h"
 #include "tokenizer.h"
 
+#include "kernels/kernels.h"
 #include "kernels/vec.h"
 
 #include <cjson/cJSON.h>

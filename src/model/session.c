@@ -5,6 +5,7 @@
 #include "model.h"
 #include "moe.h"
 
+#include "kernels/kernels.h"
 #include "kernels/ops.h"
 #include "kernels/vec.h"
 

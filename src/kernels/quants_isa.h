@@ -1,0 +1,204 @@
+/* The integer products of the block-quantized weights with Q8_K activations,
+ * and the activations' quantization, compiled once per instruction-set level
+ * (kernel_table_def.h); their scalar twins are in quants.c. */
+#ifndef KVATTN_QUANTS_ISA_H
+#define KVATTN_QUANTS_ISA_H
+
+#include "vec.h"
+
+static inline void isa_quantize_q8_k(const float *x, kv_block_q8_k *y, int n) {
+    for (int b = 0; b < n / KV_QK_K; b++, x += KV_QK_K) {
+        float amax = 0.0f;
+        int j = 0;
+#if KV_HAVE_AVX2
+        __m256 m = _mm256_setzero_ps();
+        const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+        for (; j < KV_QK_K; j += 8) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + j), abs_mask));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_shuffle_ps(h, h, 1)));
+#endif
+        for (; j < KV_QK_K; j++) amax = fmaxf(amax, fabsf(x[j]));
+        const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        y[b].d = amax / 127.0f;
+        j = 0;
+#if KV_HAVE_AVX2 /* cvtps rounds to nearest even, as lrintf in the default mode */
+        const __m256 vid = _mm256_set1_ps(id);
+        for (; j < KV_QK_K; j += 32) {
+            __m256i q[4];
+            for (int v = 0; v < 4; v++) q[v] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8 * v), vid));
+            /* packs interleave 128-bit lanes; the permute puts the 32 bytes back in order */
+            const __m256i p16a = _mm256_packs_epi32(q[0], q[1]), p16b = _mm256_packs_epi32(q[2], q[3]);
+            const __m256i p8 =
+                _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p16a, p16b), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256((__m256i *)(y[b].qs + j), p8);
+        }
+#endif
+        for (; j < KV_QK_K; j++) y[b].qs[j] = (int8_t)lrintf(x[j] * id);
+        for (int g = 0; g < KV_QK_K / 16; g++) {
+            int sum = 0;
+            for (int i = 16 * g; i < 16 * g + 16; i++) sum += y[b].qs[i];
+            y[b].bsums[g] = (int16_t)sum;
+        }
+    }
+}
+
+#if KV_HAVE_AVX2
+/* A Q4_K super-block's twelve scale bytes rearranged in four u32 moves so
+ * that bytes 0..7 are the eight 6-bit scales and bytes 8..15 the eight mins
+ * (the same values scale_min_k4 unpacks one at a time). */
+static __m128i q4_k_scales_mins(const uint8_t *packed) {
+    uint32_t u0, u1, u2;
+    memcpy(&u0, packed, 4), memcpy(&u1, packed + 4, 4), memcpy(&u2, packed + 8, 4);
+    const uint32_t m47 = ((u2 >> 4) & 0x0f0f0f0fu) | (((u1 >> 6) & 0x03030303u) << 4);
+    const uint32_t s47 = (u2 & 0x0f0f0f0fu) | (((u0 >> 6) & 0x03030303u) << 4);
+    /* built in registers: four u32 stores read back as one vector would miss store forwarding */
+    return _mm_set_epi32((int)m47, (int)(u1 & 0x3f3f3f3fu), (int)s47, (int)(u0 & 0x3f3f3f3fu));
+}
+
+/* One Q4_K or Q5_K super-block (qh: Q5_K's fifth bits, or NULL) against its
+ * Q8_K activations, into acc (the scaled integer sums) and mins (the mins'
+ * share, subtracted at the end). Per 64 elements: 32 bytes of nibbles (with
+ * the fifth bit of the 2p-th and (2p+1)-th 32 elements from bits 2p and
+ * 2p + 1 of qh) against 64 int8 activations (maddubs: unsigned × signed pairs
+ * to int16, at most 31·127·2), weighted by the two sub-blocks' scales (madd:
+ * int16 pairs to int32). The mins meet the activations' sums of 32 (bsums
+ * added in pairs) in one madd. */
+static inline __attribute__((always_inline)) void q45_k_block_avx2(uint16_t d, uint16_t dmin, const uint8_t *scales,
+                                                                   const uint8_t *qs, const uint8_t *qh,
+                                                                   const kv_block_q8_k *x, __m256 *acc, __m128 *mins) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    const __m256i sm = _mm256_cvtepu8_epi16(q4_k_scales_mins(scales)); /* 8 scales, 8 mins */
+    const __m256i bs = _mm256_loadu_si256((const __m256i *)x->bsums);
+    const __m128i sums32 = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+    const __m128i msum = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), sums32);
+    *mins = _mm_fmadd_ps(_mm_cvtepi32_ps(msum), _mm_set1_ps(x->d * _cvtsh_ss(dmin)), *mins);
+    int16_t sc[16];
+    _mm256_storeu_si256((__m256i *)sc, sm);
+    const __m256i hb = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+    __m256i isum = _mm256_setzero_si256();
+    for (int p = 0; p < 4; p++) {
+        const __m256i q4 = _mm256_loadu_si256((const __m256i *)(qs + 32 * p));
+        __m256i lo = _mm256_and_si256(q4, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), low4);
+        if (qh) { /* a 16-bit shift keeps each byte's own bit 2p at bit 0 once masked */
+            const __m256i h0 = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * p)), one);
+            const __m256i h1 = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * p + 1)), one);
+            lo = _mm256_or_si256(lo, _mm256_slli_epi16(h0, 4));
+            hi = _mm256_or_si256(hi, _mm256_slli_epi16(h1, 4));
+        }
+        const __m256i a = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(x->qs + 64 * p)));
+        const __m256i c = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(x->qs + 64 * p + 32)));
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(a, _mm256_set1_epi16(sc[2 * p])));
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(c, _mm256_set1_epi16(sc[2 * p + 1])));
+    }
+    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(x->d * _cvtsh_ss(d)), *acc);
+}
+
+/* One Q6_K super-block. Per 128 elements: four 32-element slices of 6-bit
+ * values u = q + 32 in 0..63; Σ sc·(u - 32)·a = Σ sc·maddubs(u, a) - 32·Σ_g
+ * sc_g·bsums_g, the second term once per super-block from the activations'
+ * sums of 16. Each slice's first 16 take one scale, the next 16 the
+ * following one. */
+static inline __attribute__((always_inline)) void q6_k_block_avx2(const kv_block_q6_k *b, const kv_block_q8_k *x,
+                                                                  __m256 *acc) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3);
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+    __m256i isum = _mm256_slli_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)x->bsums)), 5);
+    isum = _mm256_sub_epi32(_mm256_setzero_si256(), isum); /* -32 Σ sc_g bsums_g */
+    for (int n = 0; n < 2; n++) {
+        const uint8_t *ql = b->ql + 64 * n, *qh = b->qh + 32 * n;
+        const int8_t *sc = b->scales + 8 * n, *q8 = x->qs + 128 * n;
+        const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+        const __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+        __m256i q[4];
+        q[0] = _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_slli_epi16(_mm256_and_si256(h, three), 4));
+        q[1] = _mm256_or_si256(_mm256_and_si256(l1, low4),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), three), 4));
+        q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), three), 4));
+        q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), three), 4));
+        for (int k = 0; k < 4; k++) {
+            const __m256i a = _mm256_loadu_si256((const __m256i *)(q8 + 32 * k));
+            const __m256i p = _mm256_maddubs_epi16(q[k], a);
+            const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, s));
+        }
+    }
+    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(x->d * _cvtsh_ss(b->d)), *acc);
+}
+
+/* Eight Q4_0 blocks against one Q8_K block: per 32, Σ (q - 8)·a =
+ * maddubs(q, a) - 8 Σa, Σa from the activations' sums of 16; each block's
+ * scale applied to its own integer sum. */
+static inline __attribute__((always_inline)) void q4_0_blocks_avx2(const kv_block_q4_0 *b, const kv_block_q8_k *x,
+                                                                   __m256 *acc, __m128 *mins) {
+    const __m128i low4 = _mm_set1_epi8(0x0F);
+    const __m256i ones = _mm256_set1_epi16(1);
+    float off = 0.0f;
+    for (int j = 0; j < 8; j++) {
+        const __m128i t = _mm_loadu_si128((const __m128i *)b[j].qs);
+        const __m256i q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(t, 4), low4), _mm_and_si128(t, low4));
+        const __m256i a = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * j));
+        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), ones);
+        const float d = _cvtsh_ss(b[j].d) * x->d;
+        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d), *acc);
+        off += d * 8.0f * (float)(x->bsums[2 * j] + x->bsums[2 * j + 1]);
+    }
+    *mins = _mm_add_ss(*mins, _mm_set_ss(off));
+}
+
+static float hsum128(__m128 v) {
+    const __m128 h = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    return _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)));
+}
+
+/* nr ≤ KV_Q8_K_ROWS rows, super-block by super-block: the rows are far-apart
+ * streams read side by side (one stream per core leaves bandwidth unused). */
+/* How far ahead of each row stream the GEMV prefetches (into L2). */
+#define Q8_K_AHEAD 1024
+
+static void rows_dot_q8_k_avx2(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x, int nb,
+                               float *out) {
+    __m256 acc[KV_Q8_K_ROWS];
+    __m128 mins[KV_Q8_K_ROWS];
+    for (int r = 0; r < KV_Q8_K_ROWS; r++) acc[r] = _mm256_setzero_ps(), mins[r] = _mm_setzero_ps();
+    const void *rw[KV_Q8_K_ROWS];
+    for (int r = 0; r < KV_Q8_K_ROWS; r++) rw[r] = rows[r < nr ? r : 0]; /* spare lanes repeat row 0, unstored */
+    if (t == KVATTN_TYPE_Q5_K)
+        for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
+                const kv_block_q5_k *b = (const kv_block_q5_k *)rw[r] + i;
+                kv_prefetch((const unsigned char *)b + Q8_K_AHEAD, sizeof *b);
+                q45_k_block_avx2(b->d, b->dmin, b->scales, b->qs, b->qh, x + i, &acc[r], &mins[r]);
+            }
+    else if (t == KVATTN_TYPE_Q4_0)
+        for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
+                const kv_block_q4_0 *b = (const kv_block_q4_0 *)rw[r] + 8 * i;
+                kv_prefetch((const unsigned char *)b + Q8_K_AHEAD, 8 * sizeof *b);
+                q4_0_blocks_avx2(b, x + i, &acc[r], &mins[r]);
+            }
+    else if (t == KVATTN_TYPE_Q4_K)
+        for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
+                const kv_block_q4_k *b = (const kv_block_q4_k *)rw[r] + i;
+                kv_prefetch((const unsigned char *)b + Q8_K_AHEAD, sizeof *b);
+                q45_k_block_avx2(b->d, b->dmin, b->scales, b->qs, NULL, x + i, &acc[r], &mins[r]);
+            }
+    else
+        for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
+                const kv_block_q6_k *b = (const kv_block_q6_k *)rw[r] + i;
+                kv_prefetch((const unsigned char *)b + Q8_K_AHEAD, sizeof *b);
+                q6_k_block_avx2(b, x + i, &acc[r]);
+            }
+    for (int r = 0; r < nr; r++) out[r] = kv_hsum_avx2(acc[r]) - hsum128(mins[r]);
+}
+#endif
+
+static inline void isa_quant_rows_dot_q8_k(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x, int n, float *y) {
+#if KV_HAVE_AVX2
+    rows_dot_q8_k_avx2(t, rows, nr, x, n / KV_QK_K, y);
+#else
+    for (int r = 0; r < nr; r++) y[r] = kv_quant_row_dot_q8_k_ref(t, rows[r], x, n);
+#endif
+}
+
+#endif
