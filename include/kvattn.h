@@ -662,7 +662,8 @@ int kvattn_set_threads(int n);
 /* ------------------------------------------------------------------------- */
 
 /* The kernels are built once per instruction-set level — "scalar", "avx2"
- * (AVX2 + FMA + F16C), "avx512" (AVX-512 F/BW/DQ/VL) — and the best one this
+ * (AVX2 + FMA + F16C), "avx512" (AVX-512 F/BW/DQ/VL), "avx512vnni" (and
+ * AVX512_VNNI's integer dot products) — and the best one this
  * CPU and OS support runs, unless the environment variable KVATTN_ISA names a
  * lower one. kvattn_isa() is the level running. */
 const char *kvattn_isa(void);
@@ -674,6 +675,13 @@ const char *kvattn_cpu_name(void);
  * unknown name, KVATTN_ERR_UNSUPPORTED for a level this CPU or build lacks.
  * Not while another thread runs kernels. */
 kvattn_status kvattn_set_isa(const char *name);
+
+/* Decode products with quantized weights (q8_0 and GGUF's block types) round
+ * the activations to 8 bits per block and multiply in integers, as llama.cpp
+ * does; kvattn_set_exact(1) (or KVATTN_EXACT=1 in the environment) makes every
+ * product an f32 one instead. Not while another thread runs kernels. */
+void kvattn_set_exact(int exact);
+int kvattn_exact(void);
 
 #ifdef __cplusplus
 }

@@ -243,9 +243,58 @@ static void test_writers(void) {
     free(v), free(back), free(row);
 }
 
+/* The q8_0 weights' integer products with x rounded to 16 bits per 32: the
+ * rounding gives the twin's bytes exactly; the products of 1 to 4 rows of 1
+ * to 37 blocks equal the scalar twin's integer sums scaled within f32
+ * rounding (1e-5 of Σ|terms|), and the exact product within the rounding of
+ * x: each x_i moves by at most half its block's step d_b, so by Σ_i
+ * |w_i|·d_b / 2. Weights span -128..127 and x holds all-zero blocks. */
+static void test_q8_0_int_products(void) {
+    test_rng r = {321};
+    for (int it = 0; it < 120; it++) {
+        const int nb = it < 3 ? it + 1 : test_randint(&r, 1, 37), n = 32 * nb, nr = 1 + it % KV_Q8_0_INT_ROWS;
+        kv_block_q8_0 *w = malloc(sizeof *w * (size_t)(nb * nr));
+        float *x = malloc(sizeof(float) * n), *d = malloc(sizeof(float) * nb), *dr = malloc(sizeof(float) * nb);
+        int16_t *q = malloc(sizeof(int16_t) * n), *qr = malloc(sizeof(int16_t) * n);
+        for (int b = 0; b < nb * nr; b++) {
+            w[b].d = kv_f32_to_f16(ldexpf(test_uniform(&r) + 1.5f, test_randint(&r, -12, 2)));
+            for (int i = 0; i < 32; i++) w[b].qs[i] = (int8_t)test_randint(&r, -128, 127);
+        }
+        test_fill(&r, x, (size_t)n, 1.0f);
+        if (it % 5 == 4) memset(x, 0, sizeof(float) * 32); /* an all-zero block: scale 0 */
+        kv_quantize_q16_32(x, q, d, n);
+        kv_quantize_q16_32_ref(x, qr, dr, n);
+        CHECK(!memcmp(q, qr, sizeof(int16_t) * n) && !memcmp(d, dr, sizeof(float) * nb),
+              "q8_0 × 16-bit x (%d blocks): the rounding gives the twin's bytes", nb);
+        const void *rows[KV_Q8_0_INT_ROWS];
+        float y[KV_Q8_0_INT_ROWS];
+        for (int k = 0; k < nr; k++) rows[k] = w + (size_t)k * nb;
+        kv_q8_0_rows_dot_q16(rows, nr, q, d, n, y);
+        for (int k = 0; k < nr; k++) {
+            const kv_block_q8_0 *wr = w + (size_t)k * nb;
+            double terms = 0.0, exact = 0.0, rounding = 0.0;
+            for (int b = 0; b < nb; b++)
+                for (int i = 0; i < 32; i++) {
+                    const double wi = (double)kv_f16_to_f32(wr[b].d) * wr[b].qs[i];
+                    terms += fabs(wi * d[b] * q[32 * b + i]);
+                    exact += wi * x[32 * b + i];
+                    rounding += fabs(wi) * d[b] / 2;
+                }
+            const float ref = kv_q8_0_row_dot_q16_ref(wr, q, d, n);
+            CHECK(fabs(y[k] - ref) <= 1e-5 * terms + 1e-30, "q8_0 × 16-bit x, %d blocks, row %d of %d: %g vs twin %g",
+                  nb, k, nr, (double)y[k], (double)ref);
+            CHECK(fabs(y[k] - exact) <= rounding * (1 + 1e-5) + 1e-5 * terms + 1e-30,
+                  "q8_0 × 16-bit x, %d blocks: %g vs the exact %g beyond the rounding of x (%g)", nb, (double)y[k],
+                  exact, rounding);
+        }
+        free(w), free(x), free(d), free(dr), free(q), free(qr);
+    }
+}
+
 static void test_level(const char *isa) {
     (void)isa;
     test_fast_vs_reference();
+    test_q8_0_int_products();
 }
 
 int main(void) {

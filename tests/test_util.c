@@ -13,7 +13,7 @@ int test_finish(const char *name) {
 }
 
 int test_each_isa(void (*fn)(const char *isa)) {
-    static const char *const levels[] = {"scalar", "avx2", "avx512"};
+    static const char *const levels[] = {"scalar", "avx2", "avx512", "avx512vnni"};
     const char *best = kvattn_isa();
     int ran = 0;
     for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {

@@ -22,10 +22,10 @@ kv_isa kv_cpu_best_isa(void) {
     if ((xcr & 0x6) != 0x6) return KV_ISA_SCALAR; /* XMM and YMM state */
     if (__get_cpuid_max(0, NULL) < 7) return KV_ISA_SCALAR;
     __cpuid_count(7, 0, a, b, c, d);
-    if (!(b >> 5 & 1)) return KV_ISA_SCALAR; /* AVX2 */
+    if (!(b >> 5 & 1)) return KV_ISA_SCALAR;                                             /* AVX2 */
     const int avx512 = (b >> 16 & 1) && (b >> 17 & 1) && (b >> 30 & 1) && (b >> 31 & 1); /* F, DQ, BW, VL */
-    if (avx512 && (xcr & 0xe6) == 0xe6) return KV_ISA_AVX512; /* opmask, ZMM0-15 upper halves, ZMM16-31 */
-    return KV_ISA_AVX2;
+    if (!avx512 || (xcr & 0xe6) != 0xe6) return KV_ISA_AVX2; /* opmask, ZMM0-15 upper halves, ZMM16-31 */
+    return c >> 11 & 1 ? KV_ISA_AVX512_VNNI : KV_ISA_AVX512;
 }
 
 const char *kv_cpu_model(void) {
@@ -54,7 +54,7 @@ kv_isa kv_cpu_best_isa(void) { return KV_ISA_SCALAR; }
 const char *kv_cpu_model(void) { return "unknown"; }
 #endif
 
-static const char *const isa_names[KV_ISA_COUNT] = {"scalar", "avx2", "avx512"};
+static const char *const isa_names[KV_ISA_COUNT] = {"scalar", "avx2", "avx512", "avx512vnni"};
 
 const char *kv_isa_name(kv_isa isa) { return isa >= 0 && isa < KV_ISA_COUNT ? isa_names[isa] : NULL; }
 

@@ -4,14 +4,17 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #ifdef KVATTN_X86_KERNELS
-static const kv_kernels *const tables[KV_ISA_COUNT] = {&kv_kernels_scalar, &kv_kernels_avx2, &kv_kernels_avx512};
+static const kv_kernels *const tables[KV_ISA_COUNT] = {&kv_kernels_scalar, &kv_kernels_avx2, &kv_kernels_avx512,
+                                                       &kv_kernels_avx512_vnni};
 #else
-static const kv_kernels *const tables[KV_ISA_COUNT] = {&kv_kernels_scalar, NULL, NULL};
+static const kv_kernels *const tables[KV_ISA_COUNT] = {&kv_kernels_scalar, NULL, NULL, NULL};
 #endif
 
 const kv_kernels *kv_kernels_active = &kv_kernels_scalar;
+int kv_exact_products = 0;
 
 const kv_kernels *kv_kernels_for(kv_isa isa) {
     if (isa < 0 || isa >= KV_ISA_COUNT || isa > kv_cpu_best_isa()) return NULL;
@@ -26,11 +29,13 @@ __attribute__((constructor)) static void kernels_select(void) {
     kv_isa best = kv_cpu_best_isa();
     while (best > KV_ISA_SCALAR && !tables[best]) best--;
     kv_kernels_active = tables[best];
+    const char *exact = getenv("KVATTN_EXACT");
+    kv_exact_products = exact && *exact && strcmp(exact, "0");
     const char *want = getenv("KVATTN_ISA");
     if (!want || !*want) return;
     const int isa = kv_isa_from_name(want);
     if (isa < 0)
-        fprintf(stderr, "kvattn: KVATTN_ISA=%s is not a level (scalar, avx2, avx512); running %s\n", want,
+        fprintf(stderr, "kvattn: KVATTN_ISA=%s is not a level (" KV_ISA_NAMES "); running %s\n", want,
                 kv_isa_name(best));
     else if (!kv_kernels_for((kv_isa)isa))
         fprintf(stderr, "kvattn: KVATTN_ISA=%s: this CPU (%s) does not support it; running %s\n", want, kv_cpu_model(),
@@ -45,7 +50,7 @@ const char *kvattn_cpu_name(void) { return kv_cpu_model(); }
 kvattn_status kvattn_set_isa(const char *name) {
     const int isa = kv_isa_from_name(name);
     if (isa < 0)
-        return kv_fail(KVATTN_ERR_INVALID_ARG, "instruction-set level '%s' is not one of scalar, avx2, avx512",
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "instruction-set level '%s' is not one of " KV_ISA_NAMES,
                        name ? name : "(null)");
     const kv_kernels *k = kv_kernels_for((kv_isa)isa);
     if (!k)
@@ -54,3 +59,7 @@ kvattn_status kvattn_set_isa(const char *name) {
     kv_kernels_active = k;
     return KVATTN_OK;
 }
+
+void kvattn_set_exact(int exact) { kv_exact_products = exact != 0; }
+
+int kvattn_exact(void) { return kv_exact_products; }

@@ -6,4 +6,4 @@
 #define KV_KERNEL_ISA   KV_ISA_AVX512
 #include "kernel_table_def.h"
 
-_Static_assert(KV_HAVE_AVX512, "isa_avx512.c must be compiled for AVX-512 F, BW, DQ and VL");
+_Static_assert(KV_HAVE_AVX512 && !KV_HAVE_VNNI, "isa_avx512.c must be compiled for AVX-512 F, BW, DQ and VL");

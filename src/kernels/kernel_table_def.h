@@ -33,6 +33,8 @@ const kv_kernels KV_KERNEL_TABLE = {
     .gemm_micro = KV_HAVE_AVX512 ? isa_gemm_micro : NULL,
     .quantize_q8_k = isa_quantize_q8_k,
     .quant_rows_dot_q8_k = isa_quant_rows_dot_q8_k,
+    .quantize_q16_32 = isa_quantize_q16_32,
+    .q8_0_rows_dot_q16 = isa_q8_0_rows_dot_q16,
     .sum_streams = isa_sum_streams,
     .fma_chains = isa_fma_chains,
 };

@@ -1,5 +1,6 @@
 /* The kernels, chosen at run time: one table of them per instruction-set
- * level (isa_scalar.c, isa_avx2.c, isa_avx512.c, each compiled for its level),
+ * level (isa_scalar.c, isa_avx2.c, isa_avx512.c, isa_avx512vnni.c, each
+ * compiled for its level),
  * and the table in use picked at start-up as the best level this CPU and OS
  * support, or the lower one KVATTN_ISA names (dispatch.c). Code outside
  * src/kernels calls the kernels through the wrappers below; their scalar
@@ -48,15 +49,21 @@ typedef struct {
     void (*quantize_q8_k)(const float *x, kv_block_q8_k *y, int n);
     void (*quant_rows_dot_q8_k)(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x, int n,
                                 float *y);
+    void (*quantize_q16_32)(const float *x, int16_t *q, float *d, int n);
+    void (*q8_0_rows_dot_q16)(const void *const *rows, int nr, const int16_t *q, const float *d, int n, float *y);
     /* the machine's limits, measured at this level (measure_isa.h) */
     float (*sum_streams)(const float *base, size_t per, int streams);
     double (*fma_chains)(long iters);
 } kv_kernels;
 
-extern const kv_kernels kv_kernels_scalar, kv_kernels_avx2, kv_kernels_avx512;
+extern const kv_kernels kv_kernels_scalar, kv_kernels_avx2, kv_kernels_avx512, kv_kernels_avx512_vnni;
 
 /* The table in use (set before main by dispatch.c). */
 extern const kv_kernels *kv_kernels_active;
+
+/* Whether every product is to be an f32 one (kvattn_set_exact, KVATTN_EXACT=1):
+ * no 8-bit rounding of the activations for quantized weights. */
+extern int kv_exact_products;
 
 /* The table of a level; NULL where this build or this CPU lacks it. */
 const kv_kernels *kv_kernels_for(kv_isa isa);
@@ -71,9 +78,7 @@ static inline void kv_row_axpy(kvattn_type t, const void *row, float a, float *y
 static inline void kv_row_load(kvattn_type t, const void *row, float *y, int n) {
     kv_kernels_active->row_load(t, row, y, n);
 }
-static inline float kv_scale_max(float *x, float a, float m, int n) {
-    return kv_kernels_active->scale_max(x, a, m, n);
-}
+static inline float kv_scale_max(float *x, float a, float m, int n) { return kv_kernels_active->scale_max(x, a, m, n); }
 static inline float kv_exp_shift_sum(const float *x, float shift, float *y, int n) {
     return kv_kernels_active->exp_shift_sum(x, shift, y, n);
 }
@@ -94,7 +99,9 @@ static inline void kv_tile_accum_f32(const float *P, int ldp, int G, const float
     kv_kernels_active->tile_accum_f32(P, ldp, G, V, ldv, N, d, O, ldo);
 }
 static inline int kv_q16_ok(kvattn_type t, int G, int kd, int vd) { return kv_kernels_active->q16_ok(t, G, kd, vd); }
-static inline void kv_q16_pack(const float *Q, int ldq, int d, float *Qt) { kv_kernels_active->q16_pack(Q, ldq, d, Qt); }
+static inline void kv_q16_pack(const float *Q, int ldq, int d, float *Qt) {
+    kv_kernels_active->q16_pack(Q, ldq, d, Qt);
+}
 static inline void kv_q16_widen(kvattn_type t, const unsigned char *rows, size_t stride, int N, int d, float *W) {
     kv_kernels_active->q16_widen(t, rows, stride, N, d, W);
 }
@@ -123,6 +130,13 @@ static inline void kv_quantize_q8_k(const float *x, kv_block_q8_k *y, int n) {
 static inline void kv_quant_rows_dot_q8_k(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x, int n,
                                           float *y) {
     kv_kernels_active->quant_rows_dot_q8_k(t, rows, nr, x, n, y);
+}
+static inline void kv_quantize_q16_32(const float *x, int16_t *q, float *d, int n) {
+    kv_kernels_active->quantize_q16_32(x, q, d, n);
+}
+static inline void kv_q8_0_rows_dot_q16(const void *const *rows, int nr, const int16_t *q, const float *d, int n,
+                                        float *y) {
+    kv_kernels_active->q8_0_rows_dot_q16(rows, nr, q, d, n, y);
 }
 static inline float kv_quant_row_dot_q8_k(kvattn_type t, const void *row, const kv_block_q8_k *x, int n) {
     float y;

@@ -41,39 +41,79 @@ static void thread_rows(int n, int *r0, int *r1) {
     *r0 = (int)((long)n * t / nt), *r1 = (int)((long)n * (t + 1) / nt);
 }
 
-/* Rows r0..r1 of W against Q8_K activations, as KV_Q8_K_ROWS far-apart
- * streams read side by side (kv_gemv_rows' layout for the integer products). */
-static void gemv_q8_k_rows(float *y, const kv_block_q8_k *xq, kvattn_matrix W, int r0, int r1, int k) {
-    const int per = (r1 - r0 + KV_Q8_K_ROWS - 1) / KV_Q8_K_ROWS;
+/* x rounded once for the integer products with quantized rows: Q8_K blocks
+ * (the K-quants and Q4_0, per 256), or 16-bit values with a scale per 32
+ * (q8_0). */
+typedef enum { X_F32, X_Q8_K, X_Q16_32 } x_rounding;
+typedef struct {
+    x_rounding kind;
+    kv_block_q8_k *q8_k;
+    int16_t *q16;
+    float *d;
+} rounded_x;
+
+/* y[r] = rows[r]·x for nr rows (at most the kind's streams). */
+static void rounded_rows_dot(const rounded_x *x, kvattn_type t, const void *const *rows, int nr, int k, float *y) {
+    switch (x->kind) {
+    case X_Q8_K: kv_quant_rows_dot_q8_k(t, rows, nr, x->q8_k, k, y); break;
+    default: kv_q8_0_rows_dot_q16(rows, nr, x->q16, x->d, k, y); break;
+    }
+}
+
+/* Rows r0..r1 of W against the rounded x, as far-apart streams read side by
+ * side (kv_gemv_rows' layout for the integer products). */
+static void gemv_rounded_rows(float *y, const rounded_x *x, kvattn_matrix W, int r0, int r1, int k) {
+    enum { MAX_STREAMS = KV_Q8_K_ROWS > KV_Q8_0_INT_ROWS ? KV_Q8_K_ROWS : KV_Q8_0_INT_ROWS };
+    const int streams = x->kind == X_Q8_K ? KV_Q8_K_ROWS : KV_Q8_0_INT_ROWS;
+    const int per = (r1 - r0 + streams - 1) / streams;
     for (int i = 0; i < per; i++) {
-        const void *rows[KV_Q8_K_ROWS];
-        float out[KV_Q8_K_ROWS];
-        int idx[KV_Q8_K_ROWS], nr = 0;
-        for (int s = 0; s < KV_Q8_K_ROWS && r0 + s * per + i < r1; s++)
+        const void *rows[MAX_STREAMS];
+        float out[MAX_STREAMS];
+        int idx[MAX_STREAMS], nr = 0;
+        for (int s = 0; s < streams && r0 + s * per + i < r1; s++)
             idx[nr] = r0 + s * per + i, rows[nr] = kv_matrix_row(W, idx[nr], k), nr++;
-        kv_quant_rows_dot_q8_k(W.type, rows, nr, xq, k, out);
+        rounded_rows_dot(x, W.type, rows, nr, k, out);
         for (int s = 0; s < nr; s++) y[idx[s]] = out[s];
     }
+}
+
+/* The rounding of x that rows of type t meet (X_F32: none), and x rounded so
+ * into one allocation (*mem, to be freed). */
+static rounded_x round_x(const float *x, kvattn_type t, int k, void **mem) {
+    rounded_x r = {X_F32, NULL, NULL, NULL};
+    *mem = NULL;
+    if (kv_exact_products) return r;
+    if (kv_quant_has_q8_k_dot(t) && k % KV_QK_K == 0) {
+        if (!(*mem = r.q8_k = malloc(sizeof *r.q8_k * (size_t)(k / KV_QK_K)))) return r;
+        kv_quantize_q8_k(x, r.q8_k, k);
+        r.kind = X_Q8_K;
+    } else if (t == KVATTN_TYPE_Q8_0 && k % KV_Q8_0_BLOCK == 0) {
+        if (!(*mem = r.d = malloc(sizeof(float) * (size_t)(k / KV_Q8_0_BLOCK) + sizeof(int16_t) * (size_t)k))) return r;
+        r.q16 = (int16_t *)(r.d + k / KV_Q8_0_BLOCK);
+        kv_quantize_q16_32(x, r.q16, r.d, k);
+        r.kind = X_Q16_32;
+    }
+    return r;
 }
 
 /* y[i] = W[i]·x for one token (decode). Each thread takes an equal share of the
  * rows and reads KV_DOT_ROWS far-apart parts of it at once (kv_gemv_rows): a
  * single stream per core leaves part of this machine's bandwidth unused
- * (bench/stream_probe.c). K-quant and Q4_0 rows meet x rounded once to 8 bits
- * per 256 (as llama.cpp does) in integer products. */
+ * (bench/stream_probe.c). Unless every product is to be f32 (kvattn_set_exact),
+ * quantized rows meet x rounded once (round_x) in integer products: to 8 bits
+ * per 256 for the K-quants and Q4_0, as llama.cpp does; to 16 bits per 32 for
+ * q8_0, which costs no measurable accuracy. */
 static void gemv(float *y, const float *x, kvattn_matrix W, int n, int k) {
-    kv_block_q8_k *xq = kv_quant_has_q8_k_dot(W.type) && k % KV_QK_K == 0
-                            ? malloc(sizeof *xq * (size_t)(k / KV_QK_K))
-                            : NULL; /* out of memory: the f32 path below needs none */
-    if (xq) kv_quantize_q8_k(x, xq, k);
+    void *mem;
+    const rounded_x xr = round_x(x, W.type, k, &mem); /* out of memory: the f32 path, which needs none */
 #pragma omp parallel if ((long)n * k > KV_PARALLEL_MIN_MACS)
     {
         int r0, r1;
         thread_rows(n, &r0, &r1);
-        if (xq) gemv_q8_k_rows(y, xq, W, r0, r1, k);
+        if (xr.kind != X_F32) gemv_rounded_rows(y, &xr, W, r0, r1, k);
         else kv_gemv_rows(y + r0, x, W, r0, r1 - r0, k);
     }
-    free(xq);
+    free(mem);
 }
 
 /* Prefill GEMM from GEMM_MIN_TOKENS tokens on, at levels with a micro-kernel:

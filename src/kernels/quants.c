@@ -325,6 +325,29 @@ float kv_quant_row_dot_q8_k_ref(kvattn_type t, const void *row, const kv_block_q
     return s;
 }
 
+/* ---- q8_0 weights' integer products ---------------------------------------- */
+
+void kv_quantize_q16_32_ref(const float *x, int16_t *q, float *d, int n) {
+    for (int b = 0; b < n / KV_QK; b++, x += KV_QK, q += KV_QK) {
+        float amax = 0.0f;
+        for (int i = 0; i < KV_QK; i++) amax = fmaxf(amax, fabsf(x[i]));
+        const float id = amax > 0.0f ? 32767.0f / amax : 0.0f;
+        d[b] = amax / 32767.0f;
+        for (int i = 0; i < KV_QK; i++) q[i] = (int16_t)lrintf(x[i] * id);
+    }
+}
+
+float kv_q8_0_row_dot_q16_ref(const void *row, const int16_t *q, const float *d, int n) {
+    const kv_block_q8_0 *w = row;
+    float s = 0.0f;
+    for (int b = 0; b < n / KV_QK; b++) {
+        int32_t isum = 0;
+        for (int i = 0; i < KV_QK; i++) isum += w[b].qs[i] * q[KV_QK * b + i];
+        s += kv_f16_to_f32(w[b].d) * d[b] * (float)isum;
+    }
+    return s;
+}
+
 /* ---- writing ---------------------------------------------------------------- */
 
 int kv_quant_can_write(kvattn_type t) { return t == KVATTN_TYPE_Q4_0 || t == KVATTN_TYPE_Q4_K; }

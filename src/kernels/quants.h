@@ -119,4 +119,15 @@ int kv_quant_has_q8_k_dot(kvattn_type t);
 float kv_quant_row_dot_q8_k_ref(kvattn_type t, const void *row, const kv_block_q8_k *x, int n);
 #define KV_Q8_K_ROWS 2
 
+#define KV_Q8_0_INT_ROWS 4
+
+/* Activations for the q8_0 weights' integer products: x[n] (whole blocks of
+ * 32) as q[n] in [-32767, 32767] and a scale d[b] = max|x|/32767 per block, q
+ * = round(x / d) to nearest even; and Σ_b f16(w_b.d) · d[b] · Σ_i w_b.qs[i] ·
+ * q[32b + i] over a q8_0 row of n elements (whole blocks). The scalar twins of
+ * kv_quantize_q16_32 and kv_q8_0_rows_dot_q16 (kernels.h, which reads
+ * KV_Q8_0_INT_ROWS rows side by side). */
+void kv_quantize_q16_32_ref(const float *x, int16_t *q, float *d, int n);
+float kv_q8_0_row_dot_q16_ref(const void *row, const int16_t *q, const float *d, int n);
+
 #endif

@@ -33,6 +33,12 @@
 #else
 #define KV_HAVE_AVX512 0
 #endif
+/* AVX512_VNNI's integer dot products (vpdpbusd) where the compiler targets them. */
+#if KV_HAVE_AVX512 && defined(__AVX512VNNI__)
+#define KV_HAVE_VNNI 1
+#else
+#define KV_HAVE_VNNI 0
+#endif
 /* Fully unrolls the loop that follows (a small constant trip count): register
  * blocks index their accumulators by the loop variables, and a loop the
  * compiler keeps rolled leaves them in memory, a load and a store per FMA. */
