@@ -33,23 +33,11 @@ static int complain(const char *fmt, ...) {
 int cmd_eval(int argc, char **argv) {
     model_opts o;
     model_opts_defaults(&o);
-    static const char *const take[] = {"-m, --model",
-                                       "-z",
-                                       "-f, --file",
-                                       "-c, --ctx-size",
-                                       "-t, --threads",
-                                       "--kv-type",
-                                       "-ctk, --cache-type-k",
-                                       "-ctv, --cache-type-v",
-                                       "--mla",
-                                       "--ref",
-                                       "--ref-z",
-                                       "--score-second-half",
-                                       "--logits-out",
-                                       "--kld-base-out",
-                                       "--top",
-                                       "--json",
-                                       NULL};
+    static const char *const take[] = {
+        "-m, --model", "-z",          "-f, --file",          "-c, --ctx-size",       "-t, --threads",        "--exact",
+        "--decode",    "--ref-exact", "--kv-type",           "-ctk, --cache-type-k", "-ctv, --cache-type-v", "--mla",
+        "--ref",       "--ref-z",     "--score-second-half", "--logits-out",         "--kld-base-out",       "--top",
+        "--json",      NULL};
     int rc = model_opts_parse(argc, argv, &o, "eval",
                               "-m MODEL -f TEXT [-z TOKENIZER] [-c CTX] [--ref MODEL] [--score-second-half] [options]",
                               "Perplexity over TEXT in windows of CTX tokens (each window starts with BOS); with\n"
@@ -58,6 +46,10 @@ int cmd_eval(int argc, char **argv) {
     if (rc) return rc > 0 ? 0 : 2;
     if (!o.file) {
         fprintf(stderr, "kvattn eval: -f TEXT is required\n");
+        return 2;
+    }
+    if (o.ref_exact && (!o.ref || o.exact)) {
+        fprintf(stderr, "kvattn eval: --ref-exact needs --ref, and not --exact (which makes both exact)\n");
         return 2;
     }
     if (o.ref_tokenizer && !o.ref) {
@@ -97,18 +89,21 @@ int cmd_eval(int argc, char **argv) {
                           .logits_out = lf,
                           .kld_out = kf,
                           .logits_top = (int)o.logits_top,
+                          .decode = o.decode,
+                          .ref_exact = o.ref_exact,
                           .cmd = "eval"};
     if (!m) rc = 1;
     else if (!rc) rc = eval_score(m, ref, ids, n_tok, &e, &r);
     if (rc == 0) {
         if (o.json) {
             printf("{\"tokens\": %lld, \"windows\": %d, \"ctx\": %lld, \"scoring\": \"%s\", \"nll\": %.6f, "
-                   "\"ppl\": %.6f, \"perplexity\": %.6f, \"tok_per_s\": %.2f",
+                   "\"ppl\": %.6f, \"perplexity\": %.6f, \"tok_per_s\": %.2f, \"feed\": \"%s\", \"exact\": %s",
                    (long long)r.tokens, r.windows, (long long)e.ctx, o.score_second_half ? "second-half" : "all", r.nll,
-                   r.ppl, r.ppl, (double)r.tokens / r.secs);
+                   r.ppl, r.ppl, (double)r.tokens / r.secs, o.decode ? "decode" : "prompt",
+                   kvattn_exact() ? "true" : "false");
             if (ref)
-                printf(", \"ref_ppl\": %.6f, \"ln_ppl_ratio\": %.6f, \"kl_mean\": %.6f, \"kl_median\": %.6f, "
-                       "\"kl_p99\": %.6f, \"kl_max\": %.6f, \"top1_agree\": %.6f",
+                printf(", \"ref_ppl\": %.6f, \"ln_ppl_ratio\": %.6f, \"kl_mean\": %.9g, \"kl_median\": %.9g, "
+                       "\"kl_p99\": %.9g, \"kl_max\": %.9g, \"top1_agree\": %.6f",
                        r.ref_ppl, log(r.ppl / r.ref_ppl), r.kl_mean, r.kl_median, r.kl_p99, r.kl_max, r.top1);
             printf("}\n");
         } else {

@@ -111,6 +111,24 @@ int eval_tokenize_file(const char *path, const kvattn_tokenizer *tok, int add_bo
     return rc;
 }
 
+/* A window through a session from its start: as one prompt, or (decode) a
+ * token at a time; logits [w->n][V]. */
+static kvattn_status feed(kvattn_session *s, const eval_window *w, int decode, size_t V, float *logits) {
+    kvattn_status st = kvattn_session_rewind(s, 0);
+    if (st != KVATTN_OK || !decode) return st != KVATTN_OK ? st : kvattn_session_decode(s, w->tokens, w->n, logits, 1);
+    for (int p = 0; p < w->n && st == KVATTN_OK; p++)
+        st = kvattn_session_decode(s, w->tokens + p, 1, logits + (size_t)p * V, 1);
+    return st;
+}
+
+static kvattn_status feed_ref(kvattn_session *rs, const eval_window *w, const eval_setup *e, size_t V, float *logits) {
+    const int was = kvattn_exact();
+    if (e->ref_exact) kvattn_set_exact(1);
+    const kvattn_status st = feed(rs, w, e->decode, V, logits);
+    kvattn_set_exact(was);
+    return st;
+}
+
 int eval_score(const kvattn_model *m, const kvattn_model *ref, const int32_t *ids, int n_tok, const eval_setup *e,
                eval_stats *out) {
     memset(out, 0, sizeof *out);
@@ -177,10 +195,8 @@ int eval_score(const kvattn_model *m, const kvattn_model *ref, const int32_t *id
             win_tokens[0] = bos >= 0 ? bos : ids[start];
             memcpy(win_tokens + 1, ids + start, sizeof(int32_t) * (size_t)n);
         }
-        if (kvattn_session_rewind(s, 0) != KVATTN_OK ||
-            kvattn_session_decode(s, w.tokens, w.n, logits, 1) != KVATTN_OK ||
-            (ref && (kvattn_session_rewind(rs, 0) != KVATTN_OK ||
-                     kvattn_session_decode(rs, w.tokens, w.n, ref_logits, 1) != KVATTN_OK))) {
+        if (feed(s, &w, e->decode, (size_t)V, logits) != KVATTN_OK ||
+            (ref && feed_ref(rs, &w, e, (size_t)V, ref_logits) != KVATTN_OK)) {
             rc = fprintf(stderr, "kvattn %s: %s\n", e->cmd, kvattn_last_error()) > 0;
             break;
         }

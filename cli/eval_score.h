@@ -17,6 +17,8 @@ typedef struct {
     FILE *logits_out; /* one JSON line per scored position, or NULL */
     FILE *kld_out;    /* second_half: llama-perplexity's --kl-divergence-base file, or NULL */
     int logits_top;
+    int decode;      /* windows fed a token at a time (the decode kernels), not as one prompt */
+    int ref_exact;   /* the reference runs with every product in f32 (kvattn_set_exact) */
     const char *cmd; /* "eval", for messages */
 } eval_setup;
 

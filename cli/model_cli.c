@@ -57,6 +57,9 @@ int model_opts_parse(int argc, char **argv, model_opts *o, const char *cmd, cons
         CLI_OPT_FLAG("--no-display-prompt", &o->no_display_prompt, "print only the generated text"),
         CLI_OPT_FLAG("-cnv, --conversation", &o->conversation, "chat: interactive turns (as kvattn chat)"),
         CLI_OPT_COUNT("-t, --threads", &o->threads, 1, 1 << 16, "N", "threads (default: all cores)"),
+        CLI_OPT_FLAG("--exact", &o->exact,
+                     "every product in f32 (as KVATTN_EXACT=1): quantized weights' decode products\n"
+                     "without rounding the activations to 8 bits per block"),
         CLI_OPT_TYPE("--kv-type", &kv, 1, "TYPE", "K and V cache type: f32, f16, bf16, q8_0 (default f16)"),
         CLI_OPT_TYPE("-ctk, --cache-type-k", &ctk, 1, "TYPE", "the K rows' type (default: --kv-type)"),
         CLI_OPT_TYPE("-ctv, --cache-type-v", &ctv, 1, "TYPE", "the V rows' type (default: --kv-type; MLA: as K)"),
@@ -72,6 +75,12 @@ int model_opts_parse(int argc, char **argv, model_opts *o, const char *cmd, cons
                        "a reference model run over the same windows: its perplexity, KL(ref || model)\n"
                        "per token (mean, 99th percentile) and top-1 agreement"),
         CLI_OPT_STRING("--ref-z", &o->ref_tokenizer, "TOKENIZER", "llama2.c tokenizer.bin of --ref (as -z)"),
+        CLI_OPT_FLAG("--decode", &o->decode,
+                     "feed each window a token at a time, as generation does (the decode kernels),\n"
+                     "instead of as one prompt"),
+        CLI_OPT_FLAG("--ref-exact", &o->ref_exact,
+                     "run --ref with every product in f32 (--exact) and the model with the default\n"
+                     "products: with --ref the same file, what the faster products cost"),
         CLI_OPT_FLAG("--score-second-half", &o->score_second_half,
                      "llama-perplexity's windows: chunks of CTX tokens, the first replaced by BOS,\n"
                      "only the second half of each scored"),
@@ -101,6 +110,7 @@ int model_opts_parse(int argc, char **argv, model_opts *o, const char *cmd, cons
         return -1;
     }
     if (o->threads) kvattn_set_threads((int)o->threads);
+    if (o->exact) kvattn_set_exact(1);
     return 0;
 }
 

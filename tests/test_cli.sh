@@ -148,6 +148,18 @@ if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["kl_mea
 expect_exit 0 "export q8_0 for --ref" "$kvattn" export -m "$models/stories260K.bin" -z "$models/tok512.bin" --type q8_0 -o "$tmp/q8.gguf"
 expect_exit 0 "eval --ref q8_0" "$kvattn" eval -m "$tmp/q8.gguf" -f "$tmp/text.txt" -c 64 --ref "$models/stories260K.bin" --ref-z "$models/tok512.bin" --json
 if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert 0 < d["kl_mean"] < 0.02 and d["kl_p99"] >= d["kl_median"] and 0.9 < d["top1_agree"] <= 1 and d["ppl"] != d["ref_ppl"], d' "$tmp/out"; then ok; else bad "eval --ref against a q8_0 copy"; fi
+# the decode products: q8_0 rows meet x rounded to 16 bits, a cost measured by --ref-exact (small, not
+# zero: the path ran); two runs of the same products agree exactly; token by token equals one prompt
+expect_exit 0 "eval --decode --ref-exact" "$kvattn" eval -m "$tmp/q8.gguf" -f "$tmp/text.txt" -c 64 --ref "$tmp/q8.gguf" --ref-exact --decode --json
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert 0 < d["kl_mean"] < 1e-4 and d["top1_agree"] > 0.99 and abs(d["ln_ppl_ratio"]) < 1e-3 and d["feed"] == "decode" and not d["exact"], d' "$tmp/out"; then ok; else bad "eval --ref-exact: the 16-bit products' cost"; fi
+expect_exit 0 "eval --decode --ref itself" "$kvattn" eval -m "$tmp/q8.gguf" -f "$tmp/text.txt" -c 64 --ref "$tmp/q8.gguf" --decode --json
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["kl_mean"] == 0 and d["ppl"] == d["ref_ppl"], d' "$tmp/out"; then ok; else bad "eval --decode: the same products agree"; fi
+expect_exit 0 "eval --exact --decode" "$kvattn" eval -m "$tmp/q8.gguf" -f "$tmp/text.txt" -c 64 --exact --decode --json
+cp "$tmp/out" "$tmp/exact_decode.json"
+expect_exit 0 "eval --exact" "$kvattn" eval -m "$tmp/q8.gguf" -f "$tmp/text.txt" -c 64 --exact --json
+if python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2])); assert a["exact"] and abs(a["ppl"] / b["ppl"] - 1) < 1e-5, (a, b)' "$tmp/exact_decode.json" "$tmp/out"; then ok; else bad "eval --exact: token by token as one prompt"; fi
+expect_exit 2 "eval --ref-exact without --ref" "$kvattn" eval -m "$tmp/q8.gguf" -f "$tmp/text.txt" --ref-exact
+expect_grep "--ref-exact needs --ref" "$tmp/err" "eval --ref-exact names what it needs"
 # llama-perplexity's KL base format: header, tokens, and records whose probabilities sum to 1
 printf '%s %s %s %s\n' "$golden" "$golden" "$golden" "$golden" > "$tmp/text4.txt"
 expect_exit 0 "eval --kld-base-out" "$kvattn" eval -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/text4.txt" -c 64 --score-second-half --kld-base-out "$tmp/kv.kld" --json
