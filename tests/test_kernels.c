@@ -116,8 +116,10 @@ static void test_matmul(void) {
                        {1, 37, 2048},
                        {1, 129, 13},
                        /* prefill GEMM: token blocks of 64 and a ragged one, row blocks of 6 and a short
-                       * one, column blocks of 256 and a ragged one (q8_0 rows widened from block 8 on) */
+                       * one, column blocks of 256 and a ragged one (q8_0 rows widened from block 8 on);
+                       * groups of 4 token blocks, the last group partly filled */
                        {70, 13, 600},
+                       {300, 9, 70},
                        {128, 7, 300},
                        {16, 6, 256},
                        {65, 1, 33}};

@@ -123,6 +123,7 @@ static void gemv(float *y, const float *x, kvattn_matrix W, int n, int k) {
  * (paid once per 64 tokens) and runs the micro-kernel over them. */
 #define GEMM_MIN_TOKENS 16
 #define GEMM_KC         256
+#define GEMM_GROUP      4
 
 static int packed_gemm(float *y, const float *x, kvattn_matrix W, int T, int n, int k, size_t row_bytes) {
     const kv_kernels *kern = kv_kernels_active;
@@ -133,13 +134,15 @@ static int packed_gemm(float *y, const float *x, kvattn_matrix W, int T, int n, 
     for (int c = 0; c < k; c++)
         for (int t = 0; t < T64; t++)
             xt[((size_t)(t / 64) * k + c) * 64 + t % 64] = t < T ? x[(size_t)t * k + c] : 0.0f;
-    /* token blocks outermost: one block's xt (k × 64 floats) stays in L2 while W streams past */
-    for (int t0 = 0; t0 < T16; t0 += KV_GEMM_TOKENS) {
-        const int nt = T16 - t0 < KV_GEMM_TOKENS ? T16 - t0 : KV_GEMM_TOKENS;
-        const float *xb = xt + (size_t)(t0 / 64) * k * 64;
+    /* groups of GEMM_GROUP token blocks outermost: each chunk of W is widened once per group
+     * and multiplied into the group's blocks in turn, their xt (k × 64 floats each) read from
+     * L2 or L3 while W streams past */
+    for (int g0 = 0; g0 < T16; g0 += GEMM_GROUP * KV_GEMM_TOKENS) {
+        const int group_tokens = T16 - g0 < GEMM_GROUP * KV_GEMM_TOKENS ? T16 - g0 : GEMM_GROUP * KV_GEMM_TOKENS;
+        const int n_blocks = (group_tokens + KV_GEMM_TOKENS - 1) / KV_GEMM_TOKENS;
 #pragma omp parallel
         {
-            float w[KV_GEMM_ROWS * GEMM_KC], C[KV_GEMM_ROWS * KV_GEMM_TOKENS];
+            float w[KV_GEMM_ROWS * GEMM_KC], C[GEMM_GROUP][KV_GEMM_ROWS * KV_GEMM_TOKENS];
 #pragma omp for schedule(static)
             for (int b = 0; b < blocks; b++) {
                 const int r0 = b * KV_GEMM_ROWS, nr = n - r0 < KV_GEMM_ROWS ? n - r0 : KV_GEMM_ROWS;
@@ -154,11 +157,17 @@ static int packed_gemm(float *y, const float *x, kvattn_matrix W, int T, int n, 
                                            w + r * GEMM_KC, kc);
                         else memset(w + r * GEMM_KC, 0, sizeof(float) * (size_t)kc);
                     }
-                    kern->gemm_micro(w, GEMM_KC, xb + (size_t)c0 * 64, 64, kc, nt / 16, C);
+                    for (int j = 0; j < n_blocks; j++) {
+                        const int t0 = g0 + j * KV_GEMM_TOKENS;
+                        const int nt = T16 - t0 < KV_GEMM_TOKENS ? T16 - t0 : KV_GEMM_TOKENS;
+                        const float *xb = xt + (size_t)(t0 / 64) * k * 64;
+                        kern->gemm_micro(w, GEMM_KC, xb + (size_t)c0 * 64, 64, kc, nt / 16, C[j]);
+                    }
                 }
-                for (int r = 0; r < nr; r++)
-                    for (int t = t0; t < t0 + nt && t < T; t++)
-                        y[(size_t)t * n + r0 + r] = C[r * KV_GEMM_TOKENS + t - t0];
+                for (int j = 0; j < n_blocks; j++)
+                    for (int r = 0; r < nr; r++)
+                        for (int t = g0 + j * KV_GEMM_TOKENS; t < g0 + (j + 1) * KV_GEMM_TOKENS && t < T; t++)
+                            y[(size_t)t * n + r0 + r] = C[j][r * KV_GEMM_TOKENS + t - g0 - j * KV_GEMM_TOKENS];
             }
         }
     }
