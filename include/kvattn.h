@@ -677,11 +677,18 @@ const char *kvattn_cpu_name(void);
 kvattn_status kvattn_set_isa(const char *name);
 
 /* Decode products with quantized weights (q8_0 and GGUF's block types) round
- * the activations to 8 bits per block and multiply in integers, as llama.cpp
- * does; kvattn_set_exact(1) (or KVATTN_EXACT=1 in the environment) makes every
- * product an f32 one instead. Not while another thread runs kernels. */
+ * the activations once per projection and multiply in integers: q8_0 rows
+ * meet them rounded to 16 bits per 32; the K-quants and Q4_0 meet them
+ * rounded to 8 bits per 256 (llama.cpp's Q8_K) plus that rounding's residual
+ * rounded the same way, which together cost no measurable accuracy.
+ * kvattn_set_fast_products(1) (KVATTN_FAST=1) drops the residual: llama.cpp's
+ * numerics, faster, at a cost the README measures. kvattn_set_exact(1)
+ * (KVATTN_EXACT=1) makes every product an f32 one instead (it wins over
+ * fast). Not while another thread runs kernels. */
 void kvattn_set_exact(int exact);
 int kvattn_exact(void);
+void kvattn_set_fast_products(int fast);
+int kvattn_fast_products(void);
 
 #ifdef __cplusplus
 }

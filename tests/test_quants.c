@@ -99,12 +99,14 @@ static void random_blocks(test_rng *r, kvattn_type t, unsigned char *p, int bloc
             }
 }
 
-/* The decode GEMV of Q4_K/Q6_K rows (x rounded to Q8_K): equal to the scalar
+/* The decode GEMV of Q4_K/Q6_K rows (x rounded to Q8_K, and by default its
+ * rounding's residual rounded to Q8_K too; fast: not): equal to the scalar
  * integer twin within f32 rounding (1e-5), and within the rounding of x of
  * the exact product: each x_i moves by at most half its block's step
- * max|x|/127, so row r's error is at most Σ_i |w_ri| · max|x|_b / 254. */
+ * max|v|/127 (v: x, or by default the residual), so row r's error is at most
+ * Σ_i |w_ri| · max|v|_b / 254. */
 static void q8k_checks(kvattn_type t, const unsigned char *w, int rows, int k, const float *x, const float *y,
-                       const float *yr, double s) {
+                       const float *yr, double s, int fast) {
     kv_block_q8_k *xq = malloc(sizeof *xq * (size_t)(k / KV_QK_K));
     float *wr = malloc(sizeof(float) * k);
     kv_quantize_q8_k(x, xq, k);
@@ -126,23 +128,27 @@ static void q8k_checks(kvattn_type t, const unsigned char *w, int rows, int k, c
     kv_quantize_q8_k_ref(x, xr, k);
     CHECK(memcmp(xq, xr, sizeof *xr * (size_t)(k / KV_QK_K)) == 0, "%s: Q8_K activations: the same bytes as the twin",
           kvattn_type_name(t));
-    free(xr);
+    float *res = malloc(sizeof(float) * k); /* what the rounding to Q8_K left of x */
+    for (int i = 0; i < k; i++) res[i] = x[i] - xq[i / KV_QK_K].d * xq[i / KV_QK_K].qs[i % KV_QK_K];
+    kv_quantize_q8_k_ref(res, xr, k);
     for (int r = 0; r < rows; r++) {
         const unsigned char *row = w + (size_t)r * kvattn_row_bytes(t, k);
-        const float ref = kv_quant_row_dot_q8_k_ref(t, row, xq, k);
+        const float ref =
+            kv_quant_row_dot_q8_k_ref(t, row, xq, k) + (fast ? 0.0f : kv_quant_row_dot_q8_k_ref(t, row, xr, k));
         CHECK(fabsf(y[r] - ref) <= 1e-5 * s, "%s: integer GEMV row %d: %g vs scalar %g", kvattn_type_name(t), r,
               (double)y[r], (double)ref);
         kv_dequant_row_ref(t, row, wr, k);
         double bound = 1e-5 * s;
         for (int b = 0; b < k / KV_QK_K; b++) {
             double amax = 0, wsum = 0;
-            for (int i = KV_QK_K * b; i < KV_QK_K * (b + 1); i++) amax = fmax(amax, fabs(x[i])), wsum += fabs(wr[i]);
+            for (int i = KV_QK_K * b; i < KV_QK_K * (b + 1); i++)
+                amax = fmax(amax, fabs(fast ? x[i] : res[i])), wsum += fabs(wr[i]);
             bound += wsum * amax / 254.0;
         }
         CHECK(fabs(y[r] - yr[r]) <= bound, "%s: integer GEMV row %d off the f32 product by %.3g > %.3g",
               kvattn_type_name(t), r, fabs(y[r] - yr[r]), bound);
     }
-    free(xq), free(wr);
+    free(xq), free(wr), free(xr), free(res);
 }
 
 static const kvattn_type TYPES[] = {KVATTN_TYPE_Q4_0, KVATTN_TYPE_Q4_1, KVATTN_TYPE_Q5_0,
@@ -183,7 +189,11 @@ static void test_fast_vs_reference(void) {
                 kv_matmul_ref(yr, x, W, Ts[i], rows, k);
                 const double s = test_max_abs(yr, (size_t)rows * Ts[i]);
                 if (Ts[i] == 1 && kv_quant_has_q8_k_dot(t) && k % KV_QK_K == 0) { /* decode rounds x per 256 */
-                    q8k_checks(t, w, rows, k, x, y, yr, s);
+                    q8k_checks(t, w, rows, k, x, y, yr, s, 0);
+                    kvattn_set_fast_products(1); /* llama.cpp's numerics: x rounded once */
+                    kv_matmul(y, x, W, 1, rows, k);
+                    kvattn_set_fast_products(0);
+                    q8k_checks(t, w, rows, k, x, y, yr, s, 1);
                     continue;
                 }
                 const double e = test_max_abs_diff(y, yr, (size_t)rows * Ts[i]);

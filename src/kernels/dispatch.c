@@ -15,6 +15,7 @@ static const kv_kernels *const tables[KV_ISA_COUNT] = {&kv_kernels_scalar, NULL,
 
 const kv_kernels *kv_kernels_active = &kv_kernels_scalar;
 int kv_exact_products = 0;
+int kv_fast_products = 0;
 
 const kv_kernels *kv_kernels_for(kv_isa isa) {
     if (isa < 0 || isa >= KV_ISA_COUNT || isa > kv_cpu_best_isa()) return NULL;
@@ -31,6 +32,8 @@ __attribute__((constructor)) static void kernels_select(void) {
     kv_kernels_active = tables[best];
     const char *exact = getenv("KVATTN_EXACT");
     kv_exact_products = exact && *exact && strcmp(exact, "0");
+    const char *fast = getenv("KVATTN_FAST");
+    kv_fast_products = fast && *fast && strcmp(fast, "0");
     const char *want = getenv("KVATTN_ISA");
     if (!want || !*want) return;
     const int isa = kv_isa_from_name(want);
@@ -63,3 +66,7 @@ kvattn_status kvattn_set_isa(const char *name) {
 void kvattn_set_exact(int exact) { kv_exact_products = exact != 0; }
 
 int kvattn_exact(void) { return kv_exact_products; }
+
+void kvattn_set_fast_products(int fast) { kv_fast_products = fast != 0; }
+
+int kvattn_fast_products(void) { return kv_fast_products; }

@@ -47,8 +47,8 @@ typedef struct {
     /* NULL where the level has no register-blocked GEMM (the prefill's tiles then do better) */
     void (*gemm_micro)(const float *w, int ldw, const float *xt, int ldx, int kc, int nv, float *C);
     void (*quantize_q8_k)(const float *x, kv_block_q8_k *y, int n);
-    void (*quant_rows_dot_q8_k)(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x, int n,
-                                float *y);
+    void (*quant_rows_dot_q8_k)(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x,
+                                const kv_block_q8_k *xl, int n, float *y);
     void (*quantize_q16_32)(const float *x, int16_t *q, float *d, int n);
     void (*q8_0_rows_dot_q16)(const void *const *rows, int nr, const int16_t *q, const float *d, int n, float *y);
     /* the machine's limits, measured at this level (measure_isa.h) */
@@ -64,6 +64,11 @@ extern const kv_kernels *kv_kernels_active;
 /* Whether every product is to be an f32 one (kvattn_set_exact, KVATTN_EXACT=1):
  * no 8-bit rounding of the activations for quantized weights. */
 extern int kv_exact_products;
+
+/* Whether the K-quants' and Q4_0's products take x rounded once to 8 bits
+ * (llama.cpp's numerics: kvattn_set_fast_products, KVATTN_FAST=1) instead of
+ * also its rounding's residual. */
+extern int kv_fast_products;
 
 /* The table of a level; NULL where this build or this CPU lacks it. */
 const kv_kernels *kv_kernels_for(kv_isa isa);
@@ -127,9 +132,9 @@ static inline void kv_rows_axpy(kvattn_type t, const unsigned char *const *rows,
 static inline void kv_quantize_q8_k(const float *x, kv_block_q8_k *y, int n) {
     kv_kernels_active->quantize_q8_k(x, y, n);
 }
-static inline void kv_quant_rows_dot_q8_k(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x, int n,
-                                          float *y) {
-    kv_kernels_active->quant_rows_dot_q8_k(t, rows, nr, x, n, y);
+static inline void kv_quant_rows_dot_q8_k(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x,
+                                          const kv_block_q8_k *xl, int n, float *y) {
+    kv_kernels_active->quant_rows_dot_q8_k(t, rows, nr, x, xl, n, y);
 }
 static inline void kv_quantize_q16_32(const float *x, int16_t *q, float *d, int n) {
     kv_kernels_active->quantize_q16_32(x, q, d, n);
@@ -138,9 +143,10 @@ static inline void kv_q8_0_rows_dot_q16(const void *const *rows, int nr, const i
                                         float *y) {
     kv_kernels_active->q8_0_rows_dot_q16(rows, nr, q, d, n, y);
 }
-static inline float kv_quant_row_dot_q8_k(kvattn_type t, const void *row, const kv_block_q8_k *x, int n) {
+static inline float kv_quant_row_dot_q8_k(kvattn_type t, const void *row, const kv_block_q8_k *x,
+                                          const kv_block_q8_k *xl, int n) {
     float y;
-    kv_kernels_active->quant_rows_dot_q8_k(t, &row, 1, x, n, &y);
+    kv_kernels_active->quant_rows_dot_q8_k(t, &row, 1, x, xl, n, &y);
     return y;
 }
 

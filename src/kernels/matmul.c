@@ -42,12 +42,14 @@ static void thread_rows(int n, int *r0, int *r1) {
 }
 
 /* x rounded once for the integer products with quantized rows: Q8_K blocks
- * (the K-quants and Q4_0, per 256), or 16-bit values with a scale per 32
+ * (the K-quants and Q4_0, per 256) and, unless kv_fast_products, the
+ * rounding's residual as Q8_K blocks too (q8_k_res: x ≈ the two summed, to
+ * about 2^-15 of each block's largest); or 16-bit values with a scale per 32
  * (q8_0). */
 typedef enum { X_F32, X_Q8_K, X_Q16_32 } x_rounding;
 typedef struct {
     x_rounding kind;
-    kv_block_q8_k *q8_k;
+    kv_block_q8_k *q8_k, *q8_k_res;
     int16_t *q16;
     float *d;
 } rounded_x;
@@ -55,7 +57,7 @@ typedef struct {
 /* y[r] = rows[r]·x for nr rows (at most the kind's streams). */
 static void rounded_rows_dot(const rounded_x *x, kvattn_type t, const void *const *rows, int nr, int k, float *y) {
     switch (x->kind) {
-    case X_Q8_K: kv_quant_rows_dot_q8_k(t, rows, nr, x->q8_k, k, y); break;
+    case X_Q8_K: kv_quant_rows_dot_q8_k(t, rows, nr, x->q8_k, x->q8_k_res, k, y); break;
     default: kv_q8_0_rows_dot_q16(rows, nr, x->q16, x->d, k, y); break;
     }
 }
@@ -80,12 +82,18 @@ static void gemv_rounded_rows(float *y, const rounded_x *x, kvattn_matrix W, int
 /* The rounding of x that rows of type t meet (X_F32: none), and x rounded so
  * into one allocation (*mem, to be freed). */
 static rounded_x round_x(const float *x, kvattn_type t, int k, void **mem) {
-    rounded_x r = {X_F32, NULL, NULL, NULL};
+    rounded_x r = {X_F32, NULL, NULL, NULL, NULL};
     *mem = NULL;
     if (kv_exact_products) return r;
     if (kv_quant_has_q8_k_dot(t) && k % KV_QK_K == 0) {
-        if (!(*mem = r.q8_k = malloc(sizeof *r.q8_k * (size_t)(k / KV_QK_K)))) return r;
+        const int nb = k / KV_QK_K;
+        if (!(*mem = r.q8_k = malloc(sizeof *r.q8_k * (size_t)nb * 2 + sizeof(float) * (size_t)k))) return r;
         kv_quantize_q8_k(x, r.q8_k, k);
+        if (!kv_fast_products) {
+            float *res = (float *)(r.q8_k + 2 * nb);
+            for (int i = 0; i < k; i++) res[i] = x[i] - r.q8_k[i / KV_QK_K].d * r.q8_k[i / KV_QK_K].qs[i % KV_QK_K];
+            kv_quantize_q8_k(res, r.q8_k_res = r.q8_k + nb, k);
+        }
         r.kind = X_Q8_K;
     } else if (t == KVATTN_TYPE_Q8_0 && k % KV_Q8_0_BLOCK == 0) {
         if (!(*mem = r.d = malloc(sizeof(float) * (size_t)(k / KV_Q8_0_BLOCK) + sizeof(int16_t) * (size_t)k))) return r;
@@ -100,9 +108,9 @@ static rounded_x round_x(const float *x, kvattn_type t, int k, void **mem) {
  * rows and reads KV_DOT_ROWS far-apart parts of it at once (kv_gemv_rows): a
  * single stream per core leaves part of this machine's bandwidth unused
  * (bench/stream_probe.c). Unless every product is to be f32 (kvattn_set_exact),
- * quantized rows meet x rounded once (round_x) in integer products: to 8 bits
- * per 256 for the K-quants and Q4_0, as llama.cpp does; to 16 bits per 32 for
- * q8_0, which costs no measurable accuracy. */
+ * quantized rows meet x rounded once (round_x) in integer products: for the
+ * K-quants and Q4_0 to 8 bits per 256 (as llama.cpp does) plus the residual's
+ * own 8 bits (kv_fast_products drops it), for q8_0 to 16 bits per 32. */
 static void gemv(float *y, const float *x, kvattn_matrix W, int n, int k) {
     void *mem;
     const rounded_x xr = round_x(x, W.type, k, &mem); /* out of memory: the f32 path, which needs none */

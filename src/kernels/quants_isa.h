@@ -66,17 +66,24 @@ static __m128i q4_k_scales_mins(const uint8_t *packed) {
  * added in pairs) in one madd. */
 static inline __attribute__((always_inline)) void q45_k_block_avx2(uint16_t d, uint16_t dmin, const uint8_t *scales,
                                                                    const uint8_t *qs, const uint8_t *qh,
-                                                                   const kv_block_q8_k *x, __m256 *acc, __m128 *mins) {
+                                                                   const kv_block_q8_k *x, const kv_block_q8_k *xl,
+                                                                   __m256 *acc, __m128 *mins) {
     const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
     const __m256i sm = _mm256_cvtepu8_epi16(q4_k_scales_mins(scales)); /* 8 scales, 8 mins */
     const __m256i bs = _mm256_loadu_si256((const __m256i *)x->bsums);
     const __m128i sums32 = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
     const __m128i msum = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), sums32);
     *mins = _mm_fmadd_ps(_mm_cvtepi32_ps(msum), _mm_set1_ps(x->d * _cvtsh_ss(dmin)), *mins);
+    if (xl) {
+        const __m256i bl = _mm256_loadu_si256((const __m256i *)xl->bsums);
+        const __m128i sl = _mm_hadd_epi16(_mm256_castsi256_si128(bl), _mm256_extracti128_si256(bl, 1));
+        const __m128i ml = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), sl);
+        *mins = _mm_fmadd_ps(_mm_cvtepi32_ps(ml), _mm_set1_ps(xl->d * _cvtsh_ss(dmin)), *mins);
+    }
     int16_t sc[16];
     _mm256_storeu_si256((__m256i *)sc, sm);
     const __m256i hb = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
-    __m256i isum = _mm256_setzero_si256();
+    __m256i isum = _mm256_setzero_si256(), isum_l = _mm256_setzero_si256();
     for (int p = 0; p < 4; p++) {
         const __m256i q4 = _mm256_loadu_si256((const __m256i *)(qs + 32 * p));
         __m256i lo = _mm256_and_si256(q4, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), low4);
@@ -90,8 +97,15 @@ static inline __attribute__((always_inline)) void q45_k_block_avx2(uint16_t d, u
         const __m256i c = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(x->qs + 64 * p + 32)));
         isum = _mm256_add_epi32(isum, _mm256_madd_epi16(a, _mm256_set1_epi16(sc[2 * p])));
         isum = _mm256_add_epi32(isum, _mm256_madd_epi16(c, _mm256_set1_epi16(sc[2 * p + 1])));
+        if (xl) { /* the residual's products reuse the unpacked weights */
+            const __m256i al = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(xl->qs + 64 * p)));
+            const __m256i cl = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xl->qs + 64 * p + 32)));
+            isum_l = _mm256_add_epi32(isum_l, _mm256_madd_epi16(al, _mm256_set1_epi16(sc[2 * p])));
+            isum_l = _mm256_add_epi32(isum_l, _mm256_madd_epi16(cl, _mm256_set1_epi16(sc[2 * p + 1])));
+        }
     }
     *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(x->d * _cvtsh_ss(d)), *acc);
+    if (xl) *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum_l), _mm256_set1_ps(xl->d * _cvtsh_ss(d)), *acc);
 }
 
 /* One Q6_K super-block. Per 128 elements: four 32-element slices of 6-bit
@@ -100,11 +114,15 @@ static inline __attribute__((always_inline)) void q45_k_block_avx2(uint16_t d, u
  * sums of 16. Each slice's first 16 take one scale, the next 16 the
  * following one. */
 static inline __attribute__((always_inline)) void q6_k_block_avx2(const kv_block_q6_k *b, const kv_block_q8_k *x,
-                                                                  __m256 *acc) {
+                                                                  const kv_block_q8_k *xl, __m256 *acc) {
     const __m256i low4 = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3);
     const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
     __m256i isum = _mm256_slli_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)x->bsums)), 5);
     isum = _mm256_sub_epi32(_mm256_setzero_si256(), isum); /* -32 Σ sc_g bsums_g */
+    __m256i isum_l = _mm256_setzero_si256();
+    if (xl)
+        isum_l = _mm256_sub_epi32(
+            isum_l, _mm256_slli_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)xl->bsums)), 5));
     for (int n = 0; n < 2; n++) {
         const uint8_t *ql = b->ql + 64 * n, *qh = b->qh + 32 * n;
         const int8_t *sc = b->scales + 8 * n, *q8 = x->qs + 128 * n;
@@ -123,16 +141,21 @@ static inline __attribute__((always_inline)) void q6_k_block_avx2(const kv_block
             const __m256i p = _mm256_maddubs_epi16(q[k], a);
             const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
             isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, s));
+            if (xl) {
+                const __m256i al = _mm256_loadu_si256((const __m256i *)(xl->qs + 128 * n + 32 * k));
+                isum_l = _mm256_add_epi32(isum_l, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], al), s));
+            }
         }
     }
     *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(x->d * _cvtsh_ss(b->d)), *acc);
+    if (xl) *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum_l), _mm256_set1_ps(xl->d * _cvtsh_ss(b->d)), *acc);
 }
 
 /* Eight Q4_0 blocks against one Q8_K block: per 32, Σ (q - 8)·a =
  * maddubs(q, a) - 8 Σa, Σa from the activations' sums of 16; each block's
  * scale applied to its own integer sum. */
 static inline __attribute__((always_inline)) void q4_0_blocks_avx2(const kv_block_q4_0 *b, const kv_block_q8_k *x,
-                                                                   __m256 *acc, __m128 *mins) {
+                                                                   const kv_block_q8_k *xl, __m256 *acc, __m128 *mins) {
     const __m128i low4 = _mm_set1_epi8(0x0F);
     const __m256i ones = _mm256_set1_epi16(1);
     float off = 0.0f;
@@ -144,6 +167,13 @@ static inline __attribute__((always_inline)) void q4_0_blocks_avx2(const kv_bloc
         const float d = _cvtsh_ss(b[j].d) * x->d;
         *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d), *acc);
         off += d * 8.0f * (float)(x->bsums[2 * j] + x->bsums[2 * j + 1]);
+        if (xl) {
+            const __m256i al = _mm256_loadu_si256((const __m256i *)(xl->qs + 32 * j));
+            const __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(q, al), ones);
+            const float dl = _cvtsh_ss(b[j].d) * xl->d;
+            *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pl), _mm256_set1_ps(dl), *acc);
+            off += dl * 8.0f * (float)(xl->bsums[2 * j] + xl->bsums[2 * j + 1]);
+        }
     }
     *mins = _mm_add_ss(*mins, _mm_set_ss(off));
 }
@@ -158,8 +188,8 @@ static float hsum128(__m128 v) {
 /* How far ahead of each row stream the GEMV prefetches (into L2). */
 #define Q8_K_AHEAD 1024
 
-static void rows_dot_q8_k_avx2(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x, int nb,
-                               float *out) {
+static void rows_dot_q8_k_avx2(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x,
+                               const kv_block_q8_k *xl, int nb, float *out) {
     __m256 acc[KV_Q8_K_ROWS];
     __m128 mins[KV_Q8_K_ROWS];
     for (int r = 0; r < KV_Q8_K_ROWS; r++) acc[r] = _mm256_setzero_ps(), mins[r] = _mm_setzero_ps();
@@ -169,36 +199,39 @@ static void rows_dot_q8_k_avx2(kvattn_type t, const void *const *rows, int nr, c
         for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
                 const kv_block_q5_k *b = (const kv_block_q5_k *)rw[r] + i;
                 kv_prefetch((const unsigned char *)b + Q8_K_AHEAD, sizeof *b);
-                q45_k_block_avx2(b->d, b->dmin, b->scales, b->qs, b->qh, x + i, &acc[r], &mins[r]);
+                q45_k_block_avx2(b->d, b->dmin, b->scales, b->qs, b->qh, x + i, xl ? xl + i : NULL, &acc[r], &mins[r]);
             }
     else if (t == KVATTN_TYPE_Q4_0)
         for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
                 const kv_block_q4_0 *b = (const kv_block_q4_0 *)rw[r] + 8 * i;
                 kv_prefetch((const unsigned char *)b + Q8_K_AHEAD, 8 * sizeof *b);
-                q4_0_blocks_avx2(b, x + i, &acc[r], &mins[r]);
+                q4_0_blocks_avx2(b, x + i, xl ? xl + i : NULL, &acc[r], &mins[r]);
             }
     else if (t == KVATTN_TYPE_Q4_K)
         for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
                 const kv_block_q4_k *b = (const kv_block_q4_k *)rw[r] + i;
                 kv_prefetch((const unsigned char *)b + Q8_K_AHEAD, sizeof *b);
-                q45_k_block_avx2(b->d, b->dmin, b->scales, b->qs, NULL, x + i, &acc[r], &mins[r]);
+                q45_k_block_avx2(b->d, b->dmin, b->scales, b->qs, NULL, x + i, xl ? xl + i : NULL, &acc[r], &mins[r]);
             }
     else
         for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
                 const kv_block_q6_k *b = (const kv_block_q6_k *)rw[r] + i;
                 kv_prefetch((const unsigned char *)b + Q8_K_AHEAD, sizeof *b);
-                q6_k_block_avx2(b, x + i, &acc[r]);
+                q6_k_block_avx2(b, x + i, xl ? xl + i : NULL, &acc[r]);
             }
     for (int r = 0; r < nr; r++) out[r] = kv_hsum_avx2(acc[r]) - hsum128(mins[r]);
 }
 #endif
 
+/* y[r] = rows[r]·x for x as Q8_K blocks, plus rows[r]·xl where xl (the
+ * residual of x's rounding, as Q8_K blocks too) is not NULL. */
 static inline void isa_quant_rows_dot_q8_k(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x,
-                                           int n, float *y) {
+                                           const kv_block_q8_k *xl, int n, float *y) {
 #if KV_HAVE_AVX2
-    rows_dot_q8_k_avx2(t, rows, nr, x, n / KV_QK_K, y);
+    rows_dot_q8_k_avx2(t, rows, nr, x, xl, n / KV_QK_K, y);
 #else
-    for (int r = 0; r < nr; r++) y[r] = kv_quant_row_dot_q8_k_ref(t, rows[r], x, n);
+    for (int r = 0; r < nr; r++)
+        y[r] = kv_quant_row_dot_q8_k_ref(t, rows[r], x, n) + (xl ? kv_quant_row_dot_q8_k_ref(t, rows[r], xl, n) : 0.0f);
 #endif
 }
 
