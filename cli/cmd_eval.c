@@ -33,11 +33,27 @@ static int complain(const char *fmt, ...) {
 int cmd_eval(int argc, char **argv) {
     model_opts o;
     model_opts_defaults(&o);
-    static const char *const take[] = {
-        "-m, --model", "-z",          "-f, --file",          "-c, --ctx-size",       "-t, --threads",        "--exact",
-        "--decode",    "--ref-exact", "--kv-type",           "-ctk, --cache-type-k", "-ctv, --cache-type-v", "--mla",
-        "--ref",       "--ref-z",     "--score-second-half", "--logits-out",         "--kld-base-out",       "--top",
-        "--json",      NULL};
+    static const char *const take[] = {"-m, --model",
+                                       "-z",
+                                       "-f, --file",
+                                       "-c, --ctx-size",
+                                       "-t, --threads",
+                                       "--exact",
+                                       "--fast-products",
+                                       "--decode",
+                                       "--ref-exact",
+                                       "--kv-type",
+                                       "-ctk, --cache-type-k",
+                                       "-ctv, --cache-type-v",
+                                       "--mla",
+                                       "--ref",
+                                       "--ref-z",
+                                       "--score-second-half",
+                                       "--logits-out",
+                                       "--kld-base-out",
+                                       "--top",
+                                       "--json",
+                                       NULL};
     int rc = model_opts_parse(argc, argv, &o, "eval",
                               "-m MODEL -f TEXT [-z TOKENIZER] [-c CTX] [--ref MODEL] [--score-second-half] [options]",
                               "Perplexity over TEXT in windows of CTX tokens (each window starts with BOS); with\n"

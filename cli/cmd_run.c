@@ -236,7 +236,8 @@ static int run_chat(const model_opts *o, kvattn_model *m, int64_t ctx);
 #define GENERATION_OPTIONS                                                                                             \
     "-n, --n-predict", "-c, --ctx-size", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty",                \
         "--repeat-last-n", "--presence-penalty", "--frequency-penalty", "-s, --seed", "-r, --reverse-prompt, --stop",  \
-        "-t, --threads", "--exact", "--kv-type", "-ctk, --cache-type-k", "-ctv, --cache-type-v", "--mla"
+        "-t, --threads", "--exact", "--fast-products", "--kv-type", "-ctk, --cache-type-k", "-ctv, --cache-type-v",    \
+        "--mla"
 
 int cmd_run(int argc, char **argv) {
     model_opts o;

@@ -59,7 +59,10 @@ int model_opts_parse(int argc, char **argv, model_opts *o, const char *cmd, cons
         CLI_OPT_COUNT("-t, --threads", &o->threads, 1, 1 << 16, "N", "threads (default: all cores)"),
         CLI_OPT_FLAG("--exact", &o->exact,
                      "every product in f32 (as KVATTN_EXACT=1): quantized weights' decode products\n"
-                     "without rounding the activations to 8 bits per block"),
+                     "without rounding the activations"),
+        CLI_OPT_FLAG("--fast-products", &o->fast_products,
+                     "K-quant and Q4_0 decode products on activations rounded once to 8 bits, as\n"
+                     "llama.cpp's (as KVATTN_FAST=1): faster, at the cost the README measures"),
         CLI_OPT_TYPE("--kv-type", &kv, 1, "TYPE", "K and V cache type: f32, f16, bf16, q8_0 (default f16)"),
         CLI_OPT_TYPE("-ctk, --cache-type-k", &ctk, 1, "TYPE", "the K rows' type (default: --kv-type)"),
         CLI_OPT_TYPE("-ctv, --cache-type-v", &ctv, 1, "TYPE", "the V rows' type (default: --kv-type; MLA: as K)"),
@@ -111,6 +114,7 @@ int model_opts_parse(int argc, char **argv, model_opts *o, const char *cmd, cons
     }
     if (o->threads) kvattn_set_threads((int)o->threads);
     if (o->exact) kvattn_set_exact(1);
+    if (o->fast_products) kvattn_set_fast_products(1);
     return 0;
 }
 

@@ -20,7 +20,8 @@ typedef struct {
     double temp, top_p, min_p, repeat_penalty, presence_penalty, frequency_penalty;
     kvattn_type k_type, v_type;
     kvattn_mla_mode mla;
-    int json, use_stdin, escape, no_display_prompt, conversation, score_second_half, exact, decode, ref_exact;
+    int json, use_stdin, escape, no_display_prompt, conversation, score_second_half, exact, fast_products, decode,
+        ref_exact;
 } model_opts;
 
 /* llama.cpp's defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05, no

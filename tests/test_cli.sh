@@ -189,6 +189,13 @@ expect_grep "needs --score-second-half" "$tmp/err" "the windowing is named"
 expect_exit 0 "export q4_k" "$kvattn" export -m "$models/stories15M.bin" -z "$models/tokenizer.bin" --type q4_k -o "$tmp/q4k.gguf"
 expect_exit 0 "eval q4_k --ref f32" "$kvattn" eval -m "$tmp/q4k.gguf" -f "$tmp/text.txt" --ref "$models/stories15M.bin" --ref-z "$models/tokenizer.bin" --json
 if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ppl"] < 1.25 * d["ref_ppl"] and d["top1_agree"] > 0.7, d' "$tmp/out"; then ok; else bad "q4_k export: perplexity or agreement off ($(head -c 300 "$tmp/out"))"; fi
+# its decode products: x and its rounding's residual (default) cost no measurable accuracy against f32
+# products; x rounded once (--fast-products, llama.cpp's numerics) costs more, measurably
+head -c 1500 "$tmp/text.txt" > "$tmp/short.txt"
+expect_exit 0 "eval q4_k --decode --ref-exact" "$kvattn" eval -m "$tmp/q4k.gguf" -f "$tmp/short.txt" -c 128 --ref "$tmp/q4k.gguf" --ref-exact --decode --json
+cp "$tmp/out" "$tmp/q4k_default.json"
+expect_exit 0 "eval q4_k --decode --ref-exact --fast-products" "$kvattn" eval -m "$tmp/q4k.gguf" -f "$tmp/short.txt" -c 128 --ref "$tmp/q4k.gguf" --ref-exact --fast-products --decode --json
+if python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2])); assert 0 < a["kl_mean"] < 1e-5 and b["kl_mean"] > 10 * a["kl_mean"], (a, b)' "$tmp/q4k_default.json" "$tmp/out"; then ok; else bad "q4_k decode products: the residual's accuracy, --fast-products' cost"; fi
 expect_exit 1 "export: a type the writer does not write" "$kvattn" export -m "$models/stories260K.bin" -z "$models/tok512.bin" --type q6_k -o "$tmp/x.gguf"
 expect_grep "q4_0, q4_k" "$tmp/err" "export names the types it writes"
 expect_exit 1 "eval --ref: another vocabulary" "$kvattn" eval -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/text.txt" --ref "$models/stories15M.bin"
