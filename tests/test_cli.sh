@@ -450,6 +450,8 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["machine"]["read_gbps"] > 0.5 and d["machine"]["fma_gflops"] > 1, d["machine"]
 assert d["machine"]["simd_bits"] in (32, 256, 512), d["machine"]
+assert d["machine"]["isa"] in ("scalar", "avx2", "avx512", "avx512vnni") and d["machine"]["cpu"], d["machine"]
+assert d["machine"]["simd_bits"] == {"scalar": 32, "avx2": 256}.get(d["machine"]["isa"], 512), d["machine"]
 rows = d["rows"]
 keys = {"design", "ctx", "kv_type", "us_per_step", "gbps", "gflops", "bound", "fraction_of_bound"}
 assert all(keys <= set(r) for r in rows), rows[0]
@@ -459,6 +461,16 @@ naive = [r for r in rows if r["mla"] == "naive"]
 assert len(naive) == 1 and naive[0]["ctx"] == 128, naive    # --naive-max-ctx
 PY
 then ok; else bad "bench --json content"; fi
+# the kernels' level: the best the CPU has, or the lower one KVATTN_ISA names; a name that is not a
+# level, or one beyond this CPU, is said on stderr and the best runs
+expect_exit 0 "version" "$kvattn" version
+best=$(sed -n 's/^kernels: //p' "$tmp/out")
+expect_grep "^cpu: " "$tmp/out" "version names the CPU"
+if [ -n "$best" ]; then ok; else bad "version names the kernels' level"; fi
+if KVATTN_ISA=scalar "$kvattn" version | grep -qx "kernels: scalar"; then ok; else bad "KVATTN_ISA=scalar runs the scalar kernels"; fi
+KVATTN_ISA=avx3 "$kvattn" version > "$tmp/out" 2> "$tmp/err"
+if grep -qx "kernels: $best" "$tmp/out" && grep -q "KVATTN_ISA=avx3 is not a level" "$tmp/err"; then ok; else bad "KVATTN_ISA: an unknown level is named"; fi
+if KVATTN_ISA=scalar "$kvattn" bench --ctx 64 --reps 1 --json | python3 -c 'import json,sys; m=json.load(sys.stdin)["machine"]; assert m["isa"] == "scalar" and m["simd_bits"] == 32, m'; then ok; else bad "bench at the scalar level says so"; fi
 expect_exit 0 "bench --csv --plot" "$kvattn" bench --ctx 64,128 --reps 1 --as mqa --csv --plot "$tmp/b.svg" --kv-type f16,q8_0
 expect_grep "design,mla,ctx,kv_type,us_per_step" "$tmp/out" "bench csv header"
 if [ "$(grep -c ',q8_0,' "$tmp/out")" -ge 2 ] && head -c 4 "$tmp/b.svg" | grep -q "<svg"; then ok; else bad "bench csv rows per kv type, and the plot"; fi
