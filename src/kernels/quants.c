@@ -252,7 +252,8 @@ void kv_quantize_q8_k_ref(const float *x, kv_block_q8_k *y, int n) {
 }
 
 int kv_quant_has_q8_k_dot(kvattn_type t) {
-    return t == KVATTN_TYPE_Q4_K || t == KVATTN_TYPE_Q5_K || t == KVATTN_TYPE_Q6_K || t == KVATTN_TYPE_Q4_0;
+    return t == KVATTN_TYPE_Q4_K || t == KVATTN_TYPE_Q5_K || t == KVATTN_TYPE_Q6_K || t == KVATTN_TYPE_Q4_0 ||
+           t == KVATTN_TYPE_Q4_1 || t == KVATTN_TYPE_Q5_0 || t == KVATTN_TYPE_Q5_1;
 }
 
 /* The 6-bit scales and mins of a Q4_K super-block. */
@@ -280,14 +281,49 @@ static float q45_k_dot_ref(uint16_t d, uint16_t dmin, const uint8_t *scales, con
     return x->d * (kv_f16_to_f32(d) * (float)isum - kv_f16_to_f32(dmin) * (float)msum);
 }
 
-/* Eight Q4_0 blocks (one super-block's worth) against one Q8_K block. */
-static float q4_0_dot_ref(const kv_block_q4_0 *b, const kv_block_q8_k *x) {
+void kv_block32_ints(kvattn_type t, const void *block, uint8_t q[KV_QK], float *d, float *off) {
+    const uint8_t *qs, *qh = NULL;
+    float m = 0.0f;
+    switch (t) {
+    case KVATTN_TYPE_Q4_0:
+        *d = kv_f16_to_f32(((const kv_block_q4_0 *)block)->d), qs = ((const kv_block_q4_0 *)block)->qs;
+        break;
+    case KVATTN_TYPE_Q4_1: {
+        const kv_block_q4_1 *b = block;
+        *d = kv_f16_to_f32(b->d), m = kv_f16_to_f32(b->m), qs = b->qs;
+        break;
+    }
+    case KVATTN_TYPE_Q5_0: {
+        const kv_block_q5_0 *b = block;
+        *d = kv_f16_to_f32(b->d), qs = b->qs, qh = b->qh;
+        break;
+    }
+    default: {
+        const kv_block_q5_1 *b = block;
+        *d = kv_f16_to_f32(b->d), m = kv_f16_to_f32(b->m), qs = b->qs, qh = b->qh;
+        break;
+    }
+    }
+    const uint32_t h = qh ? le32(qh) : 0;
+    for (int j = 0; j < 16; j++) {
+        q[j] = (uint8_t)((qs[j] & 0xF) | ((h >> j) & 1) << 4);
+        q[j + 16] = (uint8_t)((qs[j] >> 4) | ((h >> (j + 16)) & 1) << 4);
+    }
+    /* x = q·d + off: Q4_0 centres on 8, Q5_0 on 16, Q4_1 and Q5_1 add their minimum */
+    *off = t == KVATTN_TYPE_Q4_0 ? -8.0f * *d : t == KVATTN_TYPE_Q5_0 ? -16.0f * *d : m;
+}
+
+/* Eight blocks of 32 (one super-block's worth) against one Q8_K block: per
+ * block d·Σ q·a + off·Σ a, the integer sums exact. */
+static float block32_dot_ref(kvattn_type t, const unsigned char *b, const kv_block_q8_k *x) {
     float s = 0.0f;
     for (int j = 0; j < 8; j++) {
+        uint8_t q[KV_QK];
+        float d, off;
+        kv_block32_ints(t, b + (size_t)j * kv_quant_block_bytes(t), q, &d, &off);
         int32_t isum = 0;
-        for (int l = 0; l < 16; l++)
-            isum += ((b[j].qs[l] & 0xF) - 8) * x->qs[32 * j + l] + ((b[j].qs[l] >> 4) - 8) * x->qs[32 * j + 16 + l];
-        s += kv_f16_to_f32(b[j].d) * x->d * (float)isum;
+        for (int l = 0; l < KV_QK; l++) isum += q[l] * x->qs[32 * j + l];
+        s += d * x->d * (float)isum + off * x->d * (float)(x->bsums[2 * j] + x->bsums[2 * j + 1]);
     }
     return s;
 }
@@ -318,7 +354,12 @@ float kv_quant_row_dot_q8_k_ref(kvattn_type t, const void *row, const kv_block_q
         switch (t) {
         case KVATTN_TYPE_Q4_K: s += q45_k_dot_ref(q4->d, q4->dmin, q4->scales, q4->qs, NULL, x + b); break;
         case KVATTN_TYPE_Q5_K: s += q45_k_dot_ref(q5->d, q5->dmin, q5->scales, q5->qs, q5->qh, x + b); break;
-        case KVATTN_TYPE_Q4_0: s += q4_0_dot_ref((const kv_block_q4_0 *)row + 8 * b, x + b); break;
+        case KVATTN_TYPE_Q4_0:
+        case KVATTN_TYPE_Q4_1:
+        case KVATTN_TYPE_Q5_0:
+        case KVATTN_TYPE_Q5_1:
+            s += block32_dot_ref(t, (const unsigned char *)row + (size_t)8 * b * kv_quant_block_bytes(t), x + b);
+            break;
         default: s += q6_k_dot_ref((const kv_block_q6_k *)row + b, x + b); break;
         }
     }

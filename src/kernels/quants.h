@@ -109,8 +109,13 @@ void kv_quantize_row(kvattn_type t, const float *x, void *row, int n);
  * the scalar twin of kv_quantize_q8_k (kernels.h), which gives the same bytes. */
 void kv_quantize_q8_k_ref(const float *x, kv_block_q8_k *y, int n);
 
+/* A block of 32 of Q4_0, Q4_1, Q5_0 or Q5_1 as its elements' unsigned
+ * integers q (4 or 5 bits) with x = q·d + off. */
+void kv_block32_ints(kvattn_type t, const void *block, uint8_t q[KV_QK], float *d, float *off);
+
 /* Whether rows of t have an integer product with Q8_K activations (Q4_K,
- * Q5_K, Q6_K: the bulk of Q4_K_M, Q5_K_M and Q6_K files; Q4_0). */
+ * Q5_K, Q6_K: the bulk of Q4_K_M, Q5_K_M and Q6_K files; Q4_0, Q4_1, Q5_0,
+ * Q5_1). */
 int kv_quant_has_q8_k_dot(kvattn_type t);
 
 /* Σ row[i]·x[i] with x as Q8_K blocks (n a multiple of 256): integer sums

@@ -151,28 +151,54 @@ static inline __attribute__((always_inline)) void q6_k_block_avx2(const kv_block
     if (xl) *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum_l), _mm256_set1_ps(xl->d * _cvtsh_ss(b->d)), *acc);
 }
 
-/* Eight Q4_0 blocks against one Q8_K block: per 32, Σ (q - 8)·a =
- * maddubs(q, a) - 8 Σa, Σa from the activations' sums of 16; each block's
- * scale applied to its own integer sum. */
-static inline __attribute__((always_inline)) void q4_0_blocks_avx2(const kv_block_q4_0 *b, const kv_block_q8_k *x,
-                                                                   const kv_block_q8_k *xl, __m256 *acc, __m128 *mins) {
+/* Eight blocks of 32 of Q4_0, Q4_1, Q5_0 or Q5_1 (t, a constant once
+ * inlined) against one Q8_K block (and xl, the residual's, unless NULL): per
+ * block, the unsigned 4- or 5-bit q (the fifth bits spread from qh a byte per
+ * element) times a in maddubs, scaled by d; x = q·d + off, so off·Σa, from
+ * the activations' sums of 16, goes to mins with its sign turned. */
+static inline __attribute__((always_inline)) void block32_avx2(kvattn_type t, const unsigned char *b,
+                                                               const kv_block_q8_k *x, const kv_block_q8_k *xl,
+                                                               __m256 *acc, __m128 *mins) {
     const __m128i low4 = _mm_set1_epi8(0x0F);
     const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
+                                            3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    const size_t bytes = kv_quant_block_bytes(t);
     float off = 0.0f;
-    for (int j = 0; j < 8; j++) {
-        const __m128i t = _mm_loadu_si128((const __m128i *)b[j].qs);
-        const __m256i q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(t, 4), low4), _mm_and_si128(t, low4));
+    for (int j = 0; j < 8; j++, b += bytes) {
+        const uint8_t *qs, *qh = NULL;
+        float d, m = 0.0f;
+        if (t == KVATTN_TYPE_Q4_0) d = _cvtsh_ss(((const kv_block_q4_0 *)b)->d), qs = ((const kv_block_q4_0 *)b)->qs;
+        else if (t == KVATTN_TYPE_Q4_1) {
+            const kv_block_q4_1 *p = (const kv_block_q4_1 *)b;
+            d = _cvtsh_ss(p->d), m = _cvtsh_ss(p->m), qs = p->qs;
+        } else if (t == KVATTN_TYPE_Q5_0) {
+            const kv_block_q5_0 *p = (const kv_block_q5_0 *)b;
+            d = _cvtsh_ss(p->d), qs = p->qs, qh = p->qh;
+        } else {
+            const kv_block_q5_1 *p = (const kv_block_q5_1 *)b;
+            d = _cvtsh_ss(p->d), m = _cvtsh_ss(p->m), qs = p->qs, qh = p->qh;
+        }
+        const __m128i tq = _mm_loadu_si128((const __m128i *)qs);
+        __m256i q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(tq, 4), low4), _mm_and_si128(tq, low4));
+        if (qh) { /* byte e of the vector gets bit e of qh, as 16 */
+            uint32_t h;
+            memcpy(&h, qh, 4);
+            const __m256i hb = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h), spread);
+            const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(hb, bit), bit);
+            q = _mm256_or_si256(q, _mm256_and_si256(set, _mm256_set1_epi8(16)));
+        }
+        const float moff = t == KVATTN_TYPE_Q4_0 ? 8.0f * d : t == KVATTN_TYPE_Q5_0 ? 16.0f * d : -m;
         const __m256i a = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * j));
         const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), ones);
-        const float d = _cvtsh_ss(b[j].d) * x->d;
-        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d), *acc);
-        off += d * 8.0f * (float)(x->bsums[2 * j] + x->bsums[2 * j + 1]);
+        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * x->d), *acc);
+        off += moff * x->d * (float)(x->bsums[2 * j] + x->bsums[2 * j + 1]);
         if (xl) {
             const __m256i al = _mm256_loadu_si256((const __m256i *)(xl->qs + 32 * j));
             const __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(q, al), ones);
-            const float dl = _cvtsh_ss(b[j].d) * xl->d;
-            *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pl), _mm256_set1_ps(dl), *acc);
-            off += dl * 8.0f * (float)(xl->bsums[2 * j] + xl->bsums[2 * j + 1]);
+            *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pl), _mm256_set1_ps(d * xl->d), *acc);
+            off += moff * xl->d * (float)(xl->bsums[2 * j] + xl->bsums[2 * j + 1]);
         }
     }
     *mins = _mm_add_ss(*mins, _mm_set_ss(off));
@@ -188,6 +214,15 @@ static float hsum128(__m128 v) {
 /* How far ahead of each row stream the GEMV prefetches (into L2). */
 #define Q8_K_AHEAD 1024
 
+/* The super-block loop of rows_dot_q8_k_avx2 for a type of blocks of 32 (T),
+ * spelled once per type so that each inlines block32_avx2 with T constant. */
+#define BLOCK32_ROWS(T)                                                                                                \
+    for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {                                    \
+            const unsigned char *b = (const unsigned char *)rw[r] + (size_t)8 * i * kv_quant_block_bytes(T);           \
+            kv_prefetch(b + Q8_K_AHEAD, 8 * kv_quant_block_bytes(T));                                                  \
+            block32_avx2(T, b, x + i, xl ? xl + i : NULL, &acc[r], &mins[r]);                                          \
+        }
+
 static void rows_dot_q8_k_avx2(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x,
                                const kv_block_q8_k *xl, int nb, float *out) {
     __m256 acc[KV_Q8_K_ROWS];
@@ -201,12 +236,10 @@ static void rows_dot_q8_k_avx2(kvattn_type t, const void *const *rows, int nr, c
                 kv_prefetch((const unsigned char *)b + Q8_K_AHEAD, sizeof *b);
                 q45_k_block_avx2(b->d, b->dmin, b->scales, b->qs, b->qh, x + i, xl ? xl + i : NULL, &acc[r], &mins[r]);
             }
-    else if (t == KVATTN_TYPE_Q4_0)
-        for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
-                const kv_block_q4_0 *b = (const kv_block_q4_0 *)rw[r] + 8 * i;
-                kv_prefetch((const unsigned char *)b + Q8_K_AHEAD, 8 * sizeof *b);
-                q4_0_blocks_avx2(b, x + i, xl ? xl + i : NULL, &acc[r], &mins[r]);
-            }
+    else if (t == KVATTN_TYPE_Q4_0) BLOCK32_ROWS(KVATTN_TYPE_Q4_0)
+    else if (t == KVATTN_TYPE_Q4_1) BLOCK32_ROWS(KVATTN_TYPE_Q4_1)
+    else if (t == KVATTN_TYPE_Q5_0) BLOCK32_ROWS(KVATTN_TYPE_Q5_0)
+    else if (t == KVATTN_TYPE_Q5_1) BLOCK32_ROWS(KVATTN_TYPE_Q5_1)
     else if (t == KVATTN_TYPE_Q4_K)
         for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
                 const kv_block_q4_k *b = (const kv_block_q4_k *)rw[r] + i;
