@@ -117,7 +117,7 @@ static void dequant_q2_k(const kv_block_q2_k *b, float *y) {
 
 /* Q3_K's sixteen 6-bit scales: the low 4 bits in bytes 0..7 (two per byte),
  * the high 2 bits in bytes 8..11 (four per byte); stored as scale + 32. */
-static void q3_k_scales(const uint8_t *s, int8_t out[16]) {
+void kv_q3_k_scales(const uint8_t *s, int8_t out[16]) {
     for (int i = 0; i < 16; i++) {
         const int lo = i < 8 ? s[i] & 0xF : s[i - 8] >> 4, hi = (s[8 + i % 4] >> (2 * (i / 4))) & 3;
         out[i] = (int8_t)((lo | hi << 4) - 32);
@@ -128,7 +128,7 @@ static void q3_k_scales(const uint8_t *s, int8_t out[16]) {
 static void dequant_q3_k(const kv_block_q3_k *b, float *y) {
     const float d = kv_f16_to_f32(b->d);
     int8_t sc[16];
-    q3_k_scales(b->scales, sc);
+    kv_q3_k_scales(b->scales, sc);
     const uint8_t *q = b->qs;
     int is = 0;
     uint8_t m = 1;
@@ -253,7 +253,8 @@ void kv_quantize_q8_k_ref(const float *x, kv_block_q8_k *y, int n) {
 
 int kv_quant_has_q8_k_dot(kvattn_type t) {
     return t == KVATTN_TYPE_Q4_K || t == KVATTN_TYPE_Q5_K || t == KVATTN_TYPE_Q6_K || t == KVATTN_TYPE_Q4_0 ||
-           t == KVATTN_TYPE_Q4_1 || t == KVATTN_TYPE_Q5_0 || t == KVATTN_TYPE_Q5_1;
+           t == KVATTN_TYPE_Q4_1 || t == KVATTN_TYPE_Q5_0 || t == KVATTN_TYPE_Q5_1 || t == KVATTN_TYPE_Q2_K ||
+           t == KVATTN_TYPE_Q3_K;
 }
 
 /* The 6-bit scales and mins of a Q4_K super-block. */
@@ -313,6 +314,31 @@ void kv_block32_ints(kvattn_type t, const void *block, uint8_t q[KV_QK], float *
     *off = t == KVATTN_TYPE_Q4_0 ? -8.0f * *d : t == KVATTN_TYPE_Q5_0 ? -16.0f * *d : m;
 }
 
+/* Q2_K or Q3_K against one Q8_K block: element e (its quant at shift
+ * 2·(e % 128 / 32) of byte 32·(e / 128) + e % 32) in group e / 16 of the
+ * sixteen scales; Q2_K less its group's min, Q3_K less 4 where hmask's bit
+ * 4·(e / 128) + e % 128 / 32 of byte e % 32 is clear. */
+static float q23_k_dot_ref(kvattn_type t, const void *block, const kv_block_q8_k *x) {
+    const kv_block_q2_k *b2 = block;
+    const kv_block_q3_k *b3 = block;
+    int8_t sc[16];
+    const uint8_t *qs = t == KVATTN_TYPE_Q2_K ? b2->qs : b3->qs;
+    if (t == KVATTN_TYPE_Q2_K)
+        for (int g = 0; g < 16; g++) sc[g] = (int8_t)(b2->scales[g] & 0xF);
+    else kv_q3_k_scales(b3->scales, sc);
+    int32_t isum = 0, msum = 0;
+    for (int e = 0; e < KV_QK_K; e++) {
+        const int n = e / 128, j = e % 128 / 32;
+        int q = (qs[32 * n + e % 32] >> (2 * j)) & 3;
+        if (t == KVATTN_TYPE_Q3_K) q -= (b3->hmask[e % 32] >> (4 * n + j)) & 1 ? 0 : 4;
+        isum += sc[e / 16] * q * x->qs[e];
+    }
+    if (t == KVATTN_TYPE_Q2_K)
+        for (int g = 0; g < 16; g++) msum += (b2->scales[g] >> 4) * x->bsums[g];
+    if (t == KVATTN_TYPE_Q3_K) return x->d * kv_f16_to_f32(b3->d) * (float)isum;
+    return x->d * (kv_f16_to_f32(b2->d) * (float)isum - kv_f16_to_f32(b2->dmin) * (float)msum);
+}
+
 /* Eight blocks of 32 (one super-block's worth) against one Q8_K block: per
  * block d·Σ q·a + off·Σ a, the integer sums exact. */
 static float block32_dot_ref(kvattn_type t, const unsigned char *b, const kv_block_q8_k *x) {
@@ -354,6 +380,8 @@ float kv_quant_row_dot_q8_k_ref(kvattn_type t, const void *row, const kv_block_q
         switch (t) {
         case KVATTN_TYPE_Q4_K: s += q45_k_dot_ref(q4->d, q4->dmin, q4->scales, q4->qs, NULL, x + b); break;
         case KVATTN_TYPE_Q5_K: s += q45_k_dot_ref(q5->d, q5->dmin, q5->scales, q5->qs, q5->qh, x + b); break;
+        case KVATTN_TYPE_Q2_K: s += q23_k_dot_ref(t, (const kv_block_q2_k *)row + b, x + b); break;
+        case KVATTN_TYPE_Q3_K: s += q23_k_dot_ref(t, (const kv_block_q3_k *)row + b, x + b); break;
         case KVATTN_TYPE_Q4_0:
         case KVATTN_TYPE_Q4_1:
         case KVATTN_TYPE_Q5_0:

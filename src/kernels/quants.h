@@ -113,9 +113,12 @@ void kv_quantize_q8_k_ref(const float *x, kv_block_q8_k *y, int n);
  * integers q (4 or 5 bits) with x = q·d + off. */
 void kv_block32_ints(kvattn_type t, const void *block, uint8_t q[KV_QK], float *d, float *off);
 
+/* Q3_K's sixteen 6-bit scales, unpacked and less their bias of 32. */
+void kv_q3_k_scales(const uint8_t *packed, int8_t out[16]);
+
 /* Whether rows of t have an integer product with Q8_K activations (Q4_K,
- * Q5_K, Q6_K: the bulk of Q4_K_M, Q5_K_M and Q6_K files; Q4_0, Q4_1, Q5_0,
- * Q5_1). */
+ * Q5_K, Q6_K: the bulk of Q4_K_M, Q5_K_M and Q6_K files; Q2_K, Q3_K; Q4_0,
+ * Q4_1, Q5_0, Q5_1): all the block types. */
 int kv_quant_has_q8_k_dot(kvattn_type t);
 
 /* Σ row[i]·x[i] with x as Q8_K blocks (n a multiple of 256): integer sums

@@ -151,6 +151,61 @@ static inline __attribute__((always_inline)) void q6_k_block_avx2(const kv_block
     if (xl) *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum_l), _mm256_set1_ps(xl->d * _cvtsh_ss(b->d)), *acc);
 }
 
+/* One Q2_K or Q3_K super-block (t, a constant once inlined). Per 128
+ * elements, 32 bytes of 2-bit quants read at shifts 0, 2, 4, 6, each shift's
+ * 32 elements two groups of 16 with a scale each; Q3_K adds its third bit
+ * (hmask bit 4·half + shift/2: u = q + 4·bit, x = (u - 4)·scale, the -4 taken
+ * once as -4 Σ_g sc_g·bsums_g); Q2_K subtracts dmin·Σ_g min_g·bsums_g. */
+static inline __attribute__((always_inline)) void q23_k_block_avx2(kvattn_type t, const void *block,
+                                                                   const kv_block_q8_k *x, const kv_block_q8_k *xl,
+                                                                   __m256 *acc, __m128 *mins) {
+    const kv_block_q2_k *b2 = block;
+    const kv_block_q3_k *b3 = block;
+    const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    int8_t sc[16];
+    __m256i bias_sc; /* per group, what multiplies the activations' sums of 16 */
+    if (t == KVATTN_TYPE_Q2_K) {
+        const __m128i raw = _mm_loadu_si128((const __m128i *)b2->scales);
+        _mm_storeu_si128((__m128i *)sc, _mm_and_si128(raw, _mm_set1_epi8(0x0F)));
+        bias_sc = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0F)));
+    } else {
+        kv_q3_k_scales(b3->scales, sc);
+        bias_sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+    }
+    const kv_block_q8_k *xs[2] = {x, xl};
+    for (int v = 0; v < 2 && xs[v]; v++) {
+        const kv_block_q8_k *a8 = xs[v];
+        /* Σ_g bias_g·bsums_g in 8 lanes, then to one float */
+        const __m256i bsum = _mm256_madd_epi16(bias_sc, _mm256_loadu_si256((const __m256i *)a8->bsums));
+        __m256i isum = _mm256_setzero_si256();
+        for (int n = 0; n < 2; n++) {
+            const __m256i q2 =
+                _mm256_loadu_si256((const __m256i *)((t == KVATTN_TYPE_Q2_K ? b2->qs : b3->qs) + 32 * n));
+            const __m256i hm = t == KVATTN_TYPE_Q3_K ? _mm256_loadu_si256((const __m256i *)b3->hmask) : q2;
+            for (int j = 0; j < 4; j++) {
+                __m256i u = _mm256_and_si256(_mm256_srl_epi16(q2, _mm_cvtsi32_si128(2 * j)), three);
+                if (t == KVATTN_TYPE_Q3_K) {
+                    const __m256i h = _mm256_and_si256(_mm256_srl_epi16(hm, _mm_cvtsi32_si128(4 * n + j)), one);
+                    u = _mm256_or_si256(u, _mm256_slli_epi16(h, 2));
+                }
+                const __m256i p =
+                    _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(a8->qs + 128 * n + 32 * j)));
+                const int g = 8 * n + 2 * j;
+                const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[g + 1]), _mm_set1_epi16(sc[g]));
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, s));
+            }
+        }
+        if (t == KVATTN_TYPE_Q3_K) {
+            isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(bsum, 2));
+            *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(a8->d * _cvtsh_ss(b3->d)), *acc);
+        } else {
+            *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(a8->d * _cvtsh_ss(b2->d)), *acc);
+            const __m128i b4 = _mm_add_epi32(_mm256_castsi256_si128(bsum), _mm256_extracti128_si256(bsum, 1));
+            *mins = _mm_fmadd_ps(_mm_cvtepi32_ps(b4), _mm_set1_ps(a8->d * _cvtsh_ss(b2->dmin)), *mins);
+        }
+    }
+}
+
 /* Eight blocks of 32 of Q4_0, Q4_1, Q5_0 or Q5_1 (t, a constant once
  * inlined) against one Q8_K block (and xl, the residual's, unless NULL): per
  * block, the unsigned 4- or 5-bit q (the fifth bits spread from qh a byte per
@@ -240,6 +295,18 @@ static void rows_dot_q8_k_avx2(kvattn_type t, const void *const *rows, int nr, c
     else if (t == KVATTN_TYPE_Q4_1) BLOCK32_ROWS(KVATTN_TYPE_Q4_1)
     else if (t == KVATTN_TYPE_Q5_0) BLOCK32_ROWS(KVATTN_TYPE_Q5_0)
     else if (t == KVATTN_TYPE_Q5_1) BLOCK32_ROWS(KVATTN_TYPE_Q5_1)
+    else if (t == KVATTN_TYPE_Q2_K)
+        for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
+                const kv_block_q2_k *b = (const kv_block_q2_k *)rw[r] + i;
+                kv_prefetch((const unsigned char *)b + Q8_K_AHEAD, sizeof *b);
+                q23_k_block_avx2(KVATTN_TYPE_Q2_K, b, x + i, xl ? xl + i : NULL, &acc[r], &mins[r]);
+            }
+    else if (t == KVATTN_TYPE_Q3_K)
+        for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
+                const kv_block_q3_k *b = (const kv_block_q3_k *)rw[r] + i;
+                kv_prefetch((const unsigned char *)b + Q8_K_AHEAD, sizeof *b);
+                q23_k_block_avx2(KVATTN_TYPE_Q3_K, b, x + i, xl ? xl + i : NULL, &acc[r], &mins[r]);
+            }
     else if (t == KVATTN_TYPE_Q4_K)
         for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
                 const kv_block_q4_k *b = (const kv_block_q4_k *)rw[r] + i;
