@@ -61,7 +61,7 @@ int model_opts_parse(int argc, char **argv, model_opts *o, const char *cmd, cons
                      "every product in f32 (as KVATTN_EXACT=1): quantized weights' decode products\n"
                      "without rounding the activations"),
         CLI_OPT_FLAG("--fast-products", &o->fast_products,
-                     "K-quant and Q4_0 decode products on activations rounded once to 8 bits, as\n"
+                     "the block types' decode products on activations rounded once to 8 bits, as\n"
                      "llama.cpp's (as KVATTN_FAST=1): faster, at the cost the README measures"),
         CLI_OPT_TYPE("--kv-type", &kv, 1, "TYPE", "K and V cache type: f32, f16, bf16, q8_0 (default f16)"),
         CLI_OPT_TYPE("-ctk, --cache-type-k", &ctk, 1, "TYPE", "the K rows' type (default: --kv-type)"),

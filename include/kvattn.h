@@ -678,7 +678,7 @@ kvattn_status kvattn_set_isa(const char *name);
 
 /* Decode products with quantized weights (q8_0 and GGUF's block types) round
  * the activations once per projection and multiply in integers: q8_0 rows
- * meet them rounded to 16 bits per 32; the K-quants and Q4_0 meet them
+ * meet them rounded to 16 bits per 32; GGUF's block types meet them
  * rounded to 8 bits per 256 (llama.cpp's Q8_K) plus that rounding's residual
  * rounded the same way, which together cost no measurable accuracy.
  * kvattn_set_fast_products(1) (KVATTN_FAST=1) drops the residual: llama.cpp's

@@ -65,7 +65,7 @@ extern const kv_kernels *kv_kernels_active;
  * no 8-bit rounding of the activations for quantized weights. */
 extern int kv_exact_products;
 
-/* Whether the K-quants' and Q4_0's products take x rounded once to 8 bits
+/* Whether the other block types' products (not q8_0) take x rounded once to 8 bits
  * (llama.cpp's numerics: kvattn_set_fast_products, KVATTN_FAST=1) instead of
  * also its rounding's residual. */
 extern int kv_fast_products;

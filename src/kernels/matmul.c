@@ -42,7 +42,7 @@ static void thread_rows(int n, int *r0, int *r1) {
 }
 
 /* x rounded once for the integer products with quantized rows: Q8_K blocks
- * (the K-quants and Q4_0, per 256) and, unless kv_fast_products, the
+ * (every GGUF block type, per 256) and, unless kv_fast_products, the
  * rounding's residual as Q8_K blocks too (q8_k_res: x ≈ the two summed, to
  * about 2^-15 of each block's largest); or 16-bit values with a scale per 32
  * (q8_0). */
@@ -109,7 +109,7 @@ static rounded_x round_x(const float *x, kvattn_type t, int k, void **mem) {
  * single stream per core leaves part of this machine's bandwidth unused
  * (bench/stream_probe.c). Unless every product is to be f32 (kvattn_set_exact),
  * quantized rows meet x rounded once (round_x) in integer products: for the
- * K-quants and Q4_0 to 8 bits per 256 (as llama.cpp does) plus the residual's
+ * block types to 8 bits per 256 (as llama.cpp does) plus the residual's
  * own 8 bits (kv_fast_products drops it), for q8_0 to 16 bits per 32. */
 static void gemv(float *y, const float *x, kvattn_matrix W, int n, int k) {
     void *mem;
