@@ -143,11 +143,5 @@ static inline void kv_q8_0_rows_dot_q16(const void *const *rows, int nr, const i
                                         float *y) {
     kv_kernels_active->q8_0_rows_dot_q16(rows, nr, q, d, n, y);
 }
-static inline float kv_quant_row_dot_q8_k(kvattn_type t, const void *row, const kv_block_q8_k *x,
-                                          const kv_block_q8_k *xl, int n) {
-    float y;
-    kv_kernels_active->quant_rows_dot_q8_k(t, &row, 1, x, xl, n, &y);
-    return y;
-}
 
 #endif

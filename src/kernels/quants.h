@@ -122,7 +122,7 @@ void kv_q3_k_scales(const uint8_t *packed, int8_t out[16]);
 int kv_quant_has_q8_k_dot(kvattn_type t);
 
 /* Σ row[i]·x[i] with x as Q8_K blocks (n a multiple of 256): integer sums
- * per super-block, scaled once. The scalar twin of kv_quant_row_dot_q8_k
+ * per super-block, scaled once. The scalar twin of kv_quant_rows_dot_q8_k
  * (kernels.h, which also reads KV_Q8_K_ROWS rows side by side). */
 float kv_quant_row_dot_q8_k_ref(kvattn_type t, const void *row, const kv_block_q8_k *x, int n);
 #define KV_Q8_K_ROWS 2
