@@ -26,11 +26,6 @@ int __wrap_posix_memalign(void **p, size_t align, size_t n) {
     return fail_now() ? 12 : __real_posix_memalign(p, align, n);
 }
 
-static const char *models_dir(void) {
-    const char *e = getenv("KVATTN_MODELS");
-    return e && *e ? e : KVATTN_DEFAULT_MODELS;
-}
-
 /* Load, session, two decode steps; 0 when all succeeded. */
 static int run_once(const char *model, const char *tok) {
     kvattn_model *m = NULL;
@@ -51,11 +46,11 @@ static int run_once(const char *model, const char *tok) {
 
 int main(void) {
     char gguf[1024], bin[1024], tok[1024];
-    snprintf(gguf, sizeof gguf, "%s/stories260K.gguf", models_dir());
-    snprintf(bin, sizeof bin, "%s/stories260K.bin", models_dir());
-    snprintf(tok, sizeof tok, "%s/tok512.bin", models_dir());
+    snprintf(gguf, sizeof gguf, "%s/stories260K.gguf", test_models_dir());
+    snprintf(bin, sizeof bin, "%s/stories260K.bin", test_models_dir());
+    snprintf(tok, sizeof tok, "%s/tok512.bin", test_models_dir());
     static const char *const needed[] = {"stories260K.gguf", "stories260K.bin", "tok512.bin", NULL};
-    if (!test_models_found(models_dir(), needed)) return test_models_missing("test_alloc_fail", models_dir());
+    if (!test_models_found(test_models_dir(), needed)) return test_models_missing("test_alloc_fail", test_models_dir());
     kvattn_set_threads(1); /* one thread: the allocations come in one order */
     const char *models[2][2] = {{gguf, NULL}, {bin, tok}};
     for (int k = 0; k < 2; k++) {

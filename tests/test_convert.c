@@ -17,19 +17,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *models_dir(void) {
-    const char *e = getenv("KVATTN_MODELS");
-    return e && *e ? e : KVATTN_DEFAULT_MODELS;
-}
-
-static const char *path_of(const char *file) {
-    static char buf[4][1024];
-    static int k = 0;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", models_dir(), file);
-    return buf[k];
-}
-
 enum { N_TOK = 40 };
 
 /* A fixed text of in-vocabulary ids (calibration and evaluation differ). */
@@ -109,9 +96,9 @@ static void expect_refused(const kvattn_model *src, const char *design, kvattn_c
 int main(void) {
     if (test_isa_skip("test_convert")) return 77;
     static const char *const needed[] = {"stories260K.bin", "tok512.bin", NULL};
-    if (!test_models_found(models_dir(), needed)) return test_models_missing("test_convert", models_dir());
+    if (!test_models_found(test_models_dir(), needed)) return test_models_missing("test_convert", test_models_dir());
     kvattn_model *gqa = NULL;
-    CHECK_OK(kvattn_model_load(path_of("stories260K.bin"), path_of("tok512.bin"), &gqa));
+    CHECK_OK(kvattn_model_load(test_model_path("stories260K.bin"), test_model_path("tok512.bin"), &gqa));
     if (!gqa) return test_finish("test_convert");
     const kvattn_model_desc *d = kvattn_model_describe(gqa);
     const int V = (int)d->vocab_size, K = d->attn.n_kv_heads, hd = d->attn.head_dim;

@@ -10,14 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *models_dir(void) {
-    const char *e = getenv("KVATTN_MODELS");
-    return e && *e ? e : KVATTN_DEFAULT_MODELS;
-}
-
 static unsigned char *slurp(const char *name, size_t *n) {
     char path[1024];
-    snprintf(path, sizeof path, "%s/%s", models_dir(), name);
+    snprintf(path, sizeof path, "%s/%s", test_models_dir(), name);
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);
@@ -142,11 +137,11 @@ int main(void) {
     snprintf(tmp_model, sizeof tmp_model, "/tmp/kvattn_corrupt_%d.model", (int)getpid());
     snprintf(tmp_tok, sizeof tmp_tok, "/tmp/kvattn_corrupt_%d.tok", (int)getpid());
     static const char *const needed[] = {"stories260K.bin", "stories260K.gguf", "tok512.bin", NULL};
-    if (!test_models_found(models_dir(), needed)) return test_models_missing("test_corrupt", models_dir());
+    if (!test_models_found(test_models_dir(), needed)) return test_models_missing("test_corrupt", test_models_dir());
     size_t nb, ng, nt;
     unsigned char *bin = slurp("stories260K.bin", &nb), *gguf = slurp("stories260K.gguf", &ng),
                   *tok = slurp("tok512.bin", &nt);
-    CHECK(bin && gguf && tok, "models not found under %s (set KVATTN_MODELS)", models_dir());
+    CHECK(bin && gguf && tok, "models not found under %s (set KVATTN_MODELS)", test_models_dir());
     if (!bin || !gguf || !tok) return test_finish("test_corrupt");
     write_file(tmp_tok, tok, nt);
     test_rng r = {2024};

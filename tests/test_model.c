@@ -14,19 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *models_dir(void) {
-    const char *e = getenv("KVATTN_MODELS");
-    return e && *e ? e : KVATTN_DEFAULT_MODELS;
-}
-
-static char *path_of(const char *file) {
-    static char buf[4][1024];
-    static int k = 0;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", models_dir(), file);
-    return buf[k];
-}
-
 /* llama2.c's test_all.py expected_stdout for stories260K, -t 0.0 -n 200. */
 static const char GOLDEN[] =
     "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a "
@@ -65,10 +52,10 @@ static int generate(const kvattn_model *m, int steps, kvattn_type kv, int32_t *o
 
 static void test_golden_generation(void) {
     kvattn_model *bin = NULL, *gguf = NULL;
-    CHECK_OK(kvattn_model_load(path_of("stories260K.bin"), path_of("tok512.bin"), &bin));
-    CHECK_OK(kvattn_model_load(path_of("stories260K.gguf"), NULL, &gguf));
+    CHECK_OK(kvattn_model_load(test_model_path("stories260K.bin"), test_model_path("tok512.bin"), &bin));
+    CHECK_OK(kvattn_model_load(test_model_path("stories260K.gguf"), NULL, &gguf));
     if (!bin || !gguf) {
-        CHECK(0, "models not found under %s (set KVATTN_MODELS)", models_dir());
+        CHECK(0, "models not found under %s (set KVATTN_MODELS)", test_models_dir());
         kvattn_model_free(bin);
         kvattn_model_free(gguf);
         return;
@@ -98,7 +85,7 @@ static void test_golden_generation(void) {
 /* Prefill of many tokens at once == the same tokens one by one (every logit). */
 static void test_batched_vs_decode(void) {
     kvattn_model *m = NULL;
-    CHECK_OK(kvattn_model_load(path_of("stories260K.gguf"), NULL, &m));
+    CHECK_OK(kvattn_model_load(test_model_path("stories260K.gguf"), NULL, &m));
     if (!m) return;
     const int V = 512, T = 70; /* more than one 32-token chunk and one 64-token tile */
     int32_t ids[70];
@@ -152,8 +139,8 @@ static const char *const SAMPLES[] = {"Once upon a time",
 static void test_spm_tokenizers(void) {
     kvattn_tokenizer *tb = NULL;
     kvattn_model *m = NULL;
-    CHECK_OK(kvattn_tokenizer_load_llama2c(path_of("tok512.bin"), 512, &tb));
-    CHECK_OK(kvattn_model_load(path_of("stories260K.gguf"), NULL, &m));
+    CHECK_OK(kvattn_tokenizer_load_llama2c(test_model_path("tok512.bin"), 512, &tb));
+    CHECK_OK(kvattn_model_load(test_model_path("stories260K.gguf"), NULL, &m));
     if (!tb || !m) {
         kvattn_tokenizer_free(tb);
         kvattn_model_free(m);
@@ -432,7 +419,7 @@ static void test_bpe_tokenizer(void) {
 /* GGUF writing: stories260K in every weight type, read back by the loader. */
 static void test_gguf_roundtrip(void) {
     kvattn_model *ref = NULL;
-    CHECK_OK(kvattn_model_load(path_of("stories260K.bin"), path_of("tok512.bin"), &ref));
+    CHECK_OK(kvattn_model_load(test_model_path("stories260K.bin"), test_model_path("tok512.bin"), &ref));
     if (!ref) return;
     const int V = 512, T = 48;
     int32_t ids[48];
@@ -499,7 +486,7 @@ static void test_gguf_roundtrip(void) {
  * move logits by O(1). */
 static void test_cache_types_whole_model(void) {
     kvattn_model *m = NULL;
-    CHECK_OK(kvattn_model_load(path_of("stories260K.gguf"), NULL, &m));
+    CHECK_OK(kvattn_model_load(test_model_path("stories260K.gguf"), NULL, &m));
     if (!m) return;
     const int V = 512, T = 60;
     int32_t ids[60];
@@ -598,7 +585,7 @@ static void test_sampler(void) {
  * seed samples the same text whatever the thread count. */
 static void test_thread_counts(void) {
     kvattn_model *m = NULL;
-    CHECK_OK(kvattn_model_load(path_of("stories260K.gguf"), NULL, &m));
+    CHECK_OK(kvattn_model_load(test_model_path("stories260K.gguf"), NULL, &m));
     if (!m) return;
     const int V = 512, steps = 120;
     int32_t toks[3][120];
@@ -652,7 +639,7 @@ static void test_thread_counts(void) {
  * position stays; decoding goes on from it after a rewind). Every cache type. */
 static void test_context_end(void) {
     kvattn_model *m = NULL;
-    CHECK_OK(kvattn_model_load(path_of("stories260K.gguf"), NULL, &m));
+    CHECK_OK(kvattn_model_load(test_model_path("stories260K.gguf"), NULL, &m));
     if (!m) return;
     const kvattn_type types[4] = {KVATTN_TYPE_F32, KVATTN_TYPE_F16, KVATTN_TYPE_BF16, KVATTN_TYPE_Q8_0};
     float *logits = malloc(sizeof(float) * 512 * 9);
@@ -682,14 +669,14 @@ static void test_context_end(void) {
 static void test_file_truncated_in_use(void) {
     char copy[128];
     snprintf(copy, sizeof copy, "/tmp/kvattn_trunc_%d.gguf", (int)getpid());
-    FILE *in = fopen(path_of("stories260K.gguf"), "rb"), *out = fopen(copy, "wb");
+    FILE *in = fopen(test_model_path("stories260K.gguf"), "rb"), *out = fopen(copy, "wb");
     char buf[65536];
     for (size_t n; in && out && (n = fread(buf, 1, sizeof buf, in)) > 0;) fwrite(buf, 1, n, out);
     if (in) fclose(in);
     if (out) fclose(out);
     kvattn_model *m = NULL, *ref = NULL;
     CHECK_OK(kvattn_model_load(copy, NULL, &m));
-    CHECK_OK(kvattn_model_load(path_of("stories260K.gguf"), NULL, &ref));
+    CHECK_OK(kvattn_model_load(test_model_path("stories260K.gguf"), NULL, &ref));
     CHECK(truncate(copy, 0) == 0, "truncate the file");
     float a[512], b[512];
     const int32_t ids[3] = {1, 40, 50};
@@ -711,7 +698,7 @@ int main(void) {
     test_sampler();
     test_bpe_tokenizer();
     static const char *const needed[] = {"stories260K.bin", "stories260K.gguf", "tok512.bin", NULL};
-    if (!test_models_found(models_dir(), needed)) return test_models_missing("test_model", models_dir());
+    if (!test_models_found(test_models_dir(), needed)) return test_models_missing("test_model", test_models_dir());
     test_golden_generation();
     test_batched_vs_decode();
     test_spm_tokenizers();

@@ -37,6 +37,23 @@ int test_isa_skip(const char *name) {
     return 77;
 }
 
+#ifndef KVATTN_DEFAULT_MODELS
+#define KVATTN_DEFAULT_MODELS "../shared/models"
+#endif
+
+const char *test_models_dir(void) {
+    const char *e = getenv("KVATTN_MODELS");
+    return e && *e ? e : KVATTN_DEFAULT_MODELS;
+}
+
+const char *test_model_path(const char *file) {
+    static char buf[4][1024];
+    static int k = 0;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", test_models_dir(), file);
+    return buf[k];
+}
+
 int test_models_found(const char *dir, const char *const *files) {
     for (; *files; files++) {
         char path[2048];

@@ -41,6 +41,12 @@ int test_each_isa(void (*fn)(const char *isa));
  * 77, ctest's skip, after saying so; else 0. For the per-level ctest runs. */
 int test_isa_skip(const char *name);
 
+/* Where the real models are: $KVATTN_MODELS, else the folder the test was
+ * built with (KVATTN_DEFAULT_MODELS: ../shared/models). */
+const char *test_models_dir(void);
+/* test_models_dir()/file, in one of four buffers used in turn. */
+const char *test_model_path(const char *file);
+
 /* Whether every file (NULL-terminated list) is under dir. */
 int test_models_found(const char *dir, const char *const *files);
 /* For a test whose real models are absent: the exit code after saying so.
