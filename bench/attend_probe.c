@@ -85,8 +85,10 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < (size_t)H * D; i++) q[i] = kv_rng_uniform(&rng);
     if (evict_buf) memset(evict_buf, 0, EVICT_FLOATS * sizeof(float));
-    const kv_rows k = {type, rows, head, row, D};
-    const kv_rows v = vdim ? (kv_rows){type, rows, head, row, vdim} : (kv_rows){type, rows + head * KVH, head, row, D};
+    const kv_rows k = {.type = type, .base = rows, .head_stride = head, .token_stride = row, .dim = D};
+    const kv_rows v =
+        vdim ? (kv_rows){.type = type, .base = rows, .head_stride = head, .token_stride = row, .dim = vdim}
+             : (kv_rows){.type = type, .base = rows + head * KVH, .head_stride = head, .token_stride = row, .dim = D};
     const float scale = 1.0f / sqrtf((float)D);
 
     /* the step's output against the scalar twin: same bound as test_kernels' attention checks */

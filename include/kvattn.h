@@ -40,7 +40,8 @@ typedef enum {
     KVATTN_ERR_CACHE_FULL,  /* appending would exceed the cache capacity     */
     KVATTN_ERR_UNSUPPORTED, /* valid request that this build cannot do       */
     KVATTN_ERR_IO,          /* a file could not be read or written           */
-    KVATTN_ERR_FORMAT       /* a file's content is malformed                 */
+    KVATTN_ERR_FORMAT,      /* a file's content is malformed                 */
+    KVATTN_ERR_POOL_FULL    /* a paged cache's pool has no unused block left */
 } kvattn_status;
 
 /* The message of the last failure on the calling thread ("" if none). */
@@ -279,6 +280,72 @@ kvattn_status kvattn_cache_fill_random(kvattn_cache *c, int layer, int n, uint64
  * receive n_kv_heads·head_dim floats each; MLA: k receives d_c + d_R floats
  * and v must be NULL. */
 kvattn_status kvattn_cache_read(const kvattn_cache *c, int layer, int t, float *k, float *v);
+
+/* ------------------------------------------------------------------------- */
+/* Paged KV cache                                                             */
+/* ------------------------------------------------------------------------- */
+
+/* A pool of KV blocks that many caches (sequences) draw from, as vLLM's
+ * PagedAttention does: each block holds block_tokens tokens of every layer,
+ * laid out as a contiguous cache of that capacity, so attention reads a
+ * sequence's blocks in place through its block table. Blocks are taken as
+ * tokens arrive, shared between caches by reference count (copied when a
+ * shared block is written), and published under the hash of all the tokens
+ * up to their end, so that a later prompt with the same prefix reuses them.
+ * A block no cache holds stays reusable until its memory is needed (least
+ * recently used first). Not thread-safe: one thread drives a pool and its
+ * caches. */
+typedef struct kvattn_kv_pool kvattn_kv_pool;
+
+/* Blocks of block_tokens tokens that fit in `bytes`, at
+ * kvattn_kv_bytes_per_token_kv bytes a token: 0 if none does or an argument
+ * is invalid. */
+int kvattn_kv_pool_blocks_for_bytes(const kvattn_layer_config *cfg, int n_layers, kvattn_type k_type,
+                                    kvattn_type v_type, int block_tokens, uint64_t bytes);
+/* Creates a pool of n_blocks blocks. block_tokens: a power of two in
+ * [64, 4096] (whole attention tiles). The config is copied. */
+kvattn_status kvattn_kv_pool_create(const kvattn_layer_config *cfg, int n_layers, kvattn_type k_type,
+                                    kvattn_type v_type, int block_tokens, int n_blocks, kvattn_kv_pool **out);
+/* Frees the pool once the caches made from it are freed too. */
+void kvattn_kv_pool_free(kvattn_kv_pool *p);
+int kvattn_kv_pool_block_tokens(const kvattn_kv_pool *p);
+int kvattn_kv_pool_n_blocks(const kvattn_kv_pool *p);
+
+typedef struct {
+    int n_blocks, block_tokens;
+    int used;               /* held by at least one cache                        */
+    int cached;             /* held by none, published: a matching prefix reuses it */
+    int free;               /* held by none, not published                       */
+    uint64_t bytes;         /* the pool's storage: n_blocks · block_tokens · bytes_per_token */
+    size_t bytes_per_token; /* = kvattn_kv_bytes_per_token_kv of the pool's config */
+    uint64_t lookups, hits; /* prefix blocks looked up and found                 */
+    uint64_t evictions;     /* published blocks taken for new tokens             */
+    uint64_t copies;        /* shared blocks copied before a write               */
+} kvattn_kv_pool_stats;
+
+void kvattn_kv_pool_get_stats(const kvattn_kv_pool *p, kvattn_kv_pool_stats *out);
+
+/* A cache of up to `capacity` tokens whose rows live in the pool's blocks.
+ * Every kvattn_cache_* call works on it; a write that needs a block when
+ * none is unused fails with KVATTN_ERR_POOL_FULL and writes nothing. */
+kvattn_status kvattn_cache_create_paged(kvattn_kv_pool *pool, int capacity, kvattn_cache **out);
+int kvattn_cache_is_paged(const kvattn_cache *c);
+/* A second cache with the same tokens: paged, sharing every block (each
+ * copied when either cache first writes into it); contiguous, a copy. */
+kvattn_status kvattn_cache_fork(const kvattn_cache *src, kvattn_cache **out);
+/* Makes room for n tokens at pos (≤ the length of every layer): paged, the
+ * blocks are taken (and shared ones copied) now, all or nothing —
+ * KVATTN_ERR_POOL_FULL leaves the cache as it was. KVATTN_ERR_CACHE_FULL
+ * past the capacity. */
+kvattn_status kvattn_cache_reserve(kvattn_cache *c, int pos, int n);
+/* An empty paged cache takes the published blocks that hold the longest
+ * prefix of tokens[0..n) in whole blocks; *reused receives the tokens it
+ * now holds (every layer), a multiple of the block size. A contiguous cache
+ * reuses nothing. */
+kvattn_status kvattn_cache_reuse_prefix(kvattn_cache *c, const int32_t *tokens, int n, int *reused);
+/* Publishes the cache's whole blocks among its first n tokens, which are
+ * `tokens` (n ≤ the length of every layer), for kvattn_cache_reuse_prefix. */
+kvattn_status kvattn_cache_publish_prefix(kvattn_cache *c, const int32_t *tokens, int n);
 
 /* ------------------------------------------------------------------------- */
 /* Attention forward                                                          */

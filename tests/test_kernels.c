@@ -175,8 +175,9 @@ static double attend_vs_ref_kv(test_rng *r, kvattn_type kt, kvattn_type vt, int 
             test_fill(r, src, (size_t)vd, 2.0f);
             kv_row_store(vt, src, vb + ((size_t)h * n_ctx + j) * vrow, vd);
         }
-    kv_rows k = {kt, kb, krow * n_ctx, krow, kd}, v = {vt, vb, vrow * n_ctx, vrow, vd};
-    if (v_in_k) v = (kv_rows){kt, kb, krow * n_ctx, krow, vd};
+    kv_rows k = {.type = kt, .base = kb, .head_stride = krow * n_ctx, .token_stride = krow, .dim = kd};
+    kv_rows v = {.type = vt, .base = vb, .head_stride = vrow * n_ctx, .token_stride = vrow, .dim = vd};
+    if (v_in_k) v = (kv_rows){.type = kt, .base = kb, .head_stride = krow * n_ctx, .token_stride = krow, .dim = vd};
     float *q = malloc(sizeof(float) * T * H * kd), *o1 = malloc(sizeof(float) * T * H * vd);
     float *o2 = malloc(sizeof(float) * T * H * vd);
     test_fill(r, q, (size_t)T * H * kd, 1.0f);

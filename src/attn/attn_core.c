@@ -128,12 +128,17 @@ static tile_reads tile_reads_of(int group, const kv_rows *k, const kv_rows *v) {
     const size_t k_bytes = kvattn_row_bytes(k->type, k->dim), v_bytes = kvattn_row_bytes(v->type, v->dim);
     const size_t row = k_bytes > v_bytes ? k_bytes : v_bytes;
     tr.ahead = row >= PREFETCH_BYTES ? 1 : (int)(PREFETCH_BYTES / row);
+    if (k->blocks) { /* whole tiles ahead, so that a tile's prefetch stays in one block */
+        const int tiles = (tr.ahead + KV_TILE / 2) / KV_TILE;
+        tr.ahead = (tiles > 1 ? tiles : 1) * KV_TILE;
+    }
     return tr;
 }
 
 /* Prefetch spans over rows [first, first + n) (clipped to j_end) of head
  * heads[i] of each stream rows[i]. A stream whose rows are not contiguous is
- * left to the hardware prefetchers (the cache's rows always are). */
+ * left to the hardware prefetchers (the cache's rows always are); a paged
+ * stream's span ends where its block does. */
 static kv_prefetch_spans spans_of(const kv_rows *const *rows, const int *heads, int n_streams, int first, int n,
                                   int j_end) {
     if (first >= j_end) return kv_prefetch_none;
@@ -144,7 +149,8 @@ static kv_prefetch_spans spans_of(const kv_rows *const *rows, const int *heads, 
     for (int i = 0; i < n_streams && used < KV_PREFETCH_STREAMS; i++) {
         const size_t row = kvattn_row_bytes(rows[i]->type, rows[i]->dim);
         if (rows[i]->token_stride != row) continue;
-        start[used] = kv_rows_at(rows[i], heads[i], first), bytes[used++] = (size_t)n * row;
+        start[used] = kv_rows_at(rows[i], heads[i], first);
+        bytes[used++] = (size_t)kv_rows_run(rows[i], first, n) * row;
     }
     return kv_prefetch_spans_make(start, bytes, used);
 }

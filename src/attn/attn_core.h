@@ -7,6 +7,7 @@
 
 /* Context tokens scored at once; the score buffer is [group][KV_TILE]. */
 #define KV_TILE 64
+_Static_assert(KV_BLOCK_MIN_TOKENS % KV_TILE == 0, "a paged cache's block holds whole tiles");
 
 /* q   [T][n_heads][k->dim]   queries (already rotated)
  * out [T][n_heads][v->dim]

@@ -170,10 +170,16 @@ static kvattn_status mla_attend_naive(const mla_dims *d, const kvattn_layer_weig
             memcpy(kth, kvx + ((size_t)t * d->H + h) * dkv, sizeof(float) * (size_t)d->dn);
             memcpy(kth + d->dn, lat + (size_t)t * dk + d->dc, sizeof(float) * (size_t)d->dr);
         }
-    kv_rows kr = {KVATTN_TYPE_F32, (const uint8_t *)kx, sizeof(float) * (size_t)d->dq,
-                  sizeof(float) * (size_t)d->H * d->dq, d->dq};
-    kv_rows vr = {KVATTN_TYPE_F32, (const uint8_t *)(kvx + d->dn), sizeof(float) * (size_t)dkv,
-                  sizeof(float) * (size_t)d->H * dkv, d->dv};
+    kv_rows kr = {.type = KVATTN_TYPE_F32,
+                  .base = (const uint8_t *)kx,
+                  .head_stride = sizeof(float) * (size_t)d->dq,
+                  .token_stride = sizeof(float) * (size_t)d->H * d->dq,
+                  .dim = d->dq};
+    kv_rows vr = {.type = KVATTN_TYPE_F32,
+                  .base = (const uint8_t *)(kvx + d->dn),
+                  .head_stride = sizeof(float) * (size_t)dkv,
+                  .token_stride = sizeof(float) * (size_t)d->H * dkv,
+                  .dim = d->dv};
     int rc = kv_attend(q, T, d->H, d->H, &kr, &vr, pos, scale, o);
     kv_arena_free(&a);
     return rc == 0 ? KVATTN_OK : kv_fail(KVATTN_ERR_NOMEM, "naive MLA: out of memory for scratch");

@@ -29,6 +29,7 @@ const char *kvattn_status_name(kvattn_status s) {
     case KVATTN_ERR_UNSUPPORTED: return "unsupported";
     case KVATTN_ERR_IO: return "i/o error";
     case KVATTN_ERR_FORMAT: return "malformed file";
+    case KVATTN_ERR_POOL_FULL: return "KV pool full";
     }
     return "unknown status";
 }

@@ -1,11 +1,14 @@
-/* The KV cache: fixed capacity, one contiguous allocation, rows converted to
- * the cache element type on write.
+/* The KV cache: fixed capacity, rows converted to the cache element type on
+ * write. Either one contiguous allocation or, paged, a table of blocks of a
+ * pool (kv_pool.c) taken as tokens arrive.
  *
  * Layout of one layer (capacity C tokens, row bytes R):
  *   GQA family: K[n_kv_heads][C][R(head_dim)] then V[n_kv_heads][C][R(head_dim)]
  *               — a KV head's rows are contiguous, so decode streams them.
- *   MLA:        L[C][R(d_c + d_R)] — c_KV ‖ k_R, one row per token. */
+ *   MLA:        L[C][R(d_c + d_R)] — c_KV ‖ k_R, one row per token.
+ * Paged, each block is that layout with C = the block's tokens. */
 #include "kv_cache.h"
+#include "kv_pool.h"
 
 #include "kernels/kernels.h"
 #include "kernels/vec.h"
@@ -23,10 +26,34 @@ struct kvattn_cache {
     size_t bytes_per_token;          /* over all layers                          */
     size_t layer_bytes;              /* capacity · per-layer bytes per token     */
     int *length;                     /* [n_layers] tokens held                   */
-    uint8_t *data;                   /* [n_layers][layer_bytes]                  */
+    uint8_t *data;                   /* [n_layers][layer_bytes]; NULL when paged */
+    /* paged */
+    kvattn_kv_pool *pool;
+    int max_blocks;
+    int32_t *table;        /* [max_blocks] the pool block of each block of tokens, -1: none */
+    uint64_t *prefix_hash; /* [max_blocks] hash of the tokens up to the block's end...      */
+    int n_hashed;          /* ...known for the first n_hashed blocks                       */
 };
 
 static int is_mla(const kvattn_cache *c) { return c->cfg.kind == KVATTN_ATTN_MLA; }
+
+kvattn_status kv_cache_check_layout(const char *what, int n_layers, kvattn_type k_type, kvattn_type v_type,
+                                    const kvattn_layer_config *cfg) {
+    if (n_layers < 1 || n_layers > KV_MAX_DIM)
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "%s: n_layers = %d must be in [1, %d]", what, n_layers, KV_MAX_DIM);
+    const kvattn_type types[2] = {k_type, v_type};
+    for (int i = 0; i < 2; i++)
+        if (!kvattn_type_is_cache_type(types[i]))
+            return kv_fail(KVATTN_ERR_UNSUPPORTED,
+                           "%s: %s element type '%s' is not a cache type (f32, f16, bf16, q8_0)", what, i ? "V" : "K",
+                           kvattn_type_name(types[i]));
+    if (cfg->kind == KVATTN_ATTN_MLA && k_type != v_type)
+        return kv_fail(KVATTN_ERR_UNSUPPORTED,
+                       "%s: MLA caches one latent row that is both K and V, so the K type (%s) and the V type "
+                       "(%s) must be the same",
+                       what, kvattn_type_name(k_type), kvattn_type_name(v_type));
+    return KVATTN_OK;
+}
 
 kvattn_status kvattn_cache_create_kv(const kvattn_layer_config *cfg, int n_layers, int capacity, kvattn_type k_type,
                                      kvattn_type v_type, kvattn_cache **out) {
@@ -34,21 +61,9 @@ kvattn_status kvattn_cache_create_kv(const kvattn_layer_config *cfg, int n_layer
     *out = NULL;
     kvattn_status st = kvattn_config_validate(cfg);
     if (st != KVATTN_OK) return st;
-    if (n_layers < 1 || n_layers > KV_MAX_DIM)
-        return kv_fail(KVATTN_ERR_INVALID_ARG, "cache: n_layers = %d must be in [1, %d]", n_layers, KV_MAX_DIM);
+    if ((st = kv_cache_check_layout("cache", n_layers, k_type, v_type, cfg)) != KVATTN_OK) return st;
     if (capacity < 1)
         return kv_fail(KVATTN_ERR_INVALID_ARG, "cache: capacity = %d tokens must be at least 1", capacity);
-    const kvattn_type types[2] = {k_type, v_type};
-    for (int i = 0; i < 2; i++)
-        if (!kvattn_type_is_cache_type(types[i]))
-            return kv_fail(KVATTN_ERR_UNSUPPORTED,
-                           "cache: %s element type '%s' is not a cache type (f32, f16, bf16, q8_0)", i ? "V" : "K",
-                           kvattn_type_name(types[i]));
-    if (cfg->kind == KVATTN_ATTN_MLA && k_type != v_type)
-        return kv_fail(KVATTN_ERR_UNSUPPORTED,
-                       "cache: MLA caches one latent row that is both K and V, so the K type (%s) and the V type "
-                       "(%s) must be the same",
-                       kvattn_type_name(k_type), kvattn_type_name(v_type));
 
     size_t bpt = kvattn_kv_bytes_per_token_kv(cfg, n_layers, k_type, v_type), layer_bpt = bpt / (size_t)n_layers;
     size_t layer_bytes, total;
@@ -85,11 +100,176 @@ kvattn_status kvattn_cache_create(const kvattn_layer_config *cfg, int n_layers, 
     return kvattn_cache_create_kv(cfg, n_layers, capacity, type, type, out);
 }
 
+kvattn_status kvattn_cache_create_paged(kvattn_kv_pool *pool, int capacity, kvattn_cache **out) {
+    if (!out) return kv_fail(KVATTN_ERR_INVALID_ARG, "paged cache: output pointer is NULL");
+    *out = NULL;
+    if (!pool) return kv_fail(KVATTN_ERR_INVALID_ARG, "paged cache: pool is NULL");
+    if (capacity < 1)
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "paged cache: capacity = %d tokens must be at least 1", capacity);
+    kvattn_cache *c = calloc(1, sizeof *c);
+    if (!c) return kv_fail(KVATTN_ERR_NOMEM, "paged cache: out of memory");
+    c->cfg = pool->cfg;
+    c->n_layers = pool->n_layers;
+    c->capacity = capacity;
+    c->k_type = pool->k_type, c->v_type = pool->v_type;
+    c->k_row_bytes = pool->k_row_bytes, c->v_row_bytes = pool->v_row_bytes;
+    c->bytes_per_token = pool->bytes_per_token;
+    c->max_blocks = (int)(((int64_t)capacity + pool->block_tokens - 1) >> pool->block_shift);
+    c->length = calloc((size_t)c->n_layers, sizeof *c->length);
+    c->table = malloc((size_t)c->max_blocks * sizeof *c->table);
+    c->prefix_hash = calloc((size_t)c->max_blocks, sizeof *c->prefix_hash);
+    if (!c->length || !c->table || !c->prefix_hash) {
+        kvattn_cache_free(c);
+        return kv_fail(KVATTN_ERR_NOMEM, "paged cache: out of memory for a table of %d blocks", c->max_blocks);
+    }
+    for (int i = 0; i < c->max_blocks; i++) c->table[i] = -1;
+    c->pool = pool;
+    pool->holders++;
+    *out = c;
+    return KVATTN_OK;
+}
+
+/* Paged: gives back the blocks from block `first` on. */
+static void release_blocks(kvattn_cache *c, int first) {
+    for (int i = first; i < c->max_blocks; i++)
+        if (c->table[i] >= 0) {
+            kv_pool_release(c->pool, c->table[i]);
+            c->table[i] = -1;
+        }
+    if (c->n_hashed > first) c->n_hashed = first;
+}
+
 void kvattn_cache_free(kvattn_cache *c) {
     if (!c) return;
+    if (c->pool && c->table) release_blocks(c, 0);
+    kv_pool_drop(c->pool);
     kv_free_aligned(c->data);
-    free(c->length);
+    free(c->length), free(c->table), free(c->prefix_hash);
     free(c);
+}
+
+kvattn_status kvattn_cache_fork(const kvattn_cache *src, kvattn_cache **out) {
+    if (!out) return kv_fail(KVATTN_ERR_INVALID_ARG, "cache fork: output pointer is NULL");
+    *out = NULL;
+    if (!src) return kv_fail(KVATTN_ERR_INVALID_ARG, "cache fork: source cache is NULL");
+    kvattn_cache *c = NULL;
+    kvattn_status st =
+        src->pool ? kvattn_cache_create_paged(src->pool, src->capacity, &c)
+                  : kvattn_cache_create_kv(&src->cfg, src->n_layers, src->capacity, src->k_type, src->v_type, &c);
+    if (st != KVATTN_OK) return st;
+    memcpy(c->length, src->length, (size_t)src->n_layers * sizeof *c->length);
+    if (src->pool) {
+        for (int i = 0; i < src->max_blocks; i++)
+            if ((c->table[i] = src->table[i]) >= 0) kv_pool_retain(src->pool, src->table[i]);
+        memcpy(c->prefix_hash, src->prefix_hash, (size_t)src->max_blocks * sizeof *c->prefix_hash);
+        c->n_hashed = src->n_hashed;
+    } else {
+        memcpy(c->data, src->data, src->layer_bytes * (size_t)src->n_layers);
+    }
+    *out = c;
+    return KVATTN_OK;
+}
+
+int kvattn_cache_is_paged(const kvattn_cache *c) { return c && c->pool; }
+
+/* Paged: makes the blocks under positions [pos, pos + T) present and this
+ * cache's alone — taken from the pool when missing, copied when shared (copy
+ * on write), withdrawn from the published prefixes when about to change.
+ * All or nothing: KVATTN_ERR_POOL_FULL, with nothing changed, when the pool
+ * has too few unused blocks. */
+static kvattn_status prepare_blocks(kvattn_cache *c, int pos, int T) {
+    if (!c->pool || T <= 0) return KVATTN_OK;
+    kvattn_kv_pool *p = c->pool;
+    const int first = pos >> p->block_shift, last = (pos + T - 1) >> p->block_shift;
+    int needed = 0;
+    for (int i = first; i <= last; i++) needed += c->table[i] < 0 || p->refs[c->table[i]] > 1;
+    if (needed > p->n_unused)
+        return kv_fail(KVATTN_ERR_POOL_FULL,
+                       "KV pool full: tokens %d..%d need %d more blocks of %d tokens, and %d of the pool's %d are "
+                       "unused",
+                       pos, pos + T - 1, needed, p->block_tokens, p->n_unused, p->n_blocks);
+    for (int i = first; i <= last; i++) {
+        const int32_t b = c->table[i];
+        if (b < 0) {
+            c->table[i] = kv_pool_take(p);
+        } else if (p->refs[b] > 1) {
+            const int32_t copy = kv_pool_take(p);
+            for (int l = 0; l < c->n_layers; l++)
+                memcpy(kv_pool_block(p, l, copy), kv_pool_block(p, l, b), p->block_bytes);
+            kv_pool_release(p, b);
+            c->table[i] = copy;
+            p->copies++;
+        } else {
+            kv_pool_unpublish(p, b);
+        }
+    }
+    if (c->n_hashed > first) c->n_hashed = first;
+    return KVATTN_OK;
+}
+
+kvattn_status kvattn_cache_reserve(kvattn_cache *c, int pos, int n) {
+    if (!c) return kv_fail(KVATTN_ERR_INVALID_ARG, "cache reserve: cache is NULL");
+    if (pos < 0 || n < 0 || pos > kvattn_cache_length(c, -1))
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "cache reserve: pos = %d, n = %d, but the cache holds %d tokens", pos, n,
+                       kvattn_cache_length(c, -1));
+    if (n > c->capacity - pos)
+        return kv_fail(KVATTN_ERR_CACHE_FULL, "cache full: %d tokens at position %d exceed the capacity of %d tokens",
+                       n, pos, c->capacity);
+    return prepare_blocks(c, pos, n);
+}
+
+static int cache_is_empty(const kvattn_cache *c) {
+    for (int l = 0; l < c->n_layers; l++)
+        if (c->length[l]) return 0;
+    return 1;
+}
+
+kvattn_status kvattn_cache_reuse_prefix(kvattn_cache *c, const int32_t *tokens, int n, int *reused) {
+    if (reused) *reused = 0;
+    if (!c || !reused || (n > 0 && !tokens) || n < 0)
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "cache prefix reuse: NULL argument or n = %d", n);
+    if (!c->pool) return KVATTN_OK;
+    if (!cache_is_empty(c))
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "cache prefix reuse: the cache must be empty (it holds %d tokens)",
+                       kvattn_cache_length(c, -1));
+    kvattn_kv_pool *p = c->pool;
+    const int B = p->block_tokens;
+    int i = 0;
+    for (uint64_t parent = 0; (int64_t)(i + 1) * B <= n && (int64_t)(i + 1) * B <= c->capacity; i++) {
+        const int32_t *tk = tokens + (size_t)i * B;
+        const uint64_t h = kv_pool_chain_hash(parent, tk, B);
+        p->lookups++;
+        const int32_t b = kv_pool_find(p, h, tk);
+        if (b < 0) break;
+        p->hits++;
+        kv_pool_retain(p, b);
+        c->table[i] = b;
+        c->prefix_hash[i] = parent = h;
+    }
+    c->n_hashed = i;
+    for (int l = 0; l < c->n_layers; l++) c->length[l] = i * B;
+    *reused = i * B;
+    return KVATTN_OK;
+}
+
+kvattn_status kvattn_cache_publish_prefix(kvattn_cache *c, const int32_t *tokens, int n) {
+    if (!c || (n > 0 && !tokens) || n < 0)
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "cache prefix publish: NULL argument or n = %d", n);
+    if (n > kvattn_cache_length(c, -1))
+        return kv_fail(KVATTN_ERR_INVALID_ARG,
+                       "cache prefix publish: %d tokens given, but every layer holds only the first %d", n,
+                       kvattn_cache_length(c, -1));
+    if (!c->pool) return KVATTN_OK;
+    kvattn_kv_pool *p = c->pool;
+    const int B = p->block_tokens;
+    for (int i = c->n_hashed; (int64_t)(i + 1) * B <= n; i++) {
+        const int32_t *tk = tokens + (size_t)i * B, b = c->table[i];
+        const uint64_t h = kv_pool_chain_hash(i ? c->prefix_hash[i - 1] : 0, tk, B);
+        if (p->hash[b] != h && kv_pool_find(p, h, tk) < 0) kv_pool_publish(p, b, h, tk);
+        c->prefix_hash[i] = h;
+        c->n_hashed = i + 1;
+    }
+    return KVATTN_OK;
 }
 
 int kvattn_cache_length(const kvattn_cache *c, int layer) {
@@ -106,10 +286,18 @@ int kvattn_cache_n_layers(const kvattn_cache *c) { return c ? c->n_layers : 0; }
 kvattn_type kvattn_cache_type(const kvattn_cache *c) { return c ? c->k_type : KVATTN_TYPE_F32; }
 kvattn_type kvattn_cache_type_v(const kvattn_cache *c) { return c ? c->v_type : KVATTN_TYPE_F32; }
 size_t kvattn_cache_bytes_per_token(const kvattn_cache *c) { return c ? c->bytes_per_token : 0; }
-size_t kvattn_cache_bytes_allocated(const kvattn_cache *c) { return c ? c->layer_bytes * (size_t)c->n_layers : 0; }
+size_t kvattn_cache_bytes_allocated(const kvattn_cache *c) {
+    if (!c) return 0;
+    if (!c->pool) return c->layer_bytes * (size_t)c->n_layers;
+    size_t held = 0;
+    for (int i = 0; i < c->max_blocks; i++) held += c->table[i] >= 0;
+    return held * c->pool->block_bytes * (size_t)c->n_layers;
+}
 
 void kvattn_cache_clear(kvattn_cache *c) {
-    if (c) memset(c->length, 0, (size_t)c->n_layers * sizeof *c->length);
+    if (!c) return;
+    memset(c->length, 0, (size_t)c->n_layers * sizeof *c->length);
+    if (c->pool) release_blocks(c, 0);
 }
 
 kvattn_status kvattn_cache_truncate(kvattn_cache *c, int n_tokens) {
@@ -119,21 +307,38 @@ kvattn_status kvattn_cache_truncate(kvattn_cache *c, int n_tokens) {
             return kv_fail(KVATTN_ERR_INVALID_ARG, "cache truncate: n_tokens = %d but layer %d holds %d tokens",
                            n_tokens, l, c->length[l]);
     for (int l = 0; l < c->n_layers; l++) c->length[l] = n_tokens;
+    if (c->pool) release_blocks(c, (n_tokens + c->pool->block_tokens - 1) >> c->pool->block_shift);
+    if (c->pool && c->n_hashed > n_tokens >> c->pool->block_shift) c->n_hashed = n_tokens >> c->pool->block_shift;
     return KVATTN_OK;
 }
 
 static uint8_t *layer_base(const kvattn_cache *c, int layer) { return c->data + (size_t)layer * c->layer_bytes; }
 
+/* Rows of `dim` elements of `type`, a head's first at base + head·head_stride
+ * (of its block, paged), one every row_bytes. */
+static kv_rows rows_of(const kvattn_cache *c, kvattn_type type, const uint8_t *base, size_t head_stride,
+                       size_t row_bytes, int dim) {
+    kv_rows r = {.type = type, .base = base, .head_stride = head_stride, .token_stride = row_bytes, .dim = dim};
+    if (c->pool) {
+        r.blocks = c->table;
+        r.block_bytes = c->pool->block_bytes;
+        r.block_shift = c->pool->block_shift;
+    }
+    return r;
+}
+
 void kv_cache_rows(const kvattn_cache *c, int layer, kv_rows *k, kv_rows *v) {
-    uint8_t *base = layer_base(c, layer);
+    /* paged: the pool's layer, in blocks of block_tokens rows per head */
+    const uint8_t *base = c->pool ? kv_pool_block(c->pool, layer, 0) : layer_base(c, layer);
+    const size_t rows = c->pool ? (size_t)c->pool->block_tokens : (size_t)c->capacity;
     if (is_mla(c)) {
-        *k = (kv_rows){c->k_type, base, 0, c->k_row_bytes, c->cfg.kv_lora_rank + c->cfg.qk_rope_head_dim};
-        *v = (kv_rows){c->k_type, base, 0, c->k_row_bytes, c->cfg.kv_lora_rank};
+        *k = rows_of(c, c->k_type, base, 0, c->k_row_bytes, c->cfg.kv_lora_rank + c->cfg.qk_rope_head_dim);
+        *v = rows_of(c, c->k_type, base, 0, c->k_row_bytes, c->cfg.kv_lora_rank);
         return;
     }
-    const size_t k_stride = c->k_row_bytes * (size_t)c->capacity, v_stride = c->v_row_bytes * (size_t)c->capacity;
-    *k = (kv_rows){c->k_type, base, k_stride, c->k_row_bytes, c->cfg.head_dim};
-    *v = (kv_rows){c->v_type, base + k_stride * (size_t)c->cfg.n_kv_heads, v_stride, c->v_row_bytes, c->cfg.head_dim};
+    const size_t k_stride = c->k_row_bytes * rows, v_stride = c->v_row_bytes * rows;
+    *k = rows_of(c, c->k_type, base, k_stride, c->k_row_bytes, c->cfg.head_dim);
+    *v = rows_of(c, c->v_type, base + k_stride * (size_t)c->cfg.n_kv_heads, v_stride, c->v_row_bytes, c->cfg.head_dim);
 }
 
 kvattn_status kv_cache_check_config(const kvattn_cache *c, const kvattn_layer_config *cfg) {
@@ -173,6 +378,7 @@ kvattn_status kvattn_cache_write(kvattn_cache *c, int layer, int pos, int T, con
         return kv_fail(KVATTN_ERR_CACHE_FULL,
                        "cache full: writing %d tokens at position %d exceeds the capacity of %d tokens", T, pos,
                        c->capacity);
+    if ((st = prepare_blocks(c, pos, T)) != KVATTN_OK) return st;
     kv_rows kr, vr;
     kv_cache_rows(c, layer, &kr, &vr);
     if (is_mla(c)) {
