@@ -556,6 +556,18 @@ kvattn_status kvattn_session_create(const kvattn_model *m, int n_ctx, kvattn_typ
 kvattn_status kvattn_session_create_kv(const kvattn_model *m, int n_ctx, kvattn_type k_type, kvattn_type v_type,
                                        kvattn_mla_mode mla_mode, kvattn_session **out);
 void kvattn_session_free(kvattn_session *s);
+/* A session whose cache is paged in `pool` (made for the model's attention,
+ * layer count and KV types), up to n_ctx tokens. Its whole blocks are
+ * published as it decodes, for kvattn_session_reuse_prefix. A decode that
+ * needs a block when the pool has none unused fails with
+ * KVATTN_ERR_POOL_FULL before any layer changes. */
+kvattn_status kvattn_session_create_paged(const kvattn_model *m, kvattn_kv_pool *pool, int n_ctx,
+                                          kvattn_mla_mode mla_mode, kvattn_session **out);
+/* At position 0, takes the longest prefix of the prompt tokens[0..n) whose
+ * blocks the pool holds, short of the last token (left to decode for its
+ * logits); *reused receives the tokens taken, and the session's position
+ * moves past them. A contiguous session reuses nothing. */
+kvattn_status kvattn_session_reuse_prefix(kvattn_session *s, const int32_t *tokens, int n, int *reused);
 
 /* Runs n tokens at the current position (then advanced by n). logits
  * receives the last token's logits [vocab], or every token's [n][vocab]

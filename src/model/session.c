@@ -8,6 +8,7 @@
 #include "kernels/kernels.h"
 #include "kernels/ops.h"
 #include "kernels/vec.h"
+#include "kv/kv_cache.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -21,6 +22,10 @@ struct kvattn_session {
     kvattn_cache *cache;
     kvattn_mla_mode mla_mode;
     int pos;
+    /* paged: the tokens behind the cache, so its whole blocks can be
+     * published for other sequences to reuse; -1 once unknown (random fill) */
+    int32_t *tokens; /* [n_ctx] */
+    int n_tokens;
     /* activations, [CHUNK][...] */
     float *x;   /* residual stream   [CHUNK][d_model] */
     float *xb;  /* normed input      [CHUNK][d_model] */
@@ -48,29 +53,29 @@ kvattn_status kvattn_session_create(const kvattn_model *m, int n_ctx, kvattn_typ
     return kvattn_session_create_kv(m, n_ctx, kv_type, kv_type, mla_mode, out);
 }
 
-kvattn_status kvattn_session_create_kv(const kvattn_model *m, int n_ctx, kvattn_type k_type, kvattn_type v_type,
-                                       kvattn_mla_mode mla_mode, kvattn_session **out) {
-    if (!m || !out) return kv_fail(KVATTN_ERR_INVALID_ARG, "session: NULL argument");
-    *out = NULL;
-    if (n_ctx < 1) return kv_fail(KVATTN_ERR_INVALID_ARG, "session: context %d must be at least 1", n_ctx);
+/* A session around `cache` (taken over, freed on failure). */
+static kvattn_status session_new(const kvattn_model *m, kvattn_cache *cache, kvattn_mla_mode mla_mode,
+                                 kvattn_session **out) {
     kvattn_session *s = calloc(1, sizeof *s);
-    if (!s) return kv_fail(KVATTN_ERR_NOMEM, "session: out of memory");
+    if (!s) {
+        kvattn_cache_free(cache);
+        return kv_fail(KVATTN_ERR_NOMEM, "session: out of memory");
+    }
     s->m = m;
     s->mla_mode = mla_mode;
-    kvattn_status st = kvattn_cache_create_kv(&m->desc.attn, m->desc.n_layers, n_ctx, k_type, v_type, &s->cache);
+    s->cache = cache;
+    kvattn_status st = KVATTN_OK;
     const kvattn_model_desc *d = &m->desc;
     size_t D = (size_t)d->attn.d_model, E = (size_t)d->n_routed_experts, K = (size_t)d->n_active_experts;
     size_t F = (size_t)d->ffn_dim, shared = (size_t)d->n_shared_experts * (size_t)d->moe_ffn_dim;
     if (shared > F) F = shared;
     if ((size_t)d->moe_ffn_dim > F) F = (size_t)d->moe_ffn_dim;
-    if (st == KVATTN_OK) {
-        s->x = malloc(sizeof(float) * CHUNK * D);
-        s->xb = malloc(sizeof(float) * CHUNK * D);
-        s->xb2 = malloc(sizeof(float) * CHUNK * D);
-        s->hb = malloc(sizeof(float) * CHUNK * (F ? F : 1));
-        s->hb2 = malloc(sizeof(float) * CHUNK * (F ? F : 1));
-        if (!s->x || !s->xb || !s->xb2 || !s->hb || !s->hb2) st = kv_fail(KVATTN_ERR_NOMEM, "session: out of memory");
-    }
+    s->x = malloc(sizeof(float) * CHUNK * D);
+    s->xb = malloc(sizeof(float) * CHUNK * D);
+    s->xb2 = malloc(sizeof(float) * CHUNK * D);
+    s->hb = malloc(sizeof(float) * CHUNK * (F ? F : 1));
+    s->hb2 = malloc(sizeof(float) * CHUNK * (F ? F : 1));
+    if (!s->x || !s->xb || !s->xb2 || !s->hb || !s->hb2) st = kv_fail(KVATTN_ERR_NOMEM, "session: out of memory");
     if (st == KVATTN_OK && E > 0) {
         s->router = malloc(sizeof(float) * CHUNK * E);
         s->sel = malloc(sizeof(int) * CHUNK * K);
@@ -82,6 +87,9 @@ kvattn_status kvattn_session_create_kv(const kvattn_model *m, int n_ctx, kvattn_
         if (!s->router || !s->sel || !s->sel_w || !s->route_scratch || !s->rows || !s->xg || !s->yg)
             st = kv_fail(KVATTN_ERR_NOMEM, "session: out of memory");
     }
+    if (st == KVATTN_OK && kvattn_cache_is_paged(cache) &&
+        !(s->tokens = malloc(sizeof *s->tokens * (size_t)kvattn_cache_capacity(cache))))
+        st = kv_fail(KVATTN_ERR_NOMEM, "session: out of memory for %d token ids", kvattn_cache_capacity(cache));
     if (st != KVATTN_OK) {
         kvattn_session_free(s);
         return st;
@@ -90,9 +98,52 @@ kvattn_status kvattn_session_create_kv(const kvattn_model *m, int n_ctx, kvattn_
     return KVATTN_OK;
 }
 
+kvattn_status kvattn_session_create_kv(const kvattn_model *m, int n_ctx, kvattn_type k_type, kvattn_type v_type,
+                                       kvattn_mla_mode mla_mode, kvattn_session **out) {
+    if (!m || !out) return kv_fail(KVATTN_ERR_INVALID_ARG, "session: NULL argument");
+    *out = NULL;
+    if (n_ctx < 1) return kv_fail(KVATTN_ERR_INVALID_ARG, "session: context %d must be at least 1", n_ctx);
+    kvattn_cache *cache = NULL;
+    kvattn_status st = kvattn_cache_create_kv(&m->desc.attn, m->desc.n_layers, n_ctx, k_type, v_type, &cache);
+    return st == KVATTN_OK ? session_new(m, cache, mla_mode, out) : st;
+}
+
+kvattn_status kvattn_session_create_paged(const kvattn_model *m, kvattn_kv_pool *pool, int n_ctx,
+                                          kvattn_mla_mode mla_mode, kvattn_session **out) {
+    if (!m || !pool || !out) return kv_fail(KVATTN_ERR_INVALID_ARG, "session: NULL argument");
+    *out = NULL;
+    if (n_ctx < 1) return kv_fail(KVATTN_ERR_INVALID_ARG, "session: context %d must be at least 1", n_ctx);
+    kvattn_cache *cache = NULL;
+    kvattn_status st = kvattn_cache_create_paged(pool, n_ctx, &cache);
+    if (st == KVATTN_OK && kvattn_cache_n_layers(cache) != m->desc.n_layers) {
+        st = kv_fail(KVATTN_ERR_CONFIG, "session: the KV pool has %d layers, the model %d",
+                     kvattn_cache_n_layers(cache), m->desc.n_layers);
+        kvattn_cache_free(cache);
+    } else if (st == KVATTN_OK && (st = kv_cache_check_config(cache, &m->desc.attn)) != KVATTN_OK) {
+        kvattn_cache_free(cache);
+    }
+    return st == KVATTN_OK ? session_new(m, cache, mla_mode, out) : st;
+}
+
+kvattn_status kvattn_session_reuse_prefix(kvattn_session *s, const int32_t *tokens, int n, int *reused) {
+    if (reused) *reused = 0;
+    if (!s || !reused || n < 0 || (n > 0 && !tokens))
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "session prefix reuse: NULL argument or n = %d", n);
+    if (s->pos != 0)
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "session prefix reuse: the session is at position %d, not 0", s->pos);
+    if (!s->tokens) return KVATTN_OK;
+    /* the last token stays to be run: its logits are what the caller wants */
+    kvattn_status st = kvattn_cache_reuse_prefix(s->cache, tokens, n - 1, reused);
+    if (st != KVATTN_OK) return st;
+    memcpy(s->tokens, tokens, sizeof *tokens * (size_t)*reused);
+    s->pos = s->n_tokens = *reused;
+    return KVATTN_OK;
+}
+
 void kvattn_session_free(kvattn_session *s) {
     if (!s) return;
     kvattn_cache_free(s->cache);
+    free(s->tokens);
     free(s->x), free(s->xb), free(s->xb2), free(s->hb), free(s->hb2);
     free(s->router), free(s->sel), free(s->sel_w), free(s->route_scratch), free(s->rows), free(s->xg), free(s->yg);
     free(s);
@@ -106,6 +157,7 @@ kvattn_status kvattn_session_rewind(kvattn_session *s, int pos) {
         return kv_fail(KVATTN_ERR_INVALID_ARG, "session rewind: position %d is outside [0, %d]", pos, s ? s->pos : 0);
     kvattn_status st = kvattn_cache_truncate(s->cache, pos);
     if (st == KVATTN_OK) s->pos = pos;
+    if (st == KVATTN_OK && s->n_tokens > pos) s->n_tokens = pos;
     return st;
 }
 
@@ -191,12 +243,20 @@ kvattn_status kvattn_session_decode(kvattn_session *s, const int32_t *tokens, in
     if (n > kvattn_cache_capacity(s->cache) - s->pos)
         return kv_fail(KVATTN_ERR_CACHE_FULL, "context full: %d tokens at position %d exceed the context of %d", n,
                        s->pos, kvattn_cache_capacity(s->cache));
+    /* paged: every block the tokens need, now, so that a full pool fails the call before any layer changes */
+    kvattn_status reserved = kvattn_cache_reserve(s->cache, s->pos, n);
+    if (reserved != KVATTN_OK) return reserved;
     for (int done = 0; done < n;) {
         int T = n - done < CHUNK ? n - done : CHUNK, last = done + T == n;
         float *lg = !logits ? NULL : all_logits ? logits + (size_t)done * V : last ? logits : NULL;
         kvattn_status st = forward_chunk(s, tokens + done, T, lg, all_logits);
         if (st != KVATTN_OK) return st;
         done += T;
+    }
+    if (s->tokens && s->n_tokens == s->pos - n) {
+        memcpy(s->tokens + s->n_tokens, tokens, sizeof *tokens * (size_t)n);
+        s->n_tokens = s->pos;
+        return kvattn_cache_publish_prefix(s->cache, s->tokens, s->n_tokens);
     }
     return KVATTN_OK;
 }

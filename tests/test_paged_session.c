@@ -1,0 +1,176 @@
+/* Sessions on a paged cache, on real models (stories260K: GQA, stories15M:
+ * MHA) and the tiny DeepSeek-V2 GGUF test_deepseek writes (MLA, both modes):
+ *   - a paged session's logits equal a contiguous session's bit for bit,
+ *     prompt and greedy decode, with the pool's blocks in random order;
+ *   - a prompt whose prefix another sequence computed reuses its blocks and
+ *     gets the same logits as computing it all;
+ *   - a full pool fails a decode before anything changes, and the other
+ *     sequences go on unharmed.
+ * Tolerance: none where the same tokens run in the same chunks (the same
+ * arithmetic on the same rows, wherever they are); where a reused prefix
+ * changes how the rest of the prompt is cut into chunks, 1e-3 relative to
+ * the largest logit: the GEMMs' summation order may then differ in the last
+ * bits of K and V, and a 16-bit cache can round such a value to the next
+ * f16 (2^-11 ≈ 4.9e-4 relative) — seen up to 5.5e-5 (stories15M, f16). */
+#include "test_util.h"
+
+#include "kv/kv_pool.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef KVATTN_DEEPSEEK_FIXTURE
+#define KVATTN_DEEPSEEK_FIXTURE "tiny_deepseek2.gguf"
+#endif
+
+/* The prompt's logits (every token), then `gen` greedy steps' logits, into
+ * logits [n + gen][V]. */
+static kvattn_status run(kvattn_session *s, const int32_t *prompt, int n, int gen, int V, float *logits) {
+    kvattn_status st = kvattn_session_decode(s, prompt, n, logits, 1);
+    for (int g = 0; g < gen && st == KVATTN_OK; g++) {
+        const float *last = logits + (size_t)(n + g - 1) * V;
+        int32_t next = 0;
+        for (int i = 1; i < V; i++)
+            if (last[i] > last[next]) next = i;
+        st = kvattn_session_decode(s, &next, 1, logits + (size_t)(n + g) * V, 0);
+    }
+    return st;
+}
+
+static double rel_diff(const float *a, const float *b, size_t n) {
+    return test_max_abs_diff(a, b, n) / (test_max_abs(b, n) + 1e-30);
+}
+
+static void check_model(const char *name, const kvattn_model *m, kvattn_type kv, kvattn_mla_mode mode) {
+    const kvattn_model_desc *d = kvattn_model_describe(m);
+    const int V = (int)d->vocab_size, N = 200, GEN = 24, CTX = 320;
+    int32_t prompt[200], prompt2[200];
+    test_rng r = {0x5eed + (uint64_t)V};
+    for (int i = 0; i < N; i++) prompt[i] = prompt2[i] = test_randint(&r, 3, V - 1);
+    float *want = malloc(sizeof(float) * (size_t)(N + GEN) * V), *got = malloc(sizeof(float) * (size_t)(N + GEN) * V);
+    kvattn_session *flat = NULL, *a = NULL, *b = NULL;
+    kvattn_kv_pool *pool = NULL;
+    CHECK_OK(kvattn_session_create(m, CTX, kv, mode, &flat));
+    CHECK_OK(kvattn_kv_pool_create(&d->attn, d->n_layers, kv, kv, 64, 16, &pool));
+    if (!flat || !pool || !want || !got) goto done;
+    kv_pool_shuffle(pool, 77);
+
+    /* paged == contiguous, prompt and generation */
+    CHECK_OK(run(flat, prompt, N, GEN, V, want));
+    CHECK_OK(kvattn_session_create_paged(m, pool, CTX, mode, &a));
+    if (!a) goto done;
+    CHECK_OK(run(a, prompt, N, GEN, V, got));
+    CHECK(!memcmp(want, got, sizeof(float) * (size_t)(N + GEN) * V),
+          "%s: paged logits differ from contiguous (max rel %.3g)", name, rel_diff(got, want, (size_t)(N + GEN) * V));
+
+    /* a prompt sharing a's first 150 tokens reuses 2 blocks (128 tokens), then runs the
+     * other 72 as one chunk, as the contiguous session cuts 200 tokens: 128 + 72 */
+    for (int i = 150; i < N; i++) prompt2[i] = 3 + (prompt2[i] + 17) % (V - 3);
+    CHECK_OK(kvattn_session_rewind(flat, 0));
+    CHECK_OK(kvattn_session_decode(flat, prompt2, N, want, 0));
+    CHECK_OK(kvattn_session_create_paged(m, pool, CTX, mode, &b));
+    if (!b) goto done;
+    int reused = -1;
+    CHECK_OK(kvattn_session_reuse_prefix(b, prompt2, N, &reused));
+    CHECK(reused == 128 && kvattn_session_pos(b) == 128, "%s: reused %d tokens, want 128", name, reused);
+    CHECK_OK(kvattn_session_decode(b, prompt2 + reused, N - reused, got, 0));
+    CHECK(!memcmp(want, got, sizeof(float) * V), "%s: logits after a reused prefix differ (max rel %.3g)", name,
+          rel_diff(got, want, (size_t)V));
+    kvattn_kv_pool_stats s;
+    kvattn_kv_pool_get_stats(pool, &s);
+    CHECK(s.hits == 2, "%s: %llu prefix hits", name, (unsigned long long)s.hits);
+
+    /* reused 64 tokens (the second block differs): the rest runs as 128 + 8, the contiguous as 128 + 72 */
+    prompt2[100] = 3 + (prompt2[100] + 1) % (V - 3);
+    kvattn_session_free(b), b = NULL;
+    CHECK_OK(kvattn_session_rewind(flat, 0));
+    CHECK_OK(kvattn_session_decode(flat, prompt2, N, want, 0));
+    CHECK_OK(kvattn_session_create_paged(m, pool, CTX, mode, &b));
+    if (!b) goto done;
+    CHECK_OK(kvattn_session_reuse_prefix(b, prompt2, N, &reused));
+    CHECK_OK(kvattn_session_decode(b, prompt2 + reused, N - reused, got, 0));
+    const double e = rel_diff(got, want, (size_t)V);
+    CHECK(reused == 64 && e <= 1e-3, "%s: reused %d (want 64), max rel diff %.3g", name, reused, e);
+    printf("  %s: after a 64-token reused prefix, logits %s (max rel %.2g)\n", name,
+           memcmp(want, got, sizeof(float) * V) ? "within tolerance" : "bit-identical", e);
+
+    /* the whole prompt reused but its last token: the same logits as the first time */
+    kvattn_session_free(b), b = NULL;
+    CHECK_OK(kvattn_session_create_paged(m, pool, CTX, mode, &b));
+    if (!b) goto done;
+    CHECK_OK(kvattn_session_reuse_prefix(b, prompt, 129, &reused));
+    CHECK(reused == 128, "%s: a 129-token prompt reuses %d", name, reused);
+    CHECK_OK(kvattn_session_rewind(flat, 0));
+    CHECK_OK(kvattn_session_decode(flat, prompt, 129, want, 0));
+    CHECK_OK(kvattn_session_decode(b, prompt + 128, 1, got, 0));
+    const double e1 = rel_diff(got, want, (size_t)V);
+    CHECK(e1 <= 1e-3, "%s: one token after 128 reused: max rel diff %.3g", name, e1);
+
+done:
+    kvattn_session_free(flat), kvattn_session_free(a), kvattn_session_free(b);
+    kvattn_kv_pool_free(pool);
+    free(want), free(got);
+}
+
+/* A pool of 3 blocks: the second sequence's prompt does not fit; it fails
+ * whole and the first is unharmed. */
+static void check_pool_full(const kvattn_model *m) {
+    const kvattn_model_desc *d = kvattn_model_describe(m);
+    const int V = (int)d->vocab_size;
+    int32_t p1[150], p2[100];
+    test_rng r = {3};
+    for (int i = 0; i < 150; i++) p1[i] = test_randint(&r, 3, V - 1);
+    for (int i = 0; i < 100; i++) p2[i] = test_randint(&r, 3, V - 1);
+    kvattn_kv_pool *pool = NULL;
+    kvattn_session *a = NULL, *b = NULL, *flat = NULL;
+    float *la = malloc(sizeof(float) * V), *lf = malloc(sizeof(float) * V);
+    CHECK_OK(kvattn_kv_pool_create(&d->attn, d->n_layers, KVATTN_TYPE_F16, KVATTN_TYPE_F16, 64, 3, &pool));
+    CHECK_OK(kvattn_session_create(m, 256, KVATTN_TYPE_F16, KVATTN_MLA_ABSORBED, &flat));
+    if (pool && flat) {
+        CHECK_OK(kvattn_session_create_paged(m, pool, 256, KVATTN_MLA_ABSORBED, &a));
+        CHECK_OK(kvattn_session_create_paged(m, pool, 256, KVATTN_MLA_ABSORBED, &b));
+    }
+    if (a && b) {
+        CHECK_OK(kvattn_session_decode(a, p1, 150, NULL, 0));
+        kvattn_status st = kvattn_session_decode(b, p2, 100, NULL, 0);
+        CHECK(st == KVATTN_ERR_POOL_FULL && kvattn_session_pos(b) == 0 && strstr(kvattn_last_error(), "KV pool full"),
+              "full pool: %s (%s), position %d", kvattn_status_name(st), kvattn_last_error(), kvattn_session_pos(b));
+        int32_t t = 5;
+        CHECK_OK(kvattn_session_decode(a, &t, 1, la, 0));
+        CHECK_OK(kvattn_session_decode(flat, p1, 150, NULL, 0));
+        CHECK_OK(kvattn_session_decode(flat, &t, 1, lf, 0));
+        CHECK(!memcmp(la, lf, sizeof(float) * V), "the first sequence is unharmed");
+        kvattn_session_free(a), a = NULL;
+        CHECK_OK(kvattn_session_decode(b, p2, 100, NULL, 0));
+    }
+    kvattn_session_free(a), kvattn_session_free(b), kvattn_session_free(flat);
+    kvattn_kv_pool_free(pool);
+    free(la), free(lf);
+}
+
+int main(void) {
+    const char *needed[] = {"stories260K.bin", "tok512.bin", "stories15M.bin", "tokenizer.bin", NULL};
+    kvattn_model *ds = NULL;
+    if (kvattn_model_load(KVATTN_DEEPSEEK_FIXTURE, NULL, &ds) == KVATTN_OK) {
+        check_model("tiny deepseek2 absorbed", ds, KVATTN_TYPE_BF16, KVATTN_MLA_ABSORBED);
+        check_model("tiny deepseek2 naive", ds, KVATTN_TYPE_F32, KVATTN_MLA_NAIVE);
+        check_pool_full(ds);
+        kvattn_model_free(ds);
+    } else {
+        CHECK(0, "%s: %s (test_deepseek writes it)", KVATTN_DEEPSEEK_FIXTURE, kvattn_last_error());
+    }
+    if (!test_models_found(test_models_dir(), needed))
+        return test_models_missing("test_paged_session", test_models_dir());
+    kvattn_model *g = NULL, *mha = NULL;
+    CHECK_OK(kvattn_model_load(test_model_path("stories260K.bin"), test_model_path("tok512.bin"), &g));
+    CHECK_OK(kvattn_model_load(test_model_path("stories15M.bin"), test_model_path("tokenizer.bin"), &mha));
+    if (g) {
+        check_model("stories260K (GQA) f16", g, KVATTN_TYPE_F16, KVATTN_MLA_ABSORBED);
+        check_model("stories260K (GQA) q8_0", g, KVATTN_TYPE_Q8_0, KVATTN_MLA_ABSORBED);
+        check_pool_full(g);
+    }
+    if (mha) check_model("stories15M (MHA) f16", mha, KVATTN_TYPE_F16, KVATTN_MLA_ABSORBED);
+    kvattn_model_free(g), kvattn_model_free(mha);
+    return test_finish("test_paged_session");
+}
