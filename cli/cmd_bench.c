@@ -22,6 +22,7 @@ typedef struct {
     int ctx;
     kvattn_type kv_type;
     kvattn_attn_timing t;
+    kvattn_attn_timing paged; /* with --paged */
     double gbps, gflops, fraction;
     const char *bound;
 } bench_row;
@@ -188,7 +189,7 @@ int cmd_bench(int argc, char **argv) {
     const char *designs[MAX_LIST];
     int n_designs = 0, json = 0, csv = 0, mla_mode = KVATTN_MLA_ABSORBED;
     int64_t ctxs[MAX_LIST] = {1024, 4096, 16384, 65536}, depths[MAX_LIST] = {4096, 16384}, naive_max = 16384;
-    int64_t reps = 5, prompt = 64, gen = 16, threads = 0;
+    int64_t reps = 5, prompt = 64, gen = 16, threads = 0, paged = 0;
     int n_ctx = 4, n_depths = 2;
     kvattn_type types[MAX_LIST] = {KVATTN_TYPE_F16};
     int n_types = 1;
@@ -204,6 +205,9 @@ int cmd_bench(int argc, char **argv) {
         CLI_OPT_COUNT("--reps", &reps, 1, 1 << 24, "N", "timed steps per point, best reported (default 5)"),
         CLI_OPT_COUNT("--naive-max-ctx", &naive_max, 1, 1 << 24, "N",
                       "longest context timed for naive MLA (default 16K: it is slow)"),
+        CLI_OPT_COUNT("--paged", &paged, 64, 4096, "N",
+                      "also time each step on a paged cache of N-token blocks (64 or 128, ...) in random order,\n"
+                      "taking turns with the contiguous cache; prints paged / contiguous"),
         CLI_OPT_FLAG("--json", &json, "one JSON object on stdout"),
         CLI_OPT_FLAG("--csv", &csv, "CSV rows on stdout (attention-only)"),
         CLI_OPT_STRING("--plot", &plot, "FILE.svg", "step time and fraction of the bound against context"),
@@ -231,8 +235,8 @@ int cmd_bench(int argc, char **argv) {
         opts, (int)(sizeof opts / sizeof opts[0])};
     const int parsed = cli_parse(&cmd, argc, argv);
     if (parsed != CLI_PARSED) return parsed == CLI_HELP ? 0 : 2;
-    static const char *const attention_only[] = {"--preset", "--config",        "--as",  "--ctx",
-                                                 "--reps",   "--naive-max-ctx", "--csv", "--plot"};
+    static const char *const attention_only[] = {"--preset",        "--config", "--as",   "--ctx",  "--reps",
+                                                 "--naive-max-ctx", "--csv",    "--plot", "--paged"};
     static const char *const model_only[] = {"-z", "--depth", "--prompt", "--gen", "--mla"};
     for (size_t i = 0; i < sizeof attention_only / sizeof attention_only[0]; i++)
         if (model && cli_given(&cmd, argc, argv, attention_only[i])) {
@@ -302,10 +306,13 @@ int cmd_bench(int argc, char **argv) {
                "(measured now)\n",
                kvattn_cpu_name(), kvattn_isa(), lim.read_gbps, lim.fma_gflops, lim.simd_bits, lim.threads);
         printf("%s: one decode step of attention only, per layer (best of %d)\n\n", m.name, (int)reps);
-        printf("%-12s %-9s %7s %5s %10s %10s %9s %9s %8s %9s\n", "design", "mla", "ctx", "kv", "us/step", "KV read",
+        printf("%-12s %-9s %7s %5s %10s %10s %9s %9s %8s %9s", "design", "mla", "ctx", "kv", "us/step", "KV read",
                "GB/s", "GFLOP/s", "bound", "of bound");
+        if (paged) printf(" %10s %7s", "paged us", "paged/c");
+        printf("\n");
     } else if (csv) {
-        printf("design,mla,ctx,kv_type,us_per_step,kv_bytes,gbps,gflops,bound,fraction_of_bound\n");
+        printf("design,mla,ctx,kv_type,us_per_step,kv_bytes,gbps,gflops,bound,fraction_of_bound%s\n",
+               paged ? ",paged_block_tokens,paged_us_per_step,paged_over_contiguous" : "");
     }
     for (int c = 0; c < n_cfgs && rc == 0; c++)
         for (int mode = 0; mode < (cfgs[c].kind == KVATTN_ATTN_MLA ? 2 : 1) && rc == 0; mode++)
@@ -320,22 +327,28 @@ int cmd_bench(int argc, char **argv) {
                     if (cli_stderr_is_tty())
                         fprintf(stderr, "  %s %s ctx %d %s...\r", r->design, r->mode, r->ctx,
                                 kvattn_type_name(r->kv_type));
-                    if (kvattn_bench_attention(&cfgs[c], r->ctx, r->kv_type, (kvattn_mla_mode)mode, (int)reps, &r->t) !=
-                        KVATTN_OK) {
+                    if (kvattn_bench_attention_paged(&cfgs[c], r->ctx, r->kv_type, (kvattn_mla_mode)mode, (int)reps,
+                                                     (int)paged, &r->t, &r->paged) != KVATTN_OK) {
                         fprintf(stderr, "kvattn bench: %s\n", kvattn_last_error());
                         rc = 1;
                         break;
                     }
                     fill_row_rates(r, &lim);
                     char b1[32];
-                    if (!json && !csv)
-                        printf("%-12s %-9s %7d %5s %10.1f %10s %9.2f %9.1f %8s %8.0f%%\n", r->design, r->mode, r->ctx,
+                    const double ratio = r->paged.us_per_step / r->t.us_per_step;
+                    if (!json && !csv) {
+                        printf("%-12s %-9s %7d %5s %10.1f %10s %9.2f %9.1f %8s %8.0f%%", r->design, r->mode, r->ctx,
                                kvattn_type_name(r->kv_type), r->t.us_per_step, cli_bytes(r->t.kv_bytes, b1, sizeof b1),
                                r->gbps, r->gflops, r->bound, 100.0 * r->fraction);
-                    else if (csv)
-                        printf("%s,%s,%d,%s,%.2f,%.0f,%.3f,%.3f,%s,%.4f\n", r->design, r->mode, r->ctx,
+                        if (paged) printf(" %10.1f %7.3f", r->paged.us_per_step, ratio);
+                        printf("\n");
+                    } else if (csv) {
+                        printf("%s,%s,%d,%s,%.2f,%.0f,%.3f,%.3f,%s,%.4f", r->design, r->mode, r->ctx,
                                kvattn_type_name(r->kv_type), r->t.us_per_step, r->t.kv_bytes, r->gbps, r->gflops,
                                r->bound, r->fraction);
+                        if (paged) printf(",%d,%.2f,%.4f", (int)paged, r->paged.us_per_step, ratio);
+                        printf("\n");
+                    }
                     fflush(stdout);
                     n_rows++;
                 }
@@ -362,9 +375,14 @@ int cmd_bench(int argc, char **argv) {
             bench_row *r = &rows[i];
             printf("%s{\"design\": \"%s\", \"mla\": \"%s\", \"ctx\": %d, \"kv_type\": \"%s\", \"us_per_step\": %.3f, "
                    "\"us_median\": %.3f, \"kv_bytes\": %.0f, \"gbps\": %.4f, \"gflops\": %.4f, \"bound\": \"%s\", "
-                   "\"fraction_of_bound\": %.4f}",
+                   "\"fraction_of_bound\": %.4f",
                    i ? ", " : "", r->design, r->mode, r->ctx, kvattn_type_name(r->kv_type), r->t.us_per_step,
                    r->t.us_median, r->t.kv_bytes, r->gbps, r->gflops, r->bound, r->fraction);
+            if (paged)
+                printf(", \"paged_block_tokens\": %d, \"paged_us_per_step\": %.3f, \"paged_us_median\": %.3f, "
+                       "\"paged_over_contiguous\": %.4f",
+                       (int)paged, r->paged.us_per_step, r->paged.us_median, r->paged.us_per_step / r->t.us_per_step);
+            printf("}");
         }
         printf("]}\n");
     }

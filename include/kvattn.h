@@ -713,6 +713,13 @@ typedef struct {
 
 kvattn_status kvattn_bench_attention(const kvattn_layer_config *cfg, int ctx, kvattn_type kv_type,
                                      kvattn_mla_mode mla_mode, int reps, kvattn_attn_timing *out);
+/* The same step on a contiguous cache and on a paged one (blocks of
+ * block_tokens tokens, handed out in random order, as a pool serving many
+ * sequences does), the two taking turns step by step. block_tokens = 0
+ * times the contiguous cache alone (paged may then be NULL). */
+kvattn_status kvattn_bench_attention_paged(const kvattn_layer_config *cfg, int ctx, kvattn_type kv_type,
+                                           kvattn_mla_mode mla_mode, int reps, int block_tokens,
+                                           kvattn_attn_timing *contiguous, kvattn_attn_timing *paged);
 
 /* Fills the session's cache with n random tokens in every layer (as if a
  * prompt of n tokens had run) — for timing generation at depth. */

@@ -493,6 +493,13 @@ PY
 then ok; else bad "plots: totals, one colour per design, round ticks"; fi
 expect_exit 0 "bench -m" "$kvattn" bench -m "$models/stories260K.gguf" --depth 64,256 --prompt 8 --gen 4 --json
 if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); r=d["rows"]; assert [x["depth"] for x in r]==[64,256] and all(x["gen_tok_per_s"]>0 and x["fraction_of_bound"]>0 for x in r), d' "$tmp/out"; then ok; else bad "bench -m content"; fi
+# --paged: each point on a paged cache too, the two taking turns; a block size that is not whole tiles is refused
+expect_exit 0 "bench --paged" "$kvattn" bench --ctx 200 --reps 2 --as mqa --as mla:512+64 --naive-max-ctx 64 --kv-type q8_0 --paged 64 --json
+if python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["rows"]; assert len(r)==3 and all(x["paged_block_tokens"]==64 and x["paged_us_per_step"]>0 and abs(x["paged_over_contiguous"]*x["us_per_step"]-x["paged_us_per_step"])<1e-2*x["paged_us_per_step"] for x in r), r' "$tmp/out"; then ok; else bad "bench --paged json"; fi
+expect_exit 0 "bench --paged table" "$kvattn" bench --ctx 100 --reps 1 --as mha --paged 128
+expect_grep "paged/c" "$tmp/out" "bench --paged: the ratio column"
+expect_exit 1 "bench --paged 96" "$kvattn" bench --ctx 100 --reps 1 --paged 96
+expect_grep "block_tokens = 96 must be a power of two" "$tmp/err" "bench --paged 96: why"
 expect_exit 2 "bench: bad kv type" "$kvattn" bench --kv-type q4_0
 expect_exit 2 "bench: bad ctx" "$kvattn" bench --ctx 0
 
