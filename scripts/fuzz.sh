@@ -3,7 +3,8 @@
 # committed corpus (fuzz/corpus/NAME), then fuzzes for SECONDS with its
 # dictionary, new inputs going to a scratch corpus (the committed one is only
 # read). Any crash, leak, timeout (> 1 s an input) or sanitizer report fails,
-# and its input is left in ARTIFACTS for a regression test.
+# and its input is left in ARTIFACTS for a regression test. With KEEP_CORPUS=DIR
+# the scratch corpus is kept as DIR/NAME, for minimising into the committed one.
 # usage: scripts/fuzz.sh BUILD_DIR SECONDS [NAME...]   (default: every harness)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,10 +20,13 @@ for n in "${names[@]}"; do
   dict=fuzz/dict/json.dict
   case $n in gguf) dict=fuzz/dict/gguf.dict ;; llama2c | tokenizer_bin | tokenize | cli_numbers) dict= ;; esac
   scratch=$(mktemp -d)
+  found=$scratch/corpus
+  [ -z "${KEEP_CORPUS:-}" ] || found=$KEEP_CORPUS/$n
+  mkdir -p "$found"
   "$build/fuzz_$n" -runs=0 "fuzz/corpus/$n" 2>"$scratch/replay.log" ||
     { echo "fuzz_$n: the committed corpus does not replay cleanly" >&2; tail -30 "$scratch/replay.log" >&2; exit 1; }
   if ! "$build/fuzz_$n" -max_total_time="$secs" -timeout=1 -rss_limit_mb=2048 -print_final_stats=1 \
-      -artifact_prefix="$artifacts/${n}-" ${dict:+-dict=$dict} "$scratch" "fuzz/corpus/$n" >"$scratch/run.log" 2>&1; then
+      -artifact_prefix="$artifacts/${n}-" ${dict:+-dict=$dict} "$found" "fuzz/corpus/$n" >"$scratch/run.log" 2>&1; then
     echo "fuzz_$n: a finding (its input is under $artifacts):" >&2
     grep -E "ERROR|SUMMARY|runtime error|Test unit written" "$scratch/run.log" | head -20 >&2
     exit 1
