@@ -301,10 +301,65 @@ static void test_q8_0_int_products(void) {
     }
 }
 
+/* The batched decode GEMV (kv_matmul_decode) gives each token bit for bit
+ * what kv_matmul gives it alone, for every weight type, in each of the three
+ * product modes (default, --fast-products, --exact), for batches of 1 to 70
+ * tokens (past KV_DECODE_BATCH_MAX) and matrices of many row chunks. */
+static void test_decode_batch(const char *isa) {
+    test_rng r = {0xba7c4};
+    const kvattn_type types[] = {KVATTN_TYPE_F32,  KVATTN_TYPE_F16,  KVATTN_TYPE_BF16, KVATTN_TYPE_Q8_0,
+                                 KVATTN_TYPE_Q4_0, KVATTN_TYPE_Q4_1, KVATTN_TYPE_Q5_0, KVATTN_TYPE_Q5_1,
+                                 KVATTN_TYPE_Q2_K, KVATTN_TYPE_Q3_K, KVATTN_TYPE_Q4_K, KVATTN_TYPE_Q5_K,
+                                 KVATTN_TYPE_Q6_K};
+    const int batches[] = {1, 3, 17, 70};
+    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+        const kvattn_type t = types[ti];
+        const int k = 512, rows = kv_is_block_quant(t) || t == KVATTN_TYPE_Q8_0 ? 700 : 300;
+        const size_t row_bytes = kvattn_row_bytes(t, k);
+        unsigned char *w = malloc(row_bytes * rows);
+        if (kv_is_block_quant(t)) {
+            random_blocks(&r, t, w, (int)(row_bytes * rows / kv_quant_block_bytes(t)));
+        } else {
+            float *wf = malloc(sizeof(float) * k);
+            for (int i = 0; i < rows; i++) {
+                test_fill(&r, wf, (size_t)k, 1.0f);
+                kv_row_store(t, wf, w + (size_t)i * row_bytes, k);
+            }
+            free(wf);
+        }
+        const kvattn_matrix W = {w, t};
+        float *x = malloc(sizeof(float) * (size_t)k * 70), *y = malloc(sizeof(float) * (size_t)rows * 70),
+              *one = malloc(sizeof(float) * (size_t)rows);
+        test_fill(&r, x, (size_t)k * 70, 1.0f);
+        for (int mode = 0; mode < 3; mode++) {
+            kvattn_set_fast_products(mode == 1);
+            kvattn_set_exact(mode == 2);
+            for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi++) {
+                const int B = batches[bi];
+                kv_matmul_decode(y, x, W, B, rows, k);
+                int same = 1;
+                for (int b = 0; b < B && same; b++) {
+                    kv_matmul(one, x + (size_t)b * k, W, 1, rows, k);
+                    same = !memcmp(one, y + (size_t)b * rows, sizeof(float) * rows);
+                }
+                CHECK(same, "[%s] %s, %s products: a batch of %d decode tokens differs from each alone", isa,
+                      kvattn_type_name(t),
+                      mode == 0   ? "default"
+                      : mode == 1 ? "fast"
+                                  : "exact",
+                      B);
+            }
+        }
+        kvattn_set_fast_products(0);
+        kvattn_set_exact(0);
+        free(w), free(x), free(y), free(one);
+    }
+}
+
 static void test_level(const char *isa) {
-    (void)isa;
     test_fast_vs_reference();
     test_q8_0_int_products();
+    test_decode_batch(isa);
 }
 
 int main(void) {

@@ -124,6 +124,44 @@ static void gemv(float *y, const float *x, kvattn_matrix W, int n, int k) {
     free(mem);
 }
 
+/* Rows of W a thread takes through every token of a decode batch before
+ * moving on: about this many bytes, so they are read from memory once and
+ * from L2 for the other tokens. */
+#define DECODE_CHUNK_BYTES (128 * 1024)
+
+/* The decode GEMV for B tokens of B sequences at once: y[b] = W·x[b], each
+ * with exactly the numerics gemv gives it alone (x[b] rounded alike, every row
+ * by the same products in the same order), so a sequence's outputs do not
+ * depend on the batch; W is read from memory once for all of them. */
+static void gemv_batch(float *y, const float *x, kvattn_matrix W, int B, int n, int k) {
+    rounded_x xr[KV_DECODE_BATCH_MAX];
+    void *mem[KV_DECODE_BATCH_MAX];
+    for (int b = 0; b < B; b++) xr[b] = round_x(x + (size_t)b * k, W.type, k, &mem[b]);
+    const size_t row_bytes = kvattn_row_bytes(W.type, k);
+    int chunk = (int)(DECODE_CHUNK_BYTES / (row_bytes ? row_bytes : 1));
+    if (chunk < 16) chunk = 16;
+#pragma omp parallel if ((long)n * k * B > KV_PARALLEL_MIN_MACS)
+    {
+        int r0, r1;
+        thread_rows(n, &r0, &r1);
+        for (int c0 = r0; c0 < r1; c0 += chunk) {
+            const int c1 = r1 - c0 < chunk ? r1 : c0 + chunk;
+            for (int b = 0; b < B; b++) {
+                if (xr[b].kind != X_F32) gemv_rounded_rows(y + (size_t)b * n, &xr[b], W, c0, c1, k);
+                else kv_gemv_rows(y + (size_t)b * n + c0, x + (size_t)b * k, W, c0, c1 - c0, k);
+            }
+        }
+    }
+    for (int b = 0; b < B; b++) free(mem[b]);
+}
+
+void kv_matmul_decode(float *y, const float *x, kvattn_matrix W, int B, int n, int k) {
+    for (int b0 = 0; b0 < B; b0 += KV_DECODE_BATCH_MAX) {
+        const int nb = B - b0 < KV_DECODE_BATCH_MAX ? B - b0 : KV_DECODE_BATCH_MAX;
+        gemv_batch(y + (size_t)b0 * n, x + (size_t)b0 * k, W, nb, n, k);
+    }
+}
+
 /* Prefill GEMM from GEMM_MIN_TOKENS tokens on, at levels with a micro-kernel:
  * x is transposed once into blocks of 64 tokens, xt [T64 / 64][k][64] (zero
  * padded), so the micro-kernel reads it sequentially. For each block of 64 tokens, each task takes

@@ -16,6 +16,13 @@ static inline const void *kv_matrix_row(kvattn_matrix W, int r, int cols) {
 void kv_matmul(float *y, const float *x, kvattn_matrix W, int T, int n, int k);
 void kv_matmul_ref(float *y, const float *x, kvattn_matrix W, int T, int n, int k);
 
+/* y[b] = W·x[b] for B tokens that belong to B sequences (a batched decode
+ * step), each row of y bit for bit what kv_matmul gives that token alone
+ * (T = 1), whatever B; W is read once for all of them.
+ *   x [B][k], W [n][k], y [B][n] */
+void kv_matmul_decode(float *y, const float *x, kvattn_matrix W, int B, int n, int k);
+#define KV_DECODE_BATCH_MAX 64
+
 /* y[r] = W[row0 + r]·x for r < n, on the calling thread: the decode GEMV's
  * body, reading KV_DOT_ROWS far-apart rows at once so that the hardware
  * prefetchers follow each as a stream. */
