@@ -367,6 +367,16 @@ typedef enum {
 kvattn_status kvattn_attn_forward(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, kvattn_cache *cache,
                                   int layer, int pos, int T, const float *x, float *out, kvattn_mla_mode mla_mode);
 
+/* One decode step of n sequences at once: row i of x [n][d_model] is the
+ * next token of the sequence whose cache is caches[i] (n distinct caches),
+ * at position pos[i]; out [n][d_model]. The projections read each weight
+ * once for all n rows, and every row's output is bit for bit what
+ * kvattn_attn_forward gives that token alone (T = 1), whatever else is in
+ * the batch. */
+kvattn_status kvattn_attn_decode_batch(const kvattn_layer_config *cfg, const kvattn_layer_weights *w,
+                                       kvattn_cache *const *caches, const int *pos, int n, int layer, const float *x,
+                                       float *out, kvattn_mla_mode mla_mode);
+
 /* The scalar reference: attention of tokens 0..T-1 recomputed from scratch,
  * with no cache, in double precision accumulation: out[t] attends over
  * tokens 0..t of x. MLA follows DeepSeek's naive formulation. Slow; for
