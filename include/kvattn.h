@@ -585,6 +585,17 @@ kvattn_status kvattn_session_reuse_prefix(kvattn_session *s, const int32_t *toke
  * the vocabulary are KVATTN_ERR_INVALID_ARG. */
 kvattn_status kvattn_session_decode(kvattn_session *s, const int32_t *tokens, int n, float *logits, int all_logits);
 
+/* One decode step of n sessions of the same model (and MLA mode) at once
+ * (continuous batching): tokens[i] runs at session i's position, logits
+ * [n][vocab] (may be NULL) receives each one's next-token logits, bit for
+ * bit what kvattn_session_decode gives that session alone: the projections
+ * read every weight once for all n, each row summed as it would be alone.
+ * n ≤ KVATTN_DECODE_BATCH_MAX; KVATTN_ERR_CACHE_FULL if a session is at the
+ * end of its context, KVATTN_ERR_POOL_FULL if a paged one needs a block the
+ * pool lacks (no session changes then). */
+#define KVATTN_DECODE_BATCH_MAX 128
+kvattn_status kvattn_session_decode_batch(kvattn_session *const *seqs, int n, const int32_t *tokens, float *logits);
+
 int kvattn_session_pos(const kvattn_session *s);
 /* Rewinds to position pos ≤ the current one. */
 kvattn_status kvattn_session_rewind(kvattn_session *s, int pos);

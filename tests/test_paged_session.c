@@ -149,6 +149,87 @@ static void check_pool_full(const kvattn_model *m) {
     free(la), free(lf);
 }
 
+/* A batched decode step gives each session the logits it gets alone, bit for
+ * bit: five sessions (contiguous and paged) at different depths, 12 greedy
+ * steps in batches whose membership changes every step. */
+static void check_batch(const char *name, const kvattn_model *m, kvattn_type kv, kvattn_mla_mode mode) {
+    enum { N = 5, STEPS = 12 };
+    const kvattn_model_desc *d = kvattn_model_describe(m);
+    const int V = (int)d->vocab_size;
+    kvattn_kv_pool *pool = NULL;
+    kvattn_session *seq[N] = {0}, *alone[N] = {0};
+    float *lb = malloc(sizeof(float) * (size_t)N * V), *la = malloc(sizeof(float) * V);
+    int32_t next[N], prompt[160];
+    test_rng r = {0xba7 + (uint64_t)V};
+    CHECK_OK(kvattn_kv_pool_create(&d->attn, d->n_layers, kv, kv, 64, 16, &pool));
+    if (!pool) goto done;
+    kv_pool_shuffle(pool, 9);
+    for (int i = 0; i < N; i++) {
+        const int n = 1 + 37 * i;
+        for (int t = 0; t < n; t++) prompt[t] = test_randint(&r, 3, V - 1);
+        CHECK_OK(i % 2 ? kvattn_session_create_paged(m, pool, 200, mode, &seq[i])
+                       : kvattn_session_create(m, 200, kv, mode, &seq[i]));
+        CHECK_OK(kvattn_session_create(m, 200, kv, mode, &alone[i]));
+        if (!seq[i] || !alone[i]) goto done;
+        CHECK_OK(kvattn_session_decode(seq[i], prompt, n, la, 0));
+        CHECK_OK(kvattn_session_decode(alone[i], prompt, n, NULL, 0));
+        next[i] = 0;
+        for (int v = 1; v < V; v++)
+            if (la[v] > la[next[i]]) next[i] = v;
+    }
+    int same = 1, steps = 0;
+    for (int g = 0; g < STEPS && same; g++) {
+        kvattn_session *batch[N];
+        int32_t tok[N], who[N], b = 0;
+        for (int i = 0; i < N; i++)
+            if ((g + i) % 3 != 0 || g == 0) batch[b] = seq[i], tok[b] = next[i], who[b++] = i;
+        kvattn_status st = kvattn_session_decode_batch(batch, b, tok, lb);
+        CHECK(st == KVATTN_OK, "%s: batched step %d: %s", name, g, kvattn_last_error());
+        if (st != KVATTN_OK) break;
+        for (int j = 0; j < b && same; j++) {
+            const int i = who[j];
+            CHECK_OK(kvattn_session_decode(alone[i], &tok[j], 1, la, 0));
+            same = !memcmp(la, lb + (size_t)j * V, sizeof(float) * V);
+            CHECK(same, "%s: step %d, sequence %d of a batch of %d: logits differ from its own decode (max rel %.3g)",
+                  name, g, i, b, rel_diff(lb + (size_t)j * V, la, (size_t)V));
+            next[i] = 0;
+            for (int v = 1; v < V; v++)
+                if (la[v] > la[next[i]]) next[i] = v;
+        }
+        steps++;
+    }
+    CHECK(steps == STEPS, "%s: %d of %d batched steps ran", name, steps, STEPS);
+    /* bad batches: a session twice, a token outside the vocabulary; nothing moves */
+    const int p0 = kvattn_session_pos(seq[0]);
+    kvattn_session *twice[2] = {seq[0], seq[0]};
+    int32_t two[2] = {5, 5}, bad = V;
+    CHECK(kvattn_session_decode_batch(twice, 2, two, lb) == KVATTN_ERR_INVALID_ARG &&
+              kvattn_session_decode_batch(seq, 1, &bad, lb) == KVATTN_ERR_INVALID_ARG &&
+              kvattn_session_pos(seq[0]) == p0,
+          "%s: bad batches refused", name);
+done:
+    for (int i = 0; i < N; i++) kvattn_session_free(seq[i]), kvattn_session_free(alone[i]);
+    kvattn_kv_pool_free(pool);
+    free(lb), free(la);
+}
+
+static const kvattn_model *batch_model;
+static kvattn_type batch_kv;
+static kvattn_mla_mode batch_mode;
+static const char *batch_name;
+
+static void check_batch_level(const char *isa) {
+    char name[128];
+    snprintf(name, sizeof name, "[%s] %s", isa, batch_name);
+    check_batch(name, batch_model, batch_kv, batch_mode);
+}
+
+/* check_batch at every kernel level. */
+static void check_batch_levels(const char *name, const kvattn_model *m, kvattn_type kv, kvattn_mla_mode mode) {
+    batch_model = m, batch_kv = kv, batch_mode = mode, batch_name = name;
+    test_each_isa(check_batch_level);
+}
+
 int main(void) {
     const char *needed[] = {"stories260K.bin", "tok512.bin", "stories15M.bin", "tokenizer.bin", NULL};
     kvattn_model *ds = NULL;
@@ -156,6 +237,8 @@ int main(void) {
         check_model("tiny deepseek2 absorbed", ds, KVATTN_TYPE_BF16, KVATTN_MLA_ABSORBED);
         check_model("tiny deepseek2 naive", ds, KVATTN_TYPE_F32, KVATTN_MLA_NAIVE);
         check_pool_full(ds);
+        check_batch_levels("tiny deepseek2 (MLA, MoE) absorbed", ds, KVATTN_TYPE_BF16, KVATTN_MLA_ABSORBED);
+        check_batch_levels("tiny deepseek2 naive", ds, KVATTN_TYPE_Q8_0, KVATTN_MLA_NAIVE);
         kvattn_model_free(ds);
     } else {
         CHECK(0, "%s: %s (test_deepseek writes it)", KVATTN_DEEPSEEK_FIXTURE, kvattn_last_error());
@@ -169,8 +252,12 @@ int main(void) {
         check_model("stories260K (GQA) f16", g, KVATTN_TYPE_F16, KVATTN_MLA_ABSORBED);
         check_model("stories260K (GQA) q8_0", g, KVATTN_TYPE_Q8_0, KVATTN_MLA_ABSORBED);
         check_pool_full(g);
+        check_batch_levels("stories260K (GQA) q8_0", g, KVATTN_TYPE_Q8_0, KVATTN_MLA_ABSORBED);
     }
-    if (mha) check_model("stories15M (MHA) f16", mha, KVATTN_TYPE_F16, KVATTN_MLA_ABSORBED);
+    if (mha) {
+        check_model("stories15M (MHA) f16", mha, KVATTN_TYPE_F16, KVATTN_MLA_ABSORBED);
+        check_batch_levels("stories15M (MHA) f16", mha, KVATTN_TYPE_F16, KVATTN_MLA_ABSORBED);
+    }
     kvattn_model_free(g), kvattn_model_free(mha);
     return test_finish("test_paged_session");
 }

@@ -5,6 +5,7 @@
 #include "model.h"
 #include "moe.h"
 
+#include "attn/attn_layer.h"
 #include "kernels/kernels.h"
 #include "kernels/ops.h"
 #include "kernels/vec.h"
@@ -163,27 +164,42 @@ kvattn_status kvattn_session_rewind(kvattn_session *s, int pos) {
 
 static float silu(float x) { return x / (1.0f + expf(-x)); }
 
+_Static_assert(KVATTN_DECODE_BATCH_MAX <= CHUNK, "a batched decode step fits the work buffers");
+
+/* What one forward pass runs: T tokens of one session, or (a batched decode
+ * step) the next token of each of T sessions, which then project their rows
+ * with kv_matmul_decode, each row as it would be alone. The pass works in the
+ * first session's buffers. */
+typedef struct {
+    kvattn_session *s;
+    int decode;
+    kvattn_cache *caches[CHUNK]; /* each sequence's cache and position */
+    int pos[CHUNK];
+} forward_rows;
+
 /* SwiGLU: out = W_down (silu(W_gate x) ⊙ W_up x).   x [T][D] → out [T][D], width F */
-static void swiglu(kvattn_session *s, kvattn_matrix gate, kvattn_matrix up, kvattn_matrix down, int F, const float *x,
-                   float *out, int T) {
+static void swiglu(const forward_rows *f, kvattn_matrix gate, kvattn_matrix up, kvattn_matrix down, int F,
+                   const float *x, float *out, int T) {
+    kvattn_session *s = f->s;
     const int D = s->m->desc.attn.d_model;
-    kv_matmul(s->hb, x, gate, T, F, D);
-    kv_matmul(s->hb2, x, up, T, F, D);
+    kv_project(s->hb, x, gate, T, F, D, f->decode);
+    kv_project(s->hb2, x, up, T, F, D, f->decode);
     for (size_t i = 0; i < (size_t)T * F; i++) s->hb[i] = silu(s->hb[i]) * s->hb2[i];
-    kv_matmul(out, s->hb, down, T, D, F);
+    kv_project(out, s->hb, down, T, D, F, f->decode);
 }
 
 /* Mixture of experts: each token's k routed experts, weighted, plus the shared
  * experts. Tokens routed to the same expert run through it together.
  *   xb [T][D] → xb2 [T][D] */
-static void ffn_moe(kvattn_session *s, const kv_layer *b, int T) {
+static void ffn_moe(const forward_rows *f, const kv_layer *b, int T) {
+    kvattn_session *s = f->s;
     const kvattn_model_desc *d = &s->m->desc;
     const int D = d->attn.d_model, E = d->n_routed_experts, K = d->n_active_experts, F = (int)d->moe_ffn_dim;
-    kv_matmul(s->router, s->xb, b->router, T, E, D);
+    kv_project(s->router, s->xb, b->router, T, E, D, f->decode);
     for (int t = 0; t < T; t++)
         kv_moe_route(d, s->router + (size_t)t * E, b->router_bias, s->sel + (size_t)t * K, s->sel_w + (size_t)t * K,
                      s->route_scratch);
-    if (d->n_shared_experts > 0) swiglu(s, b->sh_gate, b->sh_up, b->sh_down, d->n_shared_experts * F, s->xb, s->xb2, T);
+    if (d->n_shared_experts > 0) swiglu(f, b->sh_gate, b->sh_up, b->sh_down, d->n_shared_experts * F, s->xb, s->xb2, T);
     else memset(s->xb2, 0, sizeof(float) * (size_t)T * D);
     for (int e = 0; e < E; e++) {
         int n = 0;
@@ -193,7 +209,7 @@ static void ffn_moe(kvattn_session *s, const kv_layer *b, int T) {
         if (!n) continue;
         for (int i = 0; i < n; i++)
             memcpy(s->xg + (size_t)i * D, s->xb + (size_t)(s->rows[i] / K) * D, sizeof(float) * D);
-        swiglu(s, b->exp_gate[e], b->exp_up[e], b->exp_down[e], F, s->xg, s->yg, n);
+        swiglu(f, b->exp_gate[e], b->exp_up[e], b->exp_down[e], F, s->xg, s->yg, n);
         for (int i = 0; i < n; i++) {
             float w = s->sel_w[s->rows[i]], *dst = s->xb2 + (size_t)(s->rows[i] / K) * D;
             const float *src = s->yg + (size_t)i * D;
@@ -202,8 +218,9 @@ static void ffn_moe(kvattn_session *s, const kv_layer *b, int T) {
     }
 }
 
-/* T tokens at s->pos through every block; logits of the rows asked for. */
-static kvattn_status forward_chunk(kvattn_session *s, const int32_t *tokens, int T, float *logits, int all_logits) {
+/* T rows through every block; logits of the rows asked for. */
+static kvattn_status forward(const forward_rows *f, const int32_t *tokens, int T, float *logits, int all_logits) {
+    kvattn_session *s = f->s;
     const kvattn_model *m = s->m;
     const int D = m->desc.attn.d_model, V = (int)m->desc.vocab_size;
     for (int t = 0; t < T; t++) /* x[t] = embedding row of the token */
@@ -212,53 +229,99 @@ static kvattn_status forward_chunk(kvattn_session *s, const int32_t *tokens, int
         const kv_layer *b = &m->layers[l];
         for (int t = 0; t < T; t++)
             kv_rmsnorm(s->xb + (size_t)t * D, s->x + (size_t)t * D, b->attn_norm, D, m->norm_eps);
-        if (s->tap) s->tap(s->tap_ctx, l, T, s->xb);
-        kvattn_status st =
-            kvattn_attn_forward(&m->desc.attn, &b->attn, s->cache, l, s->pos, T, s->xb, s->xb2, s->mla_mode);
+        if (s->tap && !f->decode) s->tap(s->tap_ctx, l, T, s->xb);
+        kvattn_status st = f->decode ? kvattn_attn_decode_batch(&m->desc.attn, &b->attn, f->caches, f->pos, T, l, s->xb,
+                                                                s->xb2, s->mla_mode)
+                                     : kvattn_attn_forward(&m->desc.attn, &b->attn, f->caches[0], l, f->pos[0], T,
+                                                           s->xb, s->xb2, s->mla_mode);
         if (st != KVATTN_OK) return st;
         for (size_t i = 0; i < (size_t)T * D; i++) s->x[i] += s->xb2[i];
         for (int t = 0; t < T; t++)
             kv_rmsnorm(s->xb + (size_t)t * D, s->x + (size_t)t * D, b->ffn_norm, D, m->norm_eps);
-        if (b->router.data) ffn_moe(s, b, T);
-        else swiglu(s, b->ffn_gate, b->ffn_up, b->ffn_down, (int)m->desc.ffn_dim, s->xb, s->xb2, T);
+        if (b->router.data) ffn_moe(f, b, T);
+        else swiglu(f, b->ffn_gate, b->ffn_up, b->ffn_down, (int)m->desc.ffn_dim, s->xb, s->xb2, T);
         for (size_t i = 0; i < (size_t)T * D; i++) s->x[i] += s->xb2[i];
     }
     if (logits) {
         int first = all_logits ? 0 : T - 1, n = T - first;
         for (int t = first; t < T; t++)
             kv_rmsnorm(s->xb + (size_t)(t - first) * D, s->x + (size_t)t * D, m->out_norm, D, m->norm_eps);
-        kv_matmul(logits, s->xb, m->output, n, V, D);
+        kv_project(logits, s->xb, m->output, n, V, D, f->decode);
     }
-    s->pos += T;
+    return KVATTN_OK;
+}
+
+/* Paged: the n tokens just run join the session's known tokens, and its
+ * whole blocks are published. */
+static kvattn_status record_tokens(kvattn_session *s, const int32_t *tokens, int n) {
+    if (!s->tokens || s->n_tokens != s->pos - n) return KVATTN_OK;
+    memcpy(s->tokens + s->n_tokens, tokens, sizeof *tokens * (size_t)n);
+    s->n_tokens = s->pos;
+    return kvattn_cache_publish_prefix(s->cache, s->tokens, s->n_tokens);
+}
+
+static kvattn_status check_tokens(const kvattn_session *s, const int32_t *tokens, int n, const char *what) {
+    const int V = (int)s->m->desc.vocab_size;
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return kv_fail(KVATTN_ERR_INVALID_ARG, "%s: token %d = %d is outside the vocabulary [0, %d)", what, i,
+                           tokens[i], V);
     return KVATTN_OK;
 }
 
 kvattn_status kvattn_session_decode(kvattn_session *s, const int32_t *tokens, int n, float *logits, int all_logits) {
     if (!s || !tokens || n < 1) return kv_fail(KVATTN_ERR_INVALID_ARG, "decode: no tokens");
     const int V = (int)s->m->desc.vocab_size;
-    for (int i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= V)
-            return kv_fail(KVATTN_ERR_INVALID_ARG, "decode: token %d = %d is outside the vocabulary [0, %d)", i,
-                           tokens[i], V);
+    kvattn_status st = check_tokens(s, tokens, n, "decode");
+    if (st != KVATTN_OK) return st;
     if (n > kvattn_cache_capacity(s->cache) - s->pos)
         return kv_fail(KVATTN_ERR_CACHE_FULL, "context full: %d tokens at position %d exceed the context of %d", n,
                        s->pos, kvattn_cache_capacity(s->cache));
     /* paged: every block the tokens need, now, so that a full pool fails the call before any layer changes */
-    kvattn_status reserved = kvattn_cache_reserve(s->cache, s->pos, n);
-    if (reserved != KVATTN_OK) return reserved;
+    if ((st = kvattn_cache_reserve(s->cache, s->pos, n)) != KVATTN_OK) return st;
     for (int done = 0; done < n;) {
         int T = n - done < CHUNK ? n - done : CHUNK, last = done + T == n;
         float *lg = !logits ? NULL : all_logits ? logits + (size_t)done * V : last ? logits : NULL;
-        kvattn_status st = forward_chunk(s, tokens + done, T, lg, all_logits);
-        if (st != KVATTN_OK) return st;
+        const forward_rows f = {.s = s, .decode = 0, .caches = {s->cache}, .pos = {s->pos}};
+        if ((st = forward(&f, tokens + done, T, lg, all_logits)) != KVATTN_OK) return st;
+        s->pos += T;
         done += T;
     }
-    if (s->tokens && s->n_tokens == s->pos - n) {
-        memcpy(s->tokens + s->n_tokens, tokens, sizeof *tokens * (size_t)n);
-        s->n_tokens = s->pos;
-        return kvattn_cache_publish_prefix(s->cache, s->tokens, s->n_tokens);
+    return record_tokens(s, tokens, n);
+}
+
+kvattn_status kvattn_session_decode_batch(kvattn_session *const *seqs, int n, const int32_t *tokens, float *logits) {
+    if (!seqs || !tokens || n < 1 || n > KVATTN_DECODE_BATCH_MAX)
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "batched decode: %d sequences (1 to %d, with their tokens)", n,
+                       KVATTN_DECODE_BATCH_MAX);
+    forward_rows f = {.s = seqs[0], .decode = 1};
+    for (int i = 0; i < n; i++) {
+        kvattn_session *s = seqs[i];
+        if (!s) return kv_fail(KVATTN_ERR_INVALID_ARG, "batched decode: sequence %d is NULL", i);
+        if (s->m != seqs[0]->m || s->mla_mode != seqs[0]->mla_mode || s->tap)
+            return kv_fail(KVATTN_ERR_INVALID_ARG,
+                           "batched decode: sequence %d runs another model or MLA mode than sequence 0, or is tapped",
+                           i);
+        for (int j = 0; j < i; j++)
+            if (seqs[j] == s)
+                return kv_fail(KVATTN_ERR_INVALID_ARG, "batched decode: sequences %d and %d are one", j, i);
+        kvattn_status st = check_tokens(s, tokens + i, 1, "batched decode");
+        if (st != KVATTN_OK) return st;
+        if (s->pos >= kvattn_cache_capacity(s->cache))
+            return kv_fail(KVATTN_ERR_CACHE_FULL, "context full: sequence %d is at the end of its context of %d", i,
+                           kvattn_cache_capacity(s->cache));
+        f.caches[i] = s->cache, f.pos[i] = s->pos;
     }
-    return KVATTN_OK;
+    for (int i = 0; i < n; i++) { /* paged: every block first, so that a full pool fails before any layer changes */
+        kvattn_status st = kvattn_cache_reserve(seqs[i]->cache, seqs[i]->pos, 1);
+        if (st != KVATTN_OK) return st;
+    }
+    kvattn_status st = forward(&f, tokens, n, logits, 1);
+    for (int i = 0; i < n && st == KVATTN_OK; i++) {
+        seqs[i]->pos++;
+        st = record_tokens(seqs[i], tokens + i, 1);
+    }
+    return st;
 }
 
 kvattn_status kvattn_session_fill_random(kvattn_session *s, int n, uint64_t seed) {
