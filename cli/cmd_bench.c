@@ -44,8 +44,63 @@ static void print_machine_json(const kvattn_machine_limits *lim) {
            kvattn_isa(), lim->read_gbps, lim->fma_gflops, lim->simd_bits, lim->threads);
 }
 
+/* Seconds for `gen` batched steps of seqs[0..B) from `depth` (the sessions
+ * rewound there first; one step of warm-up). */
+static double time_batch(kvattn_session **seqs, int B, const int32_t *tok, float *logits, int depth, int gen) {
+    for (int i = 0; i < B; i++) kvattn_session_rewind(seqs[i], depth);
+    if (kvattn_session_decode_batch(seqs, B, tok, logits) != KVATTN_OK) return -1.0;
+    const double t0 = cli_now();
+    for (int g = 0; g < gen; g++)
+        if (kvattn_session_decode_batch(seqs, B, tok, logits) != KVATTN_OK) return -1.0;
+    return cli_now() - t0;
+}
+
+/* Batched generation: for each batch size B, B sessions at `depth` step
+ * together `gen` times (kvattn_session_decode_batch), against one session
+ * alone; the two take turns three times and the best of each counts.
+ * Rows go to stdout as a table or as JSON array elements. */
+static int bench_batches(const kvattn_model *m, const int64_t *batches, int n_batches, int depth, int gen,
+                         kvattn_type kv_type, kvattn_mla_mode mla, int json) {
+    const int V = (int)kvattn_model_describe(m)->vocab_size;
+    int max_b = 1, rc = 0;
+    for (int i = 0; i < n_batches; i++)
+        if (batches[i] > max_b) max_b = (int)batches[i];
+    kvattn_session **seqs = calloc((size_t)max_b, sizeof *seqs);
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)max_b);
+    float *logits = malloc(sizeof(float) * (size_t)V * (size_t)max_b);
+    if (!seqs || !tok || !logits) rc = 1;
+    for (int i = 0; rc == 0 && i < max_b; i++) {
+        tok[i] = (int32_t)((i * 131 + 7) % V);
+        rc = kvattn_session_create(m, depth + gen + 2, kv_type, mla, &seqs[i]) != KVATTN_OK ||
+             kvattn_session_fill_random(seqs[i], depth, 42 + (uint64_t)i) != KVATTN_OK;
+    }
+    for (int k = 0; rc == 0 && k < n_batches; k++) {
+        const int B = (int)batches[k];
+        double alone = 1e30, batch = 1e30;
+        for (int round = 0; rc == 0 && round < 3; round++) {
+            const double ta = time_batch(seqs, 1, tok, logits, depth, gen);
+            const double tb = time_batch(seqs, B, tok, logits, depth, gen);
+            rc = ta < 0 || tb < 0;
+            alone = ta < alone ? ta : alone, batch = tb < batch ? tb : batch;
+        }
+        if (rc) break;
+        const double tps = B * gen / batch, tps1 = gen / alone;
+        if (json)
+            printf("%s{\"depth\": %d, \"batch\": %d, \"gen_tok_per_s\": %.3f, \"alone_tok_per_s\": %.3f, "
+                   "\"over_alone\": %.3f}",
+                   k ? ", " : "", depth, B, tps, tps1, tps / tps1);
+        else printf("%8d %6d %14.2f %14.2f %14.2f %9.2fx\n", depth, B, tps, tps / B, tps1, tps / tps1);
+        fflush(stdout);
+    }
+    if (rc) fprintf(stderr, "kvattn bench: %s\n", kvattn_last_error());
+    for (int i = 0; seqs && i < max_b; i++) kvattn_session_free(seqs[i]);
+    free(seqs), free(tok), free(logits);
+    return rc;
+}
+
 static int bench_model(const char *path, const char *tok, const int64_t *depths, int n_depths, int prompt, int gen,
-                       kvattn_type kv_type, kvattn_mla_mode mla, int json, kvattn_machine_limits *lim) {
+                       const int64_t *batches, int n_batches, kvattn_type kv_type, kvattn_mla_mode mla, int json,
+                       kvattn_machine_limits *lim) {
     kvattn_model *m = NULL;
     if (kvattn_model_load(path, tok, &m) != KVATTN_OK) {
         fprintf(stderr, "kvattn bench: %s\n", kvattn_last_error());
@@ -134,11 +189,24 @@ static int bench_model(const char *path, const char *tok, const int64_t *depths,
         fflush(stdout);
         kvattn_session_free(s);
     }
-    if (json)
-        printf("], \"machine_final\": {\"read_gbps\": %.2f, \"fma_gflops\": %.1f}}\n", lim->read_gbps, lim->fma_gflops);
+    if (json) printf("]");
     else
         printf("(bounds use the higher of the limits measured before and after each depth: %.1f GB/s, %.0f GFLOP/s)\n",
                lim->read_gbps, lim->fma_gflops);
+    if (rc == 0 && n_batches > 0) {
+        if (json) printf(", \"batch_rows\": [");
+        else
+            printf("\nbatched generation (kvattn_session_decode_batch), %d steps, against one session alone (best "
+                   "of 3 each):\n%8s %6s %14s %14s %14s %10s\n",
+                   gen, "depth", "batch", "gen t/s (all)", "per sequence", "alone t/s", "over alone");
+        for (int k = 0; rc == 0 && k < n_depths; k++) {
+            if (json && k) printf(", ");
+            rc = bench_batches(m, batches, n_batches, (int)depths[k], gen, kv_type, mla, json);
+        }
+        if (json) printf("]");
+    }
+    if (json)
+        printf(", \"machine_final\": {\"read_gbps\": %.2f, \"fma_gflops\": %.1f}}\n", lim->read_gbps, lim->fma_gflops);
     free(ids), free(logits);
     kvattn_model_free(m);
     return rc;
@@ -189,8 +257,8 @@ int cmd_bench(int argc, char **argv) {
     const char *designs[MAX_LIST];
     int n_designs = 0, json = 0, csv = 0, mla_mode = KVATTN_MLA_ABSORBED;
     int64_t ctxs[MAX_LIST] = {1024, 4096, 16384, 65536}, depths[MAX_LIST] = {4096, 16384}, naive_max = 16384;
-    int64_t reps = 5, prompt = 64, gen = 16, threads = 0, paged = 0;
-    int n_ctx = 4, n_depths = 2;
+    int64_t reps = 5, prompt = 64, gen = 16, threads = 0, paged = 0, batches[MAX_LIST];
+    int n_ctx = 4, n_depths = 2, n_batches = 0;
     kvattn_type types[MAX_LIST] = {KVATTN_TYPE_F16};
     int n_types = 1;
     const cli_option opts[] = {
@@ -216,7 +284,9 @@ int cmd_bench(int argc, char **argv) {
         CLI_OPT_COUNTS("--depth", depths, &n_depths, MAX_LIST, 0, 1 << 24, "LIST",
                        "with -m: cache depths to generate at (default 4K,16K)"),
         CLI_OPT_COUNT("--prompt", &prompt, 0, 1 << 24, "N", "with -m: prompt tokens timed at each depth (default 64)"),
-        CLI_OPT_COUNT("--gen", &gen, 1, 1 << 24, "N", "with -m: tokens generated at each depth (default 16)"),
+        CLI_OPT_COUNT("--gen", &gen, 2, 1 << 24, "N", "with -m: tokens generated at each depth (default 16)"),
+        CLI_OPT_COUNTS("--batch", batches, &n_batches, MAX_LIST, 1, KVATTN_DECODE_BATCH_MAX, "LIST",
+                       "with -m: also generate with that many sequences stepping together (e.g. 1,4,16)"),
         CLI_OPT_CHOICE("--mla", &mla_mode, mla_modes, "MODE", "MLA models run absorbed (default) or naive"),
         CLI_OPT_COUNT("-t, --threads", &threads, 1, 1 << 16, "N", "threads (default: all cores)"),
     };
@@ -237,7 +307,7 @@ int cmd_bench(int argc, char **argv) {
     if (parsed != CLI_PARSED) return parsed == CLI_HELP ? 0 : 2;
     static const char *const attention_only[] = {"--preset",        "--config", "--as",   "--ctx",  "--reps",
                                                  "--naive-max-ctx", "--csv",    "--plot", "--paged"};
-    static const char *const model_only[] = {"-z", "--depth", "--prompt", "--gen", "--mla"};
+    static const char *const model_only[] = {"-z", "--depth", "--prompt", "--gen", "--mla", "--batch"};
     for (size_t i = 0; i < sizeof attention_only / sizeof attention_only[0]; i++)
         if (model && cli_given(&cmd, argc, argv, attention_only[i])) {
             fprintf(stderr, "kvattn bench: %s is for attention-only runs; with -m it would be ignored\n",
@@ -267,7 +337,8 @@ int cmd_bench(int argc, char **argv) {
     }
     if (cli_stderr_is_tty()) fprintf(stderr, "%60s\r", "");
     if (model) {
-        return bench_model(model, tok, depths, n_depths, (int)prompt, (int)gen, types[0], mla, json, &lim);
+        return bench_model(model, tok, depths, n_depths, (int)prompt, (int)gen, batches, n_batches, types[0], mla, json,
+                           &lim);
     }
 
     kvattn_model_desc m;

@@ -500,6 +500,10 @@ expect_exit 0 "bench --paged table" "$kvattn" bench --ctx 100 --reps 1 --as mha 
 expect_grep "paged/c" "$tmp/out" "bench --paged: the ratio column"
 expect_exit 1 "bench --paged 96" "$kvattn" bench --ctx 100 --reps 1 --paged 96
 expect_grep "block_tokens = 96 must be a power of two" "$tmp/err" "bench --paged 96: why"
+expect_exit 0 "bench -m --batch" "$kvattn" bench -m "$models/stories260K.gguf" --depth 32 --prompt 4 --gen 3 --batch 1,5 --json
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); b=d["batch_rows"]; assert [(x["depth"],x["batch"]) for x in b]==[(32,1),(32,5)] and all(x["gen_tok_per_s"]>0 and x["alone_tok_per_s"]>0 and x["over_alone"]>0 for x in b), b' "$tmp/out"; then ok; else bad "bench --batch json"; fi
+expect_exit 2 "bench --batch without -m" "$kvattn" bench --batch 4
+expect_exit 2 "bench --batch 0" "$kvattn" bench -m "$models/stories260K.gguf" --batch 0
 expect_exit 2 "bench: bad kv type" "$kvattn" bench --kv-type q4_0
 expect_exit 2 "bench: bad ctx" "$kvattn" bench --ctx 0
 
