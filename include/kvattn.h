@@ -702,6 +702,70 @@ void kvattn_sampler_accept(kvattn_sampler *s, int token);
 void kvattn_sampler_reset(kvattn_sampler *s);
 
 /* ------------------------------------------------------------------------- */
+/* Serving many requests (continuous batching over a paged KV pool)           */
+/* ------------------------------------------------------------------------- */
+
+/* An engine runs many generation requests of one model over one KV pool.
+ * kvattn_engine_step admits waiting requests in arrival order while the
+ * batch has room — each takes the longest published prefix of its prompt
+ * from the pool and runs the rest — then feeds every running request its
+ * last token in one batched decode step and samples the next. When the pool
+ * runs out of blocks the newest running request is preempted (its blocks
+ * freed, recomputed when it is admitted again); a request that cannot fit
+ * even alone fails. Requests join and leave between steps. Not thread-safe:
+ * one thread drives an engine. */
+typedef struct kvattn_engine kvattn_engine;
+
+typedef struct {
+    int n_ctx;           /* tokens per request, prompt and generated            */
+    int max_batch;       /* requests running at once, ≤ KVATTN_DECODE_BATCH_MAX */
+    uint64_t kv_mem;     /* bytes of the KV pool (whole blocks of it are used)  */
+    int block_tokens;    /* tokens per block; 0: 64                              */
+    kvattn_type kv_type; /* the cache's element type                            */
+    kvattn_mla_mode mla_mode;
+} kvattn_engine_params;
+
+typedef struct {
+    int max_tokens; /* tokens to generate at most, ≥ 1                  */
+    int end_token;  /* generation stops at this token (not kept); -1: none */
+    kvattn_sampler_params sampler;
+} kvattn_request_params;
+
+typedef enum {
+    KVATTN_REQUEST_WAITING = 0,
+    KVATTN_REQUEST_RUNNING,
+    KVATTN_REQUEST_DONE_LENGTH,  /* max_tokens generated              */
+    KVATTN_REQUEST_DONE_STOP,    /* the end token came                */
+    KVATTN_REQUEST_DONE_CONTEXT, /* n_ctx reached                     */
+    KVATTN_REQUEST_CANCELLED,
+    KVATTN_REQUEST_FAILED /* larger than the pool, or out of memory */
+} kvattn_request_state;
+
+typedef struct {
+    int waiting, running;
+    uint64_t submitted, finished, steps, preemptions;
+    uint64_t prompt_tokens; /* prompt tokens run (recomputation included) */
+    uint64_t reused_tokens; /* prompt tokens taken from published blocks  */
+    uint64_t generated;     /* tokens generated                           */
+    kvattn_kv_pool_stats pool;
+} kvattn_engine_stats;
+
+kvattn_status kvattn_engine_create(const kvattn_model *m, const kvattn_engine_params *p, kvattn_engine **out);
+void kvattn_engine_free(kvattn_engine *e);
+/* Queues a request (the prompt is copied); *id receives its id. */
+kvattn_status kvattn_engine_submit(kvattn_engine *e, const int32_t *prompt, int n_prompt,
+                                   const kvattn_request_params *rp, int *id);
+/* One step; *active receives the requests waiting or running after it. */
+kvattn_status kvattn_engine_step(kvattn_engine *e, int *active);
+/* Ends a request now; a running one's blocks go back to the pool at once. */
+kvattn_status kvattn_engine_cancel(kvattn_engine *e, int id);
+/* The tokens request id has generated so far (valid until the next call on
+ * the engine) and its state. */
+kvattn_status kvattn_engine_result(const kvattn_engine *e, int id, const int32_t **tokens, int *n,
+                                   kvattn_request_state *state);
+void kvattn_engine_get_stats(const kvattn_engine *e, kvattn_engine_stats *out);
+
+/* ------------------------------------------------------------------------- */
 /* Benchmarks                                                                 */
 /* ------------------------------------------------------------------------- */
 

@@ -213,6 +213,54 @@ done:
     free(lb), free(la);
 }
 
+/* The engine: requests run to their ends, a running and a waiting one are
+ * cancelled, a pool of 6 blocks forces waits and preemptions, and at the end
+ * every block is back (none used; published ones cached). */
+static void check_engine(const kvattn_model *m) {
+    const kvattn_model_desc *d = kvattn_model_describe(m);
+    const int V = (int)d->vocab_size;
+    const size_t bpt = kvattn_kv_bytes_per_token_kv(&d->attn, d->n_layers, KVATTN_TYPE_F16, KVATTN_TYPE_F16);
+    kvattn_engine_params ep = {.n_ctx = 256, .max_batch = 4, .kv_mem = bpt * 64 * 6, .kv_type = KVATTN_TYPE_F16};
+    kvattn_engine *e = NULL;
+    CHECK_OK(kvattn_engine_create(m, &ep, &e));
+    if (!e) return;
+    kvattn_request_params rp = {.max_tokens = 60, .end_token = -1, .sampler = {.temperature = 0.0f, .seed = 1}};
+    int32_t prompt[100];
+    int ids[6];
+    test_rng r = {17};
+    for (int i = 0; i < 6; i++) {
+        const int n = 30 + 12 * i;
+        for (int t = 0; t < n; t++) prompt[t] = test_randint(&r, 3, V - 1);
+        CHECK_OK(kvattn_engine_submit(e, prompt, n, &rp, &ids[i]));
+    }
+    int active = 0, steps = 0;
+    CHECK_OK(kvattn_engine_step(e, &active));
+    CHECK_OK(kvattn_engine_cancel(e, ids[1])); /* running */
+    CHECK_OK(kvattn_engine_cancel(e, ids[5])); /* waiting */
+    kvattn_engine_stats s;
+    kvattn_engine_get_stats(e, &s);
+    CHECK(s.running == 3 && s.waiting == 1, "after two cancels: %d running, %d waiting", s.running, s.waiting);
+    while (active > 0 && steps++ < 1000) CHECK_OK(kvattn_engine_step(e, &active));
+    kvattn_engine_get_stats(e, &s);
+    CHECK(active == 0 && s.finished == 6 && s.running == 0 && s.waiting == 0 && s.pool.used == 0 &&
+              s.pool.used + s.pool.cached + s.pool.free == s.pool.n_blocks && s.preemptions >= 1,
+          "engine drained: %llu finished, %d blocks used, %llu preemptions", (unsigned long long)s.finished,
+          s.pool.used, (unsigned long long)s.preemptions);
+    for (int i = 0; i < 6; i++) {
+        kvattn_request_state st;
+        int n = 0;
+        CHECK_OK(kvattn_engine_result(e, ids[i], NULL, &n, &st));
+        const int cancelled = i == 1 || i == 5;
+        CHECK(cancelled ? st == KVATTN_REQUEST_CANCELLED : st == KVATTN_REQUEST_DONE_LENGTH && n == 60,
+              "request %d: state %d, %d tokens", i, (int)st, n);
+    }
+    CHECK(kvattn_engine_cancel(e, 99) == KVATTN_ERR_INVALID_ARG, "cancel of an unknown id");
+    CHECK(kvattn_engine_submit(e, prompt, 0, &rp, &ids[0]) == KVATTN_ERR_INVALID_ARG, "an empty prompt");
+    prompt[0] = V;
+    CHECK(kvattn_engine_submit(e, prompt, 1, &rp, &ids[0]) == KVATTN_ERR_INVALID_ARG, "a token out of the vocabulary");
+    kvattn_engine_free(e);
+}
+
 static const kvattn_model *batch_model;
 static kvattn_type batch_kv;
 static kvattn_mla_mode batch_mode;
@@ -239,6 +287,7 @@ int main(void) {
         check_pool_full(ds);
         check_batch_levels("tiny deepseek2 (MLA, MoE) absorbed", ds, KVATTN_TYPE_BF16, KVATTN_MLA_ABSORBED);
         check_batch_levels("tiny deepseek2 naive", ds, KVATTN_TYPE_Q8_0, KVATTN_MLA_NAIVE);
+        check_engine(ds);
         kvattn_model_free(ds);
     } else {
         CHECK(0, "%s: %s (test_deepseek writes it)", KVATTN_DEEPSEEK_FIXTURE, kvattn_last_error());
@@ -253,6 +302,7 @@ int main(void) {
         check_model("stories260K (GQA) q8_0", g, KVATTN_TYPE_Q8_0, KVATTN_MLA_ABSORBED);
         check_pool_full(g);
         check_batch_levels("stories260K (GQA) q8_0", g, KVATTN_TYPE_Q8_0, KVATTN_MLA_ABSORBED);
+        check_engine(g);
     }
     if (mha) {
         check_model("stories15M (MHA) f16", mha, KVATTN_TYPE_F16, KVATTN_MLA_ABSORBED);

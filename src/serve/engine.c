@@ -1,0 +1,284 @@
+/* The serving engine: many requests over one KV pool, stepped together.
+ *
+ * Each step first admits waiting requests in arrival order while the batch
+ * has room: a paged session takes the longest published prefix of the
+ * request's context (its prompt, and what it generated before a preemption),
+ * runs the rest as a prompt, and samples the first token. Then every running
+ * request feeds its last token in one batched decode step
+ * (kvattn_session_decode_batch) and samples the next. When the pool runs out
+ * of blocks, the newest running request is preempted: its session is freed
+ * (its whole blocks stay published, so re-admission mostly reuses them) and
+ * it waits at the head of the queue to be recomputed. A request that cannot
+ * fit even alone fails. */
+#include "internal.h"
+#include "kvattn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int id;
+    kvattn_request_state state;
+    int32_t *context; /* [n_ctx] the prompt, then the tokens generated */
+    int n_prompt, n_gen, max_tokens, end_token;
+    kvattn_sampler sampler;
+    kvattn_session *session; /* while running */
+    uint64_t admitted;       /* admission order: the newest is preempted first */
+} request;
+
+struct kvattn_engine {
+    const kvattn_model *m;
+    kvattn_engine_params p;
+    kvattn_kv_pool *pool;
+    int V;
+    float *logits; /* [max_batch][V] */
+    request *req;  /* [cap] by id; the state says which are in use */
+    int n_req, cap;
+    int *queue; /* ids waiting, in order of admission to come */
+    int n_queue;
+    uint64_t admissions;
+    kvattn_engine_stats stats;
+};
+
+static int is_done(kvattn_request_state s) { return s >= KVATTN_REQUEST_DONE_LENGTH; }
+
+kvattn_status kvattn_engine_create(const kvattn_model *m, const kvattn_engine_params *p, kvattn_engine **out) {
+    if (!out) return kv_fail(KVATTN_ERR_INVALID_ARG, "engine: output pointer is NULL");
+    *out = NULL;
+    if (!m || !p) return kv_fail(KVATTN_ERR_INVALID_ARG, "engine: model or parameters are NULL");
+    if (p->n_ctx < 1) return kv_fail(KVATTN_ERR_INVALID_ARG, "engine: n_ctx = %d must be at least 1", p->n_ctx);
+    if (p->max_batch < 1 || p->max_batch > KVATTN_DECODE_BATCH_MAX)
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "engine: max_batch = %d must be in [1, %d]", p->max_batch,
+                       KVATTN_DECODE_BATCH_MAX);
+    const kvattn_model_desc *d = kvattn_model_describe(m);
+    const int block = p->block_tokens ? p->block_tokens : 64;
+    const int n_blocks =
+        kvattn_kv_pool_blocks_for_bytes(&d->attn, d->n_layers, p->kv_type, p->kv_type, block, p->kv_mem);
+    if (n_blocks < 1)
+        return kv_fail(
+            KVATTN_ERR_INVALID_ARG, "engine: kv_mem = %llu bytes holds no block of %d tokens (%zu bytes a token in %s)",
+            (unsigned long long)p->kv_mem, block,
+            kvattn_kv_bytes_per_token_kv(&d->attn, d->n_layers, p->kv_type, p->kv_type), kvattn_type_name(p->kv_type));
+    kvattn_engine *e = calloc(1, sizeof *e);
+    if (!e) return kv_fail(KVATTN_ERR_NOMEM, "engine: out of memory");
+    e->m = m, e->p = *p, e->V = (int)d->vocab_size;
+    e->p.block_tokens = block;
+    kvattn_status st = kvattn_kv_pool_create(&d->attn, d->n_layers, p->kv_type, p->kv_type, block, n_blocks, &e->pool);
+    if (st == KVATTN_OK && !(e->logits = malloc(sizeof(float) * (size_t)e->V * (size_t)p->max_batch)))
+        st = kv_fail(KVATTN_ERR_NOMEM, "engine: out of memory for logits");
+    if (st != KVATTN_OK) {
+        kvattn_engine_free(e);
+        return st;
+    }
+    *out = e;
+    return KVATTN_OK;
+}
+
+static void request_drop_session(kvattn_engine *e, request *r) {
+    if (!r->session) return;
+    kvattn_session_free(r->session);
+    r->session = NULL;
+    e->stats.running--;
+}
+
+void kvattn_engine_free(kvattn_engine *e) {
+    if (!e) return;
+    for (int i = 0; i < e->n_req; i++) {
+        request_drop_session(e, &e->req[i]);
+        kvattn_sampler_free(&e->req[i].sampler);
+        free(e->req[i].context);
+    }
+    kvattn_kv_pool_free(e->pool);
+    free(e->req), free(e->queue), free(e->logits);
+    free(e);
+}
+
+kvattn_status kvattn_engine_submit(kvattn_engine *e, const int32_t *prompt, int n_prompt,
+                                   const kvattn_request_params *rp, int *id) {
+    if (id) *id = -1;
+    if (!e || !prompt || !rp || !id || n_prompt < 1)
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "engine submit: NULL argument or an empty prompt");
+    if (n_prompt > e->p.n_ctx)
+        return kv_fail(KVATTN_ERR_CACHE_FULL, "engine submit: the prompt is %d tokens, the context %d", n_prompt,
+                       e->p.n_ctx);
+    if (rp->max_tokens < 1)
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "engine submit: max_tokens = %d must be at least 1", rp->max_tokens);
+    for (int i = 0; i < n_prompt; i++)
+        if (prompt[i] < 0 || prompt[i] >= e->V)
+            return kv_fail(KVATTN_ERR_INVALID_ARG,
+                           "engine submit: prompt token %d = %d is outside the vocabulary [0, %d)", i, prompt[i], e->V);
+    if (e->n_req == e->cap) {
+        const int cap = e->cap ? 2 * e->cap : 16;
+        request *req = realloc(e->req, sizeof *req * (size_t)cap);
+        if (!req) return kv_fail(KVATTN_ERR_NOMEM, "engine submit: out of memory");
+        e->req = req;
+        int *queue = realloc(e->queue, sizeof *queue * (size_t)cap);
+        if (!queue) return kv_fail(KVATTN_ERR_NOMEM, "engine submit: out of memory");
+        e->queue = queue;
+        e->cap = cap;
+    }
+    request *r = &e->req[e->n_req];
+    memset(r, 0, sizeof *r);
+    if (!(r->context = malloc(sizeof *r->context * (size_t)e->p.n_ctx)))
+        return kv_fail(KVATTN_ERR_NOMEM, "engine submit: out of memory for %d tokens", e->p.n_ctx);
+    memcpy(r->context, prompt, sizeof *prompt * (size_t)n_prompt);
+    r->id = e->n_req, r->n_prompt = n_prompt, r->max_tokens = rp->max_tokens, r->end_token = rp->end_token;
+    r->state = KVATTN_REQUEST_WAITING;
+    kvattn_sampler_init(&r->sampler, &rp->sampler);
+    for (int i = 0; i < n_prompt; i++) kvattn_sampler_accept(&r->sampler, prompt[i]);
+    e->queue[e->n_queue++] = r->id;
+    e->stats.waiting++, e->stats.submitted++;
+    *id = e->n_req++;
+    return KVATTN_OK;
+}
+
+/* Takes the sampled token `t` of a running request: the end token, the
+ * length limit or a full context finishes it. */
+static void take_token(kvattn_engine *e, request *r, int t) {
+    if (t < 0) {
+        r->state = KVATTN_REQUEST_FAILED;
+    } else if (t == r->end_token) {
+        r->state = KVATTN_REQUEST_DONE_STOP;
+    } else {
+        r->context[r->n_prompt + r->n_gen++] = t;
+        kvattn_sampler_accept(&r->sampler, t);
+        e->stats.generated++;
+        if (r->n_gen >= r->max_tokens) r->state = KVATTN_REQUEST_DONE_LENGTH;
+        else if (r->n_prompt + r->n_gen >= e->p.n_ctx) r->state = KVATTN_REQUEST_DONE_CONTEXT;
+    }
+    if (is_done(r->state)) {
+        request_drop_session(e, r);
+        e->stats.finished++;
+    }
+}
+
+/* Starts a waiting request: a session, the published prefix of its context,
+ * the rest run as a prompt, its next token sampled. KVATTN_ERR_POOL_FULL
+ * leaves it waiting. */
+static kvattn_status admit(kvattn_engine *e, request *r) {
+    /* the tokens to run now: the prompt; after a preemption, all but the last token generated, which
+     * the batched step feeds as it would have */
+    const int n = r->n_prompt + (r->n_gen > 0 ? r->n_gen - 1 : 0);
+    kvattn_status st = kvattn_session_create_paged(e->m, e->pool, e->p.n_ctx, e->p.mla_mode, &r->session);
+    int reused = 0;
+    if (st == KVATTN_OK) st = kvattn_session_reuse_prefix(r->session, r->context, n, &reused);
+    if (st == KVATTN_OK) st = kvattn_session_decode(r->session, r->context + reused, n - reused, e->logits, 0);
+    if (st != KVATTN_OK) {
+        kvattn_session_free(r->session);
+        r->session = NULL;
+        return st;
+    }
+    e->stats.prompt_tokens += (uint64_t)(n - reused);
+    e->stats.reused_tokens += (uint64_t)reused;
+    r->state = KVATTN_REQUEST_RUNNING;
+    r->admitted = ++e->admissions;
+    e->stats.running++;
+    if (r->n_gen > 0) return KVATTN_OK;
+    take_token(e, r, kvattn_sample(&r->sampler, e->logits, e->V));
+    return KVATTN_OK;
+}
+
+/* The running request admitted last goes back to the head of the queue. */
+static void preempt_newest(kvattn_engine *e) {
+    request *newest = NULL;
+    for (int i = 0; i < e->n_req; i++)
+        if (e->req[i].state == KVATTN_REQUEST_RUNNING && (!newest || e->req[i].admitted > newest->admitted))
+            newest = &e->req[i];
+    if (!newest) return;
+    request_drop_session(e, newest);
+    newest->state = KVATTN_REQUEST_WAITING;
+    memmove(e->queue + 1, e->queue, sizeof *e->queue * (size_t)e->n_queue);
+    e->queue[0] = newest->id;
+    e->n_queue++;
+    e->stats.waiting++, e->stats.preemptions++;
+}
+
+kvattn_status kvattn_engine_step(kvattn_engine *e, int *active) {
+    if (!e) return kv_fail(KVATTN_ERR_INVALID_ARG, "engine step: engine is NULL");
+    kvattn_status st = KVATTN_OK;
+    /* admission, in arrival order */
+    while (e->n_queue > 0 && e->stats.running < e->p.max_batch) {
+        request *r = &e->req[e->queue[0]];
+        st = admit(e, r);
+        if (st == KVATTN_ERR_POOL_FULL && e->stats.running > 0) { /* waits for blocks to come free */
+            st = KVATTN_OK;
+            break;
+        }
+        memmove(e->queue, e->queue + 1, sizeof *e->queue * (size_t)--e->n_queue);
+        e->stats.waiting--;
+        if (st != KVATTN_OK) { /* alone in the pool and still too large, or a real error */
+            r->state = KVATTN_REQUEST_FAILED;
+            e->stats.finished++;
+            st = KVATTN_OK;
+        }
+    }
+    /* one decode step of every running request: its last token in */
+    for (;;) {
+        kvattn_session *seqs[KVATTN_DECODE_BATCH_MAX];
+        int32_t tokens[KVATTN_DECODE_BATCH_MAX];
+        request *who[KVATTN_DECODE_BATCH_MAX];
+        int n = 0;
+        for (int i = 0; i < e->n_req && n < e->p.max_batch; i++)
+            if (e->req[i].state == KVATTN_REQUEST_RUNNING) {
+                request *r = &e->req[i];
+                who[n] = r, seqs[n] = r->session, tokens[n++] = r->context[r->n_prompt + r->n_gen - 1];
+            }
+        if (n == 0) break;
+        st = kvattn_session_decode_batch(seqs, n, tokens, e->logits);
+        if (st == KVATTN_ERR_POOL_FULL && n > 1) {
+            preempt_newest(e);
+            continue;
+        }
+        if (st == KVATTN_ERR_POOL_FULL) { /* alone, its context outgrows the pool */
+            who[0]->state = KVATTN_REQUEST_FAILED;
+            request_drop_session(e, who[0]);
+            e->stats.finished++;
+            st = KVATTN_OK;
+            break;
+        }
+        if (st != KVATTN_OK) break;
+        e->stats.steps++;
+        for (int i = 0; i < n; i++)
+            take_token(e, who[i], kvattn_sample(&who[i]->sampler, e->logits + (size_t)i * e->V, e->V));
+        break;
+    }
+    if (active) *active = e->stats.waiting + e->stats.running;
+    return st;
+}
+
+kvattn_status kvattn_engine_cancel(kvattn_engine *e, int id) {
+    if (!e || id < 0 || id >= e->n_req) return kv_fail(KVATTN_ERR_INVALID_ARG, "engine cancel: no request %d", id);
+    request *r = &e->req[id];
+    if (is_done(r->state)) return KVATTN_OK;
+    if (r->state == KVATTN_REQUEST_WAITING) {
+        for (int i = 0; i < e->n_queue; i++)
+            if (e->queue[i] == id) {
+                memmove(e->queue + i, e->queue + i + 1, sizeof *e->queue * (size_t)(e->n_queue - i - 1));
+                e->n_queue--;
+                e->stats.waiting--;
+                break;
+            }
+    }
+    request_drop_session(e, r);
+    r->state = KVATTN_REQUEST_CANCELLED;
+    e->stats.finished++;
+    return KVATTN_OK;
+}
+
+kvattn_status kvattn_engine_result(const kvattn_engine *e, int id, const int32_t **tokens, int *n,
+                                   kvattn_request_state *state) {
+    if (!e || id < 0 || id >= e->n_req) return kv_fail(KVATTN_ERR_INVALID_ARG, "engine result: no request %d", id);
+    const request *r = &e->req[id];
+    if (tokens) *tokens = r->context + r->n_prompt;
+    if (n) *n = r->n_gen;
+    if (state) *state = r->state;
+    return KVATTN_OK;
+}
+
+void kvattn_engine_get_stats(const kvattn_engine *e, kvattn_engine_stats *out) {
+    if (!out) return;
+    memset(out, 0, sizeof *out);
+    if (!e) return;
+    *out = e->stats;
+    kvattn_kv_pool_get_stats(e->pool, &out->pool);
+}
