@@ -80,19 +80,9 @@ static int gen_open(generator *g, const kvattn_model *m, const model_opts *o, in
         fprintf(stderr, "kvattn: %s\n", kvattn_last_error());
         return -1;
     }
-    /* llama2.c checkpoints end a story with BOS; other formats with their EOS. */
-    add_end(g,
-            !strcmp(kvattn_model_format(m), "llama2.c") ? kvattn_tokenizer_bos(g->tok) : kvattn_tokenizer_eos(g->tok));
+    add_end(g, model_end_token(m));
     const uint64_t seed = o->seed >= 0 ? (uint64_t)o->seed : (uint64_t)(cli_now() * 1e6) ^ (uint64_t)getpid();
-    const kvattn_sampler_params sp = {.temperature = (float)o->temp,
-                                      .top_k = (int)o->top_k,
-                                      .top_p = (float)o->top_p,
-                                      .min_p = (float)o->min_p,
-                                      .repeat_penalty = (float)o->repeat_penalty,
-                                      .repeat_last_n = (int)o->repeat_last_n,
-                                      .presence_penalty = (float)o->presence_penalty,
-                                      .frequency_penalty = (float)o->frequency_penalty,
-                                      .seed = seed};
+    const kvattn_sampler_params sp = model_sampler_params(o, seed);
     kvattn_sampler_init(&g->sampler, &sp);
     return 0;
 }

@@ -9,7 +9,7 @@
 
 void model_opts_defaults(model_opts *o) {
     memset(o, 0, sizeof *o);
-    o->n_predict = -1, o->seed = -1, o->top_k = 40, o->repeat_last_n = 64, o->logits_top = 10;
+    o->n_predict = -1, o->seed = -1, o->top_k = 40, o->repeat_last_n = 64, o->logits_top = 10, o->parallel = 4;
     o->temp = 0.8, o->top_p = 0.95, o->min_p = 0.05, o->repeat_penalty = 1.0;
     o->k_type = o->v_type = KVATTN_TYPE_F16;
     o->mla = KVATTN_MLA_ABSORBED;
@@ -88,6 +88,10 @@ int model_opts_parse(int argc, char **argv, model_opts *o, const char *cmd, cons
                      "llama-perplexity's windows: chunks of CTX tokens, the first replaced by BOS,\n"
                      "only the second half of each scored"),
         CLI_OPT_COUNT("--top", &o->logits_top, 1, 1 << 20, "K", "entries of --logits-out's top list (default 10)"),
+        CLI_OPT_COUNT("--parallel", &o->parallel, 1, KVATTN_DECODE_BATCH_MAX, "N",
+                      "requests generating at once (default 4)"),
+        CLI_OPT_COUNT("--kv-mem", &o->kv_mem, 1, INT64_MAX, "SIZE",
+                      "bytes of the shared KV pool, e.g. 64M (default: --parallel contexts)"),
         CLI_OPT_FLAG("--json", &o->json,
                      eval ? "one JSON object on stdout"
                           : "JSON lines on stdout: one per token as it comes, then one with the totals"),
@@ -116,6 +120,24 @@ int model_opts_parse(int argc, char **argv, model_opts *o, const char *cmd, cons
     if (o->exact) kvattn_set_exact(1);
     if (o->fast_products) kvattn_set_fast_products(1);
     return 0;
+}
+
+kvattn_sampler_params model_sampler_params(const model_opts *o, uint64_t seed) {
+    const kvattn_sampler_params sp = {.temperature = (float)o->temp,
+                                      .top_k = (int)o->top_k,
+                                      .top_p = (float)o->top_p,
+                                      .min_p = (float)o->min_p,
+                                      .repeat_penalty = (float)o->repeat_penalty,
+                                      .repeat_last_n = (int)o->repeat_last_n,
+                                      .presence_penalty = (float)o->presence_penalty,
+                                      .frequency_penalty = (float)o->frequency_penalty,
+                                      .seed = seed};
+    return sp;
+}
+
+int model_end_token(const kvattn_model *m) {
+    const kvattn_tokenizer *t = kvattn_model_tokenizer(m);
+    return !strcmp(kvattn_model_format(m), "llama2.c") ? kvattn_tokenizer_bos(t) : kvattn_tokenizer_eos(t);
 }
 
 kvattn_model *model_load(const model_opts *o, const char *cmd, int need_tokenizer) {

@@ -16,7 +16,7 @@ typedef struct {
     const char *model, *tokenizer, *prompt, *file, *logits_out, *kld_out, *ref, *ref_tokenizer;
     const char *stops[MAX_STOPS];
     int n_stops;
-    int64_t n_predict, ctx, top_k, threads, logits_top, seed, repeat_last_n;
+    int64_t n_predict, ctx, top_k, threads, logits_top, seed, repeat_last_n, parallel, kv_mem;
     double temp, top_p, min_p, repeat_penalty, presence_penalty, frequency_penalty;
     kvattn_type k_type, v_type;
     kvattn_mla_mode mla;
@@ -32,6 +32,13 @@ void model_opts_defaults(model_opts *o);
  * terminated). Returns 0 to go on, 1 after --help, -1 on a bad command line. */
 int model_opts_parse(int argc, char **argv, model_opts *o, const char *cmd, const char *synopsis, const char *about,
                      const char *const *take);
+
+/* The sampler's parameters the options give, with this seed. */
+kvattn_sampler_params model_sampler_params(const model_opts *o, uint64_t seed);
+
+/* The token a model ends a text with: llama2.c checkpoints end a story with
+ * BOS, other formats with their EOS; -1 if none. */
+int model_end_token(const kvattn_model *m);
 
 /* Loads -m (and -z), saying what failed; NULL on failure. */
 kvattn_model *model_load(const model_opts *o, const char *cmd, int need_tokenizer);

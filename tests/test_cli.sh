@@ -443,6 +443,42 @@ else
   bad "the tiny deepseek2 model from test_deepseek is missing ($deepseek_model)"
 fi
 
+# kvattn batch: many prompts through one engine (continuous batching over a paged pool); each text is
+# what run gives its prompt alone: greedy and sampled, with prefixes reused, and with a pool so small
+# that requests wait and are preempted
+long="Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends and her dog. Every morning she ran to the big tree by the pond, where the ducks swam and the birds sang. Her best friend Tom lived next door, and he liked to climb the tree and look at the clouds. One day"
+printf '%s\n' "Once upon a time" "$long, she saw a big red ball." "The little dog ran" "$long, her mom said" "" "$long, they went to the sea." > "$tmp/prompts"
+for cfg in "--temp 0 -n 48 --parallel 4" "--temp 0.9 --seed 5 -n 40 --parallel 3" "--temp 0 -n 64 --parallel 4 --kv-mem 200K"; do
+  # shellcheck disable=SC2086
+  expect_exit 0 "batch $cfg" "$kvattn" batch -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/prompts" $cfg --json
+  cp "$tmp/out" "$tmp/batch.json"
+  i=0
+  while IFS= read -r p; do
+    [ -n "$p" ] || continue
+    # shellcheck disable=SC2086
+    "$kvattn" run -m "$models/stories260K.bin" -z "$models/tok512.bin" -p "$p" $(echo "$cfg" | sed 's/--parallel [0-9]*//; s/--kv-mem [0-9A-Z]*//') --json 2>/dev/null | tail -1 > "$tmp/run$i.json"
+    i=$((i + 1))
+  done < "$tmp/prompts"
+  if python3 - "$tmp/batch.json" "$tmp" "$cfg" <<'PY'
+import json, sys
+b = json.load(open(sys.argv[1]))
+reqs = b["requests"]
+assert len(reqs) == 5, len(reqs)
+for i, r in enumerate(reqs):
+    run = json.load(open("%s/run%d.json" % (sys.argv[2], i)))
+    assert r["tokens"] == run["tokens"], (i, r["tokens"][:10], run["tokens"][:10])
+    assert r["finish_reason"] in ("length", "stop"), r
+assert b["prefix_hits"] >= 2 and b["prompt_tokens_reused"] >= 128, b   # the long prefix's first block, twice
+if "kv-mem" in sys.argv[3]:
+    assert b["kv_blocks"] == 5 and b["preemptions"] >= 1 and b["kv_blocks_peak"] <= 5, b
+PY
+  then ok; else bad "batch $cfg: each text as run gives it alone"; fi
+done
+expect_exit 2 "batch without -f" "$kvattn" batch -m "$models/stories260K.bin" -z "$models/tok512.bin"
+expect_exit 1 "batch: a pool too small for one prompt" "$kvattn" batch -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/prompts" --kv-mem 10K
+expect_grep "holds no block" "$tmp/err" "batch: --kv-mem too small says why"
+expect_exit 2 "batch --parallel 0" "$kvattn" batch -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/prompts" --parallel 0
+
 # kvattn bench: the machine's limits and the kernels against them; -m end to end
 expect_exit 0 "bench --json" "$kvattn" bench --ctx 128,512 --reps 2 --as mha --as mla:512+64 --naive-max-ctx 128 --json
 if python3 - "$tmp/out" <<'PY'
