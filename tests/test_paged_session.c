@@ -6,12 +6,16 @@
  *     gets the same logits as computing it all;
  *   - a full pool fails a decode before anything changes, and the other
  *     sequences go on unharmed.
- * Tolerance: none where the same tokens run in the same chunks (the same
- * arithmetic on the same rows, wherever they are); where a reused prefix
- * changes how the rest of the prompt is cut into chunks, 1e-3 relative to
- * the largest logit: the GEMMs' summation order may then differ in the last
- * bits of K and V, and a 16-bit cache can round such a value to the next
- * f16 (2^-11 ≈ 4.9e-4 relative) — seen up to 5.5e-5 (stories15M, f16). */
+ * Tolerance: none. A prompt resumed after a reused prefix is cut into
+ * chunks at the same positions as when it runs whole (chunks end at
+ * multiples of 128), and a row's products do not depend on how many rows
+ * share its chunk (at the AVX-512 levels, while both chunks have 16 rows or
+ * more: shorter ones take another kernel), so its logits are the same bits
+ * here. Naive MLA alone (its
+ * expansion of the cached latents) can differ in the last bits at the
+ * AVX-512 levels (1.7e-7 of the largest logit seen): 1e-3 there, as a
+ * 16-bit cache can round an element that differs in its last f32 bits to
+ * the neighbouring f16 (2^-11 ≈ 4.9e-4 relative). */
 #include "test_util.h"
 
 #include "kv/kv_pool.h"
@@ -91,9 +95,11 @@ static void check_model(const char *name, const kvattn_model *m, kvattn_type kv,
     CHECK_OK(kvattn_session_reuse_prefix(b, prompt2, N, &reused));
     CHECK_OK(kvattn_session_decode(b, prompt2 + reused, N - reused, got, 0));
     const double e = rel_diff(got, want, (size_t)V);
-    CHECK(reused == 64 && e <= 1e-3, "%s: reused %d (want 64), max rel diff %.3g", name, reused, e);
-    printf("  %s: after a 64-token reused prefix, logits %s (max rel %.2g)\n", name,
-           memcmp(want, got, sizeof(float) * V) ? "within tolerance" : "bit-identical", e);
+    const int same = !memcmp(want, got, sizeof(float) * V);
+    CHECK(reused == 64 && e <= 1e-3 && (same || mode == KVATTN_MLA_NAIVE),
+          "%s: reused %d (want 64), max rel diff %.3g (bit-identical expected but for naive MLA)", name, reused, e);
+    printf("  [%s] %s: after a 64-token reused prefix, logits %s (max rel %.2g)\n", kvattn_isa(), name,
+           same ? "bit-identical" : "within tolerance", e);
 
     /* the whole prompt reused but its last token: the same logits as the first time */
     kvattn_session_free(b), b = NULL;

@@ -280,7 +280,10 @@ kvattn_status kvattn_session_decode(kvattn_session *s, const int32_t *tokens, in
     /* paged: every block the tokens need, now, so that a full pool fails the call before any layer changes */
     if ((st = kvattn_cache_reserve(s->cache, s->pos, n)) != KVATTN_OK) return st;
     for (int done = 0; done < n;) {
-        int T = n - done < CHUNK ? n - done : CHUNK, last = done + T == n;
+        /* chunks end at multiples of CHUNK positions, so that a prompt resumed after a reused prefix is cut
+         * where it would have been cut whole */
+        const int room = CHUNK - s->pos % CHUNK;
+        int T = n - done < room ? n - done : room, last = done + T == n;
         float *lg = !logits ? NULL : all_logits ? logits + (size_t)done * V : last ? logits : NULL;
         const forward_rows f = {.s = s, .decode = 0, .caches = {s->cache}, .pos = {s->pos}};
         if ((st = forward(&f, tokens + done, T, lg, all_logits)) != KVATTN_OK) return st;
