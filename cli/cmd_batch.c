@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const finish_names[] = {"waiting", "running",   "length", "stop",
-                                           "context", "cancelled", "failed"}; /* kvattn_request_state's order */
+static const char *const finish_names[] = {"waiting", "prefilling", "running",   "length",
+                                           "stop",    "context",    "cancelled", "failed"}; /* kvattn_request_state's order */
 
 /* The prompts of a file, one a line (empty lines skipped), in place. */
 static int split_lines(char *text, char **lines, int max) {

@@ -594,6 +594,10 @@ kvattn_status kvattn_session_decode(kvattn_session *s, const int32_t *tokens, in
  * end of its context, KVATTN_ERR_POOL_FULL if a paged one needs a block the
  * pool lacks (no session changes then). */
 #define KVATTN_DECODE_BATCH_MAX 128
+/* A session runs prompt tokens in chunks that end at multiples of this many
+ * positions (so a prompt resumed after a reused prefix, or run in pieces that
+ * end there, gets the bits of the whole prompt run at once). */
+#define KVATTN_SESSION_CHUNK    128
 kvattn_status kvattn_session_decode_batch(kvattn_session *const *seqs, int n, const int32_t *tokens, float *logits);
 
 int kvattn_session_pos(const kvattn_session *s);
@@ -723,6 +727,7 @@ typedef struct {
     int block_tokens;    /* tokens per block; 0: 64                              */
     kvattn_type kv_type; /* the cache's element type                            */
     kvattn_mla_mode mla_mode;
+    int prefill_tokens; /* prompt tokens run a step, at most; 0: 256 */
 } kvattn_engine_params;
 
 typedef struct {
@@ -733,7 +738,8 @@ typedef struct {
 
 typedef enum {
     KVATTN_REQUEST_WAITING = 0,
-    KVATTN_REQUEST_RUNNING,
+    KVATTN_REQUEST_PREFILLING,   /* admitted, its prompt running */
+    KVATTN_REQUEST_RUNNING,      /* generating                   */
     KVATTN_REQUEST_DONE_LENGTH,  /* max_tokens generated              */
     KVATTN_REQUEST_DONE_STOP,    /* the end token came                */
     KVATTN_REQUEST_DONE_CONTEXT, /* n_ctx reached                     */
@@ -742,7 +748,7 @@ typedef enum {
 } kvattn_request_state;
 
 typedef struct {
-    int waiting, running;
+    int waiting, running; /* running: admitted (prefilling or generating) */
     uint64_t submitted, finished, steps, preemptions;
     uint64_t prompt_tokens; /* prompt tokens run (recomputation included) */
     uint64_t reused_tokens; /* prompt tokens taken from published blocks  */

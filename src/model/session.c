@@ -16,7 +16,7 @@
 #include <string.h>
 
 /* Tokens per prefill chunk: enough for the GEMM's 64-token blocks to fill. */
-#define CHUNK 128
+#define CHUNK KVATTN_SESSION_CHUNK
 
 struct kvattn_session {
     const kvattn_model *m;

@@ -21,6 +21,7 @@ typedef struct {
     kvattn_request_state state;
     int32_t *context; /* [n_ctx] the prompt, then the tokens generated */
     int n_prompt, n_gen, max_tokens, end_token;
+    int n_run; /* admitted: the context's tokens in its session's cache */
     kvattn_sampler sampler;
     kvattn_session *session; /* while running */
     uint64_t admitted;       /* admission order: the newest is preempted first */
@@ -152,64 +153,122 @@ static void take_token(kvattn_engine *e, request *r, int t) {
     }
 }
 
-/* Starts a waiting request: a session, the published prefix of its context,
- * the rest run as a prompt, its next token sampled. KVATTN_ERR_POOL_FULL
- * leaves it waiting. */
+/* The tokens a request runs before it samples: its prompt; after a
+ * preemption, all but its last generated token, which the batched step then
+ * feeds as it would have. */
+static int tokens_to_run(const request *r) { return r->n_prompt + (r->n_gen > 0 ? r->n_gen - 1 : 0); }
+
+/* Whether the pool's unused blocks cover what request r still has to run. */
+static int blocks_suffice(const kvattn_engine *e, const request *r) {
+    kvattn_kv_pool_stats ps;
+    kvattn_kv_pool_get_stats(e->pool, &ps);
+    const int B = ps.block_tokens, held = (r->n_run + B - 1) / B, needed = (tokens_to_run(r) + B) / B - held;
+    return needed <= ps.free + ps.cached;
+}
+
+/* Starts a waiting request: a session holding the published prefix of its
+ * context. Its prompt runs in later steps (prefill). */
 static kvattn_status admit(kvattn_engine *e, request *r) {
-    /* the tokens to run now: the prompt; after a preemption, all but the last token generated, which
-     * the batched step feeds as it would have */
-    const int n = r->n_prompt + (r->n_gen > 0 ? r->n_gen - 1 : 0);
     kvattn_status st = kvattn_session_create_paged(e->m, e->pool, e->p.n_ctx, e->p.mla_mode, &r->session);
     int reused = 0;
-    if (st == KVATTN_OK) st = kvattn_session_reuse_prefix(r->session, r->context, n, &reused);
-    if (st == KVATTN_OK) st = kvattn_session_decode(r->session, r->context + reused, n - reused, e->logits, 0);
+    if (st == KVATTN_OK) st = kvattn_session_reuse_prefix(r->session, r->context, tokens_to_run(r), &reused);
     if (st != KVATTN_OK) {
         kvattn_session_free(r->session);
         r->session = NULL;
         return st;
     }
-    e->stats.prompt_tokens += (uint64_t)(n - reused);
     e->stats.reused_tokens += (uint64_t)reused;
-    r->state = KVATTN_REQUEST_RUNNING;
+    r->n_run = reused;
+    r->state = KVATTN_REQUEST_PREFILLING;
     r->admitted = ++e->admissions;
     e->stats.running++;
-    if (r->n_gen > 0) return KVATTN_OK;
-    take_token(e, r, kvattn_sample(&r->sampler, e->logits, e->V));
     return KVATTN_OK;
 }
 
-/* The running request admitted last goes back to the head of the queue. */
+/* The admitted request admitted last goes back to the head of the queue. */
 static void preempt_newest(kvattn_engine *e) {
     request *newest = NULL;
     for (int i = 0; i < e->n_req; i++)
-        if (e->req[i].state == KVATTN_REQUEST_RUNNING && (!newest || e->req[i].admitted > newest->admitted))
+        if ((e->req[i].state == KVATTN_REQUEST_RUNNING || e->req[i].state == KVATTN_REQUEST_PREFILLING) &&
+            (!newest || e->req[i].admitted > newest->admitted))
             newest = &e->req[i];
     if (!newest) return;
     request_drop_session(e, newest);
     newest->state = KVATTN_REQUEST_WAITING;
+    newest->n_run = 0;
     memmove(e->queue + 1, e->queue, sizeof *e->queue * (size_t)e->n_queue);
     e->queue[0] = newest->id;
     e->n_queue++;
     e->stats.waiting++, e->stats.preemptions++;
 }
 
+/* Runs up to `budget` prompt tokens of request r (in pieces that end where
+ * a whole run's chunks end, so its bits are a whole run's); when its prompt
+ * is done, samples its first token. Returns the tokens run, or -1 when the
+ * pool is full (r unchanged). */
+static int prefill(kvattn_engine *e, request *r, int budget, kvattn_status *st) {
+    const int todo = tokens_to_run(r);
+    int end = r->n_run + budget < todo ? r->n_run + budget : todo;
+    if (end < todo) {
+        end = end / KVATTN_SESSION_CHUNK * KVATTN_SESSION_CHUNK;
+        if (end <= r->n_run) end = (r->n_run / KVATTN_SESSION_CHUNK + 1) * KVATTN_SESSION_CHUNK;
+        if (end > todo) end = todo;
+    }
+    *st = kvattn_session_decode(r->session, r->context + r->n_run, end - r->n_run, e->logits, 0);
+    if (*st == KVATTN_ERR_POOL_FULL) return -1;
+    if (*st != KVATTN_OK) return 0;
+    const int ran = end - r->n_run;
+    e->stats.prompt_tokens += (uint64_t)ran;
+    r->n_run = end;
+    if (end == todo) {
+        r->state = KVATTN_REQUEST_RUNNING;
+        if (r->n_gen == 0) take_token(e, r, kvattn_sample(&r->sampler, e->logits, e->V));
+    }
+    return ran;
+}
+
+static void fail(kvattn_engine *e, request *r) {
+    request_drop_session(e, r);
+    r->state = KVATTN_REQUEST_FAILED;
+    e->stats.finished++;
+}
+
 kvattn_status kvattn_engine_step(kvattn_engine *e, int *active) {
     if (!e) return kv_fail(KVATTN_ERR_INVALID_ARG, "engine step: engine is NULL");
     kvattn_status st = KVATTN_OK;
-    /* admission, in arrival order */
+    /* admission, in arrival order, while the batch has room and the pool the blocks (the first
+     * request is taken whatever the pool says: if it cannot fit alone, it fails in its prefill) */
     while (e->n_queue > 0 && e->stats.running < e->p.max_batch) {
         request *r = &e->req[e->queue[0]];
+        if (e->stats.running > 0 && !blocks_suffice(e, r)) break;
         st = admit(e, r);
-        if (st == KVATTN_ERR_POOL_FULL && e->stats.running > 0) { /* waits for blocks to come free */
-            st = KVATTN_OK;
-            break;
-        }
         memmove(e->queue, e->queue + 1, sizeof *e->queue * (size_t)--e->n_queue);
         e->stats.waiting--;
-        if (st != KVATTN_OK) { /* alone in the pool and still too large, or a real error */
+        if (st != KVATTN_OK) {
             r->state = KVATTN_REQUEST_FAILED;
             e->stats.finished++;
             st = KVATTN_OK;
+        }
+    }
+    /* prefill: up to prefill_tokens prompt tokens, oldest admission first */
+    int budget = e->p.prefill_tokens > 0 ? e->p.prefill_tokens : 256;
+    for (int again = 1; again && budget > 0;) {
+        request *oldest = NULL;
+        for (int i = 0; i < e->n_req; i++)
+            if (e->req[i].state == KVATTN_REQUEST_PREFILLING && (!oldest || e->req[i].admitted < oldest->admitted))
+                oldest = &e->req[i];
+        if (!oldest) break;
+        const int ran = prefill(e, oldest, budget, &st);
+        if (ran < 0) { /* the pool is full: the newest admitted request makes room, or, alone, fails */
+            st = KVATTN_OK;
+            if (e->stats.running > 1) preempt_newest(e);
+            else fail(e, oldest);
+            again = 0;
+        } else if (st != KVATTN_OK) {
+            fail(e, oldest);
+            st = KVATTN_OK;
+        } else {
+            budget -= ran;
         }
     }
     /* one decode step of every running request: its last token in */
@@ -225,14 +284,12 @@ kvattn_status kvattn_engine_step(kvattn_engine *e, int *active) {
             }
         if (n == 0) break;
         st = kvattn_session_decode_batch(seqs, n, tokens, e->logits);
-        if (st == KVATTN_ERR_POOL_FULL && n > 1) {
+        if (st == KVATTN_ERR_POOL_FULL && e->stats.running > 1) {
             preempt_newest(e);
             continue;
         }
         if (st == KVATTN_ERR_POOL_FULL) { /* alone, its context outgrows the pool */
-            who[0]->state = KVATTN_REQUEST_FAILED;
-            request_drop_session(e, who[0]);
-            e->stats.finished++;
+            fail(e, who[0]);
             st = KVATTN_OK;
             break;
         }
