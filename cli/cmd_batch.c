@@ -13,7 +13,8 @@
 #include <unistd.h>
 
 static const char *const finish_names[] = {"waiting", "prefilling", "running",   "length",
-                                           "stop",    "context",    "cancelled", "failed"}; /* kvattn_request_state's order */
+                                           "stop",    "context",    "cancelled", "failed"};
+/* kvattn_request_state's order */ /* kvattn_request_state's order */
 
 /* The prompts of a file, one a line (empty lines skipped), in place. */
 static int split_lines(char *text, char **lines, int max) {
@@ -131,11 +132,9 @@ int cmd_batch(int argc, char **argv) {
                                .mla_mode = o.mla};
     kvattn_engine *e = NULL;
     int *ids = malloc(sizeof *ids * (size_t)n_lines);
-    int32_t *prompt = malloc(sizeof *prompt * (size_t)(ctx + 8));
     int *last_prompt_token = malloc(sizeof *last_prompt_token * (size_t)n_lines);
-    if (!ids || !prompt || !last_prompt_token || kvattn_engine_create(m, &ep, &e) != KVATTN_OK) {
-        fprintf(stderr, "kvattn batch: %s\n",
-                ids && prompt && last_prompt_token ? kvattn_last_error() : "out of memory");
+    if (!ids || !last_prompt_token || kvattn_engine_create(m, &ep, &e) != KVATTN_OK) {
+        fprintf(stderr, "kvattn batch: %s\n", ids && last_prompt_token ? kvattn_last_error() : "out of memory");
         rc = 1;
     }
     const uint64_t seed = o.seed >= 0 ? (uint64_t)o.seed : (uint64_t)(cli_now() * 1e6) ^ (uint64_t)getpid();
@@ -144,17 +143,22 @@ int cmd_batch(int argc, char **argv) {
                                 .sampler = model_sampler_params(&o, seed)};
     for (int i = 0; rc == 0 && i < n_lines; i++) {
         int n = 0;
-        const size_t need = strlen(lines[i]) + 8;
-        if (need > (size_t)ctx + 8) {
-            fprintf(stderr, "kvattn batch: prompt %d is longer than the context of %lld (-c)\n", i + 1, (long long)ctx);
+        const size_t max_ids = strlen(lines[i]) + 8; /* at most a token per byte, and BOS */
+        int32_t *ids_i = max_ids < (size_t)1 << 30 ? malloc(sizeof *ids_i * max_ids) : NULL;
+        if (!ids_i || kvattn_tokenize(tok, lines[i], 1, ids_i, (int)max_ids, &n) != KVATTN_OK) {
+            fprintf(stderr, "kvattn batch: prompt %d: %s\n", i + 1, ids_i ? kvattn_last_error() : "out of memory");
             rc = 1;
-        } else if (kvattn_tokenize(tok, lines[i], 1, prompt, (int)ctx, &n) != KVATTN_OK ||
-                   kvattn_engine_submit(e, prompt, n, &rp, &ids[i]) != KVATTN_OK) {
+        } else if (n > ctx) {
+            fprintf(stderr, "kvattn batch: prompt %d is %d tokens, longer than the context of %lld (-c)\n", i + 1, n,
+                    (long long)ctx);
+            rc = 1;
+        } else if (kvattn_engine_submit(e, ids_i, n, &rp, &ids[i]) != KVATTN_OK) {
             fprintf(stderr, "kvattn batch: prompt %d: %s\n", i + 1, kvattn_last_error());
             rc = 1;
         } else {
-            last_prompt_token[i] = prompt[n - 1];
+            last_prompt_token[i] = ids_i[n - 1];
         }
+        free(ids_i);
     }
     const double t0 = cli_now();
     int active = rc == 0 ? 1 : 0, peak_used = 0;
@@ -221,6 +225,6 @@ int cmd_batch(int argc, char **argv) {
     }
     kvattn_engine_free(e);
     kvattn_model_free(m);
-    free(ids), free(prompt), free(last_prompt_token), free(text), free(lines);
+    free(ids), free(last_prompt_token), free(text), free(lines);
     return rc;
 }
