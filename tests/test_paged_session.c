@@ -5,7 +5,9 @@
  *   - a prompt whose prefix another sequence computed reuses its blocks and
  *     gets the same logits as computing it all;
  *   - a full pool fails a decode before anything changes, and the other
- *     sequences go on unharmed.
+ *     sequences go on unharmed;
+ *   - batched decode steps give each session its own bits; the engine
+ *     drains; the context's end is refused cleanly in every case.
  * Tolerance: none. A prompt resumed after a reused prefix is cut into
  * chunks at the same positions as when it runs whole (chunks end at
  * multiples of 128), and a row's products do not depend on how many rows
@@ -267,6 +269,43 @@ static void check_engine(const kvattn_model *m) {
     kvattn_engine_free(e);
 }
 
+/* The context filled to exactly its end, then one past, contiguous and paged,
+ * every cache type, both MLA modes: the extra token is refused naming the
+ * limit, and nothing moves (the same logits come after a rewind). */
+static void check_context_end(const char *name, const kvattn_model *m) {
+    const kvattn_model_desc *d = kvattn_model_describe(m);
+    const int V = (int)d->vocab_size;
+    const kvattn_type types[4] = {KVATTN_TYPE_F32, KVATTN_TYPE_F16, KVATTN_TYPE_BF16, KVATTN_TYPE_Q8_0};
+    const int32_t ids[9] = {1, 10, 20, 30, 40, 50, 60, 70, 80};
+    float *a = malloc(sizeof(float) * V), *b = malloc(sizeof(float) * V);
+    for (int t = 0; t < 4; t++)
+        for (int mode = 0; mode < 2; mode++)
+            for (int paged = 0; paged < 2; paged++) {
+                kvattn_kv_pool *pool = NULL;
+                kvattn_session *s = NULL;
+                if (paged) CHECK_OK(kvattn_kv_pool_create(&d->attn, d->n_layers, types[t], types[t], 64, 1, &pool));
+                CHECK_OK(paged ? kvattn_session_create_paged(m, pool, 8, (kvattn_mla_mode)mode, &s)
+                               : kvattn_session_create(m, 8, types[t], (kvattn_mla_mode)mode, &s));
+                if (s) {
+                    CHECK_OK(kvattn_session_decode(s, ids, 7, NULL, 0));
+                    CHECK_OK(kvattn_session_decode(s, ids + 7, 1, a, 0)); /* the last place */
+                    const kvattn_status st = kvattn_session_decode(s, ids + 8, 1, b, 0);
+                    CHECK(st == KVATTN_ERR_CACHE_FULL && strstr(kvattn_last_error(), "context of 8") &&
+                              kvattn_session_pos(s) == 8,
+                          "%s, %s, %s, %s: one past the end: %s (%s), position %d", name, kvattn_type_name(types[t]),
+                          mode ? "naive" : "absorbed", paged ? "paged" : "contiguous", kvattn_status_name(st),
+                          kvattn_last_error(), kvattn_session_pos(s));
+                    CHECK_OK(kvattn_session_rewind(s, 7));
+                    CHECK_OK(kvattn_session_decode(s, ids + 7, 1, b, 0));
+                    CHECK(!memcmp(a, b, sizeof(float) * V), "%s, %s: the refused token changed nothing", name,
+                          kvattn_type_name(types[t]));
+                }
+                kvattn_session_free(s);
+                kvattn_kv_pool_free(pool);
+            }
+    free(a), free(b);
+}
+
 static const kvattn_model *batch_model;
 static kvattn_type batch_kv;
 static kvattn_mla_mode batch_mode;
@@ -294,6 +333,7 @@ int main(void) {
         check_batch_levels("tiny deepseek2 (MLA, MoE) absorbed", ds, KVATTN_TYPE_BF16, KVATTN_MLA_ABSORBED);
         check_batch_levels("tiny deepseek2 naive", ds, KVATTN_TYPE_Q8_0, KVATTN_MLA_NAIVE);
         check_engine(ds);
+        check_context_end("tiny deepseek2 (MLA)", ds);
         kvattn_model_free(ds);
     } else {
         CHECK(0, "%s: %s (test_deepseek writes it)", KVATTN_DEEPSEEK_FIXTURE, kvattn_last_error());
@@ -309,6 +349,7 @@ int main(void) {
         check_pool_full(g);
         check_batch_levels("stories260K (GQA) q8_0", g, KVATTN_TYPE_Q8_0, KVATTN_MLA_ABSORBED);
         check_engine(g);
+        check_context_end("stories260K (GQA)", g);
     }
     if (mha) {
         check_model("stories15M (MHA) f16", mha, KVATTN_TYPE_F16, KVATTN_MLA_ABSORBED);
