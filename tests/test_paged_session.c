@@ -78,6 +78,9 @@ static void check_model(const char *name, const kvattn_model *m, kvattn_type kv,
     CHECK_OK(kvattn_session_create_paged(m, pool, CTX, mode, &b));
     if (!b) goto done;
     int reused = -1;
+    CHECK(kvattn_session_reuse_prefix(b, prompt2, 0, &reused) == KVATTN_OK && reused == 0 &&
+              kvattn_session_reuse_prefix(b, prompt2, 1, &reused) == KVATTN_OK && reused == 0,
+          "%s: prompts of 0 and 1 tokens reuse nothing", name);
     CHECK_OK(kvattn_session_reuse_prefix(b, prompt2, N, &reused));
     CHECK(reused == 128 && kvattn_session_pos(b) == 128, "%s: reused %d tokens, want 128", name, reused);
     CHECK_OK(kvattn_session_decode(b, prompt2 + reused, N - reused, got, 0));

@@ -132,7 +132,7 @@ kvattn_status kvattn_session_reuse_prefix(kvattn_session *s, const int32_t *toke
         return kv_fail(KVATTN_ERR_INVALID_ARG, "session prefix reuse: NULL argument or n = %d", n);
     if (s->pos != 0)
         return kv_fail(KVATTN_ERR_INVALID_ARG, "session prefix reuse: the session is at position %d, not 0", s->pos);
-    if (!s->tokens) return KVATTN_OK;
+    if (!s->tokens || n < 2) return KVATTN_OK;
     /* the last token stays to be run: its logits are what the caller wants */
     kvattn_status st = kvattn_cache_reuse_prefix(s->cache, tokens, n - 1, reused);
     if (st != KVATTN_OK) return st;
