@@ -133,23 +133,26 @@ kvattn_status kvattn_engine_submit(kvattn_engine *e, const int32_t *prompt, int 
     return KVATTN_OK;
 }
 
+/* Ends a request in `state` (one of the done ones): its blocks go back now. */
+static void finish(kvattn_engine *e, request *r, kvattn_request_state state) {
+    request_drop_session(e, r);
+    r->state = state;
+    e->stats.finished++;
+}
+
 /* Takes the sampled token `t` of a running request: the end token, the
  * length limit or a full context finishes it. */
 static void take_token(kvattn_engine *e, request *r, int t) {
     if (t < 0) {
-        r->state = KVATTN_REQUEST_FAILED;
+        finish(e, r, KVATTN_REQUEST_FAILED);
     } else if (t == r->end_token) {
-        r->state = KVATTN_REQUEST_DONE_STOP;
+        finish(e, r, KVATTN_REQUEST_DONE_STOP);
     } else {
         r->context[r->n_prompt + r->n_gen++] = t;
         kvattn_sampler_accept(&r->sampler, t);
         e->stats.generated++;
-        if (r->n_gen >= r->max_tokens) r->state = KVATTN_REQUEST_DONE_LENGTH;
-        else if (r->n_prompt + r->n_gen >= e->p.n_ctx) r->state = KVATTN_REQUEST_DONE_CONTEXT;
-    }
-    if (is_done(r->state)) {
-        request_drop_session(e, r);
-        e->stats.finished++;
+        if (r->n_gen >= r->max_tokens) finish(e, r, KVATTN_REQUEST_DONE_LENGTH);
+        else if (r->n_prompt + r->n_gen >= e->p.n_ctx) finish(e, r, KVATTN_REQUEST_DONE_CONTEXT);
     }
 }
 
@@ -227,12 +230,6 @@ static int prefill(kvattn_engine *e, request *r, int budget, kvattn_status *st) 
     return ran;
 }
 
-static void fail(kvattn_engine *e, request *r) {
-    request_drop_session(e, r);
-    r->state = KVATTN_REQUEST_FAILED;
-    e->stats.finished++;
-}
-
 kvattn_status kvattn_engine_step(kvattn_engine *e, int *active) {
     if (!e) return kv_fail(KVATTN_ERR_INVALID_ARG, "engine step: engine is NULL");
     kvattn_status st = KVATTN_OK;
@@ -245,8 +242,7 @@ kvattn_status kvattn_engine_step(kvattn_engine *e, int *active) {
         memmove(e->queue, e->queue + 1, sizeof *e->queue * (size_t)--e->n_queue);
         e->stats.waiting--;
         if (st != KVATTN_OK) {
-            r->state = KVATTN_REQUEST_FAILED;
-            e->stats.finished++;
+            finish(e, r, KVATTN_REQUEST_FAILED);
             st = KVATTN_OK;
         }
     }
@@ -262,10 +258,10 @@ kvattn_status kvattn_engine_step(kvattn_engine *e, int *active) {
         if (ran < 0) { /* the pool is full: the newest admitted request makes room, or, alone, fails */
             st = KVATTN_OK;
             if (e->stats.running > 1) preempt_newest(e);
-            else fail(e, oldest);
+            else finish(e, oldest, KVATTN_REQUEST_FAILED);
             again = 0;
         } else if (st != KVATTN_OK) {
-            fail(e, oldest);
+            finish(e, oldest, KVATTN_REQUEST_FAILED);
             st = KVATTN_OK;
         } else {
             budget -= ran;
@@ -289,7 +285,7 @@ kvattn_status kvattn_engine_step(kvattn_engine *e, int *active) {
             continue;
         }
         if (st == KVATTN_ERR_POOL_FULL) { /* alone, its context outgrows the pool */
-            fail(e, who[0]);
+            finish(e, who[0], KVATTN_REQUEST_FAILED);
             st = KVATTN_OK;
             break;
         }
@@ -316,9 +312,7 @@ kvattn_status kvattn_engine_cancel(kvattn_engine *e, int id) {
                 break;
             }
     }
-    request_drop_session(e, r);
-    r->state = KVATTN_REQUEST_CANCELLED;
-    e->stats.finished++;
+    finish(e, r, KVATTN_REQUEST_CANCELLED);
     return KVATTN_OK;
 }
 
