@@ -769,6 +769,9 @@ kvattn_status kvattn_engine_cancel(kvattn_engine *e, int id);
  * the engine) and its state. */
 kvattn_status kvattn_engine_result(const kvattn_engine *e, int id, const int32_t **tokens, int *n,
                                    kvattn_request_state *state);
+/* Forgets request id (cancelling it first if it has not ended): its memory
+ * is freed and its id may be given to a later request. */
+kvattn_status kvattn_engine_release(kvattn_engine *e, int id);
 void kvattn_engine_get_stats(const kvattn_engine *e, kvattn_engine_stats *out);
 
 /* ------------------------------------------------------------------------- */

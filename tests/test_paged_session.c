@@ -265,6 +265,34 @@ static void check_engine(const kvattn_model *m) {
         CHECK(cancelled ? st == KVATTN_REQUEST_CANCELLED : st == KVATTN_REQUEST_DONE_LENGTH && n == 60,
               "request %d: state %d, %d tokens", i, (int)st, n);
     }
+    /* release: ids are forgotten, then reused; a running request released mid-way gives its blocks back */
+    const int32_t *first_tokens = NULL;
+    int first_n = 0;
+    CHECK_OK(kvattn_engine_result(e, ids[0], &first_tokens, &first_n, NULL));
+    int32_t first_out[60];
+    memcpy(first_out, first_tokens, sizeof(int32_t) * (size_t)first_n);
+    for (int i = 0; i < 6; i++) CHECK_OK(kvattn_engine_release(e, ids[i]));
+    CHECK(kvattn_engine_result(e, ids[2], NULL, NULL, NULL) == KVATTN_ERR_INVALID_ARG, "result of a released id");
+    CHECK(kvattn_engine_release(e, ids[2]) == KVATTN_ERR_INVALID_ARG, "a second release");
+    r = (test_rng){17};
+    for (int t = 0; t < 30; t++) prompt[t] = test_randint(&r, 3, V - 1); /* request 0's prompt again */
+    int again = -1, busy = -1;
+    CHECK_OK(kvattn_engine_submit(e, prompt, 30, &rp, &again));
+    CHECK_OK(kvattn_engine_submit(e, prompt, 30, &rp, &busy));
+    CHECK(again == ids[0] && busy == ids[1], "released slots reused: ids %d and %d", again, busy);
+    for (steps = 0, active = 1; active > 0 && steps++ < 1000;) {
+        CHECK_OK(kvattn_engine_step(e, &active));
+        if (steps == 3) CHECK_OK(kvattn_engine_release(e, busy));
+    }
+    int n_again = 0;
+    const int32_t *out_again = NULL;
+    CHECK_OK(kvattn_engine_result(e, again, &out_again, &n_again, NULL));
+    CHECK(n_again == first_n && !memcmp(out_again, first_out, sizeof(int32_t) * (size_t)first_n),
+          "a request in a reused slot generates what its first run did");
+    CHECK_OK(kvattn_engine_release(e, again));
+    kvattn_engine_get_stats(e, &s);
+    CHECK(s.running == 0 && s.waiting == 0 && s.pool.used == 0, "after releases: %d running, %d blocks used", s.running,
+          s.pool.used);
     CHECK(kvattn_engine_cancel(e, 99) == KVATTN_ERR_INVALID_ARG, "cancel of an unknown id");
     CHECK(kvattn_engine_submit(e, prompt, 0, &rp, &ids[0]) == KVATTN_ERR_INVALID_ARG, "an empty prompt");
     prompt[0] = V;

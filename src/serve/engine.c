@@ -25,6 +25,7 @@ typedef struct {
     kvattn_sampler sampler;
     kvattn_session *session; /* while running */
     uint64_t admitted;       /* admission order: the newest is preempted first */
+    int released;            /* its slot is free for a later request */
 } request;
 
 struct kvattn_engine {
@@ -108,7 +109,9 @@ kvattn_status kvattn_engine_submit(kvattn_engine *e, const int32_t *prompt, int 
         if (prompt[i] < 0 || prompt[i] >= e->V)
             return kv_fail(KVATTN_ERR_INVALID_ARG,
                            "engine submit: prompt token %d = %d is outside the vocabulary [0, %d)", i, prompt[i], e->V);
-    if (e->n_req == e->cap) {
+    int slot = 0;
+    while (slot < e->n_req && !e->req[slot].released) slot++;
+    if (slot == e->n_req && e->n_req == e->cap) {
         const int cap = e->cap ? 2 * e->cap : 16;
         request *req = realloc(e->req, sizeof *req * (size_t)cap);
         if (!req) return kv_fail(KVATTN_ERR_NOMEM, "engine submit: out of memory");
@@ -118,18 +121,20 @@ kvattn_status kvattn_engine_submit(kvattn_engine *e, const int32_t *prompt, int 
         e->queue = queue;
         e->cap = cap;
     }
-    request *r = &e->req[e->n_req];
+    int32_t *context = malloc(sizeof *context * (size_t)e->p.n_ctx);
+    if (!context) return kv_fail(KVATTN_ERR_NOMEM, "engine submit: out of memory for %d tokens", e->p.n_ctx);
+    request *r = &e->req[slot];
     memset(r, 0, sizeof *r);
-    if (!(r->context = malloc(sizeof *r->context * (size_t)e->p.n_ctx)))
-        return kv_fail(KVATTN_ERR_NOMEM, "engine submit: out of memory for %d tokens", e->p.n_ctx);
+    r->context = context;
     memcpy(r->context, prompt, sizeof *prompt * (size_t)n_prompt);
-    r->id = e->n_req, r->n_prompt = n_prompt, r->max_tokens = rp->max_tokens, r->end_token = rp->end_token;
+    r->id = slot, r->n_prompt = n_prompt, r->max_tokens = rp->max_tokens, r->end_token = rp->end_token;
     r->state = KVATTN_REQUEST_WAITING;
     kvattn_sampler_init(&r->sampler, &rp->sampler);
     for (int i = 0; i < n_prompt; i++) kvattn_sampler_accept(&r->sampler, prompt[i]);
     e->queue[e->n_queue++] = r->id;
     e->stats.waiting++, e->stats.submitted++;
-    *id = e->n_req++;
+    if (slot == e->n_req) e->n_req++;
+    *id = slot;
     return KVATTN_OK;
 }
 
@@ -299,8 +304,10 @@ kvattn_status kvattn_engine_step(kvattn_engine *e, int *active) {
     return st;
 }
 
+static int known(const kvattn_engine *e, int id) { return e && id >= 0 && id < e->n_req && !e->req[id].released; }
+
 kvattn_status kvattn_engine_cancel(kvattn_engine *e, int id) {
-    if (!e || id < 0 || id >= e->n_req) return kv_fail(KVATTN_ERR_INVALID_ARG, "engine cancel: no request %d", id);
+    if (!known(e, id)) return kv_fail(KVATTN_ERR_INVALID_ARG, "engine cancel: no request %d", id);
     request *r = &e->req[id];
     if (is_done(r->state)) return KVATTN_OK;
     if (r->state == KVATTN_REQUEST_WAITING) {
@@ -318,12 +325,23 @@ kvattn_status kvattn_engine_cancel(kvattn_engine *e, int id) {
 
 kvattn_status kvattn_engine_result(const kvattn_engine *e, int id, const int32_t **tokens, int *n,
                                    kvattn_request_state *state) {
-    if (!e || id < 0 || id >= e->n_req) return kv_fail(KVATTN_ERR_INVALID_ARG, "engine result: no request %d", id);
+    if (!known(e, id)) return kv_fail(KVATTN_ERR_INVALID_ARG, "engine result: no request %d", id);
     const request *r = &e->req[id];
     if (tokens) *tokens = r->context + r->n_prompt;
     if (n) *n = r->n_gen;
     if (state) *state = r->state;
     return KVATTN_OK;
+}
+
+kvattn_status kvattn_engine_release(kvattn_engine *e, int id) {
+    if (!known(e, id)) return kv_fail(KVATTN_ERR_INVALID_ARG, "engine release: no request %d", id);
+    kvattn_status st = kvattn_engine_cancel(e, id);
+    request *r = &e->req[id];
+    kvattn_sampler_free(&r->sampler);
+    free(r->context);
+    r->context = NULL;
+    r->released = 1;
+    return st;
 }
 
 void kvattn_engine_get_stats(const kvattn_engine *e, kvattn_engine_stats *out) {
