@@ -293,6 +293,18 @@ static void check_engine(const kvattn_model *m) {
     kvattn_engine_get_stats(e, &s);
     CHECK(s.running == 0 && s.waiting == 0 && s.pool.used == 0, "after releases: %d running, %d blocks used", s.running,
           s.pool.used);
+    /* a prompt that fills the context: its one token, then the context's end */
+    int32_t full[256];
+    for (int t = 0; t < 256; t++) full[t] = test_randint(&r, 3, V - 1);
+    int whole = -1;
+    CHECK_OK(kvattn_engine_submit(e, full, 256, &rp, &whole));
+    for (steps = 0, active = 1; active > 0 && steps++ < 100;) CHECK_OK(kvattn_engine_step(e, &active));
+    kvattn_request_state full_state;
+    int full_n = 0;
+    CHECK_OK(kvattn_engine_result(e, whole, NULL, &full_n, &full_state));
+    CHECK(full_state == KVATTN_REQUEST_DONE_CONTEXT && full_n == 1, "a prompt of n_ctx tokens: state %d, %d tokens",
+          (int)full_state, full_n);
+    CHECK_OK(kvattn_engine_release(e, whole));
     CHECK(kvattn_engine_cancel(e, 99) == KVATTN_ERR_INVALID_ARG, "cancel of an unknown id");
     CHECK(kvattn_engine_submit(e, prompt, 0, &rp, &ids[0]) == KVATTN_ERR_INVALID_ARG, "an empty prompt");
     prompt[0] = V;

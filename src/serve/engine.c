@@ -19,7 +19,7 @@
 typedef struct {
     int id;
     kvattn_request_state state;
-    int32_t *context; /* [n_ctx] the prompt, then the tokens generated */
+    int32_t *context; /* [n_ctx + 1] the prompt, then the tokens generated */
     int n_prompt, n_gen, max_tokens, end_token;
     int n_run; /* admitted: the context's tokens in its session's cache */
     kvattn_sampler sampler;
@@ -121,7 +121,8 @@ kvattn_status kvattn_engine_submit(kvattn_engine *e, const int32_t *prompt, int 
         e->queue = queue;
         e->cap = cap;
     }
-    int32_t *context = malloc(sizeof *context * (size_t)e->p.n_ctx);
+    /* one past the context: a prompt that fills it still gets its one token */
+    int32_t *context = malloc(sizeof *context * ((size_t)e->p.n_ctx + 1));
     if (!context) return kv_fail(KVATTN_ERR_NOMEM, "engine submit: out of memory for %d tokens", e->p.n_ctx);
     request *r = &e->req[slot];
     memset(r, 0, sizeof *r);
