@@ -24,6 +24,7 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "the ids a model's vocabulary gives a text (as llama-tokenize prints them)"},
     {"export", cmd_export, "write a model as GGUF (f32, f16, bf16 or q8_0 weights)"},
     {"batch", cmd_batch, "many prompts at once: continuous batching over one paged KV pool with prefix reuse"},
+    {"serve", cmd_serve, "an OpenAI-compatible HTTP server: continuous batching over one paged KV pool"},
     {"bench", cmd_bench, "attention and models against this machine's bandwidth and FMA peak"},
 };
 

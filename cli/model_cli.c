@@ -10,6 +10,7 @@
 void model_opts_defaults(model_opts *o) {
     memset(o, 0, sizeof *o);
     o->n_predict = -1, o->seed = -1, o->top_k = 40, o->repeat_last_n = 64, o->logits_top = 10, o->parallel = 4;
+    o->port = 8080, o->timeout = 60, o->max_waiting = 256, o->max_body = 1 << 20;
     o->temp = 0.8, o->top_p = 0.95, o->min_p = 0.05, o->repeat_penalty = 1.0;
     o->k_type = o->v_type = KVATTN_TYPE_F16;
     o->mla = KVATTN_MLA_ABSORBED;
@@ -92,6 +93,18 @@ int model_opts_parse(int argc, char **argv, model_opts *o, const char *cmd, cons
                       "requests generating at once (default 4)"),
         CLI_OPT_COUNT("--kv-mem", &o->kv_mem, 1, INT64_MAX, "SIZE",
                       "bytes of the shared KV pool, e.g. 64M (default: --parallel contexts)"),
+        CLI_OPT_STRING("--host", &o->host, "ADDR", "address to listen on (default 127.0.0.1; 0.0.0.0: every one)"),
+        CLI_OPT_INT("--port", &o->port, 0, 65535, "PORT", "port to listen on (default 8080; 0: a free one)"),
+        CLI_OPT_STRING("--api-key", &o->api_key, "KEY", "every request needs \"Authorization: Bearer KEY\""),
+        CLI_OPT_STRING("--alias", &o->alias, "NAME", "the model's id in the API (default: the file's name)"),
+        CLI_OPT_STRING("--chat-template", &o->chat_template, "NAME",
+                       "llama-2, llama-3, chatml, deepseek, deepseek-3 or plain (default: from the model)"),
+        CLI_OPT_COUNT("--timeout", &o->timeout, 1, 86400, "S",
+                      "seconds an idle or slow connection is kept (default 60)"),
+        CLI_OPT_COUNT("--max-waiting", &o->max_waiting, 1, 1 << 20, "N",
+                      "requests queued beyond --parallel before new ones get 429 (default 256)"),
+        CLI_OPT_COUNT("--max-body", &o->max_body, 1024, 1 << 30, "SIZE",
+                      "largest request body; a larger one gets 413 (default 1M)"),
         CLI_OPT_FLAG("--json", &o->json,
                      eval ? "one JSON object on stdout"
                           : "JSON lines on stdout: one per token as it comes, then one with the totals"),

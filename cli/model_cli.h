@@ -14,9 +14,11 @@
 
 typedef struct {
     const char *model, *tokenizer, *prompt, *file, *logits_out, *kld_out, *ref, *ref_tokenizer;
+    const char *host, *api_key, *chat_template, *alias; /* kvattn serve */
     const char *stops[MAX_STOPS];
     int n_stops;
     int64_t n_predict, ctx, top_k, threads, logits_top, seed, repeat_last_n, parallel, kv_mem;
+    int64_t port, timeout, max_waiting, max_body; /* kvattn serve */
     double temp, top_p, min_p, repeat_penalty, presence_penalty, frequency_penalty;
     kvattn_type k_type, v_type;
     kvattn_mla_mode mla;

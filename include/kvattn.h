@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -773,6 +774,83 @@ kvattn_status kvattn_engine_result(const kvattn_engine *e, int id, const int32_t
  * is freed and its id may be given to a later request. */
 kvattn_status kvattn_engine_release(kvattn_engine *e, int id);
 void kvattn_engine_get_stats(const kvattn_engine *e, kvattn_engine_stats *out);
+
+/* ------------------------------------------------------------------------- */
+/* Chat formats                                                               */
+/* ------------------------------------------------------------------------- */
+
+/* How a conversation becomes tokens. The format is recognised from the
+ * markers a GGUF's tokenizer.chat_template writes (its Jinja is not run);
+ * PLAIN, for a model without a template or with one kvattn does not know,
+ * is the messages' contents one after another, a line each, after BOS. */
+typedef enum {
+    KVATTN_CHAT_PLAIN = 0,
+    KVATTN_CHAT_LLAMA2,    /* <s>[INST] <<SYS>>..<</SYS>> user [/INST] answer</s>        */
+    KVATTN_CHAT_LLAMA3,    /* <|start_header_id|>role<|end_header_id|>\n\n..<|eot_id|>   */
+    KVATTN_CHAT_CHATML,    /* <|im_start|>role\n..<|im_end|>\n                           */
+    KVATTN_CHAT_DEEPSEEK2, /* "deepseek": User: ..\n\nAssistant: ..<EOS> (DeepSeek-V2)     */
+    KVATTN_CHAT_DEEPSEEK3, /* "deepseek-3": <｜User｜>..<｜Assistant｜>..<EOS> (DeepSeek-V3) */
+    KVATTN_CHAT_COUNT
+} kvattn_chat_format;
+
+typedef struct {
+    const char *role; /* "system", "user" or "assistant" */
+    const char *content;
+} kvattn_chat_message;
+
+kvattn_chat_format kvattn_chat_format_detect(const char *chat_template); /* NULL: PLAIN */
+const char *kvattn_chat_format_name(kvattn_chat_format f);               /* "llama-3", ... */
+int kvattn_chat_format_from_name(const char *name);                      /* -1 if unknown */
+/* The conversation's tokens, and with add_cue the assistant's cue after it.
+ * Special tokens go in by id where the format puts them; the messages' text
+ * is tokenized as text, whatever it contains. KVATTN_ERR_CACHE_FULL when
+ * more than max ids are needed, KVATTN_ERR_FORMAT when the vocabulary lacks
+ * a special token of the format. */
+kvattn_status kvattn_chat_tokenize(const kvattn_tokenizer *tok, kvattn_chat_format f, const kvattn_chat_message *msgs,
+                                   int n_msgs, int add_cue, int32_t *ids, int max, int *n_ids);
+/* The token that ends an answer in format f besides EOS (<|eot_id|>,
+ * <|im_end|>), or -1. */
+int kvattn_chat_end_token(const kvattn_tokenizer *tok, kvattn_chat_format f);
+/* KVATTN_OK when the vocabulary has every special token format f uses. */
+kvattn_status kvattn_chat_format_check(const kvattn_tokenizer *tok, kvattn_chat_format f);
+
+/* ------------------------------------------------------------------------- */
+/* The HTTP server (OpenAI-compatible)                                        */
+/* ------------------------------------------------------------------------- */
+
+/* An HTTP server in front of one engine: POST /v1/completions and
+ * /v1/chat/completions (streamed as server-sent events on request), GET
+ * /v1/models, /health and /metrics (Prometheus text). Connections get a
+ * thread each; one engine thread steps every request together. */
+typedef struct kvattn_server kvattn_server;
+
+typedef struct {
+    const char *host;     /* address to bind; NULL: 127.0.0.1                   */
+    int port;             /* 0: a free port (kvattn_server_port tells which)    */
+    const char *api_key;  /* every request needs "Authorization: Bearer KEY"; NULL: none */
+    const char *model_id; /* the model's name in /v1/models and requests; NULL: "kvattn" */
+    kvattn_engine_params engine;
+    int end_token;                 /* the model's end of text; -1: none                */
+    int default_max_tokens;        /* when a request gives none; ≤ 0: to the context's end */
+    kvattn_sampler_params sampler; /* a request's defaults, each field overridable    */
+    int fixed_seed;                /* 1: a request without a seed uses sampler.seed;
+                                    0: each draws its own                            */
+    int chat_format;               /* a kvattn_chat_format, or -1: from the model's template */
+    int max_waiting;               /* requests queued beyond which 429; 0: 256          */
+    size_t max_body;               /* bytes of a request body beyond which 413; 0: 1 MiB */
+    int timeout_s;                 /* an idle or slow connection is closed; 0: 60       */
+    int max_connections;           /* 0: 256                                             */
+    FILE *log;                     /* a line per request; NULL: none                    */
+} kvattn_server_params;
+
+/* Binds and starts serving; the model must outlive the server. */
+kvattn_status kvattn_server_start(const kvattn_model *m, const kvattn_server_params *p, kvattn_server **out);
+int kvattn_server_port(const kvattn_server *s);
+/* The chat format the server uses. */
+kvattn_chat_format kvattn_server_chat_format(const kvattn_server *s);
+/* Ends every request (streams get an error event), closes every connection
+ * and frees the server. */
+void kvattn_server_stop(kvattn_server *s);
 
 /* ------------------------------------------------------------------------- */
 /* Benchmarks                                                                 */

