@@ -11,14 +11,15 @@ cd "$(dirname "$0")/.."
 build=$1 secs=$2
 shift 2
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(gguf llama2c tokenizer_bin config_json safetensors tokenizer_json tokenize cli_numbers)
+[ ${#names[@]} -gt 0 ] || names=(gguf llama2c tokenizer_bin config_json safetensors tokenizer_json tokenize cli_numbers http_request)
 artifacts=${ARTIFACTS:-$build/fuzz-artifacts}
 mkdir -p "$artifacts"
 export KVATTN_MODELS=${KVATTN_MODELS:-$(pwd)/../shared/models}
 export KVATTN_FUZZ_BPE=${KVATTN_FUZZ_BPE:-$(pwd)/fuzz/corpus/gguf/tiny_chatml.gguf}
 for n in "${names[@]}"; do
   dict=fuzz/dict/json.dict
-  case $n in gguf) dict=fuzz/dict/gguf.dict ;; llama2c | tokenizer_bin | tokenize | cli_numbers) dict= ;; esac
+  case $n in gguf) dict=fuzz/dict/gguf.dict ;; http_request) dict=fuzz/dict/http.dict ;;
+  llama2c | tokenizer_bin | tokenize | cli_numbers) dict= ;; esac
   scratch=$(mktemp -d)
   found=$scratch/corpus
   [ -z "${KEEP_CORPUS:-}" ] || found=$KEEP_CORPUS/$n
