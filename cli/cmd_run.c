@@ -343,91 +343,66 @@ int cmd_run(int argc, char **argv) {
 
 /* ---- chat ------------------------------------------------------------------ */
 
-/* A conversation format: the text around each user turn, with special tokens
- * written <|...|> or [BOS]/[EOS] and looked up in the vocabulary. */
+/* The conversation so far, and the tokens the session holds. */
 typedef struct {
-    const char *name;
-    const char *first;   /* once, before the first turn                         */
-    const char *user;    /* before the user's message                           */
-    const char *respond; /* after it: the assistant's turn begins               */
-    const char *close;   /* after an answer, before the next user turn          */
-    const char *end;     /* the token that ends an answer, besides EOS ("" none) */
-} chat_format;
+    kvattn_chat_message *msgs;
+    int n, cap;
+} history;
 
-static const chat_format chat_formats[] = {
-    {"llama-3", "[BOS]", "<|start_header_id|>user<|end_header_id|>\n\n",
-     "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n", "<|eot_id|>", "<|eot_id|>"},
-    {"chatml", "", "<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n", "<|im_end|>\n", "<|im_end|>"},
-    {"llama-2", "", "[BOS][INST] ", " [/INST]", "[EOS]", ""},
-    {"deepseek", "[BOS]", "User: ", "\n\nAssistant:", "[EOS]", ""},
-    {"plain", "[BOS]", "", "", "", ""},
-};
-
-/* The format a chat template names, by the markers it writes; "plain" when none. */
-static const chat_format *chat_format_of(const char *tmpl) {
-    if (!tmpl) return &chat_formats[4];
-    if (strstr(tmpl, "<|start_header_id|>")) return &chat_formats[0];
-    if (strstr(tmpl, "<|im_start|>")) return &chat_formats[1];
-    if (strstr(tmpl, "[INST]")) return &chat_formats[2];
-    if (strstr(tmpl, "Assistant:") && strstr(tmpl, "User:")) return &chat_formats[3];
-    return &chat_formats[4];
-}
-
-/* Appends the tokens of `text` to ids: special tokens (<|...|>, [BOS], [EOS]) by
- * id ([BOS] and [EOS] left out where the vocabulary has none), the rest
- * tokenized without BOS. Returns the count; -1 if ids would overflow cap, -2
- * if a <|...|> token is not in the vocabulary. */
-static int tokenize_turn(const kvattn_tokenizer *tok, const char *text, int32_t *ids, int n, int cap) {
-    while (*text) {
-        const char *sp = NULL, *e = NULL;
-        for (const char *p = text; *p && !sp; p++) {
-            if (!strncmp(p, "<|", 2) && (e = strstr(p, "|>"))) sp = p, e += 2;
-            else if (!strncmp(p, "[BOS]", 5) || !strncmp(p, "[EOS]", 5)) sp = p, e = p + 5;
-        }
-        const size_t plain = sp ? (size_t)(sp - text) : strlen(text);
-        if (plain) {
-            char *chunk = strndup(text, plain);
-            int got = 0;
-            kvattn_status st = chunk ? kvattn_tokenize(tok, chunk, 0, ids + n, cap - n, &got) : KVATTN_ERR_NOMEM;
-            free(chunk);
-            if (st != KVATTN_OK) return -1;
-            n += got;
-        }
-        if (!sp) break;
-        char name[64];
-        snprintf(name, sizeof name, "%.*s", (int)(e - sp), sp);
-        const int marker = !strcmp(name, "[BOS]") || !strcmp(name, "[EOS]");
-        const int id = !strcmp(name, "[BOS]")   ? kvattn_tokenizer_bos(tok)
-                       : !strcmp(name, "[EOS]") ? kvattn_tokenizer_eos(tok)
-                                                : kvattn_token_id(tok, name);
-        text = e;
-        if (id < 0 && marker) continue;
-        if (id < 0) return -2;
-        if (n >= cap) return -1;
-        ids[n++] = id;
+static int history_add(history *h, const char *role, const char *content, size_t len) {
+    if (h->n == h->cap) {
+        const int cap = h->cap ? 2 * h->cap : 16;
+        kvattn_chat_message *m = realloc(h->msgs, sizeof *m * (size_t)cap);
+        if (!m) return -1;
+        h->msgs = m, h->cap = cap;
     }
-    return n;
+    char *c = malloc(len + 1);
+    if (!c) return -1;
+    memcpy(c, content, len);
+    c[len] = '\0';
+    h->msgs[h->n++] = (kvattn_chat_message){role, c};
+    return 0;
 }
 
-static int run_chat(const model_opts *o, kvattn_model *m, int64_t ctx) {
+static void history_clear(history *h) {
+    while (h->n > 0) free((char *)h->msgs[--h->n].content);
+}
+
+/* The chat format: --chat-template, else the one the model's template names;
+ * plain when the vocabulary lacks the format's special tokens. Says which. */
+static kvattn_chat_format chat_format_of(const model_opts *o, const kvattn_model *m) {
     const kvattn_tokenizer *tok = kvattn_model_tokenizer(m);
     const char *tmpl = kvattn_model_chat_template(m);
-    const chat_format *fmt = chat_format_of(tmpl);
-    int32_t probe[256];
-    if (fmt != &chat_formats[4] &&
-        (tokenize_turn(tok, fmt->respond, probe, 0, 256) == -2 || tokenize_turn(tok, fmt->user, probe, 0, 256) == -2)) {
-        fprintf(stderr,
-                "kvattn chat: the model's template is %s, but its vocabulary lacks that format's special "
-                "tokens; using plain turns\n",
-                fmt->name);
-        fmt = &chat_formats[4];
-    } else if (fmt == &chat_formats[4]) {
-        fprintf(stderr, "kvattn chat: %s; each turn is your text as it is, and the model continues it\n",
-                tmpl ? "the model's chat template is not one kvattn knows (llama-3, chatml, llama-2, deepseek)"
-                     : "the model has no chat template");
-    } else {
-        fprintf(stderr, "kvattn chat: %s template\n", fmt->name);
+    const int named = o->chat_template ? kvattn_chat_format_from_name(o->chat_template) : -1;
+    kvattn_chat_format fmt = named >= 0 ? (kvattn_chat_format)named : kvattn_chat_format_detect(tmpl);
+    if (fmt != KVATTN_CHAT_PLAIN && kvattn_chat_format_check(tok, fmt) != KVATTN_OK) {
+        fprintf(stderr, "kvattn chat: %s; using plain turns\n", kvattn_last_error());
+        return KVATTN_CHAT_PLAIN;
     }
+    if (fmt == KVATTN_CHAT_PLAIN && named < 0)
+        fprintf(stderr, "kvattn chat: %s; each turn is your text as it is, a line each, and the model continues it\n",
+                tmpl ? "the model's chat template is not one kvattn knows (llama-2, llama-3, chatml, deepseek, "
+                       "deepseek-3)"
+                     : "the model has no chat template");
+    else fprintf(stderr, "kvattn chat: %s template\n", kvattn_chat_format_name(fmt));
+    return fmt;
+}
+
+/* Each turn renders the whole conversation in the chat format
+ * (kvattn_chat_tokenize) and runs only what the session does not hold yet:
+ * the tokens after the longest prefix it shares with what was run before
+ * (the answers as generated; where their text tokenizes otherwise, the
+ * session goes back to where the two part). */
+static int run_chat(const model_opts *o, kvattn_model *m, int64_t ctx) {
+    const kvattn_tokenizer *tok = kvattn_model_tokenizer(m);
+    if (o->chat_template && kvattn_chat_format_from_name(o->chat_template) < 0) {
+        fprintf(stderr,
+                "kvattn chat: --chat-template '%s' is not one of plain, llama-2, llama-3, chatml, deepseek, "
+                "deepseek-3\n",
+                o->chat_template);
+        return 2;
+    }
+    const kvattn_chat_format fmt = chat_format_of(o, m);
     const int tty = isatty(STDIN_FILENO);
     if (tty) fprintf(stderr, "Type a message; /clear starts over, /exit or Ctrl-D ends, Ctrl-C stops an answer.\n");
 
@@ -436,14 +411,16 @@ static int run_chat(const model_opts *o, kvattn_model *m, int64_t ctx) {
         gen_close(&g);
         return 1;
     }
-    add_end(&g, *fmt->end ? kvattn_token_id(tok, fmt->end) : -1);
+    add_end(&g, kvattn_chat_end_token(tok, fmt));
     struct sigaction sa = {0};
     sa.sa_handler = on_sigint; /* no SA_RESTART: Ctrl-C at the prompt ends the read */
     sigaction(SIGINT, &sa, NULL);
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)ctx);
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)ctx), *held = malloc(sizeof(int32_t) * (size_t)ctx);
+    int n_held = 0; /* held[0, n_held): the tokens in the session */
+    history h = {0};
     char *line = NULL;
     size_t line_cap = 0;
-    int rc = ids ? 0 : 1, first = 1, closed = 1;
+    int rc = ids && held ? 0 : 1;
     text_buf answer = {0};
     while (rc == 0) {
         if (tty) fprintf(stderr, "> ");
@@ -455,46 +432,59 @@ static int run_chat(const model_opts *o, kvattn_model *m, int64_t ctx) {
         if (!strcmp(line, "/clear")) {
             kvattn_session_rewind(g.s, 0);
             kvattn_sampler_reset(&g.sampler);
-            first = 1, closed = 1;
+            history_clear(&h);
+            n_held = 0, g.prev = -1;
             fprintf(stderr, "(conversation cleared)\n");
             continue;
         }
         if (got == 0) continue;
-        /* The turn: the previous answer's close, the user's message, the assistant's cue. */
-        size_t need =
-            strlen(fmt->close) + strlen(fmt->first) + strlen(fmt->user) + (size_t)got + strlen(fmt->respond) + 1;
-        char *turn = malloc(need);
-        if (!turn) {
+        if (history_add(&h, "user", line, (size_t)got) != 0) {
             rc = 1;
             break;
         }
-        snprintf(turn, need, "%s%s%s%s%s", closed ? "" : fmt->close, first ? fmt->first : "", fmt->user, line,
-                 fmt->respond);
-        const int room = g.ctx - kvattn_session_pos(g.s);
-        const int n = tokenize_turn(tok, turn, ids, 0, room > 0 ? room : 0);
-        free(turn);
-        if (n < 0 || n == room) {
-            fprintf(stderr, "kvattn chat: the context of %d tokens is full; /clear to start over\n", g.ctx);
+        int n = 0;
+        const kvattn_status st = kvattn_chat_tokenize(tok, fmt, h.msgs, h.n, 1, ids, (int)ctx, &n);
+        if (st != KVATTN_OK || n >= ctx) {
+            if (st != KVATTN_OK && st != KVATTN_ERR_CACHE_FULL)
+                fprintf(stderr, "kvattn chat: %s\n", kvattn_last_error());
+            else
+                fprintf(stderr, "kvattn chat: the context of %lld tokens is full; /clear to start over\n",
+                        (long long)ctx);
+            free((char *)h.msgs[--h.n].content);
             continue;
         }
-        if (gen_feed(&g, ids, n) != 0) {
+        int same = 0;
+        while (same < n_held && same < n - 1 && held[same] == ids[same]) same++;
+        if (same < kvattn_session_pos(g.s)) { /* back to where they part; the penalties' window too */
+            kvattn_session_rewind(g.s, same);
+            kvattn_sampler_reset(&g.sampler);
+            for (int i = 0; i < same; i++) kvattn_sampler_accept(&g.sampler, held[i]);
+        }
+        g.prev = same ? ids[same - 1] : -1;
+        if (gen_feed(&g, ids + same, n - same) != 0) {
             rc = 1;
             break;
         }
-        first = 0;
+        memcpy(held, ids, sizeof *ids * (size_t)n);
+        n_held = n;
         answer.len = 0;
         const finish_reason why = gen_answer(&g, o->n_predict, &answer);
-        closed = why == FINISH_CONTEXT; /* an answer cut short still gets its close, if there is room */
+        const int fed = kvattn_session_pos(g.s) - n_held; /* the answer's tokens the session holds */
+        memcpy(held + n_held, g.generated, sizeof *held * (size_t)(fed < g.n_generated ? fed : g.n_generated));
+        n_held += fed < g.n_generated ? fed : g.n_generated;
+        if (history_add(&h, "assistant", answer.buf ? answer.buf : "", answer.len) != 0) rc = 1;
         printf("\n");
         fflush(stdout);
         if (why == FINISH_ERROR) rc = 1;
         else if (why == FINISH_CONTEXT)
-            fprintf(stderr, "kvattn chat: the context of %d tokens is full; /clear to start over\n", g.ctx);
+            fprintf(stderr, "kvattn chat: the context of %lld tokens is full; /clear to start over\n", (long long)ctx);
         else if (why == FINISH_INTERRUPTED) fprintf(stderr, "(stopped)\n");
     }
     signal(SIGINT, SIG_DFL);
+    history_clear(&h);
+    free(h.msgs);
     free(line);
-    free(ids);
+    free(ids), free(held);
     free(answer.buf);
     gen_close(&g);
     return rc;
@@ -503,11 +493,12 @@ static int run_chat(const model_opts *o, kvattn_model *m, int64_t ctx) {
 int cmd_chat(int argc, char **argv) {
     model_opts o;
     model_opts_defaults(&o);
-    static const char *const take[] = {"-m, --model", "-z", GENERATION_OPTIONS, NULL};
+    static const char *const take[] = {"-m, --model", "-z", GENERATION_OPTIONS, "--chat-template", NULL};
     int rc = model_opts_parse(argc, argv, &o, "chat", "-m MODEL [options]",
-                              "A conversation: each line you type is a turn in the model's chat template (llama-3,\n"
-                              "ChatML, llama-2 or DeepSeek, from the GGUF's tokenizer.chat_template; plain turns\n"
-                              "otherwise), answered in the same KV cache. Reads a pipe as well as a terminal.",
+                              "A conversation: each line you type is a turn in the model's chat format (llama-2,\n"
+                              "llama-3, ChatML, DeepSeek V2 or V3, from the GGUF's tokenizer.chat_template or\n"
+                              "--chat-template; plain turns otherwise), answered in the same KV cache, which\n"
+                              "keeps what the turns before left in it. Reads a pipe as well as a terminal.",
                               take);
     if (rc) return rc > 0 ? 0 : 2;
     kvattn_model *m = model_load(&o, "chat", 1);
