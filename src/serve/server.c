@@ -133,7 +133,7 @@ static int job_collect(kvattn_server *s, job *j) {
     kvattn_request_state state = KVATTN_REQUEST_FAILED;
     kvattn_engine_result(s->engine, j->engine_id, &tokens, &n, &state);
     const kvattn_tokenizer *tok = s->ctx.tok;
-    int stopped = j->text.stopped, oom = 0;
+    int stopped = j->text.stopped, oom = 0, counted = 0;
     for (; j->n_seen < n && !stopped; j->n_seen++) {
         const int t = tokens[j->n_seen];
         if (t == j->end_extra) {
@@ -143,7 +143,7 @@ static int job_collect(kvattn_server *s, job *j) {
         char piece[512];
         const int b = kvattn_token_to_bytes(tok, j->prev_token, t, piece, sizeof piece);
         j->prev_token = t;
-        j->completion_tokens++;
+        counted++;
         const int hit = b > 0 ? serve_text_add(&j->text, piece, (size_t)b, j->req.stops, j->req.n_stops) : 0;
         if (hit < 0) oom = 1;
         if (hit) stopped = 1;
@@ -151,6 +151,7 @@ static int job_collect(kvattn_server *s, job *j) {
     const int over = stopped || oom || state >= KVATTN_REQUEST_DONE_LENGTH;
     const size_t ready = serve_text_ready(&j->text, j->req.stops, j->req.n_stops, over);
     pthread_mutex_lock(&s->lock);
+    j->completion_tokens += counted;
     if (ready > j->text.released && job_put(j, j->text.raw + j->text.released, ready - j->text.released)) oom = 1;
     j->text.released = ready;
     if (oom) job_end(s, j, NULL, 500, "server_error", "out of memory");
@@ -676,12 +677,12 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
             cs->job->abandoned = 1;
             pthread_cond_signal(&s->wake);
         }
+        const int generated = cs->job->completion_tokens;
         pthread_mutex_unlock(&s->lock);
         if (s->p.log)
             fprintf(s->p.log, "kvattn serve: %s request %d prompt tokens, %d generated, %.3f s%s\n",
-                    cs->job->req.kind == SERVE_CHAT ? "chat" : "completion", cs->job->req.n_prompt,
-                    cs->job->completion_tokens, now_s() - cs->t0,
-                    why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection ended early)");
+                    cs->job->req.kind == SERVE_CHAT ? "chat" : "completion", cs->job->req.n_prompt, generated,
+                    now_s() - cs->t0, why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection ended early)");
         job_unref(s, cs->job);
     }
     free(cs->body);
