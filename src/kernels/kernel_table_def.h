@@ -29,6 +29,7 @@ const kv_kernels KV_KERNEL_TABLE = {
     .q16_softmax = isa_q16_softmax,
     .q16_accum = isa_q16_accum,
     .rows_dot = isa_rows_dot,
+    .rows_dot_tokens = isa_rows_dot_tokens,
     .rows_axpy = isa_rows_axpy,
     .gemm_micro = KV_HAVE_AVX512 ? isa_gemm_micro : NULL,
     .quantize_q8_k = isa_quantize_q8_k,

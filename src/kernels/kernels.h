@@ -43,6 +43,9 @@ typedef struct {
                       int ldo, const kv_prefetch_spans *pf, unsigned *pi);
     /* the projections (matmul_kernels.h, quants_isa.h) */
     void (*rows_dot)(kvattn_type t, const unsigned char *const *rows, int nr, const float *x, int k, float *y);
+    /* rows_dot for ntok tokens (x and y of row strides ldx, ldy), each with rows_dot's bits */
+    void (*rows_dot_tokens)(kvattn_type t, const unsigned char *const *rows, int nr, const float *x, int ldx, int ntok,
+                            int k, float *y, int ldy);
     void (*rows_axpy)(kvattn_type t, const unsigned char *const *rows, int nr, const float *a, float *y, int n);
     /* NULL where the level has no register-blocked GEMM (the prefill's tiles then do better) */
     void (*gemm_micro)(const float *w, int ldw, const float *xt, int ldx, int kc, int nv, float *C);
@@ -132,6 +135,11 @@ static inline void kv_rows_axpy(kvattn_type t, const unsigned char *const *rows,
 static inline void kv_quantize_q8_k(const float *x, kv_block_q8_k *y, int n) {
     kv_kernels_active->quantize_q8_k(x, y, n);
 }
+static inline void kv_rows_dot_tokens(kvattn_type t, const unsigned char *const *rows, int nr, const float *x, int ldx,
+                                      int ntok, int k, float *y, int ldy) {
+    kv_kernels_active->rows_dot_tokens(t, rows, nr, x, ldx, ntok, k, y, ldy);
+}
+
 static inline void kv_quant_rows_dot_q8_k(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x,
                                           const kv_block_q8_k *xl, int n, float *y) {
     kv_kernels_active->quant_rows_dot_q8_k(t, rows, nr, x, xl, n, y);

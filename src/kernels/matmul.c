@@ -31,6 +31,22 @@ void kv_gemv_rows(float *y, const float *x, kvattn_matrix W, int row0, int n, in
     }
 }
 
+/* kv_gemv_rows for ntok tokens at once (x, y of row strides ldx, ldy): the
+ * same rows side by side, each token's outputs with the bits it gets alone. */
+static void gemv_rows_tokens(float *y, int ldy, const float *x, int ldx, int ntok, kvattn_matrix W, int row0, int n,
+                             int k) {
+    const int per = (n + KV_DOT_ROWS - 1) / KV_DOT_ROWS;
+    float out[KV_DECODE_BATCH_MAX * KV_DOT_ROWS];
+    for (int i = 0; i < per; i++) {
+        const unsigned char *rows[KV_DOT_ROWS];
+        int nr = 0;
+        for (int s = 0; s < KV_DOT_ROWS && s * per + i < n; s++) rows[nr++] = kv_matrix_row(W, row0 + s * per + i, k);
+        kv_rows_dot_tokens(W.type, rows, nr, x, ldx, ntok, k, out, KV_DOT_ROWS);
+        for (int j = 0; j < ntok; j++)
+            for (int s = 0; s < nr; s++) y[(size_t)j * ldy + s * per + i] = out[j * KV_DOT_ROWS + s];
+    }
+}
+
 /* This thread's equal share [*r0, *r1) of n rows. */
 static void thread_rows(int n, int *r0, int *r1) {
 #ifdef _OPENMP
@@ -136,7 +152,11 @@ static void gemv(float *y, const float *x, kvattn_matrix W, int n, int k) {
 static void gemv_batch(float *y, const float *x, kvattn_matrix W, int B, int n, int k) {
     rounded_x xr[KV_DECODE_BATCH_MAX];
     void *mem[KV_DECODE_BATCH_MAX];
-    for (int b = 0; b < B; b++) xr[b] = round_x(x + (size_t)b * k, W.type, k, &mem[b]);
+    int all_f32 = 1;
+    for (int b = 0; b < B; b++) {
+        xr[b] = round_x(x + (size_t)b * k, W.type, k, &mem[b]);
+        all_f32 &= xr[b].kind == X_F32;
+    }
     const size_t row_bytes = kvattn_row_bytes(W.type, k);
     int chunk = (int)(DECODE_CHUNK_BYTES / (row_bytes ? row_bytes : 1));
     if (chunk < 16) chunk = 16;
@@ -146,6 +166,10 @@ static void gemv_batch(float *y, const float *x, kvattn_matrix W, int B, int n, 
         thread_rows(n, &r0, &r1);
         for (int c0 = r0; c0 < r1; c0 += chunk) {
             const int c1 = r1 - c0 < chunk ? r1 : c0 + chunk;
+            if (all_f32) { /* every token at once: each row read serves several */
+                gemv_rows_tokens(y + c0, n, x, k, B, W, c0, c1 - c0, k);
+                continue;
+            }
             for (int b = 0; b < B; b++) {
                 if (xr[b].kind != X_F32) gemv_rounded_rows(y + (size_t)b * n, &xr[b], W, c0, c1, k);
                 else kv_gemv_rows(y + (size_t)b * n + c0, x + (size_t)b * k, W, c0, c1 - c0, k);

@@ -133,6 +133,75 @@ static inline void isa_rows_dot(kvattn_type t, const unsigned char *const *rows,
 #endif
 }
 
+/* y[j·ldy + r] = rows[r]·xs[j·ldx] for nr ≤ KV_DOT_ROWS rows and ntok tokens,
+ * each (row, token) by exactly the products and order isa_rows_dot gives it
+ * (so a token's outputs have the same bits whatever the batch). At the
+ * AVX-512 levels, f32/f16/bf16 rows meet 4 tokens at once, 4 rows at a time:
+ * each row vector loaded (and widened) serves 4 tokens, each token vector 4
+ * rows — half the loads per FMA of one token at a time. */
+#if KV_HAVE_AVX512
+static inline __attribute__((always_inline)) void
+kv_rows_dot_4x4_avx512(kvattn_type t, const unsigned char *const *rw, const float *const *xs, int k, float out[4][4]) {
+    __m512 z[4][4];
+    for (int r = 0; r < 4; r++)
+        for (int j = 0; j < 4; j++) z[r][j] = _mm512_setzero_ps();
+    int c = 0;
+    for (; c + 16 <= k; c += 16) {
+        __m512 w[4];
+        for (int r = 0; r < 4; r++) w[r] = kv_load16_avx512(t, rw[r], c);
+        for (int j = 0; j < 4; j++) {
+            const __m512 xv = _mm512_loadu_ps(xs[j] + c);
+            for (int r = 0; r < 4; r++) z[r][j] = _mm512_fmadd_ps(w[r], xv, z[r][j]);
+        }
+    }
+    for (int j = 0; j < 4; j++) { /* the rest as kv_rows_dot_avx finishes a row */
+        __m256 a[4];
+        for (int r = 0; r < 4; r++) a[r] = kv_fold_avx512(z[r][j]);
+        int cc = c;
+        for (; cc + 8 <= k; cc += 8) {
+            const __m256 xv = _mm256_loadu_ps(xs[j] + cc);
+            for (int r = 0; r < 4; r++) a[r] = _mm256_fmadd_ps(kv_load8_avx2(t, rw[r], cc), xv, a[r]);
+        }
+        _mm_storeu_ps(out[j], kv_hsum4(a[0], a[1], a[2], a[3]));
+        for (int r = 0; r < 4; r++)
+            for (int i = cc; i < k; i++) out[j][r] += kv_row_get_ref(t, rw[r], i) * xs[j][i];
+    }
+}
+
+static inline __attribute__((always_inline)) void kv_rows_dot_tokens_avx512(kvattn_type t,
+                                                                            const unsigned char *const *rows, int nr,
+                                                                            const float *x, int ldx, int ntok, int k,
+                                                                            float *y, int ldy) {
+    int j0 = 0;
+    for (; j0 + 4 <= ntok; j0 += 4) {
+        const float *xs[4] = {x + (size_t)j0 * ldx, x + (size_t)(j0 + 1) * ldx, x + (size_t)(j0 + 2) * ldx,
+                              x + (size_t)(j0 + 3) * ldx};
+        for (int r0 = 0; r0 < nr; r0 += 4) {
+            const unsigned char *rw[4];
+            for (int r = 0; r < 4; r++) rw[r] = rows[r0 + r < nr ? r0 + r : r0]; /* spare lanes repeat, unstored */
+            float out[4][4];
+            kv_rows_dot_4x4_avx512(t, rw, xs, k, out);
+            for (int j = 0; j < 4; j++)
+                for (int r = 0; r < 4 && r0 + r < nr; r++) y[(size_t)(j0 + j) * ldy + r0 + r] = out[j][r];
+        }
+    }
+    for (; j0 < ntok; j0++) isa_rows_dot(t, rows, nr, x + (size_t)j0 * ldx, k, y + (size_t)j0 * ldy);
+}
+#endif
+
+static inline void isa_rows_dot_tokens(kvattn_type t, const unsigned char *const *rows, int nr, const float *x, int ldx,
+                                       int ntok, int k, float *y, int ldy) {
+#if KV_HAVE_AVX512
+    switch (t) {
+    case KVATTN_TYPE_F32: kv_rows_dot_tokens_avx512(KVATTN_TYPE_F32, rows, nr, x, ldx, ntok, k, y, ldy); return;
+    case KVATTN_TYPE_F16: kv_rows_dot_tokens_avx512(KVATTN_TYPE_F16, rows, nr, x, ldx, ntok, k, y, ldy); return;
+    case KVATTN_TYPE_BF16: kv_rows_dot_tokens_avx512(KVATTN_TYPE_BF16, rows, nr, x, ldx, ntok, k, y, ldy); return;
+    default: break;
+    }
+#endif
+    for (int j = 0; j < ntok; j++) isa_rows_dot(t, rows, nr, x + (size_t)j * ldx, k, y + (size_t)j * ldy);
+}
+
 /* ---- prefill GEMM micro-kernel -------------------------------------------
  * C[r][t] += Σ_c W[r][c] · Xt[c][t] for KV_GEMM_ROWS rows of W (f32, row
  * stride ldw) and 16·nv tokens of the transposed activations Xt (row stride
