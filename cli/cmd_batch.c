@@ -143,7 +143,7 @@ int cmd_batch(int argc, char **argv) {
                                 .sampler = model_sampler_params(&o, seed)};
     for (int i = 0; rc == 0 && i < n_lines; i++) {
         int n = 0;
-        const size_t max_ids = strlen(lines[i]) + 8; /* at most a token per byte, and BOS */
+        const size_t max_ids = 3 * strlen(lines[i]) + 8; /* three tokens a byte at most (as kvattn run), and BOS */
         int32_t *ids_i = max_ids < (size_t)1 << 30 ? malloc(sizeof *ids_i * max_ids) : NULL;
         if (!ids_i || kvattn_tokenize(tok, lines[i], 1, ids_i, (int)max_ids, &n) != KVATTN_OK) {
             fprintf(stderr, "kvattn batch: prompt %d: %s\n", i + 1, ids_i ? kvattn_last_error() : "out of memory");

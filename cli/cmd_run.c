@@ -263,7 +263,9 @@ int cmd_run(int argc, char **argv) {
     }
     const kvattn_tokenizer *tok = kvattn_model_tokenizer(m);
     generator g = {0};
-    const size_t max_prompt = strlen(prompt) + 8; /* at most a token per byte, and BOS */
+    /* at most three tokens a byte: a space is "▁", 3 bytes, which a vocabulary without that piece
+     * spells as byte tokens (and SentencePiece adds one in front); and BOS */
+    const size_t max_prompt = 3 * strlen(prompt) + 8;
     int32_t *ids = malloc(sizeof(int32_t) * max_prompt);
     int n_prompt = 0;
     if (!ids || gen_open(&g, m, &o, ctx) != 0) {
