@@ -30,6 +30,7 @@ const kv_kernels KV_KERNEL_TABLE = {
     .q16_accum = isa_q16_accum,
     .rows_dot = isa_rows_dot,
     .rows_dot_tokens = isa_rows_dot_tokens,
+    .rows_dot_tokens_block = KV_HAVE_AVX512 ? 4 : 1,
     .rows_axpy = isa_rows_axpy,
     .gemm_micro = KV_HAVE_AVX512 ? isa_gemm_micro : NULL,
     .quantize_q8_k = isa_quantize_q8_k,

@@ -46,6 +46,7 @@ typedef struct {
     /* rows_dot for ntok tokens (x and y of row strides ldx, ldy), each with rows_dot's bits */
     void (*rows_dot_tokens)(kvattn_type t, const unsigned char *const *rows, int nr, const float *x, int ldx, int ntok,
                             int k, float *y, int ldy);
+    int rows_dot_tokens_block; /* tokens an f32/f16/bf16 row load serves there (1: one at a time) */
     void (*rows_axpy)(kvattn_type t, const unsigned char *const *rows, int nr, const float *a, float *y, int n);
     /* NULL where the level has no register-blocked GEMM (the prefill's tiles then do better) */
     void (*gemm_micro)(const float *w, int ldw, const float *xt, int ldx, int kc, int nv, float *C);

@@ -250,6 +250,14 @@ void kv_matmul(float *y, const float *x, kvattn_matrix W, int T, int n, int k) {
         gemv(y, x, W, n, k);
         return;
     }
+    /* where a row load serves several tokens (rows_dot_tokens), the prompt runs as a decode batch:
+     * faster than the packed GEMM here at every length measured, and every token's outputs get
+     * the bits a decode step gives it, whatever the chunk it runs in */
+    if (kv_kernels_active->rows_dot_tokens_block > 1 &&
+        (W.type == KVATTN_TYPE_F32 || W.type == KVATTN_TYPE_F16 || W.type == KVATTN_TYPE_BF16)) {
+        kv_matmul_decode(y, x, W, T, n, k);
+        return;
+    }
     /* q8_0 rows are widened from whole blocks: GEMM_KC is a multiple of 32 */
     if (kv_kernels_active->gemm_micro && T >= GEMM_MIN_TOKENS && packed_gemm(y, x, W, T, n, k, row_bytes) == 0) return;
     if (T >= 2 && kv_is_block_quant(W.type)) { /* GGUF's 4-6-bit weights: rows decoded once, then f32 tiles */
