@@ -91,7 +91,8 @@ async function load(n, per) {
   })();
   await Promise.all(Array.from({ length: n }, async () => {
     for (let i = 0; i < per; i++) {
-      const r = await completion(prompts[k++ % prompts.length], maxTokens).catch((e) => ({ status: String(e) }));
+      const i = k++; /* a prompt of its own: no answer comes from another request's cache whole */
+      const r = await completion(`${i}. ${prompts[i % prompts.length]}`, maxTokens).catch((e) => ({ status: String(e) }));
       if (r.status !== 200) { errors++; continue; }
       requests++, tokens += r.tokens, ttfts.push(r.ttft ?? r.ms);
     }
