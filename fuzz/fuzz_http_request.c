@@ -1,6 +1,6 @@
 /* libFuzzer harness: HTTP requests to a running kvattn server (stories260K,
- * GQA, from $KVATTN_MODELS, with tok512.bin; a context of 64 bounds each
- * generation), sent over loopback. The input is a request's parts, framed
+ * GQA, from $KVATTN_MODELS, with tok512.bin; one thread, and a context of 16
+ * tokens bounds each request's work), sent over loopback. The input is a request's parts, framed
  * by the harness so that each is whole (no input waits for a timeout):
  *   byte 0           the method (GET, POST, HEAD, PUT, DELETE, OPTIONS)
  *   up to '\n'       the path (bytes that cannot be in a request line are
@@ -32,12 +32,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     char m[1024], z[1024];
     snprintf(m, sizeof m, "%s/stories260K.bin", models && *models ? models : "../shared/models");
     snprintf(z, sizeof z, "%s/tok512.bin", models && *models ? models : "../shared/models");
+    /* one thread: the engine's OpenMP team beside the harness and the connection threads would
+     * oversubscribe a small machine, and an input's time is then the scheduler's, not the server's */
+    kvattn_set_threads(1);
     if (kvattn_model_load(m, z, &model) != KVATTN_OK) {
         fprintf(stderr, "fuzz_http_request: %s\n", kvattn_last_error());
         abort();
     }
     kvattn_server_params p = {
-        .engine = {.n_ctx = 64, .max_batch = 4, .kv_mem = 1 << 20, .kv_type = KVATTN_TYPE_F16},
+        /* 16 tokens a request at most: the kernels, built unoptimised and instrumented here, take
+         * about 20 ms a token, and each input must stay well inside libFuzzer's second */
+        .engine = {.n_ctx = 16, .max_batch = 4, .kv_mem = 1 << 20, .kv_type = KVATTN_TYPE_F16},
         .api_key = "fuzzkey",
         .model_id = "stories260K",
         .end_token = 1,
