@@ -2,14 +2,17 @@
  * this machine's read bandwidth measured in the same run: the figure behind
  * the README's "the projections run at the bandwidth".
  *
- *   gemv_probe ROWS COLS [--mats N] [--type f32|f16|bf16|q8_0] [--reps R] [--mib M]
+ *   gemv_probe ROWS COLS [--mats N] [--type f32|f16|bf16|q8_0] [--reps R] [--mib M] [--tokens B]
  *
  * Multiplies N distinct ROWS × COLS weight matrices (default 16), one after
  * another as a token's projections are, and prints the best of R passes
  * (default 5) in GB/s of weights read, with the bandwidth kvattn bench uses
  * (an M MiB buffer, default 512, eight streams per thread; the higher of the
  * readings before and after). One product is first checked against the
- * scalar twin, kv_matmul_ref; a mismatch exits 1. Threads: OMP_NUM_THREADS. */
+ * scalar twin, kv_matmul_ref; a mismatch exits 1. With --tokens B, the
+ * product is a decode step of B sequences (kv_matmul_decode), compute-bound
+ * from a few tokens on, and the figure is also given in GFLOP/s against the
+ * FMA peak (kvattn_measure_machine). Threads: OMP_NUM_THREADS. */
 #define _POSIX_C_SOURCE 200809L
 #include "bench/bench.h"
 #include "internal.h"
@@ -31,16 +34,19 @@ static double bandwidth(float *buf, size_t n) { return kv_read_gbps(buf, n, 8, 3
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: gemv_probe ROWS COLS [--mats N] [--type f32|f16|bf16|q8_0] [--reps R] [--mib M]\n");
+        fprintf(
+            stderr,
+            "usage: gemv_probe ROWS COLS [--mats N] [--type f32|f16|bf16|q8_0] [--reps R] [--mib M] [--tokens B]\n");
         return 2;
     }
     const int rows = parse_int("ROWS", argv[1], 1, 1 << 20), cols = parse_int("COLS", argv[2], 1, 1 << 20);
-    int mats = 16, reps = 5, mib = 512;
+    int mats = 16, reps = 5, mib = 512, tokens = 1;
     kvattn_type type = KVATTN_TYPE_F16;
     for (int a = 3; a < argc; a++) {
         if (!strcmp(argv[a], "--mats") && a + 1 < argc) mats = parse_int("--mats", argv[++a], 1, 4096);
         else if (!strcmp(argv[a], "--reps") && a + 1 < argc) reps = parse_int("--reps", argv[++a], 1, 100000);
         else if (!strcmp(argv[a], "--mib") && a + 1 < argc) mib = parse_int("--mib", argv[++a], 1, 65536);
+        else if (!strcmp(argv[a], "--tokens") && a + 1 < argc) tokens = parse_int("--tokens", argv[++a], 1, 4096);
         else if (!strcmp(argv[a], "--type") && a + 1 < argc) type = probe_type("gemv_probe", argv[++a], 1);
         else {
             fprintf(stderr, "gemv_probe: unknown or incomplete option '%s'\n", argv[a]);
@@ -55,7 +61,7 @@ int main(int argc, char **argv) {
     const size_t row_bytes = kvattn_row_bytes(type, cols), mat_bytes = row_bytes * (size_t)rows;
     const size_t probe_floats = (size_t)mib << 20 >> 2;
     unsigned char **w = calloc((size_t)mats, sizeof *w);
-    float *x = malloc(sizeof(float) * (size_t)cols), *y = malloc(sizeof(float) * (size_t)rows);
+    float *x = malloc(sizeof(float) * (size_t)cols * tokens), *y = malloc(sizeof(float) * (size_t)rows * tokens);
     float *want = malloc(sizeof(float) * (size_t)rows), *row = malloc(sizeof(float) * (size_t)cols);
     float *buf = kv_read_buffer(probe_floats);
     int ok = w && x && y && want && row && buf;
@@ -65,7 +71,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     kv_rng rng = {KV_RNG_DEFAULT_SEED};
-    for (int c = 0; c < cols; c++) x[c] = kv_rng_uniform(&rng);
+    for (size_t c = 0; c < (size_t)cols * tokens; c++) x[c] = kv_rng_uniform(&rng);
     for (int m = 0; m < mats; m++)
         for (int r = 0; r < rows; r++) {
             for (int c = 0; c < cols; c++) row[c] = kv_rng_uniform(&rng);
@@ -82,6 +88,16 @@ int main(int argc, char **argv) {
     kv_matmul_ref(want, x, W0, 1, rows, cols);
     double err = 0.0;
     for (int r = 0; r < rows; r++) err = fmax(err, fabs((double)y[r] - want[r]));
+    if (tokens > 1) { /* each token of a batch gets the bits it gets alone */
+        kv_matmul_decode(y, x, W0, tokens, rows, cols);
+        for (int t = 0; t < tokens; t++) {
+            kv_matmul(want, x + (size_t)t * cols, W0, 1, rows, cols);
+            if (memcmp(want, y + (size_t)t * rows, sizeof(float) * (size_t)rows)) {
+                fprintf(stderr, "gemv_probe: token %d of a batch of %d differs from its product alone\n", t, tokens);
+                return 1;
+            }
+        }
+    }
     const double rounding = type == KVATTN_TYPE_Q8_0 && !kvattn_exact() ? cols / 65534.0 : 0.0;
     if (!(err <= 3.6e-7 * cols + rounding)) {
         fprintf(stderr, "gemv_probe: kv_matmul differs from kv_matmul_ref by %.3g\n", err);
@@ -92,7 +108,7 @@ int main(int argc, char **argv) {
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         const double t0 = probe_now();
-        for (int m = 0; m < mats; m++) kv_matmul(y, x, (kvattn_matrix){w[m], type}, 1, rows, cols);
+        for (int m = 0; m < mats; m++) kv_matmul_decode(y, x, (kvattn_matrix){w[m], type}, tokens, rows, cols);
         const double t = probe_now() - t0;
         if (t < best) best = t;
     }
@@ -100,6 +116,16 @@ int main(int argc, char **argv) {
     const double gbps = (double)mat_bytes * mats / best / 1e9;
     printf("%d × %d × %d %s: %.2f GB/s, %.0f%% of the read bandwidth (%.2f GB/s; max err %.2g)\n", mats, rows, cols,
            kvattn_type_name(type), gbps, 100.0 * gbps / limit, limit, err);
+    if (tokens > 1) {
+        kvattn_machine_limits lim;
+        if (kvattn_measure_machine(&lim) != KVATTN_OK) {
+            fprintf(stderr, "gemv_probe: %s\n", kvattn_last_error());
+            return 1;
+        }
+        const double gflops = 2.0 * rows * cols * (double)mats * tokens / best / 1e9;
+        printf("%d tokens: %.1f GFLOP/s, %.0f%% of the FMA peak (%.1f GFLOP/s, %d threads, %d-bit)\n", tokens, gflops,
+               100.0 * gflops / lim.fma_gflops, lim.fma_gflops, lim.threads, lim.simd_bits);
+    }
     for (int m = 0; m < mats; m++) kv_free_aligned(w[m]);
     kv_free_aligned(buf);
     free(w), free(x), free(y), free(want);
