@@ -43,9 +43,10 @@ typedef struct {
                       int ldo, const kv_prefetch_spans *pf, unsigned *pi);
     /* the projections (matmul_kernels.h, quants_isa.h) */
     void (*rows_dot)(kvattn_type t, const unsigned char *const *rows, int nr, const float *x, int k, float *y);
-    /* rows_dot for ntok tokens (x and y of row strides ldx, ldy), each with rows_dot's bits */
+    /* rows_dot for ntok tokens (x and y of row strides ldx, ldy), each with rows_dot's bits,
+     * prefetching pf's lines from take *pi on as it goes */
     void (*rows_dot_tokens)(kvattn_type t, const unsigned char *const *rows, int nr, const float *x, int ldx, int ntok,
-                            int k, float *y, int ldy);
+                            int k, float *y, int ldy, const kv_prefetch_spans *pf, unsigned *pi);
     int rows_dot_tokens_block; /* tokens an f32/f16/bf16 row load serves there (1: one at a time) */
     void (*rows_axpy)(kvattn_type t, const unsigned char *const *rows, int nr, const float *a, float *y, int n);
     /* NULL where the level has no register-blocked GEMM (the prefill's tiles then do better) */
@@ -137,8 +138,8 @@ static inline void kv_quantize_q8_k(const float *x, kv_block_q8_k *y, int n) {
     kv_kernels_active->quantize_q8_k(x, y, n);
 }
 static inline void kv_rows_dot_tokens(kvattn_type t, const unsigned char *const *rows, int nr, const float *x, int ldx,
-                                      int ntok, int k, float *y, int ldy) {
-    kv_kernels_active->rows_dot_tokens(t, rows, nr, x, ldx, ntok, k, y, ldy);
+                                      int ntok, int k, float *y, int ldy, const kv_prefetch_spans *pf, unsigned *pi) {
+    kv_kernels_active->rows_dot_tokens(t, rows, nr, x, ldx, ntok, k, y, ldy, pf, pi);
 }
 
 static inline void kv_quant_rows_dot_q8_k(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x,

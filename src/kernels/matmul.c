@@ -32,16 +32,21 @@ void kv_gemv_rows(float *y, const float *x, kvattn_matrix W, int row0, int n, in
 }
 
 /* kv_gemv_rows for ntok tokens at once (x, y of row strides ldx, ldy): the
- * same rows side by side, each token's outputs with the bits it gets alone. */
+ * same rows side by side, each token's outputs with the bits it gets alone.
+ * Meanwhile the next `ahead` bytes after the rows are prefetched, so that the
+ * next call's first tokens do not wait for memory. */
 static void gemv_rows_tokens(float *y, int ldy, const float *x, int ldx, int ntok, kvattn_matrix W, int row0, int n,
-                             int k) {
+                             int k, size_t ahead) {
     const int per = (n + KV_DOT_ROWS - 1) / KV_DOT_ROWS;
     float out[KV_DECODE_BATCH_MAX * KV_DOT_ROWS];
+    const void *next = kv_matrix_row(W, row0 + n, k);
+    const kv_prefetch_spans pf = kv_prefetch_spans_make(&next, &ahead, ahead ? 1 : 0);
+    unsigned take = 0;
     for (int i = 0; i < per; i++) {
         const unsigned char *rows[KV_DOT_ROWS];
         int nr = 0;
         for (int s = 0; s < KV_DOT_ROWS && s * per + i < n; s++) rows[nr++] = kv_matrix_row(W, row0 + s * per + i, k);
-        kv_rows_dot_tokens(W.type, rows, nr, x, ldx, ntok, k, out, KV_DOT_ROWS);
+        kv_rows_dot_tokens(W.type, rows, nr, x, ldx, ntok, k, out, KV_DOT_ROWS, &pf, &take);
         for (int j = 0; j < ntok; j++)
             for (int s = 0; s < nr; s++) y[(size_t)j * ldy + s * per + i] = out[j * KV_DOT_ROWS + s];
     }
@@ -167,7 +172,8 @@ static void gemv_batch(float *y, const float *x, kvattn_matrix W, int B, int n, 
         for (int c0 = r0; c0 < r1; c0 += chunk) {
             const int c1 = r1 - c0 < chunk ? r1 : c0 + chunk;
             if (all_f32) { /* every token at once: each row read serves several */
-                gemv_rows_tokens(y + c0, n, x, k, B, W, c0, c1 - c0, k);
+                gemv_rows_tokens(y + c0, n, x, k, B, W, c0, c1 - c0, k,
+                                 row_bytes * (size_t)(r1 - c1 < chunk ? r1 - c1 : chunk));
                 continue;
             }
             for (int b = 0; b < B; b++) {

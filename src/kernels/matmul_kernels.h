@@ -140,8 +140,9 @@ static inline void isa_rows_dot(kvattn_type t, const unsigned char *const *rows,
  * each row vector loaded (and widened) serves 4 tokens, each token vector 4
  * rows — half the loads per FMA of one token at a time. */
 #if KV_HAVE_AVX512
-static inline __attribute__((always_inline)) void
-kv_rows_dot_4x4_avx512(kvattn_type t, const unsigned char *const *rw, const float *const *xs, int k, float out[4][4]) {
+static inline __attribute__((always_inline)) void kv_rows_dot_4x4_avx512(kvattn_type t, const unsigned char *const *rw,
+                                                                         const float *const *xs, int k, float out[4][4],
+                                                                         const kv_prefetch_spans *pf, unsigned *pi) {
     __m512 z[4][4];
     for (int r = 0; r < 4; r++)
         for (int j = 0; j < 4; j++) z[r][j] = _mm512_setzero_ps();
@@ -149,6 +150,7 @@ kv_rows_dot_4x4_avx512(kvattn_type t, const unsigned char *const *rw, const floa
     for (; c + 16 <= k; c += 16) {
         __m512 w[4];
         for (int r = 0; r < 4; r++) w[r] = kv_load16_avx512(t, rw[r], c);
+        kv_prefetch_take(pf, pi);
         for (int j = 0; j < 4; j++) {
             const __m512 xv = _mm512_loadu_ps(xs[j] + c);
             for (int r = 0; r < 4; r++) z[r][j] = _mm512_fmadd_ps(w[r], xv, z[r][j]);
@@ -168,10 +170,9 @@ kv_rows_dot_4x4_avx512(kvattn_type t, const unsigned char *const *rw, const floa
     }
 }
 
-static inline __attribute__((always_inline)) void kv_rows_dot_tokens_avx512(kvattn_type t,
-                                                                            const unsigned char *const *rows, int nr,
-                                                                            const float *x, int ldx, int ntok, int k,
-                                                                            float *y, int ldy) {
+static inline __attribute__((always_inline)) void
+kv_rows_dot_tokens_avx512(kvattn_type t, const unsigned char *const *rows, int nr, const float *x, int ldx, int ntok,
+                          int k, float *y, int ldy, const kv_prefetch_spans *pf, unsigned *pi) {
     int j0 = 0;
     for (; j0 + 4 <= ntok; j0 += 4) {
         const float *xs[4] = {x + (size_t)j0 * ldx, x + (size_t)(j0 + 1) * ldx, x + (size_t)(j0 + 2) * ldx,
@@ -180,7 +181,7 @@ static inline __attribute__((always_inline)) void kv_rows_dot_tokens_avx512(kvat
             const unsigned char *rw[4];
             for (int r = 0; r < 4; r++) rw[r] = rows[r0 + r < nr ? r0 + r : r0]; /* spare lanes repeat, unstored */
             float out[4][4];
-            kv_rows_dot_4x4_avx512(t, rw, xs, k, out);
+            kv_rows_dot_4x4_avx512(t, rw, xs, k, out, pf, pi);
             for (int j = 0; j < 4; j++)
                 for (int r = 0; r < 4 && r0 + r < nr; r++) y[(size_t)(j0 + j) * ldy + r0 + r] = out[j][r];
         }
@@ -190,15 +191,18 @@ static inline __attribute__((always_inline)) void kv_rows_dot_tokens_avx512(kvat
 #endif
 
 static inline void isa_rows_dot_tokens(kvattn_type t, const unsigned char *const *rows, int nr, const float *x, int ldx,
-                                       int ntok, int k, float *y, int ldy) {
+                                       int ntok, int k, float *y, int ldy, const kv_prefetch_spans *pf, unsigned *pi) {
 #if KV_HAVE_AVX512
     switch (t) {
-    case KVATTN_TYPE_F32: kv_rows_dot_tokens_avx512(KVATTN_TYPE_F32, rows, nr, x, ldx, ntok, k, y, ldy); return;
-    case KVATTN_TYPE_F16: kv_rows_dot_tokens_avx512(KVATTN_TYPE_F16, rows, nr, x, ldx, ntok, k, y, ldy); return;
-    case KVATTN_TYPE_BF16: kv_rows_dot_tokens_avx512(KVATTN_TYPE_BF16, rows, nr, x, ldx, ntok, k, y, ldy); return;
+    case KVATTN_TYPE_F32: kv_rows_dot_tokens_avx512(KVATTN_TYPE_F32, rows, nr, x, ldx, ntok, k, y, ldy, pf, pi); return;
+    case KVATTN_TYPE_F16: kv_rows_dot_tokens_avx512(KVATTN_TYPE_F16, rows, nr, x, ldx, ntok, k, y, ldy, pf, pi); return;
+    case KVATTN_TYPE_BF16:
+        kv_rows_dot_tokens_avx512(KVATTN_TYPE_BF16, rows, nr, x, ldx, ntok, k, y, ldy, pf, pi);
+        return;
     default: break;
     }
 #endif
+    (void)pf, (void)pi;
     for (int j = 0; j < ntok; j++) isa_rows_dot(t, rows, nr, x + (size_t)j * ldx, k, y + (size_t)j * ldy);
 }
 
