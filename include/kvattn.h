@@ -378,6 +378,16 @@ kvattn_status kvattn_attn_decode_batch(const kvattn_layer_config *cfg, const kva
                                        kvattn_cache *const *caches, const int *pos, int n, int layer, const float *x,
                                        float *out, kvattn_mla_mode mla_mode);
 
+/* Several sequences' tokens in one pass (a batched step that also runs
+ * prompts): sequence i's len[i] ≥ 1 tokens are the next rows of x, in order,
+ * at positions pos[i].. of caches[i] (n distinct caches). The projections
+ * read each weight once for the pass where the kernels allow it, and every
+ * sequence's outputs are bit for bit what kvattn_attn_forward gives its rows
+ * alone (T = len[i]), whatever else is in the pass. */
+kvattn_status kvattn_attn_forward_seqs(const kvattn_layer_config *cfg, const kvattn_layer_weights *w,
+                                       kvattn_cache *const *caches, const int *pos, const int *len, int n, int layer,
+                                       const float *x, float *out, kvattn_mla_mode mla_mode);
+
 /* The scalar reference: attention of tokens 0..T-1 recomputed from scratch,
  * with no cache, in double precision accumulation: out[t] attends over
  * tokens 0..t of x. MLA follows DeepSeek's naive formulation. Slow; for
@@ -600,6 +610,23 @@ kvattn_status kvattn_session_decode(kvattn_session *s, const int32_t *tokens, in
  * end there, gets the bits of the whole prompt run at once). */
 #define KVATTN_SESSION_CHUNK    128
 kvattn_status kvattn_session_decode_batch(kvattn_session *const *seqs, int n, const int32_t *tokens, float *logits);
+
+/* One pass over pieces of several sessions at once (a continuous-batching
+ * step: decode tokens and prompt chunks together): piece i runs its n ≥ 1
+ * tokens at its session's position. logits [n_pieces][vocab] (may be NULL)
+ * receives each piece's last token's logits, and every piece's logits and
+ * cache rows are bit for bit what kvattn_session_decode gives its session
+ * alone for the same tokens. Distinct sessions of one model and MLA mode;
+ * at most KVATTN_SESSION_CHUNK tokens in all, and no piece may cross a
+ * multiple of KVATTN_SESSION_CHUNK positions (where kvattn_session_decode
+ * would cut it). Errors as kvattn_session_decode_batch's, no session
+ * changed then. */
+typedef struct {
+    kvattn_session *session;
+    const int32_t *tokens;
+    int n;
+} kvattn_batch_piece;
+kvattn_status kvattn_session_run_batch(const kvattn_batch_piece *pieces, int n_pieces, float *logits);
 
 int kvattn_session_pos(const kvattn_session *s);
 /* Rewinds to position pos ≤ the current one. */

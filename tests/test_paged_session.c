@@ -6,8 +6,9 @@
  *     gets the same logits as computing it all;
  *   - a full pool fails a decode before anything changes, and the other
  *     sequences go on unharmed;
- *   - batched decode steps give each session its own bits; the engine
- *     drains; the context's end is refused cleanly in every case.
+ *   - batched decode steps, and passes that mix them with prompt pieces,
+ *     give each session its own bits; the engine drains; the context's end
+ *     is refused cleanly in every case.
  * Tolerance: none. A prompt resumed after a reused prefix is cut into
  * chunks at the same positions as when it runs whole (chunks end at
  * multiples of 128), and a row's products do not depend on how many rows
@@ -224,6 +225,85 @@ done:
     free(lb), free(la);
 }
 
+/* A batched pass that mixes prompt pieces with decode tokens gives each piece
+ * the logits its session gets alone for the same tokens, bit for bit: five
+ * sessions (contiguous and paged) fed pieces of 1 to 24 tokens, 10 passes
+ * whose membership and piece sizes change each time; pieces stop at
+ * multiples of KVATTN_SESSION_CHUNK positions, where a prompt is cut, and a
+ * piece that crosses one is refused. */
+static void check_pass(const char *name, const kvattn_model *m, kvattn_type kv, kvattn_mla_mode mode) {
+    enum { N = 5, PASSES = 10, MAX_PIECE = 24 };
+    const kvattn_model_desc *d = kvattn_model_describe(m);
+    const int V = (int)d->vocab_size;
+    kvattn_kv_pool *pool = NULL;
+    kvattn_session *seq[N] = {0}, *alone[N] = {0};
+    float *lb = malloc(sizeof(float) * (size_t)N * V), *la = malloc(sizeof(float) * V);
+    int32_t tok[N][MAX_PIECE], prompt[128];
+    test_rng r = {0x9a55 + (uint64_t)V};
+    CHECK_OK(kvattn_kv_pool_create(&d->attn, d->n_layers, kv, kv, 64, 16, &pool));
+    if (!pool || !lb || !la) goto done;
+    kv_pool_shuffle(pool, 5);
+    for (int i = 0; i < N; i++) {
+        const int n = 1 + 25 * i; /* the last two pass position 128 within the passes */
+        for (int t = 0; t < n; t++) prompt[t] = test_randint(&r, 3, V - 1);
+        CHECK_OK(i % 2 ? kvattn_session_create_paged(m, pool, 400, mode, &seq[i])
+                       : kvattn_session_create(m, 400, kv, mode, &seq[i]));
+        CHECK_OK(kvattn_session_create(m, 400, kv, mode, &alone[i]));
+        if (!seq[i] || !alone[i]) goto done;
+        CHECK_OK(kvattn_session_decode(seq[i], prompt, n, NULL, 0));
+        CHECK_OK(kvattn_session_decode(alone[i], prompt, n, NULL, 0));
+    }
+    int same = 1, passes = 0, pieces_long = 0;
+    for (int g = 0; g < PASSES && same; g++) {
+        kvattn_batch_piece pc[N];
+        int who[N], b = 0;
+        for (int i = 0; i < N; i++) {
+            if ((g + i) % 4 == 3) continue;
+            const int pos = kvattn_session_pos(seq[i]), room = KVATTN_SESSION_CHUNK - pos % KVATTN_SESSION_CHUNK;
+            int n = (g + 2 * i) % 3 == 0 ? 1 : test_randint(&r, 2, MAX_PIECE);
+            if (n > room) n = room;
+            for (int t = 0; t < n; t++) tok[i][t] = test_randint(&r, 3, V - 1);
+            pieces_long += n > 1;
+            pc[b] = (kvattn_batch_piece){seq[i], tok[i], n};
+            who[b++] = i;
+        }
+        kvattn_status st = kvattn_session_run_batch(pc, b, lb);
+        CHECK(st == KVATTN_OK, "%s: pass %d: %s", name, g, kvattn_last_error());
+        if (st != KVATTN_OK) break;
+        for (int j = 0; j < b && same; j++) {
+            const int i = who[j];
+            CHECK_OK(kvattn_session_decode(alone[i], pc[j].tokens, pc[j].n, la, 0));
+            same = !memcmp(la, lb + (size_t)j * V, sizeof(float) * V) &&
+                   kvattn_session_pos(alone[i]) == kvattn_session_pos(seq[i]);
+            CHECK(same, "%s: pass %d, piece %d (%d tokens at %d) of %d: logits differ from its own run (max rel %.3g)",
+                  name, g, i, pc[j].n, kvattn_session_pos(alone[i]) - pc[j].n, b,
+                  rel_diff(lb + (size_t)j * V, la, (size_t)V));
+        }
+        passes++;
+    }
+    CHECK(passes == PASSES && pieces_long >= PASSES, "%s: %d of %d mixed passes ran, %d pieces of several tokens", name,
+          passes, PASSES, pieces_long);
+    /* a piece across a multiple of the chunk, one session twice, too many tokens: refused, nothing moves */
+    int p0 = kvattn_session_pos(seq[0]);
+    CHECK_OK(kvattn_session_rewind(seq[0], KVATTN_SESSION_CHUNK - 2 < p0 ? KVATTN_SESSION_CHUNK - 2 : p0));
+    p0 = kvattn_session_pos(seq[0]);
+    int32_t many[KVATTN_SESSION_CHUNK + 1];
+    for (int t = 0; t <= KVATTN_SESSION_CHUNK; t++) many[t] = 5;
+    const kvattn_batch_piece across = {seq[0], many, KVATTN_SESSION_CHUNK - p0 % KVATTN_SESSION_CHUNK + 1};
+    const kvattn_batch_piece twice[2] = {{seq[0], many, 1}, {seq[0], many, 1}};
+    const kvattn_batch_piece big[2] = {{seq[1], many, 100}, {seq[2], many, 29}};
+    const int p1 = kvattn_session_pos(seq[1]);
+    CHECK(kvattn_session_run_batch(&across, 1, lb) == KVATTN_ERR_INVALID_ARG &&
+              kvattn_session_run_batch(twice, 2, lb) == KVATTN_ERR_INVALID_ARG &&
+              kvattn_session_run_batch(big, 2, lb) == KVATTN_ERR_INVALID_ARG && kvattn_session_pos(seq[0]) == p0 &&
+              kvattn_session_pos(seq[1]) == p1,
+          "%s: bad passes refused", name);
+done:
+    for (int i = 0; i < N; i++) kvattn_session_free(seq[i]), kvattn_session_free(alone[i]);
+    kvattn_kv_pool_free(pool);
+    free(lb), free(la);
+}
+
 /* The engine: requests run to their ends, a running and a waiting one are
  * cancelled, a pool of 6 blocks forces waits and preemptions, and at the end
  * every block is back (none used; published ones cached). */
@@ -358,9 +438,10 @@ static void check_batch_level(const char *isa) {
     char name[128];
     snprintf(name, sizeof name, "[%s] %s", isa, batch_name);
     check_batch(name, batch_model, batch_kv, batch_mode);
+    check_pass(name, batch_model, batch_kv, batch_mode);
 }
 
-/* check_batch at every kernel level. */
+/* check_batch and check_pass at every kernel level. */
 static void check_batch_levels(const char *name, const kvattn_model *m, kvattn_type kv, kvattn_mla_mode mode) {
     batch_model = m, batch_kv = kv, batch_mode = mode, batch_name = name;
     test_each_isa(check_batch_level);

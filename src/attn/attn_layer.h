@@ -6,25 +6,51 @@
 #include "kernels/ops.h"
 #include "kv/kv_cache.h"
 
-/* The forward of T rows of x for n_seqs sequences, caches[i] at position
- * pos[i]: one sequence (n_seqs = 1) takes all T rows as its tokens; several
- * (a batched decode step) take one row each (T = n_seqs), projected by
- * kv_matmul_decode, so that each row's outputs are what it gets alone. */
-kvattn_status kv_gqa_forward(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, kvattn_cache *const *caches,
-                             const int *pos, int n_seqs, int layer, int T, const float *x, float *out);
+/* The rows of one forward pass: n_seqs sequences in order, sequence i's
+ * len[i] rows (its next tokens; len NULL: one each) run into caches[i] from
+ * position pos[i]. One sequence of T rows is a prompt chunk; several of one
+ * row each, a batched decode step; a mix, a step that also runs prompts. */
+typedef struct {
+    kvattn_cache *const *caches;
+    const int *pos;
+    const int *len;
+    int n_seqs;
+} kv_seq_rows;
 
-kvattn_status kv_mla_forward(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, kvattn_cache *const *caches,
-                             const int *pos, int n_seqs, int layer, int T, const float *x, float *out,
-                             kvattn_mla_mode mode);
+static inline int kv_seq_len(const kv_seq_rows *r, int i) { return r->len ? r->len[i] : 1; }
 
-/* Row t's position: pos[0] + t for one sequence, else its own sequence's. */
-static inline int kv_row_pos(const int *pos, int n_seqs, int t) { return n_seqs == 1 ? pos[0] + t : pos[t]; }
+/* The forward of the T rows of x (all of r's rows, in order). Each
+ * sequence's rows get the bits they get in a pass of their own (kv_project). */
+kvattn_status kv_gqa_forward(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, const kv_seq_rows *r,
+                             int layer, int T, const float *x, float *out);
 
-/* y = W·x for T rows: tokens of one sequence (kv_matmul), or one token of
- * each of T sequences (kv_matmul_decode: each row as it would be alone). */
-static inline void kv_project(float *y, const float *x, kvattn_matrix W, int T, int n, int k, int decode) {
-    if (decode) kv_matmul_decode(y, x, W, T, n, k);
-    else kv_matmul(y, x, W, T, n, k);
+kvattn_status kv_mla_forward(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, const kv_seq_rows *r,
+                             int layer, int T, const float *x, float *out, kvattn_mla_mode mode);
+
+/* y = W·x for r's rows, each sequence's rows with the bits they get alone: a
+ * sequence of several rows is a prompt chunk (kv_matmul of its rows), a run of
+ * one-row sequences a decode batch (kv_matmul_decode, each row as kv_matmul
+ * gives it alone). Where kv_matmul runs every T as a decode batch, all rows
+ * go in one call; otherwise in one call per chunk and per run. */
+static inline void kv_project(float *y, const float *x, kvattn_matrix W, const kv_seq_rows *r, int n, int k) {
+    int T = 0;
+    for (int i = 0; i < r->n_seqs; i++) T += kv_seq_len(r, i);
+    if (r->n_seqs == 1) {
+        kv_matmul(y, x, W, T, n, k);
+        return;
+    }
+    if (kv_matmul_is_decode(W.type)) {
+        kv_matmul_decode(y, x, W, T, n, k);
+        return;
+    }
+    for (int i = 0, t = 0; i < r->n_seqs;) {
+        int ones = 0;
+        while (i + ones < r->n_seqs && kv_seq_len(r, i + ones) == 1) ones++;
+        const int rows = ones ? ones : kv_seq_len(r, i);
+        if (ones) kv_matmul_decode(y + (size_t)t * n, x + (size_t)t * k, W, ones, n, k);
+        else kv_matmul(y + (size_t)t * n, x + (size_t)t * k, W, rows, n, k);
+        t += rows, i += ones ? ones : 1;
+    }
 }
 
 /* MLA attention of T projected queries q [T][H][d_nope + d_R] (already

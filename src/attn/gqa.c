@@ -20,10 +20,10 @@ static void head_norm(float *y, const float *w, size_t rows, int hd, float eps) 
     for (size_t r = 0; r < rows; r++) kv_rmsnorm(y + r * hd, y + r * hd, w, hd, eps);
 }
 
-kvattn_status kv_gqa_forward(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, kvattn_cache *const *caches,
-                             const int *pos, int n_seqs, int layer, int T, const float *x, float *out) {
+kvattn_status kv_gqa_forward(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, const kv_seq_rows *r,
+                             int layer, int T, const float *x, float *out) {
     const int D = cfg->d_model, H = cfg->n_heads, n_kv = cfg->n_kv_heads, hd = cfg->head_dim;
-    const int n_rot = cfg->rope.n_rot ? cfg->rope.n_rot : hd, decode = n_seqs > 1;
+    const int n_rot = cfg->rope.n_rot ? cfg->rope.n_rot : hd;
     const size_t q_dim = (size_t)H * hd, kv_dim = (size_t)n_kv * hd;
 
     kv_arena a;
@@ -36,9 +36,9 @@ kvattn_status kv_gqa_forward(const kvattn_layer_config *cfg, const kvattn_layer_
     float *att = kv_arena_take(&a, sizes[3]); /* [T][H][hd]     */
     float *freqs = kv_arena_take(&a, sizes[4]);
 
-    kv_project(q, x, w->wq, T, (int)q_dim, D, decode);
-    kv_project(k, x, w->wk, T, (int)kv_dim, D, decode);
-    kv_project(v, x, w->wv, T, (int)kv_dim, D, decode);
+    kv_project(q, x, w->wq, r, (int)q_dim, D);
+    kv_project(k, x, w->wk, r, (int)kv_dim, D);
+    kv_project(v, x, w->wv, r, (int)kv_dim, D);
     add_bias(q, w->bq, T, q_dim);
     add_bias(k, w->bk, T, kv_dim);
     add_bias(v, w->bv, T, kv_dim);
@@ -47,27 +47,28 @@ kvattn_status kv_gqa_forward(const kvattn_layer_config *cfg, const kvattn_layer_
     head_norm(k, w->k_head_norm, (size_t)T * n_kv, hd, eps);
 
     kv_rope_freqs(&cfg->rope, n_rot, freqs);
-    for (int t = 0; t < T; t++) {
-        const int p = kv_row_pos(pos, n_seqs, t);
-        for (int h = 0; h < H; h++) kv_rope_apply(q + ((size_t)t * H + h) * hd, n_rot, freqs, p, cfg->rope.pairing);
-        for (int h = 0; h < n_kv; h++)
-            kv_rope_apply(k + ((size_t)t * n_kv + h) * hd, n_rot, freqs, p, cfg->rope.pairing);
-    }
+    for (int i = 0, t = 0; i < r->n_seqs; i++)
+        for (int j = 0; j < kv_seq_len(r, i); j++, t++) {
+            const int p = r->pos[i] + j;
+            for (int h = 0; h < H; h++) kv_rope_apply(q + ((size_t)t * H + h) * hd, n_rot, freqs, p, cfg->rope.pairing);
+            for (int h = 0; h < n_kv; h++)
+                kv_rope_apply(k + ((size_t)t * n_kv + h) * hd, n_rot, freqs, p, cfg->rope.pairing);
+        }
 
     /* each sequence's rows into its own cache, then attending over it */
     kvattn_status st = KVATTN_OK;
-    const int rows = decode ? 1 : T;
-    for (int i = 0; i < n_seqs && st == KVATTN_OK; i++) {
-        const size_t r0 = (size_t)i * rows;
-        st = kvattn_cache_write(caches[i], layer, pos[i], rows, k + r0 * kv_dim, v + r0 * kv_dim);
+    for (int i = 0, t0 = 0; i < r->n_seqs && st == KVATTN_OK; t0 += kv_seq_len(r, i), i++) {
+        const int rows = kv_seq_len(r, i);
+        const size_t r0 = (size_t)t0;
+        st = kvattn_cache_write(r->caches[i], layer, r->pos[i], rows, k + r0 * kv_dim, v + r0 * kv_dim);
         if (st != KVATTN_OK) break;
         kv_rows kr, vr;
-        kv_cache_rows(caches[i], layer, &kr, &vr);
-        if (kv_attend(q + r0 * q_dim, rows, H, n_kv, &kr, &vr, pos[i], kvattn_config_softmax_scale(cfg),
+        kv_cache_rows(r->caches[i], layer, &kr, &vr);
+        if (kv_attend(q + r0 * q_dim, rows, H, n_kv, &kr, &vr, r->pos[i], kvattn_config_softmax_scale(cfg),
                       att + r0 * q_dim) != 0)
             st = kv_fail(KVATTN_ERR_NOMEM, "attention: out of memory for scratch");
     }
-    if (st == KVATTN_OK) kv_project(out, att, w->wo, T, D, (int)q_dim, decode);
+    if (st == KVATTN_OK) kv_project(out, att, w->wo, r, D, (int)q_dim);
     kv_arena_free(&a);
     return st;
 }

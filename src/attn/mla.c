@@ -81,30 +81,29 @@ static void expand_key_split(const kvattn_layer_weights *w, const mla_dims *d, i
         kv_row_axpy(w->wk_b.type, kv_matrix_row(w->wk_b, h * d->dc + j, d->dn), c[j], k, d->dn);
 }
 
-/* q [T][H][dq] (rotated), latent [T][dc+dr] (c_KV normed, k_R rotated); row
- * t at position kv_row_pos(pos, n_seqs, t), projected as kv_project says. */
+/* q [T][H][dq] (rotated), latent [T][dc+dr] (c_KV normed, k_R rotated) for
+ * r's T rows, projected as kv_project says. */
 static void mla_project(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, const mla_dims *d,
-                        const int *pos, int n_seqs, int T, const float *x, float *q, float *latent, float *cq,
-                        float *freqs) {
-    const int decode = n_seqs > 1;
+                        const kv_seq_rows *r, int T, const float *x, float *q, float *latent, float *cq, float *freqs) {
     if (d->q_lora > 0) {
-        kv_project(cq, x, w->wq_a, T, d->q_lora, d->D, decode);
+        kv_project(cq, x, w->wq_a, r, d->q_lora, d->D);
         for (int t = 0; t < T; t++)
             kv_rmsnorm(cq + (size_t)t * d->q_lora, cq + (size_t)t * d->q_lora, w->q_norm, d->q_lora, rms_eps(cfg));
-        kv_project(q, cq, w->wq_b, T, d->H * d->dq, d->q_lora, decode);
+        kv_project(q, cq, w->wq_b, r, d->H * d->dq, d->q_lora);
     } else {
-        kv_project(q, x, w->wq, T, d->H * d->dq, d->D, decode);
+        kv_project(q, x, w->wq, r, d->H * d->dq, d->D);
     }
-    kv_project(latent, x, w->wkv_a, T, d->dc + d->dr, d->D, decode);
+    kv_project(latent, x, w->wkv_a, r, d->dc + d->dr, d->D);
     kv_rope_freqs(&cfg->rope, d->dr, freqs);
-    for (int t = 0; t < T; t++) {
-        const int p = kv_row_pos(pos, n_seqs, t);
-        float *lt = latent + (size_t)t * (d->dc + d->dr);
-        if (!cfg->kv_norm_off) kv_rmsnorm(lt, lt, w->kv_norm, d->dc, rms_eps(cfg));
-        kv_rope_apply(lt + d->dc, d->dr, freqs, p, cfg->rope.pairing);
-        for (int h = 0; h < d->H; h++)
-            kv_rope_apply(q + ((size_t)t * d->H + h) * d->dq + d->dn, d->dr, freqs, p, cfg->rope.pairing);
-    }
+    for (int i = 0, t = 0; i < r->n_seqs; i++)
+        for (int j = 0; j < kv_seq_len(r, i); j++, t++) {
+            const int p = r->pos[i] + j;
+            float *lt = latent + (size_t)t * (d->dc + d->dr);
+            if (!cfg->kv_norm_off) kv_rmsnorm(lt, lt, w->kv_norm, d->dc, rms_eps(cfg));
+            kv_rope_apply(lt + d->dc, d->dr, freqs, p, cfg->rope.pairing);
+            for (int h = 0; h < d->H; h++)
+                kv_rope_apply(q + ((size_t)t * d->H + h) * d->dq + d->dn, d->dr, freqs, p, cfg->rope.pairing);
+        }
 }
 
 /* Absorbed decode/prefill: o [T][H][dv]. */
@@ -203,9 +202,8 @@ kvattn_status kv_mla_attend(const kvattn_layer_config *cfg, const kvattn_layer_w
     return rc == 0 ? KVATTN_OK : kv_fail(KVATTN_ERR_NOMEM, "absorbed MLA: out of memory for scratch");
 }
 
-kvattn_status kv_mla_forward(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, kvattn_cache *const *caches,
-                             const int *pos, int n_seqs, int layer, int T, const float *x, float *out,
-                             kvattn_mla_mode mode) {
+kvattn_status kv_mla_forward(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, const kv_seq_rows *r,
+                             int layer, int T, const float *x, float *out, kvattn_mla_mode mode) {
     const mla_dims d = dims_of(cfg);
     const size_t dk = (size_t)d.dc + d.dr;
     kv_arena a;
@@ -222,22 +220,23 @@ kvattn_status kv_mla_forward(const kvattn_layer_config *cfg, const kvattn_layer_
     float *cq = kv_arena_take(&a, sizes[2]), *freqs = kv_arena_take(&a, sizes[3]);
     float *qa = kv_arena_take(&a, sizes[4]), *lat = kv_arena_take(&a, sizes[5]), *o = kv_arena_take(&a, sizes[6]);
 
-    mla_project(cfg, w, &d, pos, n_seqs, T, x, q, latent, cq, freqs);
+    mla_project(cfg, w, &d, r, T, x, q, latent, cq, freqs);
     const float scale = kvattn_config_softmax_scale(cfg);
     /* each sequence's latent rows into its own cache, then attending over it */
     kvattn_status st = KVATTN_OK;
-    const int rows = n_seqs > 1 ? 1 : T;
-    for (int i = 0; i < n_seqs && st == KVATTN_OK; i++) {
-        const size_t r0 = (size_t)i * rows, qh = r0 * d.H;
-        st = kvattn_cache_write(caches[i], layer, pos[i], rows, latent + r0 * dk, NULL);
+    for (int i = 0, t0 = 0; i < r->n_seqs && st == KVATTN_OK; t0 += kv_seq_len(r, i), i++) {
+        const int rows = kv_seq_len(r, i), pos = r->pos[i];
+        const size_t r0 = (size_t)t0, qh = r0 * d.H;
+        kvattn_cache *cache = r->caches[i];
+        st = kvattn_cache_write(cache, layer, pos, rows, latent + r0 * dk, NULL);
         if (st != KVATTN_OK) break;
         if (mode == KVATTN_MLA_NAIVE)
-            st = mla_attend_naive(&d, w, caches[i], layer, pos[i], rows, q + qh * d.dq, scale, o + qh * d.dv);
-        else if (mla_attend_absorbed(&d, w, caches[i], layer, pos[i], rows, q + qh * d.dq, scale, qa + qh * dk,
+            st = mla_attend_naive(&d, w, cache, layer, pos, rows, q + qh * d.dq, scale, o + qh * d.dv);
+        else if (mla_attend_absorbed(&d, w, cache, layer, pos, rows, q + qh * d.dq, scale, qa + qh * dk,
                                      lat + qh * d.dc, o + qh * d.dv) != 0)
             st = kv_fail(KVATTN_ERR_NOMEM, "absorbed MLA: out of memory for scratch");
     }
-    if (st == KVATTN_OK) kv_project(out, o, w->wo, T, d.D, d.H * d.dv, n_seqs > 1);
+    if (st == KVATTN_OK) kv_project(out, o, w->wo, r, d.D, d.H * d.dv);
     kv_arena_free(&a);
     return st;
 }

@@ -250,17 +250,22 @@ static int packed_gemm(float *y, const float *x, kvattn_matrix W, int T, int n, 
     return 0;
 }
 
+/* Where a row load serves several tokens (rows_dot_tokens), a prompt runs as a
+ * decode batch: faster than the packed GEMM here at every length measured, and
+ * every token's outputs get the bits a decode step gives it, whatever the
+ * chunk it runs in. */
+int kv_matmul_is_decode(kvattn_type t) {
+    return kv_kernels_active->rows_dot_tokens_block > 1 &&
+           (t == KVATTN_TYPE_F32 || t == KVATTN_TYPE_F16 || t == KVATTN_TYPE_BF16);
+}
+
 void kv_matmul(float *y, const float *x, kvattn_matrix W, int T, int n, int k) {
     const size_t row_bytes = kvattn_row_bytes(W.type, k);
     if (T == 1) {
         gemv(y, x, W, n, k);
         return;
     }
-    /* where a row load serves several tokens (rows_dot_tokens), the prompt runs as a decode batch:
-     * faster than the packed GEMM here at every length measured, and every token's outputs get
-     * the bits a decode step gives it, whatever the chunk it runs in */
-    if (kv_kernels_active->rows_dot_tokens_block > 1 &&
-        (W.type == KVATTN_TYPE_F32 || W.type == KVATTN_TYPE_F16 || W.type == KVATTN_TYPE_BF16)) {
+    if (kv_matmul_is_decode(W.type)) {
         kv_matmul_decode(y, x, W, T, n, k);
         return;
     }

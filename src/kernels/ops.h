@@ -23,6 +23,11 @@ void kv_matmul_ref(float *y, const float *x, kvattn_matrix W, int T, int n, int 
 void kv_matmul_decode(float *y, const float *x, kvattn_matrix W, int B, int n, int k);
 #define KV_DECODE_BATCH_MAX 64
 
+/* Whether kv_matmul of weights of type t runs any T tokens as kv_matmul_decode
+ * does (on this machine's kernels): each token's row then has the same bits
+ * whatever the call, so tokens of a prompt and of decode steps can share one. */
+int kv_matmul_is_decode(kvattn_type t);
+
 /* y[r] = W[row0 + r]·x for r < n, on the calling thread: the decode GEMV's
  * body, reading KV_DOT_ROWS far-apart rows at once so that the hardware
  * prefetchers follow each as a stream. */

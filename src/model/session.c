@@ -1,7 +1,8 @@
 /* The transformer forward pass, read top to bottom like llama2.c's run.c:
  * embed → for each block: RMSNorm, attention (with the KV cache), residual,
  * RMSNorm, SwiGLU FFN, residual → final RMSNorm → logits. Tokens run in
- * chunks of up to CHUNK at once (prefill), one at a time when decoding. */
+ * chunks of up to CHUNK at once (prefill), one at a time when decoding, and
+ * several sessions' tokens can share one pass (continuous batching). */
 #include "model.h"
 #include "moe.h"
 
@@ -166,87 +167,116 @@ static float silu(float x) { return x / (1.0f + expf(-x)); }
 
 _Static_assert(KVATTN_DECODE_BATCH_MAX <= CHUNK, "a batched decode step fits the work buffers");
 
-/* What one forward pass runs: T tokens of one session, or (a batched decode
- * step) the next token of each of T sessions, which then project their rows
- * with kv_matmul_decode, each row as it would be alone. The pass works in the
- * first session's buffers. */
+/* What one forward pass runs: T rows in all, from n_seqs sessions in order,
+ * sequence i's len[i] next tokens (a prompt chunk of one session; a batched
+ * step of decode tokens and prompt pieces), each sequence's rows with the
+ * bits they get in a pass of their own. The pass works in the first
+ * session's buffers. */
 typedef struct {
     kvattn_session *s;
-    int decode;
-    kvattn_cache *caches[CHUNK]; /* each sequence's cache and position */
-    int pos[CHUNK];
+    int n_seqs, T;
+    kvattn_cache *caches[CHUNK]; /* each sequence's cache, position and rows */
+    int pos[CHUNK], len[CHUNK];
 } forward_rows;
 
-/* SwiGLU: out = W_down (silu(W_gate x) ⊙ W_up x).   x [T][D] → out [T][D], width F */
-static void swiglu(const forward_rows *f, kvattn_matrix gate, kvattn_matrix up, kvattn_matrix down, int F,
-                   const float *x, float *out, int T) {
-    kvattn_session *s = f->s;
+static kv_seq_rows rows_of(const forward_rows *f) {
+    return (kv_seq_rows){.caches = f->caches, .pos = f->pos, .len = f->len, .n_seqs = f->n_seqs};
+}
+
+/* SwiGLU: out = W_down (silu(W_gate x) ⊙ W_up x).   x [T][D] → out [T][D], width F,
+ * the T rows those of r */
+static void swiglu(kvattn_session *s, const kv_seq_rows *r, kvattn_matrix gate, kvattn_matrix up, kvattn_matrix down,
+                   int F, const float *x, float *out, int T) {
     const int D = s->m->desc.attn.d_model;
-    kv_project(s->hb, x, gate, T, F, D, f->decode);
-    kv_project(s->hb2, x, up, T, F, D, f->decode);
+    kv_project(s->hb, x, gate, r, F, D);
+    kv_project(s->hb2, x, up, r, F, D);
     for (size_t i = 0; i < (size_t)T * F; i++) s->hb[i] = silu(s->hb[i]) * s->hb2[i];
-    kv_project(out, s->hb, down, T, D, F, f->decode);
+    kv_project(out, s->hb, down, r, D, F);
 }
 
 /* Mixture of experts: each token's k routed experts, weighted, plus the shared
- * experts. Tokens routed to the same expert run through it together.
- *   xb [T][D] → xb2 [T][D] */
-static void ffn_moe(const forward_rows *f, const kv_layer *b, int T) {
-    kvattn_session *s = f->s;
+ * experts. Tokens routed to the same expert run through it together, as one
+ * prompt chunk (decode = 0) or as one decode batch (decode = 1).
+ *   x [T][D] → out [T][D] */
+static void ffn_moe(kvattn_session *s, const kv_layer *b, int decode, const float *x, float *out, int T) {
     const kvattn_model_desc *d = &s->m->desc;
     const int D = d->attn.d_model, E = d->n_routed_experts, K = d->n_active_experts, F = (int)d->moe_ffn_dim;
-    kv_project(s->router, s->xb, b->router, T, E, D, f->decode);
+    const kv_seq_rows all = {.len = decode ? NULL : &T, .n_seqs = decode ? T : 1};
+    kv_project(s->router, x, b->router, &all, E, D);
     for (int t = 0; t < T; t++)
         kv_moe_route(d, s->router + (size_t)t * E, b->router_bias, s->sel + (size_t)t * K, s->sel_w + (size_t)t * K,
                      s->route_scratch);
-    if (d->n_shared_experts > 0) swiglu(f, b->sh_gate, b->sh_up, b->sh_down, d->n_shared_experts * F, s->xb, s->xb2, T);
-    else memset(s->xb2, 0, sizeof(float) * (size_t)T * D);
+    if (d->n_shared_experts > 0) swiglu(s, &all, b->sh_gate, b->sh_up, b->sh_down, d->n_shared_experts * F, x, out, T);
+    else memset(out, 0, sizeof(float) * (size_t)T * D);
     for (int e = 0; e < E; e++) {
         int n = 0;
         for (int t = 0; t < T; t++)
             for (int r = 0; r < K; r++)
                 if (s->sel[t * K + r] == e) s->rows[n++] = t * K + r; /* token t, its r-th choice */
         if (!n) continue;
-        for (int i = 0; i < n; i++)
-            memcpy(s->xg + (size_t)i * D, s->xb + (size_t)(s->rows[i] / K) * D, sizeof(float) * D);
-        swiglu(f, b->exp_gate[e], b->exp_up[e], b->exp_down[e], F, s->xg, s->yg, n);
+        for (int i = 0; i < n; i++) memcpy(s->xg + (size_t)i * D, x + (size_t)(s->rows[i] / K) * D, sizeof(float) * D);
+        const kv_seq_rows routed = {.len = decode ? NULL : &n, .n_seqs = decode ? n : 1};
+        swiglu(s, &routed, b->exp_gate[e], b->exp_up[e], b->exp_down[e], F, s->xg, s->yg, n);
         for (int i = 0; i < n; i++) {
-            float w = s->sel_w[s->rows[i]], *dst = s->xb2 + (size_t)(s->rows[i] / K) * D;
+            float w = s->sel_w[s->rows[i]], *dst = out + (size_t)(s->rows[i] / K) * D;
             const float *src = s->yg + (size_t)i * D;
             for (int j = 0; j < D; j++) dst[j] += w * src[j];
         }
     }
 }
 
-/* T rows through every block; logits of the rows asked for. */
-static kvattn_status forward(const forward_rows *f, const int32_t *tokens, int T, float *logits, int all_logits) {
+/* The experts of a pass by groups that keep each sequence's bits: each run of
+ * one-token sequences as a decode batch, each longer piece as its own chunk.
+ *   xb [T][D] → xb2 [T][D] */
+static void ffn_moe_rows(const forward_rows *f, const kv_layer *b) {
+    kvattn_session *s = f->s;
+    const int D = s->m->desc.attn.d_model;
+    for (int i = 0, t = 0; i < f->n_seqs;) {
+        int ones = 0;
+        while (f->n_seqs > 1 && i + ones < f->n_seqs && f->len[i + ones] == 1) ones++;
+        const int rows = ones ? ones : f->len[i];
+        ffn_moe(s, b, ones > 0, s->xb + (size_t)t * D, s->xb2 + (size_t)t * D, rows);
+        t += rows, i += ones ? ones : 1;
+    }
+}
+
+/* The pass's T rows through every block; logits of every row (all_logits, one
+ * sequence) or of each sequence's last row. */
+static kvattn_status forward(const forward_rows *f, const int32_t *tokens, float *logits, int all_logits) {
     kvattn_session *s = f->s;
     const kvattn_model *m = s->m;
-    const int D = m->desc.attn.d_model, V = (int)m->desc.vocab_size;
+    const int D = m->desc.attn.d_model, V = (int)m->desc.vocab_size, T = f->T;
+    const kv_seq_rows rows = rows_of(f);
     for (int t = 0; t < T; t++) /* x[t] = embedding row of the token */
         kv_row_load(m->tok_embd.type, kv_matrix_row(m->tok_embd, tokens[t], D), s->x + (size_t)t * D, D);
     for (int l = 0; l < m->desc.n_layers; l++) {
         const kv_layer *b = &m->layers[l];
         for (int t = 0; t < T; t++)
             kv_rmsnorm(s->xb + (size_t)t * D, s->x + (size_t)t * D, b->attn_norm, D, m->norm_eps);
-        if (s->tap && !f->decode) s->tap(s->tap_ctx, l, T, s->xb);
-        kvattn_status st = f->decode ? kvattn_attn_decode_batch(&m->desc.attn, &b->attn, f->caches, f->pos, T, l, s->xb,
-                                                                s->xb2, s->mla_mode)
-                                     : kvattn_attn_forward(&m->desc.attn, &b->attn, f->caches[0], l, f->pos[0], T,
-                                                           s->xb, s->xb2, s->mla_mode);
+        if (s->tap && f->n_seqs == 1) s->tap(s->tap_ctx, l, T, s->xb);
+        kvattn_status st = kvattn_attn_forward_seqs(&m->desc.attn, &b->attn, f->caches, f->pos, f->len, f->n_seqs, l,
+                                                    s->xb, s->xb2, s->mla_mode);
         if (st != KVATTN_OK) return st;
         for (size_t i = 0; i < (size_t)T * D; i++) s->x[i] += s->xb2[i];
         for (int t = 0; t < T; t++)
             kv_rmsnorm(s->xb + (size_t)t * D, s->x + (size_t)t * D, b->ffn_norm, D, m->norm_eps);
-        if (b->router.data) ffn_moe(f, b, T);
-        else swiglu(f, b->ffn_gate, b->ffn_up, b->ffn_down, (int)m->desc.ffn_dim, s->xb, s->xb2, T);
+        if (b->router.data) ffn_moe_rows(f, b);
+        else swiglu(s, &rows, b->ffn_gate, b->ffn_up, b->ffn_down, (int)m->desc.ffn_dim, s->xb, s->xb2, T);
         for (size_t i = 0; i < (size_t)T * D; i++) s->x[i] += s->xb2[i];
     }
     if (logits) {
-        int first = all_logits ? 0 : T - 1, n = T - first;
-        for (int t = first; t < T; t++)
-            kv_rmsnorm(s->xb + (size_t)(t - first) * D, s->x + (size_t)t * D, m->out_norm, D, m->norm_eps);
-        kv_project(logits, s->xb, m->output, n, V, D, f->decode);
+        if (all_logits && f->n_seqs == 1) {
+            for (int t = 0; t < T; t++)
+                kv_rmsnorm(s->xb + (size_t)t * D, s->x + (size_t)t * D, m->out_norm, D, m->norm_eps);
+            kv_project(logits, s->xb, m->output, &rows, V, D);
+        } else { /* each sequence's last row, as a decode batch of them */
+            for (int i = 0, t = 0; i < f->n_seqs; i++) {
+                t += f->len[i];
+                kv_rmsnorm(s->xb + (size_t)i * D, s->x + (size_t)(t - 1) * D, m->out_norm, D, m->norm_eps);
+            }
+            const kv_seq_rows last = {.len = NULL, .n_seqs = f->n_seqs};
+            kv_project(logits, s->xb, m->output, &last, V, D);
+        }
     }
     return KVATTN_OK;
 }
@@ -285,46 +315,66 @@ kvattn_status kvattn_session_decode(kvattn_session *s, const int32_t *tokens, in
         const int room = CHUNK - s->pos % CHUNK;
         int T = n - done < room ? n - done : room, last = done + T == n;
         float *lg = !logits ? NULL : all_logits ? logits + (size_t)done * V : last ? logits : NULL;
-        const forward_rows f = {.s = s, .decode = 0, .caches = {s->cache}, .pos = {s->pos}};
-        if ((st = forward(&f, tokens + done, T, lg, all_logits)) != KVATTN_OK) return st;
+        const forward_rows f = {.s = s, .n_seqs = 1, .T = T, .caches = {s->cache}, .pos = {s->pos}, .len = {T}};
+        if ((st = forward(&f, tokens + done, lg, all_logits)) != KVATTN_OK) return st;
         s->pos += T;
         done += T;
     }
     return record_tokens(s, tokens, n);
 }
 
+kvattn_status kvattn_session_run_batch(const kvattn_batch_piece *pieces, int n, float *logits) {
+    if (!pieces || n < 1 || n > CHUNK)
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "batched pass: %d pieces (1 to %d)", n, CHUNK);
+    forward_rows f = {.s = pieces[0].session, .n_seqs = n};
+    int32_t tokens[CHUNK] = {0};
+    for (int i = 0; i < n; i++) {
+        kvattn_session *s = pieces[i].session;
+        const int len = pieces[i].n;
+        if (!s || !pieces[i].tokens || len < 1)
+            return kv_fail(KVATTN_ERR_INVALID_ARG, "batched pass: piece %d has no session or no tokens", i);
+        if (s->m != f.s->m || s->mla_mode != f.s->mla_mode || s->tap)
+            return kv_fail(KVATTN_ERR_INVALID_ARG,
+                           "batched pass: piece %d runs another model or MLA mode than piece 0, or is tapped", i);
+        for (int j = 0; j < i; j++)
+            if (pieces[j].session == s)
+                return kv_fail(KVATTN_ERR_INVALID_ARG, "batched pass: pieces %d and %d are one session", j, i);
+        if (len > CHUNK - f.T)
+            return kv_fail(KVATTN_ERR_INVALID_ARG, "batched pass: more than %d tokens in all (piece %d)", CHUNK, i);
+        kvattn_status st = check_tokens(s, pieces[i].tokens, len, "batched pass");
+        if (st != KVATTN_OK) return st;
+        if (len > kvattn_cache_capacity(s->cache) - s->pos)
+            return kv_fail(KVATTN_ERR_CACHE_FULL,
+                           "context full: piece %d's %d tokens at position %d exceed the context of %d", i, len, s->pos,
+                           kvattn_cache_capacity(s->cache));
+        if (s->pos / CHUNK != (s->pos + len - 1) / CHUNK)
+            return kv_fail(
+                KVATTN_ERR_INVALID_ARG,
+                "batched pass: piece %d (positions %d to %d) crosses a multiple of %d, where a prompt is cut", i,
+                s->pos, s->pos + len - 1, CHUNK);
+        memcpy(tokens + f.T, pieces[i].tokens, sizeof *tokens * (size_t)len);
+        f.caches[i] = s->cache, f.pos[i] = s->pos, f.len[i] = len;
+        f.T += len;
+    }
+    for (int i = 0; i < n; i++) { /* paged: every block first, so that a full pool fails before any layer changes */
+        kvattn_status st = kvattn_cache_reserve(pieces[i].session->cache, pieces[i].session->pos, pieces[i].n);
+        if (st != KVATTN_OK) return st;
+    }
+    kvattn_status st = forward(&f, tokens, logits, 0);
+    for (int i = 0; i < n && st == KVATTN_OK; i++) {
+        pieces[i].session->pos += pieces[i].n;
+        st = record_tokens(pieces[i].session, pieces[i].tokens, pieces[i].n);
+    }
+    return st;
+}
+
 kvattn_status kvattn_session_decode_batch(kvattn_session *const *seqs, int n, const int32_t *tokens, float *logits) {
     if (!seqs || !tokens || n < 1 || n > KVATTN_DECODE_BATCH_MAX)
         return kv_fail(KVATTN_ERR_INVALID_ARG, "batched decode: %d sequences (1 to %d, with their tokens)", n,
                        KVATTN_DECODE_BATCH_MAX);
-    forward_rows f = {.s = seqs[0], .decode = 1};
-    for (int i = 0; i < n; i++) {
-        kvattn_session *s = seqs[i];
-        if (!s) return kv_fail(KVATTN_ERR_INVALID_ARG, "batched decode: sequence %d is NULL", i);
-        if (s->m != seqs[0]->m || s->mla_mode != seqs[0]->mla_mode || s->tap)
-            return kv_fail(KVATTN_ERR_INVALID_ARG,
-                           "batched decode: sequence %d runs another model or MLA mode than sequence 0, or is tapped",
-                           i);
-        for (int j = 0; j < i; j++)
-            if (seqs[j] == s)
-                return kv_fail(KVATTN_ERR_INVALID_ARG, "batched decode: sequences %d and %d are one", j, i);
-        kvattn_status st = check_tokens(s, tokens + i, 1, "batched decode");
-        if (st != KVATTN_OK) return st;
-        if (s->pos >= kvattn_cache_capacity(s->cache))
-            return kv_fail(KVATTN_ERR_CACHE_FULL, "context full: sequence %d is at the end of its context of %d", i,
-                           kvattn_cache_capacity(s->cache));
-        f.caches[i] = s->cache, f.pos[i] = s->pos;
-    }
-    for (int i = 0; i < n; i++) { /* paged: every block first, so that a full pool fails before any layer changes */
-        kvattn_status st = kvattn_cache_reserve(seqs[i]->cache, seqs[i]->pos, 1);
-        if (st != KVATTN_OK) return st;
-    }
-    kvattn_status st = forward(&f, tokens, n, logits, 1);
-    for (int i = 0; i < n && st == KVATTN_OK; i++) {
-        seqs[i]->pos++;
-        st = record_tokens(seqs[i], tokens + i, 1);
-    }
-    return st;
+    kvattn_batch_piece pieces[KVATTN_DECODE_BATCH_MAX];
+    for (int i = 0; i < n; i++) pieces[i] = (kvattn_batch_piece){.session = seqs[i], .tokens = tokens + i, .n = 1};
+    return kvattn_session_run_batch(pieces, n, logits);
 }
 
 kvattn_status kvattn_session_fill_random(kvattn_session *s, int n, uint64_t seed) {
