@@ -3,9 +3,11 @@
  * Each step first admits waiting requests in arrival order while the batch
  * has room: a paged session takes the longest published prefix of the
  * request's context (its prompt, and what it generated before a preemption),
- * runs the rest as a prompt, and samples the first token. Then every running
- * request feeds its last token in one batched decode step
- * (kvattn_session_decode_batch) and samples the next. When the pool runs out
+ * runs the rest as a prompt, and samples the first token. Then one pass
+ * (kvattn_session_run_batch) feeds every running request its last token and
+ * runs the prompts' next pieces beside them (chunked prefill), so that the
+ * projections read the weights once for all; a prompt piece too long for the
+ * pass's room runs in a pass of its own first. When the pool runs out
  * of blocks, the newest running request is preempted: its session is freed
  * (its whole blocks stay published, so re-admission mostly reuses them) and
  * it waits at the head of the queue to be recomputed. A request that cannot
@@ -211,29 +213,41 @@ static void preempt_newest(kvattn_engine *e) {
     e->stats.waiting++, e->stats.preemptions++;
 }
 
-/* Runs up to `budget` prompt tokens of request r (in pieces that end where
- * a whole run's chunks end, so its bits are a whole run's); when its prompt
- * is done, samples its first token. Returns the tokens run, or -1 when the
- * pool is full (r unchanged). */
-static int prefill(kvattn_engine *e, request *r, int budget, kvattn_status *st) {
-    const int todo = tokens_to_run(r);
-    int end = r->n_run + budget < todo ? r->n_run + budget : todo;
-    if (end < todo) {
-        end = end / KVATTN_SESSION_CHUNK * KVATTN_SESSION_CHUNK;
-        if (end <= r->n_run) end = (r->n_run / KVATTN_SESSION_CHUNK + 1) * KVATTN_SESSION_CHUNK;
-        if (end > todo) end = todo;
-    }
-    *st = kvattn_session_decode(r->session, r->context + r->n_run, end - r->n_run, e->logits, 0);
-    if (*st == KVATTN_ERR_POOL_FULL) return -1;
-    if (*st != KVATTN_OK) return 0;
-    const int ran = end - r->n_run;
+/* Where request r's next prompt piece ends: the end of what it has to run,
+ * or the next multiple of KVATTN_SESSION_CHUNK positions before it (where a
+ * whole run cuts its prompt, so the piece gets a whole run's bits). */
+static int piece_end(const request *r) {
+    const int todo = tokens_to_run(r), boundary = (r->n_run / KVATTN_SESSION_CHUNK + 1) * KVATTN_SESSION_CHUNK;
+    return todo < boundary ? todo : boundary;
+}
+
+/* Request r ran `ran` more prompt tokens, its logits at `logits` after them:
+ * when its prompt is done, it runs, and samples its first token. */
+static void prefilled(kvattn_engine *e, request *r, int ran, float *logits) {
     e->stats.prompt_tokens += (uint64_t)ran;
-    r->n_run = end;
-    if (end == todo) {
+    r->n_run += ran;
+    if (r->n_run == tokens_to_run(r)) {
         r->state = KVATTN_REQUEST_RUNNING;
-        if (r->n_gen == 0) take_token(e, r, kvattn_sample(&r->sampler, e->logits, e->V));
+        if (r->n_gen == 0) take_token(e, r, kvattn_sample(&r->sampler, logits, e->V));
     }
-    return ran;
+}
+
+/* The oldest admitted request still running its prompt, or NULL. */
+static request *oldest_prefilling(kvattn_engine *e, const request *after) {
+    request *oldest = NULL;
+    for (int i = 0; i < e->n_req; i++) {
+        request *r = &e->req[i];
+        if (r->state == KVATTN_REQUEST_PREFILLING && (!after || r->admitted > after->admitted) &&
+            (!oldest || r->admitted < oldest->admitted))
+            oldest = r;
+    }
+    return oldest;
+}
+
+/* A full pool: the newest admitted request makes room, or, alone, fails. */
+static void pool_full(kvattn_engine *e, request *alone) {
+    if (e->stats.running > 1) preempt_newest(e);
+    else finish(e, alone, KVATTN_REQUEST_FAILED);
 }
 
 kvattn_status kvattn_engine_step(kvattn_engine *e, int *active) {
@@ -252,53 +266,57 @@ kvattn_status kvattn_engine_step(kvattn_engine *e, int *active) {
             st = KVATTN_OK;
         }
     }
-    /* prefill: up to prefill_tokens prompt tokens, oldest admission first */
-    int budget = e->p.prefill_tokens > 0 ? e->p.prefill_tokens : 256;
-    for (int again = 1; again && budget > 0;) {
-        request *oldest = NULL;
-        for (int i = 0; i < e->n_req; i++)
-            if (e->req[i].state == KVATTN_REQUEST_PREFILLING && (!oldest || e->req[i].admitted < oldest->admitted))
-                oldest = &e->req[i];
-        if (!oldest) break;
-        const int ran = prefill(e, oldest, budget, &st);
-        if (ran < 0) { /* the pool is full: the newest admitted request makes room, or, alone, fails */
-            st = KVATTN_OK;
-            if (e->stats.running > 1) preempt_newest(e);
-            else finish(e, oldest, KVATTN_REQUEST_FAILED);
-            again = 0;
-        } else if (st != KVATTN_OK) {
-            finish(e, oldest, KVATTN_REQUEST_FAILED);
-            st = KVATTN_OK;
-        } else {
-            budget -= ran;
-        }
+    const int budget = e->p.prefill_tokens > 0 ? e->p.prefill_tokens : 256;
+    int running = 0;
+    for (int i = 0; i < e->n_req; i++) running += e->req[i].state == KVATTN_REQUEST_RUNNING;
+    /* the oldest prompt's piece, when the pass cannot hold it beside the decode tokens: a pass of its own */
+    request *first = oldest_prefilling(e, NULL);
+    int prefill_run = 0;
+    if (first && piece_end(first) - first->n_run > KVATTN_SESSION_CHUNK - running) {
+        const int n = piece_end(first) - first->n_run;
+        st = kvattn_session_decode(first->session, first->context + first->n_run, n, e->logits, 0);
+        if (st == KVATTN_ERR_POOL_FULL) pool_full(e, first);
+        else if (st != KVATTN_OK) finish(e, first, KVATTN_REQUEST_FAILED);
+        else prefill_run = n, prefilled(e, first, n, e->logits);
+        st = KVATTN_OK;
     }
-    /* one decode step of every running request: its last token in */
+    /* one pass: every running request's last token, then prompt pieces, oldest admission first,
+     * while the pass has room and the step's prompt budget lasts (the first piece in any case) */
     for (;;) {
-        kvattn_session *seqs[KVATTN_DECODE_BATCH_MAX];
-        int32_t tokens[KVATTN_DECODE_BATCH_MAX];
+        kvattn_batch_piece pieces[KVATTN_DECODE_BATCH_MAX];
         request *who[KVATTN_DECODE_BATCH_MAX];
-        int n = 0;
+        int n = 0, rows = 0, prompt_rows = prefill_run;
         for (int i = 0; i < e->n_req && n < e->p.max_batch; i++)
             if (e->req[i].state == KVATTN_REQUEST_RUNNING) {
                 request *r = &e->req[i];
-                who[n] = r, seqs[n] = r->session, tokens[n++] = r->context[r->n_prompt + r->n_gen - 1];
+                who[n] = r, rows++;
+                pieces[n++] = (kvattn_batch_piece){r->session, &r->context[r->n_prompt + r->n_gen - 1], 1};
             }
-        if (n == 0) break;
-        st = kvattn_session_decode_batch(seqs, n, tokens, e->logits);
-        if (st == KVATTN_ERR_POOL_FULL && e->stats.running > 1) {
-            preempt_newest(e);
-            continue;
+        const int n_decode = n;
+        for (request *r = oldest_prefilling(e, NULL); r && n < KVATTN_DECODE_BATCH_MAX; r = oldest_prefilling(e, r)) {
+            const int len = piece_end(r) - r->n_run;
+            if (len > KVATTN_SESSION_CHUNK - rows || (prompt_rows > 0 && prompt_rows + len > budget)) break;
+            who[n] = r, rows += len, prompt_rows += len;
+            pieces[n++] = (kvattn_batch_piece){r->session, r->context + r->n_run, len};
         }
-        if (st == KVATTN_ERR_POOL_FULL) { /* alone, its context outgrows the pool */
-            finish(e, who[0], KVATTN_REQUEST_FAILED);
+        if (n == 0) break;
+        st = kvattn_session_run_batch(pieces, n, e->logits);
+        if (st == KVATTN_ERR_POOL_FULL) {
             st = KVATTN_OK;
+            if (e->stats.running > 1) {
+                preempt_newest(e);
+                continue;
+            }
+            finish(e, who[0], KVATTN_REQUEST_FAILED); /* alone, its context outgrows the pool */
             break;
         }
         if (st != KVATTN_OK) break;
         e->stats.steps++;
-        for (int i = 0; i < n; i++)
-            take_token(e, who[i], kvattn_sample(&who[i]->sampler, e->logits + (size_t)i * e->V, e->V));
+        for (int i = 0; i < n; i++) {
+            float *lg = e->logits + (size_t)i * e->V;
+            if (i < n_decode) take_token(e, who[i], kvattn_sample(&who[i]->sampler, lg, e->V));
+            else prefilled(e, who[i], pieces[i].n, lg);
+        }
         break;
     }
     if (active) *active = e->stats.waiting + e->stats.running;
