@@ -93,7 +93,7 @@ name, out, rss0, rss1, model, cpu, threads = sys.argv[1:]
 r = json.loads(out)["results"][0]
 r.update(server=name, model=model, cpu=cpu, threads=int(threads), rss_mib_before=round(int(rss0) / 1024),
          rss_mib_after=round(int(rss1) / 1024))
-kv = f"KV peak {r['kv_peak_mib']} MiB" if "kv_peak_mib" in r else ""
+kv = f"KV peak {r['kv_peak_mib']} MiB, {r['running_peak']} running at most, {r['preemptions']} preemptions" if "kv_peak_mib" in r else ""
 print(json.dumps(r))
 print(f"  {name:13s} {r['streams']:3d} streams: {r['tok_per_s']:8.1f} tok/s  TTFT p50 {r['ttft_p50_ms']:8.1f} ms  "
       f"p99 {r['ttft_p99_ms']:8.1f} ms  {r['requests']:4d} requests  {r['errors']} errors  RSS {r['rss_mib_after']} MiB  {kv}",

@@ -76,8 +76,11 @@ async function load(n, per) {
   const ttfts = [];
   let tokens = 0, requests = 0, errors = 0, k = 0;
   const t0 = performance.now();
-  // kvattn's /metrics: the most KV blocks in use during the run, as bytes
-  let peakBlocks = 0, blockBytes = 0, polling = true;
+  // kvattn's /metrics: the most KV blocks in use during the run, as bytes, and the most requests
+  // running at once (the rest wait for blocks or a slot)
+  let peakBlocks = 0, blockBytes = 0, peakRunning = 0, polling = true;
+  const preemptions = async () => Number(/^kvattn_preemptions_total (\d+)/m.exec(await metrics())?.[1] ?? NaN);
+  const preempted0 = await preemptions();
   const poller = (async () => {
     while (polling) {
       const m = await metrics();
@@ -86,6 +89,8 @@ async function load(n, per) {
         a + Number(new RegExp(`^kvattn_kv_blocks\\{state="${st}"\\} (\\d+)`, "m").exec(m)?.[1] ?? 0), 0);
       const bytes = Number(/^kvattn_kv_pool_bytes (\d+)/m.exec(m)?.[1] ?? NaN);
       if (Number.isFinite(used)) { peakBlocks = Math.max(peakBlocks, used); blockBytes = bytes / all; }
+      const running = Number(/^kvattn_requests_running (\d+)/m.exec(m)?.[1] ?? NaN);
+      if (Number.isFinite(running)) peakRunning = Math.max(peakRunning, running);
       await new Promise((ok) => setTimeout(ok, 250));
     }
   })();
@@ -100,9 +105,11 @@ async function load(n, per) {
   const secs = (performance.now() - t0) / 1000;
   polling = false;
   await poller;
+  const preempted = (await preemptions()) - preempted0;
   return { streams: n, requests, errors, tokens, seconds: +secs.toFixed(2), tok_per_s: +(tokens / secs).toFixed(2),
     ttft_p50_ms: +pct(ttfts, 0.5).toFixed(1), ttft_p99_ms: +pct(ttfts, 0.99).toFixed(1),
-    ...(blockBytes ? { kv_peak_mib: +(peakBlocks * blockBytes / 1048576).toFixed(2) } : {}) };
+    ...(blockBytes ? { kv_peak_mib: +(peakBlocks * blockBytes / 1048576).toFixed(2), running_peak: peakRunning,
+      preemptions: preempted } : {}) };
 }
 
 async function metrics() {
