@@ -1,0 +1,327 @@
+/* The trainable llama-family model (trainer.h): its forward pass, read top to
+ * bottom as the inference one is (src/model/session.c), keeping each layer's
+ * activations; the backward walks them in reverse; AdamW updates the
+ * trainable tensors. */
+#include "trainer.h"
+
+#include "internal.h"
+#include "model/model.h"
+#include "train_ops.h"
+
+#include "attn/rope.h"
+#include "kernels/kernels.h"
+#include "kernels/ops.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* What a layer's backward reads, [T] rows of each. */
+typedef struct {
+    float *x_in;        /* residual stream in        [T][D]       */
+    float *xn1, *rstd1; /* attention input (normed)  [T][D], [T]  */
+    float *q, *k, *v;   /* rotated q, k; v           [T][H·hd], [T][Hkv·hd] */
+    float *att;         /* softmax probabilities     [H][T][T]    */
+    float *ao;          /* heads' outputs            [T][H·hd]    */
+    float *x_mid;       /* after attention residual  [T][D]       */
+    float *xn2, *rstd2; /* FFN input (normed)        [T][D], [T]  */
+    float *g, *u, *h;   /* gate, up, silu(g)·u       [T][F]       */
+} layer_acts;
+
+typedef struct {
+    size_t at, n;
+    int matrix, trains;
+} tensor;
+
+struct kv_trainer {
+    int L, D, H, Hkv, hd, F, V, max_T, n_rot, T;
+    float eps, att_scale;
+    kvattn_rope_pairing pairing;
+    float *freqs;
+    kv_train_layer *layers;
+    size_t tok_embd, out_norm, output, n;
+    tensor *tensors;
+    int n_tensors;
+    float *params, *grads, *m1, *m2;
+    layer_acts *acts;
+    float *x_final, *xnf, *rstdf, *logits, *dlogits;
+    float *dx, *dxn, *dq, *dk, *dv, *dao, *dg, *du, *dh, *tmp;
+    int32_t *tokens;
+};
+
+/* Each tensor's place in the buffer, in order; trains says whether `what` trains it. */
+static size_t add_tensor(kv_trainer *tr, size_t n, int matrix, int trains) {
+    tensor *t = &tr->tensors[tr->n_tensors++];
+    *t = (tensor){tr->n, n, matrix, trains};
+    tr->n += n;
+    return t->at;
+}
+
+static void load_matrix(float *dst, kvattn_matrix W, int rows, int cols) {
+    for (int r = 0; r < rows; r++) kv_row_load(W.type, kv_matrix_row(W, r, cols), dst + (size_t)r * cols, cols);
+}
+
+static kvattn_status refuse(const char *what) {
+    return kv_fail(KVATTN_ERR_UNSUPPORTED,
+                   "training: %s is not trainable yet (llama-family models: grouped-query "
+                   "attention without biases or head norms, dense SwiGLU FFN)",
+                   what);
+}
+
+static float *take(float **pool, size_t n) {
+    float *p = *pool;
+    *pool += n;
+    return p;
+}
+
+kvattn_status kv_trainer_create(const kvattn_model *m, kv_train_what what, int max_T, kv_trainer **out) {
+    *out = NULL;
+    const kvattn_model_desc *d = &m->desc;
+    if (d->attn.kind != KVATTN_ATTN_GQA) return refuse("multi-head latent attention");
+    if (d->n_routed_experts > 0) return refuse("a mixture of experts");
+    if (d->qkv_bias || d->qk_norm) return refuse("attention with biases or head norms");
+    if (!d->ffn_gated || d->gpt2_style || d->parallel_attn) return refuse("this FFN or block layout");
+    if (max_T < 1 || max_T > 1 << 16)
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "training: sequence length %d is outside [1, 65536]", max_T);
+    kv_trainer *tr = calloc(1, sizeof *tr);
+    if (!tr) return kv_fail(KVATTN_ERR_NOMEM, "training: out of memory");
+    tr->L = d->n_layers, tr->D = d->attn.d_model, tr->H = d->attn.n_heads, tr->Hkv = d->attn.n_kv_heads;
+    tr->hd = d->attn.head_dim, tr->F = (int)d->ffn_dim, tr->V = (int)d->vocab_size, tr->max_T = max_T;
+    tr->n_rot = d->attn.rope.n_rot ? d->attn.rope.n_rot : tr->hd;
+    tr->eps = m->norm_eps, tr->att_scale = kvattn_config_softmax_scale(&d->attn), tr->pairing = d->attn.rope.pairing;
+    const int L = tr->L, D = tr->D, qd = tr->H * tr->hd, kd = tr->Hkv * tr->hd, F = tr->F, V = tr->V;
+    const int tied = m->output.data == m->tok_embd.data, all = what == KV_TRAIN_ALL;
+    tr->layers = calloc((size_t)L, sizeof *tr->layers);
+    tr->tensors = calloc((size_t)L * 9 + 3, sizeof *tr->tensors);
+    tr->acts = calloc((size_t)L, sizeof *tr->acts);
+    tr->freqs = malloc(sizeof(float) * ((size_t)tr->n_rot / 2 + 1));
+    if (!tr->layers || !tr->tensors || !tr->acts || !tr->freqs) goto nomem;
+    kv_rope_freqs(&d->attn.rope, tr->n_rot, tr->freqs);
+    tr->tok_embd = add_tensor(tr, (size_t)V * D, 1, all);
+    for (int l = 0; l < L; l++) {
+        kv_train_layer *y = &tr->layers[l];
+        y->attn_norm = add_tensor(tr, (size_t)D, 0, all);
+        y->wq = add_tensor(tr, (size_t)qd * D, 1, 1);
+        y->wk = add_tensor(tr, (size_t)kd * D, 1, 1);
+        y->wv = add_tensor(tr, (size_t)kd * D, 1, 1);
+        y->wo = add_tensor(tr, (size_t)D * qd, 1, 1);
+        y->ffn_norm = add_tensor(tr, (size_t)D, 0, all);
+        y->w_gate = add_tensor(tr, (size_t)F * D, 1, all);
+        y->w_up = add_tensor(tr, (size_t)F * D, 1, all);
+        y->w_down = add_tensor(tr, (size_t)D * F, 1, all);
+    }
+    tr->out_norm = add_tensor(tr, (size_t)D, 0, all);
+    tr->output = tied ? tr->tok_embd : add_tensor(tr, (size_t)V * D, 1, all);
+    tr->params = calloc(tr->n, sizeof(float));
+    tr->grads = calloc(tr->n, sizeof(float));
+    tr->m1 = calloc(tr->n, sizeof(float));
+    tr->m2 = calloc(tr->n, sizeof(float));
+    if (!tr->params || !tr->grads || !tr->m1 || !tr->m2) goto nomem;
+    float *P = tr->params;
+    load_matrix(P + tr->tok_embd, m->tok_embd, V, D);
+    if (!tied) load_matrix(P + tr->output, m->output, V, D);
+    memcpy(P + tr->out_norm, m->out_norm, sizeof(float) * (size_t)D);
+    for (int l = 0; l < L; l++) {
+        const kv_layer *b = &m->layers[l];
+        const kv_train_layer *y = &tr->layers[l];
+        memcpy(P + y->attn_norm, b->attn_norm, sizeof(float) * (size_t)D);
+        memcpy(P + y->ffn_norm, b->ffn_norm, sizeof(float) * (size_t)D);
+        load_matrix(P + y->wq, b->attn.wq, qd, D);
+        load_matrix(P + y->wk, b->attn.wk, kd, D);
+        load_matrix(P + y->wv, b->attn.wv, kd, D);
+        load_matrix(P + y->wo, b->attn.wo, D, qd);
+        load_matrix(P + y->w_gate, b->ffn_gate, F, D);
+        load_matrix(P + y->w_up, b->ffn_up, F, D);
+        load_matrix(P + y->w_down, b->ffn_down, D, F);
+    }
+    /* activations: per layer, then the head's, then the backward's scratch */
+    const size_t T = (size_t)max_T;
+    const size_t per_layer = T * (4 * D + 2 + 2 * qd + 2 * kd + 3 * F) + (size_t)tr->H * T * T;
+    const size_t head = T * (2 * D + 1 + 2 * (size_t)V);
+    const size_t scratch = T * (2 * D + 2 * qd + 2 * kd + 3 * F) + T * (D > F ? D : F);
+    float *pool = malloc(sizeof(float) * (per_layer * L + head + scratch)), *at = pool;
+    tr->tokens = malloc(sizeof(int32_t) * T);
+    if (!pool || !tr->tokens) {
+        free(pool);
+        goto nomem;
+    }
+    for (int l = 0; l < L; l++) {
+        layer_acts *a = &tr->acts[l];
+        a->x_in = take(&at, T * D), a->xn1 = take(&at, T * D), a->rstd1 = take(&at, T);
+        a->q = take(&at, T * qd), a->k = take(&at, T * kd), a->v = take(&at, T * kd);
+        a->att = take(&at, (size_t)tr->H * T * T), a->ao = take(&at, T * qd);
+        a->x_mid = take(&at, T * D), a->xn2 = take(&at, T * D), a->rstd2 = take(&at, T);
+        a->g = take(&at, T * F), a->u = take(&at, T * F), a->h = take(&at, T * F);
+    }
+    tr->x_final = take(&at, T * D), tr->xnf = take(&at, T * D), tr->rstdf = take(&at, T);
+    tr->logits = take(&at, T * V), tr->dlogits = take(&at, T * V);
+    tr->dx = take(&at, T * D), tr->dxn = take(&at, T * D);
+    tr->dq = take(&at, T * qd), tr->dao = take(&at, T * qd), tr->dk = take(&at, T * kd), tr->dv = take(&at, T * kd);
+    tr->dg = take(&at, T * F), tr->du = take(&at, T * F), tr->dh = take(&at, T * F);
+    tr->tmp = take(&at, T * (D > F ? D : F));
+    *out = tr;
+    return KVATTN_OK;
+nomem:
+    kv_trainer_free(tr);
+    return kv_fail(KVATTN_ERR_NOMEM, "training: out of memory for the weights, gradients and activations");
+}
+
+void kv_trainer_free(kv_trainer *tr) {
+    if (!tr) return;
+    if (tr->acts) free(tr->acts[0].x_in); /* the activations' pool starts there */
+    free(tr->acts), free(tr->layers), free(tr->tensors), free(tr->freqs), free(tr->tokens);
+    free(tr->params), free(tr->grads), free(tr->m1), free(tr->m2);
+    free(tr);
+}
+
+kvattn_status kv_trainer_forward(kv_trainer *tr, const int32_t *tokens, int T, const float **logits) {
+    if (T < 1 || T > tr->max_T)
+        return kv_fail(KVATTN_ERR_INVALID_ARG, "training: %d tokens (1 to %d a sequence)", T, tr->max_T);
+    for (int t = 0; t < T; t++)
+        if (tokens[t] < 0 || tokens[t] >= tr->V)
+            return kv_fail(KVATTN_ERR_INVALID_ARG, "training: token %d = %d is outside the vocabulary [0, %d)", t,
+                           tokens[t], tr->V);
+    const int D = tr->D, qd = tr->H * tr->hd, kd = tr->Hkv * tr->hd, F = tr->F, V = tr->V;
+    const float *P = tr->params;
+    memcpy(tr->tokens, tokens, sizeof *tokens * (size_t)T);
+    tr->T = T;
+    kv_train_embed_forward(tr->acts[0].x_in, P + tr->tok_embd, tokens, T, D);
+    for (int l = 0; l < tr->L; l++) {
+        const kv_train_layer *y = &tr->layers[l];
+        layer_acts *a = &tr->acts[l];
+        float *x_out = l + 1 < tr->L ? tr->acts[l + 1].x_in : tr->x_final;
+        /* attention: x_mid = x_in + W_o · attend(rope(W_q xn1), rope(W_k xn1), W_v xn1) */
+        kv_train_rmsnorm_forward(a->xn1, a->rstd1, a->x_in, P + y->attn_norm, T, D, tr->eps);
+        kv_train_matmul_forward(a->q, a->xn1, P + y->wq, T, qd, D);
+        kv_train_matmul_forward(a->k, a->xn1, P + y->wk, T, kd, D);
+        kv_train_matmul_forward(a->v, a->xn1, P + y->wv, T, kd, D);
+        kv_train_rope_forward(a->q, T, tr->H, tr->hd, tr->n_rot, tr->freqs, 0, tr->pairing);
+        kv_train_rope_forward(a->k, T, tr->Hkv, tr->hd, tr->n_rot, tr->freqs, 0, tr->pairing);
+        kv_train_attention_forward(a->ao, a->att, a->q, a->k, a->v, T, tr->H, tr->Hkv, tr->hd, tr->hd, tr->att_scale);
+        kv_train_matmul_forward(tr->tmp, a->ao, P + y->wo, T, D, qd);
+        for (size_t i = 0; i < (size_t)T * D; i++) a->x_mid[i] = a->x_in[i] + tr->tmp[i];
+        /* FFN: x_out = x_mid + W_down (silu(W_gate xn2) ⊙ W_up xn2) */
+        kv_train_rmsnorm_forward(a->xn2, a->rstd2, a->x_mid, P + y->ffn_norm, T, D, tr->eps);
+        kv_train_matmul_forward(a->g, a->xn2, P + y->w_gate, T, F, D);
+        kv_train_matmul_forward(a->u, a->xn2, P + y->w_up, T, F, D);
+        kv_train_swiglu_forward(a->h, a->g, a->u, (size_t)T * F);
+        kv_train_matmul_forward(tr->tmp, a->h, P + y->w_down, T, D, F);
+        for (size_t i = 0; i < (size_t)T * D; i++) x_out[i] = a->x_mid[i] + tr->tmp[i];
+    }
+    kv_train_rmsnorm_forward(tr->xnf, tr->rstdf, tr->x_final, P + tr->out_norm, T, D, tr->eps);
+    kv_train_matmul_forward(tr->logits, tr->xnf, P + tr->output, T, V, D);
+    if (logits) *logits = tr->logits;
+    return KVATTN_OK;
+}
+
+/* The gradient of a trainable tensor at `at`, or NULL for a frozen one. */
+static float *grad_of(kv_trainer *tr, size_t at) { return kv_trainer_trains(tr, at) ? tr->grads + at : NULL; }
+
+static void zero(float *x, size_t n) { memset(x, 0, sizeof(float) * n); }
+
+double kv_trainer_backward(kv_trainer *tr, const int32_t *targets, const float *teacher_p, float ce_weight, float scale,
+                           double *kl) {
+    const int T = tr->T, D = tr->D, qd = tr->H * tr->hd, kd = tr->Hkv * tr->hd, F = tr->F, V = tr->V;
+    const float *P = tr->params;
+    double loss = 0.0, kl_sum = 0.0;
+    for (int t = 0; t < T; t++) {
+        const int target = targets ? targets[t] : -1;
+        const float *pt = teacher_p ? teacher_p + (size_t)t * V : NULL;
+        if (target < 0 && !pt) {
+            zero(tr->dlogits + (size_t)t * V, (size_t)V);
+            continue;
+        }
+        double k = 0.0;
+        loss += kv_train_loss(tr->dlogits + (size_t)t * V, tr->logits + (size_t)t * V, V, target, pt, ce_weight,
+                              scale / T, &k);
+        kl_sum += k;
+    }
+    /* the head: logits = W_out · rmsnorm(x_final) */
+    zero(tr->dxn, (size_t)T * D);
+    kv_train_matmul_backward(tr->dxn, grad_of(tr, tr->output), tr->dlogits, tr->xnf, P + tr->output, T, V, D);
+    zero(tr->dx, (size_t)T * D);
+    kv_train_rmsnorm_backward(tr->dx, grad_of(tr, tr->out_norm), tr->dxn, tr->x_final, P + tr->out_norm, tr->rstdf, T,
+                              D);
+    for (int l = tr->L - 1; l >= 0; l--) {
+        const kv_train_layer *y = &tr->layers[l];
+        const layer_acts *a = &tr->acts[l];
+        /* FFN; dx carries on to x_mid through the residual */
+        zero(tr->dh, (size_t)T * F);
+        kv_train_matmul_backward(tr->dh, grad_of(tr, y->w_down), tr->dx, a->h, P + y->w_down, T, D, F);
+        zero(tr->dg, (size_t)T * F), zero(tr->du, (size_t)T * F);
+        kv_train_swiglu_backward(tr->dg, tr->du, tr->dh, a->g, a->u, (size_t)T * F);
+        zero(tr->dxn, (size_t)T * D);
+        kv_train_matmul_backward(tr->dxn, grad_of(tr, y->w_gate), tr->dg, a->xn2, P + y->w_gate, T, F, D);
+        kv_train_matmul_backward(tr->dxn, grad_of(tr, y->w_up), tr->du, a->xn2, P + y->w_up, T, F, D);
+        kv_train_rmsnorm_backward(tr->dx, grad_of(tr, y->ffn_norm), tr->dxn, a->x_mid, P + y->ffn_norm, a->rstd2, T, D);
+        /* attention; dx carries on to x_in */
+        zero(tr->dao, (size_t)T * qd);
+        kv_train_matmul_backward(tr->dao, grad_of(tr, y->wo), tr->dx, a->ao, P + y->wo, T, D, qd);
+        zero(tr->dq, (size_t)T * qd), zero(tr->dk, (size_t)T * kd), zero(tr->dv, (size_t)T * kd);
+        kv_train_attention_backward(tr->dq, tr->dk, tr->dv, tr->dao, a->att, a->q, a->k, a->v, T, tr->H, tr->Hkv,
+                                    tr->hd, tr->hd, tr->att_scale);
+        kv_train_rope_backward(tr->dq, T, tr->H, tr->hd, tr->n_rot, tr->freqs, 0, tr->pairing);
+        kv_train_rope_backward(tr->dk, T, tr->Hkv, tr->hd, tr->n_rot, tr->freqs, 0, tr->pairing);
+        zero(tr->dxn, (size_t)T * D);
+        kv_train_matmul_backward(tr->dxn, grad_of(tr, y->wq), tr->dq, a->xn1, P + y->wq, T, qd, D);
+        kv_train_matmul_backward(tr->dxn, grad_of(tr, y->wk), tr->dk, a->xn1, P + y->wk, T, kd, D);
+        kv_train_matmul_backward(tr->dxn, grad_of(tr, y->wv), tr->dv, a->xn1, P + y->wv, T, kd, D);
+        kv_train_rmsnorm_backward(tr->dx, grad_of(tr, y->attn_norm), tr->dxn, a->x_in, P + y->attn_norm, a->rstd1, T,
+                                  D);
+    }
+    float *g_embd = grad_of(tr, tr->tok_embd);
+    if (g_embd) kv_train_embed_backward(g_embd, tr->dx, tr->tokens, T, D);
+    if (kl) *kl = kl_sum / T;
+    return loss / T;
+}
+
+void kv_trainer_zero_grad(kv_trainer *tr) { zero(tr->grads, tr->n); }
+
+float kv_adamw_lr(const kv_adamw_params *p, int step) {
+    if (p->warmup_steps > 0 && step <= p->warmup_steps) return p->lr * (float)step / (float)p->warmup_steps;
+    const int span = p->total_steps - p->warmup_steps;
+    if (span <= 0) return p->lr;
+    double frac = (double)(step - p->warmup_steps) / span;
+    if (frac > 1.0) frac = 1.0;
+    return p->min_lr + (p->lr - p->min_lr) * (float)(0.5 * (1.0 + cos(3.14159265358979323846 * frac)));
+}
+
+/* AdamW (Loshchilov & Hutter): m, v the moments with bias correction, the
+ * decay decoupled from the gradient and applied to matrices only. */
+double kv_trainer_step(kv_trainer *tr, const kv_adamw_params *p, int step) {
+    const float b1 = p->beta1 > 0 ? p->beta1 : 0.9f, b2 = p->beta2 > 0 ? p->beta2 : 0.999f;
+    const float eps = p->eps > 0 ? p->eps : 1e-8f, lr = kv_adamw_lr(p, step);
+    double norm2 = 0.0;
+    for (int i = 0; i < tr->n_tensors; i++) {
+        const tensor *t = &tr->tensors[i];
+        if (!t->trains) continue;
+        for (size_t j = t->at; j < t->at + t->n; j++) norm2 += (double)tr->grads[j] * tr->grads[j];
+    }
+    const double norm = sqrt(norm2);
+    const float clip = p->clip > 0 && norm > p->clip ? (float)(p->clip / norm) : 1.0f;
+    const float c1 = 1.0f - powf(b1, (float)step), c2 = 1.0f - powf(b2, (float)step);
+    for (int i = 0; i < tr->n_tensors; i++) {
+        const tensor *t = &tr->tensors[i];
+        if (!t->trains) continue;
+        const float decay = t->matrix ? p->weight_decay : 0.0f;
+#pragma omp parallel for schedule(static) if (t->n > 65536)
+        for (size_t j = t->at; j < t->at + t->n; j++) {
+            const float g = tr->grads[j] * clip;
+            tr->m1[j] = b1 * tr->m1[j] + (1.0f - b1) * g;
+            tr->m2[j] = b2 * tr->m2[j] + (1.0f - b2) * g * g;
+            const float mh = tr->m1[j] / c1, vh = tr->m2[j] / c2;
+            tr->params[j] -= lr * (mh / (sqrtf(vh) + eps) + decay * tr->params[j]);
+        }
+    }
+    return norm;
+}
+
+void kv_trainer_get_view(kv_trainer *tr, kv_trainer_view *v) {
+    *v = (kv_trainer_view){tr->params, tr->grads, tr->n, tr->layers, tr->tok_embd, tr->out_norm, tr->output};
+}
+
+int kv_trainer_trains(const kv_trainer *tr, size_t at) {
+    for (int i = 0; i < tr->n_tensors; i++)
+        if (tr->tensors[i].at == at) return tr->tensors[i].trains;
+    return 0;
+}
