@@ -20,6 +20,7 @@ static const command commands[] = {
     {"info", cmd_info, "a model's architecture, shapes, parameters and KV bytes per token"},
     {"eval", cmd_eval, "perplexity of a model over a text file, or against a reference model"},
     {"convert", cmd_convert, "a model's attention turned into GQA, MQA or MLA, written as GGUF"},
+    {"uptrain", cmd_uptrain, "a converted model distilled from its original, to win back its accuracy"},
     {"retention", cmd_retention, "what each conversion of a model's attention costs: KV bytes against accuracy"},
     {"tokenize", cmd_tokenize, "the ids a model's vocabulary gives a text (as llama-tokenize prints them)"},
     {"export", cmd_export, "write a model as GGUF (f32, f16, bf16 or q8_0 weights)"},

@@ -662,6 +662,53 @@ typedef struct {
  * source, no calibration tokens where the method needs them. */
 kvattn_status kvattn_model_convert(const kvattn_model *src, const kvattn_convert_params *p, kvattn_model **out);
 
+/* Uptraining (kvattn uptrain): a converted model (the student) distilled
+ * from its original (the teacher) on training text. Each step takes `batch`
+ * windows of `seq` tokens at random places in the text (the stream seeded by
+ * seed and the step), the teacher's next-token distributions (an inference
+ * session, f32 cache) and the student's loss: ce_weight · cross-entropy on
+ * the text's next tokens + (1 - ce_weight) · KL(teacher ‖ student), averaged.
+ * AdamW (decay on matrices, gradient norm clipped to `clip`, linear warm-up
+ * then cosine from lr to min_lr over `steps`) moves the student's attention
+ * projections (or every tensor with train_all), in f32. The student must be a
+ * llama-family model (grouped-query attention, dense SwiGLU FFN); the teacher
+ * any model of the same vocabulary. */
+typedef struct {
+    int step, steps;
+    double loss, kl; /* this step's, averaged over its windows */
+    double lr, grad_norm, tokens_per_s, seconds;
+} kvattn_uptrain_progress;
+
+typedef struct {
+    const int32_t *tokens; /* the training text, in the models' vocabulary */
+    int n_tokens;
+    int steps, batch, seq;
+    float lr, min_lr, weight_decay, clip, ce_weight;
+    int warmup;
+    int train_all; /* 0: the attention projections only */
+    uint64_t seed;
+    /* out_path receives the student as GGUF (weights as out_type) at the end, at a stop and every
+     * checkpoint_every steps (0: none), and out_path + ".state" the optimizer's state; each is
+     * written under a temporary name and renamed. resume: the student given is such a checkpoint,
+     * and training goes on from its state's step. */
+    const char *out_path;
+    kvattn_type out_type;
+    int checkpoint_every, resume;
+    void (*progress)(void *ctx, const kvattn_uptrain_progress *p); /* after each step, or NULL */
+    void *progress_ctx;
+    const volatile int *stop; /* set (by a signal handler) to stop after the current step */
+} kvattn_uptrain_params;
+
+typedef struct {
+    int first_step, last_step, steps_run;
+    uint64_t tokens;
+    double seconds;
+    double first_loss, first_kl, last_loss, last_kl;
+} kvattn_uptrain_result;
+
+kvattn_status kvattn_uptrain(const kvattn_model *student, const kvattn_model *teacher, const kvattn_uptrain_params *p,
+                             kvattn_uptrain_result *res);
+
 /* Writes a loaded model as a GGUF v3 file with llama.cpp's tensor names and
  * metadata keys, the tokenizer included: architecture "qwen2" or "qwen3" for
  * those models, "llama" for the rest of the GQA family (Mixtral's experts

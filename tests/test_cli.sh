@@ -230,6 +230,22 @@ expect_exit 2 "convert: mean to MLA" "$kvattn" convert -m "$models/stories260K.b
 expect_exit 2 "convert: bad --latent-norm" "$kvattn" convert -m "$models/stories260K.bin" -z "$models/tok512.bin" --to mla:16+8 --latent-norm maybe -o "$tmp/x.gguf"
 [ ! -e "$tmp/x.gguf" ] && ok || bad "a refused conversion left a file"
 expect_exit 0 "plan -m -z" "$kvattn" plan -m "$models/stories260K.bin" -z "$models/tok512.bin" --ctx 512
+# kvattn uptrain: the mean-pooled MQA model distilled back towards stories260K on self-generated text
+expect_exit 0 "uptrain --self-generate" "$kvattn" uptrain -m "$tmp/mqa.gguf" --teacher "$models/stories260K.bin" -z "$models/tok512.bin" --self-generate 2048 --steps 24 --seq 64 --batch 2 --lr 3e-3 --checkpoint-every 10 -o "$tmp/up.gguf" --json
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["steps"]==[1,24] and d["steps_run"]==24 and d["tokens"]==24*2*64 and d["kl"][1] < 0.6*d["kl"][0] and "sampled itself" in d["data"], d' "$tmp/out"; then ok; else bad "uptrain lowers the KL"; fi
+[ -s "$tmp/up.gguf.state" ] && [ ! -e "$tmp/up.gguf.tmp" ] && ok || bad "uptrain leaves the model and its state, no temporary"
+expect_exit 0 "eval of the uptrained model" "$kvattn" eval -m "$tmp/up.gguf" -f "$tmp/text.txt" -c 64 --ref "$models/stories260K.bin" --ref-z "$models/tok512.bin" --json
+cp "$tmp/out" "$tmp/up_eval.json"
+expect_exit 0 "eval of the converted model" "$kvattn" eval -m "$tmp/mqa.gguf" -f "$tmp/text.txt" -c 64 --ref "$models/stories260K.bin" --ref-z "$models/tok512.bin" --json
+if python3 -c 'import json,sys; u=json.load(open(sys.argv[1])); c=json.load(open(sys.argv[2])); assert u["kl_mean"] < c["kl_mean"], (u, c)' "$tmp/up_eval.json" "$tmp/out"; then ok; else bad "the uptrained model is closer to the original on held-out text"; fi
+expect_exit 0 "uptrain --resume" "$kvattn" uptrain -m "$tmp/mqa.gguf" --teacher "$models/stories260K.bin" -z "$models/tok512.bin" --self-generate 2048 --steps 30 --seq 64 --batch 2 --lr 3e-3 -o "$tmp/up.gguf" --resume --json
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["steps"]==[25,30] and d["steps_run"]==6, d' "$tmp/out"; then ok; else bad "uptrain --resume goes on from the state's step"; fi
+expect_exit 1 "uptrain: an MLA student" "$kvattn" uptrain -m "$tmp/mla.gguf" --teacher "$models/stories260K.bin" -z "$models/tok512.bin" --data "$tmp/text.txt" --steps 2 --seq 16 -o "$tmp/x.gguf"
+expect_grep "multi-head latent attention is not trainable yet" "$tmp/err" "uptrain names what it cannot train"
+expect_exit 2 "uptrain: both --data and --self-generate" "$kvattn" uptrain -m "$tmp/mqa.gguf" --teacher "$models/stories260K.bin" -z "$models/tok512.bin" --data "$tmp/text.txt" --self-generate 100 -o "$tmp/x.gguf"
+expect_exit 1 "uptrain: a state of another model" "$kvattn" uptrain -m "$tmp/g2.gguf" --teacher "$models/stories260K.bin" -z "$models/tok512.bin" --data "$tmp/text.txt" --steps 2 --seq 16 -o "$tmp/up.gguf" --resume --train all
+expect_grep "not the optimizer state of this model" "$tmp/err" "uptrain --resume checks the state"
+[ ! -e "$tmp/x.gguf" ] && ok || bad "a refused uptrain left a file"
 expect_exit 2 "plan -z without -m" "$kvattn" plan --preset llama-2-7b -z "$models/tok512.bin"
 # kvattn retention: every default target of stories260K, both methods, the table, JSON and plot
 expect_exit 0 "retention --json --plot" "$kvattn" retention -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/text.txt" -c 64 --calib-tokens 600 --calib-ctx 64 --json --plot "$tmp/ret.svg" --out-dir "$tmp"

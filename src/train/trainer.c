@@ -13,6 +13,7 @@
 #include "kernels/ops.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -324,4 +325,37 @@ int kv_trainer_trains(const kv_trainer *tr, size_t at) {
     for (int i = 0; i < tr->n_tensors; i++)
         if (tr->tensors[i].at == at) return tr->tensors[i].trains;
     return 0;
+}
+
+void kv_trainer_moments(const kv_trainer *tr, const float **m1, const float **m2, size_t *n) {
+    *m1 = tr->m1, *m2 = tr->m2, *n = tr->n;
+}
+
+kvattn_status kv_trainer_model(const kv_trainer *tr, const kvattn_model *like, kvattn_model **out) {
+    *out = NULL;
+    kvattn_model *m = calloc(1, sizeof *m);
+    if (!m || !(m->layers = calloc((size_t)tr->L, sizeof *m->layers))) {
+        free(m);
+        return kv_fail(KVATTN_ERR_NOMEM, "training: out of memory");
+    }
+    float *P = tr->params;
+    m->desc = like->desc;
+    snprintf(m->format, sizeof m->format, "uptrained");
+    m->norm_eps = like->norm_eps;
+    m->tokenizer = like->tokenizer, m->tokenizer_borrowed = 1, m->chat_template = like->chat_template;
+    snprintf(m->provenance, sizeof m->provenance, "%s", like->provenance);
+    m->tok_embd = kvattn_f32_matrix(P + tr->tok_embd), m->output = kvattn_f32_matrix(P + tr->output);
+    m->out_norm = P + tr->out_norm;
+    for (int l = 0; l < tr->L; l++) {
+        const kv_train_layer *y = &tr->layers[l];
+        kv_layer *b = &m->layers[l];
+        b->attn_norm = P + y->attn_norm, b->ffn_norm = P + y->ffn_norm;
+        b->attn.wq = kvattn_f32_matrix(P + y->wq), b->attn.wk = kvattn_f32_matrix(P + y->wk);
+        b->attn.wv = kvattn_f32_matrix(P + y->wv), b->attn.wo = kvattn_f32_matrix(P + y->wo);
+        b->ffn_gate = kvattn_f32_matrix(P + y->w_gate), b->ffn_up = kvattn_f32_matrix(P + y->w_up);
+        b->ffn_down = kvattn_f32_matrix(P + y->w_down);
+    }
+    m->weight_bytes = sizeof(float) * (uint64_t)tr->n;
+    *out = m;
+    return KVATTN_OK;
 }

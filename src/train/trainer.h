@@ -76,4 +76,13 @@ void kv_trainer_get_view(kv_trainer *tr, kv_trainer_view *v);
 /* Whether the tensor at offset `at` trains. */
 int kv_trainer_trains(const kv_trainer *tr, size_t at);
 
+/* AdamW's two moments, n floats each (the optimizer state a checkpoint keeps). */
+void kv_trainer_moments(const kv_trainer *tr, const float **m1, const float **m2, size_t *n);
+
+/* A model with the shapes, tokenizer and metadata of `like` (the model the
+ * trainer was made from) whose weights are the trainer's f32 tensors, not
+ * copied: valid while the trainer lives and is not stepped. For writing the
+ * trained model (kvattn_model_save_gguf) and running it. */
+kvattn_status kv_trainer_model(const kv_trainer *tr, const kvattn_model *like, kvattn_model **out);
+
 #endif
