@@ -74,8 +74,10 @@ static void check_tensor_grad(kv_trainer *tr, const char *name, size_t at, size_
     int np = 0;
     for (size_t i = 0; i < n; i++) { /* the K largest |gradient| */
         const float g = fabsf(grads[at + i]);
-        int j = np < K ? np++ : K - 1;
-        if (j == K - 1 && np == K && g <= fabsf(grads[at + pick[K - 1]])) continue;
+        int j;
+        if (np < K) j = np++;
+        else if (g <= fabsf(grads[at + pick[K - 1]])) continue;
+        else j = K - 1;
         for (; j > 0 && fabsf(grads[at + pick[j - 1]]) < g; j--) pick[j] = pick[j - 1];
         pick[j] = i;
     }
