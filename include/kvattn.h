@@ -671,8 +671,9 @@ kvattn_status kvattn_model_convert(const kvattn_model *src, const kvattn_convert
  * AdamW (decay on matrices, gradient norm clipped to `clip`, linear warm-up
  * then cosine from lr to min_lr over `steps`) moves the student's attention
  * projections (or every tensor with train_all), in f32. The student must be a
- * llama-family model (grouped-query attention, dense SwiGLU FFN); the teacher
- * any model of the same vocabulary. */
+ * llama-family model (grouped-query attention, or MLA without q_lora, trained
+ * in its naive form; a dense SwiGLU FFN); the teacher any model of the same
+ * vocabulary. */
 typedef struct {
     int step, steps;
     double loss, kl; /* this step's, averaged over its windows */

@@ -240,8 +240,11 @@ expect_exit 0 "eval of the converted model" "$kvattn" eval -m "$tmp/mqa.gguf" -f
 if python3 -c 'import json,sys; u=json.load(open(sys.argv[1])); c=json.load(open(sys.argv[2])); assert u["kl_mean"] < c["kl_mean"], (u, c)' "$tmp/up_eval.json" "$tmp/out"; then ok; else bad "the uptrained model is closer to the original on held-out text"; fi
 expect_exit 0 "uptrain --resume" "$kvattn" uptrain -m "$tmp/mqa.gguf" --teacher "$models/stories260K.bin" -z "$models/tok512.bin" --self-generate 2048 --steps 30 --seq 64 --batch 2 --lr 3e-3 -o "$tmp/up.gguf" --resume --json
 if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["steps"]==[25,30] and d["steps_run"]==6, d' "$tmp/out"; then ok; else bad "uptrain --resume goes on from the state's step"; fi
-expect_exit 1 "uptrain: an MLA student" "$kvattn" uptrain -m "$tmp/mla.gguf" --teacher "$models/stories260K.bin" -z "$models/tok512.bin" --data "$tmp/text.txt" --steps 2 --seq 16 -o "$tmp/x.gguf"
-expect_grep "multi-head latent attention is not trainable yet" "$tmp/err" "uptrain names what it cannot train"
+expect_exit 0 "uptrain of an MLA student" "$kvattn" uptrain -m "$tmp/mla.gguf" --teacher "$models/stories260K.bin" -z "$models/tok512.bin" --self-generate 2048 --steps 16 --seq 64 --batch 2 --lr 3e-3 -o "$tmp/mla-up.gguf" --json
+if python3 -c 'import json,sys,math; d=json.load(open(sys.argv[1])); assert d["steps_run"]==16 and all(0 < k < 20 and math.isfinite(k) for k in d["kl"]), d' "$tmp/out"; then ok; else bad "uptrain of an MLA student: 16 steps, a finite KL (test_train checks that it falls)"; fi
+expect_exit 0 "the uptrained MLA model runs" "$kvattn" run -m "$tmp/mla-up.gguf" -p "Once upon a time" -n 8 --temp 0
+expect_exit 1 "uptrain: a mixture of experts" "$kvattn" uptrain -m "$deepseek_model" --teacher "$deepseek_model" --self-generate 64 --steps 2 --seq 16 -o "$tmp/x.gguf"
+expect_grep "is not trainable yet" "$tmp/err" "uptrain names what it cannot train"
 expect_exit 2 "uptrain: both --data and --self-generate" "$kvattn" uptrain -m "$tmp/mqa.gguf" --teacher "$models/stories260K.bin" -z "$models/tok512.bin" --data "$tmp/text.txt" --self-generate 100 -o "$tmp/x.gguf"
 expect_exit 1 "uptrain: a state of another model" "$kvattn" uptrain -m "$tmp/g2.gguf" --teacher "$models/stories260K.bin" -z "$models/tok512.bin" --data "$tmp/text.txt" --steps 2 --seq 16 -o "$tmp/up.gguf" --resume --train all
 expect_grep "not the optimizer state of this model" "$tmp/err" "uptrain --resume checks the state"

@@ -5,10 +5,17 @@
  *   - its backward gives every tensor's gradient, checked against central
  *     differences of the loss (cross-entropy on the next tokens mixed with
  *     the KL from a teacher) on the 12 elements of each tensor with the
- *     largest gradients: within 1e-2 of their norm (h = 3e-3; the loss is
- *     summed in double from f32 logits, about 1e-6 absolute, so under 2e-4
- *     over 2h, against gradients of 1e-2 and more; measured: at most 8e-4;
- *     leaving out RoPE's backward for q puts 8 tensors 1.4e-2 to 0.27 off);
+ *     largest gradients: within 1e-2 of their norm. The differences are
+ *     central ones at h = 4e-3 and 2e-3, combined by Richardson's rule so
+ *     that the h² term cancels (MLA's W_q bends enough that one step of 3e-3
+ *     was 2% off); the loss is summed in double from f32 logits, about 1e-6
+ *     absolute. Measured: at most 2.7e-3 (a norm's weights, where rounding
+ *     dominates); leaving out RoPE's backward for q puts 8 tensors 1.4e-2
+ *     to 0.27 off;
+ *   - the same for MLA in its training form (keys and values expanded from
+ *     the latent), on stories260K converted to mla:16+8, the latent as
+ *     projected and normed: the forward against both inference modes, the
+ *     gradients of W_q, W_kv_a, the latent norm and W_kv_b included;
  *   - a student whose attention weights were disturbed, distilled from the
  *     model for 40 AdamW steps on TinyStories text, gets closer to it: the
  *     KL on held-out text falls by more than half (deterministic: fixed
@@ -41,18 +48,20 @@ static int32_t *text_tokens(const kvattn_model *m, int *n) {
     return ids;
 }
 
-static void check_forward(const kvattn_model *m, kv_trainer *tr, const int32_t *tok) {
+static void check_forward(const char *name, const kvattn_model *m, kv_trainer *tr, const int32_t *tok,
+                          kvattn_mla_mode mode) {
     const int V = (int)kvattn_model_describe(m)->vocab_size, T = 40;
     const float *lt = NULL;
     CHECK_OK(kv_trainer_forward(tr, tok, T, &lt));
     kvattn_session *s = NULL;
     float *ls = malloc(sizeof(float) * (size_t)T * V);
-    CHECK_OK(kvattn_session_create(m, 64, KVATTN_TYPE_F32, KVATTN_MLA_ABSORBED, &s));
+    CHECK_OK(kvattn_session_create(m, 64, KVATTN_TYPE_F32, mode, &s));
     if (s && ls && lt) {
         CHECK_OK(kvattn_session_decode(s, tok, T, ls, 1));
         const double diff = test_max_abs_diff(lt, ls, (size_t)T * V), big = test_max_abs(ls, (size_t)T * V);
-        CHECK(diff <= 1e-4 * big, "training forward vs inference: logits differ by %.3g (largest %.3g)", diff, big);
-        printf("forward: logits within %.3g of inference (largest %.3g)\n", diff, big);
+        CHECK(diff <= 1e-4 * big, "%s: training forward vs inference: logits differ by %.3g (largest %.3g)", name, diff,
+              big);
+        printf("%s: forward's logits within %.3g of inference (largest %.3g)\n", name, diff, big);
     }
     kvattn_session_free(s);
     free(ls);
@@ -84,23 +93,27 @@ static void check_tensor_grad(kv_trainer *tr, const char *name, size_t at, size_
     double diff2 = 0.0, norm2 = 0.0;
     for (int i = 0; i < np; i++) {
         float *w = &v.params[at + pick[i]];
-        const float save = *w, h = 3e-3f;
-        *w = save + h;
-        const double lp = loss_of(tr, tok, targets, teacher);
-        *w = save - h;
-        const double lm = loss_of(tr, tok, targets, teacher);
+        const float save = *w;
+        double d[2];
+        for (int k = 0; k < 2; k++) { /* central differences at h and h/2 */
+            const float h = k ? 2e-3f : 4e-3f;
+            *w = save + h;
+            const double lp = loss_of(tr, tok, targets, teacher);
+            *w = save - h;
+            const double lm = loss_of(tr, tok, targets, teacher);
+            d[k] = (lp - lm) / (2.0 * h);
+        }
         *w = save;
-        const double fd = (lp - lm) / (2.0 * h), g = grads[at + pick[i]];
+        const double fd = (4.0 * d[1] - d[0]) / 3.0, g = grads[at + pick[i]]; /* Richardson: the h² term cancels */
         diff2 += (fd - g) * (fd - g), norm2 += g * g;
     }
     CHECK(norm2 > 0 && sqrt(diff2) <= 1e-2 * sqrt(norm2), "%s: gradient off by %.3g of its norm %.3g", name,
           sqrt(diff2) / (sqrt(norm2) + 1e-30), sqrt(norm2));
 }
 
-static void check_backward(const kvattn_model *m, const int32_t *tok) {
+static void check_backward(const char *name, const kvattn_model *m, const int32_t *tok) {
     const kvattn_model_desc *d = kvattn_model_describe(m);
-    const int V = (int)d->vocab_size, D = d->attn.d_model, F = (int)d->ffn_dim;
-    const int qd = d->attn.n_heads * d->attn.head_dim, kd = d->attn.n_kv_heads * d->attn.head_dim;
+    const int V = (int)d->vocab_size;
     kv_trainer *tr = NULL;
     CHECK_OK(kv_trainer_create(m, KV_TRAIN_ALL, T_GRAD, &tr));
     if (!tr) return;
@@ -117,26 +130,38 @@ static void check_backward(const kvattn_model *m, const int32_t *tok) {
     loss_of(tr, tok, targets, teacher);
     float *grads = malloc(sizeof(float) * v.n);
     memcpy(grads, v.grads, sizeof(float) * v.n);
-    const int L = d->n_layers;
+    const kv_train_layer *first = &v.layers[0], *last = &v.layers[d->n_layers - 1];
     const struct {
         const char *name;
-        size_t at, n;
+        size_t at;
     } t[] = {
-        {"tok_embd", v.tok_embd, (size_t)V * D},
-        {"out_norm", v.out_norm, (size_t)D},
-        {"layer 0 attn_norm", v.layers[0].attn_norm, (size_t)D},
-        {"layer 0 wq", v.layers[0].wq, (size_t)qd * D},
-        {"layer 0 wk", v.layers[0].wk, (size_t)kd * D},
-        {"layer 0 wv", v.layers[0].wv, (size_t)kd * D},
-        {"layer 1 wo", v.layers[1].wo, (size_t)D * qd},
-        {"layer 2 ffn_norm", v.layers[2].ffn_norm, (size_t)D},
-        {"layer 2 w_gate", v.layers[2].w_gate, (size_t)F * D},
-        {"layer 3 w_up", v.layers[3].w_up, (size_t)F * D},
-        {"last layer w_down", v.layers[L - 1].w_down, (size_t)D * F},
-        {"last layer wk", v.layers[L - 1].wk, (size_t)kd * D},
+        {"tok_embd", v.tok_embd},
+        {"out_norm", v.out_norm},
+        {"layer 0 attn_norm", first->attn_norm},
+        {"layer 0 wq", first->wq},
+        {"layer 0 wk", first->wk},
+        {"layer 0 wv", first->wv},
+        {"layer 0 wkv_a", first->wkv_a},
+        {"layer 0 kv_norm", first->kv_norm},
+        {"layer 0 wkv_b", first->wkv_b},
+        {"layer 1 wo", v.layers[1].wo},
+        {"layer 2 ffn_norm", v.layers[2].ffn_norm},
+        {"layer 2 w_gate", v.layers[2].w_gate},
+        {"layer 3 w_up", v.layers[3].w_up},
+        {"last layer w_down", last->w_down},
+        {"last layer wk", last->wk},
+        {"last layer wkv_b", last->wkv_b},
     };
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        check_tensor_grad(tr, t[i].name, t[i].at, t[i].n, tok, targets, teacher, grads);
+    int checked = 0;
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        const size_t n = kv_trainer_tensor_size(tr, t[i].at);
+        if (!n) continue; /* the other design's tensor */
+        char what[128];
+        snprintf(what, sizeof what, "%s: %s", name, t[i].name);
+        check_tensor_grad(tr, what, t[i].at, n, tok, targets, teacher, grads);
+        checked++;
+    }
+    CHECK(checked >= 12, "%s: %d tensors' gradients checked", name, checked);
     free(grads), free(teacher), free(logits);
     kv_trainer_free(tr);
 }
@@ -158,7 +183,7 @@ static double mean_kl(kv_trainer *teacher, kv_trainer *student, const int32_t *t
     return windows ? sum / windows : NAN;
 }
 
-static void check_distill(const kvattn_model *m, const int32_t *tok, int n) {
+static void check_distill(const char *name, const kvattn_model *m, const int32_t *tok, int n) {
     const int V = (int)kvattn_model_describe(m)->vocab_size;
     kv_trainer *teacher = NULL, *student = NULL;
     CHECK_OK(kv_trainer_create(m, KV_TRAIN_ALL, T_TRAIN, &teacher));
@@ -172,15 +197,16 @@ static void check_distill(const kvattn_model *m, const int32_t *tok, int n) {
     kv_trainer_get_view(student, &v);
     test_rng r = {0xd15};
     const kvattn_model_desc *d = kvattn_model_describe(m);
-    const size_t qd = (size_t)d->attn.n_heads * d->attn.head_dim, kd = (size_t)d->attn.n_kv_heads * d->attn.head_dim;
     for (int l = 0; l < d->n_layers; l++) { /* each projection's weights disturbed by 30% of their size */
-        const size_t at[4] = {v.layers[l].wq, v.layers[l].wk, v.layers[l].wv, v.layers[l].wo};
-        const size_t len[4] = {qd * d->attn.d_model, kd * d->attn.d_model, kd * d->attn.d_model, qd * d->attn.d_model};
-        for (int i = 0; i < 4; i++) {
+        const kv_train_layer *y = &v.layers[l];
+        const size_t at[6] = {y->wq, y->wk, y->wv, y->wo, y->wkv_a, y->wkv_b};
+        for (int i = 0; i < 6; i++) {
+            const size_t len = kv_trainer_tensor_size(student, at[i]);
+            if (!len) continue;
             double ss = 0.0;
-            for (size_t j = 0; j < len[i]; j++) ss += (double)v.params[at[i] + j] * v.params[at[i] + j];
-            const float rms = (float)sqrt(ss / len[i]);
-            for (size_t j = 0; j < len[i]; j++) v.params[at[i] + j] += 0.3f * rms * 1.732f * test_uniform(&r);
+            for (size_t j = 0; j < len; j++) ss += (double)v.params[at[i] + j] * v.params[at[i] + j];
+            const float rms = (float)sqrt(ss / len);
+            for (size_t j = 0; j < len; j++) v.params[at[i] + j] += 0.3f * rms * 1.732f * test_uniform(&r);
         }
     }
     /* the last 4 windows are held out */
@@ -200,13 +226,13 @@ static void check_distill(const kvattn_model *m, const int32_t *tok, int n) {
         kv_trainer_step(student, &p, step);
     }
     const double after = mean_kl(teacher, student, tok + held, 4 * T_TRAIN, tp, V);
-    CHECK(after < 0.5 * before, "distillation: held-out KL %.4g before, %.4g after 40 steps", before, after);
-    printf("distillation: held-out KL %.4g -> %.4g\n", before, after);
+    CHECK(after < 0.5 * before, "%s: distillation: held-out KL %.4g before, %.4g after 40 steps", name, before, after);
+    printf("%s: distillation: held-out KL %.4g -> %.4g\n", name, before, after);
     /* the frozen tensors did not move */
     kv_trainer_view tv;
     kv_trainer_get_view(teacher, &tv);
     CHECK(!memcmp(v.params + v.layers[0].w_gate, tv.params + tv.layers[0].w_gate, sizeof(float) * d->ffn_dim),
-          "distillation: a frozen tensor moved");
+          "%s: distillation: a frozen tensor moved", name);
 done:
     free(tp);
     kv_trainer_free(teacher), kv_trainer_free(student);
@@ -223,10 +249,31 @@ int main(void) {
     if (m && tok && n > 1000) {
         kv_trainer *tr = NULL;
         CHECK_OK(kv_trainer_create(m, KV_TRAIN_ALL, 64, &tr));
-        if (tr) check_forward(m, tr, tok);
+        if (tr) check_forward("stories260K", m, tr, tok, KVATTN_MLA_ABSORBED);
         kv_trainer_free(tr);
-        check_backward(m, tok);
-        check_distill(m, tok, n < 40 * T_TRAIN ? n : 40 * T_TRAIN);
+        check_backward("stories260K", m, tok);
+        check_distill("stories260K", m, tok, n < 40 * T_TRAIN ? n : 40 * T_TRAIN);
+        /* MLA in its training form: stories260K converted, the latent as projected and normed */
+        for (int norm = 0; norm < 2; norm++) {
+            kvattn_model *mla = NULL;
+            const kvattn_convert_params cp = {.design = "mla:16+8",
+                                              .mla_kv_norm = norm,
+                                              .calib_tokens = tok,
+                                              .n_calib_tokens = 2048,
+                                              .calib_ctx = 128};
+            CHECK_OK(kvattn_model_convert(m, &cp, &mla));
+            if (!mla) continue;
+            const char *name = norm ? "stories260K mla:16+8 (latent normed)" : "stories260K mla:16+8";
+            CHECK_OK(kv_trainer_create(mla, KV_TRAIN_ALL, 64, &tr));
+            if (tr) {
+                check_forward(name, mla, tr, tok, KVATTN_MLA_NAIVE);
+                check_forward(name, mla, tr, tok, KVATTN_MLA_ABSORBED);
+            }
+            kv_trainer_free(tr);
+            check_backward(name, mla, tok);
+            if (norm) check_distill(name, mla, tok, n < 40 * T_TRAIN ? n : 40 * T_TRAIN);
+            kvattn_model_free(mla);
+        }
     }
     free(tok);
     kvattn_model_free(m);

@@ -13,20 +13,23 @@
 #include "kernels/ops.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* What a layer's backward reads, [T] rows of each. */
 typedef struct {
-    float *x_in;        /* residual stream in        [T][D]       */
-    float *xn1, *rstd1; /* attention input (normed)  [T][D], [T]  */
-    float *q, *k, *v;   /* rotated q, k; v           [T][H·hd], [T][Hkv·hd] */
-    float *att;         /* softmax probabilities     [H][T][T]    */
-    float *ao;          /* heads' outputs            [T][H·hd]    */
-    float *x_mid;       /* after attention residual  [T][D]       */
-    float *xn2, *rstd2; /* FFN input (normed)        [T][D], [T]  */
-    float *g, *u, *h;   /* gate, up, silu(g)·u       [T][F]       */
+    float *x_in;           /* residual stream in        [T][D]       */
+    float *xn1, *rstd1;    /* attention input (normed)  [T][D], [T]  */
+    float *q, *k, *v;      /* rotated q, k; v           [T][H·dq], [T][Hk·dq], [T][Hk·dv] */
+    float *att;            /* softmax probabilities     [H][T][T]    */
+    float *ao;             /* heads' outputs            [T][H·dv]    */
+    float *c, *cn, *rstdc; /* MLA: c_KV as projected, then normed (or a copy) [T][dc], [T] */
+    float *kr;             /* MLA: k_R, rotated         [T][dr]      */
+    float *x_mid;          /* after attention residual  [T][D]       */
+    float *xn2, *rstd2;    /* FFN input (normed)        [T][D], [T]  */
+    float *g, *u, *h;      /* gate, up, silu(g)·u       [T][F]       */
 } layer_acts;
 
 typedef struct {
@@ -35,8 +38,12 @@ typedef struct {
 } tensor;
 
 struct kv_trainer {
-    int L, D, H, Hkv, hd, F, V, max_T, n_rot, T;
-    float eps, att_scale;
+    int L, D, H, F, V, max_T, T;
+    /* attention: query/key width dq, value width dv, Hk heads of keys and values. GQA family:
+     * dq = dv = head_dim, Hk = n_kv_heads, n_rot rotated. MLA (mla = 1), trained in its naive
+     * form: dq = dn + dr, Hk = H (keys and values expanded from the latent of width dc). */
+    int mla, Hk, dq, dv, n_rot, dn, dr, dc, kv_norm_off;
+    float eps, mla_eps, att_scale;
     kvattn_rope_pairing pairing;
     float *freqs;
     kv_train_layer *layers;
@@ -46,7 +53,8 @@ struct kv_trainer {
     float *params, *grads, *m1, *m2;
     layer_acts *acts;
     float *x_final, *xnf, *rstdf, *logits, *dlogits;
-    float *dx, *dxn, *dq, *dk, *dv, *dao, *dg, *du, *dh, *tmp;
+    float *dx, *dxn, *dq_, *dk, *dv_, *dao, *dg, *du, *dh, *tmp;
+    float *kv, *dlat, *dcl, *rot; /* MLA: [T][H·(dn+dv)], [T][dc+dr], [T][dc], [T][H·dr] */
     int32_t *tokens;
 };
 
@@ -62,10 +70,31 @@ static void load_matrix(float *dst, kvattn_matrix W, int rows, int cols) {
     for (int r = 0; r < rows; r++) kv_row_load(W.type, kv_matrix_row(W, r, cols), dst + (size_t)r * cols, cols);
 }
 
+/* MLA's W_UK and W_UV in the fused layout (per head: dn rows of W_UK, then dv rows of W_UV, each
+ * dc wide), from either layout the model has. */
+static void load_wkv_b(float *dst, const kvattn_layer_weights *w, int H, int dn, int dv, int dc) {
+    if (w->wkv_b.data) {
+        load_matrix(dst, w->wkv_b, H * (dn + dv), dc);
+        return;
+    }
+    float *row = malloc(sizeof(float) * (size_t)(dn > dc ? dn : dc));
+    if (!row) return;
+    for (int h = 0; h < H; h++) {
+        float *uk = dst + (size_t)h * (dn + dv) * dc, *uv = uk + (size_t)dn * dc;
+        for (int j = 0; j < dc; j++) { /* wk_b row h·dc + j is column j of W_UK,h */
+            kv_row_load(w->wk_b.type, kv_matrix_row(w->wk_b, h * dc + j, dn), row, dn);
+            for (int i = 0; i < dn; i++) uk[(size_t)i * dc + j] = row[i];
+        }
+        for (int i = 0; i < dv; i++)
+            kv_row_load(w->wv_b.type, kv_matrix_row(w->wv_b, h * dv + i, dc), uv + (size_t)i * dc, dc);
+    }
+    free(row);
+}
+
 static kvattn_status refuse(const char *what) {
     return kv_fail(KVATTN_ERR_UNSUPPORTED,
-                   "training: %s is not trainable yet (llama-family models: grouped-query "
-                   "attention without biases or head norms, dense SwiGLU FFN)",
+                   "training: %s is not trainable yet (llama-family models: grouped-query attention without "
+                   "biases or head norms, or MLA without a compressed query; a dense SwiGLU FFN)",
                    what);
 }
 
@@ -78,7 +107,9 @@ static float *take(float **pool, size_t n) {
 kvattn_status kv_trainer_create(const kvattn_model *m, kv_train_what what, int max_T, kv_trainer **out) {
     *out = NULL;
     const kvattn_model_desc *d = &m->desc;
-    if (d->attn.kind != KVATTN_ATTN_GQA) return refuse("multi-head latent attention");
+    const kvattn_layer_config *ac = &d->attn;
+    const int mla = ac->kind == KVATTN_ATTN_MLA;
+    if (mla && ac->q_lora_rank > 0) return refuse("MLA with a compressed query (q_lora_rank > 0)");
     if (d->n_routed_experts > 0) return refuse("a mixture of experts");
     if (d->qkv_bias || d->qk_norm) return refuse("attention with biases or head norms");
     if (!d->ffn_gated || d->gpt2_style || d->parallel_attn) return refuse("this FFN or block layout");
@@ -86,26 +117,42 @@ kvattn_status kv_trainer_create(const kvattn_model *m, kv_train_what what, int m
         return kv_fail(KVATTN_ERR_INVALID_ARG, "training: sequence length %d is outside [1, 65536]", max_T);
     kv_trainer *tr = calloc(1, sizeof *tr);
     if (!tr) return kv_fail(KVATTN_ERR_NOMEM, "training: out of memory");
-    tr->L = d->n_layers, tr->D = d->attn.d_model, tr->H = d->attn.n_heads, tr->Hkv = d->attn.n_kv_heads;
-    tr->hd = d->attn.head_dim, tr->F = (int)d->ffn_dim, tr->V = (int)d->vocab_size, tr->max_T = max_T;
-    tr->n_rot = d->attn.rope.n_rot ? d->attn.rope.n_rot : tr->hd;
-    tr->eps = m->norm_eps, tr->att_scale = kvattn_config_softmax_scale(&d->attn), tr->pairing = d->attn.rope.pairing;
-    const int L = tr->L, D = tr->D, qd = tr->H * tr->hd, kd = tr->Hkv * tr->hd, F = tr->F, V = tr->V;
+    tr->L = d->n_layers, tr->D = ac->d_model, tr->H = ac->n_heads;
+    tr->F = (int)d->ffn_dim, tr->V = (int)d->vocab_size, tr->max_T = max_T, tr->mla = mla;
+    if (mla) {
+        tr->dn = ac->qk_nope_head_dim, tr->dr = ac->qk_rope_head_dim, tr->dc = ac->kv_lora_rank;
+        tr->dq = tr->dn + tr->dr, tr->dv = ac->v_head_dim, tr->Hk = tr->H, tr->n_rot = tr->dr;
+        tr->kv_norm_off = ac->kv_norm_off, tr->mla_eps = ac->rms_eps > 0.0f ? ac->rms_eps : 1e-6f;
+    } else {
+        tr->dq = tr->dv = ac->head_dim, tr->Hk = ac->n_kv_heads;
+        tr->n_rot = ac->rope.n_rot ? ac->rope.n_rot : ac->head_dim;
+    }
+    tr->eps = m->norm_eps, tr->att_scale = kvattn_config_softmax_scale(ac), tr->pairing = ac->rope.pairing;
+    const int L = tr->L, D = tr->D, H = tr->H, F = tr->F, V = tr->V;
+    const int qd = H * tr->dq, kd = tr->Hk * tr->dq, vd = tr->Hk * tr->dv, od = H * tr->dv;
+    const int kvd = H * (tr->dn + tr->dv), dl = tr->dc + tr->dr;
     const int tied = m->output.data == m->tok_embd.data, all = what == KV_TRAIN_ALL;
     tr->layers = calloc((size_t)L, sizeof *tr->layers);
-    tr->tensors = calloc((size_t)L * 9 + 3, sizeof *tr->tensors);
+    tr->tensors = calloc((size_t)L * 10 + 3, sizeof *tr->tensors);
     tr->acts = calloc((size_t)L, sizeof *tr->acts);
     tr->freqs = malloc(sizeof(float) * ((size_t)tr->n_rot / 2 + 1));
     if (!tr->layers || !tr->tensors || !tr->acts || !tr->freqs) goto nomem;
-    kv_rope_freqs(&d->attn.rope, tr->n_rot, tr->freqs);
+    kv_rope_freqs(&ac->rope, tr->n_rot, tr->freqs);
     tr->tok_embd = add_tensor(tr, (size_t)V * D, 1, all);
     for (int l = 0; l < L; l++) {
         kv_train_layer *y = &tr->layers[l];
+        y->wq_a = y->q_norm = y->wq_b = y->wkv_a = y->kv_norm = y->wkv_b = y->wk = y->wv = SIZE_MAX;
         y->attn_norm = add_tensor(tr, (size_t)D, 0, all);
         y->wq = add_tensor(tr, (size_t)qd * D, 1, 1);
-        y->wk = add_tensor(tr, (size_t)kd * D, 1, 1);
-        y->wv = add_tensor(tr, (size_t)kd * D, 1, 1);
-        y->wo = add_tensor(tr, (size_t)D * qd, 1, 1);
+        if (mla) {
+            y->wkv_a = add_tensor(tr, (size_t)dl * D, 1, 1);
+            if (!tr->kv_norm_off) y->kv_norm = add_tensor(tr, (size_t)tr->dc, 0, 1);
+            y->wkv_b = add_tensor(tr, (size_t)kvd * tr->dc, 1, 1);
+        } else {
+            y->wk = add_tensor(tr, (size_t)kd * D, 1, 1);
+            y->wv = add_tensor(tr, (size_t)kd * D, 1, 1);
+        }
+        y->wo = add_tensor(tr, (size_t)D * od, 1, 1);
         y->ffn_norm = add_tensor(tr, (size_t)D, 0, all);
         y->w_gate = add_tensor(tr, (size_t)F * D, 1, all);
         y->w_up = add_tensor(tr, (size_t)F * D, 1, all);
@@ -128,18 +175,27 @@ kvattn_status kv_trainer_create(const kvattn_model *m, kv_train_what what, int m
         memcpy(P + y->attn_norm, b->attn_norm, sizeof(float) * (size_t)D);
         memcpy(P + y->ffn_norm, b->ffn_norm, sizeof(float) * (size_t)D);
         load_matrix(P + y->wq, b->attn.wq, qd, D);
-        load_matrix(P + y->wk, b->attn.wk, kd, D);
-        load_matrix(P + y->wv, b->attn.wv, kd, D);
-        load_matrix(P + y->wo, b->attn.wo, D, qd);
+        if (mla) {
+            load_matrix(P + y->wkv_a, b->attn.wkv_a, dl, D);
+            if (!tr->kv_norm_off) memcpy(P + y->kv_norm, b->attn.kv_norm, sizeof(float) * (size_t)tr->dc);
+            load_wkv_b(P + y->wkv_b, &b->attn, H, tr->dn, tr->dv, tr->dc);
+        } else {
+            load_matrix(P + y->wk, b->attn.wk, kd, D);
+            load_matrix(P + y->wv, b->attn.wv, kd, D);
+        }
+        load_matrix(P + y->wo, b->attn.wo, D, od);
         load_matrix(P + y->w_gate, b->ffn_gate, F, D);
         load_matrix(P + y->w_up, b->ffn_up, F, D);
         load_matrix(P + y->w_down, b->ffn_down, D, F);
     }
     /* activations: per layer, then the head's, then the backward's scratch */
-    const size_t T = (size_t)max_T;
-    const size_t per_layer = T * (4 * D + 2 + 2 * qd + 2 * kd + 3 * F) + (size_t)tr->H * T * T;
-    const size_t head = T * (2 * D + 1 + 2 * (size_t)V);
-    const size_t scratch = T * (2 * D + 2 * qd + 2 * kd + 3 * F) + T * (D > F ? D : F);
+    const size_t T = (size_t)max_T,
+                 wide = (size_t)(D > F ? D : F) > (size_t)kvd ? (size_t)(D > F ? D : F) : (size_t)kvd;
+    const size_t mla_acts = mla ? T * (2 * (size_t)tr->dc + 1 + tr->dr) : 0;
+    const size_t per_layer = T * (4 * (size_t)D + 2 + qd + kd + vd + od + 3 * (size_t)F) + (size_t)H * T * T + mla_acts;
+    const size_t head = T * (2 * (size_t)D + 1 + 2 * (size_t)V);
+    const size_t scratch = T * (2 * (size_t)D + qd + kd + vd + od + 3 * (size_t)F + wide) +
+                           (mla ? T * ((size_t)kvd + dl + tr->dc + (size_t)H * tr->dr) : 0);
     float *pool = malloc(sizeof(float) * (per_layer * L + head + scratch)), *at = pool;
     tr->tokens = malloc(sizeof(int32_t) * T);
     if (!pool || !tr->tokens) {
@@ -149,17 +205,25 @@ kvattn_status kv_trainer_create(const kvattn_model *m, kv_train_what what, int m
     for (int l = 0; l < L; l++) {
         layer_acts *a = &tr->acts[l];
         a->x_in = take(&at, T * D), a->xn1 = take(&at, T * D), a->rstd1 = take(&at, T);
-        a->q = take(&at, T * qd), a->k = take(&at, T * kd), a->v = take(&at, T * kd);
-        a->att = take(&at, (size_t)tr->H * T * T), a->ao = take(&at, T * qd);
+        a->q = take(&at, T * qd), a->k = take(&at, T * kd), a->v = take(&at, T * vd);
+        a->att = take(&at, (size_t)H * T * T), a->ao = take(&at, T * od);
+        if (mla) {
+            a->c = take(&at, T * tr->dc), a->cn = take(&at, T * tr->dc), a->rstdc = take(&at, T);
+            a->kr = take(&at, T * tr->dr);
+        }
         a->x_mid = take(&at, T * D), a->xn2 = take(&at, T * D), a->rstd2 = take(&at, T);
         a->g = take(&at, T * F), a->u = take(&at, T * F), a->h = take(&at, T * F);
     }
     tr->x_final = take(&at, T * D), tr->xnf = take(&at, T * D), tr->rstdf = take(&at, T);
     tr->logits = take(&at, T * V), tr->dlogits = take(&at, T * V);
     tr->dx = take(&at, T * D), tr->dxn = take(&at, T * D);
-    tr->dq = take(&at, T * qd), tr->dao = take(&at, T * qd), tr->dk = take(&at, T * kd), tr->dv = take(&at, T * kd);
+    tr->dq_ = take(&at, T * qd), tr->dk = take(&at, T * kd), tr->dv_ = take(&at, T * vd), tr->dao = take(&at, T * od);
     tr->dg = take(&at, T * F), tr->du = take(&at, T * F), tr->dh = take(&at, T * F);
-    tr->tmp = take(&at, T * (D > F ? D : F));
+    tr->tmp = take(&at, T * wide);
+    if (mla) {
+        tr->kv = take(&at, T * kvd), tr->dlat = take(&at, T * dl), tr->dcl = take(&at, T * tr->dc);
+        tr->rot = take(&at, T * H * tr->dr);
+    }
     *out = tr;
     return KVATTN_OK;
 nomem:
@@ -175,6 +239,49 @@ void kv_trainer_free(kv_trainer *tr) {
     free(tr);
 }
 
+/* RoPE (or its backward) of the last dr elements of each of q's H heads [T][H][dq]. */
+static void mla_rope_q(kv_trainer *tr, float *q, int T, int backward) {
+    const int H = tr->H, dq = tr->dq, dn = tr->dn, dr = tr->dr;
+    for (size_t th = 0; th < (size_t)T * H; th++) memcpy(tr->rot + th * dr, q + th * dq + dn, sizeof(float) * dr);
+    if (backward) kv_train_rope_backward(tr->rot, T, H, dr, dr, tr->freqs, 0, tr->pairing);
+    else kv_train_rope_forward(tr->rot, T, H, dr, dr, tr->freqs, 0, tr->pairing);
+    for (size_t th = 0; th < (size_t)T * H; th++) memcpy(q + th * dq + dn, tr->rot + th * dr, sizeof(float) * dr);
+}
+
+/* q, k, v of a layer from its normed input a->xn1.
+ *   GQA family: q = rope(W_q x), k = rope(W_k x), v = W_v x
+ *   MLA (naive): q = W_q x, its last dr per head rotated; [c ‖ k_pre] = W_kv_a x, c normed (kv_norm),
+ *   k_R = rope(k_pre); [k_C,h ‖ v_h] = W_kv_b,h c; k_h = [k_C,h ‖ k_R] */
+static void qkv_forward(kv_trainer *tr, const kv_train_layer *y, layer_acts *a, int T) {
+    const float *P = tr->params;
+    const int D = tr->D, H = tr->H, qd = H * tr->dq, kd = tr->Hk * tr->dq;
+    kv_train_matmul_forward(a->q, a->xn1, P + y->wq, T, qd, D);
+    if (!tr->mla) {
+        kv_train_matmul_forward(a->k, a->xn1, P + y->wk, T, kd, D);
+        kv_train_matmul_forward(a->v, a->xn1, P + y->wv, T, kd, D);
+        kv_train_rope_forward(a->q, T, H, tr->dq, tr->n_rot, tr->freqs, 0, tr->pairing);
+        kv_train_rope_forward(a->k, T, tr->Hk, tr->dq, tr->n_rot, tr->freqs, 0, tr->pairing);
+        return;
+    }
+    const int dn = tr->dn, dr = tr->dr, dv = tr->dv, dc = tr->dc, dl = dc + dr, kvw = dn + dv;
+    mla_rope_q(tr, a->q, T, 0);
+    kv_train_matmul_forward(tr->dlat, a->xn1, P + y->wkv_a, T, dl, D); /* the latent, [T][dc + dr] */
+    for (int t = 0; t < T; t++) {
+        memcpy(a->c + (size_t)t * dc, tr->dlat + (size_t)t * dl, sizeof(float) * dc);
+        memcpy(a->kr + (size_t)t * dr, tr->dlat + (size_t)t * dl + dc, sizeof(float) * dr);
+    }
+    if (tr->kv_norm_off) memcpy(a->cn, a->c, sizeof(float) * (size_t)T * dc);
+    else kv_train_rmsnorm_forward(a->cn, a->rstdc, a->c, P + y->kv_norm, T, dc, tr->mla_eps);
+    kv_train_rope_forward(a->kr, T, 1, dr, dr, tr->freqs, 0, tr->pairing);
+    kv_train_matmul_forward(tr->kv, a->cn, P + y->wkv_b, T, H * kvw, dc);
+    for (size_t th = 0; th < (size_t)T * H; th++) {
+        const size_t t = th / H;
+        memcpy(a->k + th * tr->dq, tr->kv + th * kvw, sizeof(float) * dn);
+        memcpy(a->k + th * tr->dq + dn, a->kr + t * dr, sizeof(float) * dr);
+        memcpy(a->v + th * dv, tr->kv + th * kvw + dn, sizeof(float) * dv);
+    }
+}
+
 kvattn_status kv_trainer_forward(kv_trainer *tr, const int32_t *tokens, int T, const float **logits) {
     if (T < 1 || T > tr->max_T)
         return kv_fail(KVATTN_ERR_INVALID_ARG, "training: %d tokens (1 to %d a sequence)", T, tr->max_T);
@@ -182,7 +289,7 @@ kvattn_status kv_trainer_forward(kv_trainer *tr, const int32_t *tokens, int T, c
         if (tokens[t] < 0 || tokens[t] >= tr->V)
             return kv_fail(KVATTN_ERR_INVALID_ARG, "training: token %d = %d is outside the vocabulary [0, %d)", t,
                            tokens[t], tr->V);
-    const int D = tr->D, qd = tr->H * tr->hd, kd = tr->Hkv * tr->hd, F = tr->F, V = tr->V;
+    const int D = tr->D, F = tr->F, V = tr->V, od = tr->H * tr->dv;
     const float *P = tr->params;
     memcpy(tr->tokens, tokens, sizeof *tokens * (size_t)T);
     tr->T = T;
@@ -191,15 +298,11 @@ kvattn_status kv_trainer_forward(kv_trainer *tr, const int32_t *tokens, int T, c
         const kv_train_layer *y = &tr->layers[l];
         layer_acts *a = &tr->acts[l];
         float *x_out = l + 1 < tr->L ? tr->acts[l + 1].x_in : tr->x_final;
-        /* attention: x_mid = x_in + W_o · attend(rope(W_q xn1), rope(W_k xn1), W_v xn1) */
+        /* attention: x_mid = x_in + W_o · attend(q, k, v of rmsnorm(x_in)) */
         kv_train_rmsnorm_forward(a->xn1, a->rstd1, a->x_in, P + y->attn_norm, T, D, tr->eps);
-        kv_train_matmul_forward(a->q, a->xn1, P + y->wq, T, qd, D);
-        kv_train_matmul_forward(a->k, a->xn1, P + y->wk, T, kd, D);
-        kv_train_matmul_forward(a->v, a->xn1, P + y->wv, T, kd, D);
-        kv_train_rope_forward(a->q, T, tr->H, tr->hd, tr->n_rot, tr->freqs, 0, tr->pairing);
-        kv_train_rope_forward(a->k, T, tr->Hkv, tr->hd, tr->n_rot, tr->freqs, 0, tr->pairing);
-        kv_train_attention_forward(a->ao, a->att, a->q, a->k, a->v, T, tr->H, tr->Hkv, tr->hd, tr->hd, tr->att_scale);
-        kv_train_matmul_forward(tr->tmp, a->ao, P + y->wo, T, D, qd);
+        qkv_forward(tr, y, a, T);
+        kv_train_attention_forward(a->ao, a->att, a->q, a->k, a->v, T, tr->H, tr->Hk, tr->dq, tr->dv, tr->att_scale);
+        kv_train_matmul_forward(tr->tmp, a->ao, P + y->wo, T, D, od);
         for (size_t i = 0; i < (size_t)T * D; i++) a->x_mid[i] = a->x_in[i] + tr->tmp[i];
         /* FFN: x_out = x_mid + W_down (silu(W_gate xn2) ⊙ W_up xn2) */
         kv_train_rmsnorm_forward(a->xn2, a->rstd2, a->x_mid, P + y->ffn_norm, T, D, tr->eps);
@@ -215,14 +318,56 @@ kvattn_status kv_trainer_forward(kv_trainer *tr, const int32_t *tokens, int T, c
     return KVATTN_OK;
 }
 
-/* The gradient of a trainable tensor at `at`, or NULL for a frozen one. */
+/* The gradient of a trainable tensor at `at`, or NULL for a frozen or absent one. */
 static float *grad_of(kv_trainer *tr, size_t at) { return kv_trainer_trains(tr, at) ? tr->grads + at : NULL; }
 
 static void zero(float *x, size_t n) { memset(x, 0, sizeof(float) * n); }
 
+/* From dq_, dk, dv_ (the attention's input gradients) back to tr->dxn, the gradient of the
+ * layer's normed input (written), and the projections' weights: qkv_forward in reverse. */
+static void qkv_backward(kv_trainer *tr, const kv_train_layer *y, const layer_acts *a, int T) {
+    const float *P = tr->params;
+    const int D = tr->D, H = tr->H, qd = H * tr->dq, kd = tr->Hk * tr->dq;
+    zero(tr->dxn, (size_t)T * D);
+    if (!tr->mla) {
+        kv_train_rope_backward(tr->dq_, T, H, tr->dq, tr->n_rot, tr->freqs, 0, tr->pairing);
+        kv_train_rope_backward(tr->dk, T, tr->Hk, tr->dq, tr->n_rot, tr->freqs, 0, tr->pairing);
+        kv_train_matmul_backward(tr->dxn, grad_of(tr, y->wq), tr->dq_, a->xn1, P + y->wq, T, qd, D);
+        kv_train_matmul_backward(tr->dxn, grad_of(tr, y->wk), tr->dk, a->xn1, P + y->wk, T, kd, D);
+        kv_train_matmul_backward(tr->dxn, grad_of(tr, y->wv), tr->dv_, a->xn1, P + y->wv, T, kd, D);
+        return;
+    }
+    const int dn = tr->dn, dr = tr->dr, dv = tr->dv, dc = tr->dc, dl = dc + dr, kvw = dn + dv;
+    /* k_h = [k_C,h ‖ k_R]: dk's first dn per head and dv_ go to W_kv_b's outputs, the last dr
+     * summed over the heads to k_R */
+    float *dkv = tr->kv, *dkr = tr->rot;
+    zero(dkr, (size_t)T * dr);
+    for (size_t th = 0; th < (size_t)T * H; th++) {
+        const size_t t = th / H;
+        memcpy(dkv + th * kvw, tr->dk + th * tr->dq, sizeof(float) * dn);
+        memcpy(dkv + th * kvw + dn, tr->dv_ + th * dv, sizeof(float) * dv);
+        for (int i = 0; i < dr; i++) dkr[t * dr + i] += tr->dk[th * tr->dq + dn + i];
+    }
+    zero(tr->dcl, (size_t)T * dc);
+    kv_train_matmul_backward(tr->dcl, grad_of(tr, y->wkv_b), dkv, a->cn, P + y->wkv_b, T, H * kvw, dc);
+    kv_train_rope_backward(dkr, T, 1, dr, dr, tr->freqs, 0, tr->pairing);
+    for (int t = 0; t < T; t++) memcpy(tr->dlat + (size_t)t * dl + dc, dkr + (size_t)t * dr, sizeof(float) * dr);
+    if (tr->kv_norm_off) {
+        for (int t = 0; t < T; t++) memcpy(tr->dlat + (size_t)t * dl, tr->dcl + (size_t)t * dc, sizeof(float) * dc);
+    } else {
+        float *dc_in = tr->tmp; /* [T][dc] */
+        zero(dc_in, (size_t)T * dc);
+        kv_train_rmsnorm_backward(dc_in, grad_of(tr, y->kv_norm), tr->dcl, a->c, P + y->kv_norm, a->rstdc, T, dc);
+        for (int t = 0; t < T; t++) memcpy(tr->dlat + (size_t)t * dl, dc_in + (size_t)t * dc, sizeof(float) * dc);
+    }
+    kv_train_matmul_backward(tr->dxn, grad_of(tr, y->wkv_a), tr->dlat, a->xn1, P + y->wkv_a, T, dl, D);
+    mla_rope_q(tr, tr->dq_, T, 1); /* after dkr's use: both use tr->rot */
+    kv_train_matmul_backward(tr->dxn, grad_of(tr, y->wq), tr->dq_, a->xn1, P + y->wq, T, qd, D);
+}
+
 double kv_trainer_backward(kv_trainer *tr, const int32_t *targets, const float *teacher_p, float ce_weight, float scale,
                            double *kl) {
-    const int T = tr->T, D = tr->D, qd = tr->H * tr->hd, kd = tr->Hkv * tr->hd, F = tr->F, V = tr->V;
+    const int T = tr->T, D = tr->D, F = tr->F, V = tr->V, od = tr->H * tr->dv;
     const float *P = tr->params;
     double loss = 0.0, kl_sum = 0.0;
     for (int t = 0; t < T; t++) {
@@ -256,17 +401,13 @@ double kv_trainer_backward(kv_trainer *tr, const int32_t *targets, const float *
         kv_train_matmul_backward(tr->dxn, grad_of(tr, y->w_up), tr->du, a->xn2, P + y->w_up, T, F, D);
         kv_train_rmsnorm_backward(tr->dx, grad_of(tr, y->ffn_norm), tr->dxn, a->x_mid, P + y->ffn_norm, a->rstd2, T, D);
         /* attention; dx carries on to x_in */
-        zero(tr->dao, (size_t)T * qd);
-        kv_train_matmul_backward(tr->dao, grad_of(tr, y->wo), tr->dx, a->ao, P + y->wo, T, D, qd);
-        zero(tr->dq, (size_t)T * qd), zero(tr->dk, (size_t)T * kd), zero(tr->dv, (size_t)T * kd);
-        kv_train_attention_backward(tr->dq, tr->dk, tr->dv, tr->dao, a->att, a->q, a->k, a->v, T, tr->H, tr->Hkv,
-                                    tr->hd, tr->hd, tr->att_scale);
-        kv_train_rope_backward(tr->dq, T, tr->H, tr->hd, tr->n_rot, tr->freqs, 0, tr->pairing);
-        kv_train_rope_backward(tr->dk, T, tr->Hkv, tr->hd, tr->n_rot, tr->freqs, 0, tr->pairing);
-        zero(tr->dxn, (size_t)T * D);
-        kv_train_matmul_backward(tr->dxn, grad_of(tr, y->wq), tr->dq, a->xn1, P + y->wq, T, qd, D);
-        kv_train_matmul_backward(tr->dxn, grad_of(tr, y->wk), tr->dk, a->xn1, P + y->wk, T, kd, D);
-        kv_train_matmul_backward(tr->dxn, grad_of(tr, y->wv), tr->dv, a->xn1, P + y->wv, T, kd, D);
+        zero(tr->dao, (size_t)T * od);
+        kv_train_matmul_backward(tr->dao, grad_of(tr, y->wo), tr->dx, a->ao, P + y->wo, T, D, od);
+        zero(tr->dq_, (size_t)T * tr->H * tr->dq), zero(tr->dk, (size_t)T * tr->Hk * tr->dq);
+        zero(tr->dv_, (size_t)T * tr->Hk * tr->dv);
+        kv_train_attention_backward(tr->dq_, tr->dk, tr->dv_, tr->dao, a->att, a->q, a->k, a->v, T, tr->H, tr->Hk,
+                                    tr->dq, tr->dv, tr->att_scale);
+        qkv_backward(tr, y, a, T);
         kv_train_rmsnorm_backward(tr->dx, grad_of(tr, y->attn_norm), tr->dxn, a->x_in, P + y->attn_norm, a->rstd1, T,
                                   D);
     }
@@ -321,6 +462,12 @@ void kv_trainer_get_view(kv_trainer *tr, kv_trainer_view *v) {
     *v = (kv_trainer_view){tr->params, tr->grads, tr->n, tr->layers, tr->tok_embd, tr->out_norm, tr->output};
 }
 
+size_t kv_trainer_tensor_size(const kv_trainer *tr, size_t at) {
+    for (int i = 0; i < tr->n_tensors; i++)
+        if (tr->tensors[i].at == at) return tr->tensors[i].n;
+    return 0;
+}
+
 int kv_trainer_trains(const kv_trainer *tr, size_t at) {
     for (int i = 0; i < tr->n_tensors; i++)
         if (tr->tensors[i].at == at) return tr->tensors[i].trains;
@@ -350,8 +497,13 @@ kvattn_status kv_trainer_model(const kv_trainer *tr, const kvattn_model *like, k
         const kv_train_layer *y = &tr->layers[l];
         kv_layer *b = &m->layers[l];
         b->attn_norm = P + y->attn_norm, b->ffn_norm = P + y->ffn_norm;
-        b->attn.wq = kvattn_f32_matrix(P + y->wq), b->attn.wk = kvattn_f32_matrix(P + y->wk);
-        b->attn.wv = kvattn_f32_matrix(P + y->wv), b->attn.wo = kvattn_f32_matrix(P + y->wo);
+        b->attn.wq = kvattn_f32_matrix(P + y->wq), b->attn.wo = kvattn_f32_matrix(P + y->wo);
+        if (tr->mla) {
+            b->attn.wkv_a = kvattn_f32_matrix(P + y->wkv_a), b->attn.wkv_b = kvattn_f32_matrix(P + y->wkv_b);
+            b->attn.kv_norm = tr->kv_norm_off ? NULL : P + y->kv_norm;
+        } else {
+            b->attn.wk = kvattn_f32_matrix(P + y->wk), b->attn.wv = kvattn_f32_matrix(P + y->wv);
+        }
         b->ffn_gate = kvattn_f32_matrix(P + y->w_gate), b->ffn_up = kvattn_f32_matrix(P + y->w_up);
         b->ffn_down = kvattn_f32_matrix(P + y->w_down);
     }

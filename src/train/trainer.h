@@ -1,5 +1,7 @@
 /* A trainable copy of a llama-family model (grouped-query attention of any
- * group size, dense SwiGLU FFN): f32 master weights, their gradients and
+ * group size, or MLA in DeepSeek's training form — the naive one, keys and
+ * values expanded from the latent — and a dense SwiGLU FFN): f32 master
+ * weights, their gradients and
  * AdamW's moments, a forward pass that keeps what its backward needs, and
  * the backward. The layout follows llm.c's ParameterTensors: every tensor in
  * one buffer, so gradients, moments and the optimizer step are one loop. */
@@ -10,9 +12,12 @@
 
 #include <stddef.h>
 
-/* The tensors of one layer, as offsets into the parameter buffer. */
+/* The tensors of one layer, as offsets into the parameter buffer. GQA
+ * family: wq, wk, wv; MLA: wq (or wq_a, q_norm, wq_b), wkv_a, kv_norm (or
+ * none: kv_norm_off), wkv_b in the fused layout; absent ones are SIZE_MAX. */
 typedef struct {
     size_t attn_norm, wq, wk, wv, wo, ffn_norm, w_gate, w_up, w_down;
+    size_t wq_a, q_norm, wq_b, wkv_a, kv_norm, wkv_b;
 } kv_train_layer;
 
 typedef enum {
@@ -35,7 +40,7 @@ typedef struct kv_trainer kv_trainer;
 
 /* A trainer holding an f32 copy of m's weights (any weight type), training
  * `what`, for sequences of up to max_T tokens. Refuses (KVATTN_ERR_UNSUPPORTED,
- * naming what) models it cannot train yet: MLA, MoE, biases, head norms, an
+ * naming what) models it cannot train yet: MoE, biases, head norms, an
  * ungated FFN. */
 kvattn_status kv_trainer_create(const kvattn_model *m, kv_train_what what, int max_T, kv_trainer **out);
 void kv_trainer_free(kv_trainer *tr);
@@ -73,8 +78,9 @@ typedef struct {
 } kv_trainer_view;
 void kv_trainer_get_view(kv_trainer *tr, kv_trainer_view *v);
 
-/* Whether the tensor at offset `at` trains. */
+/* Whether the tensor at offset `at` trains; its size in floats (0: no tensor starts there). */
 int kv_trainer_trains(const kv_trainer *tr, size_t at);
+size_t kv_trainer_tensor_size(const kv_trainer *tr, size_t at);
 
 /* AdamW's two moments, n floats each (the optimizer state a checkpoint keeps). */
 void kv_trainer_moments(const kv_trainer *tr, const float **m1, const float **m2, size_t *n);
