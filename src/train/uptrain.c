@@ -5,6 +5,7 @@
  * moves the student. Checkpoints (the student as GGUF, the optimizer's state
  * beside it) are written whole under a temporary name and renamed, so an
  * interruption leaves the last one usable. */
+#define _POSIX_C_SOURCE 200809L
 #include "internal.h"
 #include "model/model.h"
 #include "train_ops.h"
