@@ -27,6 +27,18 @@ kvattn_status kv_gqa_forward(const kvattn_layer_config *cfg, const kvattn_layer_
 kvattn_status kv_mla_forward(const kvattn_layer_config *cfg, const kvattn_layer_weights *w, const kv_seq_rows *r,
                              int layer, int T, const float *x, float *out, kvattn_mla_mode mode);
 
+/* The sequences from i on that one product takes so that each keeps the bits
+ * of a pass of its own: a run of one-row sequences (a decode batch: *decode
+ * set), or one sequence of several rows (a prompt chunk). Returns how many
+ * sequences; *rows their rows. */
+static inline int kv_seq_group(const kv_seq_rows *r, int i, int *rows, int *decode) {
+    int ones = 0;
+    while (i + ones < r->n_seqs && kv_seq_len(r, i + ones) == 1) ones++;
+    *decode = ones > 0;
+    *rows = ones ? ones : kv_seq_len(r, i);
+    return ones ? ones : 1;
+}
+
 /* y = W·x for r's rows, each sequence's rows with the bits they get alone: a
  * sequence of several rows is a prompt chunk (kv_matmul of its rows), a run of
  * one-row sequences a decode batch (kv_matmul_decode, each row as kv_matmul
@@ -43,13 +55,10 @@ static inline void kv_project(float *y, const float *x, kvattn_matrix W, const k
         kv_matmul_decode(y, x, W, T, n, k);
         return;
     }
-    for (int i = 0, t = 0; i < r->n_seqs;) {
-        int ones = 0;
-        while (i + ones < r->n_seqs && kv_seq_len(r, i + ones) == 1) ones++;
-        const int rows = ones ? ones : kv_seq_len(r, i);
-        if (ones) kv_matmul_decode(y + (size_t)t * n, x + (size_t)t * k, W, ones, n, k);
+    for (int i = 0, t = 0, rows, decode; i < r->n_seqs; t += rows) {
+        i += kv_seq_group(r, i, &rows, &decode);
+        if (decode) kv_matmul_decode(y + (size_t)t * n, x + (size_t)t * k, W, rows, n, k);
         else kv_matmul(y + (size_t)t * n, x + (size_t)t * k, W, rows, n, k);
-        t += rows, i += ones ? ones : 1;
     }
 }
 

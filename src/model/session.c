@@ -231,12 +231,10 @@ static void ffn_moe(kvattn_session *s, const kv_layer *b, int decode, const floa
 static void ffn_moe_rows(const forward_rows *f, const kv_layer *b) {
     kvattn_session *s = f->s;
     const int D = s->m->desc.attn.d_model;
-    for (int i = 0, t = 0; i < f->n_seqs;) {
-        int ones = 0;
-        while (f->n_seqs > 1 && i + ones < f->n_seqs && f->len[i + ones] == 1) ones++;
-        const int rows = ones ? ones : f->len[i];
-        ffn_moe(s, b, ones > 0, s->xb + (size_t)t * D, s->xb2 + (size_t)t * D, rows);
-        t += rows, i += ones ? ones : 1;
+    const kv_seq_rows r = rows_of(f);
+    for (int i = 0, t = 0, rows, decode; i < f->n_seqs; t += rows) {
+        i += kv_seq_group(&r, i, &rows, &decode);
+        ffn_moe(s, b, decode, s->xb + (size_t)t * D, s->xb2 + (size_t)t * D, rows);
     }
 }
 
