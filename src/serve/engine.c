@@ -301,13 +301,11 @@ kvattn_status kvattn_engine_step(kvattn_engine *e, int *active) {
         }
         if (n == 0) break;
         st = kvattn_session_run_batch(pieces, n, e->logits);
-        if (st == KVATTN_ERR_POOL_FULL) {
+        if (st == KVATTN_ERR_POOL_FULL) { /* with room made, the pass again; alone, its context outgrows the pool */
             st = KVATTN_OK;
-            if (e->stats.running > 1) {
-                preempt_newest(e);
-                continue;
-            }
-            finish(e, who[0], KVATTN_REQUEST_FAILED); /* alone, its context outgrows the pool */
+            const int others = e->stats.running > 1;
+            pool_full(e, who[0]);
+            if (others) continue;
             break;
         }
         if (st != KVATTN_OK) break;
