@@ -558,6 +558,7 @@ static void test_sampler(void) {
         {{.temperature = 1.0f, .top_p = 0.9f}, 0x7, "top-p 0.9 keeps three"},
         {{.temperature = 1.0f, .min_p = 0.5f}, 0x3, "min-p 0.5: p ≥ 0.25"},
         {{.temperature = 50.0f, .top_k = 2}, 0x3, "the temperature acts after the truncation"},
+        {{.temperature = 0.5f}, 0xf, "no truncation, temperature 0.5"},
         {{.temperature = 1.0f}, 0xf, "no truncation"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -572,6 +573,9 @@ static void test_sampler(void) {
         CHECK(seen == cases[c].allowed, "%s: drew the set 0x%x, want 0x%x", cases[c].what, seen, cases[c].allowed);
         if (c == sizeof cases / sizeof cases[0] - 1) /* p(1) = 0.3: 600 ± 4.5 σ of 20 */
             CHECK(count1 > 510 && count1 < 690, "plain sampling drew token 1 %d times in 2000 (p = 0.3)", count1);
+        if (c == sizeof cases / sizeof cases[0] - 2) /* p ∝ p²: p(1) = 0.09 / 0.365 = 0.247: 493 ± 4.5 σ of 19 */
+            CHECK(count1 > 406 && count1 < 580, "sampling at temperature 0.5 drew token 1 %d times in 2000 (p = 0.247)",
+                  count1);
     }
     kvattn_sampler_params q = {.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f, .seed = 7};
     int same = 1;

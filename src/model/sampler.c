@@ -4,6 +4,8 @@
 
 #include "rng.h"
 
+#include "kernels/kernels.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +103,32 @@ static void top_candidates(const float *logits, int n, int k, candidate *c) {
     qsort(c, (size_t)m, sizeof *c, by_logit_desc);
 }
 
+/* A draw from the whole distribution at the sampler's temperature, walked in
+ * vocabulary order as llama2.c's sample_mult walks it: nothing to sort, and
+ * the exponentials in the machine's vector exp. */
+static int draw_untruncated(kvattn_sampler *s, const float *logits, int n, float *e) {
+    float mx = logits[0];
+    for (int i = 1; i < n; i++) mx = logits[i] > mx ? logits[i] : mx;
+    const float inv_t = 1.0f / s->p.temperature;
+    const float *x = logits;
+    if (inv_t != 1.0f) {
+        for (int i = 0; i < n; i++) e[i] = logits[i] * inv_t;
+        x = e;
+    }
+    const double total = kv_exp_shift_sum(x, mx * inv_t, e, n);
+    kv_rng r = {s->state};
+    const double target = (double)kv_rng_unit(&r) * total;
+    s->state = r.s;
+    double acc = 0.0;
+    int last = 0;
+    for (int i = 0; i < n; i++) {
+        if (e[i] > 0.0f) last = i;
+        acc += e[i];
+        if (target < acc) return i;
+    }
+    return last; /* the walk's sum fell a rounding short of the kernel's */
+}
+
 int kvattn_sample(kvattn_sampler *s, float *logits, int n) {
     if (n < 1) return -1;
     const kvattn_sampler_params *p = &s->p;
@@ -112,6 +140,8 @@ int kvattn_sample(kvattn_sampler *s, float *logits, int n) {
         if (!q) return -1;
         s->scratch = q, s->scratch_n = k;
     }
+    if (k == n && !(p->top_p > 0.0f && p->top_p < 1.0f) && !(p->min_p > 0.0f && p->min_p <= 1.0f))
+        return draw_untruncated(s, logits, n, s->scratch); /* n candidates' room holds n floats */
     candidate *c = s->scratch;
     top_candidates(logits, n, k, c);
     /* top-p and min-p judge the candidates at temperature 1 */
