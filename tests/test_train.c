@@ -123,7 +123,7 @@ static void check_backward(const char *name, const kvattn_model *m, const int32_
     test_rng r = {0x7eac};
     for (int t = 0; t < T_GRAD; t++) {
         test_fill(&r, logits, (size_t)V, 4.0f);
-        kv_train_softmax(teacher + (size_t)t * V, logits, V);
+        kv_train_log_softmax(teacher + (size_t)t * V, logits, V);
     }
     kv_trainer_view v;
     kv_trainer_get_view(tr, &v);
@@ -173,7 +173,7 @@ static double mean_kl(kv_trainer *teacher, kv_trainer *student, const int32_t *t
     for (int at = 0; at + T_TRAIN <= n; at += T_TRAIN, windows++) {
         const float *lt = NULL;
         kv_trainer_forward(teacher, tok + at, T_TRAIN, &lt);
-        for (int t = 0; t < T_TRAIN; t++) kv_train_softmax(tp + (size_t)t * V, lt + (size_t)t * V, V);
+        for (int t = 0; t < T_TRAIN; t++) kv_train_log_softmax(tp + (size_t)t * V, lt + (size_t)t * V, V);
         kv_trainer_forward(student, tok + at, T_TRAIN, NULL);
         double kl = 0.0;
         kv_trainer_zero_grad(student);
@@ -209,6 +209,7 @@ static void check_distill(const char *name, const kvattn_model *m, const int32_t
             for (size_t j = 0; j < len; j++) v.params[at[i] + j] += 0.3f * rms * 1.732f * test_uniform(&r);
         }
     }
+    kv_trainer_sync(student);
     /* the last 4 windows are held out */
     const int held = n - 4 * T_TRAIN, train_windows = held / T_TRAIN;
     const double before = mean_kl(teacher, student, tok + held, 4 * T_TRAIN, tp, V);
@@ -219,7 +220,7 @@ static void check_distill(const char *name, const kvattn_model *m, const int32_t
             const int w = ((step - 1) * 2 + micro) % train_windows;
             const float *lt = NULL;
             kv_trainer_forward(teacher, tok + w * T_TRAIN, T_TRAIN, &lt);
-            for (int t = 0; t < T_TRAIN; t++) kv_train_softmax(tp + (size_t)t * V, lt + (size_t)t * V, V);
+            for (int t = 0; t < T_TRAIN; t++) kv_train_log_softmax(tp + (size_t)t * V, lt + (size_t)t * V, V);
             kv_trainer_forward(student, tok + w * T_TRAIN, T_TRAIN, NULL);
             kv_trainer_backward(student, NULL, tp, 0.0f, 0.5f, NULL);
         }

@@ -71,8 +71,15 @@ static double mm_loss(void *p) {
 static void check_matmul(test_rng *r, int T, int n, int k) {
     mm_ctx m = {
         rnd(r, (size_t)T * k, 1), rnd(r, (size_t)n * k, 1), rnd(r, (size_t)T * n, 1), zeros((size_t)T * n), T, n, k};
-    float *dx = zeros((size_t)T * k), *dW = zeros((size_t)n * k);
-    CHECK(kv_train_matmul_backward(dx, dW, m.c, m.x, m.W, T, n, k) == 0, "matmul backward: out of memory");
+    float *dx = zeros((size_t)T * k), *dW = zeros((size_t)n * k), *Wt = zeros((size_t)n * k);
+    float *work = zeros(kv_train_matmul_backward_work(T, n, k));
+    kv_train_transpose(Wt, m.W, n, k);
+    for (int i = 0; i < n * k; i++) /* the transpose itself */
+        if (Wt[(size_t)(i % k) * n + i / k] != m.W[i]) {
+            CHECK(0, "transpose %dx%d: element %d misplaced", n, k, i);
+            break;
+        }
+    kv_train_matmul_backward(dx, dW, m.c, m.x, Wt, T, n, k, work);
     char what[96];
     snprintf(what, sizeof what, "matmul %dx%dx%d dx", T, n, k);
     check_grad(what, mm_loss, &m, m.x, dx, (size_t)T * k);
@@ -81,12 +88,12 @@ static void check_matmul(test_rng *r, int T, int n, int k) {
     /* accumulation: a second backward doubles the gradients */
     float *dx2 = malloc(sizeof(float) * (size_t)T * k);
     memcpy(dx2, dx, sizeof(float) * (size_t)T * k);
-    kv_train_matmul_backward(dx, NULL, m.c, m.x, m.W, T, n, k);
+    kv_train_matmul_backward(dx, NULL, m.c, m.x, Wt, T, n, k, work);
     double off = 0.0;
     for (size_t i = 0; i < (size_t)T * k; i++) off = fmax(off, fabs(dx[i] - 2 * dx2[i]));
     CHECK(off <= 1e-5 * (1 + test_max_abs(dx, (size_t)T * k)), "matmul %dx%dx%d: backward adds (off %.3g)", T, n, k,
           off);
-    free(m.x), free(m.W), free(m.c), free(m.y), free(dx), free(dW), free(dx2);
+    free(m.x), free(m.W), free(m.c), free(m.y), free(dx), free(dW), free(dx2), free(Wt), free(work);
 }
 
 /* ---- rmsnorm ---- */
@@ -179,7 +186,8 @@ static void check_attention(test_rng *r, int T, int H, int Hkv, int dk, int dv) 
                 0.7f};
     float *dq = zeros((size_t)T * H * dk), *dk_ = zeros((size_t)T * Hkv * dk), *dv_ = zeros((size_t)T * Hkv * dv);
     at_loss(&m);
-    kv_train_attention_backward(dq, dk_, dv_, m.c, m.att, m.q, m.k, m.v, T, H, Hkv, dk, dv, m.scale);
+    float *ds = zeros((size_t)H * T * T);
+    kv_train_attention_backward(dq, dk_, dv_, m.c, m.att, m.q, m.k, m.v, T, H, Hkv, dk, dv, m.scale, ds);
     char what[96];
     snprintf(what, sizeof what, "attention T %d H %d Hkv %d dk %d dv %d: dq", T, H, Hkv, dk, dv);
     check_grad(what, at_loss, &m, m.q, dq, (size_t)T * H * dk);
@@ -187,7 +195,7 @@ static void check_attention(test_rng *r, int T, int H, int Hkv, int dk, int dv) 
     check_grad(what, at_loss, &m, m.k, dk_, (size_t)T * Hkv * dk);
     snprintf(what, sizeof what, "attention T %d H %d Hkv %d dk %d dv %d: dv", T, H, Hkv, dk, dv);
     check_grad(what, at_loss, &m, m.v, dv_, (size_t)T * Hkv * dv);
-    free(m.q), free(m.k), free(m.v), free(m.c), free(m.out), free(m.att), free(dq), free(dk_), free(dv_);
+    free(m.q), free(m.k), free(m.v), free(m.c), free(m.out), free(m.att), free(dq), free(dk_), free(dv_), free(ds);
 }
 
 /* ---- swiglu ---- */
@@ -213,20 +221,25 @@ static void check_swiglu(test_rng *r, size_t n) {
 
 /* ---- loss ---- */
 typedef struct {
-    float *logits, *teacher, *d;
+    float *logits, *teacher, *d, *scratch;
     int V, target;
     float cw;
 } ls_ctx;
 
 static double ls_loss(void *p) {
     ls_ctx *m = p;
-    return kv_train_loss(m->d, m->logits, m->V, m->target, m->teacher, m->cw, 1.0f, NULL);
+    return kv_train_loss(m->d, m->logits, m->V, m->target, m->teacher, m->cw, 1.0f, NULL, m->scratch);
 }
 
 static void check_loss(test_rng *r, int V) {
-    float *tl = rnd(r, (size_t)V, 3), *tp = zeros((size_t)V);
-    kv_train_softmax(tp, tl, V);
-    ls_ctx m = {rnd(r, (size_t)V, 3), tp, zeros((size_t)V), V, test_randint(r, 0, V - 1), 0.0f};
+    float *tl = rnd(r, (size_t)V, 3), *tp = zeros((size_t)V), *scratch = zeros((size_t)V);
+    kv_train_log_softmax(tp, tl, V);
+    double psum =
+        0.0; /* log-softmax: the probabilities it gives sum to 1, and log-probabilities shift with the logits */
+    for (int i = 0; i < V; i++) psum += exp(tp[i]);
+    CHECK(fabs(psum - 1.0) < 1e-5 && fabs((tp[0] - tp[V - 1]) - (tl[0] - tl[V - 1])) < 1e-5,
+          "log-softmax V %d: probabilities sum to %.8f", V, psum);
+    ls_ctx m = {rnd(r, (size_t)V, 3), tp, zeros((size_t)V), scratch, V, test_randint(r, 0, V - 1), 0.0f};
     float *g = zeros((size_t)V);
     const float cws[3] = {0.0f, 0.3f, 1.0f};
     for (int i = 0; i < 3; i++) {
@@ -239,10 +252,10 @@ static void check_loss(test_rng *r, int V) {
     }
     /* KL from a distribution to itself is 0, and its gradient too; the weight scales the gradient */
     double kl = -1.0;
-    kv_train_loss(g, tl, V, -1, tp, 0.0f, 2.0f, &kl);
+    kv_train_loss(g, tl, V, -1, tp, 0.0f, 2.0f, &kl, scratch);
     CHECK(fabs(kl) < 1e-6 && test_max_abs(g, (size_t)V) < 1e-6, "KL of a distribution to itself: %.3g, gradient %.3g",
           kl, test_max_abs(g, (size_t)V));
-    free(tl), free(tp), free(m.logits), free(m.d), free(g);
+    free(tl), free(tp), free(m.logits), free(m.d), free(g), free(scratch);
 }
 
 static void check_embed(test_rng *r) {
@@ -260,7 +273,7 @@ static void check_embed(test_rng *r) {
 
 int main(void) {
     test_rng r = {0x7a1};
-    const int mm[][3] = {{1, 1, 1}, {1, 7, 9}, {3, 16, 33}, {5, 9, 64}, {17, 31, 8}};
+    const int mm[][3] = {{1, 1, 1}, {1, 7, 9}, {3, 16, 33}, {5, 9, 64}, {17, 31, 8}, {33, 45, 70}};
     for (size_t i = 0; i < sizeof mm / sizeof mm[0]; i++) check_matmul(&r, mm[i][0], mm[i][1], mm[i][2]);
     check_rmsnorm(&r, 1, 1);
     check_rmsnorm(&r, 3, 17);
@@ -273,6 +286,8 @@ int main(void) {
     check_attention(&r, 5, 4, 1, 6, 5);
     check_attention(&r, 6, 4, 2, 8, 8);
     check_attention(&r, 7, 3, 3, 5, 3);
+    check_attention(&r, 40, 4, 1, 8, 6); /* past KV_PARALLEL_MIN_MACS: the threaded passes */
+    check_attention(&r, 33, 6, 3, 12, 10);
     check_swiglu(&r, 33);
     check_loss(&r, 11);
     check_loss(&r, 1);

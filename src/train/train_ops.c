@@ -4,6 +4,7 @@
 #include "train_ops.h"
 
 #include "attn/rope.h"
+#include "kernels/kernels.h"
 #include "kernels/ops.h"
 
 #include <math.h>
@@ -14,43 +15,45 @@ void kv_train_matmul_forward(float *y, const float *x, const float *W, int T, in
     kv_matmul(y, x, (kvattn_matrix){W, KVATTN_TYPE_F32}, T, n, k);
 }
 
-/* out[c][r] = in[r][c] for in [rows][cols]. */
-static void transpose(float *out, const float *in, int rows, int cols) {
+/* out[c][r] = in[r][c] for in [rows][cols], in tiles so that both sides stay in cache. */
+void kv_train_transpose(float *out, const float *in, int rows, int cols) {
+    enum { TILE = 32 };
+    const int tiles_r = (rows + TILE - 1) / TILE, tiles_c = (cols + TILE - 1) / TILE;
 #pragma omp parallel for schedule(static) if ((long)rows * cols > KV_PARALLEL_MIN_MACS)
-    for (int c = 0; c < cols; c++)
-        for (int r = 0; r < rows; r++) out[(size_t)c * rows + r] = in[(size_t)r * cols + c];
+    for (int tc = 0; tc < tiles_c; tc++)
+        for (int tr = 0; tr < tiles_r; tr++) {
+            const int c1 = (tc + 1) * TILE < cols ? (tc + 1) * TILE : cols;
+            const int r1 = (tr + 1) * TILE < rows ? (tr + 1) * TILE : rows;
+            for (int c = tc * TILE; c < c1; c++)
+                for (int r = tr * TILE; r < r1; r++) out[(size_t)c * rows + r] = in[(size_t)r * cols + c];
+        }
 }
 
 static void add_into(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
+size_t kv_train_matmul_backward_work(int T, int n, int k) {
+    const size_t for_dx = (size_t)T * k, for_dw = (size_t)n * T + (size_t)k * T + (size_t)n * k;
+    return for_dx > for_dw ? for_dx : for_dw;
+}
+
 /* Both products as kv_matmul's y = x·Wᵀ on transposed operands:
  *   dx = dy · W      = dy · (Wᵀ)ᵀ          (x := dy [T][n],  W := Wᵀ [k][n])
  *   dW = dyᵀ · x     = dyᵀ · (xᵀ)ᵀ         (x := dyᵀ [n][T], W := xᵀ [k][T]) */
-int kv_train_matmul_backward(float *dx, float *dW, const float *dy, const float *x, const float *W, int T, int n,
-                             int k) {
-    const size_t big = (size_t)n * k > (size_t)T * k ? (size_t)n * k : (size_t)T * k;
-    float *a = malloc(sizeof(float) * big), *b = malloc(sizeof(float) * big);
-    float *c = malloc(sizeof(float) * ((size_t)T > (size_t)n ? (size_t)T : (size_t)n) * k);
-    float *dyt = dW ? malloc(sizeof(float) * (size_t)n * T) : NULL;
-    if (!a || !b || !c || (dW && !dyt)) {
-        free(a), free(b), free(c), free(dyt);
-        return -1;
-    }
+void kv_train_matmul_backward(float *dx, float *dW, const float *dy, const float *x, const float *Wt, int T, int n,
+                              int k, float *work) {
     if (dx) {
-        transpose(a, W, n, k); /* Wᵀ [k][n] */
-        kv_matmul(c, dy, (kvattn_matrix){a, KVATTN_TYPE_F32}, T, k, n);
-        add_into(dx, c, (size_t)T * k);
+        kv_matmul(work, dy, (kvattn_matrix){Wt, KVATTN_TYPE_F32}, T, k, n);
+        add_into(dx, work, (size_t)T * k);
     }
     if (dW) {
-        transpose(dyt, dy, T, n); /* dyᵀ [n][T] */
-        transpose(b, x, T, k);    /* xᵀ [k][T]  */
-        kv_matmul(c, dyt, (kvattn_matrix){b, KVATTN_TYPE_F32}, n, k, T);
+        float *dyt = work, *xt = dyt + (size_t)n * T, *c = xt + (size_t)k * T;
+        kv_train_transpose(dyt, dy, T, n); /* dyᵀ [n][T] */
+        kv_train_transpose(xt, x, T, k);   /* xᵀ [k][T]  */
+        kv_matmul(c, dyt, (kvattn_matrix){xt, KVATTN_TYPE_F32}, n, k, T);
         add_into(dW, c, (size_t)n * k);
     }
-    free(a), free(b), free(c), free(dyt);
-    return 0;
 }
 
 void kv_train_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int T, int n, float eps) {
@@ -95,12 +98,6 @@ void kv_train_rope_backward(float *dx, int T, int heads, int hd, int n_rot, cons
             kv_rope_apply(dx + ((size_t)t * heads + h) * hd, n_rot, freqs, -(pos0 + t), pairing);
 }
 
-static float dot(const float *a, const float *b, int n) {
-    float s = 0.0f;
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
 void kv_train_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int T, int H,
                                 int Hkv, int dk, int dv, float scale) {
     const int group = H / Hkv;
@@ -111,12 +108,10 @@ void kv_train_attention_forward(float *out, float *att, const float *q, const fl
         float *p = att + ((size_t)h * T + t) * T, *o = out + ((size_t)t * H + h) * dv;
         float m = -INFINITY;
         for (int j = 0; j <= t; j++) {
-            p[j] = scale * dot(qt, k + ((size_t)j * Hkv + g) * dk, dk);
+            p[j] = scale * kv_dot_f32(qt, k + ((size_t)j * Hkv + g) * dk, dk);
             if (p[j] > m) m = p[j];
         }
-        double sum = 0.0;
-        for (int j = 0; j <= t; j++) sum += p[j] = expf(p[j] - m);
-        const float inv = (float)(1.0 / sum);
+        const float inv = 1.0f / kv_exp_shift_sum(p, m, p, t + 1);
         for (int j = 0; j <= t; j++) p[j] *= inv;
         for (int j = t + 1; j < T; j++) p[j] = 0.0f;
         memset(o, 0, sizeof(float) * (size_t)dv);
@@ -129,38 +124,41 @@ void kv_train_attention_forward(float *out, float *att, const float *q, const fl
 
 /* Per query row t of head h, with P its probabilities over j ≤ t:
  *   dP_j = dout_t·v_j,  dS_j = P_j·(dP_j - Σ_i P_i·dP_i)
- *   dq_t += scale·Σ_j dS_j·k_j,  dk_j += scale·dS_j·q_t,  dv_j += P_j·dout_t
- * Threads take KV heads, whose dk and dv rows only their group writes. */
+ *   dq_t += scale·Σ_j dS_j·k_j,  dk_j += scale·Σ_t dS_j·q_t,  dv_j += Σ_t P_j·dout_t
+ * Two passes, so that threads never write the same row: query rows (dq, and dS kept in ds),
+ * then key rows of each KV head (dk and dv, summed over the group's heads and later rows). */
 void kv_train_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
                                  const float *k, const float *v, int T, int H, int Hkv, int dk_dim, int dv_dim,
-                                 float scale) {
+                                 float scale, float *ds) {
     const int group = H / Hkv;
-#pragma omp parallel if ((long)T * T * H * dk_dim > KV_PARALLEL_MIN_MACS)
-    {
-        float *dp = malloc(sizeof(float) * (size_t)T);
-#pragma omp for schedule(dynamic)
-        for (int g = 0; g < Hkv; g++) {
-            if (!dp) continue;
-            for (int h = g * group; h < (g + 1) * group; h++)
-                for (int t = 0; t < T; t++) {
-                    const float *p = att + ((size_t)h * T + t) * T, *dot_ = dout + ((size_t)t * H + h) * dv_dim;
-                    const float *qt = q + ((size_t)t * H + h) * dk_dim;
-                    float *dqt = dq + ((size_t)t * H + h) * dk_dim;
-                    double pd = 0.0;
-                    for (int j = 0; j <= t; j++) {
-                        dp[j] = dot(dot_, v + ((size_t)j * Hkv + g) * dv_dim, dv_dim);
-                        pd += (double)p[j] * dp[j];
-                    }
-                    for (int j = 0; j <= t; j++) {
-                        const float ds = p[j] * (dp[j] - (float)pd) * scale;
-                        const float *kj = k + ((size_t)j * Hkv + g) * dk_dim;
-                        float *dkj = dk + ((size_t)j * Hkv + g) * dk_dim, *dvj = dv + ((size_t)j * Hkv + g) * dv_dim;
-                        for (int i = 0; i < dk_dim; i++) dqt[i] += ds * kj[i], dkj[i] += ds * qt[i];
-                        for (int i = 0; i < dv_dim; i++) dvj[i] += p[j] * dot_[i];
-                    }
-                }
+    const int big = (long)T * T * H * dk_dim > KV_PARALLEL_MIN_MACS;
+#pragma omp parallel for schedule(dynamic, 4) if (big)
+    for (int ht = 0; ht < H * T; ht++) {
+        const int h = ht / T, t = ht % T, g = h / group;
+        const float *p = att + ((size_t)h * T + t) * T, *dot = dout + ((size_t)t * H + h) * dv_dim;
+        float *d = ds + ((size_t)h * T + t) * T, *dqt = dq + ((size_t)t * H + h) * dk_dim;
+        double pd = 0.0;
+        for (int j = 0; j <= t; j++) {
+            d[j] = kv_dot_f32(dot, v + ((size_t)j * Hkv + g) * dv_dim, dv_dim);
+            pd += (double)p[j] * d[j];
         }
-        free(dp);
+        for (int j = 0; j <= t; j++) {
+            d[j] = p[j] * (d[j] - (float)pd) * scale;
+            const float *kj = k + ((size_t)j * Hkv + g) * dk_dim;
+            for (int i = 0; i < dk_dim; i++) dqt[i] += d[j] * kj[i];
+        }
+    }
+#pragma omp parallel for schedule(dynamic, 4) if (big)
+    for (int gj = 0; gj < Hkv * T; gj++) {
+        const int g = gj / T, j = gj % T;
+        float *dkj = dk + ((size_t)j * Hkv + g) * dk_dim, *dvj = dv + ((size_t)j * Hkv + g) * dv_dim;
+        for (int h = g * group; h < (g + 1) * group; h++)
+            for (int t = j; t < T; t++) {
+                const float dsj = ds[((size_t)h * T + t) * T + j], pj = att[((size_t)h * T + t) * T + j];
+                const float *qt = q + ((size_t)t * H + h) * dk_dim, *dot = dout + ((size_t)t * H + h) * dv_dim;
+                for (int i = 0; i < dk_dim; i++) dkj[i] += dsj * qt[i];
+                for (int i = 0; i < dv_dim; i++) dvj[i] += pj * dot[i];
+            }
     }
 }
 
@@ -187,39 +185,40 @@ void kv_train_embed_backward(float *dE, const float *dx, const int32_t *tokens, 
     for (int t = 0; t < T; t++) add_into(dE + (size_t)tokens[t] * D, dx + (size_t)t * D, (size_t)D);
 }
 
-void kv_train_softmax(float *p, const float *logits, int V) {
+void kv_train_log_softmax(float *logp, const float *logits, int V) {
     float m = -INFINITY;
     for (int i = 0; i < V; i++) m = logits[i] > m ? logits[i] : m;
-    double sum = 0.0;
-    for (int i = 0; i < V; i++) sum += exp((double)logits[i] - m);
-    for (int i = 0; i < V; i++) p[i] = (float)(exp((double)logits[i] - m) / sum);
+    const float log_z = m + logf(kv_exp_shift_sum(logits, m, logp, V));
+    for (int i = 0; i < V; i++) logp[i] = logits[i] - log_z;
 }
 
-/* With p = softmax(logits): ∂CE/∂logits = p - onehot(target), ∂KL(p_t ‖ p)/∂logits = p - p_t. */
-double kv_train_loss(float *dlogits, const float *logits, int V, int target, const float *teacher_p, float ce_weight,
-                     float weight, double *kl) {
-    const float cw = !teacher_p ? 1.0f : target < 0 ? 0.0f : ce_weight;
+/* With p = softmax(logits): ∂CE/∂logits = p - onehot(target), ∂KL(p_t ‖ p)/∂logits = p - p_t.
+ * The exponentials go through the machine's vector exp (about 2 ulp); the sums are in double. */
+double kv_train_loss(float *dlogits, const float *logits, int V, int target, const float *teacher_logp, float ce_weight,
+                     float weight, double *kl, float *scratch) {
+    const float cw = !teacher_logp ? 1.0f : target < 0 ? 0.0f : ce_weight;
     float m = -INFINITY;
     for (int i = 0; i < V; i++) m = logits[i] > m ? logits[i] : m;
-    double sum = 0.0;
-    for (int i = 0; i < V; i++) sum += exp((double)logits[i] - m);
-    const double log_z = m + log(sum);
-    double loss = 0.0, k = 0.0;
-    for (int i = 0; i < V; i++) {
-        const double logp = logits[i] - log_z, p = exp(logp);
-        double g = p;
-        if (teacher_p) {
-            const double pt = teacher_p[i];
-            if (pt > 0.0) k += pt * (log(pt) - logp);
-            g -= (1.0 - cw) * pt;
+    const float *e = dlogits; /* exp(logits - m), then overwritten by the gradient */
+    const double sum = kv_exp_shift_sum(logits, m, dlogits, V);
+    const float log_z = (float)(m + log(sum)), inv = (float)(1.0 / sum);
+    double k = 0.0;
+    if (teacher_logp) {
+        kv_exp_shift_sum(teacher_logp, 0.0f, scratch, V); /* the teacher's probabilities */
+        const float tw = (1.0f - cw) * weight;
+        for (int i = 0; i < V; i++) {
+            const float pt = scratch[i];
+            if (pt > 0.0f) k += (double)pt * (teacher_logp[i] - (logits[i] - log_z));
+            dlogits[i] = e[i] * inv * weight - tw * pt;
         }
-        if (i == target) {
-            g -= cw;
-            loss += cw * -logp;
-        }
-        dlogits[i] = (float)(g * weight);
+    } else {
+        for (int i = 0; i < V; i++) dlogits[i] = e[i] * inv * weight;
     }
-    loss += (1.0 - cw) * k;
+    double loss = (1.0 - cw) * k;
+    if (target >= 0 && cw > 0.0f) {
+        dlogits[target] -= cw * weight;
+        loss += cw * -(double)(logits[target] - log_z);
+    }
     if (kl) *kl = k;
     return loss;
 }

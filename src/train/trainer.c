@@ -34,7 +34,8 @@ typedef struct {
 
 typedef struct {
     size_t at, n;
-    int matrix, trains;
+    int rows, cols; /* a matrix's shape; rows = 0 for a vector */
+    int trains;
 } tensor;
 
 struct kv_trainer {
@@ -51,6 +52,10 @@ struct kv_trainer {
     tensor *tensors;
     int n_tensors;
     float *params, *grads, *m1, *m2;
+    float *params_t;  /* every matrix transposed, at its offset: the backward's dx = dy · W    */
+    float *work;      /* kv_train_matmul_backward's workspace                                */
+    double *pos_loss; /* each position's loss and KL, summed in order [max_T] each           */
+    float *ds;        /* the attention backward's score gradients [H][max_T][max_T]          */
     layer_acts *acts;
     float *x_final, *xnf, *rstdf, *logits, *dlogits;
     float *dx, *dxn, *dq_, *dk, *dv_, *dao, *dg, *du, *dh, *tmp;
@@ -59,11 +64,35 @@ struct kv_trainer {
 };
 
 /* Each tensor's place in the buffer, in order; trains says whether `what` trains it. */
-static size_t add_tensor(kv_trainer *tr, size_t n, int matrix, int trains) {
+static size_t add_tensor(kv_trainer *tr, int rows, int cols, int trains) {
     tensor *t = &tr->tensors[tr->n_tensors++];
-    *t = (tensor){tr->n, n, matrix, trains};
-    tr->n += n;
+    *t = (tensor){tr->n, (size_t)(rows ? rows : 1) * cols, rows, cols, trains};
+    tr->n += t->n;
     return t->at;
+}
+static size_t add_matrix(kv_trainer *tr, int rows, int cols, int trains) { return add_tensor(tr, rows, cols, trains); }
+static size_t add_vector(kv_trainer *tr, int n, int trains) { return add_tensor(tr, 0, n, trains); }
+
+/* The transposed copies of the matrices (all of them, or the trainable ones after a step). */
+static void transpose_params(kv_trainer *tr, int trainable_only) {
+    for (int i = 0; i < tr->n_tensors; i++) {
+        const tensor *t = &tr->tensors[i];
+        if (t->rows && (t->trains || !trainable_only))
+            kv_train_transpose(tr->params_t + t->at, tr->params + t->at, t->rows, t->cols);
+    }
+}
+
+/* The workspace the backward's products need at T rows: the dx product of every matrix, and
+ * the dW product of the trainable ones (the head's, when it trains, is the largest). */
+static size_t backward_work(const kv_trainer *tr, int T) {
+    size_t most = 0;
+    for (int i = 0; i < tr->n_tensors; i++) {
+        const tensor *t = &tr->tensors[i];
+        if (!t->rows) continue;
+        const size_t w = t->trains ? kv_train_matmul_backward_work(T, t->rows, t->cols) : (size_t)T * t->cols;
+        most = w > most ? w : most;
+    }
+    return most;
 }
 
 static void load_matrix(float *dst, kvattn_matrix W, int rows, int cols) {
@@ -138,33 +167,38 @@ kvattn_status kv_trainer_create(const kvattn_model *m, kv_train_what what, int m
     tr->freqs = malloc(sizeof(float) * ((size_t)tr->n_rot / 2 + 1));
     if (!tr->layers || !tr->tensors || !tr->acts || !tr->freqs) goto nomem;
     kv_rope_freqs(&ac->rope, tr->n_rot, tr->freqs);
-    tr->tok_embd = add_tensor(tr, (size_t)V * D, 1, all);
+    tr->tok_embd = add_matrix(tr, V, D, all);
     for (int l = 0; l < L; l++) {
         kv_train_layer *y = &tr->layers[l];
         y->wq_a = y->q_norm = y->wq_b = y->wkv_a = y->kv_norm = y->wkv_b = y->wk = y->wv = SIZE_MAX;
-        y->attn_norm = add_tensor(tr, (size_t)D, 0, all);
-        y->wq = add_tensor(tr, (size_t)qd * D, 1, 1);
+        y->attn_norm = add_vector(tr, D, all);
+        y->wq = add_matrix(tr, qd, D, 1);
         if (mla) {
-            y->wkv_a = add_tensor(tr, (size_t)dl * D, 1, 1);
-            if (!tr->kv_norm_off) y->kv_norm = add_tensor(tr, (size_t)tr->dc, 0, 1);
-            y->wkv_b = add_tensor(tr, (size_t)kvd * tr->dc, 1, 1);
+            y->wkv_a = add_matrix(tr, dl, D, 1);
+            if (!tr->kv_norm_off) y->kv_norm = add_vector(tr, tr->dc, 1);
+            y->wkv_b = add_matrix(tr, kvd, tr->dc, 1);
         } else {
-            y->wk = add_tensor(tr, (size_t)kd * D, 1, 1);
-            y->wv = add_tensor(tr, (size_t)kd * D, 1, 1);
+            y->wk = add_matrix(tr, kd, D, 1);
+            y->wv = add_matrix(tr, kd, D, 1);
         }
-        y->wo = add_tensor(tr, (size_t)D * od, 1, 1);
-        y->ffn_norm = add_tensor(tr, (size_t)D, 0, all);
-        y->w_gate = add_tensor(tr, (size_t)F * D, 1, all);
-        y->w_up = add_tensor(tr, (size_t)F * D, 1, all);
-        y->w_down = add_tensor(tr, (size_t)D * F, 1, all);
+        y->wo = add_matrix(tr, D, od, 1);
+        y->ffn_norm = add_vector(tr, D, all);
+        y->w_gate = add_matrix(tr, F, D, all);
+        y->w_up = add_matrix(tr, F, D, all);
+        y->w_down = add_matrix(tr, D, F, all);
     }
-    tr->out_norm = add_tensor(tr, (size_t)D, 0, all);
-    tr->output = tied ? tr->tok_embd : add_tensor(tr, (size_t)V * D, 1, all);
+    tr->out_norm = add_vector(tr, D, all);
+    tr->output = tied ? tr->tok_embd : add_matrix(tr, V, D, all);
     tr->params = calloc(tr->n, sizeof(float));
     tr->grads = calloc(tr->n, sizeof(float));
     tr->m1 = calloc(tr->n, sizeof(float));
     tr->m2 = calloc(tr->n, sizeof(float));
-    if (!tr->params || !tr->grads || !tr->m1 || !tr->m2) goto nomem;
+    tr->params_t = calloc(tr->n, sizeof(float));
+    tr->work = malloc(sizeof(float) * backward_work(tr, max_T));
+    tr->pos_loss = malloc(sizeof(double) * 2 * (size_t)max_T);
+    tr->ds = malloc(sizeof(float) * (size_t)H * max_T * max_T);
+    if (!tr->params || !tr->grads || !tr->m1 || !tr->m2 || !tr->params_t || !tr->work || !tr->pos_loss || !tr->ds)
+        goto nomem;
     float *P = tr->params;
     load_matrix(P + tr->tok_embd, m->tok_embd, V, D);
     if (!tied) load_matrix(P + tr->output, m->output, V, D);
@@ -188,6 +222,7 @@ kvattn_status kv_trainer_create(const kvattn_model *m, kv_train_what what, int m
         load_matrix(P + y->w_up, b->ffn_up, F, D);
         load_matrix(P + y->w_down, b->ffn_down, D, F);
     }
+    transpose_params(tr, 0);
     /* activations: per layer, then the head's, then the backward's scratch */
     const size_t T = (size_t)max_T,
                  wide = (size_t)(D > F ? D : F) > (size_t)kvd ? (size_t)(D > F ? D : F) : (size_t)kvd;
@@ -236,6 +271,7 @@ void kv_trainer_free(kv_trainer *tr) {
     if (tr->acts) free(tr->acts[0].x_in); /* the activations' pool starts there */
     free(tr->acts), free(tr->layers), free(tr->tensors), free(tr->freqs), free(tr->tokens);
     free(tr->params), free(tr->grads), free(tr->m1), free(tr->m2);
+    free(tr->params_t), free(tr->work), free(tr->pos_loss), free(tr->ds);
     free(tr);
 }
 
@@ -326,15 +362,15 @@ static void zero(float *x, size_t n) { memset(x, 0, sizeof(float) * n); }
 /* From dq_, dk, dv_ (the attention's input gradients) back to tr->dxn, the gradient of the
  * layer's normed input (written), and the projections' weights: qkv_forward in reverse. */
 static void qkv_backward(kv_trainer *tr, const kv_train_layer *y, const layer_acts *a, int T) {
-    const float *P = tr->params;
+    const float *P = tr->params, *PT = tr->params_t;
     const int D = tr->D, H = tr->H, qd = H * tr->dq, kd = tr->Hk * tr->dq;
     zero(tr->dxn, (size_t)T * D);
     if (!tr->mla) {
         kv_train_rope_backward(tr->dq_, T, H, tr->dq, tr->n_rot, tr->freqs, 0, tr->pairing);
         kv_train_rope_backward(tr->dk, T, tr->Hk, tr->dq, tr->n_rot, tr->freqs, 0, tr->pairing);
-        kv_train_matmul_backward(tr->dxn, grad_of(tr, y->wq), tr->dq_, a->xn1, P + y->wq, T, qd, D);
-        kv_train_matmul_backward(tr->dxn, grad_of(tr, y->wk), tr->dk, a->xn1, P + y->wk, T, kd, D);
-        kv_train_matmul_backward(tr->dxn, grad_of(tr, y->wv), tr->dv_, a->xn1, P + y->wv, T, kd, D);
+        kv_train_matmul_backward(tr->dxn, grad_of(tr, y->wq), tr->dq_, a->xn1, PT + y->wq, T, qd, D, tr->work);
+        kv_train_matmul_backward(tr->dxn, grad_of(tr, y->wk), tr->dk, a->xn1, PT + y->wk, T, kd, D, tr->work);
+        kv_train_matmul_backward(tr->dxn, grad_of(tr, y->wv), tr->dv_, a->xn1, PT + y->wv, T, kd, D, tr->work);
         return;
     }
     const int dn = tr->dn, dr = tr->dr, dv = tr->dv, dc = tr->dc, dl = dc + dr, kvw = dn + dv;
@@ -349,7 +385,7 @@ static void qkv_backward(kv_trainer *tr, const kv_train_layer *y, const layer_ac
         for (int i = 0; i < dr; i++) dkr[t * dr + i] += tr->dk[th * tr->dq + dn + i];
     }
     zero(tr->dcl, (size_t)T * dc);
-    kv_train_matmul_backward(tr->dcl, grad_of(tr, y->wkv_b), dkv, a->cn, P + y->wkv_b, T, H * kvw, dc);
+    kv_train_matmul_backward(tr->dcl, grad_of(tr, y->wkv_b), dkv, a->cn, PT + y->wkv_b, T, H * kvw, dc, tr->work);
     kv_train_rope_backward(dkr, T, 1, dr, dr, tr->freqs, 0, tr->pairing);
     for (int t = 0; t < T; t++) memcpy(tr->dlat + (size_t)t * dl + dc, dkr + (size_t)t * dr, sizeof(float) * dr);
     if (tr->kv_norm_off) {
@@ -360,31 +396,39 @@ static void qkv_backward(kv_trainer *tr, const kv_train_layer *y, const layer_ac
         kv_train_rmsnorm_backward(dc_in, grad_of(tr, y->kv_norm), tr->dcl, a->c, P + y->kv_norm, a->rstdc, T, dc);
         for (int t = 0; t < T; t++) memcpy(tr->dlat + (size_t)t * dl, dc_in + (size_t)t * dc, sizeof(float) * dc);
     }
-    kv_train_matmul_backward(tr->dxn, grad_of(tr, y->wkv_a), tr->dlat, a->xn1, P + y->wkv_a, T, dl, D);
+    kv_train_matmul_backward(tr->dxn, grad_of(tr, y->wkv_a), tr->dlat, a->xn1, PT + y->wkv_a, T, dl, D, tr->work);
     mla_rope_q(tr, tr->dq_, T, 1); /* after dkr's use: both use tr->rot */
-    kv_train_matmul_backward(tr->dxn, grad_of(tr, y->wq), tr->dq_, a->xn1, P + y->wq, T, qd, D);
+    kv_train_matmul_backward(tr->dxn, grad_of(tr, y->wq), tr->dq_, a->xn1, PT + y->wq, T, qd, D, tr->work);
 }
 
-double kv_trainer_backward(kv_trainer *tr, const int32_t *targets, const float *teacher_p, float ce_weight, float scale,
-                           double *kl) {
+double kv_trainer_backward(kv_trainer *tr, const int32_t *targets, const float *teacher_logp, float ce_weight,
+                           float scale, double *kl) {
     const int T = tr->T, D = tr->D, F = tr->F, V = tr->V, od = tr->H * tr->dv;
-    const float *P = tr->params;
-    double loss = 0.0, kl_sum = 0.0;
-    for (int t = 0; t < T; t++) {
-        const int target = targets ? targets[t] : -1;
-        const float *pt = teacher_p ? teacher_p + (size_t)t * V : NULL;
-        if (target < 0 && !pt) {
-            zero(tr->dlogits + (size_t)t * V, (size_t)V);
-            continue;
+    const float *P = tr->params, *PT = tr->params_t;
+    double *pos_kl = tr->pos_loss + T;
+#pragma omp parallel
+    {
+        float *scratch = teacher_logp ? malloc(sizeof(float) * (size_t)V) : NULL;
+#pragma omp for schedule(static)
+        for (int t = 0; t < T; t++) {
+            const int target = targets ? targets[t] : -1;
+            const float *lt = teacher_logp ? teacher_logp + (size_t)t * V : NULL;
+            tr->pos_loss[t] = pos_kl[t] = 0.0;
+            if ((target < 0 && !lt) || (lt && !scratch)) {
+                zero(tr->dlogits + (size_t)t * V, (size_t)V);
+                continue;
+            }
+            tr->pos_loss[t] = kv_train_loss(tr->dlogits + (size_t)t * V, tr->logits + (size_t)t * V, V, target, lt,
+                                            ce_weight, scale / T, &pos_kl[t], scratch);
         }
-        double k = 0.0;
-        loss += kv_train_loss(tr->dlogits + (size_t)t * V, tr->logits + (size_t)t * V, V, target, pt, ce_weight,
-                              scale / T, &k);
-        kl_sum += k;
+        free(scratch);
     }
+    double loss = 0.0, kl_sum = 0.0;
+    for (int t = 0; t < T; t++) loss += tr->pos_loss[t], kl_sum += pos_kl[t];
     /* the head: logits = W_out · rmsnorm(x_final) */
     zero(tr->dxn, (size_t)T * D);
-    kv_train_matmul_backward(tr->dxn, grad_of(tr, tr->output), tr->dlogits, tr->xnf, P + tr->output, T, V, D);
+    kv_train_matmul_backward(tr->dxn, grad_of(tr, tr->output), tr->dlogits, tr->xnf, PT + tr->output, T, V, D,
+                             tr->work);
     zero(tr->dx, (size_t)T * D);
     kv_train_rmsnorm_backward(tr->dx, grad_of(tr, tr->out_norm), tr->dxn, tr->x_final, P + tr->out_norm, tr->rstdf, T,
                               D);
@@ -393,20 +437,20 @@ double kv_trainer_backward(kv_trainer *tr, const int32_t *targets, const float *
         const layer_acts *a = &tr->acts[l];
         /* FFN; dx carries on to x_mid through the residual */
         zero(tr->dh, (size_t)T * F);
-        kv_train_matmul_backward(tr->dh, grad_of(tr, y->w_down), tr->dx, a->h, P + y->w_down, T, D, F);
+        kv_train_matmul_backward(tr->dh, grad_of(tr, y->w_down), tr->dx, a->h, PT + y->w_down, T, D, F, tr->work);
         zero(tr->dg, (size_t)T * F), zero(tr->du, (size_t)T * F);
         kv_train_swiglu_backward(tr->dg, tr->du, tr->dh, a->g, a->u, (size_t)T * F);
         zero(tr->dxn, (size_t)T * D);
-        kv_train_matmul_backward(tr->dxn, grad_of(tr, y->w_gate), tr->dg, a->xn2, P + y->w_gate, T, F, D);
-        kv_train_matmul_backward(tr->dxn, grad_of(tr, y->w_up), tr->du, a->xn2, P + y->w_up, T, F, D);
+        kv_train_matmul_backward(tr->dxn, grad_of(tr, y->w_gate), tr->dg, a->xn2, PT + y->w_gate, T, F, D, tr->work);
+        kv_train_matmul_backward(tr->dxn, grad_of(tr, y->w_up), tr->du, a->xn2, PT + y->w_up, T, F, D, tr->work);
         kv_train_rmsnorm_backward(tr->dx, grad_of(tr, y->ffn_norm), tr->dxn, a->x_mid, P + y->ffn_norm, a->rstd2, T, D);
         /* attention; dx carries on to x_in */
         zero(tr->dao, (size_t)T * od);
-        kv_train_matmul_backward(tr->dao, grad_of(tr, y->wo), tr->dx, a->ao, P + y->wo, T, D, od);
+        kv_train_matmul_backward(tr->dao, grad_of(tr, y->wo), tr->dx, a->ao, PT + y->wo, T, D, od, tr->work);
         zero(tr->dq_, (size_t)T * tr->H * tr->dq), zero(tr->dk, (size_t)T * tr->Hk * tr->dq);
         zero(tr->dv_, (size_t)T * tr->Hk * tr->dv);
         kv_train_attention_backward(tr->dq_, tr->dk, tr->dv_, tr->dao, a->att, a->q, a->k, a->v, T, tr->H, tr->Hk,
-                                    tr->dq, tr->dv, tr->att_scale);
+                                    tr->dq, tr->dv, tr->att_scale, tr->ds);
         qkv_backward(tr, y, a, T);
         kv_train_rmsnorm_backward(tr->dx, grad_of(tr, y->attn_norm), tr->dxn, a->x_in, P + y->attn_norm, a->rstd1, T,
                                   D);
@@ -445,7 +489,7 @@ double kv_trainer_step(kv_trainer *tr, const kv_adamw_params *p, int step) {
     for (int i = 0; i < tr->n_tensors; i++) {
         const tensor *t = &tr->tensors[i];
         if (!t->trains) continue;
-        const float decay = t->matrix ? p->weight_decay : 0.0f;
+        const float decay = t->rows ? p->weight_decay : 0.0f;
 #pragma omp parallel for schedule(static) if (t->n > 65536)
         for (size_t j = t->at; j < t->at + t->n; j++) {
             const float g = tr->grads[j] * clip;
@@ -455,12 +499,15 @@ double kv_trainer_step(kv_trainer *tr, const kv_adamw_params *p, int step) {
             tr->params[j] -= lr * (mh / (sqrtf(vh) + eps) + decay * tr->params[j]);
         }
     }
+    transpose_params(tr, 1);
     return norm;
 }
 
 void kv_trainer_get_view(kv_trainer *tr, kv_trainer_view *v) {
     *v = (kv_trainer_view){tr->params, tr->grads, tr->n, tr->layers, tr->tok_embd, tr->out_norm, tr->output};
 }
+
+void kv_trainer_sync(kv_trainer *tr) { transpose_params(tr, 0); }
 
 size_t kv_trainer_tensor_size(const kv_trainer *tr, size_t at) {
     for (int i = 0; i < tr->n_tensors; i++)

@@ -50,12 +50,12 @@ void kv_trainer_free(kv_trainer *tr);
 kvattn_status kv_trainer_forward(kv_trainer *tr, const int32_t *tokens, int T, const float **logits);
 
 /* The loss of the last forward against `targets` [T] (the next tokens; -1:
- * none) and the teacher's probabilities teacher_p [T][V] (or NULL), mixed by
- * ce_weight as kv_train_loss does, averaged over the T positions and scaled
- * by `scale` (1 / micro-batches); its gradients are added into the
+ * none) and the teacher's log-probabilities teacher_logp [T][V] (or NULL),
+ * mixed by ce_weight as kv_train_loss does, averaged over the T positions and
+ * scaled by `scale` (1 / micro-batches); its gradients are added into the
  * trainer's. Returns the mean loss; *kl the mean KL (0 without a teacher). */
-double kv_trainer_backward(kv_trainer *tr, const int32_t *targets, const float *teacher_p, float ce_weight, float scale,
-                           double *kl);
+double kv_trainer_backward(kv_trainer *tr, const int32_t *targets, const float *teacher_logp, float ce_weight,
+                           float scale, double *kl);
 
 /* Zeroes the gradients. */
 void kv_trainer_zero_grad(kv_trainer *tr);
@@ -77,6 +77,8 @@ typedef struct {
     size_t tok_embd, out_norm, output;
 } kv_trainer_view;
 void kv_trainer_get_view(kv_trainer *tr, kv_trainer_view *v);
+/* After parameters were written through the view: the trainer's own copies of them follow. */
+void kv_trainer_sync(kv_trainer *tr);
 
 /* Whether the tensor at offset `at` trains; its size in floats (0: no tensor starts there). */
 int kv_trainer_trains(const kv_trainer *tr, size_t at);

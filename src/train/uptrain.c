@@ -151,7 +151,8 @@ kvattn_status kvattn_uptrain(const kvattn_model *student, const kvattn_model *te
             const int32_t *w = p->tokens + at;
             if ((st = kvattn_session_rewind(ts, 0)) != KVATTN_OK) break;
             if ((st = kvattn_session_decode(ts, w, T, tl, 1)) != KVATTN_OK) break;
-            for (int t = 0; t < T; t++) kv_train_softmax(tp + (size_t)t * V, tl + (size_t)t * V, V);
+#pragma omp parallel for schedule(static)
+            for (int t = 0; t < T; t++) kv_train_log_softmax(tp + (size_t)t * V, tl + (size_t)t * V, V);
             for (int t = 0; t < T; t++) targets[t] = w[t + 1];
             if ((st = kv_trainer_forward(tr, w, T, NULL)) != KVATTN_OK) break;
             double k = 0.0;
