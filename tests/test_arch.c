@@ -13,6 +13,7 @@
  * their scale: 1e-2 · max|logit|, with the greedy token unchanged. */
 #define _POSIX_C_SOURCE 200809L
 #include "golden_file.h"
+#include "golden_gguf.h"
 #include "test_util.h"
 
 #include <math.h>
@@ -25,64 +26,7 @@
 #define TOL     1e-4
 #define TOL_F16 1e-2
 
-static const char *const ARCH[] = {"llama", "qwen2", "qwen3"};
-
 static int n_of(const golden_file *g, const char *k) { return (int)num(g, k); }
-
-/* The fixture as a GGUF of the fixture's architecture; weights of wtype, the
- * router and the vectors f32 (as llama.cpp's converter keeps them). With
- * linear > 0, RoPE scaling as the keys rope.scaling.type = linear and
- * rope.scaling.factor instead of the fixture's rope_freqs.weight. */
-static kvattn_status write_gguf(const golden_file *g, const char *path, kvattn_type wtype, const char *extra,
-                                float linear) {
-    const char *arch = ARCH[n_of(g, "arch")];
-    const int D = n_of(g, "D"), H = n_of(g, "H"), hd = n_of(g, "hd");
-    kvattn_gguf_writer *w;
-    kvattn_status st = kvattn_gguf_writer_create(&w);
-    if (st) return st;
-    char key[96];
-#define KEY(k) (snprintf(key, sizeof key, "%s." k, arch), key)
-    kvattn_gguf_set_str(w, "general.architecture", arch);
-    kvattn_gguf_set_str(w, "general.name", "tiny");
-    kvattn_gguf_set_u32(w, KEY("context_length"), 64);
-    kvattn_gguf_set_u32(w, KEY("embedding_length"), (uint32_t)D);
-    kvattn_gguf_set_u32(w, KEY("block_count"), (uint32_t)n_of(g, "L"));
-    kvattn_gguf_set_u32(w, KEY("feed_forward_length"), (uint32_t)n_of(g, "F"));
-    kvattn_gguf_set_u32(w, KEY("attention.head_count"), (uint32_t)H);
-    kvattn_gguf_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)n_of(g, "n_kv"));
-    if (H * hd != D) {
-        kvattn_gguf_set_u32(w, KEY("attention.key_length"), (uint32_t)hd);
-        kvattn_gguf_set_u32(w, KEY("attention.value_length"), (uint32_t)hd);
-    }
-    kvattn_gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), num(g, "eps"));
-    kvattn_gguf_set_f32(w, KEY("rope.freq_base"), num(g, "theta"));
-    if (linear > 0) {
-        kvattn_gguf_set_str(w, KEY("rope.scaling.type"), "linear");
-        kvattn_gguf_set_f32(w, KEY("rope.scaling.factor"), linear);
-    }
-    if (n_of(g, "experts")) {
-        kvattn_gguf_set_u32(w, KEY("expert_count"), (uint32_t)n_of(g, "experts"));
-        kvattn_gguf_set_u32(w, KEY("expert_used_count"), (uint32_t)n_of(g, "topk"));
-    }
-#undef KEY
-    for (int i = 0; i < g->count && !st; i++) {
-        const golden_array *a = &g->a[i];
-        if (!strstr(a->name, ".weight") && !strstr(a->name, ".bias")) continue;
-        if (linear > 0 && !strcmp(a->name, "rope_freqs.weight")) continue;
-        int64_t ne[4];
-        for (int d = 0; d < a->n_dims; d++) ne[d] = a->dims[a->n_dims - 1 - d];
-        kvattn_type t = a->n_dims >= 2 && !strstr(a->name, "gate_inp") ? wtype : KVATTN_TYPE_F32;
-        st = kvattn_gguf_add_tensor(w, a->name, t, ne, a->n_dims, a->data);
-    }
-    if (!st && extra) { /* a tensor kvattn does not apply */
-        const golden_array *norm = get(g, "output_norm.weight");
-        int64_t ne[1] = {D};
-        st = kvattn_gguf_add_tensor(w, extra, KVATTN_TYPE_F32, ne, 1, norm->data);
-    }
-    if (!st) st = kvattn_gguf_write_file(w, path);
-    kvattn_gguf_writer_free(w);
-    return st;
-}
 
 /* ---- a Hugging Face folder of the same weights ---------------------------- */
 
@@ -270,13 +214,13 @@ static void check_fixture(const char *fixture) {
     CHECK(ok, "cannot read %s", path);
     if (!ok) return;
     const int V = n_of(&g, "V"), T = get(&g, "tokens")->n, P = n_of(&g, "prefill"), steps = T - P + 1;
-    const char *arch = ARCH[n_of(&g, "arch")];
+    const char *arch = golden_arch_name(&g);
     const double scale = test_max_abs(get(&g, "logits")->data, (size_t)get(&g, "logits")->n);
     float *logits = malloc(sizeof(float) * (size_t)steps * V), *all = malloc(sizeof(float) * (size_t)T * V);
     snprintf(gpath, sizeof gpath, "/tmp/kvattn_arch_%d.gguf", (int)getpid());
 
     for (int f16 = 0; f16 < 2; f16++) {
-        CHECK_OK(write_gguf(&g, gpath, f16 ? KVATTN_TYPE_F16 : KVATTN_TYPE_F32, NULL, 0));
+        CHECK_OK(golden_write_gguf(&g, gpath, f16 ? KVATTN_TYPE_F16 : KVATTN_TYPE_F32, NULL, 0));
         kvattn_model *m = NULL;
         CHECK_OK(kvattn_model_load(gpath, NULL, &m));
         if (!m) continue;
@@ -385,12 +329,12 @@ static void check_linear_scaling(void) {
     snprintf(a, sizeof a, "/tmp/kvattn_lin_a_%d.gguf", (int)getpid());
     snprintf(b, sizeof b, "/tmp/kvattn_lin_b_%d.gguf", (int)getpid());
     snprintf(dir, sizeof dir, "/tmp/kvattn_lin_hf_%d", (int)getpid());
-    CHECK_OK(write_gguf(&g, a, KVATTN_TYPE_F32, NULL, 0));
-    CHECK_OK(write_gguf(&g, b, KVATTN_TYPE_F32, NULL, 4.0f));
+    CHECK_OK(golden_write_gguf(&g, a, KVATTN_TYPE_F32, NULL, 0));
+    CHECK_OK(golden_write_gguf(&g, b, KVATTN_TYPE_F32, NULL, 4.0f));
     CHECK(write_hf_folder(&g, dir, 4.0f) == 0, "linear: HF folder written");
     int ok = load_and_run(a, &g, la) == 0 && load_and_run(b, &g, lb) == 0 && load_and_run(dir, &g, lc) == 0;
     for (int i = 0; i < rf->n; i++) rf->data[i] = 1.0f;
-    ok = ok && load_and_run(a, &g, l1) == 0 && write_gguf(&g, a, KVATTN_TYPE_F32, NULL, 0) == KVATTN_OK &&
+    ok = ok && load_and_run(a, &g, l1) == 0 && golden_write_gguf(&g, a, KVATTN_TYPE_F32, NULL, 0) == KVATTN_OK &&
          load_and_run(a, &g, l1) == 0;
     if (ok) {
         const size_t n = (size_t)V * steps;
@@ -420,7 +364,7 @@ static void check_refusals(void) {
     if (golden_load(path, &g) != 0) return;
     snprintf(gpath, sizeof gpath, "/tmp/kvattn_arch_bad_%d.gguf", (int)getpid());
     for (size_t i = 0; i < sizeof extra / sizeof *extra; i++) {
-        CHECK_OK(write_gguf(&g, gpath, KVATTN_TYPE_F32, extra[i], 0));
+        CHECK_OK(golden_write_gguf(&g, gpath, KVATTN_TYPE_F32, extra[i], 0));
         kvattn_model *m = NULL;
         kvattn_status st = kvattn_model_load(gpath, NULL, &m);
         CHECK(st == KVATTN_ERR_UNSUPPORTED && strstr(kvattn_last_error(), extra[i]),
@@ -441,7 +385,7 @@ static void write_cli_models(void) {
         snprintf(out, sizeof out, "tiny_%s.gguf", names[i]);
         golden_file g;
         if (golden_load(path, &g) != 0) continue;
-        CHECK_OK(write_gguf(&g, out, KVATTN_TYPE_F16, NULL, 0));
+        CHECK_OK(golden_write_gguf(&g, out, KVATTN_TYPE_F16, NULL, 0));
         golden_free(&g);
     }
 }

@@ -10,6 +10,7 @@
  * rotation or scale moves logits by O(1). */
 #define _POSIX_C_SOURCE 200809L
 #include "golden_file.h"
+#include "golden_gguf.h"
 #include "test_util.h"
 
 #include <math.h>
@@ -22,105 +23,8 @@
 
 #define TOL 1e-4
 
-/* Writes the fixture's model as a deepseek2 GGUF. */
-static kvattn_status write_gguf_vocab(const golden_file *g, const char *path, int split, kvattn_type wtype, int vocab) {
-    kvattn_gguf_writer *w;
-    kvattn_status st = kvattn_gguf_writer_create(&w);
-    if (st) return st;
-    if (vocab) { /* <unk>, <s>, </s>, then byte tokens <0x00>…: enough to run from text */
-        int V = (int)num(g, "V");
-        char(*pieces)[8] = malloc(sizeof *pieces * (size_t)V);
-        const char **pp = malloc(sizeof *pp * (size_t)V);
-        int32_t *types = malloc(sizeof *types * (size_t)V);
-        for (int i = 0; i < V; i++) {
-            if (i < 3) snprintf(pieces[i], 8, "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
-            else snprintf(pieces[i], 8, "<0x%02X>", (unsigned)(i - 3) & 0xffu);
-            pp[i] = pieces[i];
-            types[i] = i == 0 ? 2 : i < 3 ? 3 : 6;
-        }
-        kvattn_gguf_set_str(w, "tokenizer.ggml.model", "llama");
-        kvattn_gguf_set_str_array(w, "tokenizer.ggml.tokens", pp, NULL, V);
-        kvattn_gguf_set_i32_array(w, "tokenizer.ggml.token_type", types, V);
-        kvattn_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
-        kvattn_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
-        free(pieces), free(pp), free(types);
-    }
-    const int D = (int)num(g, "D"), H = (int)num(g, "H"), L = (int)num(g, "L"), ql = (int)num(g, "ql");
-    const int dc = (int)num(g, "dc"), dn = (int)num(g, "dn"), dr = (int)num(g, "dr"), dv = (int)num(g, "dv");
-    const int E = (int)num(g, "experts"), orig = (int)num(g, "orig"), max_seq = (int)num(g, "max_seq");
-    const int sig = num(g, "sigmoid") == 1.0f;
-    kvattn_gguf_set_str(w, "general.architecture", "deepseek2");
-    kvattn_gguf_set_str(w, "general.name", "tiny-deepseek");
-    kvattn_gguf_set_u32(w, "deepseek2.context_length", (uint32_t)max_seq);
-    kvattn_gguf_set_u32(w, "deepseek2.embedding_length", (uint32_t)D);
-    kvattn_gguf_set_u32(w, "deepseek2.block_count", (uint32_t)L);
-    kvattn_gguf_set_u32(w, "deepseek2.feed_forward_length", (uint32_t)num(g, "F"));
-    kvattn_gguf_set_u32(w, "deepseek2.attention.head_count", (uint32_t)H);
-    kvattn_gguf_set_u32(w, "deepseek2.attention.head_count_kv", split ? 1 : (uint32_t)H);
-    if (ql) kvattn_gguf_set_u32(w, "deepseek2.attention.q_lora_rank", (uint32_t)ql);
-    kvattn_gguf_set_u32(w, "deepseek2.attention.kv_lora_rank", (uint32_t)dc);
-    kvattn_gguf_set_u32(w, "deepseek2.rope.dimension_count", (uint32_t)dr);
-    if (split) {
-        kvattn_gguf_set_u32(w, "deepseek2.attention.key_length", (uint32_t)(dc + dr));
-        kvattn_gguf_set_u32(w, "deepseek2.attention.value_length", (uint32_t)dc);
-        kvattn_gguf_set_u32(w, "deepseek2.attention.key_length_mla", (uint32_t)(dn + dr));
-        kvattn_gguf_set_u32(w, "deepseek2.attention.value_length_mla", (uint32_t)dv);
-    } else {
-        kvattn_gguf_set_u32(w, "deepseek2.attention.key_length", (uint32_t)(dn + dr));
-        kvattn_gguf_set_u32(w, "deepseek2.attention.value_length", (uint32_t)dv);
-    }
-    kvattn_gguf_set_f32(w, "deepseek2.attention.layer_norm_rms_epsilon", 1e-6f);
-    kvattn_gguf_set_f32(w, "deepseek2.rope.freq_base", 10000.0f);
-    if (max_seq > orig) { /* model.py turns YaRN on when max_seq_len exceeds original_seq_len */
-        kvattn_gguf_set_str(w, "deepseek2.rope.scaling.type", "yarn");
-        kvattn_gguf_set_f32(w, "deepseek2.rope.scaling.factor", 40.0f);
-        kvattn_gguf_set_u32(w, "deepseek2.rope.scaling.original_context_length", (uint32_t)orig);
-        kvattn_gguf_set_f32(w, "deepseek2.rope.scaling.yarn_log_multiplier", 0.1f * 0.707f);
-    }
-    if (E) {
-        kvattn_gguf_set_u32(w, "deepseek2.expert_count", (uint32_t)E);
-        kvattn_gguf_set_u32(w, "deepseek2.expert_used_count", (uint32_t)num(g, "topk"));
-        kvattn_gguf_set_u32(w, "deepseek2.expert_shared_count", (uint32_t)num(g, "shared"));
-        kvattn_gguf_set_u32(w, "deepseek2.expert_feed_forward_length", (uint32_t)num(g, "Fm"));
-        kvattn_gguf_set_u32(w, "deepseek2.leading_dense_block_count", (uint32_t)num(g, "dense"));
-        kvattn_gguf_set_f32(w, "deepseek2.expert_weights_scale", num(g, "route_scale"));
-        kvattn_gguf_set_bool(w, "deepseek2.expert_weights_norm", sig);
-        kvattn_gguf_set_u32(w, "deepseek2.expert_gating_func", sig ? 2 : 1);
-        kvattn_gguf_set_u32(w, "deepseek2.expert_group_count", (uint32_t)num(g, "groups"));
-        kvattn_gguf_set_u32(w, "deepseek2.expert_group_used_count", (uint32_t)num(g, "topk_groups"));
-    }
-    for (int i = 0; i < g->count && st == KVATTN_OK; i++) {
-        const golden_array *a = &g->a[i];
-        if (!strstr(a->name, ".weight") && !strstr(a->name, ".bias")) continue;
-        int64_t ne[4];
-        for (int d = 0; d < a->n_dims; d++) ne[d] = a->dims[a->n_dims - 1 - d];
-        kvattn_type t = a->n_dims >= 2 ? wtype : KVATTN_TYPE_F32;
-        if (split && strstr(a->name, "attn_kv_b")) { /* k_b: per head W_UKᵀ [dc][dn]; v_b: per head W_UV [dv][dc] */
-            float *kb = malloc(sizeof(float) * H * dc * dn), *vb = malloc(sizeof(float) * H * dv * dc);
-            for (int h = 0; h < H; h++) {
-                for (int r = 0; r < dn; r++)
-                    for (int c = 0; c < dc; c++)
-                        kb[((size_t)h * dc + c) * dn + r] = a->data[((size_t)h * (dn + dv) + r) * dc + c];
-                memcpy(vb + (size_t)h * dv * dc, a->data + ((size_t)h * (dn + dv) + dn) * dc, sizeof(float) * dv * dc);
-            }
-            char nm[64];
-            int64_t kne[3] = {dn, dc, H}, vne[3] = {dc, dv, H};
-            snprintf(nm, sizeof nm, "%.*sattn_k_b.weight", (int)(strstr(a->name, "attn_kv_b") - a->name), a->name);
-            st = kvattn_gguf_add_tensor(w, nm, t, kne, 3, kb);
-            snprintf(nm, sizeof nm, "%.*sattn_v_b.weight", (int)(strstr(a->name, "attn_kv_b") - a->name), a->name);
-            if (!st) st = kvattn_gguf_add_tensor(w, nm, t, vne, 3, vb);
-            free(kb), free(vb);
-            continue;
-        }
-        st = kvattn_gguf_add_tensor(w, a->name, t, ne, a->n_dims, a->data);
-    }
-    if (!st) st = kvattn_gguf_write_file(w, path);
-    kvattn_gguf_writer_free(w);
-    return st;
-}
-
 static kvattn_status write_gguf(const golden_file *g, const char *path, int split, kvattn_type wtype) {
-    return write_gguf_vocab(g, path, split, wtype, 0);
+    return golden_write_deepseek2_gguf(g, path, split, wtype, 0);
 }
 
 static void check_model(const char *fixture, int split) {
@@ -508,7 +412,7 @@ static void write_cli_model(void) {
     snprintf(path, sizeof path, "%s/ds_v2lite_like.bin", KVATTN_GOLDEN_DIR);
     golden_file g;
     if (golden_load(path, &g) != 0) return;
-    CHECK_OK(write_gguf_vocab(&g, "tiny_deepseek2.gguf", 1, KVATTN_TYPE_F16, 1));
+    CHECK_OK(golden_write_deepseek2_gguf(&g, "tiny_deepseek2.gguf", 1, KVATTN_TYPE_F16, 1));
     golden_free(&g);
 }
 
