@@ -19,15 +19,28 @@
  *   - a student whose attention weights were disturbed, distilled from the
  *     model for 40 AdamW steps on TinyStories text, gets closer to it: the
  *     KL on held-out text falls by more than half (deterministic: fixed
- *     seeds, and the products split their rows the same way each run). */
+ *     seeds, and the products split their rows the same way each run);
+ *   - against PyTorch's autograd (tests/golden/gen_train_grads.py): a tiny
+ *     llama (GQA) and a tiny dense deepseek2 (MLA in its training form,
+ *     YaRN on), their logits, loss and every tensor's gradient for one
+ *     window, computed in float64 there. Tolerance 1e-4 of each tensor's
+ *     gradient norm (and of the largest logit, and of the loss): f32
+ *     products of a few dozen terms through two blocks round at about 1e-6;
+ *     a missing term, a wrong index or a wrong scale is O(1). */
+#define _POSIX_C_SOURCE 200809L
+#include "golden_file.h"
+#include "golden_gguf.h"
 #include "test_util.h"
 
 #include "train/train_ops.h"
 #include "train/trainer.h"
 
 #include <math.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef KVATTN_TEST_TEXT
 #define KVATTN_TEST_TEXT "../shared/data/tinystories-excerpt.txt"
@@ -239,9 +252,107 @@ done:
     kv_trainer_free(teacher), kv_trainer_free(student);
 }
 
+/* The trainer's offset of the tensor a GGUF name names, or SIZE_MAX. */
+static size_t tensor_at(const kv_trainer_view *v, const char *name) {
+    static const struct {
+        const char *suffix;
+        size_t offset; /* into kv_train_layer */
+    } per_layer[] = {
+        {"attn_norm.weight", offsetof(kv_train_layer, attn_norm)},
+        {"attn_q.weight", offsetof(kv_train_layer, wq)},
+        {"attn_k.weight", offsetof(kv_train_layer, wk)},
+        {"attn_v.weight", offsetof(kv_train_layer, wv)},
+        {"attn_output.weight", offsetof(kv_train_layer, wo)},
+        {"attn_kv_a_mqa.weight", offsetof(kv_train_layer, wkv_a)},
+        {"attn_kv_a_norm.weight", offsetof(kv_train_layer, kv_norm)},
+        {"attn_kv_b.weight", offsetof(kv_train_layer, wkv_b)},
+        {"ffn_norm.weight", offsetof(kv_train_layer, ffn_norm)},
+        {"ffn_gate.weight", offsetof(kv_train_layer, w_gate)},
+        {"ffn_up.weight", offsetof(kv_train_layer, w_up)},
+        {"ffn_down.weight", offsetof(kv_train_layer, w_down)},
+    };
+    if (!strcmp(name, "token_embd.weight")) return v->tok_embd;
+    if (!strcmp(name, "output_norm.weight")) return v->out_norm;
+    if (!strcmp(name, "output.weight")) return v->output;
+    int l, used = 0;
+    if (sscanf(name, "blk.%d.%n", &l, &used) != 1 || used == 0) return SIZE_MAX;
+    for (size_t i = 0; i < sizeof per_layer / sizeof per_layer[0]; i++)
+        if (!strcmp(name + used, per_layer[i].suffix))
+            return *(const size_t *)((const char *)&v->layers[l] + per_layer[i].offset);
+    return SIZE_MAX;
+}
+
+static void check_against_torch(const char *fixture, int deepseek) {
+    char path[600], gguf[160];
+    snprintf(path, sizeof path, "%s/%s.bin", KVATTN_GOLDEN_DIR, fixture);
+    golden_file g;
+    if (golden_load(path, &g) != 0) {
+        CHECK(0, "%s: cannot read the fixture", path);
+        return;
+    }
+    snprintf(gguf, sizeof gguf, "/tmp/kvattn_%s_%d.gguf", fixture, (int)getpid());
+    CHECK_OK(deepseek ? golden_write_deepseek2_gguf(&g, gguf, 0, KVATTN_TYPE_F32, 0)
+                      : golden_write_gguf(&g, gguf, KVATTN_TYPE_F32, NULL, 0));
+    kvattn_model *m = NULL;
+    CHECK_OK(kvattn_model_load(gguf, NULL, &m));
+    unlink(gguf);
+    const golden_array *tokens = get(&g, "tokens"), *targets = get(&g, "targets");
+    const golden_array *teacher = get(&g, "teacher_logp"), *logits_ref = get(&g, "logits");
+    const int T = tokens ? tokens->n : 0, V = (int)num(&g, "V");
+    kv_trainer *tr = NULL;
+    if (m && T > 0 && targets && teacher && logits_ref) CHECK_OK(kv_trainer_create(m, KV_TRAIN_ALL, T, &tr));
+    if (!tr) {
+        kvattn_model_free(m);
+        golden_free(&g);
+        return;
+    }
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)T * 2), *tgt = tok + T;
+    for (int t = 0; t < T; t++) tok[t] = (int32_t)tokens->data[t], tgt[t] = (int32_t)targets->data[t];
+    const float *logits = NULL;
+    CHECK_OK(kv_trainer_forward(tr, tok, T, &logits));
+    const double ldiff = test_max_abs_diff(logits, logits_ref->data, (size_t)T * V);
+    const double lbig = test_max_abs(logits_ref->data, (size_t)T * V);
+    CHECK(ldiff <= 1e-4 * lbig, "%s: logits %.3g from PyTorch's (largest %.3g)", fixture, ldiff, lbig);
+    kv_trainer_zero_grad(tr);
+    const double loss = kv_trainer_backward(tr, tgt, teacher->data, num(&g, "ce_weight"), 1.0f, NULL);
+    const double loss_ref = num(&g, "loss");
+    CHECK(fabs(loss - loss_ref) <= 1e-4 * fabs(loss_ref), "%s: loss %.7g, PyTorch's %.7g", fixture, loss, loss_ref);
+    kv_trainer_view v;
+    kv_trainer_get_view(tr, &v);
+    int compared = 0;
+    double worst = 0.0;
+    for (int i = 0; i < g.count; i++) {
+        if (strncmp(g.a[i].name, "grad.", 5)) continue;
+        const char *name = g.a[i].name + 5;
+        const size_t at = tensor_at(&v, name);
+        const size_t n = at == SIZE_MAX ? 0 : kv_trainer_tensor_size(tr, at);
+        CHECK(n == (size_t)g.a[i].n, "%s: %s: %zu trainer elements, %d in the fixture", fixture, name, n, g.a[i].n);
+        if (n != (size_t)g.a[i].n) continue;
+        double d2 = 0.0, n2 = 0.0;
+        for (size_t j = 0; j < n; j++) {
+            const double d = (double)v.grads[at + j] - g.a[i].data[j];
+            d2 += d * d, n2 += (double)g.a[i].data[j] * g.a[i].data[j];
+        }
+        const double rel = sqrt(d2) / (sqrt(n2) + 1e-30);
+        CHECK(n2 > 0 && rel <= 1e-4, "%s: %s: gradient %.3g of its norm %.3g from PyTorch's", fixture, name, rel,
+              sqrt(n2));
+        worst = rel > worst ? rel : worst, compared++;
+    }
+    CHECK(compared >= 10, "%s: %d gradients compared", fixture, compared);
+    printf("%s: logits within %.3g, loss %.7g (PyTorch %.7g), %d gradients within %.3g of their norms\n", fixture,
+           ldiff / lbig, loss, loss_ref, compared, worst);
+    free(tok);
+    kv_trainer_free(tr);
+    kvattn_model_free(m);
+    golden_free(&g);
+}
+
 int main(void) {
+    check_against_torch("train_llama", 0);
+    check_against_torch("train_mla", 1);
     const char *needed[] = {"stories260K.bin", "tok512.bin", NULL};
-    if (!test_models_found(test_models_dir(), needed)) return test_models_missing("test_train", test_models_dir());
+    if (!test_models_found(test_models_dir(), needed))
+        return test_failures ? test_finish("test_train") : test_models_missing("test_train", test_models_dir());
     kvattn_model *m = NULL;
     CHECK_OK(kvattn_model_load(test_model_path("stories260K.bin"), test_model_path("tok512.bin"), &m));
     int n = 0;
