@@ -7,47 +7,84 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* One stream of self_generate: a session sampling one window at a time. */
+typedef struct {
+    kvattn_session *session;
+    kvattn_sampler sampler;
+    int32_t *window; /* the window's tokens so far [ctx] */
+    int len;
+} sample_stream;
+
 /* n tokens the model samples itself at temperature 1, in windows of ctx that
  * each start from BOS (a window also ends at the end token); BOS left out.
+ * `streams` windows are sampled at once, one token each per batched pass;
+ * stream i samples with seed + i, and a window joins the text when it ends,
+ * so one stream gives exactly the text one session sampling alone gives.
  * With save, the text too, one window per paragraph. */
-static int32_t *self_generate(const kvattn_model *m, int n, int ctx, uint64_t seed, FILE *save) {
+static int32_t *self_generate(const kvattn_model *m, int n, int ctx, int streams, uint64_t seed, FILE *save) {
     const kvattn_tokenizer *tok = kvattn_model_tokenizer(m);
     const int V = (int)kvattn_model_describe(m)->vocab_size, bos = kvattn_tokenizer_bos(tok);
-    const int eos = kvattn_tokenizer_eos(tok);
-    int32_t *out = malloc(sizeof(int32_t) * (size_t)n);
-    float *logits = malloc(sizeof(float) * (size_t)V);
-    kvattn_session *s = NULL;
-    kvattn_sampler_params sp = {.temperature = 1.0f, .top_p = 1.0f, .seed = seed};
-    kvattn_sampler smp;
-    kvattn_sampler_init(&smp, &sp);
-    int got = 0,
-        ok = out && logits && kvattn_session_create(m, ctx, KVATTN_TYPE_F32, KVATTN_MLA_ABSORBED, &s) == KVATTN_OK;
-    double t0 = cli_now();
+    const int eos = kvattn_tokenizer_eos(tok), start = bos >= 0 ? bos : 0;
+    if (streams > KVATTN_DECODE_BATCH_MAX) streams = KVATTN_DECODE_BATCH_MAX;
+    if (streams < 1) streams = 1;
+    int32_t *out = malloc(sizeof(int32_t) * (size_t)n), *cur = malloc(sizeof(int32_t) * (size_t)streams);
+    float *logits = malloc(sizeof(float) * (size_t)V * streams);
+    sample_stream *ss = calloc((size_t)streams, sizeof *ss);
+    kvattn_session **sessions = calloc((size_t)streams, sizeof *sessions);
+    int ok = out && cur && logits && ss && sessions, made = 0;
+    for (; ok && made < streams; made++) {
+        const kvattn_sampler_params sp = {.temperature = 1.0f, .top_p = 1.0f, .seed = seed + (uint64_t)made};
+        kvattn_sampler_init(&ss[made].sampler, &sp);
+        ss[made].window = malloc(sizeof(int32_t) * (size_t)ctx);
+        ok = ss[made].window &&
+             kvattn_session_create(m, ctx, KVATTN_TYPE_F32, KVATTN_MLA_ABSORBED, &ss[made].session) == KVATTN_OK;
+        sessions[made] = ss[made].session;
+        cur[made] = start;
+    }
+    int got = 0;
+    const double t0 = cli_now();
+    double shown = t0;
     while (ok && got < n) {
-        int32_t cur = bos >= 0 ? bos : 0;
-        ok = kvattn_session_rewind(s, 0) == KVATTN_OK;
-        for (int pos = 0; ok && pos < ctx && got < n; pos++) {
-            if (kvattn_session_decode(s, &cur, 1, logits, 0) != KVATTN_OK) ok = 0;
-            else if ((cur = kvattn_sample(&smp, logits, V)) < 0) ok = 0;
-            else if (cur == bos || cur == eos) break;
-            else {
+        if (kvattn_session_decode_batch(sessions, streams, cur, logits) != KVATTN_OK) {
+            ok = 0;
+            break;
+        }
+        for (int i = 0; i < streams && got < n; i++) {
+            sample_stream *s = &ss[i];
+            const int next = kvattn_sample(&s->sampler, logits + (size_t)i * V, V);
+            if (next < 0) {
+                ok = 0;
+                break;
+            }
+            const int ends = next == bos || next == eos;
+            if (!ends) s->window[s->len++] = cur[i] = next;
+            if (!ends && s->len < ctx) continue;
+            /* the window is done: into the text, and the stream starts another */
+            const int take = s->len < n - got ? s->len : n - got;
+            memcpy(out + got, s->window, sizeof(int32_t) * (size_t)take);
+            for (int j = 0; save && j < take; j++) {
                 char piece[256];
                 const int nb =
-                    save ? kvattn_token_to_bytes(tok, got && pos ? out[got - 1] : bos, cur, piece, (int)sizeof piece)
-                         : 0;
+                    kvattn_token_to_bytes(tok, j ? s->window[j - 1] : bos, s->window[j], piece, (int)sizeof piece);
                 if (nb > 0) fwrite(piece, 1, (size_t)nb, save);
-                out[got++] = cur;
             }
+            if (save) fputs("\n\n", save);
+            got += take;
+            s->len = 0, cur[i] = start;
+            if (!(ok = kvattn_session_rewind(s->session, 0) == KVATTN_OK)) break;
         }
-        if (save) fputs("\n\n", save);
-        if (cli_stderr_is_tty())
-            fprintf(stderr, "\rsampling calibration text          %d/%d tokens (%.0f tok/s)   ", got, n,
-                    got / (cli_now() - t0));
+        if (cli_stderr_is_tty() && (cli_now() - shown > 0.25 || got >= n)) {
+            shown = cli_now();
+            fprintf(stderr, "\rsampling text          %d/%d tokens (%.0f tok/s)   ", got, n, got / (shown - t0));
+        }
     }
     if (cli_stderr_is_tty()) fprintf(stderr, "\n");
-    kvattn_sampler_free(&smp);
-    kvattn_session_free(s);
-    free(logits);
+    for (int i = 0; i < made; i++) {
+        kvattn_sampler_free(&ss[i].sampler);
+        kvattn_session_free(ss[i].session);
+        free(ss[i].window);
+    }
+    free(ss), free(sessions), free(cur), free(logits);
     if (!ok) {
         free(out);
         return NULL;
@@ -66,7 +103,8 @@ int calib_tokens(const kvattn_model *m, const calib_opts *c, int32_t **ids, int 
         fprintf(stderr, "kvattn %s: --save-calib %s: cannot write\n", cmd, c->save);
         return 1;
     }
-    *ids = self_generate(m, (int)c->n_tokens, (int)c->ctx, (uint64_t)c->seed, save);
+    *ids =
+        self_generate(m, (int)c->n_tokens, (int)c->ctx, c->streams > 0 ? (int)c->streams : 1, (uint64_t)c->seed, save);
     *n_ids = *ids ? (int)c->n_tokens : 0;
     int rc = 0;
     if (!*ids) rc = fprintf(stderr, "kvattn %s: sampling calibration text: %s\n", cmd, kvattn_last_error()) > 0;

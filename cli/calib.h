@@ -14,6 +14,7 @@ typedef struct {
     int64_t ctx;      /* sampling windows of this many positions, each from BOS     */
     int64_t seed;
     const char *save; /* --save-calib FILE: the sampled text, or NULL               */
+    int64_t streams;  /* windows sampled at once (0: 1, the text of one session)    */
 } calib_opts;
 
 /* The calibration tokens (malloc'd, without BOS) and a description of where

@@ -35,7 +35,7 @@ static void show_progress(void *ctx, const kvattn_uptrain_progress *p) {
 static const char *const trained[] = {"attn", "all", NULL};
 
 int cmd_uptrain(int argc, char **argv) {
-    const char *student_path = NULL, *teacher_path = NULL, *tok = NULL, *data = NULL, *out = NULL;
+    const char *student_path = NULL, *teacher_path = NULL, *tok = NULL, *data = NULL, *out = NULL, *save_text = NULL;
     int64_t self_generate = 0, steps = 200, batch = 4, seq = 256, warmup = -1, seed = 1234, threads = 0,
             checkpoint_every = 0;
     double lr = 1e-3, min_lr = -1, weight_decay = 0.0, clip = 1.0, ce_weight = 0.0;
@@ -48,6 +48,7 @@ int cmd_uptrain(int argc, char **argv) {
         CLI_OPT_STRING("--data", &data, "TEXT", "training text (a file)"),
         CLI_OPT_COUNT("--self-generate", &self_generate, 1, 1 << 26, "N",
                       "or N tokens of training text the teacher samples itself (held-out text stays out)"),
+        CLI_OPT_STRING("--save-text", &save_text, "FILE", "with --self-generate: the sampled text, for --data later"),
         CLI_OPT_COUNT("--steps", &steps, 1, 1 << 24, "S", "optimizer steps (default 200)"),
         CLI_OPT_NUMBER("--lr", &lr, 1e-9, 1.0, "LR", "peak learning rate (default 1e-3)"),
         CLI_OPT_NUMBER("--min-lr", &min_lr, 0.0, 1.0, "LR", "the cosine schedule's end (default lr / 10)"),
@@ -82,6 +83,10 @@ int cmd_uptrain(int argc, char **argv) {
         fprintf(stderr, "kvattn uptrain: -m, --teacher, -o and one of --data or --self-generate are required\n");
         return 2;
     }
+    if (save_text && data) {
+        fprintf(stderr, "kvattn uptrain: --save-text %s goes with --self-generate, not --data\n", save_text);
+        return 2;
+    }
     if (threads) kvattn_set_threads((int)threads);
     model_opts mo;
     model_opts_defaults(&mo);
@@ -97,7 +102,7 @@ int cmd_uptrain(int argc, char **argv) {
     int32_t *ids = NULL;
     int n_ids = 0;
     char source[160] = "";
-    const calib_opts co = {data, self_generate, seq, seed, NULL};
+    const calib_opts co = {data, self_generate, seq, seed, save_text, 64};
     int status = calib_tokens(teacher, &co, &ids, &n_ids, source, sizeof source, "uptrain");
     kvattn_uptrain_params p = {.tokens = ids,
                                .n_tokens = n_ids,

@@ -231,7 +231,7 @@ expect_exit 2 "convert: bad --latent-norm" "$kvattn" convert -m "$models/stories
 [ ! -e "$tmp/x.gguf" ] && ok || bad "a refused conversion left a file"
 expect_exit 0 "plan -m -z" "$kvattn" plan -m "$models/stories260K.bin" -z "$models/tok512.bin" --ctx 512
 # kvattn uptrain: the mean-pooled MQA model distilled back towards stories260K on self-generated text
-expect_exit 0 "uptrain --self-generate" "$kvattn" uptrain -m "$tmp/mqa.gguf" --teacher "$models/stories260K.bin" -z "$models/tok512.bin" --self-generate 2048 --steps 24 --seq 64 --batch 2 --lr 3e-3 --checkpoint-every 10 -o "$tmp/up.gguf" --json
+expect_exit 0 "uptrain --self-generate" "$kvattn" uptrain -m "$tmp/mqa.gguf" --teacher "$models/stories260K.bin" -z "$models/tok512.bin" --self-generate 2048 --save-text "$tmp/sampled.txt" --steps 24 --seq 64 --batch 2 --lr 3e-3 --checkpoint-every 10 -o "$tmp/up.gguf" --json
 if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["steps"]==[1,24] and d["steps_run"]==24 and d["tokens"]==24*2*64 and d["kl"][1] < 0.6*d["kl"][0] and "sampled itself" in d["data"], d' "$tmp/out"; then ok; else bad "uptrain lowers the KL"; fi
 [ -s "$tmp/up.gguf.state" ] && [ ! -e "$tmp/up.gguf.tmp" ] && ok || bad "uptrain leaves the model and its state, no temporary"
 expect_exit 0 "eval of the uptrained model" "$kvattn" eval -m "$tmp/up.gguf" -f "$tmp/text.txt" -c 64 --ref "$models/stories260K.bin" --ref-z "$models/tok512.bin" --json
@@ -245,6 +245,9 @@ if python3 -c 'import json,sys,math; d=json.load(open(sys.argv[1])); assert d["s
 expect_exit 0 "the uptrained MLA model runs" "$kvattn" run -m "$tmp/mla-up.gguf" -p "Once upon a time" -n 8 --temp 0
 expect_exit 1 "uptrain: a mixture of experts" "$kvattn" uptrain -m "$deepseek_model" --teacher "$deepseek_model" --self-generate 64 --steps 2 --seq 16 -o "$tmp/x.gguf"
 expect_grep "is not trainable yet" "$tmp/err" "uptrain names what it cannot train"
+if python3 -c 'import sys; t=open(sys.argv[1]).read(); p=[x for x in t.split("\n\n") if x.strip()]; assert len(t) > 4000 and len(p) >= 8, (len(t), len(p))' "$tmp/sampled.txt"; then ok; else bad "uptrain --save-text writes the sampled windows, one a paragraph"; fi
+expect_exit 0 "uptrain --data on the saved text" "$kvattn" uptrain -m "$tmp/mqa.gguf" --teacher "$models/stories260K.bin" -z "$models/tok512.bin" --data "$tmp/sampled.txt" --steps 2 --seq 64 --batch 1 -o "$tmp/up2.gguf" --json
+expect_exit 2 "uptrain: --save-text with --data" "$kvattn" uptrain -m "$tmp/mqa.gguf" --teacher "$models/stories260K.bin" -z "$models/tok512.bin" --data "$tmp/text.txt" --save-text "$tmp/x.txt" -o "$tmp/x.gguf"
 expect_exit 2 "uptrain: both --data and --self-generate" "$kvattn" uptrain -m "$tmp/mqa.gguf" --teacher "$models/stories260K.bin" -z "$models/tok512.bin" --data "$tmp/text.txt" --self-generate 100 -o "$tmp/x.gguf"
 expect_exit 1 "uptrain: a state of another model" "$kvattn" uptrain -m "$tmp/g2.gguf" --teacher "$models/stories260K.bin" -z "$models/tok512.bin" --data "$tmp/text.txt" --steps 2 --seq 16 -o "$tmp/up.gguf" --resume --train all
 expect_grep "not the optimizer state of this model" "$tmp/err" "uptrain --resume checks the state"
