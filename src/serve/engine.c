@@ -11,7 +11,10 @@
  * of blocks, the newest running request is preempted: its session is freed
  * (its whole blocks stay published, so re-admission mostly reuses them) and
  * it waits at the head of the queue to be recomputed. A request that cannot
- * fit even alone fails. */
+ * fit even alone fails. Sessions outlive their requests: a finished or
+ * preempted request's session is rewound (its blocks go back to the pool)
+ * and kept for the next admission, so that its activation buffers — several
+ * megabytes for a large model — are not allocated anew for every request. */
 #include "internal.h"
 #include "kvattn.h"
 
@@ -41,6 +44,8 @@ struct kvattn_engine {
     int *queue; /* ids waiting, in order of admission to come */
     int n_queue;
     uint64_t admissions;
+    kvattn_session **spare; /* [max_batch] rewound sessions, holding no blocks, for the next admissions */
+    int n_spare;
     kvattn_engine_stats stats;
 };
 
@@ -68,7 +73,8 @@ kvattn_status kvattn_engine_create(const kvattn_model *m, const kvattn_engine_pa
     e->m = m, e->p = *p, e->V = (int)d->vocab_size;
     e->p.block_tokens = block;
     kvattn_status st = kvattn_kv_pool_create(&d->attn, d->n_layers, p->kv_type, p->kv_type, block, n_blocks, &e->pool);
-    if (st == KVATTN_OK && !(e->logits = malloc(sizeof(float) * (size_t)e->V * (size_t)p->max_batch)))
+    if (st == KVATTN_OK && (!(e->logits = malloc(sizeof(float) * (size_t)e->V * (size_t)p->max_batch)) ||
+                            !(e->spare = malloc(sizeof *e->spare * (size_t)p->max_batch))))
         st = kv_fail(KVATTN_ERR_NOMEM, "engine: out of memory for logits");
     if (st != KVATTN_OK) {
         kvattn_engine_free(e);
@@ -80,7 +86,9 @@ kvattn_status kvattn_engine_create(const kvattn_model *m, const kvattn_engine_pa
 
 static void request_drop_session(kvattn_engine *e, request *r) {
     if (!r->session) return;
-    kvattn_session_free(r->session);
+    if (e->n_spare < e->p.max_batch && kvattn_session_rewind(r->session, 0) == KVATTN_OK)
+        e->spare[e->n_spare++] = r->session;
+    else kvattn_session_free(r->session);
     r->session = NULL;
     e->stats.running--;
 }
@@ -92,8 +100,9 @@ void kvattn_engine_free(kvattn_engine *e) {
         kvattn_sampler_free(&e->req[i].sampler);
         free(e->req[i].context);
     }
+    for (int i = 0; i < e->n_spare; i++) kvattn_session_free(e->spare[i]);
     kvattn_kv_pool_free(e->pool);
-    free(e->req), free(e->queue), free(e->logits);
+    free(e->req), free(e->queue), free(e->logits), free(e->spare);
     free(e);
 }
 
@@ -180,7 +189,9 @@ static int blocks_suffice(const kvattn_engine *e, const request *r) {
 /* Starts a waiting request: a session holding the published prefix of its
  * context. Its prompt runs in later steps (prefill). */
 static kvattn_status admit(kvattn_engine *e, request *r) {
-    kvattn_status st = kvattn_session_create_paged(e->m, e->pool, e->p.n_ctx, e->p.mla_mode, &r->session);
+    kvattn_status st = KVATTN_OK;
+    if (e->n_spare > 0) r->session = e->spare[--e->n_spare];
+    else st = kvattn_session_create_paged(e->m, e->pool, e->p.n_ctx, e->p.mla_mode, &r->session);
     int reused = 0;
     if (st == KVATTN_OK) st = kvattn_session_reuse_prefix(r->session, r->context, tokens_to_run(r), &reused);
     if (st != KVATTN_OK) {
