@@ -140,10 +140,11 @@ int cmd_uptrain(int argc, char **argv) {
         const double frac = lim.fma_gflops > 0 ? 6.0 * params * tps / (lim.fma_gflops * 1e9) : 0.0;
         if (json) {
             printf("{\"steps\": [%d, %d], \"steps_run\": %d, \"stopped\": %s, \"tokens\": %llu, \"seconds\": %.3f, "
-                   "\"tokens_per_s\": %.1f, \"fma_fraction\": %.4f, \"fma_gflops\": %.1f, \"loss\": [%.6f, %.6f], "
+                   "\"tokens_per_s\": %.1f, \"params\": %.0f, \"fma_fraction\": %.4f, \"fma_gflops\": %.1f, "
+                   "\"loss\": [%.6f, %.6f], "
                    "\"kl\": [%.6f, %.6f], \"train\": \"%s\", \"data\": ",
                    r.first_step, r.last_step, r.steps_run, stop_asked ? "true" : "false", (unsigned long long)r.tokens,
-                   r.seconds, tps, frac, lim.fma_gflops, r.first_loss, r.last_loss, r.first_kl, r.last_kl,
+                   r.seconds, tps, params, frac, lim.fma_gflops, r.first_loss, r.last_loss, r.first_kl, r.last_kl,
                    trained[train]);
             cli_json_string(stdout, source, strlen(source));
             printf(", \"output\": ");
