@@ -4,8 +4,8 @@
 # memory. For each N both servers are started fresh with N slots and the same context per
 # sequence, then loaded in turn (kvattn, then llama-server; with --twice 1 kvattn again, so a
 # drift of the machine shows as a gap between kvattn's two runs). With --soak S, a soak of kvattn
-# alone follows: S seconds of random requests with random disconnects, its RSS and KV blocks
-# read before and after.
+# alone follows: S seconds of random requests with random disconnects, its RSS read before,
+# every tenth of the soak and after, and its KV blocks before and after.
 #
 # usage: bench/serve_bench.sh MODEL.gguf [--streams 1,4,16,64] [--requests 16] [--max-tokens 128]
 #          [--ctx 512] [--threads 2] [--kvattn PATH] [--llama-server PATH] [--soak SECONDS] [--twice 1]
@@ -127,10 +127,15 @@ if [ "$soak" -gt 0 ]; then
   node "$here/serve_load.mjs" --url "http://127.0.0.1:$port" --streams "$n" --requests "$n" \
     --max-tokens "$max_tokens" --json >/dev/null
   rss0=$(rss_kib "$server")
+  # RSS every soak/10 seconds, to tell growth that levels off from growth that does not
+  (while sleep $(((soak + 9) / 10)); do rss_kib "$server" >>"$tmp/rss" || break; done) &
+  sampler=$!
   soak_out=$(node "$here/serve_load.mjs" --url "http://127.0.0.1:$port" --streams "$n" --max-tokens "$max_tokens" \
-    --soak "$soak" --json) || { echo "serve_bench: the soak found problems: $soak_out" >&2; exit 1; }
+    --soak "$soak" --json) || { echo "serve_bench: the soak found problems: $soak_out" >&2; kill "$sampler"; exit 1; }
+  kill "$sampler" 2>/dev/null || true
   rss1=$(rss_kib "$server")
-  echo "$soak_out" | python3 -c 'import json,sys; d=json.load(sys.stdin); d.update(rss_mib_before=int(sys.argv[1])//1024, rss_mib_after=int(sys.argv[2])//1024); print(json.dumps(d))' "$rss0" "$rss1"
-  echo "  soak: $soak s, $n streams: $soak_out; RSS $((rss0 / 1024)) -> $((rss1 / 1024)) MiB" >&2
+  series=$(awk '{printf "%s%d", NR > 1 ? "," : "", $1 / 1024}' "$tmp/rss" 2>/dev/null)
+  echo "$soak_out" | python3 -c 'import json,sys; d=json.load(sys.stdin); d.update(rss_mib_before=int(sys.argv[1])//1024, rss_mib_after=int(sys.argv[2])//1024, rss_mib_during=[int(x) for x in sys.argv[3].split(",") if x]); print(json.dumps(d))' "$rss0" "$rss1" "$series"
+  echo "  soak: $soak s, $n streams: $soak_out; RSS $((rss0 / 1024)) -> [$series] -> $((rss1 / 1024)) MiB" >&2
   stop
 fi
