@@ -134,7 +134,7 @@ if [ "$soak" -gt 0 ]; then
     --soak "$soak" --json) || { echo "serve_bench: the soak found problems: $soak_out" >&2; kill "$sampler"; exit 1; }
   kill "$sampler" 2>/dev/null || true
   rss1=$(rss_kib "$server")
-  series=$(awk '{printf "%s%d", NR > 1 ? "," : "", $1 / 1024}' "$tmp/rss" 2>/dev/null)
+  series=$(awk '{printf "%s%d", (NR > 1 ? "," : ""), $1 / 1024}' "$tmp/rss" 2>/dev/null)
   echo "$soak_out" | python3 -c 'import json,sys; d=json.load(sys.stdin); d.update(rss_mib_before=int(sys.argv[1])//1024, rss_mib_after=int(sys.argv[2])//1024, rss_mib_during=[int(x) for x in sys.argv[3].split(",") if x]); print(json.dumps(d))' "$rss0" "$rss1" "$series"
   echo "  soak: $soak s, $n streams: $soak_out; RSS $((rss0 / 1024)) -> [$series] -> $((rss1 / 1024)) MiB" >&2
   stop
