@@ -63,7 +63,8 @@ def finish(name, arrays, weights, logits, teacher_logp, targets):
     print(name, "loss", loss.item(), "tensors", len(weights))
 
 
-def llama_fixture(name, seed, D, H, n_kv, hd, V, L, F, eps, theta):
+def embedding_and_head(seed, V, D):
+    """The generator, a norm-weight maker and the embedding, output norm and head, drawn in that order."""
     gen = torch.Generator().manual_seed(seed)
 
     def norm_w(n):
@@ -71,6 +72,11 @@ def llama_fixture(name, seed, D, H, n_kv, hd, V, L, F, eps, theta):
 
     W = {"token_embd.weight": torch.randn(V, D, generator=gen, dtype=torch.float64),
          "output_norm.weight": norm_w(D), "output.weight": G.randw(gen, V, D)}
+    return gen, norm_w, W
+
+
+def llama_fixture(name, seed, D, H, n_kv, hd, V, L, F, eps, theta):
+    gen, norm_w, W = embedding_and_head(seed, V, D)
     for l in range(L):
         b = "blk.%d." % l
         W.update({b + "attn_norm.weight": norm_w(D), b + "ffn_norm.weight": norm_w(D),
@@ -106,15 +112,9 @@ def llama_fixture(name, seed, D, H, n_kv, hd, V, L, F, eps, theta):
 
 
 def mla_fixture(name, seed, p):
-    gen = torch.Generator().manual_seed(seed)
     D, H, V, L, F = p["D"], p["H"], p["V"], p["L"], p["F"]
     dn, dr, dv, dc = p["dn"], p["dr"], p["dv"], p["dc"]
-
-    def norm_w(n):
-        return 1 + 0.1 * torch.randn(n, generator=gen, dtype=torch.float64)
-
-    W = {"token_embd.weight": torch.randn(V, D, generator=gen, dtype=torch.float64),
-         "output_norm.weight": norm_w(D), "output.weight": G.randw(gen, V, D)}
+    gen, norm_w, W = embedding_and_head(seed, V, D)
     for l in range(L):
         b = "blk.%d." % l
         W.update({b + "attn_norm.weight": norm_w(D), b + "ffn_norm.weight": norm_w(D),
