@@ -8,13 +8,14 @@
  * runs the prompts' next pieces beside them (chunked prefill), so that the
  * projections read the weights once for all; a prompt piece too long for the
  * pass's room runs in a pass of its own first. When the pool runs out
- * of blocks, the newest running request is preempted: its session is freed
- * (its whole blocks stay published, so re-admission mostly reuses them) and
- * it waits at the head of the queue to be recomputed. A request that cannot
- * fit even alone fails. Sessions outlive their requests: a finished or
- * preempted request's session is rewound (its blocks go back to the pool)
- * and kept for the next admission, so that its activation buffers — several
- * megabytes for a large model — are not allocated anew for every request. */
+ * of blocks, the newest running request is preempted: its session gives its
+ * blocks back (its whole blocks stay published, so re-admission mostly reuses
+ * them) and it waits at the head of the queue to be recomputed. A request
+ * that cannot fit even alone fails. Sessions outlive their requests: a
+ * finished or preempted request's session is rewound to position 0, which
+ * returns its blocks to the pool, and kept for the next admission, so that
+ * its activation buffers — several megabytes for a large model — are not
+ * allocated anew for every request. */
 #include "internal.h"
 #include "kvattn.h"
 
