@@ -577,6 +577,14 @@ static void test_sampler(void) {
             CHECK(count1 > 406 && count1 < 580, "sampling at temperature 0.5 drew token 1 %d times in 2000 (p = 0.247)",
                   count1);
     }
+    /* A user's seeds are small and neighbouring (1234, 1235, …, one a stream): each must draw
+     * the distribution from its first token on. p(0) = 0.5: 1000 ± 4.5 σ of 22. */
+    int count0 = 0;
+    for (int seed = 1; seed <= 2000; seed++) {
+        const kvattn_sampler_params plain = {.temperature = 1.0f, .seed = (uint64_t)seed};
+        count0 += draw(plain, probs, 4, NULL, 0) == 0;
+    }
+    CHECK(count0 > 900 && count0 < 1100, "seeds 1 to 2000 drew token 0 first %d times (p = 0.5)", count0);
     kvattn_sampler_params q = {.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f, .seed = 7};
     int same = 1;
     for (int i = 0; i < 50; i++) same &= draw(q, probs, 4, NULL, 0) == draw(q, probs, 4, NULL, 0);

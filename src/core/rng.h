@@ -22,6 +22,22 @@ static inline uint64_t kv_rng_next(kv_rng *r) {
     return s;
 }
 
+/* splitmix64's finalizer: every bit of x moves every bit of the result. */
+static inline uint64_t kv_mix64(uint64_t x) {
+    x ^= x >> 30, x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27, x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* A generator for a user's seed. xorshift's first outputs from a small seed
+ * are small (seed 1234 first draws 2^-24 of the unit), and neighbouring seeds
+ * draw the same first numbers (it is linear: their states differ by the state
+ * of seed 1 ^ 2), so the seed is mixed first. */
+static inline kv_rng kv_rng_seeded(uint64_t seed) {
+    const uint64_t s = kv_mix64(seed);
+    return (kv_rng){s ? s : KV_RNG_DEFAULT_SEED};
+}
+
 /* Uniform in [0, 1), 24 bits. */
 static inline float kv_rng_unit(kv_rng *r) { return (float)(kv_rng_next(r) >> 40) * (1.0f / 16777216.0f); }
 

@@ -184,15 +184,9 @@ void kv_pool_shuffle(kvattn_kv_pool *p, uint64_t seed) {
 
 /* Published prefixes ------------------------------------------------------- */
 
-static uint64_t mix64(uint64_t x) { /* splitmix64's finalizer */
-    x ^= x >> 30, x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27, x *= 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 uint64_t kv_pool_chain_hash(uint64_t parent, const int32_t *tokens, int n) {
-    uint64_t h = mix64(parent ^ 0x9e3779b97f4a7c15ull);
-    for (int i = 0; i < n; i++) h = mix64(h ^ ((uint64_t)(uint32_t)tokens[i] + ((uint64_t)i << 32)));
+    uint64_t h = kv_mix64(parent ^ 0x9e3779b97f4a7c15ull);
+    for (int i = 0; i < n; i++) h = kv_mix64(h ^ ((uint64_t)(uint32_t)tokens[i] + ((uint64_t)i << 32)));
     return h ? h : 1;
 }
 

@@ -18,7 +18,7 @@ typedef struct {
 void kvattn_sampler_init(kvattn_sampler *s, const kvattn_sampler_params *p) {
     memset(s, 0, sizeof *s);
     s->p = *p;
-    s->state = p->seed ? p->seed : 0x853c49e6748fea9bull;
+    s->state = kv_rng_seeded(p->seed ? p->seed : 0x853c49e6748fea9bull).s;
 }
 
 void kvattn_sampler_free(kvattn_sampler *s) {
