@@ -15,13 +15,14 @@ typedef struct {
     int len;
 } sample_stream;
 
-/* n tokens the model samples itself at temperature 1, in windows of ctx that
+/* n tokens the model samples itself at `temperature`, in windows of ctx that
  * each start from BOS (a window also ends at the end token); BOS left out.
  * `streams` windows are sampled at once, one token each per batched pass;
  * stream i samples with seed + i, and a window joins the text when it ends,
  * so one stream gives exactly the text one session sampling alone gives.
  * With save, the text too, one window per paragraph. */
-static int32_t *self_generate(const kvattn_model *m, int n, int ctx, int streams, uint64_t seed, FILE *save) {
+static int32_t *self_generate(const kvattn_model *m, int n, int ctx, int streams, float temperature, uint64_t seed,
+                              FILE *save) {
     const kvattn_tokenizer *tok = kvattn_model_tokenizer(m);
     const int V = (int)kvattn_model_describe(m)->vocab_size, bos = kvattn_tokenizer_bos(tok);
     const int eos = kvattn_tokenizer_eos(tok), start = bos >= 0 ? bos : 0;
@@ -33,7 +34,7 @@ static int32_t *self_generate(const kvattn_model *m, int n, int ctx, int streams
     kvattn_session **sessions = calloc((size_t)streams, sizeof *sessions);
     int ok = out && cur && logits && ss && sessions, made = 0;
     for (; ok && made < streams; made++) {
-        const kvattn_sampler_params sp = {.temperature = 1.0f, .top_p = 1.0f, .seed = seed + (uint64_t)made};
+        const kvattn_sampler_params sp = {.temperature = temperature, .top_p = 1.0f, .seed = seed + (uint64_t)made};
         kvattn_sampler_init(&ss[made].sampler, &sp);
         ss[made].window = malloc(sizeof(int32_t) * (size_t)ctx);
         ok = ss[made].window &&
@@ -103,8 +104,9 @@ int calib_tokens(const kvattn_model *m, const calib_opts *c, int32_t **ids, int 
         fprintf(stderr, "kvattn %s: --save-calib %s: cannot write\n", cmd, c->save);
         return 1;
     }
-    *ids =
-        self_generate(m, (int)c->n_tokens, (int)c->ctx, c->streams > 0 ? (int)c->streams : 1, (uint64_t)c->seed, save);
+    const float temperature = c->temperature > 0 ? (float)c->temperature : 1.0f;
+    *ids = self_generate(m, (int)c->n_tokens, (int)c->ctx, c->streams > 0 ? (int)c->streams : 1, temperature,
+                         (uint64_t)c->seed, save);
     *n_ids = *ids ? (int)c->n_tokens : 0;
     int rc = 0;
     if (!*ids) rc = fprintf(stderr, "kvattn %s: sampling calibration text: %s\n", cmd, kvattn_last_error()) > 0;
@@ -114,6 +116,7 @@ int calib_tokens(const kvattn_model *m, const calib_opts *c, int32_t **ids, int 
         free(*ids);
         *ids = NULL, *n_ids = 0;
     }
-    snprintf(source, source_size, "text the model sampled itself (temperature 1, seed %lld)", (long long)c->seed);
+    snprintf(source, source_size, "text the model sampled itself (temperature %g, seed %lld)", (double)temperature,
+             (long long)c->seed);
     return rc;
 }

@@ -13,8 +13,9 @@ typedef struct {
     int64_t n_tokens; /* tokens to sample                                           */
     int64_t ctx;      /* sampling windows of this many positions, each from BOS     */
     int64_t seed;
-    const char *save; /* --save-calib FILE: the sampled text, or NULL               */
-    int64_t streams;  /* windows sampled at once (0: 1, the text of one session)    */
+    const char *save;   /* --save-calib FILE: the sampled text, or NULL               */
+    int64_t streams;    /* windows sampled at once (0: 1, the text of one session)    */
+    double temperature; /* the sampler's temperature (0: 1)                        */
 } calib_opts;
 
 /* The calibration tokens (malloc'd, without BOS) and a description of where

@@ -73,7 +73,7 @@ int cmd_convert(int argc, char **argv) {
     int n_ids = 0, status = 0;
     char calib_source[160] = "";
     if (needs_calib) {
-        const calib_opts co = {calib_file, calib_tokens_n, calib_ctx, seed, save_calib, 1};
+        const calib_opts co = {calib_file, calib_tokens_n, calib_ctx, seed, save_calib, 1, 1.0};
         status = calib_tokens(src, &co, &ids, &n_ids, calib_source, sizeof calib_source, "convert");
     }
     kvattn_convert_params p = {.design = design,

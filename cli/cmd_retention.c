@@ -150,7 +150,7 @@ int cmd_retention(int argc, char **argv) {
     if (!rc)
         rc = eval_tokenize_file(text, kvattn_model_tokenizer(src), second_half, &eval_ids, &n_eval, "retention", "");
     if (!rc) {
-        const calib_opts co = {calib_file, calib_n, calib_ctx, seed, save_calib, 1};
+        const calib_opts co = {calib_file, calib_n, calib_ctx, seed, save_calib, 1, 1.0};
         const double t0 = cli_now();
         rc = calib_tokens(src, &co, &calib, &n_calib, calib_source, sizeof calib_source, "retention");
         calib_secs = cli_now() - t0;

@@ -38,7 +38,7 @@ int cmd_uptrain(int argc, char **argv) {
     const char *student_path = NULL, *teacher_path = NULL, *tok = NULL, *data = NULL, *out = NULL, *save_text = NULL;
     int64_t self_generate = 0, steps = 200, batch = 4, seq = 256, warmup = -1, seed = 1234, threads = 0,
             checkpoint_every = 0;
-    double lr = 1e-3, min_lr = -1, weight_decay = 0.0, clip = 1.0, ce_weight = 0.0;
+    double lr = 1e-3, min_lr = -1, weight_decay = 0.0, clip = 1.0, ce_weight = 0.0, temperature = 1.0;
     int train = 0, resume = 0, json = 0;
     kvattn_type type = KVATTN_TYPE_F32;
     const cli_option opts[] = {
@@ -48,6 +48,8 @@ int cmd_uptrain(int argc, char **argv) {
         CLI_OPT_STRING("--data", &data, "TEXT", "training text (a file)"),
         CLI_OPT_COUNT("--self-generate", &self_generate, 1, 1 << 26, "N",
                       "or N tokens of training text the teacher samples itself (held-out text stays out)"),
+        CLI_OPT_NUMBER("--temperature", &temperature, 0.05, 10.0, "T",
+                       "with --self-generate: the teacher's sampling temperature (default 1)"),
         CLI_OPT_STRING("--save-text", &save_text, "FILE", "with --self-generate: the sampled text, for --data later"),
         CLI_OPT_COUNT("--steps", &steps, 1, 1 << 24, "S", "optimizer steps (default 200)"),
         CLI_OPT_NUMBER("--lr", &lr, 1e-9, 1.0, "LR", "peak learning rate (default 1e-3)"),
@@ -102,7 +104,7 @@ int cmd_uptrain(int argc, char **argv) {
     int32_t *ids = NULL;
     int n_ids = 0;
     char source[160] = "";
-    const calib_opts co = {data, self_generate, seq, seed, save_text, 64};
+    const calib_opts co = {data, self_generate, seq, seed, save_text, 64, temperature};
     int status = calib_tokens(teacher, &co, &ids, &n_ids, source, sizeof source, "uptrain");
     kvattn_uptrain_params p = {.tokens = ids,
                                .n_tokens = n_ids,

@@ -246,6 +246,14 @@ expect_exit 0 "the uptrained MLA model runs" "$kvattn" run -m "$tmp/mla-up.gguf"
 expect_exit 1 "uptrain: a mixture of experts" "$kvattn" uptrain -m "$deepseek_model" --teacher "$deepseek_model" --self-generate 64 --steps 2 --seq 16 -o "$tmp/x.gguf"
 expect_grep "is not trainable yet" "$tmp/err" "uptrain names what it cannot train"
 if python3 -c 'import sys; t=open(sys.argv[1]).read(); p=[x for x in t.split("\n\n") if x.strip()]; assert len(t) > 4000 and len(p) >= 8, (len(t), len(p))' "$tmp/sampled.txt"; then ok; else bad "uptrain --save-text writes the sampled windows, one a paragraph"; fi
+# a colder sampler gives text the teacher finds likelier: the temperature reaches the sampler
+expect_exit 0 "uptrain --self-generate --temperature" "$kvattn" uptrain -m "$tmp/mqa.gguf" --teacher "$models/stories260K.bin" -z "$models/tok512.bin" --self-generate 2048 --temperature 0.5 --save-text "$tmp/cold.txt" --steps 1 --seq 64 --batch 1 -o "$tmp/up3.gguf" --json
+expect_grep "temperature 0.5" "$tmp/out" "uptrain's data names the sampling temperature"
+expect_exit 0 "eval of the colder text" "$kvattn" eval -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/cold.txt" -c 64 --json
+cp "$tmp/out" "$tmp/cold_eval.json"
+expect_exit 0 "eval of the text at temperature 1" "$kvattn" eval -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/sampled.txt" -c 64 --json
+if python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); w=json.load(open(sys.argv[2])); assert c["ppl"] < 0.8 * w["ppl"], (c["ppl"], w["ppl"])' "$tmp/cold_eval.json" "$tmp/out"; then ok; else bad "text sampled at temperature 0.5 is likelier to the teacher than at 1"; fi
+expect_exit 2 "uptrain: --temperature 0" "$kvattn" uptrain -m "$tmp/mqa.gguf" --teacher "$models/stories260K.bin" -z "$models/tok512.bin" --self-generate 100 --temperature 0 -o "$tmp/x.gguf"
 expect_exit 0 "uptrain --data on the saved text" "$kvattn" uptrain -m "$tmp/mqa.gguf" --teacher "$models/stories260K.bin" -z "$models/tok512.bin" --data "$tmp/sampled.txt" --steps 2 --seq 64 --batch 1 -o "$tmp/up2.gguf" --json
 expect_exit 2 "uptrain: --save-text with --data" "$kvattn" uptrain -m "$tmp/mqa.gguf" --teacher "$models/stories260K.bin" -z "$models/tok512.bin" --data "$tmp/text.txt" --save-text "$tmp/x.txt" -o "$tmp/x.gguf"
 expect_exit 2 "uptrain: both --data and --self-generate" "$kvattn" uptrain -m "$tmp/mqa.gguf" --teacher "$models/stories260K.bin" -z "$models/tok512.bin" --data "$tmp/text.txt" --self-generate 100 -o "$tmp/x.gguf"
