@@ -67,7 +67,9 @@ static int32_t *self_generate(const kvattn_model *m, int n, int ctx, int streams
                 char piece[256];
                 const int nb =
                     kvattn_token_to_bytes(tok, j ? s->window[j - 1] : bos, s->window[j], piece, (int)sizeof piece);
-                if (nb > 0) fwrite(piece, 1, (size_t)nb, save);
+                /* a byte token can be NUL, which no text file holds (--data refuses it) */
+                for (int b = 0; b < nb; b++)
+                    if (piece[b]) fputc(piece[b], save);
             }
             if (save) fputs("\n\n", save);
             got += take;

@@ -253,6 +253,10 @@ expect_exit 0 "eval of the colder text" "$kvattn" eval -m "$models/stories260K.b
 cp "$tmp/out" "$tmp/cold_eval.json"
 expect_exit 0 "eval of the text at temperature 1" "$kvattn" eval -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/sampled.txt" -c 64 --json
 if python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); w=json.load(open(sys.argv[2])); assert c["ppl"] < 0.8 * w["ppl"], (c["ppl"], w["ppl"])' "$tmp/cold_eval.json" "$tmp/out"; then ok; else bad "text sampled at temperature 0.5 is likelier to the teacher than at 1"; fi
+# hot sampling draws the NUL byte token (about 1 in 1,500 at temperature 10; this seed's 8,192
+# tokens hold it four times); the saved text must still be a text file that --data reads
+expect_exit 0 "uptrain --temperature 10 --save-text" "$kvattn" uptrain -m "$tmp/mqa.gguf" --teacher "$models/stories260K.bin" -z "$models/tok512.bin" --self-generate 8192 --temperature 10 --save-text "$tmp/hot.txt" --steps 1 --seq 64 --batch 1 -o "$tmp/up3.gguf"
+expect_exit 0 "the hot text's file is text (no NUL byte)" "$kvattn" eval -m "$models/stories260K.bin" -z "$models/tok512.bin" -f "$tmp/hot.txt" -c 64
 expect_exit 2 "uptrain: --temperature 0" "$kvattn" uptrain -m "$tmp/mqa.gguf" --teacher "$models/stories260K.bin" -z "$models/tok512.bin" --self-generate 100 --temperature 0 -o "$tmp/x.gguf"
 expect_exit 0 "uptrain --data on the saved text" "$kvattn" uptrain -m "$tmp/mqa.gguf" --teacher "$models/stories260K.bin" -z "$models/tok512.bin" --data "$tmp/sampled.txt" --steps 2 --seq 64 --batch 1 -o "$tmp/up2.gguf" --json
 expect_exit 2 "uptrain: --save-text with --data" "$kvattn" uptrain -m "$tmp/mqa.gguf" --teacher "$models/stories260K.bin" -z "$models/tok512.bin" --data "$tmp/text.txt" --save-text "$tmp/x.txt" -o "$tmp/x.gguf"
