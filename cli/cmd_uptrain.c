@@ -23,9 +23,12 @@ static void on_interrupt(int sig) {
     signal(SIGINT, SIG_DFL); /* a second Ctrl-C ends at once; the last checkpoint stays whole */
 }
 
+static int progress_line_open;
+
 static void show_progress(void *ctx, const kvattn_uptrain_progress *p) {
     (void)ctx;
     if (!cli_stderr_is_tty()) return;
+    progress_line_open = p->step != p->steps;
     const double left = p->step > 0 ? p->seconds / p->step * (p->steps - p->step) : 0.0;
     fprintf(stderr, "\rstep %d/%d  loss %.4f  KL %.4f  lr %.2e  |g| %.3f  %.0f tok/s  %dm%02ds left   ", p->step,
             p->steps, p->loss, p->kl, p->lr, p->grad_norm, p->tokens_per_s, (int)left / 60, (int)left % 60);
@@ -36,9 +39,9 @@ static const char *const trained[] = {"attn", "all", NULL};
 
 int cmd_uptrain(int argc, char **argv) {
     const char *student_path = NULL, *teacher_path = NULL, *tok = NULL, *data = NULL, *out = NULL, *save_text = NULL;
-    int64_t self_generate = 0, steps = 200, batch = 4, seq = 256, warmup = -1, seed = 1234, threads = 0,
+    int64_t self_generate = 0, steps = -1, batch = 4, seq = 256, warmup = -1, seed = 1234, threads = 0,
             checkpoint_every = 0;
-    double lr = 1e-3, min_lr = -1, weight_decay = 0.0, clip = 1.0, ce_weight = 0.0, temperature = 1.0;
+    double lr = 1e-3, min_lr = -1, weight_decay = 0.0, clip = 1.0, ce_weight = 0.0, temperature = 1.0, minutes = 0.0;
     int train = 0, resume = 0, json = 0;
     kvattn_type type = KVATTN_TYPE_F32;
     const cli_option opts[] = {
@@ -51,7 +54,9 @@ int cmd_uptrain(int argc, char **argv) {
         CLI_OPT_NUMBER("--temperature", &temperature, 0.05, 10.0, "T",
                        "with --self-generate: the teacher's sampling temperature (default 1)"),
         CLI_OPT_STRING("--save-text", &save_text, "FILE", "with --self-generate: the sampled text, for --data later"),
-        CLI_OPT_COUNT("--steps", &steps, 1, 1 << 24, "S", "optimizer steps (default 200)"),
+        CLI_OPT_COUNT("--steps", &steps, 1, 1 << 24, "S", "optimizer steps (default 200; with --minutes, a cap)"),
+        CLI_OPT_NUMBER("--minutes", &minutes, 0.01, 1e6, "M",
+                       "train for at most M minutes, the schedule fitted to the steps they hold (not with --resume)"),
         CLI_OPT_NUMBER("--lr", &lr, 1e-9, 1.0, "LR", "peak learning rate (default 1e-3)"),
         CLI_OPT_NUMBER("--min-lr", &min_lr, 0.0, 1.0, "LR", "the cosine schedule's end (default lr / 10)"),
         CLI_OPT_INT("--warmup", &warmup, 0, 1 << 24, "N", "linear warm-up steps (default steps / 20)"),
@@ -89,6 +94,12 @@ int cmd_uptrain(int argc, char **argv) {
         fprintf(stderr, "kvattn uptrain: --save-text %s goes with --self-generate, not --data\n", save_text);
         return 2;
     }
+    if (minutes > 0 && resume) {
+        fprintf(stderr,
+                "kvattn uptrain: --minutes does not go with --resume (the schedule was fitted to the first run)\n");
+        return 2;
+    }
+    if (steps < 0) steps = minutes > 0 ? 1 << 24 : 200;
     if (threads) kvattn_set_threads((int)threads);
     model_opts mo;
     model_opts_defaults(&mo);
@@ -116,9 +127,10 @@ int cmd_uptrain(int argc, char **argv) {
                                .weight_decay = (float)weight_decay,
                                .clip = (float)clip,
                                .ce_weight = (float)ce_weight,
-                               .warmup = (int)(warmup >= 0 ? warmup : steps / 20),
+                               .warmup = (int)warmup,
                                .train_all = train == 1,
                                .seed = (uint64_t)seed,
+                               .time_budget_s = 60.0 * minutes,
                                .out_path = out,
                                .out_type = type,
                                .checkpoint_every = (int)checkpoint_every,
@@ -131,6 +143,7 @@ int cmd_uptrain(int argc, char **argv) {
         if (kvattn_uptrain(student, teacher, &p, &r) != KVATTN_OK)
             status = fprintf(stderr, "kvattn uptrain: %s\n", kvattn_last_error()) > 0;
         signal(SIGINT, SIG_DFL);
+        if (progress_line_open) fputc('\n', stderr); /* a budget or a stop ended it before the last step */
     }
     if (!status) {
         /* forward + backward ≈ 6 × parameters × tokens (the usual count; attention-only training skips
@@ -142,12 +155,13 @@ int cmd_uptrain(int argc, char **argv) {
         const double frac = lim.fma_gflops > 0 ? 6.0 * params * tps / (lim.fma_gflops * 1e9) : 0.0;
         if (json) {
             printf("{\"steps\": [%d, %d], \"steps_run\": %d, \"stopped\": %s, \"tokens\": %llu, \"seconds\": %.3f, "
-                   "\"tokens_per_s\": %.1f, \"params\": %.0f, \"fma_fraction\": %.4f, \"fma_gflops\": %.1f, "
+                   "\"tokens_per_s\": %.1f, \"budget_s\": %.1f, \"params\": %.0f, \"fma_fraction\": %.4f, "
+                   "\"fma_gflops\": %.1f, "
                    "\"loss\": [%.6f, %.6f], "
                    "\"kl\": [%.6f, %.6f], \"train\": \"%s\", \"data\": ",
                    r.first_step, r.last_step, r.steps_run, stop_asked ? "true" : "false", (unsigned long long)r.tokens,
-                   r.seconds, tps, params, frac, lim.fma_gflops, r.first_loss, r.last_loss, r.first_kl, r.last_kl,
-                   trained[train]);
+                   r.seconds, tps, 60.0 * minutes, params, frac, lim.fma_gflops, r.first_loss, r.last_loss, r.first_kl,
+                   r.last_kl, trained[train]);
             cli_json_string(stdout, source, strlen(source));
             printf(", \"output\": ");
             cli_json_string(stdout, out, strlen(out));

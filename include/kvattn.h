@@ -685,9 +685,14 @@ typedef struct {
     int n_tokens;
     int steps, batch, seq;
     float lr, min_lr, weight_decay, clip, ce_weight;
-    int warmup;
+    int warmup;    /* linear warm-up steps; < 0: a twentieth of the steps */
     int train_all; /* 0: the attention projections only */
     uint64_t seed;
+    /* time_budget_s > 0: train for at most this many seconds (the teacher's passes included).
+     * `steps` is then a cap, and the schedule runs over the steps the budget is expected to hold,
+     * estimated again after each step from the mean step time so far; the run ends before a step
+     * that would pass the budget. Not with resume (the schedule was fitted to another run). */
+    double time_budget_s;
     /* out_path receives the student as GGUF (weights as out_type) at the end, at a stop and every
      * checkpoint_every steps (0: none), and out_path + ".state" the optimizer's state; each is
      * written under a temporary name and renamed. resume: the student given is such a checkpoint,

@@ -20,6 +20,11 @@
  *     model for 40 AdamW steps on TinyStories text, gets closer to it: the
  *     KL on held-out text falls by more than half (deterministic: fixed
  *     seeds, and the products split their rows the same way each run);
+ *   - kvattn_uptrain with a time budget (2 s, the step cap far away, one
+ *     thread) ends near the budget, having warmed up to the peak learning rate and
+ *     annealed to within 10% of the way down to min_lr at its last step (a
+ *     step or two short of the end where the pace changes); with resume it
+ *     is refused;
  *   - against PyTorch's autograd (tests/golden/gen_train_grads.py): a tiny
  *     llama (GQA) and a tiny dense deepseek2 (MLA in its training form,
  *     YaRN on), their logits, loss and every tensor's gradient for one
@@ -347,6 +352,60 @@ static void check_against_torch(const char *fixture, int deepseek) {
     golden_free(&g);
 }
 
+typedef struct {
+    int calls, last_step, last_steps;
+    double max_lr, last_lr;
+} lr_trace;
+
+static void trace_lr(void *ctx, const kvattn_uptrain_progress *p) {
+    lr_trace *t = ctx;
+    t->calls++, t->last_step = p->step, t->last_steps = p->steps, t->last_lr = p->lr;
+    if (p->lr > t->max_lr) t->max_lr = p->lr;
+}
+
+static void check_time_budget(const kvattn_model *m, const int32_t *tok, int n) {
+    char out[160];
+    snprintf(out, sizeof out, "/tmp/kvattn_budget_%d.gguf", (int)getpid());
+    lr_trace trace = {0};
+    kvattn_uptrain_params p = {.tokens = tok,
+                               .n_tokens = n,
+                               .steps = 1 << 20,
+                               .batch = 1,
+                               .seq = 32,
+                               .lr = 1e-3f,
+                               .min_lr = 1e-5f,
+                               .clip = 1.0f,
+                               .warmup = -1,
+                               .seed = 5,
+                               .time_budget_s = 2.0,
+                               .out_path = out,
+                               .out_type = KVATTN_TYPE_F32,
+                               .progress = trace_lr,
+                               .progress_ctx = &trace};
+    kvattn_uptrain_result r;
+    kvattn_set_threads(1); /* one thread: two suites side by side (ctest -j) slow a team of threads far more */
+    CHECK_OK(kvattn_uptrain(m, m, &p, &r));
+    kvattn_set_threads(0);
+    /* a busy machine (another test beside this one) can make the last step run long: 1.5 s of slack */
+    CHECK(r.steps_run >= 1 && r.steps_run < p.steps && r.seconds <= 3.5,
+          "time budget 2 s: %d steps in %.2f s (want ≤ 3.5 s)", r.steps_run, r.seconds);
+    CHECK(trace.calls == r.steps_run, "%d progress calls for %d steps", trace.calls, r.steps_run);
+    if (r.steps_run >= 8) { /* a machine busy enough to allow fewer has no schedule to judge */
+        CHECK(trace.last_steps - trace.last_step <= 3, "the schedule's last step (%d) fits the run's (%d)",
+              trace.last_steps, trace.last_step);
+        CHECK(trace.max_lr >= 0.9 * p.lr && trace.last_lr <= p.min_lr + 0.1 * (p.lr - p.min_lr),
+              "the budget's schedule: peak %.3g (lr %.3g), last %.3g (min %.3g)", trace.max_lr, p.lr, trace.last_lr,
+              p.min_lr);
+    }
+    printf("time budget 2 s: %d steps in %.2f s, lr peak %.3g, last %.3g\n", r.steps_run, r.seconds, trace.max_lr,
+           trace.last_lr);
+    p.resume = 1;
+    CHECK(kvattn_uptrain(m, m, &p, &r) == KVATTN_ERR_INVALID_ARG, "a time budget with resume is refused");
+    char state[200];
+    snprintf(state, sizeof state, "%s.state", out);
+    unlink(out), unlink(state);
+}
+
 int main(void) {
     check_against_torch("train_llama", 0);
     check_against_torch("train_mla", 1);
@@ -365,6 +424,7 @@ int main(void) {
         kv_trainer_free(tr);
         check_backward("stories260K", m, tok);
         check_distill("stories260K", m, tok, n < 40 * T_TRAIN ? n : 40 * T_TRAIN);
+        check_time_budget(m, tok, n);
         /* MLA in its training form: stories260K converted, the latent as projected and normed */
         for (int norm = 0; norm < 2; norm++) {
             kvattn_model *mla = NULL;

@@ -110,6 +110,9 @@ kvattn_status kvattn_uptrain(const kvattn_model *student, const kvattn_model *te
     if (T < 2 || B < 1 || p->steps < 1 || !(p->lr > 0.0f))
         return kv_fail(KVATTN_ERR_INVALID_ARG, "uptrain: seq %d (≥ 2), batch %d (≥ 1), steps %d (≥ 1), lr %g (> 0)", T,
                        B, p->steps, p->lr);
+    if (p->time_budget_s > 0 && p->resume)
+        return kv_fail(KVATTN_ERR_INVALID_ARG,
+                       "uptrain: a time budget cannot resume a run (its schedule was fitted to the first run's pace)");
     if (p->n_tokens < T + 1)
         return kv_fail(KVATTN_ERR_INVALID_ARG, "uptrain: %d tokens of training text, fewer than a window of %d",
                        p->n_tokens, T + 1);
@@ -131,17 +134,25 @@ kvattn_status kvattn_uptrain(const kvattn_model *student, const kvattn_model *te
         st = read_state(spath, tr, p->train_all, &done, &seed);
         first = done + 1;
     }
-    const kv_adamw_params ap = {.lr = p->lr,
-                                .min_lr = p->min_lr,
-                                .warmup_steps = p->warmup,
-                                .total_steps = p->steps,
-                                .weight_decay = p->weight_decay,
-                                .clip = p->clip};
+    kv_adamw_params ap = {.lr = p->lr,
+                          .min_lr = p->min_lr,
+                          .warmup_steps = p->warmup >= 0 ? p->warmup : p->steps / 20,
+                          .total_steps = p->steps,
+                          .weight_decay = p->weight_decay,
+                          .clip = p->clip};
     memset(res, 0, sizeof *res);
     res->first_step = first;
     const double t0 = now_s();
     int step = first;
     for (; st == KVATTN_OK && step <= p->steps && !(p->stop && *p->stop); step++) {
+        if (p->time_budget_s > 0 && res->steps_run > 0) {
+            const double per_step = res->seconds / res->steps_run;
+            if (res->seconds + per_step > p->time_budget_s) break;
+            /* the steps still to come at the pace so far: a machine that slows down shortens the schedule */
+            const double fit = step - 1 + (p->time_budget_s - res->seconds) / per_step;
+            ap.total_steps = fit < step ? step : fit > p->steps ? p->steps : (int)fit;
+            if (p->warmup < 0) ap.warmup_steps = ap.total_steps / 20;
+        }
         /* windows drawn from a stream seeded by (seed, step): a resumed run draws the same ones */
         kv_rng rng = {seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)step)};
         kv_trainer_zero_grad(tr);
@@ -166,9 +177,14 @@ kvattn_status kvattn_uptrain(const kvattn_model *student, const kvattn_model *te
         res->tokens += (uint64_t)B * T;
         res->seconds = now_s() - t0;
         if (p->progress) {
-            const kvattn_uptrain_progress pr = {
-                step,        p->steps, loss, kl, kv_adamw_lr(&ap, step), gnorm, (double)res->tokens / res->seconds,
-                res->seconds};
+            const kvattn_uptrain_progress pr = {step,
+                                                ap.total_steps,
+                                                loss,
+                                                kl,
+                                                kv_adamw_lr(&ap, step),
+                                                gnorm,
+                                                (double)res->tokens / res->seconds,
+                                                res->seconds};
             p->progress(p->progress_ctx, &pr);
         }
         if (p->checkpoint_every > 0 && step % p->checkpoint_every == 0 && step < p->steps) {
