@@ -31,8 +31,9 @@ static inline uint64_t kv_mix64(uint64_t x) {
 
 /* A generator for a user's seed. xorshift's first outputs from a small seed
  * are small (seed 1234 first draws 2^-24 of the unit), and neighbouring seeds
- * draw the same first numbers (it is linear: their states differ by the state
- * of seed 1 ^ 2), so the seed is mixed first. */
+ * draw the same first numbers (it is linear over XOR: the states of seeds a
+ * and b differ by the state seed a ^ b would have, small at first), so the
+ * seed is mixed first. */
 static inline kv_rng kv_rng_seeded(uint64_t seed) {
     const uint64_t s = kv_mix64(seed);
     return (kv_rng){s ? s : KV_RNG_DEFAULT_SEED};
