@@ -59,7 +59,7 @@ int cmd_uptrain(int argc, char **argv) {
                        "train for at most M minutes, the schedule fitted to the steps they hold (not with --resume)"),
         CLI_OPT_NUMBER("--lr", &lr, 1e-9, 1.0, "LR", "peak learning rate (default 1e-3)"),
         CLI_OPT_NUMBER("--min-lr", &min_lr, 0.0, 1.0, "LR", "the cosine schedule's end (default lr / 10)"),
-        CLI_OPT_INT("--warmup", &warmup, 0, 1 << 24, "N", "linear warm-up steps (default steps / 20)"),
+        CLI_OPT_INT("--warmup", &warmup, 0, 1 << 24, "N", "linear warm-up steps (default: a twentieth of the steps)"),
         CLI_OPT_COUNT("--batch", &batch, 1, 1 << 16, "B", "windows a step, gradients accumulated (default 4)"),
         CLI_OPT_COUNT("--seq", &seq, 2, 1 << 16, "T", "tokens a window (default 256)"),
         CLI_OPT_CHOICE("--train", &train, trained, "WHAT", "attn (default: the attention projections) or all"),
