@@ -205,6 +205,50 @@ static void test_fast_vs_reference(void) {
     }
 }
 
+/* The 512-bit levels' integer products of the block types against Q8_K
+ * activations (and their residual) give the AVX2 level's bits: the integer
+ * sums are exact whatever the vector width, and each level then applies the
+ * same float operations. Random rows of 1, 5 and 9 super-blocks, one or the
+ * KV_Q8_K_ROWS the GEMV reads side by side at once. */
+static void test_q8_k_levels_agree(void) {
+    const kv_kernels *avx2 = kv_kernels_for(KV_ISA_AVX2);
+    const kv_isa wide[] = {KV_ISA_AVX512, KV_ISA_AVX512_VNNI};
+    test_rng r = {0x5151};
+    for (size_t wi = 0; wi < sizeof wide / sizeof *wide; wi++) {
+        const kv_kernels *kern = kv_kernels_for(wide[wi]);
+        if (!avx2 || !kern) {
+            printf("K-quant products across levels: level %d not on this CPU, skipped\n", (int)wide[wi]);
+            continue;
+        }
+        for (size_t ti = 0; ti < sizeof TYPES / sizeof *TYPES; ti++) {
+            const kvattn_type t = TYPES[ti];
+            for (int nb = 1; nb <= 9; nb += 4) {
+                const int k = nb * KV_QK_K, nr = test_randint(&r, 1, KV_Q8_K_ROWS);
+                const size_t row_bytes = kvattn_row_bytes(t, k);
+                unsigned char *w = malloc(row_bytes * (size_t)nr);
+                random_blocks(&r, t, w, (int)(row_bytes * (size_t)nr / kv_quant_block_bytes(t)));
+                float *x = malloc(sizeof(float) * k);
+                test_fill(&r, x, (size_t)k, 1.0f);
+                kv_block_q8_k *xq = malloc(sizeof *xq * (size_t)nb * 2);
+                kv_quantize_q8_k_ref(x, xq, k);
+                for (int i = 0; i < k; i++) x[i] -= xq[i / KV_QK_K].d * xq[i / KV_QK_K].qs[i % KV_QK_K];
+                kv_quantize_q8_k_ref(x, xq + nb, k);
+                const void *rows[KV_Q8_K_ROWS];
+                for (int i = 0; i < nr; i++) rows[i] = w + (size_t)i * row_bytes;
+                for (int res = 0; res < 2; res++) {
+                    float want[KV_Q8_K_ROWS], got[KV_Q8_K_ROWS];
+                    avx2->quant_rows_dot_q8_k(t, rows, nr, xq, res ? xq + nb : NULL, k, want);
+                    kern->quant_rows_dot_q8_k(t, rows, nr, xq, res ? xq + nb : NULL, k, got);
+                    CHECK(!memcmp(want, got, sizeof(float) * (size_t)nr),
+                          "%s, %d super-blocks × %d rows%s: level %d differs from avx2's bits", kvattn_type_name(t), nb,
+                          nr, res ? " with the residual" : "", (int)wide[wi]);
+                }
+                free(w), free(x), free(xq);
+            }
+        }
+    }
+}
+
 /* kvattn's Q4_0 writer against gguf-py's quantizer (llama.cpp's reference
  * rule) on the same floats: the same bytes. And Q4_K, which has no gguf-py
  * quantizer: its round trip is within the format's resolution. */
@@ -367,6 +411,7 @@ static void test_level(const char *isa) {
 int main(void) {
     test_against_gguf_py();
     CHECK(test_each_isa(test_level) >= 1, "the scalar level runs everywhere");
+    test_q8_k_levels_agree();
     test_writers();
     return test_finish("test_quants");
 }

@@ -108,6 +108,79 @@ static inline __attribute__((always_inline)) void q45_k_block_avx2(uint16_t d, u
     if (xl) *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum_l), _mm256_set1_ps(xl->d * _cvtsh_ss(d)), *acc);
 }
 
+#if KV_HAVE_AVX512
+/* q45_k_block_avx2 on 512-bit vectors, with its bits: each vector holds two of
+ * its 32-byte steps p (the lower half p = 2·pp, the upper 2·pp + 1), the
+ * activations and each half's scale arranged to match; the integer sums are
+ * exact, so adding the halves gives the AVX2 kernel's eight sums, which then
+ * meet the same float operations. */
+static inline __attribute__((always_inline)) void q45_k_block_avx512(uint16_t d, uint16_t dmin, const uint8_t *scales,
+                                                                     const uint8_t *qs, const uint8_t *qh,
+                                                                     const kv_block_q8_k *x, const kv_block_q8_k *xl,
+                                                                     __m256 *acc, __m128 *mins) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
+    const __m256i sm = _mm256_cvtepu8_epi16(q4_k_scales_mins(scales)); /* 8 scales, 8 mins */
+    const __m256i bs = _mm256_loadu_si256((const __m256i *)x->bsums);
+    const __m128i sums32 = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+    const __m128i msum = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), sums32);
+    *mins = _mm_fmadd_ps(_mm_cvtepi32_ps(msum), _mm_set1_ps(x->d * _cvtsh_ss(dmin)), *mins);
+    if (xl) {
+        const __m256i bl = _mm256_loadu_si256((const __m256i *)xl->bsums);
+        const __m128i sl = _mm_hadd_epi16(_mm256_castsi256_si128(bl), _mm256_extracti128_si256(bl, 1));
+        const __m128i ml = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), sl);
+        *mins = _mm_fmadd_ps(_mm_cvtepi32_ps(ml), _mm_set1_ps(xl->d * _cvtsh_ss(dmin)), *mins);
+    }
+    const __m512i sm512 = _mm512_castsi256_si512(sm);
+    const __m512i hb = qh ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qh)) : _mm512_setzero_si512();
+    __m512i isum = _mm512_setzero_si512(), isum_l = _mm512_setzero_si512();
+    for (int pp = 0; pp < 2; pp++) {
+        const int p0 = 2 * pp; /* the lower half's step; the upper half's is p0 + 1 */
+        const __m512i q4 = _mm512_loadu_si512((const void *)(qs + 64 * pp));
+        __m512i lo = _mm512_and_si512(q4, low4), hi = _mm512_and_si512(_mm512_srli_epi16(q4, 4), low4);
+        if (qh) { /* shifts under 8 keep each byte's own bit at bit 0 once masked, whatever the lane width */
+            const __m512i at =
+                _mm512_set_epi64(2 * p0 + 2, 2 * p0 + 2, 2 * p0 + 2, 2 * p0 + 2, 2 * p0, 2 * p0, 2 * p0, 2 * p0);
+            const __m512i h0 = _mm512_and_si512(_mm512_srlv_epi64(hb, at), one);
+            const __m512i h1 = _mm512_and_si512(_mm512_srlv_epi64(hb, _mm512_add_epi64(at, _mm512_set1_epi64(1))), one);
+            lo = _mm512_or_si512(lo, _mm512_slli_epi16(h0, 4));
+            hi = _mm512_or_si512(hi, _mm512_slli_epi16(h1, 4));
+        }
+        const int8_t *a0 = x->qs + 128 * pp;
+        const __m512i xa = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a0)),
+                                              _mm256_loadu_si256((const __m256i *)(a0 + 64)), 1);
+        const __m512i xc = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(a0 + 32))),
+                                              _mm256_loadu_si256((const __m256i *)(a0 + 96)), 1);
+        /* the scales of sub-blocks 2p (lo) and 2p + 1 (hi), each half its own step's */
+        const __m512i sa = _mm512_permutexvar_epi16(
+            _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * p0)), _mm256_set1_epi16((short)(2 * p0 + 2)), 1), sm512);
+        const __m512i sc = _mm512_permutexvar_epi16(
+            _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * p0 + 1)), _mm256_set1_epi16((short)(2 * p0 + 3)), 1),
+            sm512);
+        isum = _mm512_add_epi32(isum, _mm512_madd_epi16(_mm512_maddubs_epi16(lo, xa), sa));
+        isum = _mm512_add_epi32(isum, _mm512_madd_epi16(_mm512_maddubs_epi16(hi, xc), sc));
+        if (xl) {
+            const int8_t *l0 = xl->qs + 128 * pp;
+            const __m512i la = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)l0)),
+                                                  _mm256_loadu_si256((const __m256i *)(l0 + 64)), 1);
+            const __m512i lc =
+                _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(l0 + 32))),
+                                   _mm256_loadu_si256((const __m256i *)(l0 + 96)), 1);
+            isum_l = _mm512_add_epi32(isum_l, _mm512_madd_epi16(_mm512_maddubs_epi16(lo, la), sa));
+            isum_l = _mm512_add_epi32(isum_l, _mm512_madd_epi16(_mm512_maddubs_epi16(hi, lc), sc));
+        }
+    }
+    const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(isum), _mm512_extracti64x4_epi64(isum, 1));
+    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s8), _mm256_set1_ps(x->d * _cvtsh_ss(d)), *acc);
+    if (xl) {
+        const __m256i l8 = _mm256_add_epi32(_mm512_castsi512_si256(isum_l), _mm512_extracti64x4_epi64(isum_l, 1));
+        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(l8), _mm256_set1_ps(xl->d * _cvtsh_ss(d)), *acc);
+    }
+}
+#define Q45_K_BLOCK q45_k_block_avx512
+#else
+#define Q45_K_BLOCK q45_k_block_avx2
+#endif
+
 /* One Q6_K super-block. Per 128 elements: four 32-element slices of 6-bit
  * values u = q + 32 in 0..63; Σ sc·(u - 32)·a = Σ sc·maddubs(u, a) - 32·Σ_g
  * sc_g·bsums_g, the second term once per super-block from the activations'
@@ -150,6 +223,67 @@ static inline __attribute__((always_inline)) void q6_k_block_avx2(const kv_block
     *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(x->d * _cvtsh_ss(b->d)), *acc);
     if (xl) *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum_l), _mm256_set1_ps(xl->d * _cvtsh_ss(b->d)), *acc);
 }
+
+#if KV_HAVE_AVX512
+/* q6_k_block_avx2 on 512-bit vectors, with its bits: slices 0 and 1 of each
+ * 128 elements share a vector (their 64 bytes of low nibbles and of
+ * activations are contiguous), as do slices 2 and 3; each 16-byte quarter
+ * takes its own scale. The integer sums are exact, so adding the halves gives
+ * the AVX2 kernel's eight sums. */
+/* vpermw's indices putting scale g + j in the words of quarter j. */
+static inline __m512i q6_k_quarter_scales(int g) {
+    const long long w4 = 0x0001000100010001LL; /* a 16-bit index in each of four words */
+    return _mm512_set_epi64((g + 3) * w4, (g + 3) * w4, (g + 2) * w4, (g + 2) * w4, (g + 1) * w4, (g + 1) * w4, g * w4,
+                            g * w4);
+}
+
+static inline __attribute__((always_inline)) void q6_k_block_avx512(const kv_block_q6_k *b, const kv_block_q8_k *x,
+                                                                    const kv_block_q8_k *xl, __m256 *acc) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F), three = _mm512_set1_epi8(3);
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+    __m256i isum = _mm256_slli_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)x->bsums)), 5);
+    isum = _mm256_sub_epi32(_mm256_setzero_si256(), isum); /* -32 Σ sc_g bsums_g */
+    __m256i isum_l = _mm256_setzero_si256();
+    if (xl)
+        isum_l = _mm256_sub_epi32(
+            isum_l, _mm256_slli_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)xl->bsums)), 5));
+    const __m512i sc512 = _mm512_castsi256_si512(sc16);
+    __m512i wide = _mm512_setzero_si512(), wide_l = _mm512_setzero_si512();
+    for (int n = 0; n < 2; n++) {
+        const __m512i l = _mm512_loadu_si512((const void *)(b->ql + 64 * n));
+        const __m512i h = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b->qh + 32 * n)));
+        __m512i q[2];
+        q[0] = _mm512_or_si512(
+            _mm512_and_si512(l, low4),
+            _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(h, _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0)), three),
+                              4));
+        q[1] = _mm512_or_si512(
+            _mm512_and_si512(_mm512_srli_epi16(l, 4), low4),
+            _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(h, _mm512_set_epi64(6, 6, 6, 6, 4, 4, 4, 4)), three),
+                              4));
+        for (int k = 0; k < 2; k++) {
+            const int g = 8 * n + 4 * k; /* the scales of this vector's four quarters: g .. g + 3 */
+            const __m512i s = _mm512_permutexvar_epi16(q6_k_quarter_scales(g), sc512);
+            const __m512i a = _mm512_loadu_si512((const void *)(x->qs + 128 * n + 64 * k));
+            wide = _mm512_add_epi32(wide, _mm512_madd_epi16(_mm512_maddubs_epi16(q[k], a), s));
+            if (xl) {
+                const __m512i al = _mm512_loadu_si512((const void *)(xl->qs + 128 * n + 64 * k));
+                wide_l = _mm512_add_epi32(wide_l, _mm512_madd_epi16(_mm512_maddubs_epi16(q[k], al), s));
+            }
+        }
+    }
+    isum = _mm256_add_epi32(isum, _mm256_add_epi32(_mm512_castsi512_si256(wide), _mm512_extracti64x4_epi64(wide, 1)));
+    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(x->d * _cvtsh_ss(b->d)), *acc);
+    if (xl) {
+        isum_l = _mm256_add_epi32(
+            isum_l, _mm256_add_epi32(_mm512_castsi512_si256(wide_l), _mm512_extracti64x4_epi64(wide_l, 1)));
+        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum_l), _mm256_set1_ps(xl->d * _cvtsh_ss(b->d)), *acc);
+    }
+}
+#define Q6_K_BLOCK q6_k_block_avx512
+#else
+#define Q6_K_BLOCK q6_k_block_avx2
+#endif
 
 /* One Q2_K or Q3_K super-block (t, a constant once inlined). Per 128
  * elements, 32 bytes of 2-bit quants read at shifts 0, 2, 4, 6, each shift's
@@ -289,7 +423,7 @@ static void rows_dot_q8_k_avx2(kvattn_type t, const void *const *rows, int nr, c
         for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
                 const kv_block_q5_k *b = (const kv_block_q5_k *)rw[r] + i;
                 kv_prefetch((const unsigned char *)b + Q8_K_AHEAD, sizeof *b);
-                q45_k_block_avx2(b->d, b->dmin, b->scales, b->qs, b->qh, x + i, xl ? xl + i : NULL, &acc[r], &mins[r]);
+                Q45_K_BLOCK(b->d, b->dmin, b->scales, b->qs, b->qh, x + i, xl ? xl + i : NULL, &acc[r], &mins[r]);
             }
     else if (t == KVATTN_TYPE_Q4_0) BLOCK32_ROWS(KVATTN_TYPE_Q4_0)
     else if (t == KVATTN_TYPE_Q4_1) BLOCK32_ROWS(KVATTN_TYPE_Q4_1)
@@ -311,13 +445,13 @@ static void rows_dot_q8_k_avx2(kvattn_type t, const void *const *rows, int nr, c
         for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
                 const kv_block_q4_k *b = (const kv_block_q4_k *)rw[r] + i;
                 kv_prefetch((const unsigned char *)b + Q8_K_AHEAD, sizeof *b);
-                q45_k_block_avx2(b->d, b->dmin, b->scales, b->qs, NULL, x + i, xl ? xl + i : NULL, &acc[r], &mins[r]);
+                Q45_K_BLOCK(b->d, b->dmin, b->scales, b->qs, NULL, x + i, xl ? xl + i : NULL, &acc[r], &mins[r]);
             }
     else
         for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
                 const kv_block_q6_k *b = (const kv_block_q6_k *)rw[r] + i;
                 kv_prefetch((const unsigned char *)b + Q8_K_AHEAD, sizeof *b);
-                q6_k_block_avx2(b, x + i, xl ? xl + i : NULL, &acc[r]);
+                Q6_K_BLOCK(b, x + i, xl ? xl + i : NULL, &acc[r]);
             }
     for (int r = 0; r < nr; r++) out[r] = kv_hsum_avx2(acc[r]) - hsum128(mins[r]);
 }
