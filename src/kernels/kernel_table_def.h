@@ -35,6 +35,9 @@ const kv_kernels KV_KERNEL_TABLE = {
     .gemm_micro = KV_HAVE_AVX512 ? isa_gemm_micro : NULL,
     .quantize_q8_k = isa_quantize_q8_k,
     .quant_rows_dot_q8_k = isa_quant_rows_dot_q8_k,
+#if KV_HAVE_AVX512
+    .quant_rows_dot_q8_k_512 = isa_quant_rows_dot_q8_k_512,
+#endif
     .quantize_q16_32 = isa_quantize_q16_32,
     .q8_0_rows_dot_q16 = isa_q8_0_rows_dot_q16,
     .sum_streams = isa_sum_streams,

@@ -54,6 +54,10 @@ typedef struct {
     void (*quantize_q8_k)(const float *x, kv_block_q8_k *y, int n);
     void (*quant_rows_dot_q8_k)(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x,
                                 const kv_block_q8_k *xl, int n, float *y);
+    /* quant_rows_dot_q8_k with its 512-bit block kernels, which it runs where they measure faster
+     * (the same bits); NULL below AVX-512 */
+    void (*quant_rows_dot_q8_k_512)(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x,
+                                    const kv_block_q8_k *xl, int n, float *y);
     void (*quantize_q16_32)(const float *x, int16_t *q, float *d, int n);
     void (*q8_0_rows_dot_q16)(const void *const *rows, int nr, const int16_t *q, const float *d, int n, float *y);
     /* the machine's limits, measured at this level (measure_isa.h) */

@@ -176,9 +176,6 @@ static inline __attribute__((always_inline)) void q45_k_block_avx512(uint16_t d,
         *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(l8), _mm256_set1_ps(xl->d * _cvtsh_ss(d)), *acc);
     }
 }
-#define Q45_K_BLOCK q45_k_block_avx512
-#else
-#define Q45_K_BLOCK q45_k_block_avx2
 #endif
 
 /* One Q6_K super-block. Per 128 elements: four 32-element slices of 6-bit
@@ -280,10 +277,35 @@ static inline __attribute__((always_inline)) void q6_k_block_avx512(const kv_blo
         *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum_l), _mm256_set1_ps(xl->d * _cvtsh_ss(b->d)), *acc);
     }
 }
-#define Q6_K_BLOCK q6_k_block_avx512
-#else
-#define Q6_K_BLOCK q6_k_block_avx2
 #endif
+
+/* The block kernels of the K-quants, 512-bit where `wide` (a constant once
+ * inlined) and the level has them: the same bits either way. */
+static inline __attribute__((always_inline)) void q45_k_block(int wide, uint16_t d, uint16_t dmin,
+                                                              const uint8_t *scales, const uint8_t *qs,
+                                                              const uint8_t *qh, const kv_block_q8_k *x,
+                                                              const kv_block_q8_k *xl, __m256 *acc, __m128 *mins) {
+#if KV_HAVE_AVX512
+    if (wide) {
+        q45_k_block_avx512(d, dmin, scales, qs, qh, x, xl, acc, mins);
+        return;
+    }
+#endif
+    (void)wide;
+    q45_k_block_avx2(d, dmin, scales, qs, qh, x, xl, acc, mins);
+}
+
+static inline __attribute__((always_inline)) void q6_k_block(int wide, const kv_block_q6_k *b, const kv_block_q8_k *x,
+                                                             const kv_block_q8_k *xl, __m256 *acc) {
+#if KV_HAVE_AVX512
+    if (wide) {
+        q6_k_block_avx512(b, x, xl, acc);
+        return;
+    }
+#endif
+    (void)wide;
+    q6_k_block_avx2(b, x, xl, acc);
+}
 
 /* One Q2_K or Q3_K super-block (t, a constant once inlined). Per 128
  * elements, 32 bytes of 2-bit quants read at shifts 0, 2, 4, 6, each shift's
@@ -412,8 +434,9 @@ static float hsum128(__m128 v) {
             block32_avx2(T, b, x + i, xl ? xl + i : NULL, &acc[r], &mins[r]);                                          \
         }
 
-static void rows_dot_q8_k_avx2(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x,
-                               const kv_block_q8_k *xl, int nb, float *out) {
+static inline __attribute__((always_inline)) void rows_dot_q8_k_body(kvattn_type t, const void *const *rows, int nr,
+                                                                     const kv_block_q8_k *x, const kv_block_q8_k *xl,
+                                                                     int nb, float *out, const int wide) {
     __m256 acc[KV_Q8_K_ROWS];
     __m128 mins[KV_Q8_K_ROWS];
     for (int r = 0; r < KV_Q8_K_ROWS; r++) acc[r] = _mm256_setzero_ps(), mins[r] = _mm_setzero_ps();
@@ -423,7 +446,7 @@ static void rows_dot_q8_k_avx2(kvattn_type t, const void *const *rows, int nr, c
         for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
                 const kv_block_q5_k *b = (const kv_block_q5_k *)rw[r] + i;
                 kv_prefetch((const unsigned char *)b + Q8_K_AHEAD, sizeof *b);
-                Q45_K_BLOCK(b->d, b->dmin, b->scales, b->qs, b->qh, x + i, xl ? xl + i : NULL, &acc[r], &mins[r]);
+                q45_k_block(wide, b->d, b->dmin, b->scales, b->qs, b->qh, x + i, xl ? xl + i : NULL, &acc[r], &mins[r]);
             }
     else if (t == KVATTN_TYPE_Q4_0) BLOCK32_ROWS(KVATTN_TYPE_Q4_0)
     else if (t == KVATTN_TYPE_Q4_1) BLOCK32_ROWS(KVATTN_TYPE_Q4_1)
@@ -445,15 +468,77 @@ static void rows_dot_q8_k_avx2(kvattn_type t, const void *const *rows, int nr, c
         for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
                 const kv_block_q4_k *b = (const kv_block_q4_k *)rw[r] + i;
                 kv_prefetch((const unsigned char *)b + Q8_K_AHEAD, sizeof *b);
-                Q45_K_BLOCK(b->d, b->dmin, b->scales, b->qs, NULL, x + i, xl ? xl + i : NULL, &acc[r], &mins[r]);
+                q45_k_block(wide, b->d, b->dmin, b->scales, b->qs, NULL, x + i, xl ? xl + i : NULL, &acc[r], &mins[r]);
             }
     else
         for (int i = 0; i < nb; i++) KV_UNROLL for (int r = 0; r < KV_Q8_K_ROWS; r++) {
                 const kv_block_q6_k *b = (const kv_block_q6_k *)rw[r] + i;
                 kv_prefetch((const unsigned char *)b + Q8_K_AHEAD, sizeof *b);
-                Q6_K_BLOCK(b, x + i, xl ? xl + i : NULL, &acc[r]);
+                q6_k_block(wide, b, x + i, xl ? xl + i : NULL, &acc[r]);
             }
     for (int r = 0; r < nr; r++) out[r] = kv_hsum_avx2(acc[r]) - hsum128(mins[r]);
+}
+
+static void rows_dot_q8_k_avx2(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x,
+                               const kv_block_q8_k *xl, int nb, float *out) {
+    rows_dot_q8_k_body(t, rows, nr, x, xl, nb, out, 0);
+}
+#endif
+
+#if KV_HAVE_AVX512
+#include <x86intrin.h> /* __rdtsc */
+
+static void rows_dot_q8_k_avx512(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x,
+                                 const kv_block_q8_k *xl, int nb, float *out) {
+    rows_dot_q8_k_body(t, rows, nr, x, xl, nb, out, 1);
+}
+
+/* Whether the 512-bit K-quant products beat the AVX2 ones on this CPU. They
+ * give the same bits, but where 512-bit integer operations run as two 256-bit
+ * halves (Zen 4) their extra shuffles make them slower, so both are timed once
+ * on a few Q4_K and Q6_K rows in cache (about 0.1 ms). Threads racing here may
+ * each time them: whichever answer they store, the outputs are the same. */
+static int kquant_wide_pays(void) {
+    static int pays = -1;
+    int p = __atomic_load_n(&pays, __ATOMIC_RELAXED);
+    if (p >= 0) return p;
+    enum { NB = 8, ROWS = KV_Q8_K_ROWS };
+    kv_block_q4_k q4[ROWS][NB];
+    kv_block_q6_k q6[ROWS][NB];
+    kv_block_q8_k x[2 * NB];
+    uint32_t lcg = 12345u;
+    unsigned char *bytes[] = {(unsigned char *)q4, (unsigned char *)q6, (unsigned char *)x};
+    const size_t sizes[] = {sizeof q4, sizeof q6, sizeof x};
+    for (int a = 0; a < 3; a++)
+        for (size_t i = 0; i < sizes[a]; i++) bytes[a][i] = (unsigned char)((lcg = lcg * 1664525u + 1013904223u) >> 24);
+    for (int r = 0; r < ROWS; r++)
+        for (int b = 0; b < NB; b++) q4[r][b].d = q4[r][b].dmin = q6[r][b].d = 0x3C00; /* 1.0: no NaN, no denormal */
+    for (int b = 0; b < 2 * NB; b++) x[b].d = 1.0f / 127;
+    const void *r4[ROWS], *r6[ROWS];
+    for (int r = 0; r < ROWS; r++) r4[r] = q4[r], r6[r] = q6[r];
+    unsigned long long best[2] = {~0ull, ~0ull};
+    float out[ROWS];
+    for (int rep = 0; rep < 10; rep++)
+        for (int wide = 0; wide < 2; wide++) {
+            const unsigned long long t0 = __rdtsc();
+            for (int it = 0; it < 8; it++) {
+                (wide ? rows_dot_q8_k_avx512 : rows_dot_q8_k_avx2)(KVATTN_TYPE_Q4_K, r4, ROWS, x, x + NB, NB, out);
+                (wide ? rows_dot_q8_k_avx512 : rows_dot_q8_k_avx2)(KVATTN_TYPE_Q6_K, r6, ROWS, x, x + NB, NB, out);
+            }
+            const unsigned long long dt = __rdtsc() - t0;
+            if (dt < best[wide]) best[wide] = dt;
+        }
+    p = best[1] * 10 < best[0] * 9; /* the AVX2 ones unless the 512-bit ones are clearly faster */
+    __atomic_store_n(&pays, p, __ATOMIC_RELAXED);
+    return p;
+}
+#endif
+
+#if KV_HAVE_AVX512
+/* isa_quant_rows_dot_q8_k with the 512-bit block kernels, whichever pays. */
+static inline void isa_quant_rows_dot_q8_k_512(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x,
+                                               const kv_block_q8_k *xl, int n, float *y) {
+    rows_dot_q8_k_avx512(t, rows, nr, x, xl, n / KV_QK_K, y);
 }
 #endif
 
@@ -461,6 +546,12 @@ static void rows_dot_q8_k_avx2(kvattn_type t, const void *const *rows, int nr, c
  * residual of x's rounding, as Q8_K blocks too) is not NULL. */
 static inline void isa_quant_rows_dot_q8_k(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x,
                                            const kv_block_q8_k *xl, int n, float *y) {
+#if KV_HAVE_AVX512
+    if (kquant_wide_pays()) {
+        rows_dot_q8_k_avx512(t, rows, nr, x, xl, n / KV_QK_K, y);
+        return;
+    }
+#endif
 #if KV_HAVE_AVX2
     rows_dot_q8_k_avx2(t, rows, nr, x, xl, n / KV_QK_K, y);
 #else
