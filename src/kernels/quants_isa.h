@@ -56,6 +56,26 @@ static __m128i q4_k_scales_mins(const uint8_t *packed) {
     return _mm_set_epi32((int)m47, (int)(u1 & 0x3f3f3f3fu), (int)s47, (int)(u0 & 0x3f3f3f3fu));
 }
 
+/* A Q4_K/Q5_K super-block's scales and mins as 16-bit values (8 each), its
+ * mins' share against the activations (and their residual's) added to mins:
+ * the part of q45_k_block_avx2 that does not depend on the vector width. */
+static inline __attribute__((always_inline)) __m256i q45_k_scales_and_mins(const uint8_t *scales, uint16_t dmin,
+                                                                           const kv_block_q8_k *x,
+                                                                           const kv_block_q8_k *xl, __m128 *mins) {
+    const __m256i sm = _mm256_cvtepu8_epi16(q4_k_scales_mins(scales));
+    const __m256i bs = _mm256_loadu_si256((const __m256i *)x->bsums);
+    const __m128i sums32 = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+    const __m128i msum = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), sums32);
+    *mins = _mm_fmadd_ps(_mm_cvtepi32_ps(msum), _mm_set1_ps(x->d * _cvtsh_ss(dmin)), *mins);
+    if (xl) {
+        const __m256i bl = _mm256_loadu_si256((const __m256i *)xl->bsums);
+        const __m128i sl = _mm_hadd_epi16(_mm256_castsi256_si128(bl), _mm256_extracti128_si256(bl, 1));
+        const __m128i ml = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), sl);
+        *mins = _mm_fmadd_ps(_mm_cvtepi32_ps(ml), _mm_set1_ps(xl->d * _cvtsh_ss(dmin)), *mins);
+    }
+    return sm;
+}
+
 /* One Q4_K or Q5_K super-block (qh: Q5_K's fifth bits, or NULL) against its
  * Q8_K activations, into acc (the scaled integer sums) and mins (the mins'
  * share, subtracted at the end). Per 64 elements: 32 bytes of nibbles (with
@@ -69,17 +89,7 @@ static inline __attribute__((always_inline)) void q45_k_block_avx2(uint16_t d, u
                                                                    const kv_block_q8_k *x, const kv_block_q8_k *xl,
                                                                    __m256 *acc, __m128 *mins) {
     const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
-    const __m256i sm = _mm256_cvtepu8_epi16(q4_k_scales_mins(scales)); /* 8 scales, 8 mins */
-    const __m256i bs = _mm256_loadu_si256((const __m256i *)x->bsums);
-    const __m128i sums32 = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-    const __m128i msum = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), sums32);
-    *mins = _mm_fmadd_ps(_mm_cvtepi32_ps(msum), _mm_set1_ps(x->d * _cvtsh_ss(dmin)), *mins);
-    if (xl) {
-        const __m256i bl = _mm256_loadu_si256((const __m256i *)xl->bsums);
-        const __m128i sl = _mm_hadd_epi16(_mm256_castsi256_si128(bl), _mm256_extracti128_si256(bl, 1));
-        const __m128i ml = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), sl);
-        *mins = _mm_fmadd_ps(_mm_cvtepi32_ps(ml), _mm_set1_ps(xl->d * _cvtsh_ss(dmin)), *mins);
-    }
+    const __m256i sm = q45_k_scales_and_mins(scales, dmin, x, xl, mins); /* 8 scales, 8 mins */
     int16_t sc[16];
     _mm256_storeu_si256((__m256i *)sc, sm);
     const __m256i hb = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
@@ -119,17 +129,7 @@ static inline __attribute__((always_inline)) void q45_k_block_avx512(uint16_t d,
                                                                      const kv_block_q8_k *x, const kv_block_q8_k *xl,
                                                                      __m256 *acc, __m128 *mins) {
     const __m512i low4 = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
-    const __m256i sm = _mm256_cvtepu8_epi16(q4_k_scales_mins(scales)); /* 8 scales, 8 mins */
-    const __m256i bs = _mm256_loadu_si256((const __m256i *)x->bsums);
-    const __m128i sums32 = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-    const __m128i msum = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), sums32);
-    *mins = _mm_fmadd_ps(_mm_cvtepi32_ps(msum), _mm_set1_ps(x->d * _cvtsh_ss(dmin)), *mins);
-    if (xl) {
-        const __m256i bl = _mm256_loadu_si256((const __m256i *)xl->bsums);
-        const __m128i sl = _mm_hadd_epi16(_mm256_castsi256_si128(bl), _mm256_extracti128_si256(bl, 1));
-        const __m128i ml = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), sl);
-        *mins = _mm_fmadd_ps(_mm_cvtepi32_ps(ml), _mm_set1_ps(xl->d * _cvtsh_ss(dmin)), *mins);
-    }
+    const __m256i sm = q45_k_scales_and_mins(scales, dmin, x, xl, mins); /* 8 scales, 8 mins */
     const __m512i sm512 = _mm512_castsi256_si512(sm);
     const __m512i hb = qh ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qh)) : _mm512_setzero_si512();
     __m512i isum = _mm512_setzero_si512(), isum_l = _mm512_setzero_si512();
@@ -178,6 +178,20 @@ static inline __attribute__((always_inline)) void q45_k_block_avx512(uint16_t d,
 }
 #endif
 
+/* The starting values of a Q6_K super-block's sums, from its 16 scales as
+ * 16-bit values: -32 Σ_g sc_g·bsums_g against the activations (isum) and
+ * against their residual (isum_l, zero without one). */
+static inline __attribute__((always_inline)) void
+q6_k_offsets(__m256i sc16, const kv_block_q8_k *x, const kv_block_q8_k *xl, __m256i *isum, __m256i *isum_l) {
+    *isum =
+        _mm256_sub_epi32(_mm256_setzero_si256(),
+                         _mm256_slli_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)x->bsums)), 5));
+    *isum_l = _mm256_setzero_si256();
+    if (xl)
+        *isum_l = _mm256_sub_epi32(
+            *isum_l, _mm256_slli_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)xl->bsums)), 5));
+}
+
 /* One Q6_K super-block. Per 128 elements: four 32-element slices of 6-bit
  * values u = q + 32 in 0..63; Σ sc·(u - 32)·a = Σ sc·maddubs(u, a) - 32·Σ_g
  * sc_g·bsums_g, the second term once per super-block from the activations'
@@ -187,12 +201,8 @@ static inline __attribute__((always_inline)) void q6_k_block_avx2(const kv_block
                                                                   const kv_block_q8_k *xl, __m256 *acc) {
     const __m256i low4 = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3);
     const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
-    __m256i isum = _mm256_slli_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)x->bsums)), 5);
-    isum = _mm256_sub_epi32(_mm256_setzero_si256(), isum); /* -32 Σ sc_g bsums_g */
-    __m256i isum_l = _mm256_setzero_si256();
-    if (xl)
-        isum_l = _mm256_sub_epi32(
-            isum_l, _mm256_slli_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)xl->bsums)), 5));
+    __m256i isum, isum_l;
+    q6_k_offsets(sc16, x, xl, &isum, &isum_l);
     for (int n = 0; n < 2; n++) {
         const uint8_t *ql = b->ql + 64 * n, *qh = b->qh + 32 * n;
         const int8_t *sc = b->scales + 8 * n, *q8 = x->qs + 128 * n;
@@ -238,12 +248,8 @@ static inline __attribute__((always_inline)) void q6_k_block_avx512(const kv_blo
                                                                     const kv_block_q8_k *xl, __m256 *acc) {
     const __m512i low4 = _mm512_set1_epi8(0x0F), three = _mm512_set1_epi8(3);
     const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
-    __m256i isum = _mm256_slli_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)x->bsums)), 5);
-    isum = _mm256_sub_epi32(_mm256_setzero_si256(), isum); /* -32 Σ sc_g bsums_g */
-    __m256i isum_l = _mm256_setzero_si256();
-    if (xl)
-        isum_l = _mm256_sub_epi32(
-            isum_l, _mm256_slli_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)xl->bsums)), 5));
+    __m256i isum, isum_l;
+    q6_k_offsets(sc16, x, xl, &isum, &isum_l);
     const __m512i sc512 = _mm512_castsi256_si512(sc16);
     __m512i wide = _mm512_setzero_si512(), wide_l = _mm512_setzero_si512();
     for (int n = 0; n < 2; n++) {
