@@ -232,11 +232,6 @@ static inline __attribute__((always_inline)) void q6_k_block_avx2(const kv_block
 }
 
 #if KV_HAVE_AVX512
-/* q6_k_block_avx2 on 512-bit vectors, with its bits: slices 0 and 1 of each
- * 128 elements share a vector (their 64 bytes of low nibbles and of
- * activations are contiguous), as do slices 2 and 3; each 16-byte quarter
- * takes its own scale. The integer sums are exact, so adding the halves gives
- * the AVX2 kernel's eight sums. */
 /* vpermw's indices putting scale g + j in the words of quarter j. */
 static inline __m512i q6_k_quarter_scales(int g) {
     const long long w4 = 0x0001000100010001LL; /* a 16-bit index in each of four words */
@@ -244,6 +239,11 @@ static inline __m512i q6_k_quarter_scales(int g) {
                             g * w4);
 }
 
+/* q6_k_block_avx2 on 512-bit vectors, with its bits: slices 0 and 1 of each
+ * 128 elements share a vector (their 64 bytes of low nibbles and of
+ * activations are contiguous), as do slices 2 and 3; each 16-byte quarter
+ * takes its own scale. The integer sums are exact, so adding the halves gives
+ * the AVX2 kernel's eight sums. */
 static inline __attribute__((always_inline)) void q6_k_block_avx512(const kv_block_q6_k *b, const kv_block_q8_k *x,
                                                                     const kv_block_q8_k *xl, __m256 *acc) {
     const __m512i low4 = _mm512_set1_epi8(0x0F), three = _mm512_set1_epi8(3);
@@ -538,10 +538,9 @@ static int kquant_wide_pays(void) {
     __atomic_store_n(&pays, p, __ATOMIC_RELAXED);
     return p;
 }
-#endif
 
-#if KV_HAVE_AVX512
-/* isa_quant_rows_dot_q8_k with the 512-bit block kernels, whichever pays. */
+/* isa_quant_rows_dot_q8_k with the 512-bit block kernels whatever the timing
+ * picks, so that tests reach them on every CPU that has them. */
 static inline void isa_quant_rows_dot_q8_k_512(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x,
                                                const kv_block_q8_k *xl, int n, float *y) {
     rows_dot_q8_k_avx512(t, rows, nr, x, xl, n / KV_QK_K, y);
