@@ -2,7 +2,7 @@
  * this machine's read bandwidth measured in the same run: the figure behind
  * the README's "the projections run at the bandwidth".
  *
- *   gemv_probe ROWS COLS [--mats N] [--type f32|f16|bf16|q8_0] [--reps R] [--mib M] [--tokens B]
+ *   gemv_probe ROWS COLS [--mats N] [--type f32|f16|bf16|q8_0] [--reps R] [--mib M] [--tokens B] [--panels]
  *
  * Multiplies N distinct ROWS × COLS weight matrices (default 16), one after
  * another as a token's projections are, and prints the best of R passes
@@ -12,7 +12,8 @@
  * scalar twin, kv_matmul_ref; a mismatch exits 1. With --tokens B, the
  * product is a decode step of B sequences (kv_matmul_decode), compute-bound
  * from a few tokens on, and the figure is also given in GFLOP/s against the
- * FMA peak (kvattn_measure_machine). Threads: OMP_NUM_THREADS. */
+ * FMA peak (kvattn_measure_machine). With --panels (f16, bf16), the matrices
+ * are packed in panels first, as a loaded model's are. Threads: OMP_NUM_THREADS. */
 #define _POSIX_C_SOURCE 200809L
 #include "bench/bench.h"
 #include "internal.h"
@@ -34,13 +35,13 @@ static double bandwidth(float *buf, size_t n) { return kv_read_gbps(buf, n, 8, 3
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(
-            stderr,
-            "usage: gemv_probe ROWS COLS [--mats N] [--type f32|f16|bf16|q8_0] [--reps R] [--mib M] [--tokens B]\n");
+        fprintf(stderr,
+                "usage: gemv_probe ROWS COLS [--mats N] [--type f32|f16|bf16|q8_0] [--reps R] [--mib M] [--tokens B] "
+                "[--panels]\n");
         return 2;
     }
     const int rows = parse_int("ROWS", argv[1], 1, 1 << 20), cols = parse_int("COLS", argv[2], 1, 1 << 20);
-    int mats = 16, reps = 5, mib = 512, tokens = 1;
+    int mats = 16, reps = 5, mib = 512, tokens = 1, packed = 0;
     kvattn_type type = KVATTN_TYPE_F16;
     for (int a = 3; a < argc; a++) {
         if (!strcmp(argv[a], "--mats") && a + 1 < argc) mats = parse_int("--mats", argv[++a], 1, 4096);
@@ -48,6 +49,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[a], "--mib") && a + 1 < argc) mib = parse_int("--mib", argv[++a], 1, 65536);
         else if (!strcmp(argv[a], "--tokens") && a + 1 < argc) tokens = parse_int("--tokens", argv[++a], 1, 4096);
         else if (!strcmp(argv[a], "--type") && a + 1 < argc) type = probe_type("gemv_probe", argv[++a], 1);
+        else if (!strcmp(argv[a], "--panels")) packed = 1;
         else {
             fprintf(stderr, "gemv_probe: unknown or incomplete option '%s'\n", argv[a]);
             return 2;
@@ -57,14 +59,19 @@ int main(int argc, char **argv) {
         fprintf(stderr, "gemv_probe: COLS %d: q8_0 rows are whole blocks of 32\n", cols);
         return 2;
     }
+    if (packed && !kv_panels_bytes(type, rows, cols)) {
+        fprintf(stderr, "gemv_probe: --panels: %s rows are not packed (f16 and bf16 are)\n", kvattn_type_name(type));
+        return 2;
+    }
 
     const size_t row_bytes = kvattn_row_bytes(type, cols), mat_bytes = row_bytes * (size_t)rows;
     const size_t probe_floats = (size_t)mib << 20 >> 2;
     unsigned char **w = calloc((size_t)mats, sizeof *w);
+    kvattn_matrix *M = calloc((size_t)mats, sizeof *M);
     float *x = malloc(sizeof(float) * (size_t)cols * tokens), *y = malloc(sizeof(float) * (size_t)rows * tokens);
     float *want = malloc(sizeof(float) * (size_t)rows), *row = malloc(sizeof(float) * (size_t)cols);
     float *buf = kv_read_buffer(probe_floats);
-    int ok = w && x && y && want && row && buf;
+    int ok = w && M && x && y && want && row && buf;
     for (int m = 0; ok && m < mats; m++) ok = (w[m] = kv_alloc_aligned(mat_bytes)) != NULL;
     if (!ok) {
         fprintf(stderr, "gemv_probe: out of memory (%d matrices of %zu bytes)\n", mats, mat_bytes);
@@ -78,12 +85,22 @@ int main(int argc, char **argv) {
             kv_row_store(type, row, w[m] + (size_t)r * row_bytes, cols);
         }
     free(row);
+    for (int m = 0; m < mats; m++) {
+        M[m] = (kvattn_matrix){.data = w[m], .type = type};
+        void *p = packed ? kv_alloc_aligned(kv_panels_bytes(type, rows, cols)) : NULL;
+        if (packed && !p) {
+            fprintf(stderr, "gemv_probe: out of memory packing the matrices\n");
+            return 1;
+        }
+        if (p) kv_pack_panels(M[m], rows, cols, p);
+        M[m].panels = p;
+    }
 
     /* one product against the scalar twin: the same terms summed in another order, each
      * |w·x| ≤ 1, so the two differ by at most cols · 2^-23 (bound taken with a 3× margin);
      * q8_0 rows meet x rounded to 16 bits per 32 (unless KVATTN_EXACT), which moves each
      * x_i by at most max|x| / 65534 ≤ 1/65534, so each |w_i| ≤ 1 term by as much */
-    const kvattn_matrix W0 = {w[0], type};
+    const kvattn_matrix W0 = M[0];
     kv_matmul(y, x, W0, 1, rows, cols);
     kv_matmul_ref(want, x, W0, 1, rows, cols);
     double err = 0.0;
@@ -108,14 +125,14 @@ int main(int argc, char **argv) {
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         const double t0 = probe_now();
-        for (int m = 0; m < mats; m++) kv_matmul_decode(y, x, (kvattn_matrix){w[m], type}, tokens, rows, cols);
+        for (int m = 0; m < mats; m++) kv_matmul_decode(y, x, M[m], tokens, rows, cols);
         const double t = probe_now() - t0;
         if (t < best) best = t;
     }
     const double gbps_after = bandwidth(buf, probe_floats), limit = fmax(gbps_before, gbps_after);
     const double gbps = (double)mat_bytes * mats / best / 1e9;
-    printf("%d × %d × %d %s: %.2f GB/s, %.0f%% of the read bandwidth (%.2f GB/s; max err %.2g)\n", mats, rows, cols,
-           kvattn_type_name(type), gbps, 100.0 * gbps / limit, limit, err);
+    printf("%d × %d × %d %s%s: %.2f GB/s, %.0f%% of the read bandwidth (%.2f GB/s; max err %.2g)\n", mats, rows, cols,
+           kvattn_type_name(type), packed ? " in panels" : "", gbps, 100.0 * gbps / limit, limit, err);
     if (tokens > 1) {
         kvattn_machine_limits lim;
         if (kvattn_measure_machine(&lim) != KVATTN_OK) {
@@ -126,8 +143,8 @@ int main(int argc, char **argv) {
         printf("%d tokens: %.1f GFLOP/s, %.0f%% of the FMA peak (%.1f GFLOP/s, %d threads, %d-bit)\n", tokens, gflops,
                100.0 * gflops / lim.fma_gflops, lim.fma_gflops, lim.threads, lim.simd_bits);
     }
-    for (int m = 0; m < mats; m++) kv_free_aligned(w[m]);
+    for (int m = 0; m < mats; m++) kv_free_aligned(w[m]), kv_free_aligned((void *)M[m].panels);
     kv_free_aligned(buf);
-    free(w), free(x), free(y), free(want);
+    free(w), free(M), free(x), free(y), free(want);
     return 0;
 }

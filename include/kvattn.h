@@ -182,17 +182,22 @@ size_t kvattn_kv_bytes_per_token_kv(const kvattn_layer_config *cfg, int n_layers
 /* ------------------------------------------------------------------------- */
 
 /* A weight matrix [rows][cols] stored row-major in one of the types the
- * kernels read directly: f32, f16, bf16 or q8_0 (each row ceil(cols/32)
- * blocks). Used in place: a memory-mapped file's tensor needs no copy. */
+ * kernels read directly: f32, f16, bf16, q8_0 (each row ceil(cols/32)
+ * blocks) or GGUF's block types. Used in place: a memory-mapped file's tensor
+ * needs no copy. `panels` is NULL (zero it) unless the library packed the
+ * rows for its projection kernels: a loaded model's f16/bf16 projections
+ * carry the same rows there, 16 side by side, and its products read those. */
 typedef struct {
     const void *data;
     kvattn_type type;
+    const void *panels;
 } kvattn_matrix;
 
 static inline kvattn_matrix kvattn_f32_matrix(const float *data) {
     kvattn_matrix m;
     m.data = data;
     m.type = KVATTN_TYPE_F32;
+    m.panels = NULL;
     return m;
 }
 

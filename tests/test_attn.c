@@ -387,7 +387,7 @@ static kvattn_matrix convert_matrix(kvattn_matrix m, int rows, int cols, kvattn_
     for (int r = 0; r < rows; r++)
         kv_row_store(t, (const float *)m.data + (size_t)r * cols, dst + (size_t)r * rb, cols);
     *owned = dst;
-    return (kvattn_matrix){dst, t};
+    return (kvattn_matrix){.data = dst, .type = t};
 }
 
 static void test_typed_weights(void) {
@@ -458,7 +458,7 @@ static void test_mla_split_kv_b(void) {
         for (int mode = 0; mode < 2; mode++) {
             test_layer S = L;
             CHECK_OK(run_cached(&L, KVATTN_TYPE_F32, (kvattn_mla_mode)mode, T, MIXED, 7, x, fused));
-            S.w.wkv_b = (kvattn_matrix){NULL, KVATTN_TYPE_F32};
+            S.w.wkv_b = (kvattn_matrix){.data = NULL, .type = KVATTN_TYPE_F32};
             S.w.wk_b = kvattn_f32_matrix(wk_b);
             S.w.wv_b = kvattn_f32_matrix(wv_b);
             CHECK_OK(run_cached(&S, KVATTN_TYPE_F32, (kvattn_mla_mode)mode, T, MIXED, 7, x, split));

@@ -136,7 +136,7 @@ static void test_matmul(void) {
                 test_fill(&r, Wf, (size_t)k, 1.0f);
                 kv_row_store(t, Wf, W + (size_t)i * rb, k);
             }
-            kvattn_matrix M = {W, t};
+            kvattn_matrix M = {.data = W, .type = t};
             kv_matmul(y1, x, M, T, n, k);
             kv_matmul_ref(y2, x, M, T, n, k);
             /* the same k products summed in two orders differ by at most 2·k·2^-24·Σ|products|
@@ -156,6 +156,76 @@ static void test_matmul(void) {
                   T, n, k, bad, worst);
             free(x), free(Wf), free(W), free(y1), free(y2);
         }
+}
+
+/* y[t][r] = Σ_c W[r][c]·x[t][c] as one fmaf chain in column order: what the
+ * panel kernels compute at every level, bit for bit. */
+static void panel_chain_ref(const float *x, kvattn_type t, const unsigned char *W, int T, int n, int k, float *y) {
+    const size_t rb = kvattn_row_bytes(t, k);
+    for (int tk = 0; tk < T; tk++)
+        for (int i = 0; i < n; i++) {
+            float acc = 0.0f;
+            for (int c = 0; c < k; c++)
+                acc = fmaf(kv_row_get_ref(t, W + (size_t)i * rb, c), x[(size_t)tk * k + c], acc);
+            y[(size_t)tk * n + i] = acc;
+        }
+}
+
+/* f16/bf16 weights packed in panels: kv_matmul's outputs are the fmaf chain's
+ * bits exactly (no tolerance: every level sums each output in one FMA chain),
+ * for one token, a decode batch, and prompts that take the blocked GEMM
+ * (more than 64 tokens: columns in blocks of 1024, tokens in blocks of 128),
+ * with a last panel of fewer than 16 rows, on 1, 2 and 3 threads; and each
+ * token alone gets the same bits as in any batch. */
+static void test_panels(void) {
+    test_rng r = {11};
+    const int shapes[][3] = {{1, 1, 1},    {1, 16, 7},     {1, 17, 33},    {1, 300, 200}, {3, 40, 9},  {8, 129, 257},
+                             {9, 64, 300}, {130, 33, 520}, {70, 20, 1100}, {5, 1, 1000},  {2, 200, 16}};
+    const kvattn_type types[] = {KVATTN_TYPE_F16, KVATTN_TYPE_BF16};
+    CHECK(kv_panels_bytes(KVATTN_TYPE_F32, 16, 16) == 0 && kv_panels_bytes(KVATTN_TYPE_Q8_0, 16, 32) == 0,
+          "only f16 and bf16 rows are packed");
+    CHECK(kv_panels_bytes(KVATTN_TYPE_F16, 17, 3) == 2 * 16 * 3 * 2, "a last panel is padded to 16 rows");
+    CHECK(kv_panels_bytes(KVATTN_TYPE_BF16, INT32_MAX, 3) == (size_t)134217728 * 16 * 3 * 2,
+          "2^31 - 1 rows: 2^27 panels");
+    for (int threads = 1; threads <= 3; threads++) {
+        kvattn_set_threads(threads);
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int ti = 0; ti < 2; ti++) {
+                const int T = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+                const kvattn_type t = types[ti];
+                const size_t rb = kvattn_row_bytes(t, k);
+                float *x = malloc(sizeof(float) * T * k), *Wf = malloc(sizeof(float) * k);
+                unsigned char *W = malloc(rb * n), *P = malloc(kv_panels_bytes(t, n, k));
+                float *y = malloc(sizeof(float) * T * n), *want = malloc(sizeof(float) * T * n),
+                      *one = malloc(sizeof(float) * n);
+                test_fill(&r, x, (size_t)T * k, 1.0f);
+                for (int i = 0; i < n; i++) {
+                    test_fill(&r, Wf, (size_t)k, 1.0f);
+                    kv_row_store(t, Wf, W + (size_t)i * rb, k);
+                }
+                kvattn_matrix M = {.data = W, .type = t};
+                kv_pack_panels(M, n, k, P);
+                M.panels = P;
+                CHECK(kv_matmul_is_decode(M), "a packed matrix runs every T alike");
+                panel_chain_ref(x, t, W, T, n, k, want);
+                kv_matmul(y, x, M, T, n, k);
+                CHECK(!memcmp(y, want, sizeof(float) * T * n), "panels %s T=%d n=%d k=%d, %d threads: max diff %.3g",
+                      kvattn_type_name(t), T, n, k, threads, test_max_abs_diff(y, want, (size_t)T * n));
+                memset(y, 0, sizeof(float) * T * n);
+                kv_matmul_decode(y, x, M, T, n, k);
+                CHECK(!memcmp(y, want, sizeof(float) * T * n), "panels %s as a decode batch of %d", kvattn_type_name(t),
+                      T);
+                int alone_differs = 0;
+                for (int tk = 0; tk < T; tk++) {
+                    kv_matmul(one, x + (size_t)tk * k, M, 1, n, k);
+                    alone_differs += memcmp(one, want + (size_t)tk * n, sizeof(float) * n) != 0;
+                }
+                CHECK(!alone_differs, "panels %s n=%d k=%d: %d of %d tokens alone differ from the batch",
+                      kvattn_type_name(t), n, k, alone_differs, T);
+                free(x), free(Wf), free(W), free(P), free(y), free(want), free(one);
+            }
+    }
+    kvattn_set_threads(0);
 }
 
 /* kv_attend against its twin on a random cache: nkv heads × (pos + T) rows
@@ -580,6 +650,7 @@ void test_kernels_avx512(void); /* test_kernels_avx512.c */
 static void test_level(const char *isa) {
     test_row_ops();
     test_matmul();
+    test_panels();
     test_attend_core();
     test_attend_many_queries();
     test_attend_mixed_types();

@@ -184,7 +184,7 @@ static void test_fast_vs_reference(void) {
             /* the projection: decode (T = 1), a short and a long prefill */
             const int Ts[] = {1, 5, 40};
             for (int i = 0; i < 3; i++) {
-                const kvattn_matrix W = {w, t};
+                const kvattn_matrix W = {.data = w, .type = t};
                 kv_matmul(y, x, W, Ts[i], rows, k);
                 kv_matmul_ref(yr, x, W, Ts[i], rows, k);
                 const double s = test_max_abs(yr, (size_t)rows * Ts[i]);
@@ -373,7 +373,7 @@ static void test_decode_batch(const char *isa) {
             }
             free(wf);
         }
-        const kvattn_matrix W = {w, t};
+        const kvattn_matrix W = {.data = w, .type = t};
         float *x = malloc(sizeof(float) * (size_t)k * 70), *y = malloc(sizeof(float) * (size_t)rows * 70),
               *one = malloc(sizeof(float) * (size_t)rows);
         test_fill(&r, x, (size_t)k * 70, 1.0f);

@@ -51,7 +51,7 @@ static inline void kv_project(float *y, const float *x, kvattn_matrix W, const k
         kv_matmul(y, x, W, T, n, k);
         return;
     }
-    if (kv_matmul_is_decode(W.type)) {
+    if (kv_matmul_is_decode(W)) {
         kv_matmul_decode(y, x, W, T, n, k);
         return;
     }

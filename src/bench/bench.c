@@ -185,7 +185,7 @@ kvattn_status kvattn_bench_attention_paged(const kvattn_layer_config *cfg, int c
         kv_rng_fill(&rng, wkv_b, wkv_b_n, 1.0f / sqrtf((float)cfg->kv_lora_rank + 1.0f));
         kv_row_store(KVATTN_TYPE_BF16, wkv_b, wkv_b16, (int)wkv_b_n); /* as DeepSeek ships it */
         kvattn_layer_weights w = {0};
-        w.wkv_b = (kvattn_matrix){wkv_b16, KVATTN_TYPE_BF16};
+        w.wkv_b = (kvattn_matrix){.data = wkv_b16, .type = KVATTN_TYPE_BF16};
         const float scale = kvattn_config_softmax_scale(cfg);
         /* r = -1 warms up; the caches take turns, so that the machine's drift falls on both alike */
         for (int r = -1; r < reps && st == KVATTN_OK; r++)

@@ -2,11 +2,12 @@
  * isa_scalar.c, isa_avx2.c and isa_avx512.c each name the table
  * (KV_KERNEL_TABLE) and its level (KV_KERNEL_ISA), and CMakeLists.txt compiles
  * each for its level, so that the SIMD paths of vec.h, tile.h,
- * matmul_kernels.h and quants_isa.h chosen by the compiler's target macros
+ * matmul_kernels.h, panel_kernels.h and quants_isa.h chosen by the compiler's target macros
  * are that level's. */
 #include "kernels.h"
 #include "matmul_kernels.h"
 #include "measure_isa.h"
+#include "panel_kernels.h"
 #include "quants_isa.h"
 
 const kv_kernels KV_KERNEL_TABLE = {
@@ -33,6 +34,7 @@ const kv_kernels KV_KERNEL_TABLE = {
     .rows_dot_tokens_block = KV_HAVE_AVX512 ? 4 : 1,
     .rows_axpy = isa_rows_axpy,
     .gemm_micro = KV_HAVE_AVX512 ? isa_gemm_micro : NULL,
+    .panel_block = isa_panel_block,
     .quantize_q8_k = isa_quantize_q8_k,
     .quant_rows_dot_q8_k = isa_quant_rows_dot_q8_k,
 #if KV_HAVE_AVX512

@@ -4,8 +4,9 @@
  * and the table in use picked at start-up as the best level this CPU and OS
  * support, or the lower one KVATTN_ISA names (dispatch.c). Code outside
  * src/kernels calls the kernels through the wrappers below; their scalar
- * twins (_ref) are in vec.h, tile.h, matmul_kernels.h and quants.h, and what
- * each kernel computes is documented beside its isa_ body there. */
+ * twins (_ref) are in vec.h, tile.h, matmul_kernels.h, panel_kernels.h and
+ * quants.h, and what each kernel computes is documented beside its isa_ body
+ * there. */
 #ifndef KVATTN_KERNELS_H
 #define KVATTN_KERNELS_H
 
@@ -51,6 +52,9 @@ typedef struct {
     void (*rows_axpy)(kvattn_type t, const unsigned char *const *rows, int nr, const float *a, float *y, int n);
     /* NULL where the level has no register-blocked GEMM (the prefill's tiles then do better) */
     void (*gemm_micro)(const float *w, int ldw, const float *xt, int ldx, int kc, int nv, float *C);
+    /* f16/bf16 weights packed in panels against nt tokens (panel_kernels.h) */
+    void (*panel_block)(kvattn_type t, const unsigned char *panels, size_t stride, int np, const float *x, int ldx,
+                        int nt, int kc, float *y, int ldy, int accumulate);
     void (*quantize_q8_k)(const float *x, kv_block_q8_k *y, int n);
     void (*quant_rows_dot_q8_k)(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x,
                                 const kv_block_q8_k *xl, int n, float *y);
@@ -144,6 +148,10 @@ static inline void kv_quantize_q8_k(const float *x, kv_block_q8_k *y, int n) {
 static inline void kv_rows_dot_tokens(kvattn_type t, const unsigned char *const *rows, int nr, const float *x, int ldx,
                                       int ntok, int k, float *y, int ldy, const kv_prefetch_spans *pf, unsigned *pi) {
     kv_kernels_active->rows_dot_tokens(t, rows, nr, x, ldx, ntok, k, y, ldy, pf, pi);
+}
+static inline void kv_panel_block(kvattn_type t, const unsigned char *panels, size_t stride, int np, const float *x,
+                                  int ldx, int nt, int kc, float *y, int ldy, int accumulate) {
+    kv_kernels_active->panel_block(t, panels, stride, np, x, ldx, nt, kc, y, ldy, accumulate);
 }
 
 static inline void kv_quant_rows_dot_q8_k(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x,

@@ -4,9 +4,11 @@
 #include "kernels.h"
 #include "kvattn.h"
 #include "matmul_kernels.h"
+#include "panel_kernels.h"
 #include "vec.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -185,7 +187,86 @@ static void gemv_batch(float *y, const float *x, kvattn_matrix W, int B, int n, 
     for (int b = 0; b < B; b++) free(mem[b]);
 }
 
+/* Columns a panel tile sums before its accumulators go back to y, and tokens
+ * a thread takes through all its panels before the next ones: a tile's
+ * columns (2 panels × 1024 × 2 bytes) stay in L2 while the tokens pass under
+ * them. Up to PANEL_WHOLE_K tokens (decode steps, small batches) each tile
+ * sums all k columns at once, so that each panel is one stream through
+ * memory. */
+#define PANEL_KC      1024
+#define PANEL_TOKENS  128
+#define PANEL_WHOLE_K 64
+
+/* Panels a thread takes as a unit: the decode GEMV's widest tile. */
+#define PANEL_UNIT 8
+
+size_t kv_panels_bytes(kvattn_type t, int rows, int cols) {
+    if ((t != KVATTN_TYPE_F16 && t != KVATTN_TYPE_BF16) || rows < 1 || cols < 1) return 0;
+    const size_t panels = ((size_t)rows + KV_PANEL_ROWS - 1) / KV_PANEL_ROWS;
+    if (panels > SIZE_MAX / KV_PANEL_ROWS / 2 / (size_t)cols) return 0;
+    return panels * KV_PANEL_ROWS * 2 * (size_t)cols;
+}
+
+void kv_pack_panels(kvattn_matrix W, int rows, int cols, void *out) {
+    const int np = (rows + KV_PANEL_ROWS - 1) / KV_PANEL_ROWS;
+#pragma omp parallel for schedule(static) if ((long)rows * cols > KV_PARALLEL_MIN_MACS)
+    for (int p = 0; p < np; p++) {
+        uint16_t *panel = (uint16_t *)out + (size_t)p * cols * KV_PANEL_ROWS;
+        const uint16_t *row[KV_PANEL_ROWS];
+        int nr = 0;
+        for (; nr < KV_PANEL_ROWS && p * KV_PANEL_ROWS + nr < rows; nr++)
+            row[nr] = kv_matrix_row(W, p * KV_PANEL_ROWS + nr, cols);
+        for (int c = 0; c < cols; c++, panel += KV_PANEL_ROWS) { /* written in order, the 16 rows read as streams */
+            int l = 0;
+            for (; l < nr; l++) panel[l] = row[l][c];
+            for (; l < KV_PANEL_ROWS; l++) panel[l] = 0;
+        }
+    }
+}
+
+/* y = W·x for T tokens through W's panels. Threads split the panels in units
+ * of PANEL_UNIT; a last panel of fewer than 16 rows sums into `tail` and
+ * its rows are copied out. Every output is kv_panel_block_ref's chain, so the
+ * bits do not depend on T, the threads or the blocking. */
+static void panel_matmul(float *y, const float *x, kvattn_matrix W, int T, int n, int k) {
+    const int np = (n + KV_PANEL_ROWS - 1) / KV_PANEL_ROWS, full = n / KV_PANEL_ROWS,
+              units = (np + PANEL_UNIT - 1) / PANEL_UNIT;
+    const size_t stride = (size_t)k * KV_PANEL_ROWS * 2;
+    const int kc_max = T <= PANEL_WHOLE_K ? k : PANEL_KC;
+    const unsigned char *panels = W.panels;
+#pragma omp parallel if ((long)n * k * T > KV_PARALLEL_MIN_MACS)
+    {
+        int u0, u1;
+        thread_rows(units, &u0, &u1);
+        const int p0 = u0 * PANEL_UNIT, p1 = u1 * PANEL_UNIT < np ? u1 * PANEL_UNIT : np;
+        const int has_tail = p1 == np && full < np && p0 < np, q1 = has_tail ? full : p1;
+        float tail[PANEL_TOKENS * KV_PANEL_ROWS];
+        for (int t0 = 0; t0 < T && p0 < p1; t0 += PANEL_TOKENS) {
+            const int nt = T - t0 < PANEL_TOKENS ? T - t0 : PANEL_TOKENS;
+            for (int c0 = 0; c0 < k; c0 += kc_max) {
+                const int kc = k - c0 < kc_max ? k - c0 : kc_max;
+                const float *xc = x + (size_t)t0 * k + c0;
+                const size_t col = (size_t)c0 * KV_PANEL_ROWS * 2;
+                if (q1 > p0)
+                    kv_panel_block(W.type, panels + (size_t)p0 * stride + col, stride, q1 - p0, xc, k, nt, kc,
+                                   y + (size_t)t0 * n + (size_t)p0 * KV_PANEL_ROWS, n, c0 > 0);
+                if (has_tail)
+                    kv_panel_block(W.type, panels + (size_t)full * stride + col, stride, 1, xc, k, nt, kc, tail,
+                                   KV_PANEL_ROWS, c0 > 0);
+            }
+            if (has_tail)
+                for (int j = 0; j < nt; j++)
+                    memcpy(y + (size_t)(t0 + j) * n + (size_t)full * KV_PANEL_ROWS, tail + j * KV_PANEL_ROWS,
+                           sizeof(float) * (size_t)(n - full * KV_PANEL_ROWS));
+        }
+    }
+}
+
 void kv_matmul_decode(float *y, const float *x, kvattn_matrix W, int B, int n, int k) {
+    if (W.panels) {
+        panel_matmul(y, x, W, B, n, k);
+        return;
+    }
     for (int b0 = 0; b0 < B; b0 += KV_DECODE_BATCH_MAX) {
         const int nb = B - b0 < KV_DECODE_BATCH_MAX ? B - b0 : KV_DECODE_BATCH_MAX;
         gemv_batch(y + (size_t)b0 * n, x + (size_t)b0 * k, W, nb, n, k);
@@ -254,18 +335,23 @@ static int packed_gemm(float *y, const float *x, kvattn_matrix W, int T, int n, 
  * decode batch: faster than the packed GEMM here at every length measured, and
  * every token's outputs get the bits a decode step gives it, whatever the
  * chunk it runs in. */
-int kv_matmul_is_decode(kvattn_type t) {
-    return kv_kernels_active->rows_dot_tokens_block > 1 &&
-           (t == KVATTN_TYPE_F32 || t == KVATTN_TYPE_F16 || t == KVATTN_TYPE_BF16);
+int kv_matmul_is_decode(kvattn_matrix W) {
+    const kvattn_type t = W.type;
+    return W.panels || (kv_kernels_active->rows_dot_tokens_block > 1 &&
+                        (t == KVATTN_TYPE_F32 || t == KVATTN_TYPE_F16 || t == KVATTN_TYPE_BF16));
 }
 
 void kv_matmul(float *y, const float *x, kvattn_matrix W, int T, int n, int k) {
     const size_t row_bytes = kvattn_row_bytes(W.type, k);
+    if (W.panels) {
+        panel_matmul(y, x, W, T, n, k);
+        return;
+    }
     if (T == 1) {
         gemv(y, x, W, n, k);
         return;
     }
-    if (kv_matmul_is_decode(W.type)) {
+    if (kv_matmul_is_decode(W)) {
         kv_matmul_decode(y, x, W, T, n, k);
         return;
     }

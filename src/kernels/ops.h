@@ -23,10 +23,19 @@ void kv_matmul_ref(float *y, const float *x, kvattn_matrix W, int T, int n, int 
 void kv_matmul_decode(float *y, const float *x, kvattn_matrix W, int B, int n, int k);
 #define KV_DECODE_BATCH_MAX 64
 
-/* Whether kv_matmul of weights of type t runs any T tokens as kv_matmul_decode
- * does (on this machine's kernels): each token's row then has the same bits
- * whatever the call, so tokens of a prompt and of decode steps can share one. */
-int kv_matmul_is_decode(kvattn_type t);
+/* Whether kv_matmul of W runs any T tokens as kv_matmul_decode does (on this
+ * machine's kernels, or W packed in panels): each token's row then has the
+ * same bits whatever the call, so tokens of a prompt and of decode steps can
+ * share one. */
+int kv_matmul_is_decode(kvattn_matrix W);
+
+/* Bytes of a [rows][cols] matrix of type t packed in panels of 16 rows (the
+ * last one zero-padded); 0 where t is not f16 or bf16 or the size overflows. */
+size_t kv_panels_bytes(kvattn_type t, int rows, int cols);
+
+/* Packs W's rows into out (kv_panels_bytes of them): panel p holds rows 16p
+ * to 16p + 15 as [cols][16], which kv_matmul reads once W.panels = out. */
+void kv_pack_panels(kvattn_matrix W, int rows, int cols, void *out);
 
 /* y[r] = W[row0 + r]·x for r < n, on the calling thread: the decode GEMV's
  * body, reading KV_DOT_ROWS far-apart rows at once so that the hardware

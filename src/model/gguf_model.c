@@ -58,7 +58,7 @@ static const gguf_tensor *tensor(builder *b, const char *name, uint64_t ne0, uin
 
 static kvattn_matrix matrix(builder *b, const char *name, uint64_t cols, uint64_t rows) {
     const gguf_tensor *t = tensor(b, name, cols, rows, 0);
-    kvattn_matrix mx = {t ? t->data : NULL, t ? t->type : KVATTN_TYPE_F32};
+    kvattn_matrix mx = {.data = t ? t->data : NULL, .type = t ? t->type : KVATTN_TYPE_F32};
     return mx;
 }
 
@@ -377,7 +377,7 @@ static kvattn_matrix *expert_slices(builder *b, const gguf_tensor *t, int n_exp,
     }
     size_t row_bytes = kvattn_row_bytes(t->type, (int64_t)cols);
     for (int x = 0; x < n_exp; x++)
-        e[x] = (kvattn_matrix){t->data + ((uint64_t)x * t->ne[1] + row_offset) * row_bytes, t->type};
+        e[x] = (kvattn_matrix){.data = t->data + ((uint64_t)x * t->ne[1] + row_offset) * row_bytes, .type = t->type};
     return e;
 }
 
@@ -396,7 +396,7 @@ static void read_tensor(builder *b, const kv_tensor_spec *t, const char *name, k
     }
     case KV_FORM_HEADS: {
         const gguf_tensor *h = tensor3(b, name, cols, rows, (uint64_t)d->attn.n_heads, t->optional);
-        if (h) *(kvattn_matrix *)field = (kvattn_matrix){h->data, h->type};
+        if (h) *(kvattn_matrix *)field = (kvattn_matrix){.data = h->data, .type = h->type};
         break;
     }
     case KV_FORM_EXPERTS:
@@ -499,7 +499,7 @@ kvattn_status kv_load_gguf(const char *path, const char *tokenizer_path, kvattn_
     m->out_norm = vector(&b, KV_GGUF_OUTPUT_NORM, D);
     const gguf_tensor *out = tensor(&b, KV_GGUF_OUTPUT, D, (uint64_t)V, 1);
     d->tied_embeddings = b.st == KVATTN_OK && !out;
-    if (b.st == KVATTN_OK) m->output = out ? (kvattn_matrix){out->data, out->type} : m->tok_embd;
+    if (b.st == KVATTN_OK) m->output = out ? (kvattn_matrix){.data = out->data, .type = out->type} : m->tok_embd;
     if (b.st == KVATTN_OK) read_layers(&b);
     if (b.st == KVATTN_OK && d->attn.kind == KVATTN_ATTN_GQA) d->qkv_bias = m->layers[0].attn.bq != NULL;
     if (b.st == KVATTN_OK) b.st = gguf_tokenizer(&g, (int)V, &m->tokenizer);

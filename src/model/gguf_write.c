@@ -394,7 +394,8 @@ static kvattn_status write_tensor(kvattn_gguf_writer *w, const kvattn_model *m, 
         const int H = d->attn.n_heads;
         kvattn_matrix *heads = malloc(sizeof *heads * (size_t)H);
         if (!heads) return kv_fail(KVATTN_ERR_NOMEM, "gguf: out of memory for '%s'", name);
-        for (int h = 0; h < H; h++) heads[h] = (kvattn_matrix){kv_matrix_row(mx, h * rows, cols), mx.type};
+        for (int h = 0; h < H; h++)
+            heads[h] = (kvattn_matrix){.data = kv_matrix_row(mx, h * rows, cols), .type = mx.type};
         kvattn_status st = add_stack(w, name, heads, H, rows, cols, type);
         free(heads);
         return st;

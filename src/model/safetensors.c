@@ -144,7 +144,7 @@ static const st_tensor *find(st_index *ix, const char *name, uint64_t rows, uint
 /* In place if aligned for its element type, else an owned aligned copy. */
 static kvattn_matrix st_matrix(st_index *ix, const char *name, uint64_t rows, uint64_t cols) {
     const st_tensor *t = find(ix, name, rows, cols, 0);
-    kvattn_matrix mx = {NULL, KVATTN_TYPE_F32};
+    kvattn_matrix mx = {.data = NULL, .type = KVATTN_TYPE_F32};
     if (!t) return mx;
     mx.type = t->type;
     size_t align = t->type == KVATTN_TYPE_F32 ? 4 : 2;

@@ -12,7 +12,7 @@
 #include <string.h>
 
 void kv_train_matmul_forward(float *y, const float *x, const float *W, int T, int n, int k) {
-    kv_matmul(y, x, (kvattn_matrix){W, KVATTN_TYPE_F32}, T, n, k);
+    kv_matmul(y, x, (kvattn_matrix){.data = W, .type = KVATTN_TYPE_F32}, T, n, k);
 }
 
 /* out[c][r] = in[r][c] for in [rows][cols], in tiles so that both sides stay in cache. */
@@ -44,14 +44,14 @@ size_t kv_train_matmul_backward_work(int T, int n, int k) {
 void kv_train_matmul_backward(float *dx, float *dW, const float *dy, const float *x, const float *Wt, int T, int n,
                               int k, float *work) {
     if (dx) {
-        kv_matmul(work, dy, (kvattn_matrix){Wt, KVATTN_TYPE_F32}, T, k, n);
+        kv_matmul(work, dy, (kvattn_matrix){.data = Wt, .type = KVATTN_TYPE_F32}, T, k, n);
         add_into(dx, work, (size_t)T * k);
     }
     if (dW) {
         float *dyt = work, *xt = dyt + (size_t)n * T, *c = xt + (size_t)k * T;
         kv_train_transpose(dyt, dy, T, n); /* dyᵀ [n][T] */
         kv_train_transpose(xt, x, T, k);   /* xᵀ [k][T]  */
-        kv_matmul(c, dyt, (kvattn_matrix){xt, KVATTN_TYPE_F32}, n, k, T);
+        kv_matmul(c, dyt, (kvattn_matrix){.data = xt, .type = KVATTN_TYPE_F32}, n, k, T);
         add_into(dW, c, (size_t)n * k);
     }
 }
