@@ -13,6 +13,8 @@
 #include "golden_gguf.h"
 #include "test_util.h"
 
+#include "model/model.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -406,6 +408,52 @@ static void test_v2_lite_shaped_model(void) {
     unlink(path);
 }
 
+/* f16 and bf16 weights are packed in panels at load (KVATTN_PANELS=0: not):
+ * the two give the same logits to f32 summation-order error (TOL), and only
+ * the packed one carries panels, the output matrix's included. */
+static void test_packed_weights(void) {
+    char path[512], gpath[128];
+    snprintf(path, sizeof path, "%s/ds_v2lite_like.bin", KVATTN_GOLDEN_DIR);
+    golden_file g;
+    CHECK(golden_load(path, &g) == 0, "cannot read %s", path);
+    const golden_array *tok = get(&g, "tokens");
+    snprintf(gpath, sizeof gpath, "/tmp/kvattn_dsp_%d.gguf", (int)getpid());
+    const kvattn_type types[] = {KVATTN_TYPE_F16, KVATTN_TYPE_BF16};
+    for (int ti = 0; ti < 2 && tok; ti++) {
+        CHECK_OK(write_gguf(&g, gpath, 1, types[ti]));
+        kvattn_model *m[2] = {NULL, NULL};
+        setenv("KVATTN_PANELS", "0", 1);
+        CHECK_OK(kvattn_model_load(gpath, NULL, &m[0]));
+        unsetenv("KVATTN_PANELS");
+        CHECK_OK(kvattn_model_load(gpath, NULL, &m[1]));
+        if (!m[0] || !m[1]) {
+            kvattn_model_free(m[0]), kvattn_model_free(m[1]);
+            continue;
+        }
+        const kv_layer *L0 = &m[0]->layers[0], *L1 = &m[1]->layers[0];
+        CHECK(!L0->attn.wkv_a.panels && !m[0]->output.panels, "KVATTN_PANELS=0 packs nothing");
+        CHECK(L1->attn.wkv_a.panels && L1->attn.wo.panels && m[1]->output.panels && !m[1]->tok_embd.panels,
+              "%s projections are packed", kvattn_type_name(types[ti]));
+        const int V = (int)m[0]->desc.vocab_size, T = tok->n;
+        int32_t ids[64];
+        for (int i = 0; i < T; i++) ids[i] = (int32_t)tok->data[i];
+        float *lg[2] = {malloc(sizeof(float) * (size_t)T * V), malloc(sizeof(float) * (size_t)T * V)};
+        for (int i = 0; i < 2; i++) {
+            kvattn_session *s = NULL;
+            CHECK_OK(kvattn_session_create(m[i], 32, KVATTN_TYPE_F32, KVATTN_MLA_ABSORBED, &s));
+            CHECK_OK(kvattn_session_decode(s, ids, T, lg[i], 1));
+            kvattn_session_free(s);
+        }
+        const double scale = test_max_abs(lg[0], (size_t)T * V), e = test_max_abs_diff(lg[0], lg[1], (size_t)T * V);
+        CHECK(scale > 0 && e <= TOL * scale, "%s weights, packed vs rows: max err %.3g of %.3g",
+              kvattn_type_name(types[ti]), e, scale);
+        free(lg[0]), free(lg[1]);
+        kvattn_model_free(m[0]), kvattn_model_free(m[1]);
+    }
+    unlink(gpath);
+    golden_free(&g);
+}
+
 /* Leaves a tiny deepseek2 GGUF with a byte vocabulary for test_cli's checks. */
 static void write_cli_model(void) {
     char path[512];
@@ -424,6 +472,7 @@ int main(void) {
         for (int split = 0; split < 2; split++) check_model(fixtures[f], split);
     for (int f = 0; f < 3; f++) check_hf(fixtures[f]);
     test_v2_lite_cache();
+    test_packed_weights();
     test_v2_lite_shaped_model();
     test_bad_deepseek();
     return test_finish("test_deepseek");

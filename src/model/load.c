@@ -62,6 +62,7 @@ kvattn_status kvattn_model_load(const char *path, const char *tokenizer_path, kv
         m->tokenizer = NULL;
         st = kvattn_tokenizer_load_llama2c(tokenizer_path, (int)m->desc.vocab_size, &m->tokenizer);
     }
+    if (st == KVATTN_OK) st = kv_model_pack_panels(m);
     if (st != KVATTN_OK) {
         kvattn_model_free(m);
         return st;

@@ -73,6 +73,10 @@ void kv_unmap(kv_mapping *m);
 /* Keeps p (malloc'd) until the model is freed; returns p or NULL. */
 void *kv_model_own(kvattn_model *m, void *p);
 
+/* Packs the model's f16/bf16 projections into panels (panels.c), unless
+ * KVATTN_PANELS=0: kvattn_model_load's last step. */
+kvattn_status kv_model_pack_panels(kvattn_model *m);
+
 /* A tensor's f32 copy when it is not f32 (norm vectors), owned by the model. */
 const float *kv_model_f32_vector(kvattn_model *m, const void *data, kvattn_type type, int n);
 

@@ -1,0 +1,84 @@
+/* The f16/bf16 projections of a loaded model packed into panels
+ * (kv_pack_panels), which the decode GEMV and the prefill GEMM read instead
+ * of the rows: one layout serves both at full speed, with every token's
+ * outputs the same bits whatever the batch. */
+#define _DEFAULT_SOURCE /* madvise */
+#include "arch_tensors.h"
+#include "kernels/ops.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* The mapping (not a copy) that holds [p, p + n), or NULL. */
+static const kv_mapping *mapped_in(const kvattn_model *m, const void *p, size_t n) {
+    for (int i = 0; i < m->n_maps; i++) {
+        const kv_mapping *mp = &m->maps[i];
+        const char *a = mp->addr;
+        if (!mp->copied && a && (const char *)p >= a && (size_t)((const char *)p - a) <= mp->size &&
+            n <= mp->size - (size_t)((const char *)p - a))
+            return mp;
+    }
+    return NULL;
+}
+
+/* The panels of every packed matrix, in one allocation: 2 MiB-aligned and
+ * advised to huge pages, so that filling it faults a page per 2 MiB and the
+ * GEMV's streams miss the TLB as rarely. Sized by a first walk (base NULL),
+ * filled by a second. */
+typedef struct {
+    unsigned char *base;
+    size_t used;
+} panel_arena;
+
+#define ARENA_ALIGN ((size_t)2 << 20)
+
+/* Packs W [rows][cols] if it is f16 or bf16 (base NULL: only counts its
+ * bytes). The panels replace the rows in the products, so the file's pages
+ * of them are let go (the kernel reads them again from the file if the rows
+ * are ever read). */
+static void pack(kvattn_model *m, panel_arena *a, kvattn_matrix *W, uint64_t rows, uint64_t cols) {
+    if (!W->data || W->panels || rows > INT32_MAX || cols > INT32_MAX) return;
+    const size_t bytes = kv_panels_bytes(W->type, (int)rows, (int)cols), at = a->used;
+    if (!bytes || bytes > SIZE_MAX - 64 - at) return;
+    a->used += (bytes + 63) / 64 * 64;
+    if (!a->base) return;
+    kv_pack_panels(*W, (int)rows, (int)cols, a->base + at);
+    W->panels = a->base + at;
+    const size_t row_bytes = kvattn_row_bytes(W->type, (int64_t)cols);
+    if (W->data != m->tok_embd.data && mapped_in(m, W->data, row_bytes * rows)) {
+        const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = (uintptr_t)W->data, hi = lo + row_bytes * rows;
+        const uintptr_t lo_up = (lo + page - 1) / page * page, hi_down = hi / page * page;
+        if (hi_down > lo_up) madvise((void *)lo_up, hi_down - lo_up, MADV_DONTNEED);
+    }
+}
+
+/* Every matrix the products read: the layers' (but W_UK/W_UV, read by rows in
+ * the absorbed attention) and the output. */
+static void pack_all(kvattn_model *m, panel_arena *a) {
+    const kvattn_model_desc *d = &m->desc;
+    int n = 0;
+    const kv_tensor_spec *specs = kv_arch_layer_tensors(d->arch, &n);
+    for (int l = 0; specs && m->layers && l < d->n_layers; l++)
+        for (int i = 0; i < n; i++)
+            if (specs[i].form == KV_FORM_MATRIX && specs[i].offset != offsetof(kv_layer, attn.wkv_b))
+                pack(m, a, kv_tensor_field(&specs[i], &m->layers[l]), kv_dim_value(specs[i].rows, d),
+                     kv_dim_value(specs[i].cols, d));
+    pack(m, a, &m->output, (uint64_t)d->vocab_size, (uint64_t)d->attn.d_model);
+}
+
+kvattn_status kv_model_pack_panels(kvattn_model *m) {
+    const char *env = getenv("KVATTN_PANELS");
+    if (env && !strcmp(env, "0")) return KVATTN_OK;
+    panel_arena a = {NULL, 0};
+    pack_all(m, &a);
+    if (!a.used) return KVATTN_OK;
+    const size_t size = (a.used + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+    if (size < a.used || !(a.base = kv_model_own(m, aligned_alloc(ARENA_ALIGN, size))))
+        return kv_fail(KVATTN_ERR_NOMEM, "model: out of memory for %zu bytes of packed weights", a.used);
+    madvise(a.base, size, MADV_HUGEPAGE);
+    a.used = 0;
+    pack_all(m, &a);
+    return KVATTN_OK;
+}
