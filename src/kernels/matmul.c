@@ -207,58 +207,77 @@ size_t kv_panels_bytes(kvattn_type t, int rows, int cols) {
     return panels * KV_PANEL_ROWS * 2 * (size_t)cols;
 }
 
-void kv_pack_panels(kvattn_matrix W, int rows, int cols, void *out) {
+void kv_pack_panels_strided(const void *base, size_t row_step, size_t col_step, int rows, int cols, void *out) {
     const int np = (rows + KV_PANEL_ROWS - 1) / KV_PANEL_ROWS;
 #pragma omp parallel for schedule(static) if ((long)rows * cols > KV_PARALLEL_MIN_MACS)
     for (int p = 0; p < np; p++) {
         uint16_t *panel = (uint16_t *)out + (size_t)p * cols * KV_PANEL_ROWS;
-        const uint16_t *row[KV_PANEL_ROWS];
+        const unsigned char *row[KV_PANEL_ROWS];
         int nr = 0;
         for (; nr < KV_PANEL_ROWS && p * KV_PANEL_ROWS + nr < rows; nr++)
-            row[nr] = kv_matrix_row(W, p * KV_PANEL_ROWS + nr, cols);
+            row[nr] = (const unsigned char *)base + (size_t)(p * KV_PANEL_ROWS + nr) * row_step;
         for (int c = 0; c < cols; c++, panel += KV_PANEL_ROWS) { /* written in order, the 16 rows read as streams */
             int l = 0;
-            for (; l < nr; l++) panel[l] = row[l][c];
+            for (; l < nr; l++) memcpy(&panel[l], row[l] + (size_t)c * col_step, sizeof(uint16_t));
             for (; l < KV_PANEL_ROWS; l++) panel[l] = 0;
         }
     }
 }
 
-/* y = W·x for T tokens through W's panels. Threads split the panels in units
- * of PANEL_UNIT; a last panel of fewer than 16 rows sums into `tail` and
- * its rows are copied out. Every output is kv_panel_block_ref's chain, so the
- * bits do not depend on T, the threads or the blocking. */
-static void panel_matmul(float *y, const float *x, kvattn_matrix W, int T, int n, int k) {
-    const int np = (n + KV_PANEL_ROWS - 1) / KV_PANEL_ROWS, full = n / KV_PANEL_ROWS,
-              units = (np + PANEL_UNIT - 1) / PANEL_UNIT;
+void kv_pack_panels(kvattn_matrix W, int rows, int cols, void *out) {
+    kv_pack_panels_strided(W.data, kvattn_row_bytes(W.type, cols), sizeof(uint16_t), rows, cols, out);
+}
+
+/* Panels [p0, p1) of W against nt ≤ PANEL_TOKENS tokens (x, y of row
+ * strides ldx, ldy), columns in blocks of kc_max. A last panel of fewer than
+ * 16 rows sums into a buffer whose rows are copied out. */
+static void panel_part(float *y, int ldy, const float *x, int ldx, kvattn_matrix W, int nt, int n, int k, int p0,
+                       int p1, int kc_max) {
+    const int np = (n + KV_PANEL_ROWS - 1) / KV_PANEL_ROWS, full = n / KV_PANEL_ROWS;
+    const int has_tail = p1 == np && full < np, q1 = has_tail ? full : p1;
     const size_t stride = (size_t)k * KV_PANEL_ROWS * 2;
-    const int kc_max = T <= PANEL_WHOLE_K ? k : PANEL_KC;
     const unsigned char *panels = W.panels;
+    float tail[PANEL_TOKENS * KV_PANEL_ROWS];
+    for (int c0 = 0; c0 < k; c0 += kc_max) {
+        const int kc = k - c0 < kc_max ? k - c0 : kc_max;
+        const size_t col = (size_t)c0 * KV_PANEL_ROWS * 2;
+        if (q1 > p0)
+            kv_panel_block(W.type, panels + (size_t)p0 * stride + col, stride, q1 - p0, x + c0, ldx, nt, kc,
+                           y + (size_t)p0 * KV_PANEL_ROWS, ldy, c0 > 0);
+        if (has_tail)
+            kv_panel_block(W.type, panels + (size_t)full * stride + col, stride, 1, x + c0, ldx, nt, kc, tail,
+                           KV_PANEL_ROWS, c0 > 0);
+    }
+    if (has_tail)
+        for (int j = 0; j < nt; j++)
+            memcpy(y + (size_t)j * ldy + (size_t)full * KV_PANEL_ROWS, tail + j * KV_PANEL_ROWS,
+                   sizeof(float) * (size_t)(n - full * KV_PANEL_ROWS));
+}
+
+/* Panels [p0, p1) against T tokens, PANEL_TOKENS at a time. */
+static void panel_rows(float *y, int ldy, const float *x, int ldx, kvattn_matrix W, int T, int n, int k, int p0,
+                       int p1) {
+    const int kc_max = T <= PANEL_WHOLE_K ? k : PANEL_KC;
+    for (int t0 = 0; t0 < T; t0 += PANEL_TOKENS)
+        panel_part(y + (size_t)t0 * ldy, ldy, x + (size_t)t0 * ldx, ldx, W,
+                   T - t0 < PANEL_TOKENS ? T - t0 : PANEL_TOKENS, n, k, p0, p1, kc_max);
+}
+
+void kv_panel_product(float *y, int ldy, const float *x, int ldx, kvattn_matrix W, int T, int n, int k) {
+    panel_rows(y, ldy, x, ldx, W, T, n, k, 0, (n + KV_PANEL_ROWS - 1) / KV_PANEL_ROWS);
+}
+
+/* y = W·x for T tokens through W's panels, each thread an equal share of
+ * the panels in units of PANEL_UNIT. Every output is kv_panel_block_ref's
+ * chain, so the bits depend on neither T, the threads nor the blocking. */
+static void panel_matmul(float *y, const float *x, kvattn_matrix W, int T, int n, int k) {
+    const int np = (n + KV_PANEL_ROWS - 1) / KV_PANEL_ROWS, units = (np + PANEL_UNIT - 1) / PANEL_UNIT;
 #pragma omp parallel if ((long)n * k * T > KV_PARALLEL_MIN_MACS)
     {
         int u0, u1;
         thread_rows(units, &u0, &u1);
         const int p0 = u0 * PANEL_UNIT, p1 = u1 * PANEL_UNIT < np ? u1 * PANEL_UNIT : np;
-        const int has_tail = p1 == np && full < np && p0 < np, q1 = has_tail ? full : p1;
-        float tail[PANEL_TOKENS * KV_PANEL_ROWS];
-        for (int t0 = 0; t0 < T && p0 < p1; t0 += PANEL_TOKENS) {
-            const int nt = T - t0 < PANEL_TOKENS ? T - t0 : PANEL_TOKENS;
-            for (int c0 = 0; c0 < k; c0 += kc_max) {
-                const int kc = k - c0 < kc_max ? k - c0 : kc_max;
-                const float *xc = x + (size_t)t0 * k + c0;
-                const size_t col = (size_t)c0 * KV_PANEL_ROWS * 2;
-                if (q1 > p0)
-                    kv_panel_block(W.type, panels + (size_t)p0 * stride + col, stride, q1 - p0, xc, k, nt, kc,
-                                   y + (size_t)t0 * n + (size_t)p0 * KV_PANEL_ROWS, n, c0 > 0);
-                if (has_tail)
-                    kv_panel_block(W.type, panels + (size_t)full * stride + col, stride, 1, xc, k, nt, kc, tail,
-                                   KV_PANEL_ROWS, c0 > 0);
-            }
-            if (has_tail)
-                for (int j = 0; j < nt; j++)
-                    memcpy(y + (size_t)(t0 + j) * n + (size_t)full * KV_PANEL_ROWS, tail + j * KV_PANEL_ROWS,
-                           sizeof(float) * (size_t)(n - full * KV_PANEL_ROWS));
-        }
+        if (p0 < p1) panel_rows(y, n, x, k, W, T, n, k, p0, p1);
     }
 }
 

@@ -37,6 +37,14 @@ size_t kv_panels_bytes(kvattn_type t, int rows, int cols);
  * to 16p + 15 as [cols][16], which kv_matmul reads once W.panels = out. */
 void kv_pack_panels(kvattn_matrix W, int rows, int cols, void *out);
 
+/* The same for a matrix of 16-bit elements anywhere: element (r, c) at
+ * base + r·row_step + c·col_step bytes (a transposed view too). */
+void kv_pack_panels_strided(const void *base, size_t row_step, size_t col_step, int rows, int cols, void *out);
+
+/* y[t·ldy + i] = W[i]·x[t·ldx …] for T tokens and n rows through W's panels,
+ * on the calling thread, with the bits kv_matmul gives. */
+void kv_panel_product(float *y, int ldy, const float *x, int ldx, kvattn_matrix W, int T, int n, int k);
+
 /* y[r] = W[row0 + r]·x for r < n, on the calling thread: the decode GEMV's
  * body, reading KV_DOT_ROWS far-apart rows at once so that the hardware
  * prefetchers follow each as a stream. */
