@@ -410,7 +410,9 @@ static void test_v2_lite_shaped_model(void) {
 
 /* f16 and bf16 weights are packed in panels at load (KVATTN_PANELS=0: not):
  * the two give the same logits to f32 summation-order error (TOL), and only
- * the packed one carries panels, the output matrix's included. */
+ * the packed one carries panels, the output matrix's and MLA's per-head
+ * W_UKᵀ and W_UV (from the fused attn_kv_b and the split attn_k_b/attn_v_b)
+ * included. */
 static void test_packed_weights(void) {
     char path[512], gpath[128];
     snprintf(path, sizeof path, "%s/ds_v2lite_like.bin", KVATTN_GOLDEN_DIR);
@@ -418,9 +420,10 @@ static void test_packed_weights(void) {
     CHECK(golden_load(path, &g) == 0, "cannot read %s", path);
     const golden_array *tok = get(&g, "tokens");
     snprintf(gpath, sizeof gpath, "/tmp/kvattn_dsp_%d.gguf", (int)getpid());
-    const kvattn_type types[] = {KVATTN_TYPE_F16, KVATTN_TYPE_BF16};
-    for (int ti = 0; ti < 2 && tok; ti++) {
-        CHECK_OK(write_gguf(&g, gpath, 1, types[ti]));
+    const kvattn_type types[] = {KVATTN_TYPE_F16, KVATTN_TYPE_BF16, KVATTN_TYPE_F16};
+    for (int ti = 0; ti < 3 && tok; ti++) {
+        const int split = ti < 2;
+        CHECK_OK(write_gguf(&g, gpath, split, types[ti]));
         kvattn_model *m[2] = {NULL, NULL};
         setenv("KVATTN_PANELS", "0", 1);
         CHECK_OK(kvattn_model_load(gpath, NULL, &m[0]));
@@ -434,6 +437,8 @@ static void test_packed_weights(void) {
         CHECK(!L0->attn.wkv_a.panels && !m[0]->output.panels, "KVATTN_PANELS=0 packs nothing");
         CHECK(L1->attn.wkv_a.panels && L1->attn.wo.panels && m[1]->output.panels && !m[1]->tok_embd.panels,
               "%s projections are packed", kvattn_type_name(types[ti]));
+        CHECK(L1->attn.wk_b.panels && L1->attn.wv_b.panels && !L0->attn.wk_b.panels,
+              "%s W_UK/W_UV (%s) are packed per head", kvattn_type_name(types[ti]), split ? "split" : "fused");
         const int V = (int)m[0]->desc.vocab_size, T = tok->n;
         int32_t ids[64];
         for (int i = 0; i < T; i++) ids[i] = (int32_t)tok->data[i];
@@ -445,8 +450,8 @@ static void test_packed_weights(void) {
             kvattn_session_free(s);
         }
         const double scale = test_max_abs(lg[0], (size_t)T * V), e = test_max_abs_diff(lg[0], lg[1], (size_t)T * V);
-        CHECK(scale > 0 && e <= TOL * scale, "%s weights, packed vs rows: max err %.3g of %.3g",
-              kvattn_type_name(types[ti]), e, scale);
+        CHECK(scale > 0 && e <= TOL * scale, "%s weights (%s kv_b), packed vs rows: max err %.3g of %.3g",
+              kvattn_type_name(types[ti]), split ? "split" : "fused", e, scale);
         free(lg[0]), free(lg[1]);
         kvattn_model_free(m[0]), kvattn_model_free(m[1]);
     }

@@ -110,18 +110,43 @@ static void mla_project(const kvattn_layer_config *cfg, const kvattn_layer_weigh
 static int mla_attend_absorbed(const mla_dims *d, const kvattn_layer_weights *w, const kvattn_cache *cache, int layer,
                                int pos, int T, const float *q, float scale, float *qa, float *lat, float *o) {
     const int dk = d->dc + d->dr;
+    const int panels = w->wk_b.panels && w->wv_b.panels;
+    const size_t uk_head = kv_panels_bytes(w->wk_b.type, d->dc, d->dn),
+                 uv_head = kv_panels_bytes(w->wv_b.type, d->dv, d->dc);
     /* qa[t][h] = [W_UK,hᵀ q_C,h | q_R,h]  (dc + dr) */
+    if (panels) { /* per head, every token at once (each token's bits as alone) */
 #pragma omp parallel for schedule(static) if ((long)T * d->H * d->dn * d->dc > MLA_PARALLEL_MIN_MACS)
-    for (int th = 0; th < T * d->H; th++) {
-        const float *qh = q + (size_t)th * d->dq;
-        float *ah = qa + (size_t)th * dk;
-        absorb_query(w, d, th % d->H, qh, ah);
-        memcpy(ah + d->dc, qh + d->dn, sizeof(float) * (size_t)d->dr);
+        for (int h = 0; h < d->H; h++) {
+            const kvattn_matrix uk = {.type = w->wk_b.type,
+                                      .panels = (const unsigned char *)w->wk_b.panels + h * uk_head};
+            kv_panel_product(qa + (size_t)h * dk, d->H * dk, q + (size_t)h * d->dq, d->H * d->dq, uk, T, d->dc, d->dn);
+            for (int t = 0; t < T; t++)
+                memcpy(qa + ((size_t)t * d->H + h) * dk + d->dc, q + ((size_t)t * d->H + h) * d->dq + d->dn,
+                       sizeof(float) * (size_t)d->dr);
+        }
+    } else {
+#pragma omp parallel for schedule(static) if ((long)T * d->H * d->dn * d->dc > MLA_PARALLEL_MIN_MACS)
+        for (int th = 0; th < T * d->H; th++) {
+            const float *qh = q + (size_t)th * d->dq;
+            float *ah = qa + (size_t)th * dk;
+            absorb_query(w, d, th % d->H, qh, ah);
+            memcpy(ah + d->dc, qh + d->dn, sizeof(float) * (size_t)d->dr);
+        }
     }
     kv_rows kr, vr;
     kv_cache_rows(cache, layer, &kr, &vr);
     if (kv_attend(qa, T, d->H, 1, &kr, &vr, pos, scale, lat) != 0) return -1; /* lat [T][H][dc] */
-                                                                              /* o[t][h] = W_UV,h · lat[t][h] */
+    /* o[t][h] = W_UV,h · lat[t][h] */
+    if (panels) {
+#pragma omp parallel for schedule(static) if ((long)T * d->H * d->dv * d->dc > MLA_PARALLEL_MIN_MACS)
+        for (int h = 0; h < d->H; h++) {
+            const kvattn_matrix uv = {.type = w->wv_b.type,
+                                      .panels = (const unsigned char *)w->wv_b.panels + h * uv_head};
+            kv_panel_product(o + (size_t)h * d->dv, d->H * d->dv, lat + (size_t)h * d->dc, d->H * d->dc, uv, T, d->dv,
+                             d->dc);
+        }
+        return 0;
+    }
 #pragma omp parallel for schedule(static) if ((long)T * d->H * d->dv * d->dc > MLA_PARALLEL_MIN_MACS)
     for (int th = 0; th < T * d->H; th++) {
         const int h = th % d->H;

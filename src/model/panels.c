@@ -54,17 +54,56 @@ static void pack(kvattn_model *m, panel_arena *a, kvattn_matrix *W, uint64_t row
     }
 }
 
-/* Every matrix the products read: the layers' (but W_UK/W_UV, read by rows in
- * the absorbed attention) and the output. */
+static int is_16_bit(kvattn_type t) { return t == KVATTN_TYPE_F16 || t == KVATTN_TYPE_BF16; }
+
+/* H heads of a [rows][cols] matrix of 16-bit type t, head h's element (r, c)
+ * at base + h·head_step + r·row_step + c·col_step, packed head after head
+ * into dst->panels (base NULL in the counting walk only counts). */
+static void pack_heads(panel_arena *a, kvattn_matrix *dst, kvattn_type t, const unsigned char *base, size_t head_step,
+                       size_t row_step, size_t col_step, int H, int rows, int cols) {
+    const size_t per_head = kv_panels_bytes(t, rows, cols), at = a->used;
+    if (!per_head || (size_t)H > (SIZE_MAX - 64 - at) / per_head) return;
+    a->used += ((size_t)H * per_head + 63) / 64 * 64;
+    if (!a->base) return;
+    for (int h = 0; h < H; h++)
+        kv_pack_panels_strided(base + (size_t)h * head_step, row_step, col_step, rows, cols,
+                               a->base + at + (size_t)h * per_head);
+    dst->panels = a->base + at;
+    dst->type = t;
+}
+
+/* MLA's W_UKᵀ and W_UV per head, whichever layout the file has, as panels
+ * in wk_b and wv_b (the absorbed attention's products with every token's
+ * query and latent). */
+static void pack_absorption(panel_arena *a, kvattn_layer_weights *w, const kvattn_layer_config *c) {
+    const int H = c->n_heads, dc = c->kv_lora_rank, dn = c->qk_nope_head_dim, dv = c->v_head_dim;
+    if (w->wk_b.panels || H < 1 || dc < 1 || dn < 1 || dv < 1) return;
+    const size_t e = sizeof(uint16_t);
+    if (w->wkv_b.data && is_16_bit(w->wkv_b.type)) { /* per head dn rows of W_UK, then dv of W_UV, each dc wide */
+        const unsigned char *b = w->wkv_b.data;
+        const size_t row = e * (size_t)dc, head = row * (size_t)(dn + dv);
+        pack_heads(a, &w->wk_b, w->wkv_b.type, b, head, e, row, H, dc, dn);
+        pack_heads(a, &w->wv_b, w->wkv_b.type, b + row * (size_t)dn, head, row, e, H, dv, dc);
+    } else if (!w->wkv_b.data && w->wk_b.data && w->wv_b.data && is_16_bit(w->wk_b.type) && is_16_bit(w->wv_b.type)) {
+        pack_heads(a, &w->wk_b, w->wk_b.type, w->wk_b.data, e * (size_t)dc * dn, e * (size_t)dn, e, H, dc, dn);
+        pack_heads(a, &w->wv_b, w->wv_b.type, w->wv_b.data, e * (size_t)dv * dc, e * (size_t)dc, e, H, dv, dc);
+    }
+    if (!w->wk_b.panels || !w->wv_b.panels) w->wk_b.panels = w->wv_b.panels = NULL; /* both or neither */
+}
+
+/* Every matrix the products read: the layers' (but the fused W_UK/W_UV, which
+ * MLA reads per head: pack_absorption) and the output. */
 static void pack_all(kvattn_model *m, panel_arena *a) {
     const kvattn_model_desc *d = &m->desc;
     int n = 0;
     const kv_tensor_spec *specs = kv_arch_layer_tensors(d->arch, &n);
-    for (int l = 0; specs && m->layers && l < d->n_layers; l++)
+    for (int l = 0; specs && m->layers && l < d->n_layers; l++) {
         for (int i = 0; i < n; i++)
             if (specs[i].form == KV_FORM_MATRIX && specs[i].offset != offsetof(kv_layer, attn.wkv_b))
                 pack(m, a, kv_tensor_field(&specs[i], &m->layers[l]), kv_dim_value(specs[i].rows, d),
                      kv_dim_value(specs[i].cols, d));
+        if (d->attn.kind == KVATTN_ATTN_MLA) pack_absorption(a, &m->layers[l].attn, &d->attn);
+    }
     pack(m, a, &m->output, (uint64_t)d->vocab_size, (uint64_t)d->attn.d_model);
 }
 
