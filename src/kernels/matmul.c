@@ -350,10 +350,11 @@ static int packed_gemm(float *y, const float *x, kvattn_matrix W, int T, int n, 
     return 0;
 }
 
-/* Where a row load serves several tokens (rows_dot_tokens), a prompt runs as a
- * decode batch: faster than the packed GEMM here at every length measured, and
- * every token's outputs get the bits a decode step gives it, whatever the
- * chunk it runs in. */
+/* Weights in panels take every T through the same chains (panel_matmul).
+ * Otherwise, where a row load serves several tokens (rows_dot_tokens), a
+ * prompt runs as a decode batch: faster than the packed GEMM here at every
+ * length measured, and every token's outputs get the bits a decode step
+ * gives it, whatever the chunk it runs in. */
 int kv_matmul_is_decode(kvattn_matrix W) {
     const kvattn_type t = W.type;
     return W.panels || (kv_kernels_active->rows_dot_tokens_block > 1 &&

@@ -129,8 +129,8 @@ static inline __attribute__((always_inline)) void kv_panel_block_type(kvattn_typ
 }
 #endif
 
-/* kv_panel_block_ref's result, tiles of panels × tokens at a time: the
- * panels' columns stay in L1 while the tokens' pass under them. */
+/* kv_panel_block_ref's result, a tile of panels × tokens at a time: each
+ * group of panels meets all nt tokens before the next group is read. */
 static inline void isa_panel_block(kvattn_type t, const unsigned char *panels, size_t stride, int np, const float *x,
                                    int ldx, int nt, int kc, float *y, int ldy, int accumulate) {
 #if KV_HAVE_AVX2

@@ -34,18 +34,25 @@ typedef struct {
 
 #define ARENA_ALIGN ((size_t)2 << 20)
 
+/* The next `bytes` of the arena (64-byte aligned): NULL in the counting walk,
+ * and where the total would overflow (skipped alike in both walks). */
+static unsigned char *reserve(panel_arena *a, size_t bytes) {
+    const size_t at = a->used;
+    if (!bytes || bytes > SIZE_MAX - 64 - at) return NULL;
+    a->used += (bytes + 63) / 64 * 64;
+    return a->base ? a->base + at : NULL;
+}
+
 /* Packs W [rows][cols] if it is f16 or bf16 (base NULL: only counts its
  * bytes). The panels replace the rows in the products, so the file's pages
  * of them are let go (the kernel reads them again from the file if the rows
  * are ever read). */
 static void pack(kvattn_model *m, panel_arena *a, kvattn_matrix *W, uint64_t rows, uint64_t cols) {
     if (!W->data || W->panels || rows > INT32_MAX || cols > INT32_MAX) return;
-    const size_t bytes = kv_panels_bytes(W->type, (int)rows, (int)cols), at = a->used;
-    if (!bytes || bytes > SIZE_MAX - 64 - at) return;
-    a->used += (bytes + 63) / 64 * 64;
-    if (!a->base) return;
-    kv_pack_panels(*W, (int)rows, (int)cols, a->base + at);
-    W->panels = a->base + at;
+    unsigned char *out = reserve(a, kv_panels_bytes(W->type, (int)rows, (int)cols));
+    if (!out) return;
+    kv_pack_panels(*W, (int)rows, (int)cols, out);
+    W->panels = out;
     const size_t row_bytes = kvattn_row_bytes(W->type, (int64_t)cols);
     if (W->data != m->tok_embd.data && mapped_in(m, W->data, row_bytes * rows)) {
         const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = (uintptr_t)W->data, hi = lo + row_bytes * rows;
@@ -61,14 +68,13 @@ static int is_16_bit(kvattn_type t) { return t == KVATTN_TYPE_F16 || t == KVATTN
  * into dst->panels (base NULL in the counting walk only counts). */
 static void pack_heads(panel_arena *a, kvattn_matrix *dst, kvattn_type t, const unsigned char *base, size_t head_step,
                        size_t row_step, size_t col_step, int H, int rows, int cols) {
-    const size_t per_head = kv_panels_bytes(t, rows, cols), at = a->used;
-    if (!per_head || (size_t)H > (SIZE_MAX - 64 - at) / per_head) return;
-    a->used += ((size_t)H * per_head + 63) / 64 * 64;
-    if (!a->base) return;
+    const size_t per_head = kv_panels_bytes(t, rows, cols);
+    unsigned char *out = per_head && (size_t)H <= SIZE_MAX / per_head ? reserve(a, (size_t)H * per_head) : NULL;
+    if (!out) return;
     for (int h = 0; h < H; h++)
         kv_pack_panels_strided(base + (size_t)h * head_step, row_step, col_step, rows, cols,
-                               a->base + at + (size_t)h * per_head);
-    dst->panels = a->base + at;
+                               out + (size_t)h * per_head);
+    dst->panels = out;
     dst->type = t;
 }
 
