@@ -2,7 +2,7 @@
  * this machine's read bandwidth measured in the same run: the figure behind
  * the README's "the projections run at the bandwidth".
  *
- *   gemv_probe ROWS COLS [--mats N] [--type f32|f16|bf16|q8_0] [--reps R] [--mib M] [--tokens B] [--panels]
+ *   gemv_probe ROWS COLS [--mats N] [--type f32|f16|bf16|q8_0|q4_0|q4_k] [--reps R] [--mib M] [--tokens B] [--panels]
  *
  * Multiplies N distinct ROWS × COLS weight matrices (default 16), one after
  * another as a token's projections are, and prints the best of R passes
@@ -19,6 +19,7 @@
 #include "internal.h"
 #include "kernels/kernels.h"
 #include "kernels/ops.h"
+#include "kernels/quants.h"
 #include "kernels/vec.h"
 
 #include "probe_util.h"
@@ -35,9 +36,9 @@ static double bandwidth(float *buf, size_t n) { return kv_read_gbps(buf, n, 8, 3
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr,
-                "usage: gemv_probe ROWS COLS [--mats N] [--type f32|f16|bf16|q8_0] [--reps R] [--mib M] [--tokens B] "
-                "[--panels]\n");
+        fprintf(stderr, "usage: gemv_probe ROWS COLS [--mats N] [--type f32|f16|bf16|q8_0|q4_0|q4_k] [--reps R] [--mib "
+                        "M] [--tokens B] "
+                        "[--panels]\n");
         return 2;
     }
     const int rows = parse_int("ROWS", argv[1], 1, 1 << 20), cols = parse_int("COLS", argv[2], 1, 1 << 20);
@@ -48,15 +49,19 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[a], "--reps") && a + 1 < argc) reps = parse_int("--reps", argv[++a], 1, 100000);
         else if (!strcmp(argv[a], "--mib") && a + 1 < argc) mib = parse_int("--mib", argv[++a], 1, 65536);
         else if (!strcmp(argv[a], "--tokens") && a + 1 < argc) tokens = parse_int("--tokens", argv[++a], 1, 4096);
-        else if (!strcmp(argv[a], "--type") && a + 1 < argc) type = probe_type("gemv_probe", argv[++a], 1);
-        else if (!strcmp(argv[a], "--panels")) packed = 1;
+        else if (!strcmp(argv[a], "--type") && a + 1 < argc) {
+            const char *name = argv[++a];
+            if (kvattn_type_from_name(name, &type) != KVATTN_OK || !kv_quant_can_write(type))
+                type = probe_type("gemv_probe", name, 1);
+        } else if (!strcmp(argv[a], "--panels")) packed = 1;
         else {
             fprintf(stderr, "gemv_probe: unknown or incomplete option '%s'\n", argv[a]);
             return 2;
         }
     }
-    if (type == KVATTN_TYPE_Q8_0 && cols % 32) {
-        fprintf(stderr, "gemv_probe: COLS %d: q8_0 rows are whole blocks of 32\n", cols);
+    const int block = kv_is_block_quant(type) ? kv_quant_block_elems(type) : type == KVATTN_TYPE_Q8_0 ? 32 : 1;
+    if (cols % block) {
+        fprintf(stderr, "gemv_probe: COLS %d: %s rows are whole blocks of %d\n", cols, kvattn_type_name(type), block);
         return 2;
     }
     if (packed && !kv_panels_bytes(type, rows, cols)) {
@@ -82,7 +87,8 @@ int main(int argc, char **argv) {
     for (int m = 0; m < mats; m++)
         for (int r = 0; r < rows; r++) {
             for (int c = 0; c < cols; c++) row[c] = kv_rng_uniform(&rng);
-            kv_row_store(type, row, w[m] + (size_t)r * row_bytes, cols);
+            if (kv_is_block_quant(type)) kv_quantize_row(type, row, w[m] + (size_t)r * row_bytes, cols);
+            else kv_row_store(type, row, w[m] + (size_t)r * row_bytes, cols);
         }
     free(row);
     for (int m = 0; m < mats; m++) {
@@ -115,7 +121,13 @@ int main(int argc, char **argv) {
             }
         }
     }
-    const double rounding = type == KVATTN_TYPE_Q8_0 && !kvattn_exact() ? cols / 65534.0 : 0.0;
+    /* the block types meet x rounded to 8 bits per 256 (max|x|/254 each), and
+     * unless --fast-products that rounding's residual too (max|x|/(254·254)) */
+    const double rounding = kvattn_exact()             ? 0.0
+                            : type == KVATTN_TYPE_Q8_0 ? cols / 65534.0
+                            : !kv_is_block_quant(type) ? 0.0
+                            : kvattn_fast_products()   ? cols / 254.0
+                                                       : cols / (254.0 * 254.0);
     if (!(err <= 3.6e-7 * cols + rounding)) {
         fprintf(stderr, "gemv_probe: kv_matmul differs from kv_matmul_ref by %.3g\n", err);
         return 1;
