@@ -99,12 +99,12 @@ static void random_blocks(test_rng *r, kvattn_type t, unsigned char *p, int bloc
             }
 }
 
-/* The decode GEMV of Q4_K/Q6_K rows (x rounded to Q8_K, and by default its
- * rounding's residual rounded to Q8_K too; fast: not): equal to the scalar
- * integer twin within f32 rounding (1e-5), and within the rounding of x of
- * the exact product: each x_i moves by at most half its block's step
- * max|v|/127 (v: x, or by default the residual), so row r's error is at most
- * Σ_i |w_ri| · max|v|_b / 254. */
+/* The decode GEMV of block-quantized rows (x rounded to Q8_K, and by default
+ * its rounding's residual rounded to steps of d/256; fast: not): equal to the
+ * scalar integer twin within f32 rounding (1e-5), and within the rounding of
+ * x of the exact product: each x_i moves by at most half its block's step d =
+ * max|x|/127 fast, by default at most d/256 (half a step, or a whole one where
+ * the residual clamps), so row r's error is at most Σ_i |w_ri| times that. */
 static void q8k_checks(kvattn_type t, const unsigned char *w, int rows, int k, const float *x, const float *y,
                        const float *yr, double s, int fast) {
     kv_block_q8_k *xq = malloc(sizeof *xq * (size_t)(k / KV_QK_K));
@@ -130,7 +130,27 @@ static void q8k_checks(kvattn_type t, const unsigned char *w, int rows, int k, c
           kvattn_type_name(t));
     float *res = malloc(sizeof(float) * k); /* what the rounding to Q8_K left of x */
     for (int i = 0; i < k; i++) res[i] = x[i] - xq[i / KV_QK_K].d * xq[i / KV_QK_K].qs[i % KV_QK_K];
-    kv_quantize_q8_k_ref(res, xr, k);
+    kv_quantize_q8_k_residual_ref(x, xq, xr, k);
+    kv_block_q8_k *xl = malloc(sizeof *xl * (size_t)(k / KV_QK_K));
+    kv_quantize_q8_k_residual(x, xq, xl, k);
+    CHECK(memcmp(xl, xr, sizeof *xr * (size_t)(k / KV_QK_K)) == 0,
+          "%s: the residual's blocks: the same bytes as the twin", kvattn_type_name(t));
+    free(xl);
+    wrong = 0; /* the residual's blocks against their definition: step d/256, clamped to int8 */
+    for (int b = 0; b < k / KV_QK_K; b++) {
+        const float step = xq[b].d / 256.0f;
+        int sums[16] = {0};
+        for (int i = 0; i < KV_QK_K; i++) {
+            const long q = lrint((double)res[KV_QK_K * b + i] / step);
+            const int want = q > 127 ? 127 : q < -128 ? -128 : (int)q;
+            wrong +=
+                abs(xr[b].qs[i] - want) > (fabs(fabs((double)res[KV_QK_K * b + i] / step - (double)q) - 0.5) < 1e-3);
+            sums[i / 16] += xr[b].qs[i];
+        }
+        for (int g = 0; g < 16; g++) wrong += xr[b].bsums[g] != sums[g];
+        wrong += xr[b].d != step;
+    }
+    CHECK(wrong == 0, "%s: residual blocks: %d values off their definition", kvattn_type_name(t), wrong);
     for (int r = 0; r < rows; r++) {
         const unsigned char *row = w + (size_t)r * kvattn_row_bytes(t, k);
         const float ref =
@@ -141,9 +161,8 @@ static void q8k_checks(kvattn_type t, const unsigned char *w, int rows, int k, c
         double bound = 1e-5 * s;
         for (int b = 0; b < k / KV_QK_K; b++) {
             double amax = 0, wsum = 0;
-            for (int i = KV_QK_K * b; i < KV_QK_K * (b + 1); i++)
-                amax = fmax(amax, fabs(fast ? x[i] : res[i])), wsum += fabs(wr[i]);
-            bound += wsum * amax / 254.0;
+            for (int i = KV_QK_K * b; i < KV_QK_K * (b + 1); i++) amax = fmax(amax, fabs(x[i])), wsum += fabs(wr[i]);
+            bound += wsum * (fast ? amax / 254.0 : amax / 127.0 / 256.0);
         }
         CHECK(fabs(y[r] - yr[r]) <= bound, "%s: integer GEMV row %d off the f32 product by %.3g > %.3g",
               kvattn_type_name(t), r, fabs(y[r] - yr[r]), bound);
@@ -231,8 +250,7 @@ static void test_q8_k_levels_agree(void) {
                 test_fill(&r, x, (size_t)k, 1.0f);
                 kv_block_q8_k *xq = malloc(sizeof *xq * (size_t)nb * 2);
                 kv_quantize_q8_k_ref(x, xq, k);
-                for (int i = 0; i < k; i++) x[i] -= xq[i / KV_QK_K].d * xq[i / KV_QK_K].qs[i % KV_QK_K];
-                kv_quantize_q8_k_ref(x, xq + nb, k);
+                kv_quantize_q8_k_residual_ref(x, xq, xq + nb, k);
                 const void *rows[KV_Q8_K_ROWS];
                 for (int i = 0; i < nr; i++) rows[i] = w + (size_t)i * row_bytes;
                 for (int res = 0; res < 2; res++) {

@@ -36,6 +36,7 @@ const kv_kernels KV_KERNEL_TABLE = {
     .gemm_micro = KV_HAVE_AVX512 ? isa_gemm_micro : NULL,
     .panel_block = isa_panel_block,
     .quantize_q8_k = isa_quantize_q8_k,
+    .quantize_q8_k_residual = isa_quantize_q8_k_residual,
     .quant_rows_dot_q8_k = isa_quant_rows_dot_q8_k,
 #if KV_HAVE_AVX512
     .quant_rows_dot_q8_k_512 = isa_quant_rows_dot_q8_k_512,

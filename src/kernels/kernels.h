@@ -56,6 +56,7 @@ typedef struct {
     void (*panel_block)(kvattn_type t, const unsigned char *panels, size_t stride, int np, const float *x, int ldx,
                         int nt, int kc, float *y, int ldy, int accumulate);
     void (*quantize_q8_k)(const float *x, kv_block_q8_k *y, int n);
+    void (*quantize_q8_k_residual)(const float *x, const kv_block_q8_k *xq, kv_block_q8_k *xl, int n);
     void (*quant_rows_dot_q8_k)(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x,
                                 const kv_block_q8_k *xl, int n, float *y);
     /* quant_rows_dot_q8_k with its 512-bit block kernels, which it runs where they measure faster
@@ -144,6 +145,9 @@ static inline void kv_rows_axpy(kvattn_type t, const unsigned char *const *rows,
 }
 static inline void kv_quantize_q8_k(const float *x, kv_block_q8_k *y, int n) {
     kv_kernels_active->quantize_q8_k(x, y, n);
+}
+static inline void kv_quantize_q8_k_residual(const float *x, const kv_block_q8_k *xq, kv_block_q8_k *xl, int n) {
+    kv_kernels_active->quantize_q8_k_residual(x, xq, xl, n);
 }
 static inline void kv_rows_dot_tokens(kvattn_type t, const unsigned char *const *rows, int nr, const float *x, int ldx,
                                       int ntok, int k, float *y, int ldy, const kv_prefetch_spans *pf, unsigned *pi) {

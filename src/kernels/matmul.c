@@ -67,7 +67,7 @@ static void thread_rows(int n, int *r0, int *r1) {
 /* x rounded once for the integer products with quantized rows: Q8_K blocks
  * (every GGUF block type, per 256) and, unless kv_fast_products, the
  * rounding's residual as Q8_K blocks too (q8_k_res: x ≈ the two summed, to
- * about 2^-15 of each block's largest); or 16-bit values with a scale per 32
+ * 2^-16 of each block's largest, 2^-15 at most); or 16-bit values with a scale per 32
  * (q8_0). */
 typedef enum { X_F32, X_Q8_K, X_Q16_32 } x_rounding;
 typedef struct {
@@ -110,13 +110,9 @@ static rounded_x round_x(const float *x, kvattn_type t, int k, void **mem) {
     if (kv_exact_products) return r;
     if (kv_quant_has_q8_k_dot(t) && k % KV_QK_K == 0) {
         const int nb = k / KV_QK_K;
-        if (!(*mem = r.q8_k = malloc(sizeof *r.q8_k * (size_t)nb * 2 + sizeof(float) * (size_t)k))) return r;
+        if (!(*mem = r.q8_k = malloc(sizeof *r.q8_k * (size_t)nb * 2))) return r;
         kv_quantize_q8_k(x, r.q8_k, k);
-        if (!kv_fast_products) {
-            float *res = (float *)(r.q8_k + 2 * nb);
-            for (int i = 0; i < k; i++) res[i] = x[i] - r.q8_k[i / KV_QK_K].d * r.q8_k[i / KV_QK_K].qs[i % KV_QK_K];
-            kv_quantize_q8_k(res, r.q8_k_res = r.q8_k + nb, k);
-        }
+        if (!kv_fast_products) kv_quantize_q8_k_residual(x, r.q8_k, r.q8_k_res = r.q8_k + nb, k);
         r.kind = X_Q8_K;
     } else if (t == KVATTN_TYPE_Q8_0 && k % KV_Q8_0_BLOCK == 0) {
         if (!(*mem = r.d = malloc(sizeof(float) * (size_t)(k / KV_Q8_0_BLOCK) + sizeof(int16_t) * (size_t)k))) return r;

@@ -251,6 +251,24 @@ void kv_quantize_q8_k_ref(const float *x, kv_block_q8_k *y, int n) {
     }
 }
 
+void kv_quantize_q8_k_residual_ref(const float *x, const kv_block_q8_k *xq, kv_block_q8_k *xl, int n) {
+    for (int b = 0; b < n / KV_QK_K; b++, x += KV_QK_K) {
+        const float d = xq[b].d, dl = ldexpf(d, -KV_Q8_K_RES_SHIFT);
+        const float id = dl > 0.0f ? 1.0f / dl : 0.0f;
+        xl[b].d = dl;
+        for (int j = 0; j < KV_QK_K; j++) {
+            const float r = x[j] - d * (float)xq[b].qs[j];
+            const long q = lrintf(r * id); /* NaN: LONG_MIN, as the vector conversion's INT_MIN */
+            xl[b].qs[j] = (int8_t)(q > 127 ? 127 : q < -128 ? -128 : q);
+        }
+        for (int g = 0; g < KV_QK_K / 16; g++) {
+            int sum = 0;
+            for (int i = 16 * g; i < 16 * g + 16; i++) sum += xl[b].qs[i];
+            xl[b].bsums[g] = (int16_t)sum;
+        }
+    }
+}
+
 int kv_quant_has_q8_k_dot(kvattn_type t) {
     return t == KVATTN_TYPE_Q4_K || t == KVATTN_TYPE_Q5_K || t == KVATTN_TYPE_Q6_K || t == KVATTN_TYPE_Q4_0 ||
            t == KVATTN_TYPE_Q4_1 || t == KVATTN_TYPE_Q5_0 || t == KVATTN_TYPE_Q5_1 || t == KVATTN_TYPE_Q2_K ||

@@ -109,6 +109,15 @@ void kv_quantize_row(kvattn_type t, const float *x, void *row, int n);
  * the scalar twin of kv_quantize_q8_k (kernels.h), which gives the same bytes. */
 void kv_quantize_q8_k_ref(const float *x, kv_block_q8_k *y, int n);
 
+/* What rounding x[n] to xq left, x[i] - d·q[i] (at most d/2), as Q8_K blocks
+ * xl of scale exactly d / 2^KV_Q8_K_RES_SHIFT (q rounded to nearest even and
+ * kept in [-128, 127]: within d/512 of the residual, d/256 where it clamps).
+ * The fixed ratio lets the Q4_K/Q5_K products add both integer sums,
+ * 2^KV_Q8_K_RES_SHIFT·Σ(x) + Σ(xl), before scaling once by xl's d. The
+ * scalar twin of kv_quantize_q8_k_residual (kernels.h): the same bytes. */
+#define KV_Q8_K_RES_SHIFT 8
+void kv_quantize_q8_k_residual_ref(const float *x, const kv_block_q8_k *xq, kv_block_q8_k *xl, int n);
+
 /* A block of 32 of Q4_0, Q4_1, Q5_0 or Q5_1 as its elements' unsigned
  * integers q (4 or 5 bits) with x = q·d + off. */
 void kv_block32_ints(kvattn_type t, const void *block, uint8_t q[KV_QK], float *d, float *off);

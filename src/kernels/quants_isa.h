@@ -6,6 +6,15 @@
 
 #include "vec.h"
 
+/* The eight 32-bit integers of q packed to int8 with saturation, in order
+ * (packs interleave 128-bit lanes; the permute puts the 32 bytes back). */
+#if KV_HAVE_AVX2
+static inline __m256i pack_i32_to_i8(const __m256i q[4]) {
+    const __m256i p16a = _mm256_packs_epi32(q[0], q[1]), p16b = _mm256_packs_epi32(q[2], q[3]);
+    return _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p16a, p16b), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+#endif
+
 static inline void isa_quantize_q8_k(const float *x, kv_block_q8_k *y, int n) {
     for (int b = 0; b < n / KV_QK_K; b++, x += KV_QK_K) {
         float amax = 0.0f;
@@ -27,11 +36,7 @@ static inline void isa_quantize_q8_k(const float *x, kv_block_q8_k *y, int n) {
         for (; j < KV_QK_K; j += 32) {
             __m256i q[4];
             for (int v = 0; v < 4; v++) q[v] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8 * v), vid));
-            /* packs interleave 128-bit lanes; the permute puts the 32 bytes back in order */
-            const __m256i p16a = _mm256_packs_epi32(q[0], q[1]), p16b = _mm256_packs_epi32(q[2], q[3]);
-            const __m256i p8 =
-                _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p16a, p16b), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-            _mm256_storeu_si256((__m256i *)(y[b].qs + j), p8);
+            _mm256_storeu_si256((__m256i *)(y[b].qs + j), pack_i32_to_i8(q));
         }
 #endif
         for (; j < KV_QK_K; j++) y[b].qs[j] = (int8_t)lrintf(x[j] * id);
@@ -41,6 +46,34 @@ static inline void isa_quantize_q8_k(const float *x, kv_block_q8_k *y, int n) {
             y[b].bsums[g] = (int16_t)sum;
         }
     }
+}
+
+static inline void isa_quantize_q8_k_residual(const float *x, const kv_block_q8_k *xq, kv_block_q8_k *xl, int n) {
+#if KV_HAVE_AVX2 /* as the twin: cvtps rounds to nearest even, packs clamp to [-128, 127] */
+    for (int b = 0; b < n / KV_QK_K; b++, x += KV_QK_K) {
+        const float d = xq[b].d, dl = ldexpf(d, -KV_Q8_K_RES_SHIFT);
+        const float id = dl > 0.0f ? 1.0f / dl : 0.0f;
+        xl[b].d = dl;
+        const __m256 vd = _mm256_set1_ps(d), vid = _mm256_set1_ps(id);
+        for (int j = 0; j < KV_QK_K; j += 32) {
+            __m256i q[4];
+            for (int v = 0; v < 4; v++) {
+                const __m128i q8 = _mm_loadl_epi64((const __m128i *)(xq[b].qs + j + 8 * v));
+                const __m256 dq = _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8)));
+                const __m256 r = _mm256_sub_ps(_mm256_loadu_ps(x + j + 8 * v), dq);
+                q[v] = _mm256_cvtps_epi32(_mm256_mul_ps(r, vid));
+            }
+            _mm256_storeu_si256((__m256i *)(xl[b].qs + j), pack_i32_to_i8(q));
+        }
+        for (int g = 0; g < KV_QK_K / 16; g++) {
+            int sum = 0;
+            for (int i = 16 * g; i < 16 * g + 16; i++) sum += xl[b].qs[i];
+            xl[b].bsums[g] = (int16_t)sum;
+        }
+    }
+#else
+    kv_quantize_q8_k_residual_ref(x, xq, xl, n);
+#endif
 }
 
 #if KV_HAVE_AVX2
@@ -58,7 +91,9 @@ static __m128i q4_k_scales_mins(const uint8_t *packed) {
 
 /* A Q4_K/Q5_K super-block's scales and mins as 16-bit values (8 each), its
  * mins' share against the activations (and their residual's) added to mins:
- * the part of q45_k_block_avx2 that does not depend on the vector width. */
+ * the part of q45_k_block_avx2 that does not depend on the vector width. The
+ * residual's scale is x's over 2^KV_Q8_K_RES_SHIFT, so the two integer sums
+ * add before one scaling (at most 2^8·512K + 512K per lane). */
 static inline __attribute__((always_inline)) __m256i q45_k_scales_and_mins(const uint8_t *scales, uint16_t dmin,
                                                                            const kv_block_q8_k *x,
                                                                            const kv_block_q8_k *xl, __m128 *mins) {
@@ -66,14 +101,29 @@ static inline __attribute__((always_inline)) __m256i q45_k_scales_and_mins(const
     const __m256i bs = _mm256_loadu_si256((const __m256i *)x->bsums);
     const __m128i sums32 = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
     const __m128i msum = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), sums32);
-    *mins = _mm_fmadd_ps(_mm_cvtepi32_ps(msum), _mm_set1_ps(x->d * _cvtsh_ss(dmin)), *mins);
-    if (xl) {
-        const __m256i bl = _mm256_loadu_si256((const __m256i *)xl->bsums);
-        const __m128i sl = _mm_hadd_epi16(_mm256_castsi256_si128(bl), _mm256_extracti128_si256(bl, 1));
-        const __m128i ml = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), sl);
-        *mins = _mm_fmadd_ps(_mm_cvtepi32_ps(ml), _mm_set1_ps(xl->d * _cvtsh_ss(dmin)), *mins);
+    if (!xl) {
+        *mins = _mm_fmadd_ps(_mm_cvtepi32_ps(msum), _mm_set1_ps(x->d * _cvtsh_ss(dmin)), *mins);
+        return sm;
     }
+    const __m256i bl = _mm256_loadu_si256((const __m256i *)xl->bsums);
+    const __m128i sl = _mm_hadd_epi16(_mm256_castsi256_si128(bl), _mm256_extracti128_si256(bl, 1));
+    const __m128i ml = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), sl);
+    const __m128i both = _mm_add_epi32(_mm_slli_epi32(msum, KV_Q8_K_RES_SHIFT), ml);
+    *mins = _mm_fmadd_ps(_mm_cvtepi32_ps(both), _mm_set1_ps(xl->d * _cvtsh_ss(dmin)), *mins);
     return sm;
+}
+
+/* A Q4_K/Q5_K super-block's eight scaled integer sums into acc, against the
+ * activations a: x's alone, or with the residual 2^KV_Q8_K_RES_SHIFT·Σ(x) +
+ * Σ(xl) and a = xl (exact in int32: a lane's Σ(x) is at most 8 · 2 · 2·31·127
+ * · 63 ≈ 7.94M, 2^8 of it under 2^31 with Σ(xl)). */
+static inline __attribute__((always_inline)) void q45_k_block_sums(uint16_t d, __m256i sums, const kv_block_q8_k *a,
+                                                                   __m256 *acc) {
+    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_set1_ps(a->d * _cvtsh_ss(d)), *acc);
+}
+
+static inline __m256i with_residual(__m256i isum, __m256i isum_l) {
+    return _mm256_add_epi32(_mm256_slli_epi32(isum, KV_Q8_K_RES_SHIFT), isum_l);
 }
 
 /* One Q4_K or Q5_K super-block (qh: Q5_K's fifth bits, or NULL) against its
@@ -114,8 +164,7 @@ static inline __attribute__((always_inline)) void q45_k_block_avx2(uint16_t d, u
             isum_l = _mm256_add_epi32(isum_l, _mm256_madd_epi16(cl, _mm256_set1_epi16(sc[2 * p + 1])));
         }
     }
-    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(x->d * _cvtsh_ss(d)), *acc);
-    if (xl) *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum_l), _mm256_set1_ps(xl->d * _cvtsh_ss(d)), *acc);
+    q45_k_block_sums(d, xl ? with_residual(isum, isum_l) : isum, xl ? xl : x, acc);
 }
 
 #if KV_HAVE_AVX512
@@ -156,8 +205,6 @@ static inline __attribute__((always_inline)) void q45_k_block_avx512(uint16_t d,
         const __m512i sc = _mm512_permutexvar_epi16(
             _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * p0 + 1)), _mm256_set1_epi16((short)(2 * p0 + 3)), 1),
             sm512);
-        isum = _mm512_add_epi32(isum, _mm512_madd_epi16(_mm512_maddubs_epi16(lo, xa), sa));
-        isum = _mm512_add_epi32(isum, _mm512_madd_epi16(_mm512_maddubs_epi16(hi, xc), sc));
         if (xl) {
             const int8_t *l0 = xl->qs + 128 * pp;
             const __m512i la = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)l0)),
@@ -168,14 +215,49 @@ static inline __attribute__((always_inline)) void q45_k_block_avx512(uint16_t d,
             isum_l = _mm512_add_epi32(isum_l, _mm512_madd_epi16(_mm512_maddubs_epi16(lo, la), sa));
             isum_l = _mm512_add_epi32(isum_l, _mm512_madd_epi16(_mm512_maddubs_epi16(hi, lc), sc));
         }
+        isum = _mm512_add_epi32(isum, _mm512_madd_epi16(_mm512_maddubs_epi16(lo, xa), sa));
+        isum = _mm512_add_epi32(isum, _mm512_madd_epi16(_mm512_maddubs_epi16(hi, xc), sc));
     }
-    const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(isum), _mm512_extracti64x4_epi64(isum, 1));
-    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s8), _mm256_set1_ps(x->d * _cvtsh_ss(d)), *acc);
-    if (xl) {
-        const __m256i l8 = _mm256_add_epi32(_mm512_castsi512_si256(isum_l), _mm512_extracti64x4_epi64(isum_l, 1));
-        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(l8), _mm256_set1_ps(xl->d * _cvtsh_ss(d)), *acc);
-    }
+    __m256i sums = _mm256_add_epi32(_mm512_castsi512_si256(isum), _mm512_extracti64x4_epi64(isum, 1));
+    if (xl)
+        sums =
+            with_residual(sums, _mm256_add_epi32(_mm512_castsi512_si256(isum_l), _mm512_extracti64x4_epi64(isum_l, 1)));
+    q45_k_block_sums(d, sums, xl ? xl : x, acc);
 }
+
+#if KV_HAVE_VNNI
+/* q45_k_block_avx512 against x and its residual xl with vpdpbusd, with its
+ * bits. A vector holds one step p's 64 elements in order (its 32 low nibbles,
+ * then its 32 high ones), so x and xl are plain loads; each lane's four
+ * products against x, shifted by KV_Q8_K_RES_SHIFT, then against xl in the
+ * same accumulator give with_residual's sums (at most 2^8·4·31·127 + 4·31·128
+ * per step, times a scale of 63: 1.02G over the four steps), scaled in 32
+ * bits. The halves folded are the AVX2 kernel's eight sums. */
+static inline __attribute__((always_inline)) void q45_k_block_vnni_res(uint16_t d, uint16_t dmin, const uint8_t *scales,
+                                                                       const uint8_t *qs, const uint8_t *qh,
+                                                                       const kv_block_q8_k *x, const kv_block_q8_k *xl,
+                                                                       __m256 *acc, __m128 *mins) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
+    const __m512i sc32 = _mm512_cvtepu16_epi32(q45_k_scales_and_mins(scales, dmin, x, xl, mins)); /* 8 scales, 8 mins */
+    const __m512i hb = qh ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qh)) : _mm512_setzero_si512();
+    __m512i isum = _mm512_setzero_si512();
+    for (int p = 0; p < 4; p++) {
+        const __m256i q4 = _mm256_loadu_si256((const __m256i *)(qs + 32 * p));
+        __m512i q = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q4), _mm256_srli_epi16(q4, 4), 1), low4);
+        if (qh) { /* the low nibbles' fifth bit is bit 2p of qh, the high ones' bit 2p + 1 */
+            const __m512i at = _mm512_set_epi64(2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p, 2 * p, 2 * p, 2 * p);
+            q = _mm512_or_si512(q, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(hb, at), one), 4));
+        }
+        const __m512i s = _mm512_permutexvar_epi32(
+            _mm512_inserti64x4(_mm512_set1_epi32(2 * p), _mm256_set1_epi32(2 * p + 1), 1), sc32);
+        const __m512i tx = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, _mm512_loadu_si512(x->qs + 64 * p));
+        const __m512i t =
+            _mm512_dpbusd_epi32(_mm512_slli_epi32(tx, KV_Q8_K_RES_SHIFT), q, _mm512_loadu_si512(xl->qs + 64 * p));
+        isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(t, s));
+    }
+    q45_k_block_sums(d, _mm256_add_epi32(_mm512_castsi512_si256(isum), _mm512_extracti64x4_epi64(isum, 1)), xl, acc);
+}
+#endif
 #endif
 
 /* The starting values of a Q6_K super-block's sums, from its 16 scales as
@@ -291,6 +373,12 @@ static inline __attribute__((always_inline)) void q45_k_block(int wide, uint16_t
                                                               const uint8_t *scales, const uint8_t *qs,
                                                               const uint8_t *qh, const kv_block_q8_k *x,
                                                               const kv_block_q8_k *xl, __m256 *acc, __m128 *mins) {
+#if KV_HAVE_VNNI
+    if (wide && xl) {
+        q45_k_block_vnni_res(d, dmin, scales, qs, qh, x, xl, acc, mins);
+        return;
+    }
+#endif
 #if KV_HAVE_AVX512
     if (wide) {
         q45_k_block_avx512(d, dmin, scales, qs, qh, x, xl, acc, mins);
