@@ -186,8 +186,9 @@ size_t kvattn_kv_bytes_per_token_kv(const kvattn_layer_config *cfg, int n_layers
  * blocks) or GGUF's block types. Used in place: a memory-mapped file's tensor
  * needs no copy. `panels` is NULL (zero it) unless the library packed the
  * rows for its projection kernels: a loaded model's f16/bf16 projections
- * carry the same rows there, 16 side by side, and its products read those.
- * MLA's wk_b and wv_b carry W_UKᵀ and W_UV so, head after head, also when the
+ * carry the same rows there, 16 side by side, and its products read those;
+ * so do its Q4_K projections, 16 rows per group of super-blocks, on CPUs with
+ * AVX512_VNNI (kvattn_version's kernels: avx512vnni). MLA's wk_b and wv_b carry W_UKᵀ and W_UV so, head after head, also when the
  * file has them fused in wkv_b (wk_b.data and wv_b.data then stay NULL). */
 typedef struct {
     const void *data;

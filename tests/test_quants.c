@@ -420,10 +420,103 @@ static void test_decode_batch(const char *isa) {
     }
 }
 
+/* Q4_K rows repacked in groups of 16: the scalar twin against the row
+ * products (the same integer sums, scaled in another order: within f32
+ * rounding, 1e-5 of the largest), the level's kernel against the twin bit for
+ * bit, padding rows 0; and through kv_matmul with the groups as W.panels (as
+ * a loaded model has them, where the level packs them): within 1e-5 of the
+ * rows' products, and a decode batch the bits of each token alone. Rows 1,
+ * 16 (one whole group), 37 (a ragged last one); 1, 3 and 8 super-blocks. */
+static void test_q4_k_groups(const char *isa) {
+    test_rng r = {0x4b16};
+    const kvattn_type t = KVATTN_TYPE_Q4_K;
+    const int row_counts[] = {1, 16, 37}, block_counts[] = {1, 3, 8};
+    for (int ri = 0; ri < 3; ri++)
+        for (int bi = 0; bi < 3; bi++) {
+            const int rows = row_counts[ri], nb = block_counts[bi], k = nb * KV_QK_K;
+            const int groups = (rows + KV_Q4_K_X16_ROWS - 1) / KV_Q4_K_X16_ROWS;
+            const size_t row_bytes = kvattn_row_bytes(t, k);
+            unsigned char *w = malloc(row_bytes * rows);
+            random_blocks(&r, t, w, nb * rows);
+            CHECK(kv_q4_k_x16_bytes(rows, k) == (size_t)groups * nb * sizeof(kv_block_q4_k_x16),
+                  "Q4_K groups: size of %d × %d", rows, k);
+            kv_block_q4_k_x16 *packed = malloc(kv_q4_k_x16_bytes(rows, k));
+            kv_pack_q4_k_x16(w, row_bytes, rows, k, packed);
+            float *x = malloc(sizeof(float) * k * 3), *y = malloc(sizeof(float) * rows * 3),
+                  *yr = malloc(sizeof(float) * rows * 3), *one = malloc(sizeof(float) * (rows > k ? rows : k));
+            test_fill(&r, x, (size_t)k * 3, 1.0f);
+            kv_block_q8_k *xq = malloc(sizeof *xq * nb * 2);
+            int32_t *msums = malloc(sizeof(int32_t) * 8 * nb);
+            kv_quantize_q8_k_ref(x, xq, k);
+            kv_quantize_q8_k_residual_ref(x, xq, xq + nb, k);
+            for (int res = 0; res < 2; res++) {
+                const kv_block_q8_k *xl = res ? xq + nb : NULL;
+                kv_q4_k_x16_msums(xq, xl, nb, msums);
+                for (int g = 0; g < groups; g++) {
+                    float ref[KV_Q4_K_X16_ROWS], got[KV_Q4_K_X16_ROWS];
+                    kv_q4_k_x16_dot_ref(packed + (size_t)g * nb, nb, xq, xl, msums, ref);
+                    for (int i = 0; i < KV_Q4_K_X16_ROWS; i++) {
+                        const int row = g * KV_Q4_K_X16_ROWS + i;
+                        if (row >= rows) {
+                            CHECK(ref[i] == 0.0f, "Q4_K groups: padding row %d gives %g", i, (double)ref[i]);
+                            continue;
+                        }
+                        const unsigned char *wr = w + (size_t)row * row_bytes;
+                        const float want = kv_quant_row_dot_q8_k_ref(t, wr, xq, k) +
+                                           (xl ? kv_quant_row_dot_q8_k_ref(t, wr, xl, k) : 0);
+                        kv_dequant_row_ref(t, wr, one, k); /* the terms' magnitude: f32 rounding is relative to it */
+                        double mag = 0;
+                        for (int e = 0; e < k; e++) mag += fabs((double)one[e] * x[e]);
+                        CHECK(fabs((double)ref[i] - want) <= 1e-5 * mag,
+                              "[%s] Q4_K groups, %d rows × %d%s: row %d %g vs the rows' %g", isa, rows, k,
+                              res ? " with the residual" : "", row, (double)ref[i], (double)want);
+                    }
+                    if (kv_kernels_active->q4_k_x16_dot) {
+                        kv_kernels_active->q4_k_x16_dot(packed + (size_t)g * nb, nb, xq, xl, msums, got);
+                        CHECK(!memcmp(ref, got, sizeof ref),
+                              "[%s] Q4_K groups, %d rows × %d%s: group %d differs "
+                              "from the twin's bits",
+                              isa, rows, k, res ? " with the residual" : "", g);
+                    }
+                }
+            }
+            if (kv_panels_bytes(t, rows, k)) { /* the level repacks: kv_matmul through the groups */
+                const kvattn_matrix rows_W = {.data = w, .type = t}, W = {.data = w, .type = t, .panels = packed};
+                double s = 0; /* the largest row's Σ|w·x|: f32 rounding is relative to it */
+                for (int row = 0; row < rows; row++) {
+                    kv_dequant_row_ref(t, w + (size_t)row * row_bytes, one, k);
+                    double mag = 0;
+                    for (int e = 0; e < k; e++) mag += fabs((double)one[e] * x[e]);
+                    s = fmax(s, mag);
+                }
+                for (int fast = 0; fast < 2; fast++) {
+                    kvattn_set_fast_products(fast);
+                    kv_matmul(yr, x, rows_W, 1, rows, k);
+                    kv_matmul(y, x, W, 1, rows, k);
+                    CHECK(test_max_abs_diff(y, yr, rows) <= 1e-5 * s,
+                          "[%s] Q4_K groups %s: GEMV off the rows' "
+                          "by %.3g",
+                          isa, fast ? "fast" : "default", test_max_abs_diff(y, yr, rows));
+                    kv_matmul_decode(y, x, W, 3, rows, k);
+                    int same = 1;
+                    for (int b = 0; b < 3; b++) {
+                        kv_matmul(one, x + (size_t)b * k, W, 1, rows, k);
+                        same &= !memcmp(one, y + (size_t)b * rows, sizeof(float) * rows);
+                    }
+                    CHECK(same, "[%s] Q4_K groups %s: a decode batch differs from each token alone", isa,
+                          fast ? "fast" : "default");
+                }
+                kvattn_set_fast_products(0);
+            }
+            free(w), free(packed), free(x), free(y), free(yr), free(one), free(xq), free(msums);
+        }
+}
+
 static void test_level(const char *isa) {
     test_fast_vs_reference();
     test_q8_0_int_products();
     test_decode_batch(isa);
+    test_q4_k_groups(isa);
 }
 
 int main(void) {

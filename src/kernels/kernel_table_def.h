@@ -37,6 +37,9 @@ const kv_kernels KV_KERNEL_TABLE = {
     .panel_block = isa_panel_block,
     .quantize_q8_k = isa_quantize_q8_k,
     .quantize_q8_k_residual = isa_quantize_q8_k_residual,
+#if KV_HAVE_VNNI
+    .q4_k_x16_dot = isa_q4_k_x16_dot,
+#endif
     .quant_rows_dot_q8_k = isa_quant_rows_dot_q8_k,
 #if KV_HAVE_AVX512
     .quant_rows_dot_q8_k_512 = isa_quant_rows_dot_q8_k_512,

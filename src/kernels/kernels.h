@@ -57,6 +57,10 @@ typedef struct {
                         int nt, int kc, float *y, int ldy, int accumulate);
     void (*quantize_q8_k)(const float *x, kv_block_q8_k *y, int n);
     void (*quantize_q8_k_residual)(const float *x, const kv_block_q8_k *xq, kv_block_q8_k *xl, int n);
+    /* Q4_K rows in groups of 16 (kv_q4_k_x16_dot_ref); NULL where the level has no such kernel,
+     * and then the rows are not repacked */
+    void (*q4_k_x16_dot)(const kv_block_q4_k_x16 *g, int nb, const kv_block_q8_k *x, const kv_block_q8_k *xl,
+                         const int32_t *msums, float *y);
     void (*quant_rows_dot_q8_k)(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x,
                                 const kv_block_q8_k *xl, int n, float *y);
     /* quant_rows_dot_q8_k with its 512-bit block kernels, which it runs where they measure faster

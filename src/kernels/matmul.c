@@ -123,6 +123,33 @@ static rounded_x round_x(const float *x, kvattn_type t, int k, void **mem) {
     return r;
 }
 
+/* Whether W's products read f16/bf16 panels, and whether its Q4_K rows are
+ * read as groups of 16 (both in W.panels, packed at load); a level without
+ * the grouped kernel (KVATTN_ISA lower than the load's) reads the rows. */
+static int in_panels(kvattn_matrix W) { return W.panels && (W.type == KVATTN_TYPE_F16 || W.type == KVATTN_TYPE_BF16); }
+static int q4_k_grouped(kvattn_matrix W) {
+    return W.panels && W.type == KVATTN_TYPE_Q4_K && kv_kernels_active->q4_k_x16_dot;
+}
+static int in_q4_k_groups(kvattn_matrix W, const rounded_x *x) { return q4_k_grouped(W) && x->kind == X_Q8_K; }
+
+/* Groups [g0, g1) of W's Q4_K groups of 16 rows against the rounded x
+ * (msums: kv_q4_k_x16_msums of it); a last group's padding rows unstored. */
+static void q4_k_groups(float *y, const rounded_x *x, const int32_t *msums, kvattn_matrix W, int g0, int g1, int n,
+                        int k) {
+    const int nb = k / KV_QK_K;
+    for (int g = g0; g < g1; g++) {
+        const kv_block_q4_k_x16 *blocks = (const kv_block_q4_k_x16 *)W.panels + (size_t)g * nb;
+        const int r0 = g * KV_Q4_K_X16_ROWS;
+        if (n - r0 >= KV_Q4_K_X16_ROWS) {
+            kv_kernels_active->q4_k_x16_dot(blocks, nb, x->q8_k, x->q8_k_res, msums, y + r0);
+            continue;
+        }
+        float out[KV_Q4_K_X16_ROWS];
+        kv_kernels_active->q4_k_x16_dot(blocks, nb, x->q8_k, x->q8_k_res, msums, out);
+        memcpy(y + r0, out, sizeof(float) * (size_t)(n - r0));
+    }
+}
+
 /* y[i] = W[i]·x for one token (decode). Each thread takes an equal share of the
  * rows and reads KV_DOT_ROWS far-apart parts of it at once (kv_gemv_rows): a
  * single stream per core leaves part of this machine's bandwidth unused
@@ -133,6 +160,19 @@ static rounded_x round_x(const float *x, kvattn_type t, int k, void **mem) {
 static void gemv(float *y, const float *x, kvattn_matrix W, int n, int k) {
     void *mem;
     const rounded_x xr = round_x(x, W.type, k, &mem); /* out of memory: the f32 path, which needs none */
+    int32_t *msums = in_q4_k_groups(W, &xr) ? malloc(sizeof(int32_t) * (size_t)(k / KV_QK_K) * 8) : NULL;
+    if (msums) {
+        kv_q4_k_x16_msums(xr.q8_k, xr.q8_k_res, k / KV_QK_K, msums);
+        const int groups = (n + KV_Q4_K_X16_ROWS - 1) / KV_Q4_K_X16_ROWS;
+#pragma omp parallel if ((long)n * k > KV_PARALLEL_MIN_MACS)
+        {
+            int g0, g1;
+            thread_rows(groups, &g0, &g1);
+            q4_k_groups(y, &xr, msums, W, g0, g1, n, k);
+        }
+        free(msums), free(mem);
+        return;
+    }
 #pragma omp parallel if ((long)n * k > KV_PARALLEL_MIN_MACS)
     {
         int r0, r1;
@@ -161,6 +201,28 @@ static void gemv_batch(float *y, const float *x, kvattn_matrix W, int B, int n, 
         all_f32 &= xr[b].kind == X_F32;
     }
     const size_t row_bytes = kvattn_row_bytes(W.type, k);
+    int grouped = 1;
+    for (int b = 0; b < B; b++) grouped &= in_q4_k_groups(W, &xr[b]);
+    int32_t *msums = grouped ? malloc(sizeof(int32_t) * (size_t)(k / KV_QK_K) * 8 * B) : NULL;
+    if (msums) { /* as gemv's for each token, the groups read from memory once */
+        for (int b = 0; b < B; b++)
+            kv_q4_k_x16_msums(xr[b].q8_k, xr[b].q8_k_res, k / KV_QK_K, msums + (size_t)b * (k / KV_QK_K) * 8);
+        const int groups = (n + KV_Q4_K_X16_ROWS - 1) / KV_Q4_K_X16_ROWS;
+        const size_t group_bytes = sizeof(kv_block_q4_k_x16) * (size_t)(k / KV_QK_K);
+        const int per_chunk = DECODE_CHUNK_BYTES / group_bytes > 1 ? (int)(DECODE_CHUNK_BYTES / group_bytes) : 1;
+#pragma omp parallel if ((long)n * k * B > KV_PARALLEL_MIN_MACS)
+        {
+            int g0, g1;
+            thread_rows(groups, &g0, &g1);
+            for (int c0 = g0; c0 < g1; c0 += per_chunk)
+                for (int b = 0; b < B; b++)
+                    q4_k_groups(y + (size_t)b * n, &xr[b], msums + (size_t)b * (k / KV_QK_K) * 8, W, c0,
+                                g1 - c0 < per_chunk ? g1 : c0 + per_chunk, n, k);
+        }
+        free(msums);
+        for (int b = 0; b < B; b++) free(mem[b]);
+        return;
+    }
     int chunk = (int)(DECODE_CHUNK_BYTES / (row_bytes ? row_bytes : 1));
     if (chunk < 16) chunk = 16;
 #pragma omp parallel if ((long)n * k * B > KV_PARALLEL_MIN_MACS)
@@ -197,6 +259,7 @@ static void gemv_batch(float *y, const float *x, kvattn_matrix W, int B, int n, 
 #define PANEL_UNIT 8
 
 size_t kv_panels_bytes(kvattn_type t, int rows, int cols) {
+    if (t == KVATTN_TYPE_Q4_K) return kv_kernels_active->q4_k_x16_dot ? kv_q4_k_x16_bytes(rows, cols) : 0;
     if ((t != KVATTN_TYPE_F16 && t != KVATTN_TYPE_BF16) || rows < 1 || cols < 1) return 0;
     const size_t panels = ((size_t)rows + KV_PANEL_ROWS - 1) / KV_PANEL_ROWS;
     if (panels > SIZE_MAX / KV_PANEL_ROWS / 2 / (size_t)cols) return 0;
@@ -221,6 +284,10 @@ void kv_pack_panels_strided(const void *base, size_t row_step, size_t col_step, 
 }
 
 void kv_pack_panels(kvattn_matrix W, int rows, int cols, void *out) {
+    if (W.type == KVATTN_TYPE_Q4_K) {
+        kv_pack_q4_k_x16(W.data, kvattn_row_bytes(W.type, cols), rows, cols, out);
+        return;
+    }
     kv_pack_panels_strided(W.data, kvattn_row_bytes(W.type, cols), sizeof(uint16_t), rows, cols, out);
 }
 
@@ -278,7 +345,7 @@ static void panel_matmul(float *y, const float *x, kvattn_matrix W, int T, int n
 }
 
 void kv_matmul_decode(float *y, const float *x, kvattn_matrix W, int B, int n, int k) {
-    if (W.panels) {
+    if (in_panels(W)) {
         panel_matmul(y, x, W, B, n, k);
         return;
     }
@@ -346,20 +413,23 @@ static int packed_gemm(float *y, const float *x, kvattn_matrix W, int T, int n, 
     return 0;
 }
 
-/* Weights in panels take every T through the same chains (panel_matmul).
- * Otherwise, where a row load serves several tokens (rows_dot_tokens), a
+/* Weights in panels take every T through the same chains (panel_matmul),
+ * and Q4_K groups every T through the decode products (x rounded per token
+ * as in decode, the groups read once per 64 tokens): faster than decoding
+ * the rows for the f32 GEMM, and the rows stay unread. Otherwise, where a row load serves several tokens (rows_dot_tokens), a
  * prompt runs as a decode batch: faster than the packed GEMM here at every
  * length measured, and every token's outputs get the bits a decode step
  * gives it, whatever the chunk it runs in. */
 int kv_matmul_is_decode(kvattn_matrix W) {
     const kvattn_type t = W.type;
-    return W.panels || (kv_kernels_active->rows_dot_tokens_block > 1 &&
-                        (t == KVATTN_TYPE_F32 || t == KVATTN_TYPE_F16 || t == KVATTN_TYPE_BF16));
+    return in_panels(W) || q4_k_grouped(W) ||
+           (kv_kernels_active->rows_dot_tokens_block > 1 &&
+            (t == KVATTN_TYPE_F32 || t == KVATTN_TYPE_F16 || t == KVATTN_TYPE_BF16));
 }
 
 void kv_matmul(float *y, const float *x, kvattn_matrix W, int T, int n, int k) {
     const size_t row_bytes = kvattn_row_bytes(W.type, k);
-    if (W.panels) {
+    if (in_panels(W)) {
         panel_matmul(y, x, W, T, n, k);
         return;
     }

@@ -30,11 +30,14 @@ void kv_matmul_decode(float *y, const float *x, kvattn_matrix W, int B, int n, i
 int kv_matmul_is_decode(kvattn_matrix W);
 
 /* Bytes of a [rows][cols] matrix of type t packed in panels of 16 rows (the
- * last one zero-padded); 0 where t is not f16 or bf16 or the size overflows. */
+ * last one zero-padded): f16 and bf16, and Q4_K (whole super-blocks) where
+ * the active kernels have its grouped product; else, or where the size
+ * overflows, 0. */
 size_t kv_panels_bytes(kvattn_type t, int rows, int cols);
 
 /* Packs W's rows into out (kv_panels_bytes of them): panel p holds rows 16p
- * to 16p + 15 as [cols][16], which kv_matmul reads once W.panels = out. */
+ * to 16p + 15 as [cols][16] (Q4_K: kv_block_q4_k_x16 per super-block),
+ * which kv_matmul reads once W.panels = out. */
 void kv_pack_panels(kvattn_matrix W, int rows, int cols, void *out);
 
 /* The same for a matrix of 16-bit elements anywhere: element (r, c) at

@@ -269,6 +269,73 @@ void kv_quantize_q8_k_residual_ref(const float *x, const kv_block_q8_k *xq, kv_b
     }
 }
 
+size_t kv_q4_k_x16_bytes(int rows, int cols) {
+    if (rows < 1 || cols < 1 || cols % KV_QK_K) return 0;
+    const size_t groups = ((size_t)rows + KV_Q4_K_X16_ROWS - 1) / KV_Q4_K_X16_ROWS, nb = (size_t)cols / KV_QK_K;
+    if (groups > SIZE_MAX / sizeof(kv_block_q4_k_x16) / nb) return 0;
+    return groups * nb * sizeof(kv_block_q4_k_x16);
+}
+
+void kv_pack_q4_k_x16(const void *rows_base, size_t row_bytes, int rows, int cols, kv_block_q4_k_x16 *out) {
+    const int nb = cols / KV_QK_K, groups = (rows + KV_Q4_K_X16_ROWS - 1) / KV_Q4_K_X16_ROWS;
+#pragma omp parallel for schedule(static) if (groups > 1)
+    for (int g = 0; g < groups; g++)
+        for (int b = 0; b < nb; b++) {
+            kv_block_q4_k_x16 *o = out + (size_t)g * nb + b;
+            memset(o, 0, sizeof *o); /* rows past the last: zero scales, zero outputs */
+            for (int r = 0; r < KV_Q4_K_X16_ROWS && g * KV_Q4_K_X16_ROWS + r < rows; r++) {
+                const kv_block_q4_k *q = (const kv_block_q4_k *)((const unsigned char *)rows_base +
+                                                                 (size_t)(g * KV_Q4_K_X16_ROWS + r) * row_bytes) +
+                                         b;
+                o->d[r] = q->d, o->dmin[r] = q->dmin;
+                for (int j = 0; j < 8; j++) scale_min_k4(j, q->scales, &o->scales[j][r], &o->mins[j][r]);
+                for (int p = 0; p < 4; p++)
+                    for (int c = 0; c < 8; c++) memcpy(&o->qs[p][c][4 * r], q->qs + 32 * p + 4 * c, 4);
+            }
+        }
+}
+
+void kv_q4_k_x16_msums(const kv_block_q8_k *x, const kv_block_q8_k *xl, int nb, int32_t *msums) {
+    for (int b = 0; b < nb; b++)
+        for (int j = 0; j < 8; j++) {
+            const int32_t sx = x[b].bsums[2 * j] + x[b].bsums[2 * j + 1];
+            msums[8 * b + j] = xl ? sx * (1 << KV_Q8_K_RES_SHIFT) + xl[b].bsums[2 * j] + xl[b].bsums[2 * j + 1] : sx;
+        }
+}
+
+void kv_q4_k_x16_dot_ref(const kv_block_q4_k_x16 *g, int nb, const kv_block_q8_k *x, const kv_block_q8_k *xl,
+                         const int32_t *msums, float y[KV_Q4_K_X16_ROWS]) {
+    float acc[KV_Q4_K_X16_ROWS] = {0}, mins[KV_Q4_K_X16_ROWS] = {0};
+    for (int b = 0; b < nb; b++, g++) {
+        const kv_block_q8_k *a = xl ? &xl[b] : &x[b];
+        for (int r = 0; r < KV_Q4_K_X16_ROWS; r++) {
+            const float dd = kv_f16_to_f32(g->d[r]) * a->d, dm = kv_f16_to_f32(g->dmin[r]) * a->d;
+            int32_t msum = 0;
+            for (int j = 0; j < 8; j++) msum += (int32_t)g->mins[j][r] * msums[8 * b + j];
+            for (int p = 0; p < 4; p++) {
+                int32_t lo = 0, hi = 0; /* 2^8·Σx + Σxl ≤ 2^8·32·15·127 + 32·15·128 */
+                for (int c = 0; c < 8; c++)
+                    for (int i = 0; i < 4; i++) {
+                        const int q = g->qs[p][c][4 * r + i], e = 64 * p + 4 * c + i;
+                        lo += (q & 0xF) * x[b].qs[e], hi += (q >> 4) * x[b].qs[e + 32];
+                    }
+                if (xl) {
+                    lo *= 1 << KV_Q8_K_RES_SHIFT, hi *= 1 << KV_Q8_K_RES_SHIFT;
+                    for (int c = 0; c < 8; c++)
+                        for (int i = 0; i < 4; i++) {
+                            const int q = g->qs[p][c][4 * r + i], e = 64 * p + 4 * c + i;
+                            lo += (q & 0xF) * xl[b].qs[e], hi += (q >> 4) * xl[b].qs[e + 32];
+                        }
+                }
+                const int32_t s = lo * g->scales[2 * p][r] + hi * g->scales[2 * p + 1][r];
+                acc[r] = fmaf((float)s, dd, acc[r]);
+            }
+            mins[r] = fmaf((float)msum, dm, mins[r]);
+        }
+    }
+    for (int r = 0; r < KV_Q4_K_X16_ROWS; r++) y[r] = acc[r] - mins[r];
+}
+
 int kv_quant_has_q8_k_dot(kvattn_type t) {
     return t == KVATTN_TYPE_Q4_K || t == KVATTN_TYPE_Q5_K || t == KVATTN_TYPE_Q6_K || t == KVATTN_TYPE_Q4_0 ||
            t == KVATTN_TYPE_Q4_1 || t == KVATTN_TYPE_Q5_0 || t == KVATTN_TYPE_Q5_1 || t == KVATTN_TYPE_Q2_K ||

@@ -136,6 +136,41 @@ int kv_quant_has_q8_k_dot(kvattn_type t);
 float kv_quant_row_dot_q8_k_ref(kvattn_type t, const void *row, const kv_block_q8_k *x, int n);
 #define KV_Q8_K_ROWS 2
 
+/* Q4_K rows repacked 16 at a time for the decode GEMV (llama.cpp's CPU
+ * "repack" buffers do the like): per super-block column, the 16 rows' scales
+ * and mins unpacked to bytes [sub-block][row], and their quant bytes as
+ * [step p][chunk c][row][4] — byte j of chunk c holds elements 64p + 4c + j
+ * (low nibble) and 64p + 32 + 4c + j (high) — so that one vector holds four
+ * elements of each of the 16 rows and one activation word meets them all.
+ * 2368 bytes for 16 × 144: 3% more than the rows. */
+#define KV_Q4_K_X16_ROWS 16
+typedef struct {
+    uint16_t d[KV_Q4_K_X16_ROWS], dmin[KV_Q4_K_X16_ROWS];
+    uint8_t scales[8][KV_Q4_K_X16_ROWS], mins[8][KV_Q4_K_X16_ROWS];
+    uint8_t qs[4][8][KV_Q4_K_X16_ROWS * 4];
+} kv_block_q4_k_x16;
+
+/* Bytes of rows × cols of Q4_K as groups of 16 rows (a last one padded with
+ * zero rows), or 0 where cols is not whole super-blocks or the size overflows. */
+size_t kv_q4_k_x16_bytes(int rows, int cols);
+
+/* Packs rows × cols of Q4_K rows (row_bytes apart) into out. */
+void kv_pack_q4_k_x16(const void *rows_base, size_t row_bytes, int rows, int cols, kv_block_q4_k_x16 *out);
+
+/* A group's 16 rows (nb super-blocks) against x as Q8_K blocks and, unless
+ * xl is NULL, its residual (kv_quantize_q8_k_residual's, of scale x's over
+ * 2^KV_Q8_K_RES_SHIFT); msums[8b + j] is the activations' sum over sub-block j
+ * of super-block b (2^KV_Q8_K_RES_SHIFT·x's + xl's with a residual): per row,
+ * per step p, the two sub-blocks' integer sums scaled by their 6-bit scales
+ * and added (exact in int32), then acc = fmaf(sum, d·a.d, acc), a = xl or x;
+ * the mins alike per super-block; y[r] = acc - mins. The scalar twin of the
+ * kernel table's q4_k_x16_dot, which gives the same bits. */
+void kv_q4_k_x16_dot_ref(const kv_block_q4_k_x16 *g, int nb, const kv_block_q8_k *x, const kv_block_q8_k *xl,
+                         const int32_t *msums, float y[KV_Q4_K_X16_ROWS]);
+
+/* msums for kv_q4_k_x16_dot_ref from x's (and xl's) bsums, nb super-blocks. */
+void kv_q4_k_x16_msums(const kv_block_q8_k *x, const kv_block_q8_k *xl, int nb, int32_t *msums);
+
 #define KV_Q8_0_INT_ROWS 4
 
 /* Activations for the q8_0 weights' integer products: x[n] (whole blocks of

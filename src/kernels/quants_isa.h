@@ -635,6 +635,63 @@ static inline void isa_quant_rows_dot_q8_k_512(kvattn_type t, const void *const 
 }
 #endif
 
+#if KV_HAVE_VNNI
+/* kv_q4_k_x16_dot_ref with a row per 32-bit lane: each quant vector holds
+ * four elements of each of the 16 rows, met by one broadcast activation word
+ * in vpdpbusd. Each step's low and high sub-blocks sum in two chains apiece
+ * (even and odd chunks: half the latency), shifted before xl's products. */
+static inline void isa_q4_k_x16_dot(const kv_block_q4_k_x16 *g, int nb, const kv_block_q8_k *x, const kv_block_q8_k *xl,
+                                    const int32_t *msums, float *y) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    __m512 acc = _mm512_setzero_ps(), mins = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++, g++) {
+        const kv_block_q8_k *a = xl ? &xl[b] : &x[b];
+        const __m512 ad = _mm512_set1_ps(a->d);
+        const __m512 dd = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g->d)), ad);
+        const __m512 dm = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g->dmin)), ad);
+        __m512i msum = _mm512_setzero_si512();
+        for (int j = 0; j < 8; j++)
+            msum = _mm512_add_epi32(
+                msum, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)g->mins[j])),
+                                         _mm512_set1_epi32(msums[8 * b + j])));
+        for (int p = 0; p < 4; p++) {
+            __m512i lo[8], hi[8];
+            __m512i l0 = _mm512_setzero_si512(), l1 = l0, h0 = l0, h1 = l0;
+            const int8_t *xa = x[b].qs + 64 * p;
+            int32_t w;
+            for (int c = 0; c < 8; c++) {
+                const __m512i v = _mm512_loadu_si512((const void *)g->qs[p][c]);
+                lo[c] = _mm512_and_si512(v, low4), hi[c] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+            }
+            for (int c = 0; c < 8; c += 2) {
+                memcpy(&w, xa + 4 * c, 4), l0 = _mm512_dpbusd_epi32(l0, lo[c], _mm512_set1_epi32(w));
+                memcpy(&w, xa + 4 * c + 4, 4), l1 = _mm512_dpbusd_epi32(l1, lo[c + 1], _mm512_set1_epi32(w));
+                memcpy(&w, xa + 32 + 4 * c, 4), h0 = _mm512_dpbusd_epi32(h0, hi[c], _mm512_set1_epi32(w));
+                memcpy(&w, xa + 36 + 4 * c, 4), h1 = _mm512_dpbusd_epi32(h1, hi[c + 1], _mm512_set1_epi32(w));
+            }
+            if (xl) {
+                const int8_t *la = xl[b].qs + 64 * p;
+                l0 = _mm512_slli_epi32(l0, KV_Q8_K_RES_SHIFT), l1 = _mm512_slli_epi32(l1, KV_Q8_K_RES_SHIFT);
+                h0 = _mm512_slli_epi32(h0, KV_Q8_K_RES_SHIFT), h1 = _mm512_slli_epi32(h1, KV_Q8_K_RES_SHIFT);
+                for (int c = 0; c < 8; c += 2) {
+                    memcpy(&w, la + 4 * c, 4), l0 = _mm512_dpbusd_epi32(l0, lo[c], _mm512_set1_epi32(w));
+                    memcpy(&w, la + 4 * c + 4, 4), l1 = _mm512_dpbusd_epi32(l1, lo[c + 1], _mm512_set1_epi32(w));
+                    memcpy(&w, la + 32 + 4 * c, 4), h0 = _mm512_dpbusd_epi32(h0, hi[c], _mm512_set1_epi32(w));
+                    memcpy(&w, la + 36 + 4 * c, 4), h1 = _mm512_dpbusd_epi32(h1, hi[c + 1], _mm512_set1_epi32(w));
+                }
+            }
+            const __m512i s_lo = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)g->scales[2 * p]));
+            const __m512i s_hi = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)g->scales[2 * p + 1]));
+            const __m512i s = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_add_epi32(l0, l1), s_lo),
+                                               _mm512_mullo_epi32(_mm512_add_epi32(h0, h1), s_hi));
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), dd, acc);
+        }
+        mins = _mm512_fmadd_ps(_mm512_cvtepi32_ps(msum), dm, mins);
+    }
+    _mm512_storeu_ps(y, _mm512_sub_ps(acc, mins));
+}
+#endif
+
 /* y[r] = rows[r]·x for x as Q8_K blocks, plus rows[r]·xl where xl (the
  * residual of x's rounding, as Q8_K blocks too) is not NULL. */
 static inline void isa_quant_rows_dot_q8_k(kvattn_type t, const void *const *rows, int nr, const kv_block_q8_k *x,

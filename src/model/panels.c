@@ -1,7 +1,8 @@
 /* The f16/bf16 projections of a loaded model packed into panels
  * (kv_pack_panels), which the decode GEMV and the prefill GEMM read instead
  * of the rows: one layout serves both at full speed, with every token's
- * outputs the same bits whatever the batch. */
+ * outputs the same bits whatever the batch. Q4_K projections likewise, in
+ * groups of 16 rows, where the kernels have a product for them. */
 #define _DEFAULT_SOURCE /* madvise */
 #include "arch_tensors.h"
 #include "kernels/ops.h"
@@ -43,8 +44,8 @@ static unsigned char *reserve(panel_arena *a, size_t bytes) {
     return a->base ? a->base + at : NULL;
 }
 
-/* Packs W [rows][cols] if it is f16 or bf16 (base NULL: only counts its
- * bytes). The panels replace the rows in the products, so the file's pages
+/* Packs W [rows][cols] if kv_panels_bytes has a layout for it (base NULL:
+ * only counts its bytes). The panels replace the rows in the products, so the file's pages
  * of them are let go (the kernel reads them again from the file if the rows
  * are ever read). */
 static void pack(kvattn_model *m, panel_arena *a, kvattn_matrix *W, uint64_t rows, uint64_t cols) {
