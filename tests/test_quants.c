@@ -489,14 +489,18 @@ static void test_q4_k_groups(const char *isa) {
                     for (int e = 0; e < k; e++) mag += fabs((double)one[e] * x[e]);
                     s = fmax(s, mag);
                 }
-                for (int fast = 0; fast < 2; fast++) {
+                for (int mode = 0; mode < 3; mode++) { /* default, fast, exact (which reads the rows) */
+                    const int fast = mode == 1;
                     kvattn_set_fast_products(fast);
+                    kvattn_set_exact(mode == 2);
                     kv_matmul(yr, x, rows_W, 1, rows, k);
                     kv_matmul(y, x, W, 1, rows, k);
-                    CHECK(test_max_abs_diff(y, yr, rows) <= 1e-5 * s,
-                          "[%s] Q4_K groups %s: GEMV off the rows' "
-                          "by %.3g",
-                          isa, fast ? "fast" : "default", test_max_abs_diff(y, yr, rows));
+                    CHECK(test_max_abs_diff(y, yr, rows) <= 1e-5 * s, "[%s] Q4_K groups %s: GEMV off the rows' by %.3g",
+                          isa,
+                          kvattn_exact() ? "exact"
+                          : fast         ? "fast"
+                                         : "default",
+                          test_max_abs_diff(y, yr, rows));
                     kv_matmul_decode(y, x, W, 3, rows, k);
                     int same = 1;
                     for (int b = 0; b < 3; b++) {
@@ -504,9 +508,12 @@ static void test_q4_k_groups(const char *isa) {
                         same &= !memcmp(one, y + (size_t)b * rows, sizeof(float) * rows);
                     }
                     CHECK(same, "[%s] Q4_K groups %s: a decode batch differs from each token alone", isa,
-                          fast ? "fast" : "default");
+                          kvattn_exact() ? "exact"
+                          : fast         ? "fast"
+                                         : "default");
                 }
                 kvattn_set_fast_products(0);
+                kvattn_set_exact(0);
             }
             free(w), free(packed), free(x), free(y), free(yr), free(one), free(xq), free(msums);
         }

@@ -416,13 +416,14 @@ static int packed_gemm(float *y, const float *x, kvattn_matrix W, int T, int n, 
 /* Weights in panels take every T through the same chains (panel_matmul),
  * and Q4_K groups every T through the decode products (x rounded per token
  * as in decode, the groups read once per 64 tokens): faster than decoding
- * the rows for the f32 GEMM, and the rows stay unread. Otherwise, where a row load serves several tokens (rows_dot_tokens), a
+ * the rows for the f32 GEMM, and the rows stay unread (but for f32 products,
+ * kvattn_set_exact, which the GEMM does far faster). Otherwise, where a row load serves several tokens (rows_dot_tokens), a
  * prompt runs as a decode batch: faster than the packed GEMM here at every
  * length measured, and every token's outputs get the bits a decode step
  * gives it, whatever the chunk it runs in. */
 int kv_matmul_is_decode(kvattn_matrix W) {
     const kvattn_type t = W.type;
-    return in_panels(W) || q4_k_grouped(W) ||
+    return in_panels(W) || (q4_k_grouped(W) && !kv_exact_products) ||
            (kv_kernels_active->rows_dot_tokens_block > 1 &&
             (t == KVATTN_TYPE_F32 || t == KVATTN_TYPE_F16 || t == KVATTN_TYPE_BF16));
 }
