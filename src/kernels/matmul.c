@@ -150,6 +150,36 @@ static void q4_k_groups(float *y, const rounded_x *x, const int32_t *msums, kvat
     }
 }
 
+/* Rows of W a thread takes through every token of a decode batch before
+ * moving on: about this many bytes, so they are read from memory once and
+ * from L2 for the other tokens. */
+#define DECODE_CHUNK_BYTES (128 * 1024)
+
+/* y[b] = W·x[b] for B tokens rounded to Q8_K, through W's Q4_K groups: each
+ * thread an equal share of the groups, a chunk of them through every token
+ * before the next (each group's outputs the same whatever B); -1 out of
+ * memory (nothing written). */
+static int grouped_products(float *y, const rounded_x *xr, kvattn_matrix W, int B, int n, int k) {
+    const size_t per_token = (size_t)(k / KV_QK_K) * 8;
+    int32_t *msums = malloc(sizeof(int32_t) * per_token * B);
+    if (!msums) return -1;
+    for (int b = 0; b < B; b++) kv_q4_k_x16_msums(xr[b].q8_k, xr[b].q8_k_res, k / KV_QK_K, msums + b * per_token);
+    const int groups = (n + KV_Q4_K_X16_ROWS - 1) / KV_Q4_K_X16_ROWS;
+    const size_t group_bytes = sizeof(kv_block_q4_k_x16) * (size_t)(k / KV_QK_K);
+    const int per_chunk = DECODE_CHUNK_BYTES / group_bytes > 1 ? (int)(DECODE_CHUNK_BYTES / group_bytes) : 1;
+#pragma omp parallel if ((long)n * k * B > KV_PARALLEL_MIN_MACS)
+    {
+        int g0, g1;
+        thread_rows(groups, &g0, &g1);
+        for (int c0 = g0; c0 < g1; c0 += per_chunk)
+            for (int b = 0; b < B; b++)
+                q4_k_groups(y + (size_t)b * n, &xr[b], msums + b * per_token, W, c0,
+                            g1 - c0 < per_chunk ? g1 : c0 + per_chunk, n, k);
+    }
+    free(msums);
+    return 0;
+}
+
 /* y[i] = W[i]·x for one token (decode). Each thread takes an equal share of the
  * rows and reads KV_DOT_ROWS far-apart parts of it at once (kv_gemv_rows): a
  * single stream per core leaves part of this machine's bandwidth unused
@@ -160,17 +190,8 @@ static void q4_k_groups(float *y, const rounded_x *x, const int32_t *msums, kvat
 static void gemv(float *y, const float *x, kvattn_matrix W, int n, int k) {
     void *mem;
     const rounded_x xr = round_x(x, W.type, k, &mem); /* out of memory: the f32 path, which needs none */
-    int32_t *msums = in_q4_k_groups(W, &xr) ? malloc(sizeof(int32_t) * (size_t)(k / KV_QK_K) * 8) : NULL;
-    if (msums) {
-        kv_q4_k_x16_msums(xr.q8_k, xr.q8_k_res, k / KV_QK_K, msums);
-        const int groups = (n + KV_Q4_K_X16_ROWS - 1) / KV_Q4_K_X16_ROWS;
-#pragma omp parallel if ((long)n * k > KV_PARALLEL_MIN_MACS)
-        {
-            int g0, g1;
-            thread_rows(groups, &g0, &g1);
-            q4_k_groups(y, &xr, msums, W, g0, g1, n, k);
-        }
-        free(msums), free(mem);
+    if (in_q4_k_groups(W, &xr) && grouped_products(y, &xr, W, 1, n, k) == 0) {
+        free(mem);
         return;
     }
 #pragma omp parallel if ((long)n * k > KV_PARALLEL_MIN_MACS)
@@ -182,11 +203,6 @@ static void gemv(float *y, const float *x, kvattn_matrix W, int n, int k) {
     }
     free(mem);
 }
-
-/* Rows of W a thread takes through every token of a decode batch before
- * moving on: about this many bytes, so they are read from memory once and
- * from L2 for the other tokens. */
-#define DECODE_CHUNK_BYTES (128 * 1024)
 
 /* The decode GEMV for B tokens of B sequences at once: y[b] = W·x[b], each
  * with exactly the numerics gemv gives it alone (x[b] rounded alike, every row
@@ -203,23 +219,7 @@ static void gemv_batch(float *y, const float *x, kvattn_matrix W, int B, int n, 
     const size_t row_bytes = kvattn_row_bytes(W.type, k);
     int grouped = 1;
     for (int b = 0; b < B; b++) grouped &= in_q4_k_groups(W, &xr[b]);
-    int32_t *msums = grouped ? malloc(sizeof(int32_t) * (size_t)(k / KV_QK_K) * 8 * B) : NULL;
-    if (msums) { /* as gemv's for each token, the groups read from memory once */
-        for (int b = 0; b < B; b++)
-            kv_q4_k_x16_msums(xr[b].q8_k, xr[b].q8_k_res, k / KV_QK_K, msums + (size_t)b * (k / KV_QK_K) * 8);
-        const int groups = (n + KV_Q4_K_X16_ROWS - 1) / KV_Q4_K_X16_ROWS;
-        const size_t group_bytes = sizeof(kv_block_q4_k_x16) * (size_t)(k / KV_QK_K);
-        const int per_chunk = DECODE_CHUNK_BYTES / group_bytes > 1 ? (int)(DECODE_CHUNK_BYTES / group_bytes) : 1;
-#pragma omp parallel if ((long)n * k * B > KV_PARALLEL_MIN_MACS)
-        {
-            int g0, g1;
-            thread_rows(groups, &g0, &g1);
-            for (int c0 = g0; c0 < g1; c0 += per_chunk)
-                for (int b = 0; b < B; b++)
-                    q4_k_groups(y + (size_t)b * n, &xr[b], msums + (size_t)b * (k / KV_QK_K) * 8, W, c0,
-                                g1 - c0 < per_chunk ? g1 : c0 + per_chunk, n, k);
-        }
-        free(msums);
+    if (grouped && grouped_products(y, xr, W, B, n, k) == 0) {
         for (int b = 0; b < B; b++) free(mem[b]);
         return;
     }
